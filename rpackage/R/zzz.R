@@ -1,0 +1,7 @@
+# Package state. Nothing here starts Python: modules are imported on first use.
+.hfb <- new.env(parent = emptyenv())
+.hfb$modules <- list()
+
+.onLoad <- function(libname, pkgname) {
+  invisible(NULL)
+}

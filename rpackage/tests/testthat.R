@@ -1,0 +1,4 @@
+library(testthat)
+library(hfbridge)
+
+test_check("hfbridge")

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs whatever is missing, idempotently: Debian's R packages, the repo's venv with pybridge
+# (editable) and its pinned stack, and the R package into the repo-local library .rlib.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+missing=()
+while read -r pkg; do
+  [ -z "$pkg" ] && continue
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done < tools/apt-packages.txt
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || { echo "setup: creating .venv"; "$python" -m venv .venv; }
+stamp=.venv/.pybridge-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing pybridge and its pinned stack into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[test]'
+  touch "$stamp"
+fi
+
+mkdir -p .rlib
+rstamp=.rlib/.hfbridge-installed
+if [ ! -f "$rstamp" ] || [ -n "$(find rpackage -newer "$rstamp" -type f -print -quit)" ]; then
+  echo "setup: documenting and installing the R package into .rlib"
+  R_LIBS=.rlib Rscript -e 'roxygen2::roxygenise("rpackage")' >/dev/null
+  R_LIBS=.rlib R CMD INSTALL --no-multiarch -l .rlib rpackage >/dev/null
+  echo "$root" > .rlib/hfbridge/pybridge_source
+  touch "$rstamp"
+fi

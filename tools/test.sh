@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Every test: the R package through R CMD check (testthat runs inside it, through Rscript and
+# reticulate, against a mirror its helper starts), then pytest. Called by `make test`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export RETICULATE_PYTHON=${RETICULATE_PYTHON:-$root/.venv/bin/python}
+export R_LIBS=${R_LIBS:-$root/.rlib}
+export HF_HUB_DISABLE_TELEMETRY=1
+export HFBRIDGE_REPO="$root"
+
+echo "== R CMD check (with testthat)"
+rm -rf build/check && mkdir -p build/check
+Rscript -e 'res <- rcmdcheck::rcmdcheck("rpackage", args = c("--no-manual"), build_args = "--no-manual", check_dir = "build/check", error_on = "warning"); print(res)'
+
+echo "== pytest"
+.venv/bin/python -m pytest -q -m "${PYTEST_MARKERS:-}" tests
