@@ -1,0 +1,142 @@
+"""``ROOT/mirror.json``: gated and private repositories, tokens, and fault modes for tests.
+
+Example::
+
+    {
+      "gated":   {"org/name": ["token-a", "token-b"]},
+      "private": {"org/secret": ["token-a"]},
+      "tokens":  ["token-c"],
+      "faults":  [
+        {"path": "org/name/model.safetensors", "kind": "close", "times": 1},
+        {"path": "org/name/config.json", "kind": "status", "status": 503, "times": 2, "method": "HEAD"},
+        {"path": "org/*", "kind": "delay", "seconds": 0.2, "times": 3}
+      ]
+    }
+
+Keys of ``gated``/``private`` are repo ids, optionally prefixed ``datasets/`` or ``spaces/``.
+The file is read again whenever its modification time or size changes. Faults from the file
+replace the active list at that moment; ``Mirror.set_faults()`` replaces it in-process. Each
+fault counts down ``times`` (default 1; a negative number means for ever).
+
+Fault kinds:
+
+- ``close``: on a GET of a matching file, send the headers and part of the body, then close the
+  connection. ``fraction`` (default 0.5) says how much of the body is sent.
+- ``status``: answer ``status`` (default 503) with an error body.
+- ``delay``: sleep ``seconds`` (default 0.1) before answering normally.
+
+``path`` is a glob matched against ``<repo_id>/<filename>`` for file requests and against the
+request path (``/api/models/org/name``...) for every request. ``method`` limits a fault to
+``GET`` or ``HEAD``.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import json
+import os
+import threading
+from typing import List, Optional
+
+FAULT_KINDS = ("close", "status", "delay")
+
+
+class ConfigError(Exception):
+    pass
+
+
+def check_faults(faults) -> List[dict]:
+    if not isinstance(faults, list):
+        raise ConfigError("faults must be a list of objects")
+    checked = []
+    for fault in faults:
+        if not isinstance(fault, dict) or fault.get("kind") not in FAULT_KINDS or "path" not in fault:
+            raise ConfigError(f"bad fault {fault!r}: needs 'path' and 'kind' in {FAULT_KINDS}")
+        fault = copy.deepcopy(fault)
+        fault["times"] = int(fault.get("times", 1))
+        checked.append(fault)
+    return checked
+
+
+class Config:
+    """The live configuration; safe to use from the server's threads."""
+
+    def __init__(self, root: str):
+        self.path = os.path.join(root, "mirror.json")
+        self._lock = threading.Lock()
+        self._stamp = None
+        self._data: dict = {}
+        self._faults: List[dict] = []
+        self.error: Optional[str] = None
+
+    def _refresh(self) -> None:
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        data = {}
+        if stamp is not None:
+            try:
+                with open(self.path, encoding="utf-8") as fh:
+                    data = json.load(fh) or {}
+                self._faults = check_faults(data.get("faults", []))
+                self.error = None
+            except (OSError, ValueError, ConfigError) as exc:
+                self.error = f"mirror.json ignored: {exc}"
+                data = {}
+        else:
+            self._faults = []
+        self._data = data
+
+    def set_faults(self, faults) -> None:
+        checked = check_faults(list(faults or []))
+        with self._lock:
+            self._refresh()
+            self._faults = checked
+
+    def faults(self) -> List[dict]:
+        with self._lock:
+            self._refresh()
+            return copy.deepcopy(self._faults)
+
+    def access(self, kind: str, key: str) -> Optional[List[str]]:
+        """The tokens granted for a gated/private repo ``key``, or None if it is not listed."""
+        with self._lock:
+            self._refresh()
+            table = self._data.get(kind) or {}
+            tokens = table.get(key)
+        if tokens is None:
+            return None
+        return [str(t) for t in (tokens if isinstance(tokens, list) else [tokens])]
+
+    def known_tokens(self) -> set:
+        with self._lock:
+            self._refresh()
+            known = {str(t) for t in self._data.get("tokens") or []}
+            for kind in ("gated", "private"):
+                for tokens in (self._data.get(kind) or {}).values():
+                    known.update(str(t) for t in (tokens if isinstance(tokens, list) else [tokens]))
+        return known
+
+    def take_fault(self, method: str, targets: List[str]) -> Optional[dict]:
+        """The first matching fault with times left, counted down; None if none applies."""
+        with self._lock:
+            self._refresh()
+            for fault in self._faults:
+                if fault["times"] == 0:
+                    continue
+                if fault.get("method") and fault["method"].upper() != method:
+                    continue
+                if fault["kind"] == "close" and method != "GET":
+                    continue
+                if not any(fnmatch.fnmatchcase(t, fault["path"]) for t in targets if t):
+                    continue
+                if fault["times"] > 0:
+                    fault["times"] -= 1
+                return dict(fault)
+        return None

@@ -1,0 +1,360 @@
+"""The mirror's store: folders on disk seen as Hub repositories.
+
+Layout: ``ROOT/models/<org>/<name>/`` or ``ROOT/models/<name>/`` (ids without an org, like
+``gpt2``), ``ROOT/datasets/...`` and ``ROOT/spaces/...``.
+
+- A plain folder has one revision, ``main``, whose commit is a 40-hex sha1 derived from the
+  files' paths and git blob ids. It is stable across restarts and changes when a file changes.
+  The per-file hashes are cached keyed by (path, size, mtime), so a request costs a ``stat`` per
+  file, not a read.
+- A git repository (a work tree with ``.git`` or a bare repository) serves every branch, tag and
+  commit as a revision, read with the ``git`` command (rev-parse, ls-tree, cat-file).
+
+Every file has a git blob id (sha1). Files larger than :data:`LFS_THRESHOLD` are described as LFS
+files too, with their sha256, and their ETag is that sha256, as on huggingface.co; smaller files
+have the blob id as ETag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional
+
+REPO_TYPES = {"model": "models", "dataset": "datasets", "space": "spaces"}
+LFS_THRESHOLD = 10 * 1024 * 1024
+CHUNK = 1024 * 1024
+_HEX = set("0123456789abcdef")
+_SKIP_DIRS = {".git"}
+
+
+class StoreError(Exception):
+    """A request the store cannot answer; ``code`` is the Hub's X-Error-Code."""
+
+    def __init__(self, code: str, message: str, status: int = 404, commit: Optional[str] = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.commit = commit
+
+
+@dataclass
+class Entry:
+    """One file of one revision."""
+
+    path: str
+    size: int
+    blob_id: str
+    sha256: Optional[str] = None  # set for files above LFS_THRESHOLD
+
+    @property
+    def is_lfs(self) -> bool:
+        return self.sha256 is not None
+
+    @property
+    def etag(self) -> str:
+        return self.sha256 or self.blob_id
+
+
+@dataclass
+class Snapshot:
+    """The files of one commit of one repository."""
+
+    commit: str
+    files: Dict[str, Entry] = field(default_factory=dict)
+    last_modified: float = 0.0
+
+
+def is_commit_hash(text: str) -> bool:
+    return len(text) == 40 and set(text) <= _HEX
+
+
+def check_relative(path: str) -> str:
+    """A repo-relative path, or StoreError for anything that could leave the repository."""
+    if path.startswith("/") or path.startswith("\\") or "\\" in path or "\x00" in path:
+        raise StoreError("InvalidPath", f"Invalid path: {path!r}", status=400)
+    parts = path.split("/")
+    if any(p in ("..", ".") for p in parts) or (len(path) > 1 and path[1] == ":"):
+        raise StoreError("InvalidPath", f"Invalid path: {path!r}", status=400)
+    return "/".join(p for p in parts if p)
+
+
+def _blob_id(fh, size: int) -> str:
+    digest = hashlib.sha1(b"blob %d\x00" % size)
+    for chunk in iter(lambda: fh.read(CHUNK), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sha256(chunks) -> str:
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Repo:
+    """Base class: a repository on disk."""
+
+    def __init__(self, repo_type: str, repo_id: str, path: str):
+        self.repo_type = repo_type
+        self.repo_id = repo_id
+        self.path = path
+
+    def snapshot(self, revision: str) -> Snapshot:
+        raise NotImplementedError
+
+    def open(self, snapshot: Snapshot, entry: Entry, offset: int = 0) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def refs(self) -> dict:
+        raise NotImplementedError
+
+
+class FolderRepo(Repo):
+    """A plain folder: revision ``main`` (or its commit hash), content-derived commit."""
+
+    def __init__(self, repo_type, repo_id, path):
+        super().__init__(repo_type, repo_id, path)
+        self._hashes: Dict[str, tuple] = {}  # rel path -> ((size, mtime_ns), Entry)
+        self._lock = threading.Lock()
+        self._last: Optional[tuple] = None  # (stat key, Snapshot)
+
+    def _walk(self) -> List[tuple]:
+        root = os.path.realpath(self.path)
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.path, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS
+                                 and self._inside(root, os.path.join(dirpath, d)))
+            for name in filenames:
+                full = os.path.join(dirpath, name)
+                if not self._inside(root, full):
+                    continue
+                try:
+                    st = os.stat(full)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    rel = os.path.relpath(full, self.path).replace(os.sep, "/")
+                    found.append((rel, st.st_size, st.st_mtime_ns))
+        found.sort()
+        return found
+
+    @staticmethod
+    def _inside(root: str, full: str) -> bool:
+        """False for a symlink that leads out of the repository."""
+        if not os.path.islink(full):
+            return True
+        real = os.path.realpath(full)
+        return real == root or real.startswith(root + os.sep)
+
+    def _entry(self, rel: str, size: int, mtime: int) -> Entry:
+        key = (size, mtime)
+        cached = self._hashes.get(rel)
+        if cached and cached[0] == key:
+            return cached[1]
+        full = os.path.join(self.path, rel)
+        with open(full, "rb") as fh:
+            blob = _blob_id(fh, size)
+        sha = None
+        if size > LFS_THRESHOLD:
+            with open(full, "rb") as fh:
+                sha = _sha256(iter(lambda: fh.read(CHUNK), b""))
+        entry = Entry(rel, size, blob, sha)
+        self._hashes[rel] = (key, entry)
+        return entry
+
+    def snapshot(self, revision: str) -> Snapshot:
+        with self._lock:
+            listing = self._walk()
+            if self._last is not None and self._last[0] == listing:
+                snap = self._last[1]
+            else:
+                files = {rel: self._entry(rel, size, mtime) for rel, size, mtime in listing}
+                digest = hashlib.sha1(b"hfbridge-mirror folder v1\n")
+                for rel in sorted(files):
+                    digest.update(f"{rel}\x00{files[rel].blob_id}\n".encode("utf-8"))
+                newest = max((m for _, _, m in listing), default=0) / 1e9
+                snap = Snapshot(digest.hexdigest(), files, newest)
+                self._last = (listing, snap)
+                live = set(files)
+                self._hashes = {k: v for k, v in self._hashes.items() if k in live}
+        if revision not in ("main", snap.commit):
+            raise StoreError("RevisionNotFound", f"Revision {revision!r} not found in {self.repo_id}.")
+        return snap
+
+    def open(self, snapshot, entry, offset=0):
+        full = os.path.join(self.path, entry.path)
+        root = os.path.realpath(self.path)
+        if not self._inside(root, full):
+            raise StoreError("EntryNotFound", f"{entry.path} does not exist.", commit=snapshot.commit)
+        fh = open(full, "rb")
+        return _file_chunks(fh, offset)
+
+    def refs(self):
+        snap = self.snapshot("main")
+        return {"branches": [{"name": "main", "ref": "refs/heads/main", "targetCommit": snap.commit}],
+                "tags": [], "converts": []}
+
+
+def _file_chunks(fh, offset):
+    try:
+        fh.seek(offset)
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            yield chunk
+    finally:
+        fh.close()
+
+
+class GitRepo(Repo):
+    """A git repository: every branch, tag and commit is a revision."""
+
+    def __init__(self, repo_type, repo_id, path):
+        super().__init__(repo_type, repo_id, path)
+        self._trees: Dict[str, Snapshot] = {}
+        self._sha256: Dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = ["git", "-c", "safe.directory=*", "-C", self.path, *args]
+        return subprocess.run(cmd, capture_output=True, check=check, env=_git_env())
+
+    def _rev_parse(self, revision: str) -> Optional[str]:
+        if revision.startswith("-") or not revision:
+            return None
+        candidates = [revision]
+        if revision == "main":
+            candidates.append("HEAD")
+        for rev in candidates:
+            out = self._git("rev-parse", "--verify", "-q", "--end-of-options", rev + "^{commit}",
+                            check=False)
+            if out.returncode == 0:
+                return out.stdout.decode().strip()
+        return None
+
+    def snapshot(self, revision):
+        commit = self._rev_parse(revision)
+        if commit is None:
+            raise StoreError("RevisionNotFound", f"Revision {revision!r} not found in {self.repo_id}.")
+        with self._lock:
+            snap = self._trees.get(commit)
+        if snap is None:
+            snap = self._read_tree(commit)
+            with self._lock:
+                self._trees[commit] = snap
+        return snap
+
+    def _read_tree(self, commit: str) -> Snapshot:
+        out = self._git("ls-tree", "-r", "-l", "-z", "--full-tree", commit).stdout
+        files = {}
+        for record in out.split(b"\x00"):
+            if not record:
+                continue
+            meta, path = record.split(b"\t", 1)
+            mode, kind, oid, size = meta.split()
+            if kind != b"blob" or mode == b"120000":  # symlinks are not served
+                continue
+            rel = path.decode("utf-8", "surrogateescape")
+            size = int(size)
+            oid = oid.decode()
+            sha = self._blob_sha256(oid) if size > LFS_THRESHOLD else None
+            files[rel] = Entry(rel, size, oid, sha)
+        when = self._git("show", "-s", "--format=%ct", commit).stdout.decode().strip()
+        return Snapshot(commit, files, float(when or 0))
+
+    def _blob_sha256(self, oid: str) -> str:
+        if oid not in self._sha256:
+            self._sha256[oid] = _sha256(self._cat(oid, 0))
+        return self._sha256[oid]
+
+    def _cat(self, oid: str, offset: int) -> Iterator[bytes]:
+        cmd = ["git", "-c", "safe.directory=*", "-C", self.path, "cat-file", "blob", oid]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_git_env())
+        try:
+            skip = offset
+            for chunk in iter(lambda: proc.stdout.read(CHUNK), b""):
+                if skip:
+                    if len(chunk) <= skip:
+                        skip -= len(chunk)
+                        continue
+                    chunk, skip = chunk[skip:], 0
+                yield chunk
+        finally:
+            proc.stdout.close()
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+    def open(self, snapshot, entry, offset=0):
+        return self._cat(entry.blob_id, offset)
+
+    def refs(self):
+        out = self._git("for-each-ref", "--format=%(refname)%00%(objectname)%00%(*objectname)",
+                        "refs/heads", "refs/tags").stdout.decode()
+        branches, tags = [], []
+        for line in out.splitlines():
+            ref, obj, peeled = line.split("\x00")
+            target = peeled or obj
+            if ref.startswith("refs/heads/"):
+                branches.append({"name": ref[len("refs/heads/"):], "ref": ref, "targetCommit": target})
+            else:
+                tags.append({"name": ref[len("refs/tags/"):], "ref": ref, "targetCommit": target})
+        return {"branches": branches, "tags": tags, "converts": []}
+
+
+def _git_env():
+    env = dict(os.environ)
+    env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_CONFIG_NOSYSTEM": "1"})
+    return env
+
+
+def is_git_repo(path: str) -> bool:
+    if os.path.exists(os.path.join(path, ".git")):
+        return True
+    return (os.path.isfile(os.path.join(path, "HEAD")) and os.path.isdir(os.path.join(path, "objects"))
+            and os.path.isdir(os.path.join(path, "refs")))
+
+
+class Store:
+    """Finds repositories under ``root`` and keeps their caches between requests."""
+
+    def __init__(self, root: str):
+        self.root = os.path.abspath(root)
+        self._repos: Dict[tuple, Repo] = {}
+        self._lock = threading.Lock()
+
+    def repo_folder(self, repo_type: str, repo_id: str) -> str:
+        parts = repo_id.split("/")
+        if not 1 <= len(parts) <= 2 or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+            raise StoreError("RepoNotFound", f"Repository {repo_id!r} not found.")
+        return os.path.join(self.root, REPO_TYPES[repo_type], *parts)
+
+    def exists(self, repo_type: str, repo_id: str) -> bool:
+        try:
+            folder = self.repo_folder(repo_type, repo_id)
+        except StoreError:
+            return False
+        if os.path.islink(folder) or not os.path.isdir(folder):
+            return False
+        if "/" in repo_id or is_git_repo(folder):
+            return True
+        # A one-part id is a repo only if it holds files: an org folder holds only folders.
+        return any(e.is_file() for e in os.scandir(folder))
+
+    def get(self, repo_type: str, repo_id: str) -> Repo:
+        if repo_type not in REPO_TYPES or not self.exists(repo_type, repo_id):
+            raise StoreError("RepoNotFound", f"Repository {repo_id!r} not found.")
+        folder = self.repo_folder(repo_type, repo_id)
+        kind = GitRepo if is_git_repo(folder) else FolderRepo
+        key = (repo_type, repo_id)
+        with self._lock:
+            repo = self._repos.get(key)
+            if repo is None or not isinstance(repo, kind):
+                repo = kind(repo_type, repo_id, folder)
+                self._repos[key] = repo
+        return repo
