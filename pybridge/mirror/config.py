@@ -46,7 +46,16 @@ class ConfigError(Exception):
     pass
 
 
+def _tokens(value) -> List[str]:
+    """A token list from JSON: a list, or one string (R's auto_unbox writes one token so)."""
+    if value is None:
+        return []
+    return [str(t) for t in (value if isinstance(value, list) else [value])]
+
+
 def check_faults(faults) -> List[dict]:
+    if isinstance(faults, dict):  # one fault, as R's auto_unbox may write it
+        faults = [faults]
     if not isinstance(faults, list):
         raise ConfigError("faults must be a list of objects")
     checked = []
@@ -110,17 +119,15 @@ class Config:
             self._refresh()
             table = self._data.get(kind) or {}
             tokens = table.get(key)
-        if tokens is None:
-            return None
-        return [str(t) for t in (tokens if isinstance(tokens, list) else [tokens])]
+        return None if tokens is None else _tokens(tokens)
 
     def known_tokens(self) -> set:
         with self._lock:
             self._refresh()
-            known = {str(t) for t in self._data.get("tokens") or []}
+            known = set(_tokens(self._data.get("tokens")))
             for kind in ("gated", "private"):
                 for tokens in (self._data.get(kind) or {}).values():
-                    known.update(str(t) for t in (tokens if isinstance(tokens, list) else [tokens]))
+                    known.update(_tokens(tokens))
         return known
 
     def take_fault(self, method: str, targets: List[str]) -> Optional[dict]:

@@ -28,14 +28,17 @@ class Stats:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self.reset()
+        self._clear()
 
     def reset(self):
         with self._lock:
-            self._by_method = Counter()
-            self._by_path = Counter()
-            self._by_status = Counter()
-            self._total = 0
+            self._clear()
+
+    def _clear(self):
+        self._by_method = Counter()
+        self._by_path = Counter()
+        self._by_status = Counter()
+        self._total = 0
 
     def record(self, method: str, path: str, status: int):
         with self._lock:
@@ -44,14 +47,17 @@ class Stats:
             self._by_path[f"{method} {path}"] += 1
             self._by_status[str(status)] += 1
 
-    def snapshot(self) -> dict:
+    def snapshot(self, reset: bool = False) -> dict:
         with self._lock:
-            return {
+            counts = {
                 "total": self._total,
                 "by_method": dict(self._by_method),
                 "by_path": dict(self._by_path),
                 "by_status": dict(self._by_status),
             }
+            if reset:
+                self._clear()
+        return counts
 
 
 class MirrorServer(ThreadingHTTPServer):
@@ -167,7 +173,7 @@ class Handler(BaseHTTPRequestHandler):
         raw, query = self._raw_path()
         segs = [s for s in raw.split("/") if s != ""]
         if segs[:1] == ["_mirror"]:
-            return self._control(segs[1:])
+            return self._control(segs[1:], query)
         fault = self._fault(segs)
         if segs[:1] == ["api"]:
             return self._api(segs[1:], query)
@@ -199,9 +205,10 @@ class Handler(BaseHTTPRequestHandler):
         except HubError:
             return None
 
-    def _control(self, segs):
+    def _control(self, segs, query):
         if segs == ["stats"] and self.command == "GET":
-            return self._send_json(200, self.server.stats.snapshot())
+            counts = self.server.stats.snapshot(reset=_flag(query, "reset"))
+            return self._send_json(200, counts)
         if segs == ["stats", "reset"] and self.command == "POST":
             self._read_body()
             self.server.stats.reset()

@@ -1,0 +1,244 @@
+# The local Hub mirror: python -m pybridge.mirror in a background process (never Python in R).
+
+#' Serve folders as a local Hugging Face Hub
+#'
+#' `hub_mirror_start()` starts `python -m pybridge.mirror serve` in a background process and
+#' returns once it answers. Point hfbridge (and Python's huggingface_hub) at it with
+#' `Sys.setenv(HF_ENDPOINT = mirror$url)`: [hub_download()], tokenizers and pipelines then fetch
+#' from your folders instead of huggingface.co, through the same cache. Use it on an air-gapped
+#' site, for a demo, or in tests.
+#'
+#' The store folder `root` holds one folder per repository:
+#' \itemize{
+#'   \item `models/<org>/<name>/` for a model `org/name`, or `models/<name>/` for an id without
+#'     an organisation, like `gpt2`;
+#'   \item `datasets/<org>/<name>/` and `spaces/<org>/<name>/` for datasets and spaces.
+#' }
+#' A plain folder is served as revision `"main"`, with a commit id derived from its content.
+#' A folder that is a git repository serves every branch, tag and commit as a revision.
+#' [hub_mirror_publish()] copies a folder into the store. A file `root/mirror.json` can mark
+#' repositories as gated or private with the tokens that may read them, for example
+#' `{"gated": {"org/name": ["my-token"]}}`; it is re-read when it changes.
+#'
+#' The mirror runs in its own Python process (found as described under `python`), binds only
+#' to `host`, logs one line per request (method, path, status; never a token) to `log`, and stops
+#' with [hub_mirror_stop()], when the returned object is garbage collected, or when R exits.
+#'
+#' @param root The store folder. Created if missing.
+#' @param host The address to bind. The default, `"127.0.0.1"`, accepts local connections only.
+#' @param port The port; `0` picks a free one.
+#' @param timeout Seconds to wait for the mirror to answer.
+#' @param log A file for the request log; by default a temporary file.
+#' @param python The Python that runs the mirror. By default `RETICULATE_PYTHON`, else the hfbridge
+#'   virtualenv ([pybridge_venv_path()]), else the Python reticulate would pick. Python is not
+#'   started in the R session.
+#' @return An object of class `hfbridge_mirror`: a list with `url`, `root`, `log`, `python` and
+#'   the `process` (a processx process).
+#' @seealso [hub_mirror_stop()], [hub_mirror_publish()], [hub_mirror_stats()].
+#' @export
+#' @examples
+#' \dontrun{
+#' store <- file.path(tempdir(), "hub")
+#' hub_mirror_publish(store, "me/tiny-model", "path/to/a/saved/model")
+#' mirror <- hub_mirror_start(store)
+#' mirror
+#' Sys.setenv(HF_ENDPOINT = mirror$url)
+#' path <- hub_download("me/tiny-model", "config.json")
+#' hub_mirror_stop(mirror)
+#' }
+hub_mirror_start <- function(root, host = "127.0.0.1", port = 0L, timeout = 30,
+                             log = tempfile("hfbridge-mirror-", fileext = ".log"),
+                             python = mirror_python()) {
+  mirror_check_string(root, "root")
+  mirror_check_string(host, "host")
+  port <- mirror_check_port(port)
+  mirror_check_string(python, "python")
+  root <- normalizePath(root, mustWork = FALSE)
+  dir.create(root, recursive = TRUE, showWarnings = FALSE)
+  if (!file.exists(python)) {
+    python_environment_error(
+      sprintf("The Python meant to run the mirror does not exist: %s", python),
+      "Set RETICULATE_PYTHON to a Python that has pybridge, or run install_pybridge()."
+    )
+  }
+  args <- c("-m", "pybridge.mirror", "serve", "--root", root, "--host", host, "--port", port)
+  process <- processx::process$new(
+    python, args, stdout = "|", stderr = log, cleanup = TRUE, supervise = TRUE,
+    env = c("current", PYTHONUNBUFFERED = "1")
+  )
+  url <- wait_for_ready_line(process, timeout, log)
+  structure(
+    list(url = url, root = root, log = log, python = python, process = process),
+    class = "hfbridge_mirror"
+  )
+}
+
+#' Stop a local Hub mirror
+#'
+#' @param mirror An `hfbridge_mirror` from [hub_mirror_start()].
+#' @param timeout Seconds to wait for a clean exit before the process is killed.
+#' @return `mirror`, invisibly.
+#' @export
+#' @examples
+#' \dontrun{
+#' mirror <- hub_mirror_start(file.path(tempdir(), "hub"))
+#' hub_mirror_stop(mirror)
+#' }
+hub_mirror_stop <- function(mirror, timeout = 5) {
+  mirror_check(mirror)
+  process <- mirror$process
+  if (process$is_alive()) {
+    process$signal(tools::SIGTERM)
+    process$wait(as.integer(timeout * 1000))
+    if (process$is_alive()) process$kill()
+  }
+  invisible(mirror)
+}
+
+#' Publish a folder as a repository of a local Hub mirror
+#'
+#' Copies `folder` (for example one written by `save_pretrained()`, or a git repository) into
+#' the store as `repo_id`, replacing any earlier copy. A running mirror serves it at once.
+#'
+#' @param mirror An `hfbridge_mirror`, or the path of a store folder.
+#' @param repo_id The repository id, `"org/name"` or `"name"`.
+#' @param folder The folder to copy.
+#' @param repo_type `"model"`, `"dataset"` or `"space"`.
+#' @return The path of the repository folder in the store, invisibly.
+#' @export
+#' @examples
+#' src <- file.path(tempdir(), "tiny-src")
+#' dir.create(src, showWarnings = FALSE)
+#' writeLines('{"model_type": "bert"}', file.path(src, "config.json"))
+#' store <- file.path(tempdir(), "hub-store")
+#' hub_mirror_publish(store, "me/tiny", src)
+#' list.files(store, recursive = TRUE)
+hub_mirror_publish <- function(mirror, repo_id, folder, repo_type = "model") {
+  root <- if (inherits(mirror, "hfbridge_mirror")) mirror$root else mirror
+  mirror_check_string(root, "mirror")
+  mirror_check_string(repo_id, "repo_id")
+  repo_type <- mirror_repo_type(repo_type)
+  parts <- strsplit(repo_id, "/", fixed = TRUE)[[1]]
+  if (!length(parts) %in% 1:2 || any(!nzchar(parts)) || any(parts %in% c(".", ".."))) {
+    hfbridge_abort("invalid_argument", sprintf("`repo_id` must be \"name\" or \"org/name\", not \"%s\".",
+                                               repo_id), repo_id = repo_id)
+  }
+  if (!dir.exists(folder)) {
+    hfbridge_abort("invalid_argument", sprintf("`folder` is not a folder: %s", folder), path = folder)
+  }
+  dest <- do.call(file.path, as.list(c(root, paste0(repo_type, "s"), parts)))
+  unlink(dest, recursive = TRUE)
+  dir.create(dest, recursive = TRUE, showWarnings = FALSE)
+  items <- list.files(folder, all.files = TRUE, no.. = TRUE, full.names = TRUE)
+  ok <- file.copy(items, dest, recursive = TRUE, copy.date = TRUE)
+  if (!all(ok)) {
+    hfbridge_abort("invalid_file", sprintf("Could not copy %s into the store.", folder), path = folder)
+  }
+  invisible(dest)
+}
+
+#' Request counts of a running local Hub mirror
+#'
+#' Reads `GET /_mirror/stats` (with `?reset=true` to reset): how many requests the mirror
+#' answered, by method, by `"METHOD /path"` and by status. Handy to see what a call fetched.
+#'
+#' @param mirror An `hfbridge_mirror` from [hub_mirror_start()].
+#' @param reset Set the counts back to zero after reading them.
+#' @return A list with `total`, `by_method`, `by_path` and `by_status`.
+#' @export
+#' @examples
+#' \dontrun{
+#' mirror <- hub_mirror_start(file.path(tempdir(), "hub"))
+#' hub_mirror_stats(mirror)$total
+#' hub_mirror_stop(mirror)
+#' }
+hub_mirror_stats <- function(mirror, reset = FALSE) {
+  mirror_check(mirror)
+  if (!requireNamespace("jsonlite", quietly = TRUE)) {
+    hfbridge_abort("unsupported", "hub_mirror_stats() needs the jsonlite package.")
+  }
+  query <- if (isTRUE(reset)) "?reset=true" else ""
+  jsonlite::fromJSON(paste0(mirror$url, "/_mirror/stats", query), simplifyVector = FALSE)
+}
+
+#' @export
+print.hfbridge_mirror <- function(x, ...) {
+  alive <- x$process$is_alive()
+  cat("<hfbridge_mirror>\n")
+  cat("  url:    ", x$url, "\n", sep = "")
+  cat("  root:   ", x$root, "\n", sep = "")
+  cat("  status: ", if (alive) sprintf("running (pid %d)", x$process$get_pid()) else "stopped",
+      "\n", sep = "")
+  cat("  log:    ", x$log, "\n", sep = "")
+  invisible(x)
+}
+
+# The Python that runs the mirror: RETICULATE_PYTHON, the hfbridge venv, or reticulate's pick.
+mirror_python <- function() {
+  configured <- Sys.getenv("RETICULATE_PYTHON")
+  if (nzchar(configured)) return(configured)
+  venv <- venv_python(pybridge_venv_path())
+  if (file.exists(venv)) return(venv)
+  found <- tryCatch(reticulate::py_exe(), error = function(e) NULL)
+  if (is.null(found) || !nzchar(found)) {
+    python_environment_error(
+      "No Python was found to run the mirror.",
+      "Set RETICULATE_PYTHON to a Python that has pybridge, or run install_pybridge()."
+    )
+  }
+  found
+}
+
+wait_for_ready_line <- function(process, timeout, log) {
+  deadline <- Sys.time() + timeout
+  pattern <- "^hfbridge mirror serving .* at (http://\\S+)\\s*$"
+  while (Sys.time() < deadline) {
+    process$poll_io(200L)
+    lines <- process$read_output_lines()
+    hit <- grep(pattern, lines, value = TRUE)
+    if (length(hit)) return(sub(pattern, "\\1", hit[1]))
+    if (!process$is_alive()) mirror_died(process, log)
+  }
+  process$kill()
+  hfbridge_abort("network", sprintf("The mirror did not answer within %s seconds. Its log: %s",
+                                    timeout, log), path = log)
+}
+
+mirror_died <- function(process, log) {
+  text <- if (file.exists(log)) paste(utils::tail(readLines(log, warn = FALSE), 20), collapse = "\n") else ""
+  if (grepl("No module named|ModuleNotFoundError|ImportError", text)) {
+    python_environment_error(
+      sprintf("The mirror could not start: pybridge is missing from that Python.\n%s", text),
+      "Set RETICULATE_PYTHON to a Python that has pybridge, or run install_pybridge()."
+    )
+  }
+  hfbridge_abort("network", sprintf("The mirror exited with status %s before serving:\n%s",
+                                    process$get_exit_status(), text), path = log)
+}
+
+mirror_check <- function(mirror) {
+  if (!inherits(mirror, "hfbridge_mirror")) {
+    hfbridge_abort("invalid_argument", "`mirror` must come from hub_mirror_start().")
+  }
+}
+
+mirror_check_string <- function(x, name) {
+  if (!is.character(x) || length(x) != 1 || is.na(x) || !nzchar(x)) {
+    hfbridge_abort("invalid_argument", sprintf("`%s` must be one non-empty string.", name))
+  }
+}
+
+mirror_check_port <- function(port) {
+  ok <- is.numeric(port) && length(port) == 1 && !is.na(port) && port == round(port) &&
+    port >= 0 && port <= 65535
+  if (!ok) hfbridge_abort("invalid_argument", "`port` must be a whole number from 0 to 65535.")
+  as.integer(port)
+}
+
+mirror_repo_type <- function(repo_type) {
+  types <- c("model", "dataset", "space")
+  if (!is.character(repo_type) || length(repo_type) != 1 || !repo_type %in% types) {
+    hfbridge_abort("invalid_argument", "`repo_type` must be \"model\", \"dataset\" or \"space\".")
+  }
+  repo_type
+}

@@ -1,0 +1,63 @@
+test_that("hub_mirror_start() serves a published folder and hub_mirror_stop() ends it", {
+  store <- withr::local_tempdir()
+  src <- withr::local_tempdir()
+  writeLines('{"model_type": "bert"}', file.path(src, "config.json"))
+  hub_mirror_publish(store, "mtest/r-start", src)
+  mirror <- hub_mirror_start(store)
+  on.exit(hub_mirror_stop(mirror), add = TRUE)
+  expect_s3_class(mirror, "hfbridge_mirror")
+  expect_match(mirror$url, "^http://127\\.0\\.0\\.1:[0-9]+$")
+  expect_true(mirror$process$is_alive())
+  got <- readLines(paste0(mirror$url, "/mtest/r-start/resolve/main/config.json"), warn = FALSE)
+  expect_identical(got, '{"model_type": "bert"}')
+  stats <- hub_mirror_stats(mirror, reset = TRUE)
+  expect_identical(stats$by_path[["GET /mtest/r-start/resolve/main/config.json"]], 1L)
+  expect_identical(hub_mirror_stats(mirror)$total, 0L)
+  hub_mirror_stop(mirror)
+  expect_false(mirror$process$is_alive())
+})
+
+test_that("the print method shows the url, the root and the state", {
+  mirror <- hub_mirror_start(withr::local_tempdir())
+  out <- capture.output(print(mirror))
+  expect_match(out[1], "<hfbridge_mirror>", fixed = TRUE)
+  expect_true(any(grepl(mirror$url, out, fixed = TRUE)))
+  expect_true(any(grepl("running (pid", out, fixed = TRUE)))
+  hub_mirror_stop(mirror)
+  expect_true(any(grepl("stopped", capture.output(print(mirror)), fixed = TRUE)))
+})
+
+test_that("a Python without pybridge or a missing Python gives classed errors", {
+  expect_error(hub_mirror_start(withr::local_tempdir(), python = "/no/such/python"),
+               class = "hfbridge_error_python_environment")
+  python3 <- Sys.which("python3")
+  skip_if(!nzchar(python3), "no system python3")
+  plain <- system2(python3, c("-c", shQuote("import pybridge")), stdout = FALSE, stderr = FALSE)
+  skip_if(plain == 0, "the system python3 has pybridge")
+  expect_error(hub_mirror_start(withr::local_tempdir(), python = python3, timeout = 20),
+               class = "hfbridge_error_python_environment")
+})
+
+test_that("arguments are checked before anything starts", {
+  expect_error(hub_mirror_start(1), class = "hfbridge_error_invalid_argument")
+  expect_error(hub_mirror_start("x", port = -1), class = "hfbridge_error_invalid_argument")
+  expect_error(hub_mirror_stop("x"), class = "hfbridge_error_invalid_argument")
+  expect_error(hub_mirror_publish(tempdir(), "a/b/c", tempdir()), class = "hfbridge_error_invalid_argument")
+})
+
+test_that("local_hub() points HF_ENDPOINT at one shared mirror and gives a fresh HF_HOME", {
+  Sys.setenv(HF_TOKEN = "hf_shouldbeunset0000")
+  on.exit(Sys.unsetenv("HF_TOKEN"), add = TRUE)
+  url <- local_hub()
+  expect_identical(Sys.getenv("HF_ENDPOINT"), url)
+  expect_identical(Sys.getenv("HF_TOKEN"), "")
+  expect_true(dir.exists(Sys.getenv("HF_HOME")))
+  src <- withr::local_tempdir()
+  writeLines("hello", file.path(src, "a.txt"))
+  publish_repo("mtest/r-local-hub", src)
+  got <- readLines(paste0(url, "/mtest/r-local-hub/resolve/main/a.txt"), warn = FALSE)
+  expect_identical(got, "hello")
+  mirror_config(list(gated = list("mtest/r-local-hub" = list("tok-a"))))
+  con <- url(paste0(url, "/api/models/mtest/r-local-hub"))
+  expect_error(suppressWarnings(readLines(con, warn = FALSE)))
+})
