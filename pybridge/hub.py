@@ -1,0 +1,434 @@
+"""Hub verbs: download, snapshot, load, repo info, file listing, file existence.
+
+Every function takes ``env=None, token=None`` (R passes ``hf_env()``), resolves them with
+:func:`pybridge.settings.resolve`, and hands ``cache_dir``, ``endpoint``, ``token`` and
+``local_files_only`` explicitly to huggingface_hub, because huggingface_hub reads HF_ENDPOINT and
+HF_HUB_OFFLINE only once, at import. Failures leave as :mod:`pybridge.errors` classes with the
+fields ``repo_id``, ``filename``, ``revision`` and ``repo_type``.
+
+Nothing here imports torch or transformers. huggingface_hub itself is imported on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from typing import Optional
+
+from . import errors
+from .settings import Settings, resolve
+
+REPO_TYPES = ("model", "dataset", "space")
+RETRIES = 3
+BACKOFF = (0.5, 1.0)
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_TYPE_PREFIX = {"model": "models", "dataset": "datasets", "space": "spaces"}
+_hf = None
+
+
+def _hub():
+    """huggingface_hub, imported once (about 0.5 s the first time)."""
+    global _hf
+    if _hf is None:
+        import huggingface_hub
+        import huggingface_hub.constants
+        import huggingface_hub.errors
+        import huggingface_hub.utils.tqdm
+
+        _hf = huggingface_hub
+    return _hf
+
+
+# ---------------------------------------------------------------------------------------------
+# The verbs
+
+
+def download(repo_id, filename, revision="main", repo_type="model", local_files_only=False,
+             force_download=False, quiet=False, env=None, token=None) -> str:
+    """The cached path of one file of a repo (hf_hub_download), fetched if needed."""
+    ctx = _context(repo_id, revision, repo_type, filename=filename)
+    _check_common(ctx)
+    _check_filename(filename, ctx)
+    s = resolve(env, token)
+    fast = _cached_commit_path(s, ctx, force_download)
+    if fast is not None:
+        return fast
+    offline = bool(s.offline or local_files_only)
+    if force_download and offline:
+        raise errors.InvalidArgumentError(
+            "force_download = TRUE needs the Hub, but the call is offline (local_files_only or "
+            "HF_HUB_OFFLINE). Drop one of the two.", argument="force_download", **ctx)
+
+    def call():
+        return _hub().hf_hub_download(
+            repo_id, filename, revision=revision, repo_type=repo_type, cache_dir=s.cache_dir,
+            endpoint=s.endpoint, token=s.hf_token_arg, local_files_only=offline,
+            force_download=bool(force_download))
+
+    return _run(call, s, ctx, offline, quiet, hf_retries_head=True)
+
+
+def snapshot(repo_id, revision="main", repo_type="model", allow_patterns=None,
+             ignore_patterns=None, local_files_only=False, force_download=False, quiet=False,
+             local_dir=None, env=None, token=None) -> str:
+    """The local folder of a repo (snapshot_download), with only the files the patterns keep."""
+    ctx = _context(repo_id, revision, repo_type)
+    _check_common(ctx)
+    s = resolve(env, token)
+    offline = bool(s.offline or local_files_only)
+    allow = _patterns(allow_patterns, "allow_patterns", ctx)
+    ignore = _patterns(ignore_patterns, "ignore_patterns", ctx)
+
+    def call():
+        return _hub().snapshot_download(
+            repo_id, revision=revision, repo_type=repo_type, cache_dir=s.cache_dir,
+            local_dir=local_dir, endpoint=s.endpoint, token=s.hf_token_arg,
+            local_files_only=offline, force_download=bool(force_download),
+            allow_patterns=allow, ignore_patterns=ignore)
+
+    return _run(call, s, ctx, offline, quiet)
+
+
+def local_folder(identifier, revision="main", allow_patterns=None, ignore_patterns=None,
+                 env=None, token=None, repo_type="model", quiet=False) -> str:
+    """A model or tokenizer folder: a local folder as is, or a repo id's snapshot folder."""
+    if not isinstance(identifier, str) or not identifier.strip():
+        raise errors.InvalidArgumentError(
+            "Give a local folder or a Hub repo id such as 'gpt2' or 'org/name'.",
+            argument="identifier")
+    path = os.path.expanduser(identifier)
+    if os.path.isdir(path):
+        return os.path.abspath(path)
+    if _looks_like_path(identifier):
+        raise errors.InvalidArgumentError(
+            f"The folder '{identifier}' does not exist, and it is not a Hub repo id. Check the "
+            "path, or give a repo id such as 'org/name'.", argument="identifier", path=identifier)
+    return snapshot(identifier, revision=revision, repo_type=repo_type,
+                    allow_patterns=allow_patterns, ignore_patterns=ignore_patterns, quiet=quiet,
+                    env=env, token=token)
+
+
+def load(specs, env=None, token=None, quiet=False) -> dict:
+    """Metaflow's ``@huggingface_hub(load=...)``: many repos at once.
+
+    ``specs`` is a list whose items are a repo id, a pair ``[repo_id, local_dir]``, or a dict with
+    ``repo_id`` and any of ``revision``, ``allow_patterns``, ``ignore_patterns``, ``repo_type``,
+    ``local_dir``, ``force_download``. Returns the columns ``repo_id`` and ``path``.
+    """
+    if isinstance(specs, (str, dict)):
+        specs = [specs]
+    if not isinstance(specs, (list, tuple)) or not specs:
+        raise errors.InvalidArgumentError(
+            "specs must be repo ids, c(repo_id, local_dir) pairs, or lists with repo_id = ...",
+            argument="specs")
+    ids, paths = [], []
+    for spec in specs:
+        kwargs = _load_spec(spec)
+        paths.append(snapshot(env=env, token=token, quiet=quiet, **kwargs))
+        ids.append(kwargs["repo_id"])
+    return {"repo_id": ids, "path": paths}
+
+
+def repo_info(repo_id, revision="main", repo_type="model", env=None, token=None) -> dict:
+    """The repo's id, commit and files with their sizes (bytes, float64)."""
+    import numpy as np
+
+    ctx = _context(repo_id, revision, repo_type)
+    _check_common(ctx)
+    s = resolve(env, token)
+    _refuse_offline(s, ctx, "hub_repo_info")
+
+    def call():
+        return _api(s).repo_info(repo_id, revision=revision, repo_type=repo_type,
+                                 files_metadata=True, token=s.hf_token_arg)
+
+    info = _run(call, s, ctx, False, True)
+    siblings = list(info.siblings or [])
+    sizes = [float(f.size) if f.size is not None else np.nan for f in siblings]
+    return {"id": info.id, "sha": info.sha, "path": [f.rfilename for f in siblings],
+            "size": np.asarray(sizes, dtype=np.float64)}
+
+
+def list_files(repo_id, revision="main", repo_type="model", env=None, token=None) -> list:
+    """The paths of every file in the repo at that revision."""
+    ctx = _context(repo_id, revision, repo_type)
+    _check_common(ctx)
+    s = resolve(env, token)
+    _refuse_offline(s, ctx, "hub_list_files")
+
+    def call():
+        return _api(s).list_repo_files(repo_id, revision=revision, repo_type=repo_type,
+                                       token=s.hf_token_arg)
+
+    return [str(p) for p in _run(call, s, ctx, False, True)]
+
+
+def file_exists(repo_id, filename, revision="main", repo_type="model", env=None,
+                token=None) -> bool:
+    """Whether the file exists in the repo (a HEAD request; nothing is downloaded).
+
+    As huggingface_hub's file_exists: False for a missing file, revision or repo; an error for a
+    gated repo, a refused token or the network. Offline, the cache answers.
+    """
+    ctx = _context(repo_id, revision, repo_type, filename=filename)
+    _check_common(ctx)
+    _check_filename(filename, ctx)
+    s = resolve(env, token)
+    if s.offline:
+        return _exists_in_cache(s, ctx)
+
+    def call():
+        return _api(s).file_exists(repo_id, filename, revision=revision, repo_type=repo_type,
+                                   token=s.hf_token_arg)
+
+    return bool(_run(call, s, ctx, False, True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast paths and helpers
+
+
+def _cached_commit_path(s: Settings, ctx: dict, force_download) -> Optional[str]:
+    """huggingface_hub's own shortcut for a pinned commit already cached, without its overhead."""
+    revision = ctx["revision"]
+    if force_download or not _COMMIT.match(revision):
+        return None
+    folder = _repo_folder(s.cache_dir, ctx["repo_id"], ctx["repo_type"])
+    path = os.path.join(folder, "snapshots", revision, *ctx["filename"].split("/"))
+    return path if os.path.exists(path) else None
+
+
+def _repo_folder(cache_dir, repo_id, repo_type):
+    return os.path.join(os.path.abspath(os.path.expanduser(cache_dir)),
+                        repo_folder_name(repo_id, repo_type))
+
+
+def _exists_in_cache(s: Settings, ctx: dict) -> bool:
+    hf = _hub()
+    found = hf.try_to_load_from_cache(ctx["repo_id"], ctx["filename"], cache_dir=s.cache_dir,
+                                      revision=ctx["revision"], repo_type=ctx["repo_type"])
+    if isinstance(found, str):
+        return True
+    if found is not None:  # the cache recorded that the file does not exist
+        return False
+    raise errors.OfflineNotCachedError(
+        f"Offline (HF_HUB_OFFLINE is set) and the cache in {s.cache_dir} does not know whether "
+        f"{_where(ctx)} exists. Unset HF_HUB_OFFLINE to ask the Hub.", **ctx)
+
+
+def _api(s: Settings):
+    return _hub().HfApi(endpoint=s.endpoint, token=s.hf_token_arg)
+
+
+def _refuse_offline(s: Settings, ctx: dict, verb: str):
+    if s.offline:
+        raise errors.OfflineNotCachedError(
+            f"{verb}() asks the Hub, but HF_HUB_OFFLINE is set. Unset HF_HUB_OFFLINE, or use "
+            "hub_snapshot(..., local_files_only = TRUE) to work from the cache.", **ctx)
+
+
+def _looks_like_path(identifier: str) -> bool:
+    return (identifier.startswith((".", "/", "~", "\\")) or identifier.count("/") > 1
+            or os.sep in identifier.replace("/", "") or ".." in identifier)
+
+
+def _context(repo_id, revision, repo_type, filename=None) -> dict:
+    ctx = {"repo_id": repo_id, "revision": "main" if revision is None else revision,
+           "repo_type": "model" if repo_type is None else repo_type}
+    if filename is not None:
+        ctx["filename"] = filename
+    return ctx
+
+
+def _check_common(ctx: dict):
+    for name in ("repo_id", "revision", "repo_type"):
+        value = ctx[name]
+        if not isinstance(value, str) or not value.strip():
+            raise errors.InvalidArgumentError(f"{name} must be a non-empty string.",
+                                              argument=name, **_printable(ctx))
+    if ctx["repo_type"] not in REPO_TYPES:
+        raise errors.InvalidArgumentError(
+            f"repo_type must be one of {', '.join(REPO_TYPES)}, not '{ctx['repo_type']}'.",
+            argument="repo_type", **ctx)
+
+
+def _check_filename(filename, ctx):
+    if not isinstance(filename, str) or not filename.strip():
+        raise errors.InvalidArgumentError("filename must be a non-empty string.",
+                                          argument="filename", **_printable(ctx))
+    parts = filename.replace("\\", "/").split("/")
+    if filename.startswith("/") or ".." in parts:
+        raise errors.InvalidArgumentError(
+            f"filename '{filename}' must be a path inside the repo, without '..' or a leading '/'.",
+            argument="filename", **ctx)
+
+
+def _printable(ctx):
+    return {k: v for k, v in ctx.items() if isinstance(v, str)}
+
+
+def _patterns(value, name, ctx):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise errors.InvalidArgumentError(f"{name} must be NULL or glob patterns such as '*.json'.",
+                                          argument=name, **ctx)
+    return list(value)
+
+
+_SPEC_KEYS = {"repo_id", "revision", "allow_patterns", "ignore_patterns", "repo_type",
+              "local_dir", "force_download", "local_files_only"}
+
+
+def _load_spec(spec) -> dict:
+    if isinstance(spec, str):
+        return {"repo_id": spec}
+    if isinstance(spec, (list, tuple)) and len(spec) == 2 and all(isinstance(v, str) for v in spec):
+        return {"repo_id": spec[0], "local_dir": os.path.abspath(os.path.expanduser(spec[1]))}
+    if isinstance(spec, dict) and isinstance(spec.get("repo_id"), str):
+        unknown = set(spec) - _SPEC_KEYS
+        if unknown:
+            raise errors.InvalidArgumentError(
+                f"Unknown field(s) {', '.join(sorted(unknown))} in a hub_load() spec; the fields are "
+                f"{', '.join(sorted(_SPEC_KEYS))}.", argument="specs", repo_id=spec["repo_id"])
+        out = dict(spec)
+        if out.get("local_dir"):
+            out["local_dir"] = os.path.abspath(os.path.expanduser(out["local_dir"]))
+        return out
+    raise errors.InvalidArgumentError(
+        f"A hub_load() spec must be a repo id, c(repo_id, local_dir), or list(repo_id = ...); got "
+        f"{spec!r}.", argument="specs")
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a call: offline switch, progress bars, retries, error translation
+
+
+def _run(call, s: Settings, ctx: dict, offline: bool, quiet: bool, hf_retries_head=False):
+    """Runs ``call`` with bounded retries on network failures; translates every failure.
+
+    hf_hub_download already retries a failing HEAD with backoff (about 23 s) before it gives up
+    with LocalEntryNotFoundError; that failure is not retried again here (``hf_retries_head``).
+    """
+    with _call_state(s, quiet):
+        for attempt in range(1, RETRIES + 1):
+            try:
+                return call()
+            except errors.PybridgeError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is translated below
+                final = attempt == RETRIES or (
+                    hf_retries_head and isinstance(exc, _hub().errors.LocalEntryNotFoundError))
+                err = translate(exc, ctx, s, offline)
+                if isinstance(err, errors.NetworkError) and not final:
+                    time.sleep(BACKOFF[min(attempt - 1, len(BACKOFF) - 1)])
+                    continue
+                raise err from None
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _call_state(s: Settings, quiet: bool):
+    """huggingface_hub's offline switch follows this call's settings; quiet hides progress bars."""
+    hf = _hub()
+    constants = hf.constants
+    old_offline = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = bool(s.offline)
+    tqdm = hf.utils.tqdm if quiet else None
+    was_disabled = tqdm.are_progress_bars_disabled() if quiet else None
+    if quiet:
+        tqdm.disable_progress_bars()
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = old_offline
+        if quiet and not was_disabled:
+            tqdm.enable_progress_bars()
+
+
+def _where(ctx: dict) -> str:
+    kind = "" if ctx.get("repo_type", "model") == "model" else f"{ctx['repo_type']} "
+    where = f"{kind}repo '{ctx['repo_id']}' at revision '{ctx['revision']}'"
+    if ctx.get("filename"):
+        where = f"'{ctx['filename']}' in {where}"
+    return where
+
+
+def _status(exc) -> Optional[int]:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _is_network(exc) -> bool:
+    import httpx2
+
+    if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
+        return not isinstance(exc, _hub().errors.OfflineModeIsEnabled)
+    status = _status(exc)
+    return isinstance(exc, _hub().errors.HfHubHTTPError) and status is not None and (
+        status >= 500 or status in (408, 429))
+
+
+def translate(exc: BaseException, ctx: dict, s: Settings, offline: bool) -> errors.PybridgeError:
+    """A huggingface_hub (or httpx) exception as a pybridge error with the call's context."""
+    e = _hub().errors
+    where = _where(ctx)
+    token_hint = f"the token (from {s.token_source})" if s.token else "no token was sent, which"
+    if isinstance(exc, e.GatedRepoError):
+        return errors.GatedRepoError(
+            f"{where} is gated: {token_hint} does not give access. Request access on its Hub "
+            "page, then set HF_TOKEN to a token of an account that was granted access.", **ctx)
+    if isinstance(exc, e.RepositoryNotFoundError):
+        if _status(exc) == 401 and s.token:
+            return _auth_error(where, s, ctx)
+        return errors.RepoNotFoundError(
+            f"Repository '{ctx['repo_id']}' ({ctx['repo_type']}) was not found at {s.endpoint}. "
+            "Check the repo id and repo_type, or set HF_TOKEN if it is private.", **ctx)
+    if isinstance(exc, e.RevisionNotFoundError):
+        return errors.RevisionNotFoundError(
+            f"Revision '{ctx['revision']}' does not exist in repo '{ctx['repo_id']}'. Check the "
+            "branch, tag or commit; hub_repo_info() shows the current commit.", **ctx)
+    if isinstance(exc, e.RemoteEntryNotFoundError):
+        return errors.EntryNotFoundError(
+            f"{where} does not exist. Check the file name; hub_list_files() lists the repo's "
+            "files.", **ctx)
+    if isinstance(exc, e.IncompleteSnapshotError) or (
+            isinstance(exc, (e.LocalEntryNotFoundError, e.OfflineModeIsEnabled)) and offline):
+        return errors.OfflineNotCachedError(
+            f"{where} is not (fully) in the cache at {s.cache_dir}, and the call is offline "
+            "(HF_HUB_OFFLINE or local_files_only). Download it once online, or point HF_HOME / "
+            "HF_HUB_CACHE at a cache that has it.", **ctx)
+    if isinstance(exc, e.HfHubHTTPError) and _status(exc) in (401, 403):
+        return _auth_error(where, s, ctx)
+    cause = (exc.__cause__ or exc) if isinstance(exc, e.LocalEntryNotFoundError) else exc
+    if isinstance(exc, e.LocalEntryNotFoundError) and cause is not None and cause is not exc:
+        inner = translate(cause, ctx, s, offline)
+        if not isinstance(inner, errors.PybridgeError) or inner.code != "error":
+            return inner
+    if _is_network(cause) or isinstance(exc, e.LocalEntryNotFoundError):
+        return errors.NetworkError(
+            f"Could not reach {s.endpoint} for {where}, also after retrying "
+            f"({type(cause).__name__}). Check the connection or HF_ENDPOINT; files already in the "
+            "cache work with HF_HUB_OFFLINE=1.", **ctx)
+    if isinstance(exc, e.HFValidationError) or isinstance(exc, ValueError):
+        return errors.InvalidArgumentError(f"{where}: {exc}", **ctx)
+    return errors.PybridgeError(f"{where}: {type(exc).__name__}: {exc}", **ctx)
+
+
+def _auth_error(where, s: Settings, ctx):
+    if s.token:
+        return errors.AuthError(
+            f"The Hub refused the token (from {s.token_source}) for {where}. Check HF_TOKEN or the "
+            "token file, or unset it for a public repo.", **ctx)
+    return errors.AuthError(
+        f"The Hub needs a token for {where} and none was sent. Set HF_TOKEN, or write the token "
+        "to $HF_HOME/token.", **ctx)
+
+
+def repo_folder_name(repo_id: str, repo_type: str = "model") -> str:
+    """The cache folder name of a repo, e.g. models--org--name."""
+    return "--".join([f"{repo_type}s", *repo_id.split("/")])
