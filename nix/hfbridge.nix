@@ -1,0 +1,18 @@
+# The R package hfbridge (rpackage/), with the CRAN packages its DESCRIPTION names in Depends and
+# Imports.
+{ rPackages
+, description      # nix/r-description.nix applied to ../rpackage/DESCRIPTION
+}:
+let
+  fromName = name:
+    rPackages.${name} or (throw ''
+      nix/hfbridge.nix: rPackages has no '${name}' (named in rpackage/DESCRIPTION).
+      Add it to nix/stub-nixpkgs/names.nix once the pinned nixpkgs is known to have it.'');
+in
+rPackages.buildRPackage {
+  name = "${description.package}-${description.version}";
+  src = ../rpackage;
+  propagatedBuildInputs = map fromName (description.depends ++ description.imports);
+  # The packages the tests use (Suggests), for the R wrapper of the checks and the dev shell.
+  passthru.rSuggests = map fromName description.suggests;
+}

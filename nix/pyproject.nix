@@ -1,0 +1,22 @@
+# Reads pyproject.toml so that the Nix package follows it: name, version, and the distribution
+# names of the dependencies and of the `test` extra, normalised as nixpkgs names its Python
+# attributes (lower case, runs of '_' '.' '-' written '-'). Version pins are dropped here: the
+# package relaxes them (pythonRelaxDeps) because nixpkgs carries its own versions.
+# Only builtins, so that it evaluates the same against nixpkgs and against nix/stub-nixpkgs.
+pyprojectFile:
+let
+  project = (builtins.fromTOML (builtins.readFile pyprojectFile)).project;
+  upper = [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" "_" "." ];
+  lower = [ "a" "b" "c" "d" "e" "f" "g" "h" "i" "j" "k" "l" "m" "n" "o" "p" "q" "r" "s" "t" "u" "v" "w" "x" "y" "z" "-" "-" ];
+  normalise = builtins.replaceStrings upper lower;
+  distribution = requirement:
+    let m = builtins.match "[[:space:]]*([A-Za-z0-9][A-Za-z0-9._-]*).*" requirement;
+    in if m == null then throw "nix/pyproject.nix: cannot read the requirement '${requirement}'"
+       else normalise (builtins.head m);
+in
+{
+  name = project.name;
+  version = project.version;
+  dependencies = map distribution (project.dependencies or [ ]);
+  testDependencies = map distribution ((project.optional-dependencies or { }).test or [ ]);
+}
