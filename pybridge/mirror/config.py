@@ -21,7 +21,7 @@ fault counts down ``times`` (default 1; a negative number means for ever).
 Fault kinds:
 
 - ``close``: on a GET of a matching file, send the headers and part of the body, then close the
-  connection. ``fraction`` (default 0.5) says how much of the body is sent.
+  connection. ``fraction`` (default 0.5) of the body is sent, or ``bytes`` bytes if given.
 - ``status``: answer ``status`` (default 503) with an error body.
 - ``delay``: sleep ``seconds`` (default 0.1) before answering normally.
 

@@ -102,10 +102,14 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- plumbing -------------------------------------------------------------------------
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        pass  # requests are logged by _log, without query strings or headers
+        pass  # requests are logged by log_request, without query strings or headers
 
-    def _log(self, status: int):
+    def log_request(self, code="-", size="-"):
+        """Called by send_response: log and count before the body goes out, so a client that
+        has its answer always finds its request in the stats and the log."""
+        self._logged = True
         path = self.path.split("?", 1)[0]
+        status = int(code) if str(code).isdigit() else 0
         self.server.log_line(f"{self.command} {path} {status}")
         if not path.startswith("/_mirror/"):
             self.server.stats.record(self.command, path, status)
@@ -121,6 +125,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self):
         self._status = 0
+        self._logged = False
         try:
             self._route()
         except HubError as err:
@@ -132,7 +137,8 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug must not kill the connection silently
             self._send_error(HubError(500, "InternalError", f"{type(exc).__name__}: {exc}"))
         finally:
-            self._log(self._status or 500)
+            if not self._logged:  # the connection broke before an answer
+                self.log_request(0)
 
     def _raw_path(self):
         raw, _, query = self.path.partition("?")
@@ -316,6 +322,7 @@ class Handler(BaseHTTPRequestHandler):
         limit = length
         if fault is not None:  # a "close" fault: send part of the body, then hang up
             limit = int(length * float(fault.get("fraction", 0.5)))
+            limit = min(length, int(fault.get("bytes", limit)))
         sent = 0
         for chunk in repo.open(snap, entry, start):
             chunk = chunk[: min(len(chunk), limit - sent)]
