@@ -34,8 +34,9 @@ ps.buildPythonPackage {
   # pyproject.toml pins the versions tested on Debian/PyPI (torch==2.13.0 CPU, numpy<2 for
   # reticulate 1.28, ...). nixpkgs carries its own versions: numpy 2 with a reticulate >= 1.38,
   # which converts numpy 2 arrays, and torch built without CUDA (nixpkgs' default config has
-  # cudaSupport = false). So every pin is relaxed to "any version".
-  pythonRelaxDeps = pyproject.dependencies;
+  # cudaSupport = false). So every pin is relaxed to "any version". The hook matches names as the
+  # wheel's METADATA writes them (huggingface_hub), so both spellings are listed.
+  pythonRelaxDeps = pyproject.writtenDependencies ++ pyproject.dependencies;
 
   nativeCheckInputs = [ ps.pytestCheckHook ] ++ testDependencies;
   # Tests marked `r` drive Rscript through reticulate: the flake's testthat and doctor checks

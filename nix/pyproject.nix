@@ -9,14 +9,18 @@ let
   upper = [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" "_" "." ];
   lower = [ "a" "b" "c" "d" "e" "f" "g" "h" "i" "j" "k" "l" "m" "n" "o" "p" "q" "r" "s" "t" "u" "v" "w" "x" "y" "z" "-" "-" ];
   normalise = builtins.replaceStrings upper lower;
-  distribution = requirement:
+  # The name as written in the requirement (as it appears in the wheel's Requires-Dist).
+  written = requirement:
     let m = builtins.match "[[:space:]]*([A-Za-z0-9][A-Za-z0-9._-]*).*" requirement;
     in if m == null then throw "nix/pyproject.nix: cannot read the requirement '${requirement}'"
-       else normalise (builtins.head m);
+       else builtins.head m;
+  distribution = requirement: normalise (written requirement);
 in
 {
   name = project.name;
   version = project.version;
   dependencies = map distribution (project.dependencies or [ ]);
+  # For pythonRelaxDeps, which matches the names as written in the wheel's METADATA.
+  writtenDependencies = map written (project.dependencies or [ ]);
   testDependencies = map distribution ((project.optional-dependencies or { }).test or [ ]);
 }

@@ -63,12 +63,14 @@ run_nix() {
   local what=$1; shift
   if ! "$@" >"$log.out" 2>"$log"; then
     grep -v -e "^warning: not writing modified lock file" -e "^• Updated input" \
-      -e "^    '" -e "^  → " "$log" >&2 || true
-    local hint="See the error above."
+      -e "^    '" -e "^  → " -e "^evaluating flake" "$log" >&2 || true
+    local hint="See the error above (add --show-trace to the command for where it came from)."
+    local missing
+    missing=$(grep -o "[0-9a-z]\{32\}-source/[^' :]*" "$log" | head -n 1 | cut -d/ -f2- || true)
     if grep -q "attribute '.*' missing" "$log"; then
       hint="The flake uses an attribute that nix/stub-nixpkgs lacks. If the pinned nixpkgs has it, add it to the stub (nix/stub-nixpkgs/names.nix or pkgs.nix); if not, fix the flake."
     elif grep -q -e "No such file or directory" -e "does not exist" "$log"; then
-      hint="The flake references a file that is not in its source. Flakes see only files git tracks: create the file and git add it, or fix the reference."
+      hint="The flake references a file that is not in its source${missing:+ ($missing)}. Flakes see only files git tracks: create the file and git add it, or fix the reference."
     elif grep -q "stub nixpkgs:" "$log"; then
       hint="A builder got arguments nixpkgs would reject (see the stub's message above)."
     fi
