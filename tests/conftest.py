@@ -18,28 +18,14 @@ The store is shared by the session: use repo ids unique to your test module.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from pybridge.mirror import Mirror
-from pybridge.mirror.store import REPO_TYPES
+from pybridge.mirror import Mirror, publish_folder
 
 _CLEARED_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_CACHE",
                  "HF_TOKEN_PATH", "HF_HUB_DISABLE_IMPLICIT_TOKEN", "HF_ENDPOINT", "HF_HOME")
-
-
-def publish_folder(root, repo_id: str, folder, repo_type: str = "model") -> Path:
-    """Copy ``folder`` into the store ``root`` as ``repo_id`` (symlinks copied as files)."""
-    if repo_type not in REPO_TYPES:
-        raise ValueError(f"repo_type must be one of {sorted(REPO_TYPES)}")
-    dest = Path(root, REPO_TYPES[repo_type], *repo_id.split("/"))
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(folder, dest, symlinks=False)
-    return dest
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +68,7 @@ def hf_env(mirror, tmp_path, monkeypatch) -> dict:
 @pytest.fixture
 def publish(mirror_root):
     def _publish(repo_id: str, folder, repo_type: str = "model") -> Path:
-        return publish_folder(mirror_root, repo_id, folder, repo_type)
+        return Path(publish_folder(mirror_root, repo_id, folder, repo_type))
 
     return _publish
 

@@ -27,7 +27,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from pybridge.mirror import Mirror
+from pybridge.mirror import Mirror, publish_folder
 from pybridge.mirror.store import LFS_THRESHOLD
 
 PY = sys.executable
@@ -66,8 +66,6 @@ def _git(cwd, *args):
 @pytest.fixture(scope="module")
 def git_repo(tmp_path_factory, mirror_root):
     """mtest/git: main (v1 + a tag v1.0, then v2), branch dev, and refs/pr/1."""
-    from conftest import publish_folder
-
     src = tmp_path_factory.mktemp("gitsrc") / "repo"
     src.mkdir()
     _git(src, "init", "-q", "-b", "main")
@@ -179,11 +177,11 @@ def test_tree_listing_paths_and_expand(mirror, tiny_repo):
     assert sorted(i.path for i in infos) == ["config.json", "sub"]
 
 
-def test_commit_is_content_derived_and_stable(mirror_root, tmp_path, publish):
-    repo = publish("mtest/stable", _write(tmp_path / "st", {"a.txt": "a"}))
+def test_commit_is_content_derived_and_stable(mirror_root, tmp_path):
     shas = []
     for _ in range(2):  # two servers over the same store, as after a restart
         with Mirror(mirror_root, log=tmp_path / "log") as m:
+            repo = Path(m.publish("mtest/stable", _write(tmp_path / "st", {"a.txt": "a"})))
             shas.append(hh.HfApi(endpoint=m.url).repo_info("mtest/stable").sha)
     assert shas[0] == shas[1]
     (repo / "b.txt").write_text("b")  # a new file is picked up and changes the commit
@@ -220,6 +218,13 @@ def test_large_file_etag_is_sha256_and_a_cut_download_resumes_with_range(mirror,
     stats = mirror.stats()
     assert stats["by_path"]["GET /mtest/big/resolve/main/big.bin"] == 2
     assert stats["by_status"]["206"] == 1
+
+
+def test_publish_refuses_ids_that_leave_the_store(mirror_root, tmp_path):
+    for bad in ("../evil", "a/b/c", "/abs", "org/..", ""):
+        with pytest.raises(ValueError):
+            publish_folder(mirror_root, bad, tmp_path)
+    assert not (Path(mirror_root).parent / "evil").exists()
 
 
 # ---- git revisions -------------------------------------------------------------------------

@@ -60,8 +60,9 @@ import threading
 from typing import List, Optional
 
 from .server import MirrorServer
+from .store import publish_folder
 
-__all__ = ["Mirror", "main", "READY_LINE"]
+__all__ = ["Mirror", "main", "publish_folder", "READY_LINE"]
 
 READY_LINE = "hfbridge mirror serving {root} at {url}"
 
@@ -112,6 +113,10 @@ class Mirror:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+
+    def publish(self, repo_id: str, folder, repo_type: str = "model") -> str:
+        """Copy ``folder`` into this mirror's store as ``repo_id``; served at once."""
+        return publish_folder(self.root, repo_id, folder, repo_type)
 
     def stats(self) -> dict:
         """Request counts: ``total``, ``by_method``, ``by_path`` ("METHOD /path"), ``by_status``."""

@@ -25,7 +25,8 @@ Fault kinds:
 - ``status``: answer ``status`` (default 503) with an error body.
 - ``delay``: sleep ``seconds`` (default 0.1) before answering normally.
 
-``path`` is a glob matched against ``<repo_id>/<filename>`` for file requests and against the
+``path`` is a glob matched against ``<repo_id>/<filename>`` for file requests (``datasets/`` or
+``spaces/`` in front for those repositories) and against the
 request path (``/api/models/org/name``...) for every request. ``method`` limits a fault to
 ``GET`` or ``HEAD``.
 """

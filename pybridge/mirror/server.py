@@ -206,10 +206,12 @@ class Handler(BaseHTTPRequestHandler):
     def _file_target(self, segs) -> Optional[str]:
         """``repo_id/filename`` of a resolve request, for fault globs."""
         try:
-            _, repo_id, _, path = self._split_resolve(segs)
-            return f"{repo_id}/{path}"
+            repo_type, repo_id, _, path = self._split_resolve(segs)
         except HubError:
             return None
+        if repo_type == "model":
+            return f"{repo_id}/{path}"
+        return f"{REPO_TYPES[repo_type]}/{repo_id}/{path}"
 
     def _control(self, segs, query):
         if segs == ["stats"] and self.command == "GET":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 import subprocess
 import threading
@@ -84,11 +85,16 @@ def check_relative(path: str) -> str:
     return "/".join(p for p in parts if p)
 
 
-def _blob_id(fh, size: int) -> str:
-    digest = hashlib.sha1(b"blob %d\x00" % size)
-    for chunk in iter(lambda: fh.read(CHUNK), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
+def _hash_file(path: str, size: int) -> tuple:
+    """(git blob id, sha256 or None) in one pass; the sha256 only above LFS_THRESHOLD."""
+    blob = hashlib.sha1(b"blob %d\x00" % size)
+    sha = hashlib.sha256() if size > LFS_THRESHOLD else None
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            blob.update(chunk)
+            if sha is not None:
+                sha.update(chunk)
+    return blob.hexdigest(), (sha.hexdigest() if sha is not None else None)
 
 
 def _sha256(chunks) -> str:
@@ -158,13 +164,7 @@ class FolderRepo(Repo):
         cached = self._hashes.get(rel)
         if cached and cached[0] == key:
             return cached[1]
-        full = os.path.join(self.path, rel)
-        with open(full, "rb") as fh:
-            blob = _blob_id(fh, size)
-        sha = None
-        if size > LFS_THRESHOLD:
-            with open(full, "rb") as fh:
-                sha = _sha256(iter(lambda: fh.read(CHUNK), b""))
+        blob, sha = _hash_file(os.path.join(self.path, rel), size)
         entry = Entry(rel, size, blob, sha)
         self._hashes[rel] = (key, entry)
         return entry
@@ -358,3 +358,25 @@ class Store:
                 repo = kind(repo_type, repo_id, folder)
                 self._repos[key] = repo
         return repo
+
+
+def publish_folder(root, repo_id: str, folder, repo_type: str = "model") -> str:
+    """Copy ``folder`` into the store ``root`` as ``repo_id``, replacing an earlier copy.
+
+    Symlinks are copied as the files they point to (a folder from the HF cache works). A running
+    mirror serves the new content at once. Returns the repository folder.
+    """
+    if repo_type not in REPO_TYPES:
+        raise ValueError(f"repo_type must be one of {sorted(REPO_TYPES)}, not {repo_type!r}")
+    store = Store(os.fspath(root))
+    try:
+        dest = store.repo_folder(repo_type, repo_id)  # refuses ids that would leave the store
+    except StoreError:
+        raise ValueError(f"invalid repo id {repo_id!r}: use 'name' or 'org/name'") from None
+    if not os.path.isdir(folder):
+        raise ValueError(f"not a folder: {folder}")
+    if os.path.lexists(dest):
+        shutil.rmtree(dest)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    shutil.copytree(folder, dest, symlinks=False)
+    return dest
