@@ -23,6 +23,7 @@ from .settings import Settings, resolve
 REPO_TYPES = ("model", "dataset", "space")
 RETRIES = 3
 BACKOFF = (0.5, 1.0)
+RETRY_WINDOW = 5.0
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _TYPE_PREFIX = {"model": "models", "dataset": "datasets", "space": "spaces"}
 _hf = None
@@ -67,7 +68,7 @@ def download(repo_id, filename, revision="main", repo_type="model", local_files_
             endpoint=s.endpoint, token=s.hf_token_arg, local_files_only=offline,
             force_download=bool(force_download))
 
-    return _run(call, s, ctx, offline, quiet, hf_retries_head=True)
+    return _run(call, s, ctx, offline, quiet)
 
 
 def snapshot(repo_id, revision="main", repo_type="model", allow_patterns=None,
@@ -308,23 +309,25 @@ def _load_spec(spec) -> dict:
 # Running a call: offline switch, progress bars, retries, error translation
 
 
-def _run(call, s: Settings, ctx: dict, offline: bool, quiet: bool, hf_retries_head=False):
+def _run(call, s: Settings, ctx: dict, offline: bool, quiet: bool):
     """Runs ``call`` with bounded retries on network failures; translates every failure.
 
-    hf_hub_download already retries a failing HEAD with backoff (about 23 s) before it gives up
-    with LocalEntryNotFoundError; that failure is not retried again here (``hf_retries_head``).
+    huggingface_hub already retries a failing HEAD and a tree listing with its own backoff
+    (about 23 s). A failure that took longer than RETRY_WINDOW seconds went through that backoff
+    and is not retried again; quick failures (a 5xx on a GET, a refused connection while listing
+    a snapshot) get up to RETRIES tries with BACKOFF sleeps.
     """
     with _call_state(s, quiet):
         for attempt in range(1, RETRIES + 1):
+            started = time.monotonic()
             try:
                 return call()
             except errors.PybridgeError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure is translated below
-                final = attempt == RETRIES or (
-                    hf_retries_head and isinstance(exc, _hub().errors.LocalEntryNotFoundError))
                 err = translate(exc, ctx, s, offline)
-                if isinstance(err, errors.NetworkError) and not final:
+                quick = time.monotonic() - started < RETRY_WINDOW
+                if isinstance(err, errors.NetworkError) and quick and attempt < RETRIES:
                     time.sleep(BACKOFF[min(attempt - 1, len(BACKOFF) - 1)])
                     continue
                 raise err from None
@@ -338,16 +341,16 @@ def _call_state(s: Settings, quiet: bool):
     constants = hf.constants
     old_offline = constants.HF_HUB_OFFLINE
     constants.HF_HUB_OFFLINE = bool(s.offline)
-    tqdm = hf.utils.tqdm if quiet else None
-    was_disabled = tqdm.are_progress_bars_disabled() if quiet else None
+    bars = hf.utils
+    was_disabled = bars.are_progress_bars_disabled() if quiet else None
     if quiet:
-        tqdm.disable_progress_bars()
+        bars.disable_progress_bars()
     try:
         yield
     finally:
         constants.HF_HUB_OFFLINE = old_offline
         if quiet and not was_disabled:
-            tqdm.enable_progress_bars()
+            bars.enable_progress_bars()
 
 
 def _where(ctx: dict) -> str:
@@ -377,11 +380,12 @@ def translate(exc: BaseException, ctx: dict, s: Settings, offline: bool) -> erro
     """A huggingface_hub (or httpx) exception as a pybridge error with the call's context."""
     e = _hub().errors
     where = _where(ctx)
-    token_hint = f"the token (from {s.token_source})" if s.token else "no token was sent, which"
+    token_hint = (f"the token (from {s.token_source}) has not been granted access" if s.token
+                  else "no token was sent")
     if isinstance(exc, e.GatedRepoError):
         return errors.GatedRepoError(
-            f"{where} is gated: {token_hint} does not give access. Request access on its Hub "
-            "page, then set HF_TOKEN to a token of an account that was granted access.", **ctx)
+            f"{where} is gated and {token_hint}. Request access on its Hub page, then set "
+            "HF_TOKEN to a token of an account that was granted access.", **ctx)
     if isinstance(exc, e.RepositoryNotFoundError):
         if _status(exc) == 401 and s.token:
             return _auth_error(where, s, ctx)
