@@ -38,6 +38,13 @@ test_that("a Python without pybridge or a missing Python gives classed errors", 
                class = "hfbridge_error_python_environment")
 })
 
+test_that("a port already in use gives a network error", {
+  first <- hub_mirror_start(withr::local_tempdir())
+  on.exit(hub_mirror_stop(first), add = TRUE)
+  port <- as.integer(sub(".*:", "", first$url))
+  expect_error(hub_mirror_start(withr::local_tempdir(), port = port), class = "hfbridge_error_network")
+})
+
 test_that("arguments are checked before anything starts", {
   expect_error(hub_mirror_start(1), class = "hfbridge_error_invalid_argument")
   expect_error(hub_mirror_start("x", port = -1), class = "hfbridge_error_invalid_argument")
