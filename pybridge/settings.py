@@ -55,6 +55,8 @@ def _clean(env: Mapping[str, str], name: str) -> Optional[str]:
 def resolve(env: Optional[Mapping[str, str]] = None, token: Optional[str] = None) -> Settings:
     """Settings from ``env`` (R's view of the environment) or os.environ."""
     env = os.environ if env is None else env
+    if not isinstance(env, Mapping):  # R's hf_env() with no HF_* set arrives as an empty list
+        env = dict(env or {})
     xdg = _clean(env, "XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     hf_home = os.path.expanduser(_clean(env, "HF_HOME") or os.path.join(xdg, "huggingface"))
     cache_dir = os.path.expanduser(_clean(env, "HF_HUB_CACHE") or os.path.join(hf_home, "hub"))
