@@ -1,0 +1,522 @@
+"""Tokenizers: load, encode, decode, pad, truncate, inspect the vocabulary, train.
+
+A tokenizer is a ``tokenizers.Tokenizer``: the one live Python object handed to R (R wraps it in
+an R6 object). Everything else returns plain values (DESIGN.md, "Return conventions"):
+
+- a batch of encodings is a dict of flat columns over all tokens of all texts plus ``splits``
+  (int32, n + 1 offsets into the columns); R splits them;
+- a padded batch is a dict of Fortran-ordered int32 matrices (n, L), so reticulate copies them
+  into R without a transpose;
+- token offsets are 1-based inclusive (``start``, ``end``) in characters (code points), so R's
+  ``substr(text, start, end)`` equals Python's ``text[s:e]``; an empty span has end = start - 1;
+- "no value" in an int32 column (a special token's word id, an unknown token's id) is -1.
+
+Only ``tokenizers`` and the hub layer are imported; transformers is imported only by
+:func:`_convert_with_transformers`, for repos that ship no tokenizer.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from itertools import chain
+from typing import Optional
+
+import numpy as np
+from tokenizers import AddedToken, Tokenizer
+
+from . import errors
+
+TOKENIZER_FILES = [
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+    "config.json", "vocab.txt", "vocab.json", "merges.txt", "*.model", "*.tiktoken",
+]
+MODEL_TYPES = ("bpe", "wordpiece", "unigram")
+TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
+DIRECTIONS = ("left", "right")
+_INT32 = np.int32
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and saving
+
+
+def from_pretrained(identifier, revision="main", env=None, token=None) -> Tokenizer:
+    """The tokenizer of a Hub repo id or a local folder.
+
+    Reads ``tokenizer.json``; a folder without one (vocab.txt, vocab.json + merges.txt, a
+    sentencepiece model) is converted the way transformers' AutoTokenizer(use_fast=True) does.
+    """
+    from .hub import local_folder
+
+    folder = local_folder(identifier, revision=revision, allow_patterns=TOKENIZER_FILES,
+                          env=env, token=token)
+    path = os.path.join(folder, "tokenizer.json")
+    if os.path.isfile(path):
+        return from_file(path)
+    return _convert_with_transformers(folder, identifier)
+
+
+def from_file(path) -> Tokenizer:
+    """A tokenizer from a tokenizer.json file (or a folder holding one)."""
+    path = os.path.expanduser(str(path))
+    if os.path.isdir(path):
+        path = os.path.join(path, "tokenizer.json")
+    if not os.path.isfile(path):
+        raise errors.InvalidArgumentError(
+            f"No tokenizer file at '{path}'. Give the path of a tokenizer.json file.", path=path)
+    try:
+        return Tokenizer.from_file(path)
+    except Exception as exc:  # tokenizers raises a bare Exception for bad JSON or a bad model
+        raise errors.InvalidFileError(
+            f"'{path}' is not a valid tokenizer.json file: {exc}", path=path) from None
+
+
+def from_str(json_text: str) -> Tokenizer:
+    try:
+        return Tokenizer.from_str(json_text)
+    except Exception as exc:
+        raise errors.InvalidFileError(f"Not a valid tokenizer JSON: {exc}") from None
+
+
+def save(tok: Tokenizer, path, pretty=True) -> str:
+    path = os.path.expanduser(str(path))
+    if os.path.isdir(path):
+        path = os.path.join(path, "tokenizer.json")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise errors.InvalidArgumentError(
+            f"The folder '{parent}' does not exist: create it first.", path=path)
+    tok.save(path, pretty=bool(pretty))
+    return path
+
+
+def _convert_with_transformers(folder: str, identifier: str) -> Tokenizer:
+    """transformers' AutoTokenizer(use_fast=True).backend_tokenizer: the conversion fallback."""
+    if not any(os.path.exists(os.path.join(folder, name))
+               for name in ("vocab.txt", "vocab.json", "tokenizer_config.json")) and \
+            not any(name.endswith((".model", ".tiktoken")) for name in os.listdir(folder)):
+        raise errors.EntryNotFoundError(
+            f"'{identifier}' has no tokenizer: neither tokenizer.json nor vocabulary files "
+            "(vocab.txt, vocab.json + merges.txt, a sentencepiece .model).",
+            repo_id=identifier, filename="tokenizer.json", path=folder)
+    try:
+        from transformers import AutoTokenizer
+
+        fast = AutoTokenizer.from_pretrained(folder, use_fast=True)
+        backend = fast.backend_tokenizer
+    except Exception as exc:
+        raise errors.InvalidFileError(
+            f"'{identifier}' has no tokenizer.json, and transformers could not convert its "
+            f"vocabulary files: {type(exc).__name__}: {exc}", repo_id=identifier,
+            path=folder) from None
+    # A copy, so that the R object does not share state with transformers' wrapper.
+    return Tokenizer.from_str(backend.to_str())
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding
+
+
+def encode(tok: Tokenizer, texts, pairs=None, add_special_tokens=True) -> dict:
+    """Every field of the encodings of ``texts`` (and ``pairs``) as flat columns.
+
+    Overflowing pieces (truncation with a stride) follow the main encodings; ``parent`` gives
+    the 0-based index of the main encoding each one belongs to, -1 for the main ones.
+    """
+    encodings = _encode(tok, texts, pairs, add_special_tokens, fast=False)
+    parent = [-1] * len(encodings)
+    for i, enc in enumerate(list(encodings)):
+        for extra in enc.overflowing:
+            encodings.append(extra)
+            parent.append(i)
+    return _columns(encodings, np.asarray(parent, dtype=_INT32))
+
+
+def encode_ids(tok: Tokenizer, texts, pairs=None, add_special_tokens=True) -> dict:
+    """Only the ids, with the tokenizer's own padding and truncation: flat ids and splits."""
+    encodings = _encode(tok, texts, pairs, add_special_tokens, fast=True)
+    lengths = _lengths(encodings)
+    return {"ids": _flat(encodings, "ids", int(lengths.sum())), "splits": _splits(lengths)}
+
+
+def encode_matrix(tok: Tokenizer, texts, pairs=None, add_special_tokens=True, padding="longest",
+                  max_length=None, pad_to_multiple_of=None) -> dict:
+    """A rectangular batch: ids, attention_mask and type_ids as (n, L) int32 matrices.
+
+    ``padding`` is "longest" (pad to the longest encoding) or "max_length". ``max_length``
+    truncates (with the tokenizer's truncation strategy, stride and direction when it has
+    one) and, with padding = "max_length", sets the width. Without it the tokenizer's own
+    truncation applies. Pad id, pad type id and direction come from the tokenizer's padding
+    settings, or tokenizers' defaults (id 0, type 0, right) when padding is off.
+    """
+    padding = _choice(padding, ("longest", "max_length"), "padding")
+    max_length = _optional_count(max_length, "max_length")
+    pad_to_multiple_of = _optional_count(pad_to_multiple_of, "pad_to_multiple_of")
+    if padding == "max_length" and max_length is None:
+        raise errors.InvalidArgumentError(
+            "padding = 'max_length' needs max_length.", argument="max_length")
+    pad = dict(tok.padding or {"pad_id": 0, "pad_type_id": 0, "direction": "right"})
+    with _settings(tok, max_length):
+        encodings = _encode(tok, texts, pairs, add_special_tokens, fast=True)
+    lengths = _lengths(encodings)
+    total = int(lengths.sum())
+    width = int(lengths.max()) if len(lengths) else 0
+    if padding == "max_length":
+        width = max(width, max_length)
+    if pad_to_multiple_of and width % pad_to_multiple_of:
+        width += pad_to_multiple_of - width % pad_to_multiple_of
+    mask = _token_mask(lengths, width, pad["direction"])
+    return {
+        "ids": _scatter(mask, _flat(encodings, "ids", total), pad["pad_id"]),
+        "attention_mask": np.asfortranarray(mask.astype(_INT32)),
+        "type_ids": _scatter(mask, _flat(encodings, "type_ids", total), pad["pad_type_id"]),
+    }
+
+
+def _encode(tok, texts, pairs, add_special_tokens, fast):
+    texts = _texts(texts, "texts")
+    batch = texts
+    if pairs is not None:
+        pairs = _texts(pairs, "pairs")
+        if len(pairs) != len(texts):
+            raise errors.InvalidArgumentError(
+                f"pairs has {len(pairs)} texts but texts has {len(texts)}: give one pair per text.",
+                argument="pairs")
+        batch = list(zip(texts, pairs))
+    method = tok.encode_batch_fast if fast else tok.encode_batch
+    try:
+        return method(batch, add_special_tokens=bool(add_special_tokens))
+    except Exception as exc:
+        raise errors.InvalidArgumentError(f"The tokenizer refused the input: {exc}") from None
+
+
+def _texts(value, name) -> list:
+    if isinstance(value, str):
+        return [value]
+    if value is None:
+        return []
+    value = list(value)
+    bad = [i + 1 for i, v in enumerate(value) if not isinstance(v, str)]
+    if bad:
+        raise errors.InvalidArgumentError(
+            f"{name} must be strings; not at positions {_positions(bad)}.", argument=name)
+    return value
+
+
+def _positions(positions) -> str:
+    shown = ", ".join(str(p) for p in positions[:10])
+    return shown + (f" and {len(positions) - 10} more" if len(positions) > 10 else "")
+
+
+@contextlib.contextmanager
+def _settings(tok: Tokenizer, max_length):
+    """No padding (done in numpy) and, if asked, truncation at max_length; then restored."""
+    padding, truncation = tok.padding, tok.truncation
+    try:
+        tok.no_padding()
+        if max_length is not None:
+            keep = dict(truncation or {})
+            keep.pop("max_length", None)
+            tok.enable_truncation(max_length, **keep)
+        yield
+    finally:
+        if padding:
+            tok.enable_padding(**padding)
+        if truncation:
+            tok.enable_truncation(**truncation)
+        else:
+            tok.no_truncation()
+
+
+def _lengths(encodings) -> np.ndarray:
+    return np.fromiter((len(e) for e in encodings), dtype=_INT32, count=len(encodings))
+
+
+def _splits(lengths) -> np.ndarray:
+    out = np.zeros(len(lengths) + 1, dtype=_INT32)
+    np.cumsum(lengths, out=out[1:])
+    return out
+
+
+def _flat(encodings, field, total) -> np.ndarray:
+    values = chain.from_iterable(getattr(e, field) for e in encodings)
+    return np.fromiter(values, dtype=_INT32, count=total)
+
+
+def _flat_optional(encodings, field, total) -> np.ndarray:
+    values = chain.from_iterable(getattr(e, field) for e in encodings)
+    return np.fromiter((-1 if v is None else v for v in values), dtype=_INT32, count=total)
+
+
+def _token_mask(lengths, width, direction) -> np.ndarray:
+    columns = np.arange(width, dtype=_INT32)
+    if direction == "left":
+        return columns[None, :] >= (width - lengths)[:, None]
+    return columns[None, :] < lengths[:, None]
+
+
+def _scatter(mask, values, fill) -> np.ndarray:
+    out = np.full(mask.shape, fill, dtype=_INT32, order="F")
+    # Row-major order of the True cells is the order of the flat values.
+    rows, cols = np.nonzero(mask)
+    out[rows, cols] = values
+    return out
+
+
+def _columns(encodings, parent) -> dict:
+    lengths = _lengths(encodings)
+    total = int(lengths.sum())
+    offsets = np.fromiter(chain.from_iterable(chain.from_iterable(e.offsets for e in encodings)),
+                          dtype=_INT32, count=2 * total).reshape(total, 2)
+    return {
+        "ids": _flat(encodings, "ids", total),
+        "tokens": list(chain.from_iterable(e.tokens for e in encodings)),
+        "attention_mask": _flat(encodings, "attention_mask", total),
+        "type_ids": _flat(encodings, "type_ids", total),
+        "special_tokens_mask": _flat(encodings, "special_tokens_mask", total),
+        "word_ids": _flat_optional(encodings, "word_ids", total),
+        "sequence_ids": _flat_optional(encodings, "sequence_ids", total),
+        "start": offsets[:, 0] + 1,
+        "end": np.ascontiguousarray(offsets[:, 1]),
+        "splits": _splits(lengths),
+        "parent": parent,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+def decode(tok: Tokenizer, ids, skip_special_tokens=True) -> str:
+    return tok.decode(_ids(ids), skip_special_tokens=bool(skip_special_tokens))
+
+
+def decode_batch(tok: Tokenizer, ids, splits, skip_special_tokens=True) -> list:
+    """Texts of ragged ids given as flat ids plus n + 1 splits."""
+    flat = _ids(ids)
+    splits = np.asarray(splits, dtype=np.int64).reshape(-1).tolist()
+    sequences = [flat[a:b] for a, b in zip(splits[:-1], splits[1:])]
+    return tok.decode_batch(sequences, skip_special_tokens=bool(skip_special_tokens))
+
+
+def _ids(ids) -> list:
+    flat = np.asarray(ids if ids is not None else [], dtype=np.int64).reshape(-1)
+    if flat.size and flat.min() < 0:
+        raise errors.InvalidArgumentError("Token ids must be >= 0 (ids are 0-based).",
+                                          argument="ids")
+    return flat.tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+
+
+def enable_padding(tok: Tokenizer, direction="right", pad_id=0, pad_type_id=0, pad_token="[PAD]",
+                   length=None, pad_to_multiple_of=None) -> None:
+    tok.enable_padding(
+        direction=_choice(direction, DIRECTIONS, "direction"),
+        pad_id=_count(pad_id, "pad_id", minimum=0), pad_type_id=_count(pad_type_id, "pad_type_id", minimum=0),
+        pad_token=str(pad_token), length=_optional_count(length, "length"),
+        pad_to_multiple_of=_optional_count(pad_to_multiple_of, "pad_to_multiple_of"))
+
+
+def no_padding(tok: Tokenizer) -> None:
+    tok.no_padding()
+
+
+def enable_truncation(tok: Tokenizer, max_length, stride=0, strategy="longest_first",
+                      direction="right") -> None:
+    max_length = _count(max_length, "max_length", minimum=1)
+    stride = _count(stride, "stride", minimum=0)
+    try:
+        tok.enable_truncation(max_length, stride=stride,
+                              strategy=_choice(strategy, TRUNCATION_STRATEGIES, "strategy"),
+                              direction=_choice(direction, DIRECTIONS, "direction"))
+    except Exception as exc:  # e.g. stride >= max_length - special tokens
+        raise errors.InvalidArgumentError(f"Truncation refused: {exc}", argument="stride") from None
+
+
+def no_truncation(tok: Tokenizer) -> None:
+    tok.no_truncation()
+
+
+def padding(tok: Tokenizer) -> Optional[dict]:
+    return tok.padding
+
+
+def truncation(tok: Tokenizer) -> Optional[dict]:
+    return tok.truncation
+
+
+def _choice(value, allowed, name) -> str:
+    if value not in allowed:
+        raise errors.InvalidArgumentError(
+            f"{name} must be one of {', '.join(repr(a) for a in allowed)}, not {value!r}.",
+            argument=name)
+    return value
+
+
+def _count(value, name, minimum=0) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number != value or number < minimum:
+        raise errors.InvalidArgumentError(
+            f"{name} must be a whole number >= {minimum}, not {value!r}.", argument=name)
+    return number
+
+
+def _optional_count(value, name):
+    return None if value is None else _count(value, name, minimum=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Vocabulary
+
+
+def describe(tok: Tokenizer) -> dict:
+    """What R's print method shows."""
+    special = [t.content for _, t in sorted(tok.get_added_tokens_decoder().items()) if t.special]
+    return {
+        "model": type(tok.model).__name__,
+        "vocab_size": tok.get_vocab_size(with_added_tokens=True),
+        "base_vocab_size": tok.get_vocab_size(with_added_tokens=False),
+        "special_tokens": special,
+        "normalizer": type(tok.normalizer).__name__ if tok.normalizer is not None else "",
+        "pre_tokenizer": type(tok.pre_tokenizer).__name__ if tok.pre_tokenizer is not None else "",
+        "padding": tok.padding,
+        "truncation": tok.truncation,
+    }
+
+
+def get_vocab_size(tok: Tokenizer, with_added_tokens=True) -> int:
+    return tok.get_vocab_size(with_added_tokens=bool(with_added_tokens))
+
+
+def get_vocab(tok: Tokenizer, with_added_tokens=True) -> dict:
+    """The vocabulary sorted by id: tokens (list of str) and ids (int32)."""
+    pairs = sorted(tok.get_vocab(with_added_tokens=bool(with_added_tokens)).items(),
+                   key=lambda item: item[1])
+    return {"tokens": [t for t, _ in pairs], "ids": np.fromiter((i for _, i in pairs), _INT32, len(pairs))}
+
+
+def token_to_id(tok: Tokenizer, tokens) -> np.ndarray:
+    tokens = _texts(tokens, "tokens")
+    found = (tok.token_to_id(t) for t in tokens)
+    return np.fromiter((-1 if i is None else i for i in found), dtype=_INT32, count=len(tokens))
+
+
+def id_to_token(tok: Tokenizer, ids) -> dict:
+    """tokens (unknown ids give "") and found (bool)."""
+    tokens = [tok.id_to_token(i) for i in _ids(ids)]
+    return {"tokens": [t or "" for t in tokens], "found": np.array([t is not None for t in tokens], dtype=bool)}
+
+
+def add_tokens(tok: Tokenizer, tokens, special=False) -> int:
+    tokens = _texts(tokens, "tokens")
+    if special:
+        return tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in tokens])
+    return tok.add_tokens(tokens)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def train(texts=None, files=None, model="bpe", vocab_size=None, min_frequency=None,
+          special_tokens=None, show_progress=False) -> Tokenizer:
+    """A new tokenizer trained on ``texts`` (strings) or ``files`` (paths, read line by line).
+
+    - "bpe": byte-level BPE as GPT-2 (ByteLevel pre-tokenizer, decoder and post-processor);
+      special tokens default to ``<|endoftext|>``.
+    - "wordpiece": as BERT (BertNormalizer lowercasing, BertPreTokenizer, ``[CLS] $A [SEP]``);
+      special tokens default to [PAD] [UNK] [CLS] [SEP] [MASK].
+    - "unigram": as T5/sentencepiece (NFKC, Metaspace, ``$A </s>``); special tokens default to
+      <pad> </s> <unk>.
+    """
+    model = _choice(model, MODEL_TYPES, "type")
+    if (texts is None) == (files is None):
+        raise errors.InvalidArgumentError("Give either texts or files to train on.", argument="texts")
+    build = {"bpe": _bpe_pipeline, "wordpiece": _wordpiece_pipeline, "unigram": _unigram_pipeline}[model]
+    kwargs = {"show_progress": bool(show_progress)}
+    if vocab_size is not None:
+        kwargs["vocab_size"] = _count(vocab_size, "vocab_size", minimum=1)
+    if min_frequency is not None:
+        if model == "unigram":
+            raise errors.InvalidArgumentError(
+                "min_frequency applies to bpe and wordpiece; the unigram trainer has none.",
+                argument="min_frequency")
+        kwargs["min_frequency"] = _count(min_frequency, "min_frequency", minimum=0)
+    tok, trainer, finish = build(special_tokens, kwargs)
+    try:
+        if files is not None:
+            files = [os.path.expanduser(f) for f in _texts(files, "files")]
+            missing = [f for f in files if not os.path.isfile(f)]
+            if missing:
+                raise errors.InvalidArgumentError(
+                    f"No such file: {', '.join(missing[:5])}", argument="files", path=missing[0])
+            tok.train(files, trainer)
+        else:
+            texts = _texts(texts, "texts")
+            tok.train_from_iterator(texts, trainer, length=len(texts))
+    except errors.PybridgeError:
+        raise
+    except Exception as exc:
+        raise errors.InvalidArgumentError(f"Training failed: {exc}") from None
+    finish(tok)
+    return tok
+
+
+def _bpe_pipeline(special_tokens, kwargs):
+    from tokenizers import decoders, models, pre_tokenizers, processors, trainers
+
+    special = list(special_tokens) if special_tokens is not None else ["<|endoftext|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(special_tokens=special,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), **kwargs)
+    return tok, trainer, lambda t: None
+
+
+def _wordpiece_pipeline(special_tokens, kwargs):
+    from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
+
+    special = (list(special_tokens) if special_tokens is not None
+               else ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    unk = "[UNK]" if "[UNK]" in special else None
+    tok = Tokenizer(models.WordPiece(unk_token=unk) if unk else models.WordPiece())
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    trainer = trainers.WordPieceTrainer(special_tokens=special, continuing_subword_prefix="##",
+                                        **kwargs)
+    return tok, trainer, lambda t: _template(t, "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1",
+                                             ["[CLS]", "[SEP]"])
+
+
+def _unigram_pipeline(special_tokens, kwargs):
+    from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
+
+    special = list(special_tokens) if special_tokens is not None else ["<pad>", "</s>", "<unk>"]
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    unk = "<unk>" if "<unk>" in special else None
+    trainer = trainers.UnigramTrainer(special_tokens=special, unk_token=unk, **kwargs)
+    return tok, trainer, lambda t: _template(t, "$A </s>", "$A </s> $B:1 </s>:1", ["</s>"])
+
+
+def _template(tok, single, pair, needed):
+    """Adds the post-processor when the special tokens it needs are in the vocabulary."""
+    from tokenizers import processors
+
+    ids = [tok.token_to_id(t) for t in needed]
+    if all(i is not None for i in ids):
+        tok.post_processor = processors.TemplateProcessing(
+            single=single, pair=pair, special_tokens=list(zip(needed, ids)))
+

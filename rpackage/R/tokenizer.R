@@ -1,0 +1,598 @@
+#' Tokenizers
+#'
+#' @description
+#' A tokenizer turns texts into token ids and back, with the Hugging Face `tokenizers` library
+#' doing the work in Python. `tokenizer` is the class generator, used as in the `tok` package:
+#' `tokenizer$from_pretrained("gpt2")` and `tokenizer$from_file(path)` return a tokenizer
+#' object of class `hfbridge_tokenizer` (see [tokenizer_from_pretrained()]). Train a new one
+#' with [tokenizer_train()].
+#'
+#' Token ids are 0-based, as the models expect. Every method is vectorised over texts; `NA`
+#' texts are an error of class `hfbridge_error_invalid_argument` that names their positions.
+#' Texts are converted to UTF-8 with [enc2utf8()]; strings that are not valid UTF-8 are refused
+#' (convert them with [iconv()] first).
+#'
+#' An encoding (class `hfbridge_encoding`) is a list with `ids` (integer, 0-based), `tokens`,
+#' `offsets` (a two-column integer matrix `start`, `end`, 1-based inclusive, so that
+#' `substr(text, start, end)` is the token's source text; special tokens have an empty span),
+#' `attention_mask`, `type_ids`, `special_tokens_mask`, `word_ids` and `sequence_ids` (0-based,
+#' `NA` for special tokens), and `overflowing` (the pieces cut off by truncation with a
+#' stride, as encodings).
+#'
+#' The object holds a live Python tokenizer: it lives as long as the R session. Saved with
+#' [saveRDS()] it cannot be used in another session; use `$save()` and [tokenizer_from_file()].
+#'
+#' @format An R6 class generator with the static functions `$from_pretrained()` and
+#'   `$from_file()`.
+#' @export
+#' @examples
+#' \dontrun{
+#' tokenizer <- tokenizer$from_pretrained("gpt2")
+#' encoded <- tokenizer$encode("Hello, world!")
+#' encoded$ids
+#' tokenizer$decode(encoded$ids)
+#' batch <- tokenizer$encode_batch(c("First sentence.", "Second sentence."))
+#' lapply(batch, function(x) x$ids)
+#' m <- tokenizer$encode_matrix(c("First sentence.", "Second sentence."), max_length = 8)
+#' m$ids
+#' }
+tokenizer <- R6::R6Class(
+  classname = "hfbridge_tokenizer",
+  cloneable = FALSE,
+  public = list(
+    #' @description Wraps a Python `tokenizers.Tokenizer`; use `$from_pretrained()`,
+    #'   `$from_file()` or [tokenizer_train()] instead.
+    #' @param handle A Python `tokenizers.Tokenizer` object.
+    initialize = function(handle) {
+      if (!inherits(handle, "python.builtin.object")) {
+        hfbridge_abort("invalid_argument", paste(
+          "tokenizer$new() takes a Python tokenizer; load one with",
+          "tokenizer$from_pretrained() or tokenizer$from_file()."), argument = "handle")
+      }
+      private$py <- handle
+    },
+
+    #' @description Prints the model type, vocabulary size, special tokens, padding and
+    #'   truncation.
+    #' @param ... Ignored.
+    print = function(...) {
+      cat(format_tokenizer(private$call("describe")), sep = "\n")
+      invisible(self)
+    },
+
+    #' @description Encodes one text (and optionally its pair).
+    #' @param text A string. Several texts give a list of encodings, as `$encode_batch()`.
+    #' @param pair An optional second text of the same length as `text`.
+    #' @param add_special_tokens Whether to add the special tokens (such as `[CLS]`).
+    #' @return An encoding (class `hfbridge_encoding`).
+    encode = function(text, pair = NULL, add_special_tokens = TRUE) {
+      out <- self$encode_batch(text, pair, add_special_tokens)
+      if (length(text) == 1L) out[[1L]] else out
+    },
+
+    #' @description Encodes many texts, with the tokenizer's padding and truncation.
+    #' @param texts A character vector.
+    #' @param pairs An optional character vector of second texts, one per text.
+    #' @param add_special_tokens Whether to add the special tokens.
+    #' @return A list of encodings.
+    encode_batch = function(texts, pairs = NULL, add_special_tokens = TRUE) {
+      args <- tok_encode_args(texts, pairs, add_special_tokens)
+      cols <- do.call(private$call, c(list("encode"), args))
+      tok_encodings(cols)
+    },
+
+    #' @description The ids only, as a list of integer vectors: the fast ragged form.
+    #' @param texts A character vector.
+    #' @param pairs An optional character vector of second texts, one per text.
+    #' @param add_special_tokens Whether to add the special tokens.
+    #' @return A list of integer vectors (0-based ids), one per text.
+    encode_ids = function(texts, pairs = NULL, add_special_tokens = TRUE) {
+      args <- tok_encode_args(texts, pairs, add_special_tokens)
+      out <- do.call(private$call, c(list("encode_ids"), args))
+      tok_split(out$ids, out$splits)
+    },
+
+    #' @description A rectangular batch: ids, attention mask and type ids as integer matrices
+    #'   with one row per text.
+    #' @param texts A character vector.
+    #' @param pairs An optional character vector of second texts, one per text.
+    #' @param add_special_tokens Whether to add the special tokens.
+    #' @param padding `"longest"` pads to the longest encoding; `"max_length"` to `max_length`.
+    #' @param max_length If given, encodings are truncated to it (with the tokenizer's
+    #'   truncation strategy, stride and direction when truncation is enabled). Otherwise the
+    #'   tokenizer's own truncation applies.
+    #' @param pad_to_multiple_of Round the width up to a multiple of this.
+    #' @return A list of three integer matrices `ids`, `attention_mask` and `type_ids`
+    #'   (texts x tokens). Pad id, pad type id and side come from `$enable_padding()`, or are
+    #'   0, 0 and right when padding is off.
+    encode_matrix = function(texts, pairs = NULL, add_special_tokens = TRUE,
+                             padding = c("longest", "max_length"), max_length = NULL,
+                             pad_to_multiple_of = NULL) {
+      args <- tok_encode_args(texts, pairs, add_special_tokens)
+      padding <- tok_choice(padding, c("longest", "max_length"), "padding")
+      args$padding <- padding
+      args$max_length <- tok_optional_count(max_length, "max_length")
+      args$pad_to_multiple_of <- tok_optional_count(pad_to_multiple_of, "pad_to_multiple_of")
+      do.call(private$call, c(list("encode_matrix"), args))
+    },
+
+    #' @description Decodes ids into a text.
+    #' @param ids An integer vector of 0-based ids.
+    #' @param skip_special_tokens Whether to leave special tokens out.
+    #' @return A string.
+    decode = function(ids, skip_special_tokens = TRUE) {
+      if (is.list(ids) || is.matrix(ids)) {
+        return(self$decode_batch(ids, skip_special_tokens))
+      }
+      private$call("decode", tok_ids(ids), skip_special_tokens = tok_flag(skip_special_tokens, "skip_special_tokens"))
+    },
+
+    #' @description Decodes many id sequences.
+    #' @param sequences A list of integer vectors; an integer matrix with one row per sequence
+    #'   (`NA` cells are padding and are left out); or the list returned by `$encode_matrix()`,
+    #'   whose `attention_mask` tells the padding apart.
+    #' @param skip_special_tokens Whether to leave special tokens out.
+    #' @return A character vector.
+    decode_batch = function(sequences, skip_special_tokens = TRUE) {
+      ragged <- tok_ragged_ids(sequences)
+      skip <- tok_flag(skip_special_tokens, "skip_special_tokens")
+      if (length(ragged$splits) == 1L) return(character(0))
+      as.character(private$call("decode_batch", ragged$ids, ragged$splits, skip_special_tokens = skip))
+    },
+
+    #' @description Pads every batch (as `tokenizers`' `enable_padding`).
+    #' @param direction `"right"` or `"left"`.
+    #' @param pad_id The id used for padding.
+    #' @param pad_type_id The type id used for padding.
+    #' @param pad_token The token used for padding.
+    #' @param length A fixed length; `NULL` pads to the longest encoding of each batch.
+    #' @param pad_to_multiple_of Round the padded length up to a multiple of this.
+    #' @return The tokenizer, invisibly.
+    enable_padding = function(direction = "right", pad_id = 0L, pad_type_id = 0L,
+                              pad_token = "[PAD]", length = NULL, pad_to_multiple_of = NULL) {
+      private$call(
+        "enable_padding", direction = tok_choice(direction, c("right", "left"), "direction"),
+        pad_id = tok_count(pad_id, "pad_id", 0L), pad_type_id = tok_count(pad_type_id, "pad_type_id", 0L),
+        pad_token = tok_string(pad_token, "pad_token"), length = tok_optional_count(length, "length"),
+        pad_to_multiple_of = tok_optional_count(pad_to_multiple_of, "pad_to_multiple_of")
+      )
+      invisible(self)
+    },
+
+    #' @description Turns padding off.
+    #' @return The tokenizer, invisibly.
+    no_padding = function() {
+      private$call("no_padding")
+      invisible(self)
+    },
+
+    #' @description Truncates every encoding (as `tokenizers`' `enable_truncation`).
+    #' @param max_length The maximum number of tokens, special tokens included.
+    #' @param stride How many tokens of the previous piece the overflowing pieces repeat.
+    #' @param strategy `"longest_first"`, `"only_first"` or `"only_second"`.
+    #' @param direction `"right"` or `"left"`.
+    #' @return The tokenizer, invisibly.
+    enable_truncation = function(max_length, stride = 0, strategy = "longest_first",
+                                 direction = "right") {
+      private$call(
+        "enable_truncation", max_length = tok_count(max_length, "max_length", 1L),
+        stride = tok_count(stride, "stride", 0L),
+        strategy = tok_choice(strategy, c("longest_first", "only_first", "only_second"), "strategy"),
+        direction = tok_choice(direction, c("right", "left"), "direction")
+      )
+      invisible(self)
+    },
+
+    #' @description Turns truncation off.
+    #' @return The tokenizer, invisibly.
+    no_truncation = function() {
+      private$call("no_truncation")
+      invisible(self)
+    },
+
+    #' @description The size of the vocabulary.
+    #' @param with_added_tokens Whether to count the added tokens.
+    #' @return An integer.
+    get_vocab_size = function(with_added_tokens = TRUE) {
+      as.integer(private$call("get_vocab_size", tok_flag(with_added_tokens, "with_added_tokens")))
+    },
+
+    #' @description The vocabulary.
+    #' @param with_added_tokens Whether to include the added tokens.
+    #' @return A named integer vector of ids (0-based) sorted by id, named by token.
+    get_vocab = function(with_added_tokens = TRUE) {
+      out <- private$call("get_vocab", tok_flag(with_added_tokens, "with_added_tokens"))
+      ids <- as.vector(out$ids)
+      names(ids) <- as.character(out$tokens)
+      ids
+    },
+
+    #' @description The ids of tokens.
+    #' @param tokens A character vector.
+    #' @return An integer vector, `NA` for tokens not in the vocabulary.
+    token_to_id = function(tokens) {
+      tokens <- tok_texts(tokens, "tokens")
+      if (!length(tokens)) return(integer(0))
+      ids <- as.vector(private$call("token_to_id", tokens))
+      ids[ids < 0L] <- NA_integer_
+      ids
+    },
+
+    #' @description The tokens of ids.
+    #' @param ids An integer vector of 0-based ids.
+    #' @return A character vector, `NA` for ids not in the vocabulary (and for `NA` ids).
+    id_to_token = function(ids) {
+      ids <- tok_ids(ids, allow_na = TRUE)
+      out <- rep(NA_character_, length(ids))
+      known <- !is.na(ids)
+      if (!any(known)) return(out)
+      res <- private$call("id_to_token", as.array(ids[known]))
+      tokens <- as.character(res$tokens)
+      tokens[!as.vector(res$found)] <- NA_character_
+      out[known] <- tokens
+      out
+    },
+
+    #' @description Adds tokens to the vocabulary.
+    #' @param tokens A character vector.
+    #' @return The number of tokens added (those not already known), invisibly.
+    add_tokens = function(tokens) {
+      invisible(as.integer(private$call("add_tokens", tok_texts(tokens, "tokens"), special = FALSE)))
+    },
+
+    #' @description Adds special tokens (never split, left out by `skip_special_tokens`).
+    #' @param tokens A character vector.
+    #' @return The number of tokens added, invisibly.
+    add_special_tokens = function(tokens) {
+      invisible(as.integer(private$call("add_tokens", tok_texts(tokens, "tokens"), special = TRUE)))
+    },
+
+    #' @description Saves the tokenizer as a tokenizer.json file.
+    #' @param path A file path (or an existing folder, which gets a `tokenizer.json`).
+    #' @param pretty Whether to indent the JSON.
+    #' @return The path written, invisibly.
+    save = function(path, pretty = TRUE) {
+      path <- tok_string(path, "path")
+      invisible(private$call("save", path.expand(path), pretty = tok_flag(pretty, "pretty")))
+    },
+
+    #' @description Loads another tokenizer; the same as [tokenizer_from_pretrained()].
+    #' @param identifier A Hub repo id or a local folder.
+    #' @param revision A branch, tag or commit.
+    #' @param token A Hub token, or `NULL` for the usual ones (`HF_TOKEN`, the token file).
+    #' @param auth_token The same as `token`, as the `tok` package names it.
+    from_pretrained = function(identifier, revision = "main", token = NULL, auth_token = NULL) {
+      tokenizer_from_pretrained(identifier, revision, token, auth_token)
+    },
+
+    #' @description Loads another tokenizer; the same as [tokenizer_from_file()].
+    #' @param path The path of a tokenizer.json file.
+    from_file = function(path) {
+      tokenizer_from_file(path)
+    }
+  ),
+  active = list(
+    #' @field padding The padding settings (a list), or `NULL` when padding is off.
+    padding = function(value) {
+      if (!missing(value)) tok_read_only("padding", "$enable_padding() or $no_padding()")
+      private$call("padding")
+    },
+    #' @field truncation The truncation settings (a list), or `NULL` when truncation is off.
+    truncation = function(value) {
+      if (!missing(value)) tok_read_only("truncation", "$enable_truncation() or $no_truncation()")
+      private$call("truncation")
+    },
+    #' @field handle The Python `tokenizers.Tokenizer` (for advanced use through reticulate).
+    handle = function(value) {
+      if (!missing(value)) tok_read_only("handle", "tokenizer$from_file()")
+      private$checked()
+    }
+  ),
+  private = list(
+    py = NULL,
+    checked = function() {
+      if (is.null(private$py) || reticulate::py_is_null_xptr(private$py)) {
+        hfbridge_abort("invalid_argument", paste(
+          "This tokenizer belongs to an R session that has ended (it was saved with saveRDS()",
+          "or similar). Save tokenizers with $save() and load them with tokenizer_from_file()."))
+      }
+      private$py
+    },
+    call = function(fun, ...) {
+      py_call("tokenizer", fun, private$checked(), ...)
+    }
+  )
+)
+
+tokenizer$from_pretrained <- function(identifier, revision = "main", token = NULL, auth_token = NULL) {
+  tokenizer_from_pretrained(identifier, revision, token, auth_token)
+}
+
+tokenizer$from_file <- function(path) {
+  tokenizer_from_file(path)
+}
+
+#' Load a tokenizer
+#'
+#' `tokenizer_from_pretrained()` loads the tokenizer of a Hugging Face Hub repo (downloaded
+#' through the Hub cache, honouring `HF_ENDPOINT`, `HF_HOME`, `HF_HUB_OFFLINE` and `HF_TOKEN`)
+#' or of a local folder. It reads `tokenizer.json`; a repo without one (only `vocab.txt`,
+#' `vocab.json` and `merges.txt`, or a sentencepiece model) is converted the way transformers'
+#' `AutoTokenizer` does. `tokenizer_from_file()` reads a `tokenizer.json` file.
+#' `tokenizer$from_pretrained()` and `tokenizer$from_file()` are the same functions.
+#'
+#' @param identifier A Hub repo id (`"gpt2"`, `"org/name"`) or a local folder.
+#' @param revision A branch, tag or commit of the repo.
+#' @param token A Hub token for private or gated repos; `NULL` uses `HF_TOKEN` or the token file.
+#' @param auth_token The same as `token` (the name the `tok` package uses).
+#' @param path The path of a `tokenizer.json` file (or of a folder holding one).
+#' @return A tokenizer (see [tokenizer]).
+#' @export
+#' @examples
+#' \dontrun{
+#' tokenizer <- tokenizer_from_pretrained("bert-base-uncased")
+#' encoded <- tokenizer$encode("Deep learning is powerful.")
+#' encoded$ids
+#' encoded$tokens
+#' tokenizer$save(file.path(tempdir(), "tokenizer.json"))
+#' tokenizer_from_file(file.path(tempdir(), "tokenizer.json"))
+#' }
+tokenizer_from_pretrained <- function(identifier, revision = "main", token = NULL, auth_token = NULL) {
+  identifier <- tok_string(identifier, "identifier")
+  revision <- tok_string(revision, "revision")
+  if (is.null(token)) token <- auth_token
+  if (!is.null(token)) token <- tok_string(token, "token")
+  handle <- py_call("tokenizer", "from_pretrained", identifier, revision = revision,
+                    env = hf_env(), token = token)
+  tokenizer$new(handle)
+}
+
+#' @rdname tokenizer_from_pretrained
+#' @export
+tokenizer_from_file <- function(path) {
+  path <- tok_string(path, "path")
+  tokenizer$new(py_call("tokenizer", "from_file", path.expand(path)))
+}
+
+#' @export
+print.hfbridge_encoding <- function(x, ...) {
+  n <- length(x$ids)
+  cat(sprintf("<hfbridge_encoding> %d token%s\n", n, if (n == 1L) "" else "s"))
+  shown <- seq_len(min(n, 20L))
+  if (n) {
+    table <- data.frame(token = x$tokens[shown], id = x$ids[shown], start = x$offsets[shown, 1L],
+                        end = x$offsets[shown, 2L], type = x$type_ids[shown],
+                        mask = x$attention_mask[shown], stringsAsFactors = FALSE)
+    print(table, row.names = FALSE)
+    if (n > 20L) cat(sprintf("... and %d more tokens\n", n - 20L))
+  }
+  if (length(x$overflowing)) cat(sprintf("%d overflowing piece(s)\n", length(x$overflowing)))
+  invisible(x)
+}
+
+format_tokenizer <- function(info) {
+  special <- as.character(unlist(info$special_tokens))
+  c(
+    sprintf("<hfbridge_tokenizer> %s model, vocabulary of %d tokens%s", info$model,
+            as.integer(info$vocab_size),
+            if (info$vocab_size != info$base_vocab_size) {
+              sprintf(" (%d added)", as.integer(info$vocab_size - info$base_vocab_size))
+            } else ""),
+    sprintf("  special tokens: %s", if (length(special)) paste(special, collapse = " ") else "none"),
+    sprintf("  padding: %s", format_padding(info$padding)),
+    sprintf("  truncation: %s", format_truncation(info$truncation))
+  )
+}
+
+format_padding <- function(p) {
+  if (is.null(p)) return("off")
+  to <- if (is.null(p$length)) "the longest" else as.character(p$length)
+  multiple <- if (is.null(p$pad_to_multiple_of)) "" else sprintf(", a multiple of %d", p$pad_to_multiple_of)
+  sprintf("%s, to %s%s, with %s (id %d, type id %d)", p$direction, to, multiple, p$pad_token,
+          as.integer(p$pad_id), as.integer(p$pad_type_id))
+}
+
+format_truncation <- function(t) {
+  if (is.null(t)) return("off")
+  sprintf("%s, at %d tokens (%s, stride %d)", t$direction, as.integer(t$max_length), t$strategy,
+          as.integer(t$stride))
+}
+
+# ---- From flat columns to R objects ---------------------------------------------------------
+
+# Splits flat values into a list by n + 1 offsets (0 first), as returned by pybridge.
+tok_split <- function(values, splits) {
+  dim(values) <- NULL
+  n <- length(splits) - 1L
+  if (n < 1L) return(list())
+  f <- structure(rep.int(seq_len(n), diff(as.vector(splits))), levels = as.character(seq_len(n)),
+                 class = "factor")
+  out <- split(values, f)
+  names(out) <- NULL
+  out
+}
+
+tok_na <- function(x) {
+  dim(x) <- NULL
+  x[x < 0L] <- NA_integer_
+  x
+}
+
+# A list of hfbridge_encoding objects from pybridge.tokenizer.encode()'s columns.
+tok_encodings <- function(cols) {
+  splits <- cols$splits
+  parts <- list(
+    ids = tok_split(cols$ids, splits),
+    tokens = tok_split(as.character(cols$tokens), splits),
+    start = tok_split(cols$start, splits),
+    end = tok_split(cols$end, splits),
+    attention_mask = tok_split(cols$attention_mask, splits),
+    type_ids = tok_split(cols$type_ids, splits),
+    special_tokens_mask = tok_split(cols$special_tokens_mask, splits),
+    word_ids = tok_split(tok_na(cols$word_ids), splits),
+    sequence_ids = tok_split(tok_na(cols$sequence_ids), splits)
+  )
+  encodings <- .mapply(new_encoding, parts, NULL)
+  parent <- as.vector(cols$parent)
+  extra <- which(parent >= 0L)
+  if (!length(extra)) return(encodings)
+  main <- encodings[parent < 0L]
+  for (i in extra) {
+    p <- parent[i] + 1L
+    main[[p]]$overflowing <- c(main[[p]]$overflowing, list(encodings[[i]]))
+  }
+  main
+}
+
+new_encoding <- function(ids, tokens, start, end, attention_mask, type_ids, special_tokens_mask,
+                         word_ids, sequence_ids) {
+  offsets <- matrix(c(start, end), ncol = 2L, dimnames = list(NULL, c("start", "end")))
+  structure(list(ids = ids, tokens = tokens, offsets = offsets, attention_mask = attention_mask,
+                 type_ids = type_ids, special_tokens_mask = special_tokens_mask,
+                 word_ids = word_ids, sequence_ids = sequence_ids, overflowing = list()),
+            class = "hfbridge_encoding")
+}
+
+# Flat ids and n + 1 splits from a list of id vectors, a padded matrix (NA = padding) or the
+# result of $encode_matrix().
+tok_ragged_ids <- function(x) {
+  if (is.list(x) && !is.null(x$ids) && is.matrix(x$ids) && is.matrix(x$attention_mask)) {
+    keep <- x$attention_mask != 0L
+    x <- x$ids
+  } else if (is.matrix(x)) {
+    keep <- !is.na(x)
+  } else if (is.list(x)) {
+    lengths <- lengths(x, use.names = FALSE)
+    flat <- unlist(x, use.names = FALSE)
+    if (is.null(flat)) flat <- integer(0)
+    return(list(ids = tok_ids(flat), splits = as.array(c(0L, cumsum(lengths)))))
+  } else {
+    hfbridge_abort("invalid_argument", paste(
+      "sequences must be a list of integer vectors, an integer matrix (one row per sequence),",
+      "or the result of $encode_matrix()."), argument = "sequences")
+  }
+  if (!identical(dim(keep), dim(x))) {
+    hfbridge_abort("invalid_argument", "attention_mask and ids must have the same dimensions.",
+                   argument = "sequences")
+  }
+  flat <- t(x)[t(keep)]
+  list(ids = tok_ids(flat), splits = as.array(c(0L, cumsum(as.integer(rowSums(keep))))))
+}
+
+# ---- Argument checks ------------------------------------------------------------------------
+
+tok_encode_args <- function(texts, pairs, add_special_tokens) {
+  texts <- tok_texts(texts, "texts")
+  if (!is.null(pairs)) {
+    pairs <- tok_texts(pairs, "pairs")
+    if (length(pairs) != length(texts)) {
+      hfbridge_abort("invalid_argument", sprintf(
+        "`pairs` has %d texts and `texts` has %d: give one pair per text.", length(pairs),
+        length(texts)), argument = "pairs")
+    }
+  }
+  list(texts = texts, pairs = pairs,
+       add_special_tokens = tok_flag(add_special_tokens, "add_special_tokens"))
+}
+
+# A UTF-8 character vector without NA; lists of strings and factors are accepted.
+tok_texts <- function(x, arg) {
+  if (is.factor(x)) x <- as.character(x)
+  if (is.list(x) && all(vapply(x, function(v) is.character(v) && length(v) == 1L, logical(1)))) {
+    x <- as.character(unlist(x, use.names = FALSE))
+  }
+  if (!is.character(x)) {
+    hfbridge_abort("invalid_argument", sprintf("`%s` must be a character vector, not %s.", arg,
+                                               class(x)[1L]), argument = arg)
+  }
+  na <- which(is.na(x))
+  if (length(na)) {
+    hfbridge_abort("invalid_argument", sprintf(
+      "`%s` has NA at position%s %s: drop them or replace them with \"\".", arg,
+      if (length(na) > 1L) "s" else "", tok_positions(na)), argument = arg, positions = na)
+  }
+  if (any(Encoding(x) == "bytes")) {
+    bytes <- which(Encoding(x) == "bytes")
+    hfbridge_abort("invalid_argument", sprintf(
+      "`%s` has strings marked as bytes at position%s %s: convert them to UTF-8 with iconv().",
+      arg, if (length(bytes) > 1L) "s" else "", tok_positions(bytes)), argument = arg,
+      positions = bytes)
+  }
+  # enc2utf8() would turn invalid bytes into "<e9>" escapes: check the UTF-8 strings first.
+  utf8 <- Encoding(x) == "UTF-8" | (Encoding(x) == "unknown" & isTRUE(l10n_info()[["UTF-8"]]))
+  bad <- which(utf8 & !validUTF8(x))
+  if (length(bad)) {
+    hfbridge_abort("invalid_argument", sprintf(paste(
+      "`%s` is not valid UTF-8 at position%s %s: convert it first, e.g.",
+      "iconv(x, from = \"latin1\", to = \"UTF-8\")."), arg, if (length(bad) > 1L) "s" else "",
+      tok_positions(bad)), argument = arg, positions = bad)
+  }
+  x <- enc2utf8(x)
+  names(x) <- NULL
+  x
+}
+
+tok_positions <- function(positions) {
+  shown <- paste(utils::head(positions, 10L), collapse = ", ")
+  if (length(positions) > 10L) shown <- sprintf("%s and %d more", shown, length(positions) - 10L)
+  shown
+}
+
+# 0-based ids as an integer array (a numpy array on the Python side, without a copy).
+tok_ids <- function(ids, allow_na = FALSE) {
+  if (is.null(ids)) ids <- integer(0)
+  if (!is.numeric(ids) || (!allow_na && anyNA(ids))) {
+    hfbridge_abort("invalid_argument", "ids must be a vector of whole numbers >= 0 without NA.",
+                   argument = "ids")
+  }
+  ok <- is.na(ids) | (ids >= 0 & ids == round(ids) & ids < 2^31)
+  if (!all(ok)) {
+    hfbridge_abort("invalid_argument", sprintf(
+      "ids must be whole numbers >= 0 (ids are 0-based); not at positions %s.",
+      tok_positions(which(!ok))), argument = "ids", positions = which(!ok))
+  }
+  if (allow_na) return(as.integer(ids))
+  as.array(as.integer(ids))
+}
+
+tok_flag <- function(x, arg) {
+  if (!is.logical(x) || length(x) != 1L || is.na(x)) {
+    hfbridge_abort("invalid_argument", sprintf("`%s` must be TRUE or FALSE.", arg), argument = arg)
+  }
+  x
+}
+
+tok_string <- function(x, arg) {
+  if (!is.character(x) || length(x) != 1L || is.na(x) || !nzchar(x)) {
+    hfbridge_abort("invalid_argument", sprintf("`%s` must be a single non-empty string.", arg),
+                   argument = arg)
+  }
+  enc2utf8(x)
+}
+
+tok_choice <- function(x, allowed, arg) {
+  if (is.character(x) && length(x) > 1L && identical(x, allowed)) return(allowed[1L])
+  if (!is.character(x) || length(x) != 1L || !x %in% allowed) {
+    hfbridge_abort("invalid_argument", sprintf("`%s` must be one of %s.", arg,
+                                               paste0("\"", allowed, "\"", collapse = ", ")),
+                   argument = arg)
+  }
+  x
+}
+
+tok_count <- function(x, arg, minimum = 0L) {
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x != round(x) || x < minimum || x >= 2^31) {
+    hfbridge_abort("invalid_argument", sprintf("`%s` must be a whole number >= %d.", arg, minimum),
+                   argument = arg)
+  }
+  as.integer(x)
+}
+
+tok_optional_count <- function(x, arg) {
+  if (is.null(x)) NULL else tok_count(x, arg, 1L)
+}
+
+tok_read_only <- function(field, instead) {
+  hfbridge_abort("invalid_argument", sprintf("`%s` is read-only: use %s.", field, instead),
+                 argument = field)
+}
