@@ -9,10 +9,16 @@ let
       nix/hfbridge.nix: rPackages has no '${name}' (named in rpackage/DESCRIPTION).
       Add it to nix/stub-nixpkgs/names.nix once the pinned nixpkgs is known to have it.'');
 in
+let
+  dependencies = map fromName (description.depends ++ description.imports);
+in
 rPackages.buildRPackage {
   name = "${description.package}-${description.version}";
   src = ../rpackage;
-  propagatedBuildInputs = map fromName (description.depends ++ description.imports);
-  # The packages the tests use (Suggests), for the R wrapper of the checks and the dev shell.
-  passthru.rSuggests = map fromName description.suggests;
+  propagatedBuildInputs = dependencies;
+  passthru = {
+    rDependencies = dependencies;
+    # The packages the tests use (Suggests), for the R wrapper of the checks and the dev shell.
+    rSuggests = map fromName description.suggests;
+  };
 }

@@ -82,7 +82,7 @@ let
   # own pybridge (PYTHONPATH) instead of a built one.
   devPython = python.withPackages (_: pybridge.pythonDependencies ++ pybridge.pythonTestDependencies);
   devR = pkgs.rWrapper.override {
-    packages = hfbridge.propagatedBuildInputs ++ hfbridge.rSuggests ++ (with pkgs.rPackages; [
+    packages = hfbridge.rDependencies ++ hfbridge.rSuggests ++ (with pkgs.rPackages; [
       reticulate testthat roxygen2 pkgload rcmdcheck
     ]);
   };

@@ -44,17 +44,17 @@ let
       || throw "stub nixpkgs: buildPythonPackage takes `pyproject` or `format`, not both";
     fake "python${pythonVersion}-${attrs.pname}-${attrs.version}" attrs;
 
-  fetchPypi = { pname, version, hash, format ? "setuptools", dist ? "py3", python ? "py3"
-              , abi ? "none", platform ? "any", extension ? "tar.gz" }@args:
+  fetchurl = { url, hash }@args:
     assert builtins.match "sha256-[A-Za-z0-9+/]{43}=" hash != null
-      || throw "stub nixpkgs: fetchPypi: `${hash}` is not an SRI sha256 hash";
-    fake (if format == "wheel" then "${pname}-${version}-${python}-${abi}-${platform}.whl"
-          else "${pname}-${version}.${extension}") args;
+      || throw "stub nixpkgs: fetchurl: `${hash}` is not an SRI sha256 hash";
+    assert builtins.match "https://.+/[^/]+" url != null
+      || throw "stub nixpkgs: fetchurl: `${url}` is not an https URL of a file";
+    fake (builtins.baseNameOf url) args;
 
   pythonPackages = lib.genAttrs names.python
     (name: fake "python${pythonVersion}-${name}-stub" { pname = name; version = "0"; })
     // {
-      inherit buildPythonPackage fetchPypi;
+      inherit buildPythonPackage;
       callPackage = callPackageWith (pkgs // pythonPackages);
       pytestCheckHook = fake "python${pythonVersion}-pytest-check-hook" { };
     };
@@ -76,7 +76,7 @@ let
   };
 
   pkgs = {
-    inherit lib system python3 rPackages rWrapper;
+    inherit lib system python3 rPackages rWrapper fetchurl;
     python3Packages = pythonPackages;
     callPackage = callPackageWith pkgs;
     git = fake "git-stub" { };
