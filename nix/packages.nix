@@ -28,13 +28,14 @@ let
   setFlags = lib.concatStringsSep " "
     (lib.mapAttrsToList (name: value: "--set ${name} ${lib.escapeShellArg value}") wrapperEnv);
 
-  rPackagesFor = extra: [ hfbridge pkgs.rPackages.reticulate pkgs.rPackages.testthat ]
-    ++ hfbridge.rSuggests ++ extra;
-
   # R and Rscript with hfbridge (and the packages its tests suggest) and RETICULATE_PYTHON set.
   rWithHfbridge = pkgs.symlinkJoin {
     name = "hfbridge-r-${description.version}";
-    paths = [ (pkgs.rWrapper.override { packages = rPackagesFor [ ]; }) ];
+    paths = [
+      (pkgs.rWrapper.override {
+        packages = [ hfbridge pkgs.rPackages.reticulate pkgs.rPackages.testthat ] ++ hfbridge.rSuggests;
+      })
+    ];
     nativeBuildInputs = [ pkgs.makeWrapper ];
     postBuild = ''
       for program in R Rscript; do
@@ -49,7 +50,7 @@ let
     exec ${rWithHfbridge}/bin/Rscript ${../examples/quickstart.R} "$@"
   '';
 
-  # The sources the R tests may reach for (HFBRIDGE_REPO): the Python package and its tests.
+  # The sources the R tests may reach for (HFBRIDGE_REPO, as tools/test.sh sets it).
   repoSource = lib.fileset.toSource {
     root = ../.;
     fileset = lib.fileset.unions [ ../pyproject.toml ../pybridge ../tests ../rpackage ];
@@ -96,7 +97,8 @@ let
       export PYTHONPATH="$root''${PYTHONPATH:+:$PYTHONPATH}"
       export HF_HOME="$root/build/hf-home"
       export HFBRIDGE_REPO="$root"
-      export R_LIBS_USER="$root/.rlib"
+      # Not .rlib: that one holds packages installed by Debian's R (make setup).
+      export R_LIBS_USER="$root/build/nix-rlib"
       mkdir -p "$HF_HOME" "$R_LIBS_USER"
       echo "hfbridge dev shell: pybridge from $root, HF_HOME=$HF_HOME, RETICULATE_PYTHON=$RETICULATE_PYTHON"
     '';
