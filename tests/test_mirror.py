@@ -315,6 +315,7 @@ def test_gated_private_and_bad_tokens(mirror, hf_env, mirror_config, tmp_path, p
     with pytest.raises(HfHubHTTPError) as bad:  # a token the mirror does not know
         hh.hf_hub_download("mtest/gated", "config.json", token="hf_wrongwrongwrong", **kw)
     assert bad.value.response.status_code == 401
+    assert bad.value.response.headers["X-Error-Code"] == "InvalidCredentials"
     assert not isinstance(bad.value, (GatedRepoError, RepositoryNotFoundError))
     with pytest.raises(RepositoryNotFoundError):
         hh.hf_hub_download("mtest/private", "config.json", token=False, **kw)

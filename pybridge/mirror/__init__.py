@@ -37,9 +37,11 @@ the cases apart (huggingface_hub 2.4, ``utils/_http.py``):
   -> ``GatedRepoError``;
 - a token the mirror does not know at all (in no ``gated``/``private`` list nor in
   ``tokens``), sent to a gated or private repo: 401 with ``X-Error-Message: Invalid credentials
-  in Authorization header`` and no error code, as huggingface.co does -> ``HfHubHTTPError``
-  with status 401, which ``hf_hub_download`` re-raises (never a silent cache fallback). The hub
-  layer maps it to ``auth`` ("bad token"), distinct from ``gated``;
+  in Authorization header`` (the text huggingface.co sends) and ``X-Error-Code:
+  InvalidCredentials``. The client knows no such code, and that message stops it from reading
+  the 401 as RepoNotFound, so it raises a plain ``HfHubHTTPError`` with status 401, which
+  ``hf_hub_download`` re-raises (never a silent cache fallback). The hub layer maps it to
+  ``auth`` ("bad token"), distinct from ``gated``;
 - private repo without a granted token: 404 RepoNotFound, as huggingface.co does.
 
 Public repositories ignore the token, so a stray ``HF_TOKEN`` never breaks them.

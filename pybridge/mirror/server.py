@@ -266,7 +266,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         token = self._token()
         if token is not None and token not in config.known_tokens():
-            raise HubError(401, "", "Invalid credentials in Authorization header")
+            raise HubError(401, "InvalidCredentials", "Invalid credentials in Authorization header")
         if private is not None and token not in private:
             raise HubError(404, "RepoNotFound", f"Repository {repo_id!r} not found.")
         if gated is not None and token not in gated:
