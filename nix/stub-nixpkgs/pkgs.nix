@@ -42,6 +42,11 @@ let
       || throw "stub nixpkgs: buildPythonPackage needs `pyproject = true` or `format`";
     assert !(attrs ? format && attrs ? pyproject)
       || throw "stub nixpkgs: buildPythonPackage takes `pyproject` or `format`, not both";
+    # pytestCheckHook aborts when a disabledTestPaths entry matches nothing in the source.
+    assert builtins.all
+      (path: builtins.match ".*::.*" path != null || builtins.pathExists "${attrs.src}/${path}"
+        || throw "stub nixpkgs: disabledTestPaths: ${path} does not exist in the source of ${attrs.pname}")
+      (attrs.disabledTestPaths or [ ]);
     fake "python${pythonVersion}-${attrs.pname}-${attrs.version}" attrs;
 
   fetchurl = { url, hash }@args:
