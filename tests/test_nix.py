@@ -84,7 +84,8 @@ def test_an_attribute_the_stub_lacks_fails(tree):
     assert "nix/stub-nixpkgs lacks" in output
 
 
-@pytest.mark.parametrize("path", ["rpackage/tests", "pybridge", "rpackage/DESCRIPTION"])
+@pytest.mark.parametrize(
+    "path", ["rpackage/tests", "pybridge", "rpackage/DESCRIPTION", "tests/test_nix.py"])
 def test_a_file_missing_from_the_tree_fails(tree, path):
     git(tree, "rm", "-r", "-q", path)
     git(tree, "commit", "-q", "-m", f"remove {path}")

@@ -32,6 +32,13 @@ in
           let p = toString path; in
           builtins.any (f: p == f || hasPrefix (f + "/") p || hasPrefix (p + "/") f) chosen;
       in
-      builtins.path { path = root; name = "source"; filter = keep; };
+      # As in nixpkgs (lib.sources.cleanSourceWith): the store path, and where it came from.
+      {
+        _isLibCleanSourceWith = true;
+        name = "source";
+        origSrc = root;
+        filter = keep;
+        outPath = builtins.path { path = root; name = "source"; filter = keep; };
+      };
   };
 }
