@@ -124,18 +124,20 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self):
-        self._status = 0
-        self._logged = False
+        self._logged = False  # becomes True when the status line is sent (log_request)
         try:
             self._route()
-        except HubError as err:
-            self._send_error(err)
         except _Answered:
             pass
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        except Exception as exc:  # a bug must not kill the connection silently
-            self._send_error(HubError(500, "InternalError", f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:
+            if self._logged:  # failed mid-body: the only honest signal left is to hang up
+                self.close_connection = True
+            elif isinstance(exc, HubError):
+                self._send_error(exc)
+            else:  # a bug must not kill the connection silently
+                self._send_error(HubError(500, "InternalError", f"{type(exc).__name__}: {exc}"))
         finally:
             if not self._logged:  # the connection broke before an answer
                 self.log_request(0)
@@ -146,7 +148,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, payload, headers: Optional[dict] = None):
         body = json.dumps(payload).encode("utf-8")
-        self._status = status
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -309,30 +310,36 @@ class Handler(BaseHTTPRequestHandler):
             start, end = self._parse_range(rng, entry.size, snap.commit)
             status = 206
         length = max(0, end - start + 1)
-        self._status = status
-        self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(length))
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("ETag", f'"{entry.etag}"')
-        self.send_header("X-Repo-Commit", snap.commit)
-        if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{entry.size}")
-        self.end_headers()
-        if self.command == "HEAD" or length == 0:
-            return
+        # Open before the status line, so a vanished file is still an honest error response.
+        body = repo.open(snap, entry, start) if self.command == "GET" and length else iter(())
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(length))
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("ETag", f'"{entry.etag}"')
+            self.send_header("X-Repo-Commit", snap.commit)
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{entry.size}")
+            self.end_headers()
+            self._write_body(body, length, fault)
+        finally:
+            close = getattr(body, "close", None)
+            if close:
+                close()
+
+    def _write_body(self, body, length: int, fault):
         limit = length
         if fault is not None:  # a "close" fault: send part of the body, then hang up
             limit = int(length * float(fault.get("fraction", 0.5)))
             limit = min(length, int(fault.get("bytes", limit)))
         sent = 0
-        for chunk in repo.open(snap, entry, start):
-            chunk = chunk[: min(len(chunk), limit - sent)]
-            if chunk:
-                self.wfile.write(chunk)
-                sent += len(chunk)
+        for chunk in body:
             if sent >= limit:
                 break
+            chunk = chunk[: limit - sent]
+            self.wfile.write(chunk)
+            sent += len(chunk)
         if fault is not None:
             self.wfile.flush()
             self.close_connection = True
@@ -352,7 +359,6 @@ class Handler(BaseHTTPRequestHandler):
                 end = min(int(last), size - 1) if last else size - 1
             if start < size and start <= end:
                 return start, end
-        self._status = 416
         self.send_response(416)
         self.send_header("Content-Range", f"bytes */{size}")
         self.send_header("Content-Length", "0")
