@@ -53,6 +53,7 @@ def _clear_mirror_faults(request):
 
 @pytest.fixture
 def hf_env(mirror, tmp_path, monkeypatch) -> dict:
+    (tmp_path / "hf_home").mkdir(exist_ok=True)
     env = {
         "HF_ENDPOINT": mirror.url,
         "HF_HOME": str(tmp_path / "hf_home"),
