@@ -37,7 +37,10 @@ for f in flake.nix flake.lock nix/packages.nix nix/stub-nixpkgs/flake.nix; do
 done
 
 # A private, daemon-less, single-user Nix: config, chroot store and caches in build/nix.
+# A fresh store each run, so that nothing a previous run left there can hide a problem.
 state="$root/build/nix"
+if [ -d "$state/root" ]; then chmod -R u+w "$state/root" && rm -rf "$state/root"; fi
+rm -rf "$state/cache"
 mkdir -p "$state/etc" "$state/cache" "$state/root"
 echo '{"flakes":[],"version":2}' > "$state/registry.json"
 cat > "$state/etc/nix.conf" <<EOF

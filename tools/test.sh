@@ -13,5 +13,8 @@ echo "== R CMD check (with testthat)"
 rm -rf build/check && mkdir -p build/check
 Rscript -e 'res <- rcmdcheck::rcmdcheck("rpackage", args = c("--no-manual"), build_args = "--no-manual", check_dir = "build/check", error_on = "warning"); print(res)'
 
+echo "== Nix flake, evaluated offline against nix/stub-nixpkgs"
+bash tools/nix-check.sh
+
 echo "== pytest"
 .venv/bin/python -m pytest -q -m "${PYTEST_MARKERS:-}" tests
