@@ -1,0 +1,344 @@
+# Hub verbs: R checks and coerces the arguments, pybridge.hub does the work with huggingface_hub.
+
+#' Download a file from the Hugging Face Hub
+#'
+#' Downloads one file of a repository into the local Hugging Face cache, the one Python's
+#' `huggingface_hub` uses, and returns its path. A file already cached is not downloaded again:
+#' with a pinned commit (a 40-character hash) or offline, no request is made at all; with a
+#' branch such as `"main"` one small request checks that the cached copy is current.
+#'
+#' The environment variables `HF_HOME`, `HF_HUB_CACHE`, `HF_ENDPOINT`, `HF_HUB_OFFLINE`,
+#' `HF_TOKEN` and the token file (`$HF_HOME/token`) are read at each call, so `Sys.setenv()`
+#' takes effect at once. Network failures are retried with backoff. Failures arrive as classed
+#' conditions (see [hfbridge_errors]): `hfbridge_error_repo_not_found`,
+#' `hfbridge_error_revision_not_found`, `hfbridge_error_entry_not_found`, `hfbridge_error_gated`,
+#' `hfbridge_error_auth`, `hfbridge_error_offline_not_cached`, `hfbridge_error_network` and
+#' `hfbridge_error_invalid_argument`, with the fields `repo_id`, `filename`, `revision` and
+#' `repo_type`.
+#'
+#' `hf_hub_download()` is the same function under the name the Python library and the
+#' transformer course use.
+#'
+#' @param repo_id The repository id, such as `"gpt2"` or `"org/name"`.
+#' @param filename The path of the file inside the repository, such as `"config.json"`.
+#' @param revision A branch, a tag or a commit hash.
+#' @param repo_type `"model"`, `"dataset"` or `"space"`.
+#' @param local_files_only If `TRUE`, use only the cache and make no request.
+#' @param force_download If `TRUE`, download again even if the file is cached.
+#' @param token A Hub token for private or gated repositories. By default `HF_TOKEN` or the
+#'   token file. It is never printed.
+#' @param quiet If `TRUE`, show no progress bar.
+#' @return The path of the file in the cache, as a string.
+#' @family hub
+#' @export
+#' @examples
+#' \dontrun{
+#' config_path <- hub_download("gpt2", "config.json")
+#' weights_path <- hub_download(repo_id = "gpt2", filename = "model.safetensors",
+#'                              revision = "main")
+#' config_path <- hf_hub_download("distilbert-base-uncased", filename = "config.json")
+#' }
+hub_download <- function(repo_id, filename, revision = "main", repo_type = "model",
+                         local_files_only = FALSE, force_download = FALSE, token = NULL,
+                         quiet = FALSE) {
+  hub_check_repo(repo_id, revision, repo_type)
+  hub_check_filename(filename)
+  hub_check_flags(local_files_only = local_files_only, force_download = force_download,
+                  quiet = quiet)
+  hub_check_token(token)
+  py_call("hub", "download", repo_id, filename, revision = revision, repo_type = repo_type,
+          local_files_only = local_files_only, force_download = force_download, quiet = quiet,
+          env = hf_env(), token = token)
+}
+
+#' @rdname hub_download
+#' @export
+hf_hub_download <- hub_download
+
+#' Download a whole repository (a snapshot) from the Hugging Face Hub
+#'
+#' Downloads the files of a repository at one revision into the local cache and returns the
+#' snapshot folder, which holds them under their repository paths. `allow_patterns` and
+#' `ignore_patterns` are globs (`"*.json"`, `"tokenizer*"`, `"1_Pooling/*"`): a file is kept if
+#' it matches any allow pattern and no ignore pattern. Offline or with `local_files_only = TRUE`
+#' the cached snapshot is returned if it holds every file asked for.
+#'
+#' @inheritParams hub_download
+#' @param allow_patterns `NULL` (every file) or a character vector of globs to keep.
+#' @param ignore_patterns `NULL` or a character vector of globs to leave out.
+#' @return The path of the snapshot folder, as a string.
+#' @family hub
+#' @export
+#' @examples
+#' \dontrun{
+#' folder <- hub_snapshot("sentence-transformers/all-MiniLM-L6-v2",
+#'                        allow_patterns = c("*.json", "*.txt"))
+#' list.files(folder, recursive = TRUE)
+#' }
+hub_snapshot <- function(repo_id, revision = "main", repo_type = "model", allow_patterns = NULL,
+                         ignore_patterns = NULL, local_files_only = FALSE,
+                         force_download = FALSE, token = NULL, quiet = FALSE) {
+  hub_check_repo(repo_id, revision, repo_type)
+  allow_patterns <- hub_check_patterns(allow_patterns, "allow_patterns")
+  ignore_patterns <- hub_check_patterns(ignore_patterns, "ignore_patterns")
+  hub_check_flags(local_files_only = local_files_only, force_download = force_download,
+                  quiet = quiet)
+  hub_check_token(token)
+  py_call("hub", "snapshot", repo_id, revision = revision, repo_type = repo_type,
+          allow_patterns = allow_patterns, ignore_patterns = ignore_patterns,
+          local_files_only = local_files_only, force_download = force_download, quiet = quiet,
+          env = hf_env(), token = token)
+}
+
+#' Download several repositories at once
+#'
+#' The forms of Metaflow's `@huggingface_hub(load = ...)`, in R:
+#' \itemize{
+#'   \item repo ids: `hub_load(c("bert-base-uncased", "gpt2"))`;
+#'   \item a repo id and a local folder to download into:
+#'     `hub_load(list(c("bert-base-uncased", "./model_directory")))`. At the top level,
+#'     `c(repo_id, local_dir)` is read as such a pair when `local_dir` cannot be a repo id
+#'     (it starts with `.`, `/` or `~`, or has more than one `/`);
+#'   \item a list with `repo_id` and any of `revision`, `allow_patterns`, `ignore_patterns`,
+#'     `repo_type`, `local_dir` and `force_download`, as for [hub_snapshot()]:
+#'     `hub_load(list(repo_id = "bert-base-uncased", allow_patterns = c("*.json", "*.txt")))`;
+#'   \item a list mixing these forms.
+#' }
+#'
+#' @param specs The repositories, in one of the forms above.
+#' @inheritParams hub_download
+#' @return A named character vector of local folders, named by repo id, in the order given.
+#' @family hub
+#' @export
+#' @examples
+#' \dontrun{
+#' paths <- hub_load(list(
+#'   "gpt2",
+#'   list(repo_id = "bert-base-uncased", allow_patterns = c("*.json", "*.txt"))
+#' ))
+#' paths[["bert-base-uncased"]]
+#' }
+hub_load <- function(specs, token = NULL, quiet = FALSE) {
+  specs <- hub_load_specs(specs)
+  hub_check_flags(quiet = quiet)
+  hub_check_token(token)
+  res <- py_call("hub", "load", specs, env = hf_env(), token = token, quiet = quiet)
+  paths <- as.character(unlist(res$path))
+  names(paths) <- as.character(unlist(res$repo_id))
+  paths
+}
+
+#' Information about a repository on the Hub
+#'
+#' @inheritParams hub_download
+#' @return A list with `id`, `sha` (the commit of `revision`) and `files`, a data frame with the
+#'   columns `path` and `size` (bytes).
+#' @family hub
+#' @export
+#' @examples
+#' \dontrun{
+#' info <- hub_repo_info("gpt2")
+#' info$sha
+#' info$files
+#' }
+hub_repo_info <- function(repo_id, revision = "main", repo_type = "model", token = NULL) {
+  hub_check_repo(repo_id, revision, repo_type)
+  hub_check_token(token)
+  res <- py_call("hub", "repo_info", repo_id, revision = revision, repo_type = repo_type,
+                 env = hf_env(), token = token)
+  files <- data.frame(path = as.character(unlist(res$path)), size = as.numeric(res$size),
+                      stringsAsFactors = FALSE)
+  list(id = res$id, sha = res$sha, files = files)
+}
+
+#' List the files of a repository on the Hub
+#'
+#' @inheritParams hub_download
+#' @return A character vector of the paths of the repository's files.
+#' @family hub
+#' @export
+#' @examples
+#' \dontrun{
+#' hub_list_files("gpt2")
+#' }
+hub_list_files <- function(repo_id, revision = "main", repo_type = "model", token = NULL) {
+  hub_check_repo(repo_id, revision, repo_type)
+  hub_check_token(token)
+  res <- py_call("hub", "list_files", repo_id, revision = revision, repo_type = repo_type,
+                 env = hf_env(), token = token)
+  as.character(unlist(res))
+}
+
+#' Check whether a file exists in a repository, without downloading it
+#'
+#' One request that reads the file's metadata. As in `huggingface_hub`, a missing file,
+#' revision or repository gives `FALSE`; a gated repository, a refused token or a network
+#' failure is an error. Offline (`HF_HUB_OFFLINE`), the cache answers.
+#'
+#' @inheritParams hub_download
+#' @return `TRUE` or `FALSE`.
+#' @family hub
+#' @export
+#' @examples
+#' \dontrun{
+#' hub_file_exists("gpt2", "model.safetensors")
+#' }
+hub_file_exists <- function(repo_id, filename, revision = "main", repo_type = "model",
+                            token = NULL) {
+  hub_check_repo(repo_id, revision, repo_type)
+  hub_check_filename(filename)
+  hub_check_token(token)
+  isTRUE(py_call("hub", "file_exists", repo_id, filename, revision = revision,
+                 repo_type = repo_type, env = hf_env(), token = token))
+}
+
+# ---- argument checks (before Python starts) ----------------------------------------------------
+
+hub_repo_types <- c("model", "dataset", "space")
+hub_repo_id_pattern <- "^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
+
+hub_invalid <- function(argument, message, ...) {
+  hfbridge_abort("invalid_argument", message, argument = argument, ...)
+}
+
+hub_describe <- function(x) {
+  if (is.null(x)) return("NULL")
+  if (!is.atomic(x)) return(paste("a", class(x)[1]))
+  if (length(x) != 1) return(sprintf("a %s vector of length %d", class(x)[1], length(x)))
+  if (is.na(x)) return("NA")
+  if (!is.character(x)) return(sprintf("the %s %s", class(x)[1], format(x)))
+  sprintf("\"%s\"", x)
+}
+
+hub_check_string <- function(x, argument, example) {
+  if (!is.character(x) || length(x) != 1 || is.na(x) || !nzchar(trimws(x))) {
+    hub_invalid(argument, sprintf("`%s` must be one non-empty string such as %s, not %s.",
+                                  argument, example, hub_describe(x)))
+  }
+  invisible(x)
+}
+
+hub_is_repo_id <- function(x) {
+  grepl(hub_repo_id_pattern, x) && !grepl("..", x, fixed = TRUE) &&
+    !grepl("--", x, fixed = TRUE) && nchar(x) <= 96
+}
+
+hub_check_repo_id <- function(repo_id) {
+  hub_check_string(repo_id, "repo_id", "\"gpt2\" or \"org/name\"")
+  if (!hub_is_repo_id(repo_id)) {
+    hub_invalid("repo_id", sprintf(paste0(
+      "`repo_id` \"%s\" is not a valid repo id: use \"name\" or \"org/name\" with letters, ",
+      "digits, '-', '_' and '.', without '..' or '--' (at most 96 characters)."), repo_id),
+      repo_id = repo_id)
+  }
+  invisible(repo_id)
+}
+
+hub_check_repo <- function(repo_id, revision, repo_type) {
+  hub_check_repo_id(repo_id)
+  hub_check_string(revision, "revision", "\"main\", a tag or a commit hash")
+  hub_check_string(repo_type, "repo_type", "\"model\"")
+  if (!repo_type %in% hub_repo_types) {
+    hub_invalid("repo_type", sprintf("`repo_type` must be one of %s, not \"%s\".",
+                                     paste0("\"", hub_repo_types, "\"", collapse = ", "),
+                                     repo_type), repo_id = repo_id)
+  }
+  invisible(TRUE)
+}
+
+hub_check_filename <- function(filename) {
+  hub_check_string(filename, "filename", "\"config.json\"")
+  parts <- strsplit(gsub("\\", "/", filename, fixed = TRUE), "/", fixed = TRUE)[[1]]
+  if (startsWith(filename, "/") || ".." %in% parts) {
+    hub_invalid("filename", sprintf(paste0(
+      "`filename` \"%s\" must be a path inside the repository, without \"..\" or a leading ",
+      "\"/\", such as \"config.json\" or \"1_Pooling/config.json\"."), filename),
+      filename = filename)
+  }
+  invisible(filename)
+}
+
+hub_check_flags <- function(...) {
+  flags <- list(...)
+  for (name in names(flags)) {
+    x <- flags[[name]]
+    if (!is.logical(x) || length(x) != 1 || is.na(x)) {
+      hub_invalid(name, sprintf("`%s` must be TRUE or FALSE, not %s.", name, hub_describe(x)))
+    }
+  }
+  invisible(TRUE)
+}
+
+hub_check_token <- function(token) {
+  if (is.null(token)) return(invisible(NULL))
+  if (!is.character(token) || length(token) != 1 || is.na(token) || !nzchar(token)) {
+    hub_invalid("token", "`token` must be NULL or one non-empty string.")
+  }
+  invisible(NULL)
+}
+
+# NULL, or a list of globs (a list, so that one pattern stays a list in Python).
+hub_check_patterns <- function(patterns, argument) {
+  if (is.null(patterns)) return(NULL)
+  if (!is.character(patterns) || length(patterns) == 0 || anyNA(patterns) ||
+      !all(nzchar(patterns))) {
+    hub_invalid(argument, sprintf(
+      "`%s` must be NULL or a character vector of globs such as c(\"*.json\", \"*.txt\"), not %s.",
+      argument, hub_describe(patterns)))
+  }
+  as.list(patterns)
+}
+
+# The specs of hub_load() as a list of repo ids, c(repo_id, local_dir) pairs and named lists.
+hub_load_specs <- function(specs) {
+  if (is.character(specs) && is.null(names(specs))) {
+    if (length(specs) == 2 && !is.na(specs[2]) && !hub_is_repo_id(specs[2])) {
+      specs <- list(specs)
+    } else {
+      specs <- as.list(specs)
+    }
+  } else if (is.list(specs) && !is.null(specs$repo_id)) {
+    specs <- list(specs)
+  }
+  if (!is.list(specs) || length(specs) == 0) {
+    hub_invalid("specs", paste0(
+      "`specs` must be repo ids, c(repo_id, local_dir) pairs, or lists with repo_id = ..., ",
+      "not ", hub_describe(specs), "."))
+  }
+  lapply(specs, hub_load_spec)
+}
+
+hub_load_spec <- function(spec) {
+  if (is.character(spec) && length(spec) == 1) {
+    hub_check_repo_id(spec)
+    return(spec)
+  }
+  if (is.character(spec) && length(spec) == 2 && !anyNA(spec)) {
+    hub_check_repo_id(spec[1])
+    hub_check_string(spec[2], "specs", "\"./model_directory\"")
+    return(list(spec[[1]], hub_abs_path(spec[[2]])))
+  }
+  if (is.list(spec) && !is.null(names(spec)) && !is.null(spec$repo_id)) {
+    hub_check_repo(spec$repo_id, hub_or(spec$revision, "main"), hub_or(spec$repo_type, "model"))
+    for (p in c("allow_patterns", "ignore_patterns")) {
+      if (!is.null(spec[[p]])) spec[[p]] <- hub_check_patterns(spec[[p]], p)
+    }
+    if (!is.null(spec$local_dir)) {
+      hub_check_string(spec$local_dir, "local_dir", "\"./model_directory\"")
+      spec$local_dir <- hub_abs_path(spec$local_dir)
+    }
+    return(spec)
+  }
+  hub_invalid("specs", paste0(
+    "Each hub_load() spec must be a repo id, c(repo_id, local_dir), or list(repo_id = ...), ",
+    "not ", hub_describe(spec), "."))
+}
+
+# R's working folder, not Python's: setwd() in R does not move Python.
+hub_abs_path <- function(path) {
+  path <- path.expand(path)
+  if (!startsWith(path, "/")) path <- file.path(getwd(), path)
+  path
+}
+
+hub_or <- function(x, default) if (is.null(x)) default else x
