@@ -336,6 +336,9 @@ def test_config_is_reread_when_it_changes(mirror, hf_env, mirror_config, tmp_pat
         api.repo_info("mtest/regated", token=False)
     mirror_config({"gated": {}})
     assert api.repo_info("mtest/regated", token=False).id == "mtest/regated"
+    Path(mirror.root, "mirror.json").write_text('{"gated": ["not", "a", "map"]}')
+    assert api.repo_info("mtest/regated", token=False).id == "mtest/regated"  # ignored, and said so
+    assert "mirror.json ignored" in Path(mirror.log_path).read_text()
 
 
 # ---- offline -------------------------------------------------------------------------------

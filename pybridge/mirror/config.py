@@ -69,10 +69,24 @@ def check_faults(faults) -> List[dict]:
     return checked
 
 
-class Config:
-    """The live configuration; safe to use from the server's threads."""
+def check_config(data) -> dict:
+    if not isinstance(data, dict):
+        raise ConfigError("the top level must be an object")
+    for kind in ("gated", "private"):
+        if not isinstance(data.get(kind) or {}, dict):
+            raise ConfigError(f"'{kind}' must map repo ids to token lists")
+    return data
 
-    def __init__(self, root: str):
+
+class Config:
+    """The live configuration; safe to use from the server's threads.
+
+    A broken mirror.json is ignored as a whole (nothing gated, no faults) and reported once
+    through ``warn``.
+    """
+
+    def __init__(self, root: str, warn=None):
+        self.warn = warn or (lambda message: None)
         self.path = os.path.join(root, "mirror.json")
         self._lock = threading.Lock()
         self._stamp = None
@@ -93,12 +107,13 @@ class Config:
         if stamp is not None:
             try:
                 with open(self.path, encoding="utf-8") as fh:
-                    data = json.load(fh) or {}
+                    data = check_config(json.load(fh) or {})
                 self._faults = check_faults(data.get("faults", []))
                 self.error = None
             except (OSError, ValueError, ConfigError) as exc:
                 self.error = f"mirror.json ignored: {exc}"
-                data = {}
+                self.warn(self.error)
+                data, self._faults = {}, []
         else:
             self._faults = []
         self._data = data

@@ -66,10 +66,10 @@ class MirrorServer(ThreadingHTTPServer):
 
     def __init__(self, address, root: str, log=None):
         self.store = Store(root)
-        self.config = Config(self.store.root)
         self.stats = Stats()
         self.log_stream = log if log is not None else sys.stderr
         self._log_lock = threading.Lock()
+        self.config = Config(self.store.root, warn=self.log_line)
         super().__init__(address, Handler)
 
     def log_line(self, text: str) -> None:
