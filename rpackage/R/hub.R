@@ -313,6 +313,10 @@ hub_load_spec <- function(spec) {
     hub_check_repo_id(spec)
     return(spec)
   }
+  if (is.list(spec) && is.null(names(spec)) && length(spec) == 2 &&
+      all(vapply(spec, function(x) is.character(x) && length(x) == 1, logical(1)))) {
+    spec <- unlist(spec)
+  }
   if (is.character(spec) && length(spec) == 2 && !anyNA(spec)) {
     hub_check_repo_id(spec[1])
     hub_check_string(spec[2], "specs", "\"./model_directory\"")

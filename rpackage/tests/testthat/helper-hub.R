@@ -1,0 +1,60 @@
+# Small repos for the hub tests, written by R (no Python needed to build them).
+
+hub_test_folder <- function() {
+  dir <- tempfile("hub-test-repo-")
+  dir.create(file.path(dir, "sub"), recursive = TRUE)
+  writeLines('{"model_type": "tiny", "n": 3}', file.path(dir, "config.json"))
+  writeLines('{"version": "1.0"}', file.path(dir, "tokenizer.json"))
+  writeLines(c("a", "b", "c"), file.path(dir, "vocab.txt"))
+  writeBin(as.raw(rep(0:255, 40)), file.path(dir, "weights.bin"))
+  writeLines("{}", file.path(dir, "sub", "extra.json"))
+  dir
+}
+
+# Publishes the tiny repo once per run under repo_id and returns the source folder.
+hub_test_repo <- function(repo_id = "rhubtest/tiny") {
+  key <- paste0("published:", repo_id)
+  if (is.null(.test_hub[[key]])) {
+    folder <- hub_test_folder()
+    publish_repo(repo_id, folder)
+    .test_hub[[key]] <- folder
+  }
+  .test_hub[[key]]
+}
+
+# A git repo in the store: tag v1 has config n = 1; main has n = 2 and new.txt.
+hub_test_git_repo <- function(repo_id = "rhubtest/versions") {
+  folder <- file.path(test_hub_store(), "models", repo_id)
+  if (dir.exists(file.path(folder, ".git"))) return(folder)
+  dir.create(folder, recursive = TRUE, showWarnings = FALSE)
+  git <- function(...) {
+    out <- system2("git", c("-C", shQuote(folder), "-c", "user.name=t", "-c", "user.email=t@t",
+                            ...), stdout = TRUE, stderr = TRUE)
+    invisible(out)
+  }
+  git("init", "-q", "-b", "main")
+  writeLines('{"n": 1}', file.path(folder, "config.json"))
+  git("add", ".")
+  git("commit", "-q", "-m", "one")
+  git("tag", "v1")
+  writeLines('{"n": 2}', file.path(folder, "config.json"))
+  writeLines("new", file.path(folder, "new.txt"))
+  git("add", ".")
+  git("commit", "-q", "-m", "two")
+  folder
+}
+
+# Runs Python code in a fresh process with the given environment; returns its stdout lines.
+# R's LD_LIBRARY_PATH lists /usr/lib/x86_64-linux-gnu, whose libpython3.11 is not the venv's:
+# a Python started with it fails to import ssl, so the child gets none.
+hub_test_python <- function(code, env = character()) {
+  env <- c(LD_LIBRARY_PATH = "", env)
+  python <- Sys.getenv("RETICULATE_PYTHON", reticulate::py_config()$python)
+  res <- processx::run(python, c("-c", code), env = c("current", env), error_on_status = FALSE)
+  if (res$status != 0) stop("Python failed: ", res$stderr)
+  strsplit(trimws(res$stdout), "\n", fixed = TRUE)[[1]]
+}
+
+hub_mirror_requests <- function(reset = FALSE) {
+  hub_mirror_stats(test_hub_mirror(), reset = reset)
+}
