@@ -134,6 +134,12 @@ def dtype_table() -> dict:
     }
 
 
+def _bfloat16_values(t: np.ndarray) -> np.ndarray:
+    """bfloat16 bits are the upper half of a float32."""
+    bits = np.left_shift(np.asarray(t, dtype=np.uint32), np.uint32(16), dtype=np.uint32)
+    return np.asarray(bits).reshape(-1).view(np.float32).reshape(np.shape(t))
+
+
 class _Decoder:
     """Turns a tile of stored values into the values R gets; remembers inexact int64 values."""
 
@@ -142,7 +148,7 @@ class _Decoder:
         self.inexact = False
         code = dtype.code
         if code == "BF16":
-            self.convert = lambda t: (t.astype(np.uint32) << 16).view(np.float32)
+            self.convert = _bfloat16_values
         elif code in _F8_TABLES:
             table = _F8_TABLES[code]
             self.convert = lambda t: table[t]
