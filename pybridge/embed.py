@@ -1,0 +1,284 @@
+"""Sentence embeddings and hidden states, fast: length-sorted batches in inference mode.
+
+The texts are tokenized once, sorted by token count and cut into batches, so that each batch is
+padded only to its own longest text (transformers' feature-extraction pipeline pads every batch
+to its longest text in input order, and spends most of its time on padding). Pooling follows
+sentence-transformers: ``mean`` over real tokens, ``cls`` (the first token) or ``max`` (padding
+set to -1e9 first), then optional L2 normalisation. ``max_length`` defaults to the model's
+``sentence_bert_config.json`` ``max_seq_length`` when there is one (256 for all-MiniLM-L6-v2),
+else to what the tokenizer and the position embeddings allow.
+
+A :class:`Job` lets R show progress: :func:`start` tokenizes and plans the batches, :func:`step`
+runs some of them, :func:`finish` returns the result. :func:`embed` and :func:`hidden_states` do
+all three at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from . import errors, models
+
+POOLINGS = ("mean", "cls", "max")
+
+
+# ---------------------------------------------------------------------------------------------
+# One-call API
+
+
+def embed(texts, model, pooling="mean", normalize=False, batch_size=32, max_length=None,
+          revision="main", device="cpu", allow_pickle=False, trust_remote_code=False, env=None,
+          token=None) -> np.ndarray:
+    """An (n, d) float64 matrix of pooled embeddings, one row per text, in input order."""
+    job = start(texts, model, "embed", pooling=pooling, normalize=normalize,
+                batch_size=batch_size, max_length=max_length, revision=revision, device=device,
+                allow_pickle=allow_pickle, trust_remote_code=trust_remote_code, env=env,
+                token=token)
+    step(job)
+    return finish(job)
+
+
+def hidden_states(texts, model, layers=-1, batch_size=32, max_length=None, revision="main",
+                  device="cpu", allow_pickle=False, trust_remote_code=False, env=None,
+                  token=None) -> dict:
+    """Each text's token vectors of the chosen layers, stacked: see :meth:`Job.hidden_result`."""
+    job = start(texts, model, "hidden", layers=layers, batch_size=batch_size,
+                max_length=max_length, revision=revision, device=device,
+                allow_pickle=allow_pickle, trust_remote_code=trust_remote_code, env=env,
+                token=token)
+    step(job)
+    return finish(job)
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs, for progress bars
+
+
+def start(texts, model, kind="embed", pooling="mean", normalize=False, layers=-1, batch_size=32,
+          max_length=None, revision="main", device="cpu", allow_pickle=False,
+          trust_remote_code=False, env=None, token=None, quiet=True) -> "Job":
+    """Load the model (cached), tokenize the texts and plan length-sorted batches."""
+    texts = _texts(texts)
+    if pooling not in POOLINGS:
+        raise errors.InvalidArgumentError(
+            f"pooling must be one of {', '.join(POOLINGS)}.", argument="pooling")
+    batch_size = _count(batch_size, "batch_size")
+    max_length = None if max_length is None else _count(max_length, "max_length")
+    encoder = load(model, revision, device, allow_pickle, trust_remote_code, env, token, quiet)
+    return Job(encoder, texts, kind, pooling, bool(normalize), layers, batch_size, max_length)
+
+
+def step(job: "Job", n_batches=None) -> int:
+    """Run the next ``n_batches`` batches (all by default); returns how many remain."""
+    return job.run(None if n_batches is None else _count(n_batches, "n_batches"))
+
+
+def finish(job: "Job"):
+    """The job's result; all batches must have run."""
+    return job.result()
+
+
+def n_batches(job: "Job") -> int:
+    return len(job.batches)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+class Encoder:
+    """A tokenizer, a bare model (AutoModel) and the default max_length, cached together."""
+
+    def __init__(self, tokenizer, model, max_length):
+        self.tokenizer, self.model, self.max_length = tokenizer, model, max_length
+        self.inputs = set(tokenizer.model_input_names)
+
+
+def load(model, revision="main", device="cpu", allow_pickle=False, trust_remote_code=False,
+         env=None, token=None, quiet=True) -> Encoder:
+    key = ("encoder", model, revision or "main", str(device), bool(allow_pickle),
+           bool(trust_remote_code))
+
+    def loader():
+        import transformers
+
+        path = models.folder(model, revision, allow_pickle, env=env, token=token, quiet=quiet)
+        dev = models.torch_device(device)
+        with models.quiet_transformers():
+            try:
+                tok = transformers.AutoTokenizer.from_pretrained(
+                    path, trust_remote_code=bool(trust_remote_code))
+                net = transformers.AutoModel.from_pretrained(
+                    path, use_safetensors=models.use_safetensors(path),
+                    trust_remote_code=bool(trust_remote_code))
+            except Exception as exc:  # noqa: BLE001 - transformers raises many kinds here
+                raise models.load_error(exc, model, "embeddings", ["any model with a "
+                                        "tokenizer that AutoModel loads"]) from exc
+        return Encoder(tok, net.to(dev).eval(), _default_max_length(path, tok, net.config))
+
+    return models.cached(key, loader)
+
+
+def _default_max_length(path, tokenizer, config):
+    st_config = os.path.join(path, "sentence_bert_config.json")
+    if os.path.exists(st_config):
+        with open(st_config, encoding="utf-8") as handle:
+            value = json.load(handle).get("max_seq_length")
+        if value:
+            return int(value)
+    limits = [tokenizer.model_max_length, getattr(config, "max_position_embeddings", None)]
+    limits = [int(x) for x in limits if x is not None and x < 1e6]
+    return min(limits) if limits else None
+
+
+# ---------------------------------------------------------------------------------------------
+# The work
+
+
+class Job:
+    """Tokenized texts in length-sorted batches, and the results gathered so far."""
+
+    def __init__(self, encoder, texts, kind, pooling, normalize, layers, batch_size, max_length):
+        self.encoder, self.kind = encoder, kind
+        self.pooling, self.normalize = pooling, normalize
+        limit = max_length or encoder.max_length
+        enc = encoder.tokenizer(texts, truncation=limit is not None, max_length=limit,
+                                padding=False)
+        self.ids = enc["input_ids"]
+        self.types = enc.get("token_type_ids") if "token_type_ids" in encoder.inputs else None
+        self.tokens = [enc.tokens(i) for i in range(len(texts))] if kind == "hidden" else None
+        lengths = np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+        order = np.argsort(-lengths, kind="stable")
+        self.lengths = lengths
+        self.batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        self.done = 0
+        self.layers = self._layers(layers) if kind == "hidden" else None
+        self.out = [None] * len(texts)
+
+    def _layers(self, layers):
+        n = self.encoder.model.config.num_hidden_layers + 1
+        layers = [layers] if isinstance(layers, (int, float)) else list(layers)
+        out = []
+        for layer in layers:
+            if not float(layer).is_integer() or not -n <= int(layer) < n:
+                raise errors.InvalidArgumentError(
+                    f"layers must be whole numbers from {-n} to {n - 1} (0 is the embedding "
+                    f"output, -1 the last layer); got {layer}.", argument="layers")
+            out.append(int(layer) % n)
+        return out
+
+    def run(self, n=None) -> int:
+        import torch
+
+        end = len(self.batches) if n is None else min(len(self.batches), self.done + n)
+        with torch.inference_mode():
+            for b in range(self.done, end):
+                self._run_batch(self.batches[b])
+                self.done = b + 1
+        return len(self.batches) - self.done
+
+    def _tensors(self, rows):
+        import torch
+
+        tok = self.encoder.tokenizer
+        width = int(self.lengths[rows].max())
+        ids = np.full((len(rows), width), tok.pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        types = np.zeros((len(rows), width), dtype=np.int64) if self.types is not None else None
+        left = tok.padding_side == "left"
+        for k, r in enumerate(rows):
+            n = len(self.ids[r])
+            cols = slice(width - n, width) if left else slice(0, n)
+            ids[k, cols] = self.ids[r]
+            mask[k, cols] = 1
+            if types is not None:
+                types[k, cols] = self.types[r]
+        dev = self.encoder.model.device
+        feed = {"input_ids": torch.from_numpy(ids).to(dev),
+                "attention_mask": torch.from_numpy(mask).to(dev)}
+        if types is not None:
+            feed["token_type_ids"] = torch.from_numpy(types).to(dev)
+        return feed
+
+    def _run_batch(self, rows):
+        feed = self._tensors(rows)
+        if self.kind == "embed":
+            hidden = self.encoder.model(**feed).last_hidden_state
+            pooled = pool(hidden, feed["attention_mask"], self.pooling, self.normalize)
+            for k, r in enumerate(rows):
+                self.out[r] = pooled[k]
+            return
+        states = self.encoder.model(**feed, output_hidden_states=True).hidden_states
+        mask = feed["attention_mask"].bool()
+        for k, r in enumerate(rows):
+            self.out[r] = np.stack([states[layer][k][mask[k]].float().cpu().numpy()
+                                    for layer in self.layers], axis=-1)
+
+    def result(self):
+        if self.done < len(self.batches):
+            raise errors.InvalidArgumentError("The job has batches left; call step() first.",
+                                              argument="job")
+        if self.kind == "embed":
+            return self.embed_result()
+        return self.hidden_result()
+
+    def embed_result(self) -> np.ndarray:
+        if not self.out:
+            return np.zeros((0, self.encoder.model.config.hidden_size), dtype=np.float64)
+        return np.stack(self.out).astype(np.float64)
+
+    def hidden_result(self) -> dict:
+        """``values``: (total tokens, hidden) float64, or (total tokens, hidden, layers) when
+        several layers are asked; ``lengths``: tokens per text (int32); ``tokens``: their
+        strings, all texts one after the other."""
+        hidden = self.encoder.model.config.hidden_size
+        mats = self.out or [np.zeros((0, hidden, len(self.layers)))]
+        values = np.concatenate(mats).astype(np.float64)
+        if len(self.layers) == 1:
+            values = values[:, :, 0]
+        return {"values": np.ascontiguousarray(values),
+                "lengths": np.asarray([m.shape[0] for m in self.out], dtype=np.int32),
+                "tokens": [t for toks in self.tokens for t in toks],
+                "layers": np.asarray(self.layers, dtype=np.int32)}
+
+
+def pool(hidden, mask, pooling: str, normalize: bool) -> np.ndarray:
+    """sentence-transformers' Pooling (mean, cls, max) and Normalize, as float32 numpy rows."""
+    import torch
+
+    if pooling == "cls":
+        out = hidden[:, 0]
+    else:
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        if pooling == "mean":
+            out = (hidden * m).sum(1) / torch.clamp(m.sum(1), min=1e-9)
+        else:
+            out = hidden.masked_fill(m == 0, -1e9).max(1).values
+    if normalize:
+        out = torch.nn.functional.normalize(out, p=2, dim=1)
+    return out.float().cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+
+
+def _texts(texts) -> list:
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
+        raise errors.InvalidArgumentError(
+            "texts must be a character vector or a list of strings, without NA.",
+            argument="texts")
+    return list(texts)
+
+
+def _count(value, name) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise errors.InvalidArgumentError(f"{name} must be a whole number >= 1.", argument=name)
+    return value

@@ -1,0 +1,202 @@
+"""Loading transformers models for pipelines and embeddings: safely, and once per process.
+
+- Every model folder comes from the hub layer (:func:`pybridge.hub.local_folder`), so revisions,
+  tokens, the endpoint, the cache and offline mode behave as for any other download.
+- Weights load from safetensors only. A repo whose weights are only pickles (``*.bin``, ``*.pt``,
+  ...) is refused with :class:`PickleWeightsError` unless ``allow_pickle=True``, and pickle files
+  are not even downloaded unless allowed. ``trust_remote_code`` is False unless asked.
+- A process-level cache keeps each loaded model under (kind, model, revision, device, options),
+  so that a Shiny app or a loop calling ``pipeline()``/``embed()`` again loads it once.
+  :func:`cache_clear` empties it.
+
+torch and transformers are imported here lazily, on the first load, never by the hub layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import gc
+import os
+import threading
+
+from . import errors
+
+PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
+# Weights for other frameworks, never needed here.
+OTHER_PATTERNS = ("*.h5", "*.msgpack", "*.onnx", "*.onnx_data", "*.tflite", "*.ot", "*.gguf",
+                  "*.mlmodel", "*.mlpackage/*", "onnx/*", "openvino/*", "coreml/*")
+
+_cache: dict = {}
+_hits: dict = {}
+_lock = threading.RLock()
+
+
+class PickleWeightsError(errors.PybridgeError):
+    """The repo holds weights only as pickles, which can run code when loaded."""
+
+    code = "pickle_weights"
+
+
+# ---------------------------------------------------------------------------------------------
+# The cache
+
+
+def cached(key: tuple, loader):
+    """The value cached under ``key``, made by ``loader()`` the first time."""
+    with _lock:
+        if key in _cache:
+            _hits[key] += 1
+            return _cache[key]
+    value = loader()
+    with _lock:
+        if key not in _cache:
+            _cache[key] = value
+            _hits[key] = 0
+        return _cache[key]
+
+
+def cache_info() -> dict:
+    """The cached models as columns: kind, model, revision, device and hits (int32)."""
+    import numpy as np
+
+    with _lock:
+        keys = list(_cache)
+        hits = [_hits[k] for k in keys]
+    return {
+        "kind": [str(k[0]) for k in keys],
+        "model": [str(k[1]) for k in keys],
+        "revision": [str(k[2]) for k in keys],
+        "device": [str(k[3]) for k in keys],
+        "hits": np.asarray(hits, dtype=np.int32),
+    }
+
+
+def cache_clear() -> int:
+    """Forget every cached model; returns how many there were."""
+    with _lock:
+        n = len(_cache)
+        _cache.clear()
+        _hits.clear()
+    gc.collect()
+    return n
+
+
+# ---------------------------------------------------------------------------------------------
+# Folders and weights
+
+
+def folder(model: str, revision="main", allow_pickle=False, env=None, token=None,
+           quiet=True) -> str:
+    """The local folder of ``model``, with safetensors weights (or pickles if allowed)."""
+    from . import hub
+
+    ignore = list(OTHER_PATTERNS) + ([] if allow_pickle else list(PICKLE_PATTERNS))
+    path = hub.local_folder(model, revision=revision or "main", ignore_patterns=ignore, env=env,
+                            token=token, quiet=quiet)
+    check_weights(path, model, revision, allow_pickle, env, token)
+    return path
+
+
+def _files(path: str) -> list:
+    out = []
+    for root, _dirs, names in os.walk(path):
+        rel = os.path.relpath(root, path)
+        out += [n if rel == "." else f"{rel}/{n}" for n in names]
+    return out
+
+
+def _matching(files, patterns) -> list:
+    return sorted(f for f in files if any(fnmatch.fnmatch(f, p) for p in patterns))
+
+
+def check_weights(path, model, revision, allow_pickle, env=None, token=None):
+    """Refuse a folder without safetensors weights, naming pickles when that is what there is."""
+    files = _files(path)
+    if _matching(files, ("*.safetensors",)):
+        return
+    pickles = _matching(files, PICKLE_PATTERNS)
+    if allow_pickle and pickles:
+        return
+    if not pickles and not os.path.isdir(os.path.expanduser(model)):
+        pickles = _remote_pickles(model, revision, env, token)
+    where = dict(repo_id=model, revision=revision, path=path)
+    if pickles:
+        raise PickleWeightsError(
+            f"'{model}' has weights only as pickle files ({', '.join(pickles[:3])}), which can run "
+            "code when loaded, and hfbridge loads safetensors only. Use a revision with "
+            "model.safetensors, or pass allow_pickle = TRUE if you trust this repo.",
+            files=pickles, **where)
+    raise errors.EntryNotFoundError(
+        f"'{model}' has no weights (no *.safetensors file). Is it a model repo?",
+        filename="model.safetensors", **where)
+
+
+def _remote_pickles(model, revision, env, token) -> list:
+    """Pickle weights the repo lists (they were not downloaded); [] when offline or unknown."""
+    from . import hub
+
+    try:
+        return _matching(hub.list_files(model, revision=revision, env=env, token=token),
+                         PICKLE_PATTERNS)
+    except errors.PybridgeError:
+        return []
+
+
+def use_safetensors(path: str):
+    """What to pass as from_pretrained's ``use_safetensors``."""
+    return True if _matching(_files(path), ("*.safetensors",)) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# torch and transformers
+
+
+def torch_device(device: str):
+    """A torch.device for ``device`` ('cpu', 'cuda', 'cuda:1', 'mps'), checked."""
+    import torch
+
+    try:
+        dev = torch.device(str(device))
+    except (RuntimeError, ValueError) as exc:
+        raise errors.InvalidArgumentError(
+            f"'{device}' is not a device torch knows; use 'cpu', 'cuda', 'cuda:0' or 'mps'.",
+            argument="device") from exc
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": getattr(torch.backends, "mps", None) is not None
+                 and torch.backends.mps.is_available()}
+    if not available.get(dev.type, False):
+        raise errors.UnsupportedError(
+            f"The device '{device}' is not available in this torch build "
+            f"(torch {torch.__version__}). Use device = 'cpu'.", argument="device")
+    return dev
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """transformers without progress bars or info logs while loading (restored after)."""
+    from transformers.utils import logging
+
+    bars = logging.is_progress_bar_enabled()
+    level = logging.get_verbosity()
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+        if bars:
+            logging.enable_progress_bar()
+
+
+def load_error(exc: Exception, model: str, task: str, supported) -> errors.PybridgeError:
+    """A transformers loading failure as the error R users can act on."""
+    text = str(exc)
+    if "trust_remote_code" in text:
+        return errors.UnsupportedError(
+            f"'{model}' needs its own Python code to load. hfbridge does not run it unless you "
+            "pass trust_remote_code = TRUE (only for repos you trust).", repo_id=model, task=task)
+    return errors.UnsupportedError(
+        f"The model '{model}' cannot be used for the task '{task}' ({type(exc).__name__}: "
+        f"{text.splitlines()[0] if text else ''}). Supported tasks: {', '.join(supported)}.",
+        repo_id=model, task=task, supported=list(supported))

@@ -1,0 +1,458 @@
+"""Text pipelines for R: transformers' own pipelines, with results as columns.
+
+:func:`load` loads (or finds in the process cache of :mod:`pybridge.models`) the pipeline of a
+task; :func:`run` calls it on a list of texts and returns a dict of equal-length columns that R
+turns into a data.frame (``feature-extraction`` returns stacked token vectors and their counts).
+Character offsets go to R 1-based and inclusive, so that ``substr(text, start, end)`` works.
+
+transformers 5 removed the pipelines of question-answering, summarization, translation and
+text2text-generation. For those tasks this module runs the model itself the way transformers 4's
+pipelines did (:class:`QuestionAnswering`, :class:`Seq2Seq`): the tokenizer, the model's logits or
+``generate()``, and the same post-processing.
+
+torch and transformers are imported on the first load, never at import.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import errors, models
+
+ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
+NATIVE = ("text-classification", "zero-shot-classification", "token-classification", "fill-mask",
+          "text-generation", "feature-extraction")
+OWN = ("question-answering", "summarization", "translation", "text2text-generation")
+# transformers 4's defaults for the tasks transformers 5 removed.
+OWN_DEFAULTS = {
+    "question-answering": "distilbert/distilbert-base-cased-distilled-squad",
+    "summarization": "sshleifer/distilbart-cnn-12-6",
+    "translation": "google-t5/t5-base",
+    "text2text-generation": "google-t5/t5-base",
+}
+INT_ARGS = ("top_k", "max_new_tokens", "num_return_sequences", "seed", "num_beams", "max_length",
+            "min_length", "min_new_tokens", "no_repeat_ngram_size", "doc_stride",
+            "max_answer_len", "max_seq_len", "max_question_len", "stride")
+
+
+def supported_tasks() -> list:
+    """The task names pipeline() accepts, aliases included."""
+    return ["text-classification", "sentiment-analysis", "zero-shot-classification",
+            "token-classification", "ner", "question-answering", "fill-mask", "summarization",
+            "translation", "text2text-generation", "text-generation", "feature-extraction"]
+
+
+def canonical(task) -> str:
+    """The task's own name: aliases resolved, ``translation_en_to_fr`` is ``translation``."""
+    if not isinstance(task, str) or not task:
+        raise errors.InvalidArgumentError("task must be a single string such as "
+                                          "'sentiment-analysis'.", argument="task")
+    name = ALIASES.get(task, task)
+    if name.startswith("translation_") and "_to_" in name:
+        name = "translation"
+    if name not in NATIVE + OWN:
+        raise errors.UnsupportedError(
+            f"The task '{task}' is not supported. Supported tasks: "
+            f"{', '.join(supported_tasks())}.", task=task, supported=supported_tasks())
+    return name
+
+
+def default_model(task: str) -> str:
+    """The model transformers uses for the task when none is given."""
+    name = canonical(task)
+    if name in OWN_DEFAULTS:
+        return OWN_DEFAULTS[name]
+    from transformers.pipelines import SUPPORTED_TASKS
+
+    default = SUPPORTED_TASKS[name]["default"]["model"]
+    if isinstance(default, dict):
+        default = default.get("pt") or next(iter(default.values()))
+    return default[0]
+
+
+def load(task, model=None, revision="main", device="cpu", allow_pickle=False,
+         trust_remote_code=False, env=None, token=None, quiet=True) -> dict:
+    """Load the task's pipeline into the cache; returns what R prints and passes to :func:`run`."""
+    name = canonical(task)
+    model = model or default_model(name)
+    _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, quiet)
+    return {"task": task, "kind": name, "model": model, "revision": revision or "main",
+            "device": str(device)}
+
+
+def run(task, inputs=None, model=None, revision="main", device="cpu", batch_size=None,
+        args=None, allow_pickle=False, trust_remote_code=False, env=None, token=None) -> dict:
+    """Run the task's pipeline on ``inputs`` (a list of str) with the task's own ``args``.
+
+    Returns columns; ``text_id`` is 1-based. Question answering takes ``args['question']`` and
+    ``args['context']`` instead of ``inputs``. ``args['seed']`` seeds torch first (sampling).
+    """
+    name = canonical(task)
+    model = model or default_model(name)
+    pipe = _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, True)
+    args = _int_args(dict(args or {}))
+    seed = args.pop("seed", None)
+    if seed is not None:
+        import transformers
+
+        transformers.set_seed(seed)
+    if batch_size is not None:
+        args["batch_size"] = _positive_int(batch_size, "batch_size")
+    if name == "question-answering":
+        return pipe(args.pop("question", inputs), args.pop("context", None), **args)
+    texts = _texts(inputs)
+    if name in OWN:
+        return pipe(texts, task=task, **args)
+    return _CONVERTERS[name](pipe, texts, args)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, quiet):
+    key = ("pipeline:" + name, model, revision or "main", str(device), bool(allow_pickle),
+           bool(trust_remote_code))
+
+    def loader():
+        path = models.folder(model, revision, allow_pickle, env=env, token=token, quiet=quiet)
+        dev = models.torch_device(device)
+        with models.quiet_transformers():
+            try:
+                return _build(name, path, dev, models.use_safetensors(path),
+                              bool(trust_remote_code))
+            except errors.PybridgeError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - transformers raises many kinds here
+                raise models.load_error(exc, model, name, supported_tasks()) from exc
+
+    return models.cached(key, loader)
+
+
+def _build(name, path, dev, use_safetensors, trust_remote_code):
+    import transformers
+
+    kwargs = {"trust_remote_code": trust_remote_code, "use_safetensors": use_safetensors}
+    if name in NATIVE:
+        return transformers.pipeline(name, model=path, device=dev,
+                                     trust_remote_code=trust_remote_code,
+                                     model_kwargs={"use_safetensors": use_safetensors})
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path,
+                                                           trust_remote_code=trust_remote_code)
+    if name == "question-answering":
+        auto = transformers.AutoModelForQuestionAnswering
+        return QuestionAnswering(auto.from_pretrained(path, **kwargs).to(dev).eval(), tokenizer)
+    auto = transformers.AutoModelForSeq2SeqLM
+    return Seq2Seq(auto.from_pretrained(path, **kwargs).to(dev).eval(), tokenizer, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+
+
+def _positive_int(value, name) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise errors.InvalidArgumentError(f"{name} must be a whole number >= 1.", argument=name)
+    return value
+
+
+def _int_args(args: dict) -> dict:
+    """R doubles that name counts (top_k = 2) become Python ints."""
+    for name in INT_ARGS:
+        value = args.get(name)
+        if isinstance(value, float) and value.is_integer():
+            args[name] = int(value)
+    return args
+
+
+def _texts(inputs) -> list:
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if not isinstance(inputs, (list, tuple)) or not all(isinstance(t, str) for t in inputs):
+        raise errors.InvalidArgumentError(
+            "The inputs must be texts: a character vector or a list of strings, without NA.",
+            argument="inputs")
+    return list(inputs)
+
+
+def _ids(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.int32)
+
+
+def _floats(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------------------------
+# transformers' pipelines, as columns
+
+
+def _text_classification(pipe, texts, args):
+    out = pipe(texts, **args) if texts else []
+    ids, text, label, score = [], [], [], []
+    for i, res in enumerate(out):
+        for r in ([res] if isinstance(res, dict) else res):
+            ids.append(i + 1)
+            text.append(texts[i])
+            label.append(str(r["label"]))
+            score.append(r["score"])
+    return {"text_id": _ids(ids), "text": text, "label": label, "score": _floats(score)}
+
+
+def _zero_shot(pipe, texts, args):
+    labels = args.get("candidate_labels")
+    if not labels:
+        raise errors.InvalidArgumentError(
+            "zero-shot-classification needs candidate_labels, e.g. candidate_labels = "
+            "c('sport', 'politics').", argument="candidate_labels")
+    out = pipe(texts, **args) if texts else []
+    ids, label, score = [], [], []
+    for i, res in enumerate(out):
+        ids += [i + 1] * len(res["labels"])
+        label += [str(x) for x in res["labels"]]
+        score += list(res["scores"])
+    return {"text_id": _ids(ids), "label": label, "score": _floats(score)}
+
+
+def _token_classification(pipe, texts, args):
+    out = pipe(texts, **args) if texts else []
+    rows = [(i + 1, r) for i, res in enumerate(out) for r in res]
+    key = "entity_group" if rows and "entity_group" in rows[0][1] else "entity"
+    if not rows and args.get("aggregation_strategy") not in (None, "none"):
+        key = "entity_group"
+    starts = [r.get("start") for _, r in rows]
+    return {
+        "text_id": _ids([i for i, _ in rows]),
+        key: [str(r[key]) for _, r in rows],
+        "score": _floats([r["score"] for _, r in rows]),
+        "word": [str(r["word"]) for _, r in rows],
+        "start": _ids([-1 if s is None else s + 1 for s in starts]),
+        "end": _ids([-1 if r.get("end") is None else r["end"] for _, r in rows]),
+    }
+
+
+def _fill_mask(pipe, texts, args):
+    out = pipe(texts, **args) if texts else []
+    if len(texts) == 1:
+        out = [out]
+    ids, token_id, token_str, score, sequence = [], [], [], [], []
+    for i, res in enumerate(out):
+        per_mask = res if res and isinstance(res[0], list) else [res]
+        for r in (r for mask in per_mask for r in mask):
+            ids.append(i + 1)
+            token_id.append(r["token"])
+            token_str.append(str(r["token_str"]))
+            score.append(r["score"])
+            sequence.append(str(r["sequence"]))
+    return {"text_id": _ids(ids), "token_id": _ids(token_id), "token_str": token_str,
+            "score": _floats(score), "sequence": sequence}
+
+
+def _text_generation(pipe, texts, args):
+    out = pipe(texts, **args) if texts else []
+    ids, prompt, generated = [], [], []
+    for i, res in enumerate(out):
+        for r in ([res] if isinstance(res, dict) else res):
+            ids.append(i + 1)
+            prompt.append(texts[i])
+            generated.append(str(r["generated_text"]))
+    return {"text_id": _ids(ids), "prompt": prompt, "generated_text": generated}
+
+
+def _feature_extraction(pipe, texts, args):
+    args.setdefault("return_tensors", True)
+    out = pipe(texts, **args) if texts else []
+    mats = [np.asarray(t[0].float().numpy(), dtype=np.float64) for t in out]
+    tokens = []
+    for text, mat in zip(texts, mats):
+        toks = pipe.tokenizer(text, **args.get("tokenize_kwargs", {})).tokens()
+        tokens += toks if len(toks) == mat.shape[0] else [""] * mat.shape[0]
+    hidden = mats[0].shape[1] if mats else 0
+    values = np.concatenate(mats) if mats else np.zeros((0, hidden))
+    return {"values": values, "lengths": _ids([m.shape[0] for m in mats]), "tokens": tokens}
+
+
+_CONVERTERS = {
+    "text-classification": _text_classification,
+    "zero-shot-classification": _zero_shot,
+    "token-classification": _token_classification,
+    "fill-mask": _fill_mask,
+    "text-generation": _text_generation,
+    "feature-extraction": _feature_extraction,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The tasks transformers 5 removed
+
+
+class Seq2Seq:
+    """summarization, translation and text2text-generation, as transformers 4 ran them.
+
+    The input gets the task's prefix (``prefix=`` or ``config.task_specific_params``, e.g.
+    "summarize: "), the task's generation settings from ``task_specific_params`` apply unless
+    given, ``model.generate()`` runs, and the output is decoded without special tokens.
+    """
+
+    def __init__(self, model, tokenizer, name):
+        self.model, self.tokenizer, self.name = model, tokenizer, name
+
+    def _task_params(self, task, src_lang=None, tgt_lang=None) -> dict:
+        params = getattr(self.model.config, "task_specific_params", None) or {}
+        if self.name == "translation":
+            if src_lang and tgt_lang:
+                task = f"translation_{src_lang}_to_{tgt_lang}"
+            elif task == "translation":
+                keys = [k for k in params if k.startswith("translation_")]
+                task = keys[0] if len(keys) == 1 else task
+        return dict(params.get(task) or params.get(self.name) or {})
+
+    def __call__(self, texts, task=None, batch_size=1, prefix=None, src_lang=None,
+                 tgt_lang=None, truncation=False, clean_up_tokenization_spaces=False, **gen):
+        import torch
+
+        params = self._task_params(task or self.name, src_lang, tgt_lang)
+        if prefix is None:
+            prefix = getattr(self.model.config, "prefix", None) or params.get("prefix") or ""
+        for key, value in params.items():
+            if key != "prefix":
+                gen.setdefault(key, value)
+        ids, generated = [], []
+        for start in range(0, len(texts), batch_size):
+            chunk = [prefix + t for t in texts[start:start + batch_size]]
+            enc = self.tokenizer(chunk, padding=len(chunk) > 1, truncation=truncation,
+                                 return_tensors="pt").to(self.model.device)
+            enc.pop("token_type_ids", None)
+            with torch.inference_mode():
+                out = self.model.generate(**enc, **gen)
+            per_text = out.shape[0] // len(chunk)
+            generated += self.tokenizer.batch_decode(
+                out, skip_special_tokens=True,
+                clean_up_tokenization_spaces=clean_up_tokenization_spaces)
+            ids += [start + 1 + k // per_text for k in range(out.shape[0])]
+        return {"text_id": _ids(ids), "generated_text": [str(g) for g in generated]}
+
+
+class QuestionAnswering:
+    """Extractive question answering, as transformers 4's pipeline did it.
+
+    The context is split into windows of ``max_seq_len`` tokens overlapping by ``doc_stride``;
+    the start and end logits of context tokens are turned into probabilities; the best spans of
+    at most ``max_answer_len`` tokens win, scored by p(start) * p(end), and are widened to whole
+    words (``align_to_words``).
+    """
+
+    def __init__(self, model, tokenizer):
+        self.model, self.tokenizer = model, tokenizer
+
+    def __call__(self, question, context, top_k=1, doc_stride=None, max_answer_len=15,
+                 max_seq_len=None, max_question_len=64, handle_impossible_answer=False,
+                 align_to_words=True, batch_size=None):
+        questions, contexts = self._pairs(question, context)
+        top_k = _positive_int(top_k, "top_k")
+        max_answer_len = _positive_int(max_answer_len, "max_answer_len")
+        cols = {"question": [], "context": [], "answer": [], "score": [], "start": [], "end": []}
+        for q, c in zip(questions, contexts):
+            answers = self.answer(q, c, top_k, doc_stride, max_answer_len, max_seq_len,
+                                  handle_impossible_answer, align_to_words)
+            for a in answers:
+                cols["question"].append(q)
+                cols["context"].append(c)
+                cols["answer"].append(c[a["start"]:a["end"]])
+                cols["score"].append(a["score"])
+                cols["start"].append(a["start"] + 1)
+                cols["end"].append(a["end"])
+        cols["score"] = _floats(cols["score"])
+        cols["start"], cols["end"] = _ids(cols["start"]), _ids(cols["end"])
+        return cols
+
+    @staticmethod
+    def _pairs(question, context):
+        questions = [question] if isinstance(question, str) else list(question or [])
+        contexts = [context] if isinstance(context, str) else list(context or [])
+        if len(contexts) == 1 and len(questions) > 1:
+            contexts = contexts * len(questions)
+        ok = all(isinstance(x, str) and x for x in questions + contexts)
+        if not questions or len(questions) != len(contexts) or not ok:
+            raise errors.InvalidArgumentError(
+                "question-answering needs question = and context = : non-empty strings, one "
+                "context or one per question.", argument="context")
+        return questions, contexts
+
+    def answer(self, question, context, top_k, doc_stride, max_answer_len, max_seq_len,
+               handle_impossible_answer, align_to_words) -> list:
+        import torch
+
+        tok = self.tokenizer
+        max_seq_len = max_seq_len or min(tok.model_max_length, 384)
+        doc_stride = doc_stride or min(max_seq_len // 2, 128)
+        question_first = tok.padding_side == "right"
+        enc = tok(text=question if question_first else context,
+                  text_pair=context if question_first else question,
+                  truncation="only_second" if question_first else "only_first",
+                  max_length=max_seq_len, stride=doc_stride, return_overflowing_tokens=True,
+                  return_offsets_mapping=True)
+        context_seq = 1 if question_first else 0
+        answers, min_null = [], 1e6
+        names = set(tok.model_input_names)
+        for span in range(len(enc["input_ids"])):
+            feed = {k: torch.tensor([enc[k][span]], device=self.model.device)
+                    for k in ("input_ids", "attention_mask", "token_type_ids")
+                    if k in enc and k in names}
+            with torch.inference_mode():
+                out = self.model(**feed)
+            seq_ids = enc.sequence_ids(span)
+            allowed = np.array([s == context_seq for s in seq_ids])
+            if tok.cls_token_id is not None:
+                allowed |= np.array(enc["input_ids"][span]) == tok.cls_token_id
+            start, end = (x[0].float().cpu().numpy() for x in (out.start_logits,
+                                                               out.end_logits))
+            starts, ends, scores, min_null = _select_spans(
+                start, end, allowed, top_k, max_answer_len, handle_impossible_answer, min_null)
+            encoding = enc.encodings[span]
+            for s, e, score in zip(starts, ends, scores):
+                a, b = _char_span(encoding, s, e, context_seq, align_to_words)
+                answers.append({"score": float(score), "start": a, "end": b})
+        if handle_impossible_answer:
+            answers.append({"score": float(min_null), "start": 0, "end": 0})
+        return sorted(answers, key=lambda x: x["score"], reverse=True)[:top_k]
+
+
+def _select_spans(start, end, allowed, top_k, max_answer_len, handle_impossible, min_null):
+    """transformers 4's select_starts_ends + decode_spans, for one window."""
+    start = np.where(allowed, start, -10000.0)
+    end = np.where(allowed, end, -10000.0)
+    start = np.exp(start - start.max())
+    start = start / start.sum()
+    end = np.exp(end - end.max())
+    end = end / end.sum()
+    if handle_impossible:
+        min_null = min(min_null, float(start[0] * end[0]))
+    start[0] = end[0] = 0.0
+    outer = np.tril(np.triu(np.outer(start, end)), max_answer_len - 1)
+    flat = outer.flatten()
+    if top_k == 1:
+        order = np.array([np.argmax(flat)])
+    elif len(flat) <= top_k:
+        order = np.argsort(-flat, kind="stable")
+    else:
+        idx = np.argpartition(-flat, top_k)[:top_k]
+        order = idx[np.argsort(-flat[idx], kind="stable")]
+    starts, ends = np.unravel_index(order, outer.shape)
+    keep = allowed[starts] & allowed[ends]
+    starts, ends = starts[keep], ends[keep]
+    return starts, ends, outer[starts, ends], min_null
+
+
+def _char_span(encoding, s, e, seq_index, align_to_words):
+    """Character offsets [a, b) of tokens s..e in the context, widened to words if asked."""
+    if align_to_words:
+        try:
+            a = encoding.word_to_chars(encoding.token_to_word(s), sequence_index=seq_index)[0]
+            b = encoding.word_to_chars(encoding.token_to_word(e), sequence_index=seq_index)[1]
+            return int(a), int(b)
+        except Exception:  # noqa: BLE001 - tokenizers without word ids fall back to offsets
+            pass
+    return int(encoding.offsets[s][0]), int(encoding.offsets[e][1])

@@ -1,0 +1,283 @@
+# Pipelines: R checks and shapes the arguments, pybridge.pipeline runs transformers, R builds
+# data frames. Long inputs run in chunks under a cli progress bar.
+
+#' Create a Hugging Face pipeline for a text task
+#'
+#' Loads the model of a task once (through the Hub cache, from safetensors weights) and returns
+#' an R function that runs it on texts and returns a data frame, one row per result.
+#'
+#' | task | columns | the task's own arguments |
+#' |------|---------|--------------------------|
+#' | `"text-classification"`, `"sentiment-analysis"` | `text_id`, `text`, `label`, `score` | `top_k` (rows per text), `function_to_apply` |
+#' | `"zero-shot-classification"` | `text_id`, `label`, `score` | `candidate_labels`, `multi_label`, `hypothesis_template` |
+#' | `"token-classification"`, `"ner"` | `text_id`, `entity` (or `entity_group`), `score`, `word`, `start`, `end` | `aggregation_strategy` (`"none"`, `"simple"`, `"first"`, `"average"`, `"max"`) |
+#' | `"question-answering"` | `question`, `context`, `answer`, `score`, `start`, `end` | `question`, `context`, `top_k`, `max_answer_len`, `doc_stride`, `max_seq_len`, `handle_impossible_answer` |
+#' | `"fill-mask"` | `text_id`, `token_id`, `token_str`, `score`, `sequence` | `top_k`, `targets` |
+#' | `"summarization"`, `"translation"`, `"text2text-generation"` | `text_id`, `generated_text` | `max_new_tokens`, `num_beams`, `do_sample`, `prefix`, `src_lang`, `tgt_lang`, ... (`generate()` settings) |
+#' | `"text-generation"` | `text_id`, `prompt`, `generated_text` | `max_new_tokens`, `do_sample`, `temperature`, `top_k`, `top_p`, `num_return_sequences`, `seed`, `return_full_text` |
+#' | `"feature-extraction"` | a list of token x hidden matrices (rownames: the tokens) | `tokenize_kwargs` |
+#'
+#' `text_id` is the position of the text in the input. `start` and `end` are 1-based and
+#' inclusive character positions, so `substr(text, start, end)` is the matched text. Token ids
+#' are 0-based, as the model sees them. For text generation, `seed` makes sampling reproducible:
+#' the same seed gives the same text as `transformers.set_seed(seed)` before the same pipeline
+#' in Python. A `translation_xx_to_yy` task name picks that language pair of a multilingual
+#' model.
+#'
+#' Without `model`, the task's default model is used, as in transformers (for sentiment analysis
+#' `"distilbert/distilbert-base-uncased-finetuned-sst-2-english"`), downloaded from the configured
+#' endpoint. transformers 5 removed the question-answering, summarization, translation and
+#' text2text-generation pipelines; hfbridge runs those models itself as transformers 4 did.
+#'
+#' Models are loaded once per R session and reused by later `pipeline()` calls with the same
+#' task, model, revision and device (so a Shiny app loads a model once);
+#' [pipeline_cache_clear()] frees them. Weights load from safetensors only: a repository with
+#' only pickle weights (`*.bin`) is refused with an `hfbridge_error_pickle_weights` condition
+#' unless `allow_pickle = TRUE`. Code shipped with a model runs only with
+#' `trust_remote_code = TRUE`. An unknown task, or a model the task cannot use, signals
+#' `hfbridge_error_unsupported`, whose message lists the supported tasks ([pipeline_tasks()]).
+#'
+#' @param task The task, such as `"sentiment-analysis"`; see the table above.
+#' @param model A Hub repo id or a local folder. `NULL` uses the task's default model.
+#' @param revision A branch, tag or commit of the model repository.
+#' @param device `"cpu"`, or `"cuda"`, `"cuda:1"`, `"mps"` where torch has them.
+#' @param batch_size `NULL` (one text at a time, as transformers does) or the number of texts
+#'   the model sees at once.
+#' @param ... Default values of the task's own arguments, used by every call (a call's own
+#'   arguments win).
+#' @param token A Hub token for private or gated models; by default `HF_TOKEN` or the token
+#'   file. Never printed.
+#' @param allow_pickle Load pickle weights (`*.bin`) when a repository has no safetensors.
+#'   Pickles can run code: only for repositories you trust.
+#' @param trust_remote_code Run Python code shipped with the model. Only for repositories you
+#'   trust.
+#' @param quiet If `TRUE`, no progress bar (a bar shows for long inputs, which run in chunks).
+#' @return A function of class `hfbridge_pipeline`: `f(inputs, ..., quiet)`, where `inputs` is a
+#'   character vector or a list of strings (for question answering, `question =` and
+#'   `context =`, or a data frame with those columns) and `...` are the task's arguments. It
+#'   returns a data frame, or for `"feature-extraction"` a list of matrices.
+#' @family pipelines
+#' @export
+#' @examples
+#' \dontrun{
+#' classifier <- pipeline("sentiment-analysis")
+#' classifier(list("This course is excellent.", "The explanation was very confusing."))
+#'
+#' ner <- pipeline("ner", "dslim/bert-base-NER", aggregation_strategy = "simple")
+#' ents <- ner("Alice lives in Berlin.")
+#' substr("Alice lives in Berlin.", ents$start, ents$end)
+#'
+#' generator <- pipeline("text-generation", "gpt2")
+#' generator("Once upon a time", max_new_tokens = 20, do_sample = TRUE, seed = 42)
+#'
+#' qa <- pipeline("question-answering")
+#' qa(question = "Where does Alice live?", context = "Alice lives in Berlin.")
+#' }
+pipeline <- function(task, model = NULL, revision = "main", device = "cpu", batch_size = NULL,
+                     ..., token = NULL, allow_pickle = FALSE, trust_remote_code = FALSE,
+                     quiet = FALSE) {
+  task <- tok_string(task, "task")
+  if (!is.null(model)) model <- tok_string(model, "model")
+  spec <- list(
+    task = task, model = model, revision = tok_string(revision, "revision"),
+    device = tok_string(device, "device"), batch_size = tok_optional_count(batch_size, "batch_size"),
+    token = token, allow_pickle = tok_flag(allow_pickle, "allow_pickle"),
+    trust_remote_code = tok_flag(trust_remote_code, "trust_remote_code"),
+    quiet = tok_flag(quiet, "quiet"), defaults = pipeline_named_args(list(...))
+  )
+  hub_check_token(token)
+  info <- py_call("pipeline", "load", task, model = model, revision = spec$revision,
+                  device = spec$device, allow_pickle = spec$allow_pickle,
+                  trust_remote_code = spec$trust_remote_code, env = hf_env(), token = token,
+                  quiet = spec$quiet)
+  spec$model <- info$model
+  spec$kind <- info$kind
+  run <- function(inputs = NULL, ..., quiet = NULL) pipeline_call(spec, inputs, list(...), quiet)
+  structure(run, class = c("hfbridge_pipeline", "function"), task = task, model = info$model,
+            revision = spec$revision, device = spec$device)
+}
+
+#' @export
+print.hfbridge_pipeline <- function(x, ...) {
+  cat(format(x), sep = "\n")
+  invisible(x)
+}
+
+#' @export
+format.hfbridge_pipeline <- function(x, ...) {
+  c(sprintf("<hfbridge pipeline> %s", attr(x, "task")),
+    sprintf("  model:    %s", attr(x, "model")),
+    sprintf("  revision: %s", attr(x, "revision")),
+    sprintf("  device:   %s", attr(x, "device")))
+}
+
+#' The tasks pipeline() supports
+#'
+#' @return A character vector of task names, aliases included.
+#' @family pipelines
+#' @export
+#' @examples
+#' \dontrun{
+#' pipeline_tasks()
+#' }
+pipeline_tasks <- function() {
+  as.character(unlist(py_call("pipeline", "supported_tasks")))
+}
+
+#' The models loaded by pipeline(), embed() and hidden_states()
+#'
+#' Loaded models stay in memory for the R session, so that calling [pipeline()] or [embed()]
+#' again with the same model, revision, task and device reuses them. `pipeline_cache_info()`
+#' lists them; `pipeline_cache_clear()` frees them (the next call loads them again).
+#'
+#' @return `pipeline_cache_info()`: a data frame with the columns `kind` (the pipeline task, or
+#'   `"encoder"` for embeddings), `model`, `revision`, `device` and `hits` (how many times the
+#'   loaded model was reused). `pipeline_cache_clear()`: the number of models freed, invisibly.
+#' @family pipelines
+#' @export
+#' @examples
+#' pipeline_cache_info()
+#' pipeline_cache_clear()
+pipeline_cache_info <- function() {
+  empty <- data.frame(kind = character(0), model = character(0), revision = character(0),
+                      device = character(0), hits = integer(0), stringsAsFactors = FALSE)
+  if (!pipeline_python_loaded()) return(empty)
+  pipeline_frame(py_call("models", "cache_info"))
+}
+
+#' @rdname pipeline_cache_info
+#' @export
+pipeline_cache_clear <- function() {
+  if (!pipeline_python_loaded()) return(invisible(0L))
+  invisible(as.integer(py_call("models", "cache_clear")))
+}
+
+# ---- calls ---------------------------------------------------------------------------------
+
+# Texts per call to Python: the progress bar moves once per chunk.
+pipeline_chunk_size <- function(batch_size) max(64L, 8L * (if (is.null(batch_size)) 1L else batch_size))
+
+pipeline_call <- function(spec, inputs, args, quiet) {
+  quiet <- if (is.null(quiet)) spec$quiet else tok_flag(quiet, "quiet")
+  args <- utils::modifyList(spec$defaults, pipeline_named_args(args))
+  if (identical(spec$kind, "question-answering")) {
+    pairs <- pipeline_qa_inputs(inputs, args)
+    args$question <- args$context <- NULL
+    texts <- pairs$question
+  } else {
+    texts <- tok_texts(inputs, "inputs")
+  }
+  chunks <- split(seq_along(texts), (seq_along(texts) - 1L) %/% pipeline_chunk_size(spec$batch_size))
+  show <- !quiet && length(chunks) > 1L
+  if (show) cli::cli_progress_bar(sprintf("Running %s", spec$task), total = length(texts))
+  parts <- vector("list", length(chunks))
+  for (k in seq_along(chunks)) {
+    idx <- chunks[[k]]
+    chunk_args <- if (k > 1L) args[names(args) != "seed"] else args
+    if (identical(spec$kind, "question-answering")) {
+      chunk_args$question <- as.list(pairs$question[idx])
+      chunk_args$context <- as.list(pairs$context[idx])
+    }
+    res <- py_call("pipeline", "run", spec$task, as.list(texts[idx]), model = spec$model,
+                   revision = spec$revision, device = spec$device, batch_size = spec$batch_size,
+                   args = chunk_args, allow_pickle = spec$allow_pickle,
+                   trust_remote_code = spec$trust_remote_code, env = hf_env(), token = spec$token)
+    parts[[k]] <- pipeline_result(spec$kind, res, offset = idx[1L] - 1L)
+    if (show) cli::cli_progress_update(inc = length(idx))
+  }
+  pipeline_bind(spec$kind, parts)
+}
+
+# The task's own arguments: a named list (vectors of several strings become lists).
+pipeline_named_args <- function(args) {
+  if (length(args) && (is.null(names(args)) || any(!nzchar(names(args))))) {
+    hfbridge_abort("invalid_argument", paste0(
+      "The task's arguments must be named, e.g. top_k = 2 or candidate_labels = c(\"a\", \"b\")."),
+      argument = "...")
+  }
+  lapply(args, function(x) if (is.character(x) && length(x) > 1L) as.list(x) else x)
+}
+
+# question = and context = (one context for all questions is recycled), or a data frame.
+pipeline_qa_inputs <- function(inputs, args) {
+  question <- args$question
+  context <- args$context
+  if (is.data.frame(inputs) || (is.list(inputs) && !is.null(inputs$question))) {
+    question <- inputs$question
+    context <- inputs$context
+  } else if (!is.null(inputs)) {
+    question <- inputs
+  }
+  if (is.null(question) || is.null(context)) {
+    hfbridge_abort("invalid_argument", paste0(
+      "question-answering needs question = and context =, e.g. qa(question = \"Who?\", ",
+      "context = \"Alice lives in Berlin.\"), or a data frame with those columns."),
+      argument = "context")
+  }
+  question <- tok_texts(unlist(question, use.names = FALSE), "question")
+  context <- tok_texts(unlist(context, use.names = FALSE), "context")
+  if (length(context) == 1L) context <- rep_len(context, length(question))
+  if (length(context) != length(question)) {
+    hfbridge_abort("invalid_argument", sprintf(
+      "Give one context, or one per question (%d questions, %d contexts).", length(question),
+      length(context)), argument = "context")
+  }
+  list(question = question, context = context)
+}
+
+pipeline_result <- function(kind, res, offset) {
+  if (identical(kind, "feature-extraction")) return(pipeline_matrices(res))
+  df <- pipeline_frame(res)
+  if (!is.null(df$text_id)) df$text_id <- df$text_id + as.integer(offset)
+  df
+}
+
+pipeline_bind <- function(kind, parts) {
+  if (identical(kind, "feature-extraction")) return(do.call(c, parts))
+  if (length(parts) == 0L) return(pipeline_empty(kind))
+  out <- do.call(rbind, parts)
+  rownames(out) <- NULL
+  out
+}
+
+pipeline_empty <- function(kind) {
+  cols <- switch(kind, "question-answering" = c("question", "context", "answer"),
+                 "text-generation" = c("text_id", "prompt", "generated_text"),
+                 c("text_id"))
+  df <- as.data.frame(structure(rep(list(character(0)), length(cols)), names = cols),
+                      stringsAsFactors = FALSE)
+  if (!is.null(df$text_id)) df$text_id <- integer(0)
+  df
+}
+
+# A dict of equal-length columns (numpy arrays, lists of str) as a data frame.
+pipeline_frame <- function(cols) {
+  cols <- lapply(cols, function(x) {
+    if (is.list(x)) return(as.character(unlist(x, use.names = FALSE)))
+    as.vector(x)
+  })
+  as.data.frame(cols, stringsAsFactors = FALSE, optional = TRUE)
+}
+
+# Stacked token vectors of several texts (values, lengths, tokens) as a list of matrices, or of
+# token x hidden x layer arrays when values has three dims.
+pipeline_matrices <- function(res) {
+  values <- res$values
+  lengths <- as.integer(res$lengths)
+  tokens <- as.character(unlist(res$tokens, use.names = FALSE))
+  ends <- cumsum(lengths)
+  three <- length(dim(values)) == 3L
+  lapply(seq_along(lengths), function(i) {
+    rows <- seq_len(lengths[i]) + ends[i] - lengths[i]
+    m <- if (three) values[rows, , , drop = FALSE] else values[rows, , drop = FALSE]
+    if (length(tokens) == nrow(values)) {
+      dimnames(m) <- c(list(tokens[rows]), rep(list(NULL), length(dim(m)) - 1L))
+    }
+    m
+  })
+}
+
+# Whether Python has loaded any model (without starting Python).
+pipeline_python_loaded <- function() {
+  any(c("pipeline", "embed", "models") %in% names(.hfb$modules))
+}

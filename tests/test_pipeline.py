@@ -1,0 +1,356 @@
+"""pybridge.pipeline against transformers itself, on tiny task models served by the mirror.
+
+Each task runs through the hub layer (repo ids on the local mirror) and is compared with the
+transformers pipeline built from the same folder in Python, on the same inputs: same labels,
+scores within 1e-5, same generated text for the same seed. transformers 5 has no pipeline for
+question-answering, summarization, translation and text2text-generation: those are compared with
+the model's own logits and ``generate()``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pybridge import errors, models
+from pybridge import pipeline as P
+from pybridge.fixtures import task_models as tm
+
+transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+TEXTS = ["This course is excellent.", "The explanation was very confusing.",
+         "Alice lives in Berlin and works for Acme.", "Hello world, this is a test."]
+TOL = 1e-5
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and lose a lot on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def folders():
+    return tm.ensure()
+
+
+@pytest.fixture(scope="module")
+def hub_models(mirror, folders):
+    """Every tiny model published on the mirror under its repo id."""
+    for name, repo_id in tm.REPO_IDS.items():
+        mirror.publish(repo_id, folders[name])
+    return dict(tm.REPO_IDS)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def empty_cache():
+    models.cache_clear()
+    yield
+    models.cache_clear()
+
+
+def reference(task, folder):
+    return transformers.pipeline(task, model=folder, device="cpu")
+
+
+def test_text_classification_matches_transformers(hf_env, hub_models, folders):
+    ref = reference("text-classification", folders["sentiment"])
+    for args in ({}, {"top_k": 2.0}):
+        ours = P.run("sentiment-analysis", TEXTS, hub_models["sentiment"], args=args, env=hf_env)
+        want = ref(TEXTS, **{k: int(v) for k, v in args.items()})
+        want = [[w] if isinstance(w, dict) else w for w in want]
+        flat = [(i + 1, TEXTS[i], r["label"], r["score"]) for i, w in enumerate(want) for r in w]
+        assert list(ours["text_id"]) == [f[0] for f in flat]
+        assert ours["text"] == [f[1] for f in flat]
+        assert ours["label"] == [f[2] for f in flat]
+        np.testing.assert_allclose(ours["score"], [f[3] for f in flat], atol=TOL)
+        assert ours["text_id"].dtype == np.int32 and ours["score"].dtype == np.float64
+    # the seed's example: the tiny classifier learnt these two
+    assert ours["label"][:4] == ["POSITIVE", "NEGATIVE", "NEGATIVE", "POSITIVE"]
+
+
+def test_batch_size_gives_the_same_scores(hf_env, hub_models):
+    one = P.run("text-classification", TEXTS, hub_models["sentiment"], env=hf_env)
+    four = P.run("text-classification", TEXTS, hub_models["sentiment"], batch_size=4,
+                 env=hf_env)
+    assert one["label"] == four["label"]
+    np.testing.assert_allclose(one["score"], four["score"], atol=TOL)
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_zero_shot_matches_transformers(hf_env, hub_models, folders, multi_label):
+    labels = ["travel", "cooking", "work"]
+    args = {"candidate_labels": labels, "multi_label": multi_label}
+    ours = P.run("zero-shot-classification", TEXTS, hub_models["nli"], args=args, env=hf_env)
+    want = reference("zero-shot-classification", folders["nli"])(TEXTS, **args)
+    assert list(ours["text_id"]) == [i + 1 for i in range(len(TEXTS)) for _ in labels]
+    assert ours["label"] == [lab for w in want for lab in w["labels"]]
+    np.testing.assert_allclose(ours["score"], [s for w in want for s in w["scores"]], atol=TOL)
+
+
+@pytest.mark.parametrize("strategy", [None, "simple", "first"])
+def test_token_classification_matches_transformers(hf_env, hub_models, folders, strategy):
+    args = {} if strategy is None else {"aggregation_strategy": strategy}
+    ours = P.run("ner", TEXTS, hub_models["ner"], args=args, env=hf_env)
+    want = reference("token-classification", folders["ner"])(TEXTS, **args)
+    rows = [(i + 1, r) for i, w in enumerate(want) for r in w]
+    key = "entity" if strategy is None else "entity_group"
+    assert list(ours["text_id"]) == [i for i, _ in rows]
+    assert ours[key] == [r[key] for _, r in rows]
+    assert ours["word"] == [r["word"] for _, r in rows]
+    np.testing.assert_allclose(ours["score"], [r["score"] for _, r in rows], atol=TOL)
+    # 1-based inclusive offsets: R's substr(text, start, end) is Python's text[start-1:end]
+    assert list(ours["start"]) == [r["start"] + 1 for _, r in rows]
+    assert list(ours["end"]) == [r["end"] for _, r in rows]
+    for i, s, e, (_, r) in zip(ours["text_id"], ours["start"], ours["end"], rows):
+        assert TEXTS[i - 1][s - 1:e] == TEXTS[i - 1][r["start"]:r["end"]]
+
+
+def test_fill_mask_matches_transformers(hf_env, hub_models, folders):
+    texts = ["Paris is the [MASK] of France.", "The cat sat on the [MASK]."]
+    ours = P.run("fill-mask", texts, hub_models["fill_mask"], args={"top_k": 3.0}, env=hf_env)
+    want = reference("fill-mask", folders["fill_mask"])(texts, top_k=3)
+    flat = [(i + 1, r) for i, w in enumerate(want) for r in w]
+    assert list(ours["text_id"]) == [i for i, _ in flat]
+    assert list(ours["token_id"]) == [r["token"] for _, r in flat]
+    assert ours["token_str"] == [r["token_str"] for _, r in flat]
+    assert ours["sequence"] == [r["sequence"] for _, r in flat]
+    np.testing.assert_allclose(ours["score"], [r["score"] for _, r in flat], atol=TOL)
+    one = P.run("fill-mask", texts[:1], hub_models["fill_mask"], env=hf_env)
+    assert list(one["text_id"]) == [1] * 5 and one["token_str"][0] == flat[0][1]["token_str"]
+
+
+@pytest.mark.parametrize("args", [
+    {"max_new_tokens": 6, "do_sample": False},
+    {"max_new_tokens": 6, "do_sample": True, "temperature": 0.8, "top_k": 20, "top_p": 0.95,
+     "num_return_sequences": 2, "seed": 42},
+])
+def test_text_generation_matches_transformers(hf_env, hub_models, folders, args):
+    prompts = ["Once upon a time", "The weather is"]
+    ours = P.run("text-generation", prompts, hub_models["gpt2"], args=dict(args), env=hf_env)
+    ref_args = dict(args)
+    if "seed" in ref_args:
+        transformers.set_seed(ref_args.pop("seed"))
+    want = reference("text-generation", folders["gpt2"])(prompts, **ref_args)
+    n = args.get("num_return_sequences", 1)
+    assert list(ours["text_id"]) == [i + 1 for i in range(len(prompts)) for _ in range(n)]
+    assert ours["prompt"] == [p for p in prompts for _ in range(n)]
+    assert ours["generated_text"] == [r["generated_text"] for w in want for r in w]
+
+
+def test_text_generation_seed_is_reproducible(hf_env, hub_models):
+    args = {"max_new_tokens": 8, "do_sample": True, "seed": 7}
+    a = P.run("text-generation", ["Hello"], hub_models["gpt2"], args=dict(args), env=hf_env)
+    b = P.run("text-generation", ["Hello"], hub_models["gpt2"], args=dict(args), env=hf_env)
+    assert a["generated_text"] == b["generated_text"]
+
+
+def generate_reference(folder, texts, prefix, **gen):
+    tok = transformers.AutoTokenizer.from_pretrained(folder)
+    model = transformers.AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    out = []
+    for text in texts:
+        ids = tok(prefix + text, return_tensors="pt")
+        ids.pop("token_type_ids", None)
+        out += tok.batch_decode(model.generate(**ids, **gen), skip_special_tokens=True,
+                                clean_up_tokenization_spaces=False)
+    return out
+
+
+@pytest.mark.parametrize("name", ["t5", "bart"])
+@pytest.mark.parametrize("task,prefix", [
+    ("summarization", "summarize: "),
+    ("translation_en_to_fr", "translate English to French: "),
+    ("text2text-generation", ""),
+])
+def test_seq2seq_matches_generate(hf_env, hub_models, folders, name, task, prefix):
+    texts = TEXTS[:3]
+    ours = P.run(task, texts, hub_models[name], args={"max_new_tokens": 5.0}, env=hf_env)
+    want = generate_reference(folders[name], texts, prefix, max_new_tokens=5)
+    assert list(ours["text_id"]) == [1, 2, 3]
+    assert ours["generated_text"] == want
+    assert any(w.strip() for w in want)  # the tiny models were taught to say something
+
+
+def test_seq2seq_beams_and_sequences(hf_env, hub_models, folders):
+    args = {"max_new_tokens": 4, "num_beams": 3, "num_return_sequences": 2}
+    ours = P.run("summarization", TEXTS[:2], hub_models["t5"], args=dict(args), env=hf_env)
+    want = generate_reference(folders["t5"], TEXTS[:2], "summarize: ", **args)
+    assert list(ours["text_id"]) == [1, 1, 2, 2]
+    assert ours["generated_text"] == want
+
+
+def qa_reference(folder, question, context, max_answer_len=15):
+    """The best span by brute force over the model's own logits: context tokens only, scored
+    by softmax(start) * softmax(end), widened to whole words."""
+    tok = transformers.AutoTokenizer.from_pretrained(folder)
+    model = transformers.AutoModelForQuestionAnswering.from_pretrained(folder).eval()
+    enc = tok(question, context, return_offsets_mapping=True)
+    with torch.no_grad():
+        out = model(**{k: torch.tensor([enc[k]]) for k in ("input_ids", "attention_mask",
+                                                           "token_type_ids")})
+    seq = enc.sequence_ids(0)
+    ok = np.array([s == 1 for s in seq])
+    ok[0] = True  # [CLS] stays in the softmax, as transformers 4 did
+    ps = torch.softmax(torch.where(torch.tensor(ok), out.start_logits[0], -10000.0), 0).numpy()
+    pe = torch.softmax(torch.where(torch.tensor(ok), out.end_logits[0], -10000.0), 0).numpy()
+    best = (-1.0, 0, 0)
+    for s in range(1, len(seq)):
+        for e in range(s, min(len(seq), s + max_answer_len)):
+            if seq[s] == 1 and seq[e] == 1 and ps[s] * pe[e] > best[0]:
+                best = (ps[s] * pe[e], s, e)
+    score, s, e = best
+    encoding = enc.encodings[0]
+    a = encoding.word_to_chars(encoding.token_to_word(s), sequence_index=1)[0]
+    b = encoding.word_to_chars(encoding.token_to_word(e), sequence_index=1)[1]
+    return score, a, b
+
+
+def test_question_answering_matches_the_models_logits(hf_env, hub_models, folders):
+    questions = ["Where does Alice live?", "Who works for Acme?"]
+    context = "Alice lives in Berlin and works for Acme. Bob met Carol in London last year."
+    ours = P.run("question-answering", None, hub_models["qa"],
+                 args={"question": questions, "context": context}, env=hf_env)
+    assert ours["question"] == questions and ours["context"] == [context] * 2
+    for k, q in enumerate(questions):
+        score, a, b = qa_reference(folders["qa"], q, context)
+        assert ours["start"][k] == a + 1 and ours["end"][k] == b
+        assert ours["answer"][k] == context[a:b]
+        assert abs(ours["score"][k] - score) < TOL
+    top = P.run("question-answering", None, hub_models["qa"],
+                args={"question": questions[0], "context": context, "top_k": 3}, env=hf_env)
+    assert len(top["answer"]) == 3 and list(top["score"]) == sorted(top["score"], reverse=True)
+    assert abs(top["score"][0] - ours["score"][0]) < TOL
+
+
+def test_question_answering_long_context_uses_windows(hf_env, hub_models, folders):
+    context = " ".join(TEXTS * 12)  # longer than the tiny model's 128 positions
+    ours = P.run("question-answering", None, hub_models["qa"],
+                 args={"question": "Where does Alice live?", "context": context,
+                       "max_seq_len": 64, "doc_stride": 16}, env=hf_env)
+    s, e = ours["start"][0], ours["end"][0]
+    assert 1 <= s <= e <= len(context) and ours["answer"][0] == context[s - 1:e]
+
+
+def test_feature_extraction_matches_transformers(hf_env, hub_models, folders):
+    ours = P.run("feature-extraction", TEXTS, hub_models["bert"], env=hf_env)
+    want = reference("feature-extraction", folders["bert"])(TEXTS, return_tensors=True)
+    lengths = [w.shape[1] for w in want]
+    assert list(ours["lengths"]) == lengths and ours["lengths"].dtype == np.int32
+    np.testing.assert_allclose(ours["values"], np.concatenate([w[0].numpy() for w in want]),
+                               atol=TOL)
+    assert ours["tokens"][:2] == ["[CLS]", "this"]
+
+
+def test_default_model_of_sentiment_analysis(hf_env, hub_models, folders):
+    info = P.load("sentiment-analysis", env=hf_env)
+    assert info["model"] == "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
+    assert info["model"] == P.default_model("sentiment-analysis")
+    ours = P.run("sentiment-analysis", TEXTS[:2], env=hf_env)
+    assert ours["label"] == ["POSITIVE", "NEGATIVE"]
+
+
+def test_unknown_task_lists_the_supported_ones(hf_env):
+    with pytest.raises(errors.UnsupportedError) as info:
+        P.load("image-classification", "hfbridge-tiny/bert", env=hf_env)
+    assert "sentiment-analysis" in str(info.value) and "question-answering" in str(info.value)
+    assert "text-generation" in info.value.fields["supported"]
+
+
+@pytest.mark.parametrize("task,name", [("fill-mask", "gpt2"), ("summarization", "gpt2"),
+                                       ("summarization", "bert"), ("fill-mask", "t5")])
+def test_a_model_the_task_cannot_use(hf_env, hub_models, task, name):
+    with pytest.raises(errors.UnsupportedError) as info:
+        P.load(task, hub_models[name], env=hf_env)
+    assert "Supported tasks" in str(info.value) and info.value.fields["task"] == P.canonical(task)
+
+
+def test_pickle_only_repo_is_refused_unless_allowed(hf_env, hub_models):
+    models.cache_clear()
+    repo = hub_models["pickle_only"]
+    with pytest.raises(models.PickleWeightsError) as info:
+        P.load("feature-extraction", repo, env=hf_env)
+    assert info.value.code == "pickle_weights" and "allow_pickle" in str(info.value)
+    assert info.value.fields["files"] == ["pytorch_model.bin"]
+    cache = os.path.join(hf_env["HF_HOME"], "hub")
+    assert not [f for _, _, fs in os.walk(cache) for f in fs if f.endswith(".bin")]
+    P.load("feature-extraction", repo, allow_pickle=True, env=hf_env)
+    out = P.run("feature-extraction", ["hello"], repo, allow_pickle=True, env=hf_env)
+    assert out["values"].shape[1] == 32
+
+
+def test_models_are_loaded_once_and_cleared(hf_env, hub_models):
+    models.cache_clear()
+    repo = hub_models["sentiment"]
+    P.load("sentiment-analysis", repo, env=hf_env)
+    P.load("text-classification", repo, env=hf_env)  # the alias shares the loaded model
+    P.run("sentiment-analysis", TEXTS[:1], repo, env=hf_env)
+    info = models.cache_info()
+    assert info["kind"] == ["pipeline:text-classification"] and list(info["hits"]) == [2]
+    P.load("sentiment-analysis", repo, device="cpu", revision="main", env=hf_env)
+    assert list(models.cache_info()["hits"]) == [3]
+    assert models.cache_clear() == 1 and models.cache_info()["kind"] == []
+
+
+def test_offline_works_from_the_cache(hf_env, hub_models):
+    repo = hub_models["sentiment"]
+    online = P.run("sentiment-analysis", TEXTS, repo, env=hf_env)
+    models.cache_clear()
+    offline = P.run("sentiment-analysis", TEXTS, repo, env={**hf_env, "HF_HUB_OFFLINE": "1",
+                                                           "HF_ENDPOINT": "http://127.0.0.1:9"})
+    assert offline["label"] == online["label"]
+
+
+def test_revision_is_honoured(hf_env, mirror, folders, tmp_path):
+    """A git repo on the mirror: branch v2 renames the labels."""
+    work = tmp_path / "repo"
+    shutil.copytree(folders["sentiment"], work)
+    git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git[:3] + ["init", "-q", "-b", "main"], check=True)
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "v1"], check=True)
+    subprocess.run(git + ["checkout", "-qb", "v2"], check=True)
+    config = (work / "config.json").read_text()
+    (work / "config.json").write_text(config.replace("NEGATIVE", "neg").replace("POSITIVE", "pos"))
+    subprocess.run(git + ["commit", "-qam", "v2"], check=True)
+    subprocess.run(git + ["checkout", "-q", "main"], check=True)
+    mirror.publish("hfbridge-tiny/sentiment-revisions", work)
+    main = P.run("sentiment-analysis", TEXTS[:2], "hfbridge-tiny/sentiment-revisions",
+                 env=hf_env)
+    v2 = P.run("sentiment-analysis", TEXTS[:2], "hfbridge-tiny/sentiment-revisions",
+               revision="v2", env=hf_env)
+    assert main["label"] == ["POSITIVE", "NEGATIVE"] and v2["label"] == ["pos", "neg"]
+    with pytest.raises(errors.RevisionNotFoundError):
+        P.load("sentiment-analysis", "hfbridge-tiny/sentiment-revisions", revision="v3",
+               env=hf_env)
+
+
+def test_bad_arguments_are_classed(hf_env, hub_models):
+    with pytest.raises(errors.InvalidArgumentError):
+        P.run("sentiment-analysis", ["ok", None], hub_models["sentiment"], env=hf_env)
+    with pytest.raises(errors.InvalidArgumentError):
+        P.run("zero-shot-classification", ["x"], hub_models["nli"], env=hf_env)
+    with pytest.raises(errors.InvalidArgumentError):
+        P.run("question-answering", None, hub_models["qa"], args={"question": "q"}, env=hf_env)
+    with pytest.raises(errors.UnsupportedError):
+        P.load("sentiment-analysis", hub_models["sentiment"], device="cuda:3", env=hf_env)
+
+
+def test_hub_and_import_do_not_load_torch(hf_env, hub_models):
+    code = (
+        "import sys, pybridge.hub as h, pybridge.pipeline, pybridge.embed, pybridge.models\n"
+        f"h.local_folder({hub_models['sentiment']!r})\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **hf_env},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
