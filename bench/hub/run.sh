@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Hub bench: N cached downloads of one file from R (hub_download) and from Python
+# (huggingface_hub.hf_hub_download), with a pinned commit, with "main", and offline, against a
+# local mirror that counts the requests. Prints medians, ratios and the request counts.
+# Usage: bash bench/hub/run.sh [N]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+export RETICULATE_PYTHON=${RETICULATE_PYTHON:-$root/.venv/bin/python}
+export R_LIBS=${R_LIBS:-$root/.rlib}
+export HF_HUB_DISABLE_TELEMETRY=1
+Rscript bench/hub/bench.R "${1:-200}"
