@@ -187,8 +187,12 @@ def _encode(tok, texts, pairs, add_special_tokens, fast):
     method = tok.encode_batch_fast if fast else tok.encode_batch
     try:
         return method(batch, add_special_tokens=bool(add_special_tokens))
-    except Exception as exc:
-        raise errors.InvalidArgumentError(f"The tokenizer refused the input: {exc}") from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # a Rust panic (e.g. stride too long) is a BaseException
+        raise errors.InvalidArgumentError(
+            f"The tokenizer refused the input: {exc}. With truncation and a stride, the stride "
+            "must be shorter than what max_length leaves to each sequence.") from None
 
 
 def _texts(value, name) -> list:
