@@ -320,8 +320,24 @@ def test_hub_imports_neither_torch_nor_transformers(hf_env, tiny):
     assert out.stdout.strip().splitlines()[-1] == "clean"
 
 
+@pytest.mark.slow
 def test_demo_fixture_models_are_deterministic(tmp_path):
     a = models.ensure(tmp_path / "a", names=["gpt2"])["gpt2"]
     b = models.ensure(tmp_path / "b", names=["gpt2"])["gpt2"]
     for name in ("model.safetensors", "tokenizer.json", "config.json"):
         assert Path(a, name).read_bytes() == Path(b, name).read_bytes()
+
+
+def test_dataset_repos(hf_env, mirror, publish, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "train.csv").write_text("a,b\n1,2\n")
+    publish("hubtest/data", folder, repo_type="dataset")
+    path = hub.download("hubtest/data", "train.csv", repo_type="dataset", env=hf_env)
+    assert "datasets--hubtest--data" in path
+    with pytest.raises(errors.RepoNotFoundError):
+        hub.download("hubtest/data", "train.csv", env=hf_env)
+    table = cache.scan(env=hf_env)
+    assert table["repo_type"] == ["dataset"]
+    cache.delete("hubtest/data", repo_type="dataset", env=hf_env)
+    assert cache.scan(env=hf_env)["repo_id"] == []
