@@ -25,7 +25,6 @@ RETRIES = 3
 BACKOFF = (0.5, 1.0)
 RETRY_WINDOW = 5.0
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
-_TYPE_PREFIX = {"model": "models", "dataset": "datasets", "space": "spaces"}
 _hf = None
 
 
@@ -202,7 +201,8 @@ def _cached_commit_path(s: Settings, ctx: dict, force_download) -> Optional[str]
 
 
 def _repo_folder(cache_dir, repo_id, repo_type):
-    return os.path.join(os.path.abspath(os.path.expanduser(cache_dir)),
+    # realpath, as huggingface_hub resolves cache_dir: the same file gets the same path string
+    return os.path.join(os.path.realpath(os.path.expanduser(cache_dir)),
                         repo_folder_name(repo_id, repo_type))
 
 
