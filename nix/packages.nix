@@ -62,6 +62,7 @@ let
     HFBRIDGE_REPO = repoSource;
     HF_HUB_DISABLE_TELEMETRY = "1";
   } ''
+    set -o pipefail  # Rscript | tee must fail when Rscript does
     export HOME=$TMPDIR HF_HOME=$TMPDIR/huggingface
     ${script}
   '';
