@@ -7,6 +7,7 @@ cd "$root"
 export RETICULATE_PYTHON=${RETICULATE_PYTHON:-$root/.venv/bin/python}
 export R_LIBS=${R_LIBS:-$root/.rlib}
 export HF_HUB_DISABLE_TELEMETRY=1
+export TZ=${TZ:-UTC}  # R asks timedatectl otherwise, which warns on machines without systemd
 export HFBRIDGE_REPO="$root"
 
 echo "== R CMD check (with testthat)"
