@@ -24,6 +24,7 @@
 #'
 #' @format An R6 class generator with the static functions `$from_pretrained()` and
 #'   `$from_file()`.
+#' @importFrom R6 R6Class
 #' @export
 #' @examples
 #' \dontrun{
