@@ -452,3 +452,21 @@ test_that("tokenizer_train() builds bpe, wordpiece and unigram tokenizers from t
   expect_error(tokenizer_train(c("a", NA)), class = "hfbridge_error_invalid_argument")
   expect_error(tokenizer_train(files = tempfile()), class = "hfbridge_error_invalid_argument")
 })
+
+test_that("a gated repo needs its token, passed as token or auth_token, never shown", {
+  local_hub()
+  secret <- "hf_tokentest0123456789"
+  publish_repo("hfbridge-test-rtok/gated", tokenizer_fixtures()$bpe)
+  mirror_config(list(gated = list("hfbridge-test-rtok/gated" = list(secret))))
+  err <- tryCatch(tokenizer_from_pretrained("hfbridge-test-rtok/gated"), error = identity)
+  expect_s3_class(err, "hfbridge_error_gated")
+  err <- tryCatch(tokenizer_from_pretrained("hfbridge-test-rtok/gated", token = "hf_wrongwrongwrong1"),
+                  error = identity)
+  expect_true(inherits(err, "hfbridge_error_gated") || inherits(err, "hfbridge_error_auth"))
+  expect_false(grepl("hf_wrongwrongwrong1", conditionMessage(err), fixed = TRUE))
+  tok <- tokenizer_from_pretrained("hfbridge-test-rtok/gated", token = secret)
+  expect_identical(tok$encode("Hello, world!")$ids,
+                   reference_encodings(fixture_json("bpe"), "Hello, world!")[[1]]$ids)
+  again <- tokenizer$from_pretrained("hfbridge-test-rtok/gated", auth_token = secret)
+  expect_false(any(grepl(secret, capture.output(print(again)), fixed = TRUE)))
+})
