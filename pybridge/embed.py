@@ -82,7 +82,7 @@ def finish(job: "Job"):
 
 
 def n_batches(job: "Job") -> int:
-    return len(job.batches)
+    return job.total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ def load(model, revision="main", device="cpu", allow_pickle=False, trust_remote_
            bool(trust_remote_code))
 
     def loader():
-        import transformers
+        transformers = models.import_transformers()
 
         path = models.folder(model, revision, allow_pickle, env=env, token=token, quiet=quiet)
         dev = models.torch_device(device)
@@ -158,6 +158,11 @@ class Job:
         self.layers = self._layers(layers) if kind == "hidden" else None
         self.out = [None] * len(texts)
 
+    @property
+    def total(self) -> int:
+        """How many batches the job has."""
+        return len(self.batches)
+
     def _layers(self, layers):
         n = self.encoder.model.config.num_hidden_layers + 1
         layers = [layers] if isinstance(layers, (int, float)) else list(layers)
@@ -171,7 +176,7 @@ class Job:
         return out
 
     def run(self, n=None) -> int:
-        import torch
+        torch = models.import_torch()
 
         end = len(self.batches) if n is None else min(len(self.batches), self.done + n)
         with torch.inference_mode():
@@ -181,7 +186,7 @@ class Job:
         return len(self.batches) - self.done
 
     def _tensors(self, rows):
-        import torch
+        torch = models.import_torch()
 
         tok = self.encoder.tokenizer
         width = int(self.lengths[rows].max())
@@ -247,7 +252,7 @@ class Job:
 
 def pool(hidden, mask, pooling: str, normalize: bool) -> np.ndarray:
     """sentence-transformers' Pooling (mean, cls, max) and Normalize, as float32 numpy rows."""
-    import torch
+    torch = models.import_torch()
 
     if pooling == "cls":
         out = hidden[:, 0]

@@ -18,6 +18,7 @@ import contextlib
 import fnmatch
 import gc
 import os
+import sys
 import threading
 
 from . import errors
@@ -152,9 +153,50 @@ def use_safetensors(path: str):
 # torch and transformers
 
 
+def import_torch():
+    """torch, imported so that a BLAS the host process already loaded cannot hijack it.
+
+    Inside R, libR has loaded Debian's reference BLAS (libblas.so.3) into the global symbol
+    scope. libtorch_cpu calls ``sgemm_`` through the dynamic linker, which then resolves to R's
+    single-threaded reference BLAS instead of the MKL inside libtorch: every matrix product of
+    a model runs about 8 times slower than in Python. Loading torch with ``RTLD_DEEPBIND`` makes
+    libtorch use its own symbols first. It only matters when a global ``sgemm_`` exists (not in
+    a plain Python process), and only if torch is not imported yet: import torch through this
+    function (pybridge does) before anything else imports it.
+    """
+    if "torch" in sys.modules:
+        return sys.modules["torch"]
+    flags = sys.getdlopenflags()
+    deepbind = getattr(os, "RTLD_DEEPBIND", 0)
+    if deepbind and _host_blas_loaded():
+        sys.setdlopenflags(flags | deepbind)
+    try:
+        import torch
+    finally:
+        sys.setdlopenflags(flags)
+    return torch
+
+
+def import_transformers():
+    """transformers, after torch (see :func:`import_torch`)."""
+    import_torch()
+    import transformers
+
+    return transformers
+
+
+def _host_blas_loaded() -> bool:
+    import ctypes
+
+    try:
+        return hasattr(ctypes.CDLL(None), "sgemm_")
+    except OSError:
+        return False
+
+
 def torch_device(device: str):
     """A torch.device for ``device`` ('cpu', 'cuda', 'cuda:1', 'mps'), checked."""
-    import torch
+    torch = import_torch()
 
     try:
         dev = torch.device(str(device))
@@ -175,6 +217,7 @@ def torch_device(device: str):
 @contextlib.contextmanager
 def quiet_transformers():
     """transformers without progress bars or info logs while loading (restored after)."""
+    import_transformers()
     from transformers.utils import logging
 
     bars = logging.is_progress_bar_enabled()

@@ -62,6 +62,7 @@ def default_model(task: str) -> str:
     name = canonical(task)
     if name in OWN_DEFAULTS:
         return OWN_DEFAULTS[name]
+    models.import_transformers()
     from transformers.pipelines import SUPPORTED_TASKS
 
     default = SUPPORTED_TASKS[name]["default"]["model"]
@@ -81,29 +82,88 @@ def load(task, model=None, revision="main", device="cpu", allow_pickle=False,
 
 
 def run(task, inputs=None, model=None, revision="main", device="cpu", batch_size=None,
-        args=None, allow_pickle=False, trust_remote_code=False, env=None, token=None) -> dict:
+        args=None, allow_pickle=False, trust_remote_code=False, env=None, token=None):
     """Run the task's pipeline on ``inputs`` (a list of str) with the task's own ``args``.
 
     Returns columns; ``text_id`` is 1-based. Question answering takes ``args['question']`` and
-    ``args['context']`` instead of ``inputs``. ``args['seed']`` seeds torch first (sampling).
+    ``args['context']`` instead of ``inputs``. ``args['seed']`` seeds torch first (sampling),
+    as ``transformers.set_seed(seed)`` before the pipeline call does in Python.
+    """
+    job = start(task, inputs, model, revision, device, batch_size, args, allow_pickle,
+                trust_remote_code, env, token)
+    step(job)
+    return finish(job)
+
+
+def start(task, inputs=None, model=None, revision="main", device="cpu", batch_size=None,
+          args=None, allow_pickle=False, trust_remote_code=False, env=None, token=None) -> "Job":
+    """A job over the inputs: the pipeline called once, lazily, on a generator of them.
+
+    R pulls the results in steps (:func:`step`) to move a progress bar. One call of the pipeline
+    over the whole input consumes the random numbers as one Python call does, so that a seeded
+    generation gives the same texts as in Python, however many steps R takes.
     """
     name = canonical(task)
     model = model or default_model(name)
     pipe = _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, True)
     args = _int_args(dict(args or {}))
-    seed = args.pop("seed", None)
-    if seed is not None:
-        import transformers
-
-        transformers.set_seed(seed)
     if batch_size is not None:
         args["batch_size"] = _positive_int(batch_size, "batch_size")
     if name == "question-answering":
-        return pipe(args.pop("question", inputs), args.pop("context", None), **args)
-    texts = _texts(inputs)
+        items = QuestionAnswering.pairs(args.pop("question", inputs), args.pop("context", None))
+    else:
+        items = _texts(inputs)
+    if name == "zero-shot-classification" and not args.get("candidate_labels"):
+        raise errors.InvalidArgumentError(
+            "zero-shot-classification needs candidate_labels, e.g. candidate_labels = "
+            "c('sport', 'politics').", argument="candidate_labels")
+    seed = args.pop("seed", None)
+    if seed is not None:
+        models.import_transformers().set_seed(seed)
     if name in OWN:
-        return pipe(texts, task=task, **args)
-    return _CONVERTERS[name](pipe, texts, args)
+        outputs = pipe.iterate(items, task=task, **args)
+    else:
+        outputs = iter(pipe((x for x in items), **args)) if items else iter(())
+    return Job(name, pipe, items, outputs, args)
+
+
+def step(job: "Job", n=None) -> int:
+    """Process the next ``n`` inputs (all by default); returns how many remain."""
+    return job.run(None if n is None else _positive_int(n, "n"))
+
+
+def finish(job: "Job"):
+    """The job's columns (or stacked matrices for feature-extraction)."""
+    return job.result()
+
+
+class Job:
+    """One pipeline call over many inputs, consumed step by step."""
+
+    def __init__(self, name, pipe, items, outputs, args):
+        self.name, self.pipe, self.items, self.args = name, pipe, items, args
+        self.outputs, self.results = outputs, []
+
+    @property
+    def total(self) -> int:
+        """How many inputs the job has."""
+        return len(self.items)
+
+    @property
+    def remaining(self) -> int:
+        return len(self.items) - len(self.results)
+
+    def run(self, n=None) -> int:
+        todo = self.remaining if n is None else min(n, self.remaining)
+        for _ in range(todo):
+            self.results.append(next(self.outputs))
+        return self.remaining
+
+    def result(self):
+        if self.remaining:
+            raise errors.InvalidArgumentError("The job has inputs left; call step() first.",
+                                              argument="job")
+        return _CONVERTERS[self.name](self)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,7 +190,7 @@ def _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, 
 
 
 def _build(name, path, dev, use_safetensors, trust_remote_code):
-    import transformers
+    transformers = models.import_transformers()
 
     kwargs = {"trust_remote_code": trust_remote_code, "use_safetensors": use_safetensors}
     if name in NATIVE:
@@ -189,56 +249,43 @@ def _floats(values) -> np.ndarray:
 # transformers' pipelines, as columns
 
 
-def _text_classification(pipe, texts, args):
-    out = pipe(texts, **args) if texts else []
+def _text_classification(job):
     ids, text, label, score = [], [], [], []
-    for i, res in enumerate(out):
+    for i, res in enumerate(job.results):
         for r in ([res] if isinstance(res, dict) else res):
             ids.append(i + 1)
-            text.append(texts[i])
+            text.append(job.items[i])
             label.append(str(r["label"]))
             score.append(r["score"])
     return {"text_id": _ids(ids), "text": text, "label": label, "score": _floats(score)}
 
 
-def _zero_shot(pipe, texts, args):
-    labels = args.get("candidate_labels")
-    if not labels:
-        raise errors.InvalidArgumentError(
-            "zero-shot-classification needs candidate_labels, e.g. candidate_labels = "
-            "c('sport', 'politics').", argument="candidate_labels")
-    out = pipe(texts, **args) if texts else []
+def _zero_shot(job):
     ids, label, score = [], [], []
-    for i, res in enumerate(out):
+    for i, res in enumerate(job.results):
         ids += [i + 1] * len(res["labels"])
         label += [str(x) for x in res["labels"]]
         score += list(res["scores"])
     return {"text_id": _ids(ids), "label": label, "score": _floats(score)}
 
 
-def _token_classification(pipe, texts, args):
-    out = pipe(texts, **args) if texts else []
-    rows = [(i + 1, r) for i, res in enumerate(out) for r in res]
-    key = "entity_group" if rows and "entity_group" in rows[0][1] else "entity"
-    if not rows and args.get("aggregation_strategy") not in (None, "none"):
-        key = "entity_group"
-    starts = [r.get("start") for _, r in rows]
+def _token_classification(job):
+    rows = [(i + 1, r) for i, res in enumerate(job.results) for r in res]
+    grouped = job.args.get("aggregation_strategy") not in (None, "none", "NONE")
+    key = "entity_group" if grouped or (rows and "entity_group" in rows[0][1]) else "entity"
     return {
         "text_id": _ids([i for i, _ in rows]),
         key: [str(r[key]) for _, r in rows],
         "score": _floats([r["score"] for _, r in rows]),
         "word": [str(r["word"]) for _, r in rows],
-        "start": _ids([-1 if s is None else s + 1 for s in starts]),
+        "start": _ids([-1 if r.get("start") is None else r["start"] + 1 for _, r in rows]),
         "end": _ids([-1 if r.get("end") is None else r["end"] for _, r in rows]),
     }
 
 
-def _fill_mask(pipe, texts, args):
-    out = pipe(texts, **args) if texts else []
-    if len(texts) == 1:
-        out = [out]
+def _fill_mask(job):
     ids, token_id, token_str, score, sequence = [], [], [], [], []
-    for i, res in enumerate(out):
+    for i, res in enumerate(job.results):
         per_mask = res if res and isinstance(res[0], list) else [res]
         for r in (r for mask in per_mask for r in mask):
             ids.append(i + 1)
@@ -250,28 +297,51 @@ def _fill_mask(pipe, texts, args):
             "score": _floats(score), "sequence": sequence}
 
 
-def _text_generation(pipe, texts, args):
-    out = pipe(texts, **args) if texts else []
+def _text_generation(job):
     ids, prompt, generated = [], [], []
-    for i, res in enumerate(out):
+    for i, res in enumerate(job.results):
         for r in ([res] if isinstance(res, dict) else res):
             ids.append(i + 1)
-            prompt.append(texts[i])
+            prompt.append(job.items[i])
             generated.append(str(r["generated_text"]))
     return {"text_id": _ids(ids), "prompt": prompt, "generated_text": generated}
 
 
-def _feature_extraction(pipe, texts, args):
-    args.setdefault("return_tensors", True)
-    out = pipe(texts, **args) if texts else []
-    mats = [np.asarray(t[0].float().numpy(), dtype=np.float64) for t in out]
+def _feature_extraction(job):
+    mats = [np.asarray(_tensor(t)[0], dtype=np.float64) for t in job.results]
+    tokenize_kwargs = job.args.get("tokenize_kwargs") or {}
     tokens = []
-    for text, mat in zip(texts, mats):
-        toks = pipe.tokenizer(text, **args.get("tokenize_kwargs", {})).tokens()
+    for text, mat in zip(job.items, mats):
+        toks = job.pipe.tokenizer(text, **tokenize_kwargs).tokens()
         tokens += toks if len(toks) == mat.shape[0] else [""] * mat.shape[0]
     hidden = mats[0].shape[1] if mats else 0
     values = np.concatenate(mats) if mats else np.zeros((0, hidden))
     return {"values": values, "lengths": _ids([m.shape[0] for m in mats]), "tokens": tokens}
+
+
+def _tensor(x):
+    """A pipeline output as numpy (a torch tensor with return_tensors, else nested lists)."""
+    return x.float().cpu().numpy() if hasattr(x, "numpy") else np.asarray(x)
+
+
+def _generated(job):
+    ids = [i + 1 for i, res in enumerate(job.results) for _ in res]
+    return {"text_id": _ids(ids), "generated_text": [str(g) for res in job.results for g in res]}
+
+
+def _answers(job):
+    cols = {"question": [], "context": [], "answer": [], "score": [], "start": [], "end": []}
+    for (q, c), answers in zip(job.items, job.results):
+        for a in answers:
+            cols["question"].append(q)
+            cols["context"].append(c)
+            cols["answer"].append(c[a["start"]:a["end"]])
+            cols["score"].append(a["score"])
+            cols["start"].append(a["start"] + 1)
+            cols["end"].append(a["end"])
+    cols["score"] = _floats(cols["score"])
+    cols["start"], cols["end"] = _ids(cols["start"]), _ids(cols["end"])
+    return cols
 
 
 _CONVERTERS = {
@@ -281,6 +351,10 @@ _CONVERTERS = {
     "fill-mask": _fill_mask,
     "text-generation": _text_generation,
     "feature-extraction": _feature_extraction,
+    "question-answering": _answers,
+    "summarization": _generated,
+    "translation": _generated,
+    "text2text-generation": _generated,
 }
 
 
@@ -309,17 +383,22 @@ class Seq2Seq:
                 task = keys[0] if len(keys) == 1 else task
         return dict(params.get(task) or params.get(self.name) or {})
 
-    def __call__(self, texts, task=None, batch_size=1, prefix=None, src_lang=None,
-                 tgt_lang=None, truncation=False, clean_up_tokenization_spaces=False, **gen):
-        import torch
-
+    def iterate(self, texts, task=None, batch_size=1, prefix=None, src_lang=None,
+                tgt_lang=None, truncation=False, clean_up_tokenization_spaces=False, **gen):
+        """Yields, for each text, the list of its generated texts."""
         params = self._task_params(task or self.name, src_lang, tgt_lang)
         if prefix is None:
             prefix = getattr(self.model.config, "prefix", None) or params.get("prefix") or ""
         for key, value in params.items():
             if key != "prefix":
                 gen.setdefault(key, value)
-        ids, generated = [], []
+        decode = {"skip_special_tokens": True,
+                  "clean_up_tokenization_spaces": clean_up_tokenization_spaces}
+        return self._generate(texts, prefix, batch_size, truncation, decode, gen)
+
+    def _generate(self, texts, prefix, batch_size, truncation, decode, gen):
+        torch = models.import_torch()
+
         for start in range(0, len(texts), batch_size):
             chunk = [prefix + t for t in texts[start:start + batch_size]]
             enc = self.tokenizer(chunk, padding=len(chunk) > 1, truncation=truncation,
@@ -327,12 +406,10 @@ class Seq2Seq:
             enc.pop("token_type_ids", None)
             with torch.inference_mode():
                 out = self.model.generate(**enc, **gen)
-            per_text = out.shape[0] // len(chunk)
-            generated += self.tokenizer.batch_decode(
-                out, skip_special_tokens=True,
-                clean_up_tokenization_spaces=clean_up_tokenization_spaces)
-            ids += [start + 1 + k // per_text for k in range(out.shape[0])]
-        return {"text_id": _ids(ids), "generated_text": [str(g) for g in generated]}
+            texts_out = self.tokenizer.batch_decode(out, **decode)
+            per_text = len(texts_out) // len(chunk)
+            for k in range(len(chunk)):
+                yield texts_out[k * per_text:(k + 1) * per_text]
 
 
 class QuestionAnswering:
@@ -347,29 +424,9 @@ class QuestionAnswering:
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer
 
-    def __call__(self, question, context, top_k=1, doc_stride=None, max_answer_len=15,
-                 max_seq_len=None, max_question_len=64, handle_impossible_answer=False,
-                 align_to_words=True, batch_size=None):
-        questions, contexts = self._pairs(question, context)
-        top_k = _positive_int(top_k, "top_k")
-        max_answer_len = _positive_int(max_answer_len, "max_answer_len")
-        cols = {"question": [], "context": [], "answer": [], "score": [], "start": [], "end": []}
-        for q, c in zip(questions, contexts):
-            answers = self.answer(q, c, top_k, doc_stride, max_answer_len, max_seq_len,
-                                  handle_impossible_answer, align_to_words)
-            for a in answers:
-                cols["question"].append(q)
-                cols["context"].append(c)
-                cols["answer"].append(c[a["start"]:a["end"]])
-                cols["score"].append(a["score"])
-                cols["start"].append(a["start"] + 1)
-                cols["end"].append(a["end"])
-        cols["score"] = _floats(cols["score"])
-        cols["start"], cols["end"] = _ids(cols["start"]), _ids(cols["end"])
-        return cols
-
     @staticmethod
-    def _pairs(question, context):
+    def pairs(question, context) -> list:
+        """(question, context) pairs; one context serves every question."""
         questions = [question] if isinstance(question, str) else list(question or [])
         contexts = [context] if isinstance(context, str) else list(context or [])
         if len(contexts) == 1 and len(questions) > 1:
@@ -379,11 +436,21 @@ class QuestionAnswering:
             raise errors.InvalidArgumentError(
                 "question-answering needs question = and context = : non-empty strings, one "
                 "context or one per question.", argument="context")
-        return questions, contexts
+        return list(zip(questions, contexts))
+
+    def iterate(self, pairs, task=None, top_k=1, doc_stride=None, max_answer_len=15,
+                max_seq_len=None, max_question_len=64, handle_impossible_answer=False,
+                align_to_words=True, batch_size=None):
+        """Yields, for each (question, context), its best answers."""
+        top_k = _positive_int(top_k, "top_k")
+        max_answer_len = _positive_int(max_answer_len, "max_answer_len")
+        for q, c in pairs:
+            yield self.answer(q, c, top_k, doc_stride, max_answer_len, max_seq_len,
+                              handle_impossible_answer, align_to_words)
 
     def answer(self, question, context, top_k, doc_stride, max_answer_len, max_seq_len,
                handle_impossible_answer, align_to_words) -> list:
-        import torch
+        torch = models.import_torch()
 
         tok = self.tokenizer
         max_seq_len = max_seq_len or min(tok.model_max_length, 384)
@@ -403,8 +470,7 @@ class QuestionAnswering:
                     if k in enc and k in names}
             with torch.inference_mode():
                 out = self.model(**feed)
-            seq_ids = enc.sequence_ids(span)
-            allowed = np.array([s == context_seq for s in seq_ids])
+            allowed = np.array([s == context_seq for s in enc.sequence_ids(span)])
             if tok.cls_token_id is not None:
                 allowed |= np.array(enc["input_ids"][span]) == tok.cls_token_id
             start, end = (x[0].float().cpu().numpy() for x in (out.start_logits,

@@ -147,6 +147,21 @@ def test_text_generation_matches_transformers(hf_env, hub_models, folders, args)
     assert ours["generated_text"] == [r["generated_text"] for w in want for r in w]
 
 
+def test_steps_give_the_texts_of_one_seeded_call(hf_env, hub_models, folders):
+    """R pulls results in steps (for its progress bar): one seeded Python call all the same."""
+    prompts = ["Once upon a time", "The weather is", "Hello"] * 5
+    args = {"max_new_tokens": 3, "do_sample": True, "top_k": 20}
+    job = P.start("text-generation", prompts, hub_models["gpt2"], args=dict(args, seed=3),
+                  env=hf_env)
+    assert job.total == 15 and P.step(job, 4) == 11 and P.step(job, 4.0) == 7
+    with pytest.raises(errors.InvalidArgumentError):
+        P.finish(job)
+    assert P.step(job) == 0
+    transformers.set_seed(3)
+    want = reference("text-generation", folders["gpt2"])(prompts, **args)
+    assert P.finish(job)["generated_text"] == [w[0]["generated_text"] for w in want]
+
+
 def test_text_generation_seed_is_reproducible(hf_env, hub_models):
     args = {"max_new_tokens": 8, "do_sample": True, "seed": 7}
     a = P.run("text-generation", ["Hello"], hub_models["gpt2"], args=dict(args), env=hf_env)

@@ -42,7 +42,7 @@ embed <- function(texts, model, pooling = c("mean", "cls", "max"), normalize = F
   job <- embed_start(texts, model, "embed", list(pooling = pooling,
                      normalize = tok_flag(normalize, "normalize")), batch_size, max_length,
                      revision, device, token, allow_pickle, trust_remote_code, quiet)
-  embed_steps(job, quiet, "Embedding")
+  pipeline_steps("embed", job, quiet, max(1L, job$total %/% 50L), "Embedding")
   out <- py_call("embed", "finish", job)
   rownames(out) <- row_names
   out
@@ -79,7 +79,7 @@ hidden_states <- function(texts, model, layers = -1, batch_size = 32, max_length
   job <- embed_start(texts, model, "hidden", list(layers = as.list(as.integer(layers))),
                      batch_size, max_length, revision, device, token, allow_pickle,
                      trust_remote_code, quiet)
-  embed_steps(job, quiet, "Computing hidden states")
+  pipeline_steps("embed", job, quiet, max(1L, job$total %/% 50L), "Computing hidden states")
   res <- py_call("embed", "finish", job)
   out <- pipeline_matrices(res)
   if (length(dim(res$values)) == 3L) {
@@ -107,21 +107,4 @@ embed_start <- function(texts, model, kind, options, batch_size, max_length, rev
     allow_pickle = tok_flag(allow_pickle, "allow_pickle"),
     trust_remote_code = tok_flag(trust_remote_code, "trust_remote_code"),
     env = hf_env(), token = token, quiet = tok_flag(quiet, "quiet"))))
-}
-
-# Runs the job's batches: at once when quiet or short, else in about 50 steps under a bar.
-embed_steps <- function(job, quiet, label) {
-  n <- as.integer(py_call("embed", "n_batches", job))
-  if (quiet || n < 2L) {
-    py_call("embed", "step", job)
-    return(invisible(n))
-  }
-  per_step <- max(1L, n %/% 50L)
-  cli::cli_progress_bar(label, total = n)
-  remaining <- n
-  while (remaining > 0L) {
-    remaining <- as.integer(py_call("embed", "step", job, per_step))
-    cli::cli_progress_update(set = n - remaining)
-  }
-  invisible(n)
 }

@@ -154,38 +154,48 @@ pipeline_cache_clear <- function() {
 
 # ---- calls ---------------------------------------------------------------------------------
 
-# Texts per call to Python: the progress bar moves once per chunk.
-pipeline_chunk_size <- function(batch_size) max(64L, 8L * (if (is.null(batch_size)) 1L else batch_size))
+# Inputs per step: the progress bar moves once per step.
+pipeline_step_size <- function(batch_size) max(64L, 8L * (if (is.null(batch_size)) 1L else batch_size))
 
+# Python calls the pipeline once over all inputs, lazily; R pulls the results step by step, so
+# that a seeded generation gives Python's texts however many steps there are.
 pipeline_call <- function(spec, inputs, args, quiet) {
   quiet <- if (is.null(quiet)) spec$quiet else tok_flag(quiet, "quiet")
   args <- utils::modifyList(spec$defaults, pipeline_named_args(args))
   if (identical(spec$kind, "question-answering")) {
     pairs <- pipeline_qa_inputs(inputs, args)
-    args$question <- args$context <- NULL
-    texts <- pairs$question
+    args$question <- as.list(pairs$question)
+    args$context <- as.list(pairs$context)
+    texts <- NULL
   } else {
-    texts <- tok_texts(inputs, "inputs")
+    texts <- as.list(tok_texts(inputs, "inputs"))
   }
-  chunks <- split(seq_along(texts), (seq_along(texts) - 1L) %/% pipeline_chunk_size(spec$batch_size))
-  show <- !quiet && length(chunks) > 1L
-  if (show) cli::cli_progress_bar(sprintf("Running %s", spec$task), total = length(texts))
-  parts <- vector("list", length(chunks))
-  for (k in seq_along(chunks)) {
-    idx <- chunks[[k]]
-    chunk_args <- if (k > 1L) args[names(args) != "seed"] else args
-    if (identical(spec$kind, "question-answering")) {
-      chunk_args$question <- as.list(pairs$question[idx])
-      chunk_args$context <- as.list(pairs$context[idx])
-    }
-    res <- py_call("pipeline", "run", spec$task, as.list(texts[idx]), model = spec$model,
-                   revision = spec$revision, device = spec$device, batch_size = spec$batch_size,
-                   args = chunk_args, allow_pickle = spec$allow_pickle,
-                   trust_remote_code = spec$trust_remote_code, env = hf_env(), token = spec$token)
-    parts[[k]] <- pipeline_result(spec$kind, res, offset = idx[1L] - 1L)
-    if (show) cli::cli_progress_update(inc = length(idx))
+  job <- py_call("pipeline", "start", spec$task, texts, model = spec$model,
+                 revision = spec$revision, device = spec$device, batch_size = spec$batch_size,
+                 args = args, allow_pickle = spec$allow_pickle,
+                 trust_remote_code = spec$trust_remote_code, env = hf_env(), token = spec$token)
+  pipeline_steps("pipeline", job, quiet, pipeline_step_size(spec$batch_size),
+                 sprintf("Running %s", spec$task))
+  res <- py_call("pipeline", "finish", job)
+  if (identical(spec$kind, "feature-extraction")) return(pipeline_matrices(res))
+  pipeline_frame(res)
+}
+
+# Runs a job of pybridge.<module> (pipeline or embed): at once when quiet or short, else in
+# steps of `size` units (inputs or batches) under a cli progress bar.
+pipeline_steps <- function(module, job, quiet, size, label) {
+  total <- as.integer(job$total)
+  if (quiet || total <= size) {
+    py_call(module, "step", job)
+    return(invisible(total))
   }
-  pipeline_bind(spec$kind, parts)
+  cli::cli_progress_bar(label, total = total)
+  remaining <- total
+  while (remaining > 0L) {
+    remaining <- as.integer(py_call(module, "step", job, size))
+    cli::cli_progress_update(set = total - remaining)
+  }
+  invisible(total)
 }
 
 # The task's own arguments: a named list (vectors of several strings become lists).
@@ -223,31 +233,6 @@ pipeline_qa_inputs <- function(inputs, args) {
       length(context)), argument = "context")
   }
   list(question = question, context = context)
-}
-
-pipeline_result <- function(kind, res, offset) {
-  if (identical(kind, "feature-extraction")) return(pipeline_matrices(res))
-  df <- pipeline_frame(res)
-  if (!is.null(df$text_id)) df$text_id <- df$text_id + as.integer(offset)
-  df
-}
-
-pipeline_bind <- function(kind, parts) {
-  if (identical(kind, "feature-extraction")) return(do.call(c, parts))
-  if (length(parts) == 0L) return(pipeline_empty(kind))
-  out <- do.call(rbind, parts)
-  rownames(out) <- NULL
-  out
-}
-
-pipeline_empty <- function(kind) {
-  cols <- switch(kind, "question-answering" = c("question", "context", "answer"),
-                 "text-generation" = c("text_id", "prompt", "generated_text"),
-                 c("text_id"))
-  df <- as.data.frame(structure(rep(list(character(0)), length(cols)), names = cols),
-                      stringsAsFactors = FALSE)
-  if (!is.null(df$text_id)) df$text_id <- integer(0)
-  df
 }
 
 # A dict of equal-length columns (numpy arrays, lists of str) as a data frame.
