@@ -106,9 +106,11 @@ def _convert_with_transformers(folder: str, identifier: str) -> Tokenizer:
         fast = AutoTokenizer.from_pretrained(folder, use_fast=True)
         backend = fast.backend_tokenizer
     except Exception as exc:
+        hint = (" Converting a sentencepiece model needs the Python packages sentencepiece and "
+                "protobuf." if any(n.endswith(".model") for n in os.listdir(folder)) else "")
         raise errors.InvalidFileError(
             f"'{identifier}' has no tokenizer.json, and transformers could not convert its "
-            f"vocabulary files: {type(exc).__name__}: {exc}", repo_id=identifier,
+            f"vocabulary files: {type(exc).__name__}: {exc}.{hint}", repo_id=identifier,
             path=folder) from None
     # A copy, so that the R object does not share state with transformers' wrapper.
     return Tokenizer.from_str(backend.to_str())

@@ -293,6 +293,23 @@ def test_conversion_equals_autotokenizer(folders, name):
         expected[0], skip_special_tokens=True)
 
 
+def test_conversion_of_sentencepiece_model_equals_autotokenizer():
+    pytest.importorskip("sentencepiece")
+    pytest.importorskip("google.protobuf")
+    from transformers import AutoTokenizer
+
+    folder = fixtures.ensure(names=["sentencepiece_only"])["sentencepiece_only"]
+    assert os.listdir(folder) and not os.path.exists(os.path.join(folder, "tokenizer.json"))
+    ours = T.from_pretrained(folder)
+    auto = AutoTokenizer.from_pretrained(folder, use_fast=True)
+    assert T.describe(ours)["model"] == "Unigram"
+    assert split(T.encode(ours, TEXTS), "ids") == auto(TEXTS)["input_ids"]
+    assert split(T.encode(ours, TEXTS, PAIRS), "ids") == auto(TEXTS, PAIRS)["input_ids"]
+    expected = auto(TEXTS[:3])["input_ids"]
+    assert [T.decode(ours, np.array(e, dtype=np.int32)) for e in expected] == auto.batch_decode(
+        expected, skip_special_tokens=True)
+
+
 def test_conversion_of_minilm_vocab_equals_real_tokenizer_json(folders):
     ours = T.from_pretrained(folders["wordpiece_vocab_only"])
     real = Tokenizer.from_file(os.path.join(folders["minilm"], "tokenizer.json"))
