@@ -172,6 +172,49 @@ if (has("safe_load_file")) {
   skipped("safe_load_file")
 }
 
+# ---- 9. Pipelines, embeddings, hidden states (seed 001 "Pipelines"; seed 003 examples) --------
+# (section kept by the pipelines developer: R/pipeline.R, R/embed.R)
+section("9. Pipelines, embeddings and hidden states")
+if (has("pipeline", "embed", "hidden_states")) {
+  # Seed 001's classifier: pipeline() with no model picks the task's default model, as
+  # transformers does (in the demo store, a tiny DistilBERT stand-in labelled NEGATIVE/POSITIVE)
+  classifier <- pipeline("sentiment-analysis")
+  print(classifier)
+  result <- classifier(list("This course is excellent.", "The explanation was very confusing."))
+  print(result)   # a data frame: text_id, text, label, score
+
+  # The course's AutoModel example, as labels
+  sentences <- list("The food was excellent.", "The service was slow and disappointing.")
+  print(classifier(sentences)$label)
+
+  # Sentence embeddings: a numeric matrix, one row per text
+  texts <- c(cat = "The cat sat on the mat.", dog = "A dog lay on the rug.",
+             stats = "R is a language for statistics.")
+  e <- embed(texts, "sentence-transformers/all-MiniLM-L6-v2", normalize = TRUE)
+  print(dim(e))
+  print(round(e %*% t(e), 3))   # cosine similarities
+
+  # Hidden states (seed 001's last_hidden_state): one tokens x hidden matrix per text
+  hs <- hidden_states("Deep learning is powerful.", "bert-base-uncased")
+  print(dim(hs[[1]]))
+
+  # Text generation, reproducible with a seed
+  generator <- pipeline("text-generation", "hfbridge-tiny/gpt2")
+  print(generator(c("Once upon a time", "The weather is"), max_new_tokens = 8, do_sample = TRUE,
+                  seed = 1))
+
+  # Named entities with 1-based offsets: substr() gives the entity's text
+  ner <- pipeline("ner", "hfbridge-tiny/bert-ner", aggregation_strategy = "simple")
+  ents <- ner("Alice lives in Berlin.")
+  ents$text <- substring("Alice lives in Berlin.", ents$start, ents$end)
+  print(ents)
+
+  print(pipeline_cache_info())   # loaded once per session, freed by pipeline_cache_clear()
+} else {
+  skipped("pipeline")
+}
+# ---- end of section 9
+
 section("Done")
 hub_mirror_stop(mirror)
 cat("The demo cache stays in", Sys.getenv("HF_HOME"), "until the R session's tempdir is removed.\n")
