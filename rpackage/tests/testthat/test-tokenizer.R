@@ -470,3 +470,18 @@ test_that("a gated repo needs its token, passed as token or auth_token, never sh
   again <- tokenizer$from_pretrained("hfbridge-test-rtok/gated", auth_token = secret)
   expect_false(any(grepl(secret, capture.output(print(again)), fixed = TRUE)))
 })
+
+test_that("a repo with only a sentencepiece model is converted as AutoTokenizer does", {
+  skip_if_not(reticulate::py_module_available("sentencepiece") &&
+                reticulate::py_module_available("google.protobuf"),
+              "sentencepiece and protobuf are not installed")
+  folder <- hfbridge:::pybridge_module("fixtures.tokenizers")$ensure(
+    names = list("sentencepiece_only"))$sentencepiece_only
+  local_hub()
+  publish_repo("hfbridge-test-rtok/t5-spiece", folder)
+  tok <- tokenizer_from_pretrained("hfbridge-test-rtok/t5-spiece")
+  auto <- reticulate::import("transformers")$AutoTokenizer$from_pretrained(folder, use_fast = TRUE)
+  expected <- lapply(auto(as.list(fixed_texts))$input_ids, function(x) as.integer(unlist(x)))
+  expect_identical(tok$encode_ids(fixed_texts), expected)
+  expect_match(capture.output(print(tok))[1], "Unigram model")
+})
