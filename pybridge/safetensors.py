@@ -371,6 +371,11 @@ class SafetensorsFile:
         copy_tiled(out, src, decoder.convert)
         return decoder.inexact
 
+    def fill_many(self, names, dsts, int64: str = "double") -> List[str]:
+        """:meth:`fill` for many whole tensors in one call; returns the names of those whose
+        int64 values were rounded."""
+        return _fill_many(self, names, dsts, int64)
+
     def read(self, name: str, index=None, int64: str = "double"):
         """The tensor as a column-major numpy array (float64, int32, bool or complex128) for
         reticulate to convert, and whether an int64 value was rounded."""
@@ -430,9 +435,19 @@ class ShardedFile:
     def read(self, name, index=None, int64="double"):
         return self._file(name).read(name, index, int64)
 
+    def fill_many(self, names, dsts, int64="double"):
+        return _fill_many(self, names, dsts, int64)
+
     def close(self):
         for f in self.files:
             f.close()
+
+
+def _fill_many(handle, names, dsts, int64) -> List[str]:
+    names, dsts = list(names), list(dsts)
+    if len(names) != len(dsts):
+        raise InvalidArgumentError("fill_many() needs one destination per tensor name.")
+    return [name for name, dst in zip(names, dsts) if handle.fill(name, dst, None, int64)]
 
 
 def _preview(names, n=5):
@@ -507,10 +522,12 @@ def _r_memory(dst, wire: np.dtype, shape: tuple) -> np.ndarray:
     return np.frombuffer(raw, dtype=wire).reshape(shape, order="F")
 
 
-def probe_fill(dst) -> None:
-    """Writes 1, 2, ... into ``dst``; R checks it sees them (the zero-copy path works)."""
-    out = _r_memory(dst, np.dtype("f8"), dst.shape)
-    out.reshape(-1, order="F")[:] = np.arange(1, dst.size + 1, dtype=np.float64)
+def probe_fill(dst, listed) -> None:
+    """Writes 1, 2, ... into ``dst`` and into the first array of the list ``listed``; R checks
+    that it sees them (reticulate passed both zero-copy, alone and inside a list)."""
+    for target in (dst, listed[0]):
+        out = _r_memory(target, np.dtype("f8"), target.shape)
+        out.reshape(-1, order="F")[:] = np.arange(1, target.size + 1, dtype=np.float64)
 
 
 def open_file(path) -> SafetensorsFile:
@@ -570,10 +587,10 @@ def open_model(path_or_repo_id, revision: str = "main", env=None, token=None, qu
                                   token=token, quiet=quiet)
     if os.path.isfile(target):
         return _open_index(target) if target.endswith(".json") else open_file(target)
+    if os.path.exists(os.path.join(target, SINGLE)):  # transformers' order too
+        return open_file(os.path.join(target, SINGLE))
     if os.path.exists(os.path.join(target, INDEX)):
         return _open_index(os.path.join(target, INDEX))
-    if os.path.exists(os.path.join(target, SINGLE)):
-        return open_file(os.path.join(target, SINGLE))
     raise EntryNotFoundError(
         f"{path_or_repo_id} has neither {SINGLE} nor {INDEX}.", path=target, filename=SINGLE)
 
@@ -715,6 +732,10 @@ def _check_integer_range(name, arr, target):
 
 
 def _specs(tensors, dtypes, default_dtype):
+    if isinstance(tensors, (list, tuple)) and not tensors:
+        tensors = {}  # R's empty named list arrives as []
+    if isinstance(dtypes, (list, tuple)) and not dtypes:
+        dtypes = None
     if not isinstance(tensors, dict):
         raise InvalidArgumentError("tensors must be a named list of arrays.")
     dtypes = dict(dtypes or {})
@@ -738,11 +759,28 @@ def _specs(tensors, dtypes, default_dtype):
 def _check_metadata(metadata):
     if metadata is None:
         return None
+    if isinstance(metadata, (list, tuple)) and not metadata:
+        return {}  # R's empty named vector arrives as []
     if not isinstance(metadata, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
         raise InvalidArgumentError("metadata must be a named character vector.")
     return dict(metadata)
+
+
+def _no_tensors(metadata) -> bytes:
+    """A file without tensors. safetensors 0.8.0 writes ``{},"__metadata__":{...}}`` (invalid
+    JSON that it then refuses to read) when there are no tensors but metadata."""
+    header = json.dumps({} if metadata is None else {"__metadata__": metadata},
+                        separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return struct.pack("<Q", len(header)) + header
+
+
+def _serialize(specs, metadata) -> bytes:
+    if not specs:
+        return _no_tensors(metadata)
+    return _st.serialize(specs, metadata=metadata)
 
 
 def serialize(tensors, metadata=None, dtypes=None, default_dtype=None) -> bytearray:
@@ -752,7 +790,7 @@ def serialize(tensors, metadata=None, dtypes=None, default_dtype=None) -> bytear
     its family (a float dtype to doubles, an integer dtype to integers)."""
     specs, keep = _specs(tensors, dtypes, default_dtype)
     try:
-        data = _st.serialize(specs, metadata=_check_metadata(metadata))
+        data = _serialize(specs, _check_metadata(metadata))
     except Exception as e:
         raise InvalidArgumentError(f"safetensors could not serialize the tensors: {e}") from None
     finally:
@@ -777,7 +815,11 @@ def save_file(tensors, path, metadata=None, dtypes=None, default_dtype=None) -> 
     except OSError as e:
         raise InvalidArgumentError(f"Cannot write into {folder}: {e}.", path=path) from None
     try:
-        _st.serialize_file(specs, tmp, metadata=metadata)
+        if specs:
+            _st.serialize_file(specs, tmp, metadata=metadata)
+        else:
+            with open(tmp, "wb") as handle:
+                handle.write(_no_tensors(metadata))
         os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except Exception as e:

@@ -548,3 +548,28 @@ def test_weights_saved_from_r_give_the_same_logits(tmp_path):
         got = torch_load_file(str(tmp_path / f"{name}-r" / "model.safetensors"))
         assert ref.keys() == got.keys()
         assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
+@pytest.mark.parametrize("metadata", [None, {}, {"a": "b"}])
+def test_no_tensors_make_a_valid_file(tmp_path, metadata):
+    """safetensors 0.8.0 itself writes invalid JSON for no tensors with empty metadata."""
+    path = S.save_file({}, str(tmp_path / "x.safetensors"), metadata=metadata)
+    with safetensors.safe_open(path, "numpy") as f:
+        assert f.keys() == [] and f.metadata() == metadata
+    assert np_load_file(path) == {}
+    assert safetensors.numpy.load(bytes(S.serialize([], metadata=metadata))) == {}
+    assert S.open_file(path).metadata == metadata
+
+
+def test_fill_many_equals_fill(tmp_path):
+    path = numpy_file(tmp_path, "I64")
+    h = S.open_file(str(path))
+    names = h.offset_keys()
+    shapes = dict(zip(h.info()["names"], _shapes(h.info())))
+    dsts = [np.zeros(shapes[n] or (1,), order="F") for n in names]
+    assert h.fill_many(names, dsts) == []
+    ref = np_load_file(str(path))
+    for name, dst in zip(names, dsts):
+        assert same(dst.reshape(shapes[name]), ref[name])
+    with pytest.raises(errors.InvalidArgumentError):
+        h.fill_many(names, dsts[:-1])

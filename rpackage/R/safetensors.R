@@ -332,10 +332,26 @@ st_position <- function(handle, name) {
 
 st_read_all <- function(handle, tensors, int64) {
   wanted <- if (is.null(tensors)) handle$table$names else tensors
-  for (name in wanted) st_position(handle, name)
-  out <- lapply(wanted, function(name) st_read(handle, name, NULL, int64))
+  rows <- vapply(wanted, function(name) st_position(handle, name), 1L, USE.NAMES = FALSE)
+  st_reserve(handle$table, rows)
+  out <- vector("list", length(wanted))
+  fillable <- handle$table$r_types[rows] %in% c("double", "integer") & st_fill_works()
+  if (any(fillable)) out[fillable] <- st_fill_many(handle, wanted[fillable], rows[fillable], int64)
+  out[!fillable] <- lapply(wanted[!fillable], function(name) st_read(handle, name, NULL, int64))
   names(out) <- wanted
   attr(out, "metadata") <- handle$metadata
+  out
+}
+
+# Whole double and integer tensors: R allocates them all, one Python call fills them all.
+st_fill_many <- function(handle, names, rows, int64) {
+  table <- handle$table
+  out <- lapply(rows, function(i) st_alloc(table$r_types[[i]], table$shapes[[i]]))
+  inexact <- as.character(unlist(st_method(handle$py, "fill_many", as.list(names), unname(out),
+                                           int64)))
+  scalar <- lengths(table$shapes[rows]) == 0
+  out[scalar] <- lapply(out[scalar], as.vector)
+  for (name in inexact) st_warn_inexact(name, table$dtypes[[match(name, table$names)]])
   out
 }
 
@@ -368,6 +384,18 @@ st_read <- function(handle, name, index, int64) {
   x
 }
 
+# Grows R's heap once for everything about to be read. Otherwise R's collector, which grows the
+# heap by a few percent at a time, runs dozens of full collections while a model loads (2 s of
+# 4 for GPT-2). readBin() of nothing allocates the vector without touching its memory and drops
+# it; the next collection frees it, and the heap keeps its new size.
+st_reserve <- function(table, rows) {
+  width <- c(double = 8, integer = 4, logical = 4, complex = 16)[table$r_types[rows]]
+  bytes <- sum(width * vapply(table$shapes[rows], function(s) prod(as.numeric(s)), 1))
+  if (bytes < 64e6) return(invisible(NULL))
+  tryCatch(readBin(raw(0), "double", n = ceiling(1.25 * bytes / 8)), error = function(e) NULL)
+  invisible(NULL)
+}
+
 # A fresh R vector for Python to fill. It must not be a constant (the byte compiler folds
 # c() and rep() of constants), so it comes from numeric()/integer().
 st_alloc <- function(r_type, shape) {
@@ -382,9 +410,12 @@ st_fill_works <- function() {
   if (is.null(.hfb$st_fill)) {
     x <- numeric(3L)
     dim(x) <- 3L
+    y <- numeric(2L)
+    dim(y) <- 2L
+    listed <- list(y)
     ok <- tryCatch({
-      py_call("safetensors", "probe_fill", x)
-      identical(as.vector(x), c(1, 2, 3))
+      py_call("safetensors", "probe_fill", x, listed)
+      identical(as.vector(x), c(1, 2, 3)) && identical(as.vector(listed[[1]]), c(1, 2))
     }, hfbridge_error = function(e) FALSE)
     .hfb$st_fill <- ok
   }
