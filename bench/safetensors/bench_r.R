@@ -2,7 +2,8 @@
 # Usage: Rscript bench_r.R MODE PATH
 # Modes (all give the same R arrays, except "reversed", whose dims are reversed):
 #   hfbridge       safe_load_file(path): R allocates, Python fills it in one pass
-#   reticulate     import("safetensors.numpy")$load_file(path), converted by reticulate
+#   reticulate     import("safetensors.numpy")$load_file(path), converted by reticulate (b)
+# The other layouts tried (each with safe_load_file's one-step heap growth):
 #   fortran64      Python returns np.asfortranarray(t.astype(float64)), converted by reticulate
 #   readbin_aperm  Python returns the raw bytes (bytearray -> raw); R: readBin(size = 4), aperm()
 #   reversed       the same without aperm(): dims reversed (a possible opt-in layout)
@@ -43,7 +44,12 @@ def bench_raw(path):
 ")
 main <- reticulate::py
 
+# The alternatives get the same one-step heap growth as safe_load_file(), so that the layouts
+# are compared, not R's garbage collector.
+reserve <- function() invisible(readBin(raw(0), "double", n = ceiling(1.25 * 995518464 / 8)))
+
 load_readbin <- function(path, permute) {
+  reserve()
   raw <- main$bench_raw(path)
   lapply(raw, function(entry) {
     bytes <- entry[[1]]
@@ -80,7 +86,10 @@ if (mode == "hfbridge") {
   st <- reticulate::import("safetensors.numpy")
   t <- timed(w <- st$load_file(path))
 } else if (mode == "fortran64") {
-  t <- timed(w <- main$bench_fortran64(path))
+  t <- timed({
+    reserve()
+    w <- main$bench_fortran64(path)
+  })
 } else if (mode == "readbin_aperm") {
   t <- timed(w <- load_readbin(path, TRUE))
 } else if (mode == "reversed") {

@@ -316,7 +316,7 @@ st_table <- function(info) {
 st_metadata <- function(meta) {
   if (is.null(meta)) return(NULL)
   values <- vapply(meta, as.character, "")
-  stats::setNames(unname(values), st_or(names(meta), character()))
+  structure(unname(values), names = st_or(names(meta), character()))
 }
 
 st_position <- function(handle, name) {
@@ -477,7 +477,7 @@ st_check_tensors <- function(tensors) {
   }
   tensors <- unclass(tensors)
   attributes(tensors) <- list(names = names(tensors))
-  if (!length(tensors)) return(stats::setNames(list(), character()))
+  if (!length(tensors)) return(structure(list(), names = character()))
   nm <- names(tensors)
   if (is.null(nm) || anyNA(nm) || any(!nzchar(nm))) {
     hfbridge_abort("invalid_argument", "Every tensor needs a name: give a named list.")
