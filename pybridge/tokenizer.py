@@ -49,6 +49,8 @@ def from_pretrained(identifier, revision="main", env=None, token=None) -> Tokeni
     """
     from .hub import local_folder
 
+    if isinstance(identifier, str) and os.path.isfile(os.path.expanduser(identifier)):
+        return from_file(identifier)
     folder = local_folder(identifier, revision=revision, allow_patterns=TOKENIZER_FILES,
                           env=env, token=token)
     path = os.path.join(folder, "tokenizer.json")

@@ -185,6 +185,11 @@ def test_save_round_trip(pair, tmp_path):
         T.save(ours, tmp_path / "missing" / "tokenizer.json")
 
 
+def test_from_pretrained_accepts_a_tokenizer_json_path(folders):
+    tok = T.from_pretrained(os.path.join(folders["bpe"], "tokenizer.json"))
+    assert tok.to_str() == T.from_file(folders["bpe"]).to_str()
+
+
 def test_describe(folders):
     info = T.describe(T.from_pretrained(folders["minilm"]))
     assert info["model"] == "WordPiece" and info["vocab_size"] == 30522

@@ -118,7 +118,8 @@ tokenizer <- R6::R6Class(
     },
 
     #' @description Decodes ids into a text.
-    #' @param ids An integer vector of 0-based ids.
+    #' @param ids An integer vector of 0-based ids (a list or a matrix is passed on to
+    #'   `$decode_batch()`).
     #' @param skip_special_tokens Whether to leave special tokens out.
     #' @return A string.
     decode = function(ids, skip_special_tokens = TRUE) {
@@ -322,7 +323,8 @@ tokenizer$from_file <- function(path) {
 #' `AutoTokenizer` does. `tokenizer_from_file()` reads a `tokenizer.json` file.
 #' `tokenizer$from_pretrained()` and `tokenizer$from_file()` are the same functions.
 #'
-#' @param identifier A Hub repo id (`"gpt2"`, `"org/name"`) or a local folder.
+#' @param identifier A Hub repo id (`"gpt2"`, `"org/name"`), a local folder, or the path of a
+#'   `tokenizer.json` file.
 #' @param revision A branch, tag or commit of the repo.
 #' @param token A Hub token for private or gated repos; `NULL` uses `HF_TOKEN` or the token file.
 #' @param auth_token The same as `token` (the name the `tok` package uses).
@@ -512,15 +514,16 @@ tok_texts <- function(x, arg) {
       "`%s` has NA at position%s %s: drop them or replace them with \"\".", arg,
       if (length(na) > 1L) "s" else "", tok_positions(na)), argument = arg, positions = na)
   }
-  if (any(Encoding(x) == "bytes")) {
-    bytes <- which(Encoding(x) == "bytes")
+  encoding <- Encoding(x)
+  if (any(encoding == "bytes")) {
+    bytes <- which(encoding == "bytes")
     hfbridge_abort("invalid_argument", sprintf(
       "`%s` has strings marked as bytes at position%s %s: convert them to UTF-8 with iconv().",
       arg, if (length(bytes) > 1L) "s" else "", tok_positions(bytes)), argument = arg,
       positions = bytes)
   }
   # enc2utf8() would turn invalid bytes into "<e9>" escapes: check the UTF-8 strings first.
-  utf8 <- Encoding(x) == "UTF-8" | (Encoding(x) == "unknown" & isTRUE(l10n_info()[["UTF-8"]]))
+  utf8 <- encoding == "UTF-8" | (encoding == "unknown" & isTRUE(l10n_info()[["UTF-8"]]))
   bad <- which(utf8 & !validUTF8(x))
   if (length(bad)) {
     hfbridge_abort("invalid_argument", sprintf(paste(
