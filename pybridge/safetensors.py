@@ -185,12 +185,17 @@ def _tile_steps(rows: int, cols: int):
 
 
 def copy_tiled(dst: np.ndarray, src: np.ndarray, convert: Callable = lambda t: t) -> None:
-    """``dst[...] = convert(src)``, tile by tile over the first and last axes."""
+    """``dst[...] = convert(src)``, tile by tile over the first and last axes (chunk by chunk
+    when both are laid out alike)."""
     if src.size == 0:
         return
     if src.ndim == 0:
         dst[...] = convert(src)
         return
+    if src.ndim > 1 and (src.flags.c_contiguous and dst.flags.c_contiguous or
+                         src.flags.f_contiguous and dst.flags.f_contiguous):
+        order = "C" if src.flags.c_contiguous else "F"
+        src, dst = src.reshape(-1, order=order), dst.reshape(-1, order=order)
     if src.ndim == 1:
         for i in range(0, src.shape[0], _CHUNK):
             dst[i:i + _CHUNK] = convert(src[i:i + _CHUNK])
@@ -357,33 +362,38 @@ class SafetensorsFile:
         src = np.frombuffer(self._buf, dtype=t.dtype.storage, count=t.size, offset=t.start)
         return _select(src.reshape(t.shape), index, t, self.path)
 
-    def fill(self, name: str, dst, index=None, int64: str = "double") -> bool:
+    def fill(self, name: str, dst, index=None, int64: str = "double", reversed=False) -> bool:
         """Writes tensor ``name`` (or the part picked by ``index``) into the R vector ``dst``.
 
         ``dst`` is the zero-copy view of an R double or integer vector whose ``dim`` is the shape
-        of the result. ``index`` is None or a list with, per axis, None (all) or 0-based
-        positions. Returns True when an int64 value was rounded.
+        of the result (reversed with ``reversed``: then the bytes keep their row-major order and
+        no transpose is needed). ``index`` is None or a list with, per axis, None (all) or
+        0-based positions. Returns True when an int64 value was rounded.
         """
         t = self.tensor_info(name)
         src = self._source(t, index)
-        out = _r_memory(dst, t.dtype.wire, src.shape)
+        if reversed:
+            out = _r_memory(dst, t.dtype.wire, src.shape[::-1]).T
+        else:
+            out = _r_memory(dst, t.dtype.wire, src.shape)
         decoder = _Decoder(t.dtype, t.name, _check_int64(int64), self.path)
         copy_tiled(out, src, decoder.convert)
         return decoder.inexact
 
-    def fill_many(self, names, dsts, int64: str = "double") -> List[str]:
+    def fill_many(self, names, dsts, int64: str = "double", reversed=False) -> List[str]:
         """:meth:`fill` for many whole tensors in one call; returns the names of those whose
         int64 values were rounded."""
-        return _fill_many(self, names, dsts, int64)
+        return _fill_many(self, names, dsts, int64, reversed)
 
-    def read(self, name: str, index=None, int64: str = "double"):
+    def read(self, name: str, index=None, int64: str = "double", reversed=False):
         """The tensor as a column-major numpy array (float64, int32, bool or complex128) for
-        reticulate to convert, and whether an int64 value was rounded."""
+        reticulate to convert (of the reversed shape with ``reversed``), and whether an int64
+        value was rounded."""
         t = self.tensor_info(name)
         src = self._source(t, index)
-        out = np.empty(src.shape, dtype=t.dtype.wire, order="F")
+        out = np.empty(src.shape[::-1] if reversed else src.shape, dtype=t.dtype.wire, order="F")
         decoder = _Decoder(t.dtype, t.name, _check_int64(int64), self.path)
-        copy_tiled(out, src, decoder.convert)
+        copy_tiled(out.T if reversed else out, src, decoder.convert)
         return out, decoder.inexact
 
     def close(self) -> None:
@@ -429,25 +439,26 @@ class ShardedFile:
         rows = [(t, f.path) for f in self.files for t in f._order]
         return _info_columns(rows, self.keys(), self.metadata)
 
-    def fill(self, name, dst, index=None, int64="double"):
-        return self._file(name).fill(name, dst, index, int64)
+    def fill(self, name, dst, index=None, int64="double", reversed=False):
+        return self._file(name).fill(name, dst, index, int64, reversed)
 
-    def read(self, name, index=None, int64="double"):
-        return self._file(name).read(name, index, int64)
+    def read(self, name, index=None, int64="double", reversed=False):
+        return self._file(name).read(name, index, int64, reversed)
 
-    def fill_many(self, names, dsts, int64="double"):
-        return _fill_many(self, names, dsts, int64)
+    def fill_many(self, names, dsts, int64="double", reversed=False):
+        return _fill_many(self, names, dsts, int64, reversed)
 
     def close(self):
         for f in self.files:
             f.close()
 
 
-def _fill_many(handle, names, dsts, int64) -> List[str]:
+def _fill_many(handle, names, dsts, int64, reversed) -> List[str]:
     names, dsts = list(names), list(dsts)
     if len(names) != len(dsts):
         raise InvalidArgumentError("fill_many() needs one destination per tensor name.")
-    return [name for name, dst in zip(names, dsts) if handle.fill(name, dst, None, int64)]
+    return [name for name, dst in zip(names, dsts)
+            if handle.fill(name, dst, None, int64, reversed)]
 
 
 def _preview(names, n=5):
@@ -731,7 +742,7 @@ def _check_integer_range(name, arr, target):
             tensor=name, dtype=target)
 
 
-def _specs(tensors, dtypes, default_dtype):
+def _specs(tensors, dtypes, default_dtype, reversed=False):
     if isinstance(tensors, (list, tuple)) and not tensors:
         tensors = {}  # R's empty named list arrives as []
     if isinstance(dtypes, (list, tuple)) and not dtypes:
@@ -745,6 +756,8 @@ def _specs(tensors, dtypes, default_dtype):
         if not isinstance(name, str) or not name or name == "__metadata__":
             raise InvalidArgumentError(f"Invalid tensor name {name!r}.", tensor=str(name))
         arr = np.asarray(value)
+        if reversed:  # R dims are the reversed shape: the memory is already row-major
+            arr = arr.T
         target = _save_dtype(name, arr, dtypes.pop(name, None), default)
         out = _encode(name, arr, target)
         keep.append(out)
@@ -783,12 +796,13 @@ def _serialize(specs, metadata) -> bytes:
     return _st.serialize(specs, metadata=metadata)
 
 
-def serialize(tensors, metadata=None, dtypes=None, default_dtype=None) -> bytearray:
+def serialize(tensors, metadata=None, dtypes=None, default_dtype=None, reversed=False) -> bytearray:
     """Safetensors bytes of ``tensors`` (name -> column-major array); a bytearray becomes R raw.
 
     ``dtypes`` maps tensor names to dtypes; ``default_dtype`` applies to the other tensors of
-    its family (a float dtype to doubles, an integer dtype to integers)."""
-    specs, keep = _specs(tensors, dtypes, default_dtype)
+    its family (a float dtype to doubles, an integer dtype to integers). With ``reversed`` the
+    arrays' dims are the reversed shapes."""
+    specs, keep = _specs(tensors, dtypes, default_dtype, reversed)
     try:
         data = _serialize(specs, _check_metadata(metadata))
     except Exception as e:
@@ -798,7 +812,8 @@ def serialize(tensors, metadata=None, dtypes=None, default_dtype=None) -> bytear
     return bytearray(data)
 
 
-def save_file(tensors, path, metadata=None, dtypes=None, default_dtype=None) -> str:
+def save_file(tensors, path, metadata=None, dtypes=None, default_dtype=None,
+              reversed=False) -> str:
     """Writes ``tensors`` to ``path`` atomically: a temporary file in the same folder, renamed."""
     path = os.path.abspath(os.path.expanduser(str(path)))
     folder = os.path.dirname(path)
@@ -806,7 +821,7 @@ def save_file(tensors, path, metadata=None, dtypes=None, default_dtype=None) -> 
         raise InvalidArgumentError(f"The folder {folder} does not exist.", path=path)
     if os.path.isdir(path):
         raise InvalidArgumentError(f"{path} is a folder.", path=path)
-    specs, keep = _specs(tensors, dtypes, default_dtype)
+    specs, keep = _specs(tensors, dtypes, default_dtype, reversed)
     metadata = _check_metadata(metadata)
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",

@@ -573,3 +573,21 @@ def test_fill_many_equals_fill(tmp_path):
         assert same(dst.reshape(shapes[name]), ref[name])
     with pytest.raises(errors.InvalidArgumentError):
         h.fill_many(names, dsts[:-1])
+
+
+@pytest.mark.parametrize("code", ["F32", "BF16", "I16", "BOOL", "C64"])
+def test_reversed_layout_is_the_row_major_order(tmp_path, code):
+    path = torch_file(tmp_path, code) if code in TORCH_DTYPES else numpy_file(tmp_path, code)
+    h = S.open_file(str(path))
+    for name, shape in zip(h.info()["names"], _shapes(h.info())):
+        want, _ = h.read(name)
+        got, _ = h.read(name, reversed=True)
+        assert got.shape == shape[::-1] and got.flags.f_contiguous
+        assert same(got, want.T)
+        if S.DTYPES[code].wire.kind in "fi":
+            dst = np.zeros(shape[::-1] or (1,), dtype=S.DTYPES[code].wire, order="F")
+            h.fill(name, dst, reversed=True)
+            assert same(dst.reshape(shape[::-1]), want.T)
+    tensors = {"m": fortran(values(np.float64, (3, 5)).T), "c": fortran(values(np.int32, (2, 3, 4)).T)}
+    out = np_load_file(S.save_file(tensors, str(tmp_path / "r.st"), reversed=True))
+    assert same(out["m"], tensors["m"].T) and same(out["c"], tensors["c"].T)

@@ -2,6 +2,7 @@
 # Usage: Rscript bench_r.R MODE PATH
 # Modes (all give the same R arrays, except "reversed", whose dims are reversed):
 #   hfbridge       safe_load_file(path): R allocates, Python fills it in one pass
+#   hfbridge_reversed  safe_load_file(path, layout = "reversed"): the opt-in layout, no transpose
 #   reticulate     import("safetensors.numpy")$load_file(path), converted by reticulate (b)
 # The other layouts tried (each with safe_load_file's one-step heap growth):
 #   fortran64      Python returns np.asfortranarray(t.astype(float64)), converted by reticulate
@@ -82,6 +83,8 @@ timed <- function(expr) system.time(expr)[["elapsed"]]
 
 if (mode == "hfbridge") {
   t <- timed(w <- safe_load_file(path))
+} else if (mode == "hfbridge_reversed") {
+  t <- timed(w <- safe_load_file(path, layout = "reversed"))
 } else if (mode == "reticulate") {
   st <- reticulate::import("safetensors.numpy")
   t <- timed(w <- st$load_file(path))

@@ -26,16 +26,16 @@ for line in open(sys.argv[1]):
         size[mode] = float(parts[5])
 
 med = {m: statistics.median(v) for m, v in times.items()}
-print(f"{'mode':<15}{'runs':>5}{'median s':>10}{'x floor':>9}{'x (b)':>8}{'VmHWM/result':>14}"
+print(f"{'mode':<18}{'runs':>5}{'median s':>10}{'x floor':>9}{'x (b)':>8}{'VmHWM/result':>14}"
       f"{'gc max/result':>15}")
-for mode in ["python", "hfbridge", "reticulate", "fortran64", "readbin_aperm", "reversed", "open"]:
+for mode in ["python", "hfbridge", "hfbridge_reversed", "reticulate", "fortran64", "readbin_aperm", "reversed", "open"]:
     if mode not in med:
         continue
     floor = med[mode] / med["python"] if "python" in med else float("nan")
     vs_b = med[mode] / med["reticulate"] if "reticulate" in med else float("nan")
     mem = statistics.median(hwm[mode]) / size[mode] if hwm.get(mode) else float("nan")
     g = statistics.median(gcmax[mode]) / size[mode] if gcmax.get(mode) else float("nan")
-    print(f"{mode:<15}{len(times[mode]):>5}{med[mode]:>10.3f}{floor:>9.2f}{vs_b:>8.2f}{mem:>14.2f}"
+    print(f"{mode:<18}{len(times[mode]):>5}{med[mode]:>10.3f}{floor:>9.2f}{vs_b:>8.2f}{mem:>14.2f}"
           f"{g:>15.2f}")
 if slices:
     print(f"safe_open 10-row slice of wte.weight: median {statistics.median(slices) * 1000:.1f} ms")

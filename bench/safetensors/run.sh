@@ -11,7 +11,7 @@ export RETICULATE_PYTHON=${RETICULATE_PYTHON:-$root/.venv/bin/python}
 export R_LIBS=${R_LIBS:-$root/.rlib}
 py=$RETICULATE_PYTHON
 runs=${RUNS:-3}
-modes=${MODES:-"hfbridge reticulate fortran64 readbin_aperm reversed open"}
+modes=${MODES:-"hfbridge reticulate hfbridge_reversed fortran64 readbin_aperm reversed open"}
 data=$root/bench/data/gpt2_f32.safetensors
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT

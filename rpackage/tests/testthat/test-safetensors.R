@@ -406,3 +406,28 @@ test_that("an empty list, empty metadata and empty tensors round trip", {
   expect_identical(w$m, matrix(numeric(0), 0, 4))
   expect_null(attr(w, "metadata"))
 })
+
+test_that("layout = 'reversed' gives the reversed dims, and saves back the same file", {
+  dir <- withr::local_tempdir()
+  x <- list(m = matrix(rnorm(6), 2, 3), a = array(1:24, c(2, 3, 4)), v = c(1.5, 2.5),
+            l = matrix(c(TRUE, FALSE, TRUE, TRUE, FALSE, FALSE), 2), s = 3)
+  safe_save_file(x, file.path(dir, "a.safetensors"))
+  w <- safe_load_file(file.path(dir, "a.safetensors"))
+  r <- safe_load_file(file.path(dir, "a.safetensors"), layout = "reversed")
+  expect_identical(r$m, t(w$m))
+  expect_identical(r$a, aperm(w$a))
+  expect_identical(r$l, t(w$l))
+  expect_identical(r$v, w$v)
+  expect_identical(r$s, w$s)
+  h <- safe_open(file.path(dir, "a.safetensors"))
+  expect_identical(h$get_tensor("a", layout = "reversed"), aperm(w$a))
+  h$close()
+  safe_save_file(r, file.path(dir, "b.safetensors"), layout = "reversed")
+  ref <- np_load(file.path(dir, "b.safetensors"))
+  expect_identical(ref$m, w$m)
+  expect_identical(ref$a, w$a)
+  back <- safe_deserialize(safe_serialize(r, layout = "reversed"), layout = "reversed")
+  expect_identical(back$a, r$a)
+  st_expect_class(safe_load_file(file.path(dir, "a.safetensors"), layout = "C"),
+                  "hfbridge_error_invalid_argument")
+})
