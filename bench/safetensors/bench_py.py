@@ -1,6 +1,6 @@
 """The floor: Python's safetensors.numpy.load_file alone, RUNS times in one process.
 
-Usage: python bench_py.py PATH RUNS. Prints "result python SECONDS" per run.
+Usage: python bench_py.py PATH RUNS. Prints "result python SECONDS - - - CPU_SECONDS" per run.
 """
 
 import sys
@@ -11,7 +11,8 @@ from safetensors.numpy import load_file
 path, runs = sys.argv[1], int(sys.argv[2])
 load_file(path)  # warm the page cache like the R runs find it
 for _ in range(runs):
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     tensors = load_file(path)
-    print(f"result python {time.perf_counter() - start:.4f}")
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    print(f"result python {wall:.4f} - - - {cpu:.4f}")
     del tensors

@@ -10,7 +10,9 @@
 #   reversed       the same without aperm(): dims reversed (a possible opt-in layout)
 #   open           safe_open(path) + one layer tensor (h.0.mlp.c_fc.weight, 768 x 3072),
 #                  then a 10-row slice of wte.weight
-# Prints: "result MODE SECONDS VMHWM_DELTA_BYTES GC_MAX_BYTES RESULT_BYTES" (and "slice SECONDS").
+# Prints: "result MODE SECONDS VMHWM_DELTA_BYTES GC_MAX_BYTES RESULT_BYTES CPU_SECONDS" (and
+# "slice SECONDS"). CPU seconds (user + system of this process, Python included) show the cost
+# apart from what other processes on a shared machine take.
 args <- commandArgs(trailingOnly = TRUE)
 mode <- args[1]
 path <- normalizePath(args[2])
@@ -79,7 +81,12 @@ invisible(load_readbin(tiny, TRUE))
 result_bytes <- function(x) sum(vapply(x, function(t) as.numeric(length(t)) * 8, 1))
 invisible(gc(reset = TRUE))
 before <- vm_hwm()
-timed <- function(expr) system.time(expr)[["elapsed"]]
+cpu <- 0
+timed <- function(expr) {
+  t <- system.time(expr)
+  cpu <<- t[["user.self"]] + t[["sys.self"]]
+  t[["elapsed"]]
+}
 
 if (mode == "hfbridge") {
   t <- timed(w <- safe_load_file(path))
@@ -102,7 +109,9 @@ if (mode == "hfbridge") {
     h <- safe_open(path)
     w <- list(h$get_tensor("h.0.mlp.c_fc.weight"))
   })
+  cpu_open <- cpu
   t_slice <- timed(s <- h$get_slice("wte.weight", 1:10, ))
+  cpu <- cpu_open
   stopifnot(identical(dim(s), c(10L, 768L)))
   h$close()
   cat(sprintf("slice %.4f\n", t_slice))
@@ -115,4 +124,5 @@ gc_max <- sum(g[, ncol(g)]) * 1048576  # the "max used" column, in Mb
 if (mode %in% c("hfbridge", "reticulate", "fortran64", "readbin_aperm")) {
   stopifnot(identical(dim(w[["wte.weight"]]), c(50257L, 768L)))
 }
-cat(sprintf("result %s %.4f %.0f %.0f %.0f\n", mode, t, after - before, gc_max, result_bytes(w)))
+cat(sprintf("result %s %.4f %.0f %.0f %.0f %.4f\n", mode, t, after - before, gc_max,
+            result_bytes(w), cpu))
