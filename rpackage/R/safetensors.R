@@ -32,8 +32,10 @@
 #'
 #' @section Speed and memory:
 #' R allocates each result and Python writes the converted values straight into it, in one pass
-#' over the data (reticulate's own conversion makes two copies and a transpose). Peak memory is
-#' about the size of the result plus the file's pages in the operating system's cache.
+#' over the data (reticulate's own conversion makes two copies and a transpose); R's heap is
+#' grown once for the whole load instead of by many garbage collections. Peak memory is about the
+#' size of the result plus the file's pages in the operating system's cache. The transpose from
+#' the file's row-major order is most of the remaining work: `layout = "reversed"` skips it.
 #'
 #' @param path The path of a `.safetensors` file.
 #' @param tensors `NULL` for every tensor, or the names of the tensors to read.

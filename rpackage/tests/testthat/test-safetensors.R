@@ -431,3 +431,17 @@ test_that("layout = 'reversed' gives the reversed dims, and saves back the same 
   st_expect_class(safe_load_file(file.path(dir, "a.safetensors"), layout = "C"),
                   "hfbridge_error_invalid_argument")
 })
+
+test_that("without the zero-copy fill, reticulate's conversion gives the same arrays", {
+  py <- st_py()
+  path <- py$st_write_every_dtype(withr::local_tempdir())[["int16"]]
+  f32 <- withr::local_tempfile(fileext = ".safetensors")
+  safe_save_file(list(a = array(rnorm(60), c(3, 4, 5)), s = 2), f32, dtype = "float32")
+  fast <- list(safe_load_file(path), safe_load_file(f32), safe_load_file(f32, layout = "reversed"))
+  state <- hfbridge:::.hfb
+  old <- state$st_fill
+  state$st_fill <- FALSE
+  withr::defer(state$st_fill <- old)
+  slow <- list(safe_load_file(path), safe_load_file(f32), safe_load_file(f32, layout = "reversed"))
+  expect_identical(slow, fast)
+})
