@@ -10,6 +10,8 @@ checks every file we read (``safetensors.safe_open``) and writes every file we s
   storage type to what R holds (float64, int32, bool, complex128) in column-major order, so that
   R's ``x[i, j]`` equals Python's ``t[i - 1, j - 1]``.
 
+Bytes from R (``safe_deserialize()``) are checked by ``safetensors.deserialize`` the same way.
+
 The fast path: R allocates the result vector (``numeric(n)`` with its ``dim``) and passes it to
 :meth:`SafetensorsFile.fill`; reticulate hands it over as a zero-copy (read-only flagged) numpy
 view of R's memory, and the conversion is written straight into it. That is one pass over the
@@ -87,41 +89,40 @@ class Dtype:
     bits: int
     storage: Optional[np.dtype]  # how the bytes are viewed; None: cannot be read
     r_type: str           # double, integer, logical, complex (what R gets)
-    library_name: str     # the name TensorSpec takes when saving
 
     @property
     def wire(self) -> np.dtype:
         return np.dtype({"double": "f8", "integer": "i4", "logical": "?", "complex": "c16"}[self.r_type])
 
 
-def _dt(code, bits, storage, r_type, library_name):
-    return Dtype(code, bits, None if storage is None else np.dtype(storage), r_type, library_name)
+def _dt(code, bits, storage, r_type):
+    return Dtype(code, bits, None if storage is None else np.dtype(storage), r_type)
 
 
 DTYPES: Dict[str, Dtype] = {d.code: d for d in (
-    _dt("F64", 64, "<f8", "double", "float64"),
-    _dt("F32", 32, "<f4", "double", "float32"),
-    _dt("F16", 16, "<f2", "double", "float16"),
-    _dt("BF16", 16, "<u2", "double", "bfloat16"),
-    _dt("F8_E4M3", 8, "u1", "double", "float8_e4m3fn"),
-    _dt("F8_E5M2", 8, "u1", "double", "float8_e5m2"),
-    _dt("F8_E4M3FNUZ", 8, "u1", "double", "float8_e4m3fnuz"),
-    _dt("F8_E5M2FNUZ", 8, "u1", "double", "float8_e5m2fnuz"),
-    _dt("F8_E8M0", 8, "u1", "double", "float8_e8m0fnu"),
-    _dt("I64", 64, "<i8", "double", "int64"),
-    _dt("U64", 64, "<u8", "double", "uint64"),
-    _dt("U32", 32, "<u4", "double", "uint32"),
-    _dt("I32", 32, "<i4", "integer", "int32"),
-    _dt("I16", 16, "<i2", "integer", "int16"),
-    _dt("U16", 16, "<u2", "integer", "uint16"),
-    _dt("I8", 8, "i1", "integer", "int8"),
-    _dt("U8", 8, "u1", "integer", "uint8"),
-    _dt("BOOL", 8, "u1", "logical", "bool"),
-    _dt("C64", 64, "<c8", "complex", "complex64"),
+    _dt("F64", 64, "<f8", "double"),
+    _dt("F32", 32, "<f4", "double"),
+    _dt("F16", 16, "<f2", "double"),
+    _dt("BF16", 16, "<u2", "double"),
+    _dt("F8_E4M3", 8, "u1", "double"),
+    _dt("F8_E5M2", 8, "u1", "double"),
+    _dt("F8_E4M3FNUZ", 8, "u1", "double"),
+    _dt("F8_E5M2FNUZ", 8, "u1", "double"),
+    _dt("F8_E8M0", 8, "u1", "double"),
+    _dt("I64", 64, "<i8", "double"),
+    _dt("U64", 64, "<u8", "double"),
+    _dt("U32", 32, "<u4", "double"),
+    _dt("I32", 32, "<i4", "integer"),
+    _dt("I16", 16, "<i2", "integer"),
+    _dt("U16", 16, "<u2", "integer"),
+    _dt("I8", 8, "i1", "integer"),
+    _dt("U8", 8, "u1", "integer"),
+    _dt("BOOL", 8, "u1", "logical"),
+    _dt("C64", 64, "<c8", "complex"),
     # Sub-byte floats: the format knows them, R has no use for them yet.
-    _dt("F4", 4, None, "double", "float4_e2m1fn_x2"),
-    _dt("F6_E2M3", 6, None, "double", ""),
-    _dt("F6_E3M2", 6, None, "double", ""),
+    _dt("F4", 4, None, "double"),
+    _dt("F6_E2M3", 6, None, "double"),
+    _dt("F6_E3M2", 6, None, "double"),
 )}
 
 
@@ -434,6 +435,9 @@ class ShardedFile:
                 f"{len(self._owner)} tensors: {_preview(self.offset_keys())}.",
                 path=self.path, tensor=str(name))
         return f
+
+    def tensor_info(self, name: str) -> TensorInfo:
+        return self._file(name).tensor_info(name)
 
     def info(self) -> dict:
         rows = [(t, f.path) for f in self.files for t in f._order]

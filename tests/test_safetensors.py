@@ -591,3 +591,11 @@ def test_reversed_layout_is_the_row_major_order(tmp_path, code):
     tensors = {"m": fortran(values(np.float64, (3, 5)).T), "c": fortran(values(np.int32, (2, 3, 4)).T)}
     out = np_load_file(S.save_file(tensors, str(tmp_path / "r.st"), reversed=True))
     assert same(out["m"], tensors["m"].T) and same(out["c"], tensors["c"].T)
+
+
+def test_the_documented_dtype_table_lists_every_dtype():
+    docs = (ROOT / "rpackage" / "R" / "safetensors.R").read_text()
+    table = S.dtype_table()
+    for code, r_type, readable in zip(table["dtype"], table["r_type"], table["readable"]):
+        row = next(line for line in docs.splitlines() if f"`{code}`" in line and "#' |" in line)
+        assert (r_type in row) if readable else ("unsupported" in row), code

@@ -343,6 +343,7 @@ st_position <- function(handle, name) {
       hfbridge_abort("invalid_argument", "A tensor name must be a single string.")
     }
     st_method(handle$py, "tensor_info", name)  # raises the classed error with the file's names
+    hfbridge_abort("invalid_argument", sprintf("No tensor named '%s'.", name), tensor = name)
   }
   i
 }

@@ -381,6 +381,9 @@ test_that("safe_load_model reads one file or shards, from a folder or the Hub, e
   expect_identical(h$keys(), sort(names(w)))
   expect_identical(h$get_tensor("w2"), w$w2)
   expect_identical(h$get_slice("emb", 2:3, NULL), w$emb[2:3, , drop = FALSE])
+  err <- st_expect_class(h$get_tensor("nope"), "hfbridge_error_invalid_argument")
+  expect_identical(err$tensor, "nope")
+  st_expect_class(safe_load_model(shards, tensors = "nope"), "hfbridge_error_invalid_argument")
   h$close()
   st_expect_class(safe_load_model(dir), "hfbridge_error_entry_not_found")
 
