@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -385,6 +386,18 @@ def test_from_pretrained_downloads_only_tokenizer_files(folders, publish, hf_env
     assert T.describe(tok)["model"] == "WordPiece"
     cached = [f for _, _, files in os.walk(hf_env["HF_HOME"]) for f in files]
     assert "tokenizer.json" in cached and "model.safetensors" not in cached
+
+
+def test_loading_and_encoding_import_neither_torch_nor_transformers(folders, publish, hf_env):
+    publish("hfbridge-test-tok/light", folders["bpe"])
+    code = ("import json, sys\n"
+            "from pybridge import tokenizer as T\n"
+            "tok = T.from_pretrained('hfbridge-test-tok/light', env=json.loads(sys.argv[1]))\n"
+            "T.encode(tok, ['a b'], ['c']); T.encode_matrix(tok, ['a b']); T.decode(tok, [1, 2])\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(hf_env)], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_conversion_fallback_through_the_hub(folders, publish, hf_env):
