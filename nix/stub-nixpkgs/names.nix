@@ -5,7 +5,7 @@
   # pyproject.toml's dependencies and `test` extra (normalised names), and the build tools.
   python = [
     "numpy" "huggingface-hub" "tokenizers" "safetensors" "transformers" "torch"
-    "pytest" "hypothesis" "rpy2" "sentence-transformers"
+    "pytest" "hypothesis" "rpy2" "sentence-transformers" "sentencepiece" "protobuf"
     "setuptools"
   ];
   # CRAN packages: those Debian ships for this project (shared/ENVIRONMENT.md), so that a
