@@ -400,6 +400,10 @@ def translate(exc: BaseException, ctx: dict, s: Settings, offline: bool) -> erro
         return errors.EntryNotFoundError(
             f"{where} does not exist. Check the file name; hub_list_files() lists the repo's "
             "files.", **ctx)
+    if isinstance(exc, e.IncompleteSnapshotError) and not offline:
+        return errors.NetworkError(
+            f"Could not reach {s.endpoint} for {where}, and the cache holds only part of it. "
+            "Check the connection or HF_ENDPOINT, then try again.", **ctx)
     if isinstance(exc, e.IncompleteSnapshotError) or (
             isinstance(exc, (e.LocalEntryNotFoundError, e.OfflineModeIsEnabled)) and offline):
         return errors.OfflineNotCachedError(
