@@ -1,0 +1,29 @@
+# Runs every ```r block of README.md, in order, against a mirror over the demo store.
+# Usage: Rscript readme_blocks.R README.md STORE HF_HOME. Prints "BLOCK OK n" or "BLOCK ERROR n".
+args <- commandArgs(trailingOnly = TRUE)
+library(hfbridge)
+MIRROR <- hub_mirror_start(args[2])
+Sys.setenv(HF_ENDPOINT = MIRROR$url, HF_HOME = args[3])
+lines <- readLines(args[1])
+starts <- which(lines == "```r")
+ends <- which(lines == "```")
+blocks <- lapply(starts, function(s) lines[(s + 1):(min(ends[ends > s]) - 1)])
+setwd(tempdir())
+for (i in seq_along(blocks)) {
+  # Stand-ins for the README's placeholders (a block may have emptied the cache before).
+  path <- hub_download("gpt2", "model.safetensors", quiet = TRUE)
+  code <- blocks[[i]]
+  code <- sub('^store <- "/srv/hub"', "store <- file.path(tempdir(), 'store2')", code)
+  code <- sub('"path/to/saved/model"', 'dirname(hub_download("gpt2", "config.json"))', code,
+              fixed = TRUE)
+  ok <- tryCatch({
+    eval(parse(text = code), envir = globalenv())
+    TRUE
+  }, error = function(e) {
+    cat("BLOCK ERROR", i, class(e)[1], conditionMessage(e), "\n")
+    FALSE
+  })
+  Sys.setenv(HF_ENDPOINT = MIRROR$url)  # the mirror block points HF_ENDPOINT at its own mirror
+  if (ok) cat("BLOCK OK", i, "\n")
+}
+hub_mirror_stop(MIRROR)
