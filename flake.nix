@@ -1,5 +1,5 @@
 # hfbridge pinned with Nix: R with hfbridge, a Python with pybridge and its Hugging Face stack,
-# and RETICULATE_PYTHON pointing at exactly that Python. See nix/README.md.
+# and RETICULATE_PYTHON pointing at exactly that Python. See the Nix section of README.md.
 #
 #   nix develop          both toolchains; pybridge from the work tree; HF_HOME in build/hf-home
 #   nix run              the demo (examples/quickstart.R through the wrapped Rscript)

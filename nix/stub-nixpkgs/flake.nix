@@ -3,7 +3,7 @@
 # `nix flake check --no-build --override-input nixpkgs path:nix/stub-nixpkgs` proves that the
 # flake evaluates, that every attribute it reaches for exists here, and that every file it
 # references exists in the git tree. It proves nothing about the real nixpkgs beyond the names
-# listed in names.nix (see nix/README.md).
+# listed in names.nix (see the Nix section of README.md).
 {
   description = "Offline stub of nixpkgs for evaluating hfbridge's flake";
 
