@@ -46,7 +46,9 @@
 #' @param ... Default values of the task's own arguments, used by every call (a call's own
 #'   arguments win).
 #' @param token A Hub token for private or gated models; by default `HF_TOKEN` or the token
-#'   file. Never printed.
+#'   file. Used to load the model, never printed, and not kept in the returned function (if
+#'   [pipeline_cache_clear()] frees the model, the next call loads it again with `HF_TOKEN` or
+#'   the token file).
 #' @param allow_pickle Load pickle weights (`*.bin`) when a repository has no safetensors.
 #'   Pickles can run code: only for repositories you trust.
 #' @param trust_remote_code Run Python code shipped with the model. Only for repositories you
@@ -81,7 +83,7 @@ pipeline <- function(task, model = NULL, revision = "main", device = "cpu", batc
   spec <- list(
     task = task, model = model, revision = tok_string(revision, "revision"),
     device = tok_string(device, "device"), batch_size = tok_optional_count(batch_size, "batch_size"),
-    token = token, allow_pickle = tok_flag(allow_pickle, "allow_pickle"),
+    allow_pickle = tok_flag(allow_pickle, "allow_pickle"),
     trust_remote_code = tok_flag(trust_remote_code, "trust_remote_code"),
     quiet = tok_flag(quiet, "quiet"), defaults = pipeline_named_args(list(...))
   )
@@ -173,7 +175,7 @@ pipeline_call <- function(spec, inputs, args, quiet) {
   job <- py_call("pipeline", "start", spec$task, texts, model = spec$model,
                  revision = spec$revision, device = spec$device, batch_size = spec$batch_size,
                  args = args, allow_pickle = spec$allow_pickle,
-                 trust_remote_code = spec$trust_remote_code, env = hf_env(), token = spec$token)
+                 trust_remote_code = spec$trust_remote_code, env = hf_env())
   pipeline_steps("pipeline", job, quiet, pipeline_step_size(spec$batch_size),
                  sprintf("Running %s", spec$task))
   res <- py_call("pipeline", "finish", job)

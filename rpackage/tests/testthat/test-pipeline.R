@@ -54,6 +54,7 @@ test_that("a pipeline prints its task, model, revision and device, never the tok
   expect_true(any(grepl(fx$ids$sentiment, out, fixed = TRUE)))
   expect_true(any(grepl("revision: main", out)) && any(grepl("device:   cpu", out)))
   expect_false(any(grepl("secret", out)))
+  expect_false(any(grepl("secret", unlist(get("spec", environment(p))))))  # not kept either
   expect_s3_class(p, "hfbridge_pipeline")
 })
 
