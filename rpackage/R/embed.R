@@ -22,6 +22,8 @@
 #' @param max_length Longest input in tokens; longer texts are truncated. `NULL` takes the
 #'   model's `sentence_bert_config.json` (`max_seq_length`) if it has one, else the limit of its
 #'   tokenizer and position embeddings.
+#' @param token A Hub token for private or gated models; by default `HF_TOKEN` or the token
+#'   file. Never printed.
 #' @inheritParams pipeline
 #' @return A numeric matrix with one row per text and one column per hidden dimension; its
 #'   rownames are `names(texts)`, if any.
