@@ -84,6 +84,12 @@ class UnsupportedError(PybridgeError):
     code = "unsupported"
 
 
+class PickleWeightsError(PybridgeError):
+    """The repo holds weights only as pickles, which can run code when loaded."""
+
+    code = "pickle_weights"
+
+
 def _plain(value):
     if isinstance(value, (str, int, float, bool)):
         return redact(value) if isinstance(value, str) else value

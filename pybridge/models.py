@@ -33,10 +33,7 @@ _hits: dict = {}
 _lock = threading.RLock()
 
 
-class PickleWeightsError(errors.PybridgeError):
-    """The repo holds weights only as pickles, which can run code when loaded."""
-
-    code = "pickle_weights"
+PickleWeightsError = errors.PickleWeightsError
 
 
 # ---------------------------------------------------------------------------------------------

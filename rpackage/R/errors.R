@@ -4,7 +4,8 @@
 #' `c("hfbridge_error_<code>", "hfbridge_error", "error", "condition")` and fields for what it is
 #' about (`repo_id`, `filename`, `revision`, `path`, ...). The codes are `repo_not_found`,
 #' `revision_not_found`, `entry_not_found`, `gated`, `auth`, `offline_not_cached`, `network`,
-#' `invalid_file`, `invalid_argument`, `python_environment`, `unsupported`, and `python` for an
+#' `invalid_file`, `invalid_argument`, `python_environment`, `unsupported`, `pickle_weights` (a model
+#' repository with only pickle weights, refused unless `allow_pickle = TRUE`), and `python` for an
 #' unexpected Python failure. No message ever contains a token.
 #'
 #' @name hfbridge_errors
