@@ -42,7 +42,7 @@ embed <- function(texts, model, pooling = c("mean", "cls", "max"), normalize = F
   row_names <- names(texts)
   pooling <- tok_choice(pooling, c("mean", "cls", "max"), "pooling")
   job <- embed_start(texts, model, "embed", list(pooling = pooling,
-                     normalize = tok_flag(normalize, "normalize")), batch_size, max_length,
+                     normalize = check_flag(normalize, "normalize")), batch_size, max_length,
                      revision, device, token, allow_pickle, trust_remote_code, quiet)
   pipeline_steps("embed", job, quiet, max(1L, job$total %/% 50L), "Embedding")
   out <- py_call("embed", "finish", job)
@@ -101,12 +101,12 @@ embed_start <- function(texts, model, kind, options, batch_size, max_length, rev
                         token, allow_pickle, trust_remote_code, quiet) {
   texts <- tok_texts(texts, "texts")
   hub_check_token(token)
-  do.call(py_call, c(list("embed", "start", as.list(texts), tok_string(model, "model"),
+  do.call(py_call, c(list("embed", "start", as.list(texts), check_string(model, "model"),
                           kind = kind), options, list(
     batch_size = tok_count(batch_size, "batch_size", 1L),
     max_length = tok_optional_count(max_length, "max_length"),
-    revision = tok_string(revision, "revision"), device = tok_string(device, "device"),
-    allow_pickle = tok_flag(allow_pickle, "allow_pickle"),
-    trust_remote_code = tok_flag(trust_remote_code, "trust_remote_code"),
-    env = hf_env(), token = token, quiet = tok_flag(quiet, "quiet"))))
+    revision = check_string(revision, "revision"), device = check_string(device, "device"),
+    allow_pickle = check_flag(allow_pickle, "allow_pickle"),
+    trust_remote_code = check_flag(trust_remote_code, "trust_remote_code"),
+    env = hf_env(), token = token, quiet = check_flag(quiet, "quiet"))))
 }

@@ -49,10 +49,10 @@
 hub_mirror_start <- function(root, host = "127.0.0.1", port = 0L, timeout = 30,
                              log = tempfile("hfbridge-mirror-", fileext = ".log"),
                              python = mirror_python()) {
-  mirror_check_string(root, "root")
-  mirror_check_string(host, "host")
+  check_string(root, "root")
+  check_string(host, "host")
   port <- mirror_check_port(port)
-  mirror_check_string(python, "python")
+  check_string(python, "python")
   root <- normalizePath(root, mustWork = FALSE)
   dir.create(root, recursive = TRUE, showWarnings = FALSE)
   if (!file.exists(python)) {
@@ -115,8 +115,8 @@ hub_mirror_stop <- function(mirror, timeout = 5) {
 #' list.files(store, recursive = TRUE)
 hub_mirror_publish <- function(mirror, repo_id, folder, repo_type = "model") {
   root <- if (inherits(mirror, "hfbridge_mirror")) mirror$root else mirror
-  mirror_check_string(root, "mirror")
-  mirror_check_string(repo_id, "repo_id")
+  check_string(root, "mirror")
+  check_string(repo_id, "repo_id")
   repo_type <- mirror_repo_type(repo_type)
   parts <- strsplit(repo_id, "/", fixed = TRUE)[[1]]
   if (!length(parts) %in% 1:2 || any(!nzchar(parts)) || any(parts %in% c(".", ".."))) {
@@ -219,12 +219,6 @@ mirror_died <- function(process, log) {
 mirror_check <- function(mirror) {
   if (!inherits(mirror, "hfbridge_mirror")) {
     hfbridge_abort("invalid_argument", "`mirror` must come from hub_mirror_start().")
-  }
-}
-
-mirror_check_string <- function(x, name) {
-  if (!is.character(x) || length(x) != 1 || is.na(x) || !nzchar(x)) {
-    hfbridge_abort("invalid_argument", sprintf("`%s` must be one non-empty string.", name))
   }
 }
 

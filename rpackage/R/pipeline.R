@@ -78,14 +78,14 @@
 pipeline <- function(task, model = NULL, revision = "main", device = "cpu", batch_size = NULL,
                      ..., token = NULL, allow_pickle = FALSE, trust_remote_code = FALSE,
                      quiet = FALSE) {
-  task <- tok_string(task, "task")
-  if (!is.null(model)) model <- tok_string(model, "model")
+  task <- check_string(task, "task")
+  if (!is.null(model)) model <- check_string(model, "model")
   spec <- list(
-    task = task, model = model, revision = tok_string(revision, "revision"),
-    device = tok_string(device, "device"), batch_size = tok_optional_count(batch_size, "batch_size"),
-    allow_pickle = tok_flag(allow_pickle, "allow_pickle"),
-    trust_remote_code = tok_flag(trust_remote_code, "trust_remote_code"),
-    quiet = tok_flag(quiet, "quiet"), defaults = pipeline_named_args(list(...))
+    task = task, model = model, revision = check_string(revision, "revision"),
+    device = check_string(device, "device"), batch_size = tok_optional_count(batch_size, "batch_size"),
+    allow_pickle = check_flag(allow_pickle, "allow_pickle"),
+    trust_remote_code = check_flag(trust_remote_code, "trust_remote_code"),
+    quiet = check_flag(quiet, "quiet"), defaults = pipeline_named_args(list(...))
   )
   hub_check_token(token)
   info <- py_call("pipeline", "load", task, model = model, revision = spec$revision,
@@ -162,7 +162,7 @@ pipeline_step_size <- function(batch_size) max(64L, 8L * (if (is.null(batch_size
 # Python calls the pipeline once over all inputs, lazily; R pulls the results step by step, so
 # that a seeded generation gives Python's texts however many steps there are.
 pipeline_call <- function(spec, inputs, args, quiet) {
-  quiet <- if (is.null(quiet)) spec$quiet else tok_flag(quiet, "quiet")
+  quiet <- if (is.null(quiet)) spec$quiet else check_flag(quiet, "quiet")
   args <- utils::modifyList(spec$defaults, pipeline_named_args(args))
   if (identical(spec$kind, "question-answering")) {
     pairs <- pipeline_qa_inputs(inputs, args)

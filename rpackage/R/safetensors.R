@@ -68,7 +68,7 @@ safe_load_file <- function(path, tensors = NULL, ..., int64 = c("double", "error
                            device = "cpu") {
   st_check_dots(...)
   st_check_framework(framework, device)
-  st_check_string(path, "path")
+  check_string(path, "path")
   opts <- st_read_options(int64, layout)
   st_check_names(tensors)
   handle <- st_handle(py_call("safetensors", "open_file", path.expand(path)), path)
@@ -114,7 +114,7 @@ safe_load_file <- function(path, tensors = NULL, ..., int64 = c("double", "error
 safe_open <- function(path, ..., framework = "torch", device = "cpu") {
   st_check_dots(...)
   st_check_framework(framework, device)
-  st_check_string(path, "path")
+  check_string(path, "path")
   st_handle(py_call("safetensors", "open_file", path.expand(path)), path)
 }
 
@@ -146,9 +146,9 @@ safe_open <- function(path, ..., framework = "torch", device = "cpu") {
 safe_load_model <- function(path_or_repo_id, revision = "main", lazy = FALSE, tensors = NULL,
                             int64 = c("double", "error"), layout = c("python", "reversed"),
                             token = NULL) {
-  st_check_string(path_or_repo_id, "path_or_repo_id")
-  st_check_string(revision, "revision")
-  st_check_flag(lazy, "lazy")
+  check_string(path_or_repo_id, "path_or_repo_id")
+  check_string(revision, "revision")
+  check_flag(lazy, "lazy")
   st_check_names(tensors)
   opts <- st_read_options(int64, layout)
   hub_check_token(token)
@@ -205,7 +205,7 @@ safe_load_model <- function(path_or_repo_id, revision = "main", lazy = FALSE, te
 #' }
 safe_save_file <- function(tensors, path, metadata = NULL, dtype = NULL,
                            layout = c("python", "reversed")) {
-  st_check_string(path, "path")
+  check_string(path, "path")
   args <- st_save_args(tensors, metadata, dtype, layout)
   py_call("safetensors", "save_file", args$tensors, path.expand(path), metadata = args$metadata,
           dtypes = args$dtypes, default_dtype = args$default_dtype, reversed = args$reversed)
@@ -583,18 +583,6 @@ st_check_framework <- function(framework, device) {
   }
   if (!identical(device, "cpu")) {
     hfbridge_abort("unsupported", "hfbridge reads tensors into R memory: `device` must be \"cpu\".")
-  }
-}
-
-st_check_string <- function(x, what) {
-  if (!(is.character(x) && length(x) == 1 && !is.na(x) && nzchar(x))) {
-    hfbridge_abort("invalid_argument", sprintf("`%s` must be a single non-empty string.", what))
-  }
-}
-
-st_check_flag <- function(x, what) {
-  if (!(is.logical(x) && length(x) == 1 && !is.na(x))) {
-    hfbridge_abort("invalid_argument", sprintf("`%s` must be TRUE or FALSE.", what))
   }
 }
 

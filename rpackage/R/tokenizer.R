@@ -126,7 +126,7 @@ tokenizer <- R6::R6Class(
       if (is.list(ids) || is.matrix(ids)) {
         return(self$decode_batch(ids, skip_special_tokens))
       }
-      private$call("decode", tok_ids(ids), skip_special_tokens = tok_flag(skip_special_tokens, "skip_special_tokens"))
+      private$call("decode", tok_ids(ids), skip_special_tokens = check_flag(skip_special_tokens, "skip_special_tokens"))
     },
 
     #' @description Decodes many id sequences.
@@ -137,7 +137,7 @@ tokenizer <- R6::R6Class(
     #' @return A character vector.
     decode_batch = function(sequences, skip_special_tokens = TRUE) {
       ragged <- tok_ragged_ids(sequences)
-      skip <- tok_flag(skip_special_tokens, "skip_special_tokens")
+      skip <- check_flag(skip_special_tokens, "skip_special_tokens")
       if (length(ragged$splits) == 1L) return(character(0))
       as.character(private$call("decode_batch", ragged$ids, ragged$splits, skip_special_tokens = skip))
     },
@@ -155,7 +155,7 @@ tokenizer <- R6::R6Class(
       private$call(
         "enable_padding", direction = tok_choice(direction, c("right", "left"), "direction"),
         pad_id = tok_count(pad_id, "pad_id", 0L), pad_type_id = tok_count(pad_type_id, "pad_type_id", 0L),
-        pad_token = tok_string(pad_token, "pad_token"), length = tok_optional_count(length, "length"),
+        pad_token = check_string(pad_token, "pad_token"), length = tok_optional_count(length, "length"),
         pad_to_multiple_of = tok_optional_count(pad_to_multiple_of, "pad_to_multiple_of")
       )
       invisible(self)
@@ -196,14 +196,14 @@ tokenizer <- R6::R6Class(
     #' @param with_added_tokens Whether to count the added tokens.
     #' @return An integer.
     get_vocab_size = function(with_added_tokens = TRUE) {
-      as.integer(private$call("get_vocab_size", tok_flag(with_added_tokens, "with_added_tokens")))
+      as.integer(private$call("get_vocab_size", check_flag(with_added_tokens, "with_added_tokens")))
     },
 
     #' @description The vocabulary.
     #' @param with_added_tokens Whether to include the added tokens.
     #' @return A named integer vector of ids (0-based) sorted by id, named by token.
     get_vocab = function(with_added_tokens = TRUE) {
-      out <- private$call("get_vocab", tok_flag(with_added_tokens, "with_added_tokens"))
+      out <- private$call("get_vocab", check_flag(with_added_tokens, "with_added_tokens"))
       ids <- as.vector(out$ids)
       names(ids) <- as.character(out$tokens)
       ids
@@ -254,8 +254,8 @@ tokenizer <- R6::R6Class(
     #' @param pretty Whether to indent the JSON.
     #' @return The path written, invisibly.
     save = function(path, pretty = TRUE) {
-      path <- tok_string(path, "path")
-      invisible(private$call("save", path.expand(path), pretty = tok_flag(pretty, "pretty")))
+      path <- check_string(path, "path")
+      invisible(private$call("save", path.expand(path), pretty = check_flag(pretty, "pretty")))
     },
 
     #' @description Loads another tokenizer; the same as [tokenizer_from_pretrained()].
@@ -341,10 +341,10 @@ tokenizer$from_file <- function(path) {
 #' tokenizer_from_file(file.path(tempdir(), "tokenizer.json"))
 #' }
 tokenizer_from_pretrained <- function(identifier, revision = "main", token = NULL, auth_token = NULL) {
-  identifier <- tok_string(identifier, "identifier")
-  revision <- tok_string(revision, "revision")
+  identifier <- check_string(identifier, "identifier")
+  revision <- check_string(revision, "revision")
   if (is.null(token)) token <- auth_token
-  if (!is.null(token)) token <- tok_string(token, "token")
+  if (!is.null(token)) token <- check_string(token, "token")
   handle <- py_call("tokenizer", "from_pretrained", identifier, revision = revision,
                     env = hf_env(), token = token)
   tokenizer$new(handle)
@@ -353,7 +353,7 @@ tokenizer_from_pretrained <- function(identifier, revision = "main", token = NUL
 #' @rdname tokenizer_from_pretrained
 #' @export
 tokenizer_from_file <- function(path) {
-  path <- tok_string(path, "path")
+  path <- check_string(path, "path")
   tokenizer$new(py_call("tokenizer", "from_file", path.expand(path)))
 }
 
@@ -495,7 +495,7 @@ tok_encode_args <- function(texts, pairs, add_special_tokens) {
     }
   }
   list(texts = texts, pairs = pairs,
-       add_special_tokens = tok_flag(add_special_tokens, "add_special_tokens"))
+       add_special_tokens = check_flag(add_special_tokens, "add_special_tokens"))
 }
 
 # A UTF-8 character vector without NA; lists of strings and factors are accepted.
@@ -557,21 +557,6 @@ tok_ids <- function(ids, allow_na = FALSE) {
   }
   if (allow_na) return(as.integer(ids))
   as.array(as.integer(ids))
-}
-
-tok_flag <- function(x, arg) {
-  if (!is.logical(x) || length(x) != 1L || is.na(x)) {
-    hfbridge_abort("invalid_argument", sprintf("`%s` must be TRUE or FALSE.", arg), argument = arg)
-  }
-  x
-}
-
-tok_string <- function(x, arg) {
-  if (!is.character(x) || length(x) != 1L || is.na(x) || !nzchar(x)) {
-    hfbridge_abort("invalid_argument", sprintf("`%s` must be a single non-empty string.", arg),
-                   argument = arg)
-  }
-  enc2utf8(x)
 }
 
 tok_choice <- function(x, allowed, arg) {

@@ -43,7 +43,7 @@ tokenizer_train <- function(texts = NULL, type = c("bpe", "wordpiece", "unigram"
     "tokenizer", "train", texts = texts, files = if (!is.null(files)) as.list(files),
     model = type, vocab_size = tok_optional_count(vocab_size, "vocab_size"),
     min_frequency = if (!is.null(min_frequency)) tok_count(min_frequency, "min_frequency", 0L),
-    special_tokens = special_tokens, show_progress = tok_flag(show_progress, "show_progress")
+    special_tokens = special_tokens, show_progress = check_flag(show_progress, "show_progress")
   )
   tokenizer$new(handle)
 }
