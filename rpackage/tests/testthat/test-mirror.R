@@ -66,5 +66,6 @@ test_that("local_hub() points HF_ENDPOINT at one shared mirror and gives a fresh
   expect_identical(got, "hello")
   mirror_config(list(gated = list("mtest/r-local-hub" = list("tok-a"))))
   con <- url(paste0(url, "/api/models/mtest/r-local-hub"))
+  on.exit(close(con), add = TRUE)
   expect_error(suppressWarnings(readLines(con, warn = FALSE)))
 })
