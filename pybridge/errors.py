@@ -98,6 +98,12 @@ def _plain(value):
     return redact(str(value))
 
 
+def remember(err: PybridgeError) -> None:
+    """Makes ``err`` this thread's last error: for an error raised on a worker thread and
+    raised again on the calling one."""
+    _last.error = err
+
+
 def last_error_info() -> dict | None:
     """The last PybridgeError raised in this thread, as a plain dict, then forget it."""
     err = getattr(_last, "error", None)

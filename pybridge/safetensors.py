@@ -12,10 +12,11 @@ checks every file we read (``safetensors.safe_open``) and writes every file we s
 
 Bytes from R (``safe_deserialize()``) are checked by ``safetensors.deserialize`` the same way.
 
-The fast path: R allocates the result vector (``numeric(n)`` with its ``dim``) and passes it to
+The fast path: R allocates the result vector (unwritten, with its ``dim``) and passes it to
 :meth:`SafetensorsFile.fill`; reticulate hands it over as a zero-copy (read-only flagged) numpy
 view of R's memory, and the conversion is written straight into it. That is one pass over the
-data instead of reticulate's cast plus copy plus transpose. R owns the vector and has not shared it
+data instead of reticulate's cast plus copy plus transpose, and large tensors are cut into row
+blocks that threads convert side by side (numpy lets go of the GIL while it copies). R owns the vector and has not shared it
 yet, so writing into it is invisible to any other R object; R checks once per session that the view
 is really shared (:func:`probe_fill`) and otherwise uses :meth:`SafetensorsFile.read`, which
 returns a Fortran-ordered numpy array for reticulate to convert.
@@ -41,6 +42,7 @@ from .errors import (
     InvalidFileError,
     PybridgeError,
     UnsupportedError,
+    remember,
 )
 
 MAX_HEADER_BYTES = 100_000_000  # the limit of the reference implementation
@@ -48,6 +50,8 @@ EXACT_DOUBLE_INT = 2 ** 53
 _TILE = 128          # a 128 x 128 tile of a transposing copy stays in cache
 _TILE_ELEMENTS = _TILE * _TILE
 _CHUNK = 1 << 20     # elements per chunk of a 1-d copy
+_PIECE = 1 << 21     # elements per piece of a copy shared between threads
+_WORKERS = min(4, os.cpu_count() or 1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,6 +210,45 @@ def copy_tiled(dst: np.ndarray, src: np.ndarray, convert: Callable = lambda t: t
     for i in range(0, rows, step_r):
         for j in range(0, cols, step_c):
             dst[i:i + step_r, ..., j:j + step_c] = convert(src[i:i + step_r, ..., j:j + step_c])
+
+
+class _Copy:
+    """One tensor's conversion into its destination, cut into row blocks that threads share
+    (numpy lets go of the GIL while it copies, and the destination's pages are first touched
+    here, so both cores take the page faults)."""
+
+    def __init__(self, out, src, decoder):
+        self.out, self.src, self.decoder = out, src, decoder
+
+    def pieces(self) -> List[Callable[[], None]]:
+        out, src, convert = self.out, self.src, self.decoder.convert
+        if src.ndim == 0 or src.size <= _PIECE:
+            return [lambda: copy_tiled(out, src, convert)]
+        per_row = src.size // src.shape[0]
+        step = max(1, _PIECE // per_row)
+        if step > _TILE:
+            step -= step % _TILE
+        return [lambda i=i: copy_tiled(out[i:i + step], src[i:i + step], convert)
+                for i in range(0, src.shape[0], step)]
+
+
+def _run_parallel(tasks: List[Callable[[], None]]) -> None:
+    workers = min(len(tasks), _WORKERS)
+    if workers <= 1:
+        for task in tasks:
+            task()
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(workers)
+    try:
+        for future in [pool.submit(task) for task in tasks]:
+            future.result()
+    except PybridgeError as err:
+        remember(err)  # R reads the error's fields from the calling thread
+        raise
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -371,15 +414,18 @@ class SafetensorsFile:
         no transpose is needed). ``index`` is None or a list with, per axis, None (all) or
         0-based positions. Returns True when an int64 value was rounded.
         """
+        copy = self._fill_copy(name, dst, index, int64, reversed)
+        _run_parallel(copy.pieces())
+        return copy.decoder.inexact
+
+    def _fill_copy(self, name, dst, index, int64, reversed) -> "_Copy":
         t = self.tensor_info(name)
         src = self._source(t, index)
         if reversed:
             out = _r_memory(dst, t.dtype.wire, src.shape[::-1]).T
         else:
             out = _r_memory(dst, t.dtype.wire, src.shape)
-        decoder = _Decoder(t.dtype, t.name, _check_int64(int64), self.path)
-        copy_tiled(out, src, decoder.convert)
-        return decoder.inexact
+        return _Copy(out, src, _Decoder(t.dtype, t.name, _check_int64(int64), self.path))
 
     def fill_many(self, names, dsts, int64: str = "double", reversed=False) -> List[str]:
         """:meth:`fill` for many whole tensors in one call; returns the names of those whose
@@ -446,6 +492,9 @@ class ShardedFile:
     def fill(self, name, dst, index=None, int64="double", reversed=False):
         return self._file(name).fill(name, dst, index, int64, reversed)
 
+    def _fill_copy(self, name, dst, index, int64, reversed):
+        return self._file(name)._fill_copy(name, dst, index, int64, reversed)
+
     def read(self, name, index=None, int64="double", reversed=False):
         return self._file(name).read(name, index, int64, reversed)
 
@@ -461,8 +510,10 @@ def _fill_many(handle, names, dsts, int64, reversed) -> List[str]:
     names, dsts = list(names), list(dsts)
     if len(names) != len(dsts):
         raise InvalidArgumentError("fill_many() needs one destination per tensor name.")
-    return [name for name, dst in zip(names, dsts)
-            if handle.fill(name, dst, None, int64, reversed)]
+    copies = [handle._fill_copy(name, dst, None, int64, reversed)
+              for name, dst in zip(names, dsts)]
+    _run_parallel([piece for copy in copies for piece in copy.pieces()])
+    return [name for name, copy in zip(names, copies) if copy.decoder.inexact]
 
 
 def _preview(names, n=5):

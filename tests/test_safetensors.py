@@ -575,6 +575,39 @@ def test_fill_many_equals_fill(tmp_path):
         h.fill_many(names, dsts[:-1])
 
 
+def test_tensors_larger_than_a_piece_are_shared_between_threads(tmp_path):
+    rows = S._PIECE // 500 + 300  # a few pieces, the last one short
+    tensors = {"mat": RNG.standard_normal((rows, 1000)).astype(np.float32),
+               "vec": RNG.standard_normal(S._PIECE * 2 + 7).astype(np.float16),
+               "cube": RNG.integers(-9, 9, (rows // 10, 40, 30)).astype(np.int16),
+               "small": np.arange(6, dtype=np.int64).reshape(2, 3)}
+    path = str(tmp_path / "x.safetensors")
+    np_save_file(tensors, path)
+    h = S.open_file(path)
+    assert len(h._fill_copy("mat", np.zeros((rows, 1000), order="F"), None, "double",
+                            False).pieces()) > 2
+    for reversed_ in (False, True):
+        names = h.offset_keys()
+        dsts = [np.zeros(tensors[n].shape[::-1] if reversed_ else tensors[n].shape,
+                         dtype=S.DTYPES[h.tensor_info(n).dtype.code].wire, order="F")
+                for n in names]
+        assert h.fill_many(names, dsts, reversed=reversed_) == []
+        for name, dst in zip(names, dsts):
+            assert same(dst.T if reversed_ else dst, tensors[name])
+
+
+def test_an_error_on_a_worker_thread_reaches_r_with_its_fields(tmp_path):
+    path = str(tmp_path / "x.safetensors")
+    np_save_file({"a": np.zeros(S._PIECE + 1, dtype=np.int64),
+                  "big": np.array([2 ** 53 + 1], dtype=np.int64)}, path)
+    h = S.open_file(path)
+    errors.last_error_info()
+    with pytest.raises(errors.UnsupportedError):
+        h.fill_many(["a", "big"], [np.zeros(S._PIECE + 1), np.zeros(1)], int64="error")
+    info = errors.last_error_info()
+    assert info["code"] == "unsupported" and info["fields"]["tensor"] == "big"
+
+
 @pytest.mark.parametrize("code", ["F32", "BF16", "I16", "BOOL", "C64"])
 def test_reversed_layout_is_the_row_major_order(tmp_path, code):
     path = torch_file(tmp_path, code) if code in TORCH_DTYPES else numpy_file(tmp_path, code)

@@ -31,11 +31,12 @@
 #' The file is checked by Python's safetensors library and by hfbridge before any byte is read.
 #'
 #' @section Speed and memory:
-#' R allocates each result and Python writes the converted values straight into it, in one pass
-#' over the data (reticulate's own conversion makes two copies and a transpose); R's heap is
-#' grown once for the whole load instead of by many garbage collections. Peak memory is about the
-#' size of the result plus the file's pages in the operating system's cache. The transpose from
-#' the file's row-major order is most of the remaining work: `layout = "reversed"` skips it.
+#' R allocates each result without writing it, and Python writes the converted values straight
+#' into it, in one pass over the data shared between the CPU's cores (reticulate's own
+#' conversion makes two copies and a transpose on one core); R's heap is grown once for the whole
+#' load instead of by many garbage collections. Peak memory is about the size of the result plus
+#' the file's pages in the operating system's cache. The transpose from the file's row-major
+#' order is most of the remaining work: `layout = "reversed"` skips it.
 #'
 #' @param path The path of a `.safetensors` file.
 #' @param tensors `NULL` for every tensor, or the names of the tensors to read.
@@ -417,11 +418,10 @@ st_reserve <- function(table, rows) {
   invisible(NULL)
 }
 
-# A fresh R vector for Python to fill. It must not be a constant (the byte compiler folds
-# c() and rep() of constants), so it comes from numeric()/integer().
+# A fresh R vector for Python to fill, left unwritten (src/alloc.c says why). Python writes
+# every element before R sees it; if the fill fails, the vector is dropped.
 st_alloc <- function(r_type, shape) {
-  n <- prod(shape)
-  x <- if (r_type == "double") numeric(n) else integer(n)
+  x <- .Call(hfb_alloc_unfilled, r_type, as.numeric(prod(shape)))
   dim(x) <- if (length(shape)) shape else 1L
   x
 }

@@ -1,4 +1,8 @@
 # Package state. Nothing here starts Python: modules are imported on first use.
+
+#' @useDynLib hfbridge, .registration = TRUE
+NULL
+
 .hfb <- new.env(parent = emptyenv())
 .hfb$modules <- list()
 
