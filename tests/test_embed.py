@@ -79,6 +79,21 @@ def test_rows_keep_the_input_order_whatever_the_batches():
     np.testing.assert_allclose(E.embed(TEXTS, MINILM, batch_size=4), one_by_one, atol=1e-5)
 
 
+def test_batches_are_length_sorted_and_pad_at_most_ten_percent():
+    rng = np.random.default_rng(5)
+    lengths = np.clip(rng.lognormal(np.log(15), 0.9, 3000), 1, 512).astype(np.int64)
+    batches = E.plan_batches(lengths, 32)
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(3000))
+    assert np.all(np.diff(lengths[rows]) <= 0)
+    for b in batches:
+        assert 1 <= len(b) <= 32
+        assert lengths[b].min() >= 0.9 * lengths[b].max()
+    full = sum(len(b) == 32 for b in batches)
+    assert full >= 0.8 * 3000 / 32  # the dense middle still fills whole batches
+    assert E.plan_batches(np.array([], dtype=np.int64), 32) == []
+
+
 def test_max_length_truncates():
     long = TEXTS[5]
     short = E.embed([long], MINILM, max_length=8)
@@ -89,10 +104,11 @@ def test_max_length_truncates():
 
 def test_job_steps():
     job = E.start(TEXTS, MINILM, batch_size=2)
-    assert E.n_batches(job) == 4
+    n = E.n_batches(job)
+    assert n == len(E.plan_batches(job.lengths, 2)) and n >= 4
     with pytest.raises(errors.InvalidArgumentError):
         E.finish(job)
-    assert E.step(job, 1) == 3 and E.step(job, 2.0) == 1 and E.step(job) == 0
+    assert E.step(job, 1) == n - 1 and E.step(job, 2.0) == n - 3 and E.step(job) == 0
     np.testing.assert_allclose(E.finish(job), E.embed(TEXTS, MINILM, batch_size=2), atol=1e-6)
 
 

@@ -9,8 +9,9 @@
 #' sentence-transformers' `Normalize` gives. On all-MiniLM-L6-v2 the result equals
 #' sentence-transformers' `encode()` with the same pooling and normalisation.
 #'
-#' The texts are tokenized once, sorted by length and cut into batches of `batch_size`, so that
-#' each batch is padded only to its own longest text; the model runs in torch's inference mode.
+#' The texts are tokenized once, sorted by length and cut into batches of at most `batch_size`,
+#' so that each batch is padded only to its own longest text, by at most 10% of it; the model
+#' runs in torch's inference mode.
 #' This is several times faster than transformers' feature-extraction pipeline. The model is
 #' loaded once per session (see [pipeline_cache_info()]).
 #'
