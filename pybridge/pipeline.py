@@ -366,9 +366,15 @@ class Seq2Seq:
     """summarization, translation and text2text-generation, as transformers 4 ran them.
 
     The input gets the task's prefix (``prefix=`` or ``config.task_specific_params``, e.g.
-    "summarize: "), the task's generation settings from ``task_specific_params`` apply unless
-    given, ``model.generate()`` runs, and the output is decoded without special tokens.
+    "summarize: "). Generation settings come first from the call, then from the task's
+    ``task_specific_params``, then from the model's generation config, then from the pipeline's
+    defaults (:data:`SEQ2SEQ_DEFAULTS`). ``model.generate()`` runs, and the output is decoded
+    without special tokens.
     """
+
+    # transformers 4.57's pipelines: "unless the model you're using explicitly sets these
+    # generation parameters in its configuration files", beam search over 4 beams.
+    SEQ2SEQ_DEFAULTS = {"max_new_tokens": 256, "num_beams": 4}
 
     def __init__(self, model, tokenizer, name):
         self.model, self.tokenizer, self.name = model, tokenizer, name
@@ -392,9 +398,21 @@ class Seq2Seq:
         for key, value in params.items():
             if key != "prefix":
                 gen.setdefault(key, value)
+        for key, value in self._pipeline_defaults(gen).items():
+            gen.setdefault(key, value)
         decode = {"skip_special_tokens": True,
                   "clean_up_tokenization_spaces": clean_up_tokenization_spaces}
         return self._generate(texts, prefix, batch_size, truncation, decode, gen)
+
+    def _pipeline_defaults(self, gen) -> dict:
+        """The defaults that neither the model's generation config nor the call sets. A
+        max_length (the model's, other than the global 20, or the call's) wins over the default
+        max_new_tokens."""
+        own = self.model.generation_config.to_diff_dict()
+        defaults = {k: v for k, v in self.SEQ2SEQ_DEFAULTS.items() if k not in own}
+        if own.get("max_length", 20) != 20 or "max_length" in gen:
+            defaults.pop("max_new_tokens", None)
+        return defaults
 
     def _generate(self, texts, prefix, batch_size, truncation, decode, gen):
         torch = models.import_torch()
@@ -463,6 +481,7 @@ class QuestionAnswering:
                   return_offsets_mapping=True)
         context_seq = 1 if question_first else 0
         answers, min_null = [], 1e6
+        candidates = top_k * 2 + 10 if align_to_words else top_k  # aligning merges some
         names = set(tok.model_input_names)
         for span in range(len(enc["input_ids"])):
             feed = {k: torch.tensor([enc[k][span]], device=self.model.device)
@@ -476,14 +495,26 @@ class QuestionAnswering:
             start, end = (x[0].float().cpu().numpy() for x in (out.start_logits,
                                                                out.end_logits))
             starts, ends, scores, min_null = _select_spans(
-                start, end, allowed, top_k, max_answer_len, handle_impossible_answer, min_null)
+                start, end, allowed, candidates, max_answer_len, handle_impossible_answer,
+                min_null)
             encoding = enc.encodings[span]
             for s, e, score in zip(starts, ends, scores):
                 a, b = _char_span(encoding, s, e, context_seq, align_to_words)
-                answers.append({"score": float(score), "start": a, "end": b})
+                _add_answer(answers, context, a, b, float(score))
         if handle_impossible_answer:
             answers.append({"score": float(min_null), "start": 0, "end": 0})
         return sorted(answers, key=lambda x: x["score"], reverse=True)[:top_k]
+
+
+def _add_answer(answers, context, a, b, score) -> None:
+    """Adds a candidate span; as in transformers 4, a text already found (in another window, or
+    from other tokens of the same words; case-insensitive) adds its score to the first one."""
+    text = context[a:b].lower()
+    for answer in answers:
+        if context[answer["start"]:answer["end"]].lower() == text:
+            answer["score"] += score
+            return
+    answers.append({"score": score, "start": a, "end": b})
 
 
 def _select_spans(start, end, allowed, top_k, max_answer_len, handle_impossible, min_null):

@@ -4,11 +4,13 @@ Each task runs through the hub layer (repo ids on the local mirror) and is compa
 transformers pipeline built from the same folder in Python, on the same inputs: same labels,
 scores within 1e-5, same generated text for the same seed. transformers 5 has no pipeline for
 question-answering, summarization, translation and text2text-generation: those are compared with
-the model's own logits and ``generate()``.
+the model's own logits and ``generate()``, and with transformers 4's pipelines, run from
+``.venv/transformers4`` in a subprocess (tests/reference/).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -190,9 +192,13 @@ def generate_reference(folder, texts, prefix, **gen):
 def test_seq2seq_matches_generate(hf_env, hub_models, folders, name, task, prefix):
     texts = TEXTS[:3]
     ours = P.run(task, texts, hub_models[name], args={"max_new_tokens": 5.0}, env=hf_env)
-    want = generate_reference(folders[name], texts, prefix, max_new_tokens=5)
+    beams = generate_reference(folders[name], texts, prefix, max_new_tokens=5, num_beams=4)
     assert list(ours["text_id"]) == [1, 2, 3]
-    assert ours["generated_text"] == want
+    assert ours["generated_text"] == beams  # transformers 4's default: 4 beams
+    greedy = P.run(task, texts, hub_models[name], args={"max_new_tokens": 5, "num_beams": 1},
+                   env=hf_env)
+    want = generate_reference(folders[name], texts, prefix, max_new_tokens=5)
+    assert greedy["generated_text"] == want
     assert any(w.strip() for w in want)  # the tiny models were taught to say something
 
 
@@ -369,3 +375,89 @@ def test_hub_and_import_do_not_load_torch(hf_env, hub_models):
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **hf_env},
                          capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipelines transformers 5 removed, against transformers 4's own (tests/reference/)
+
+REFERENCE = os.path.join(os.path.dirname(__file__), "reference")
+TRANSFORMERS4 = os.path.join(os.path.dirname(os.path.dirname(__file__)), ".venv", "transformers4")
+QUESTIONS = ["Where does Alice live?", "Who works for Acme?"]
+CONTEXT = "Alice lives in Berlin and works for Acme. Bob met Carol in London last year."
+LONG_CONTEXT = " ".join(TEXTS * 12)  # longer than the tiny model's 128 positions
+SEQ2SEQ_TASKS = ["summarization", "translation_en_to_fr", "text2text-generation"]
+SEQ2SEQ_KEYS = {"summarization": "summary_text", "translation_en_to_fr": "translation_text",
+                "text2text-generation": "generated_text"}
+BEAMS = {"max_new_tokens": 4, "num_beams": 3, "num_return_sequences": 2}
+
+
+def v4_cases(folders):
+    qa = [("question-answering", folders["qa"], {"question": q, "context": CONTEXT}, {})
+          for q in QUESTIONS]
+    qa.append(("question-answering", folders["qa"],
+               {"question": QUESTIONS[0], "context": CONTEXT}, {"top_k": 3}))
+    qa.append(("question-answering", folders["qa"],
+               {"question": QUESTIONS[0], "context": LONG_CONTEXT},
+               {"max_seq_len": 64, "doc_stride": 16}))
+    seq2seq = [(task, folders[name], TEXTS[:3], {"max_new_tokens": 5})
+               for name in ("t5", "bart") for task in SEQ2SEQ_TASKS]
+    seq2seq.append(("summarization", folders["t5"], TEXTS[:2], BEAMS))
+    return qa + seq2seq
+
+
+@pytest.fixture(scope="module")
+def transformers4(folders):
+    """The outputs of transformers 4's pipelines on :func:`v4_cases`, in the same order."""
+    if not os.path.isdir(TRANSFORMERS4):
+        if os.environ.get("HFBRIDGE_REQUIRE_REFERENCE"):
+            pytest.fail(f"{TRANSFORMERS4} is missing: run tools/setup.sh")
+        pytest.skip("the transformers 4 reference is not installed (tools/setup.sh)")
+    cases = [{"task": t, "model": m, "inputs": i, "call": c} for t, m, i, c in v4_cases(folders)]
+    env = {**os.environ, "PYTHONPATH": TRANSFORMERS4, "HF_HUB_OFFLINE": "1"}
+    env.pop("LD_LIBRARY_PATH", None)
+    out = subprocess.run([sys.executable, os.path.join(REFERENCE, "pipelines_v4.py")],
+                         input=json.dumps(cases), env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout)
+    assert got["version"].startswith("4.")
+    return got["results"]
+
+
+def test_question_answering_equals_transformers4(hf_env, hub_models, transformers4):
+    ours = P.run("question-answering", None, hub_models["qa"],
+                 args={"question": QUESTIONS, "context": CONTEXT}, env=hf_env)
+    for k, want in enumerate(transformers4[:2]):
+        assert ours["answer"][k] == want["answer"]
+        assert (ours["start"][k], ours["end"][k]) == (want["start"] + 1, want["end"])
+        assert ours["context"][k][ours["start"][k] - 1:ours["end"][k]] == want["answer"]
+        assert abs(ours["score"][k] - want["score"]) < TOL
+    top = P.run("question-answering", None, hub_models["qa"],
+                args={"question": QUESTIONS[0], "context": CONTEXT, "top_k": 3}, env=hf_env)
+    want = transformers4[2]
+    assert top["answer"] == [w["answer"] for w in want]
+    assert list(top["start"]) == [w["start"] + 1 for w in want]
+    np.testing.assert_allclose(top["score"], [w["score"] for w in want], atol=TOL)
+    long = P.run("question-answering", None, hub_models["qa"],
+                 args={"question": QUESTIONS[0], "context": LONG_CONTEXT, "max_seq_len": 64,
+                       "doc_stride": 16}, env=hf_env)
+    want = transformers4[3]
+    assert (long["answer"][0], long["start"][0], long["end"][0]) == (
+        want["answer"], want["start"] + 1, want["end"])
+    assert abs(long["score"][0] - want["score"]) < TOL
+
+
+@pytest.mark.parametrize("k,name,task", [(4 + i * 3 + j, name, task)
+                                         for i, name in enumerate(("t5", "bart"))
+                                         for j, task in enumerate(SEQ2SEQ_TASKS)])
+def test_seq2seq_equals_transformers4(hf_env, hub_models, transformers4, k, name, task):
+    ours = P.run(task, TEXTS[:3], hub_models[name], args={"max_new_tokens": 5}, env=hf_env)
+    assert list(ours["text_id"]) == [1, 2, 3]
+    assert ours["generated_text"] == [w[SEQ2SEQ_KEYS[task]] for w in transformers4[k]]
+
+
+def test_seq2seq_beams_equal_transformers4(hf_env, hub_models, transformers4):
+    ours = P.run("summarization", TEXTS[:2], hub_models["t5"], args=dict(BEAMS), env=hf_env)
+    want = transformers4[10]
+    assert list(ours["text_id"]) == [1, 1, 2, 2]
+    assert ours["generated_text"] == [w["summary_text"] for per_text in want for w in per_text]

@@ -27,6 +27,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# transformers 4, beside the venv, as the tests' reference for the pipelines transformers 5 removed
+ref=.venv/transformers4
+refstamp=$ref/.installed
+if [ ! -f "$refstamp" ] || [ tests/reference/transformers4.txt -nt "$refstamp" ]; then
+  echo "setup: installing the transformers 4 reference into $ref"
+  rm -rf "$ref"
+  .venv/bin/python -m pip install -q --no-deps --target "$ref" -r tests/reference/transformers4.txt
+  touch "$refstamp"
+fi
+
 mkdir -p .rlib
 rstamp=.rlib/.hfbridge-installed
 if [ ! -f "$rstamp" ] || [ -n "$(find rpackage -newer "$rstamp" -type f -print -quit)" ]; then

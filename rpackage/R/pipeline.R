@@ -27,7 +27,11 @@
 #' Without `model`, the task's default model is used, as in transformers (for sentiment analysis
 #' `"distilbert/distilbert-base-uncased-finetuned-sst-2-english"`), downloaded from the configured
 #' endpoint. transformers 5 removed the question-answering, summarization, translation and
-#' text2text-generation pipelines; hfbridge runs those models itself as transformers 4 did.
+#' text2text-generation pipelines; hfbridge runs those models itself as transformers 4.57 did,
+#' and its tests compare them with transformers 4.57's pipelines. Like those, the text-to-text
+#' tasks search 4 beams for up to 256 new tokens unless the model's generation config or the
+#' call says otherwise (`num_beams = 1` is greedy), and question answering adds up the scores of
+#' the same answer found in several windows of a long context.
 #'
 #' Models are loaded once per R session and reused by later `pipeline()` calls with the same
 #' task, model, revision and device (so a Shiny app loads a model once);

@@ -152,6 +152,7 @@ test_that("text-generation: the same seed gives Python's text, across chunks too
 })
 
 test_that("summarization, translation and text2text-generation as generate() in Python", {
+  # transformers 4's pipelines search 4 beams unless the model's generation config says otherwise
   local_hub()
   local_one_thread()
   fx <- pipeline_fixtures()
@@ -161,7 +162,7 @@ test_that("summarization, translation and text2text-generation as generate() in 
   reference <- function(prefix) vapply(texts, function(t) {
     ids <- tok(paste0(prefix, t), return_tensors = "pt")
     out <- model$generate(input_ids = ids$input_ids, attention_mask = ids$attention_mask,
-                          max_new_tokens = 5L)
+                          max_new_tokens = 5L, num_beams = 4L)
     tok$batch_decode(out, skip_special_tokens = TRUE, clean_up_tokenization_spaces = FALSE)[[1]]
   }, "", USE.NAMES = FALSE)
   cases <- list(c("summarization", "summarize: "),
