@@ -220,16 +220,34 @@ class _Copy:
     def __init__(self, out, src, decoder):
         self.out, self.src, self.decoder = out, src, decoder
 
-    def pieces(self) -> List[Callable[[], None]]:
+    def pieces(self) -> List[tuple]:
+        """(task, elements) per row block of about _PIECE elements."""
         out, src, convert = self.out, self.src, self.decoder.convert
         if src.ndim == 0 or src.size <= _PIECE:
-            return [lambda: copy_tiled(out, src, convert)]
+            return [(lambda: copy_tiled(out, src, convert), src.size)]
         per_row = src.size // src.shape[0]
         step = max(1, _PIECE // per_row)
         if step > _TILE:
             step -= step % _TILE
-        return [lambda i=i: copy_tiled(out[i:i + step], src[i:i + step], convert)
+        return [(lambda i=i: copy_tiled(out[i:i + step], src[i:i + step], convert),
+                 min(step, src.shape[0] - i) * per_row)
                 for i in range(0, src.shape[0], step)]
+
+
+def _convert_all(copies: List[_Copy]) -> None:
+    """Runs every copy's pieces, small ones grouped so that each task is about _PIECE
+    elements (a model has hundreds of small tensors: biases, norms)."""
+    tasks, group, size = [], [], 0
+    for copy in copies:
+        for piece, n in copy.pieces():
+            group.append(piece)
+            size += n
+            if size >= _PIECE:
+                tasks.append(group)
+                group, size = [], 0
+    if group:
+        tasks.append(group)
+    _run_parallel([lambda g=g: [piece() for piece in g] for g in tasks])
 
 
 def _run_parallel(tasks: List[Callable[[], None]]) -> None:
@@ -415,7 +433,7 @@ class SafetensorsFile:
         0-based positions. Returns True when an int64 value was rounded.
         """
         copy = self._fill_copy(name, dst, index, int64, reversed)
-        _run_parallel(copy.pieces())
+        _convert_all([copy])
         return copy.decoder.inexact
 
     def _fill_copy(self, name, dst, index, int64, reversed) -> "_Copy":
@@ -512,7 +530,7 @@ def _fill_many(handle, names, dsts, int64, reversed) -> List[str]:
         raise InvalidArgumentError("fill_many() needs one destination per tensor name.")
     copies = [handle._fill_copy(name, dst, None, int64, reversed)
               for name, dst in zip(names, dsts)]
-    _run_parallel([piece for copy in copies for piece in copy.pieces()])
+    _convert_all(copies)
     return [name for name, copy in zip(names, copies) if copy.decoder.inexact]
 
 

@@ -584,8 +584,9 @@ def test_tensors_larger_than_a_piece_are_shared_between_threads(tmp_path):
     path = str(tmp_path / "x.safetensors")
     np_save_file(tensors, path)
     h = S.open_file(path)
-    assert len(h._fill_copy("mat", np.zeros((rows, 1000), order="F"), None, "double",
-                            False).pieces()) > 2
+    pieces = h._fill_copy("mat", np.zeros((rows, 1000), order="F"), None, "double",
+                          False).pieces()
+    assert len(pieces) > 2 and sum(n for _, n in pieces) == rows * 1000
     for reversed_ in (False, True):
         names = h.offset_keys()
         dsts = [np.zeros(tensors[n].shape[::-1] if reversed_ else tensors[n].shape,
@@ -602,7 +603,7 @@ def test_an_error_on_a_worker_thread_reaches_r_with_its_fields(tmp_path):
                   "big": np.array([2 ** 53 + 1], dtype=np.int64)}, path)
     h = S.open_file(path)
     errors.last_error_info()
-    with pytest.raises(errors.UnsupportedError):
+    with pytest.raises(errors.UnsupportedError):  # "a" is two tasks, "big" goes with the last
         h.fill_many(["a", "big"], [np.zeros(S._PIECE + 1), np.zeros(1)], int64="error")
     info = errors.last_error_info()
     assert info["code"] == "unsupported" and info["fields"]["tensor"] == "big"
