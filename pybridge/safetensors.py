@@ -42,8 +42,8 @@ from .errors import (
     InvalidFileError,
     PybridgeError,
     UnsupportedError,
-    remember,
 )
+from .parallel import run_parallel
 
 MAX_HEADER_BYTES = 100_000_000  # the limit of the reference implementation
 EXACT_DOUBLE_INT = 2 ** 53
@@ -247,26 +247,7 @@ def _convert_all(copies: List[_Copy]) -> None:
                 group, size = [], 0
     if group:
         tasks.append(group)
-    _run_parallel([lambda g=g: [piece() for piece in g] for g in tasks])
-
-
-def _run_parallel(tasks: List[Callable[[], None]]) -> None:
-    workers = min(len(tasks), _WORKERS)
-    if workers <= 1:
-        for task in tasks:
-            task()
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(workers)
-    try:
-        for future in [pool.submit(task) for task in tasks]:
-            future.result()
-    except PybridgeError as err:
-        remember(err)  # R reads the error's fields from the calling thread
-        raise
-    finally:
-        pool.shutdown(cancel_futures=True)
+    run_parallel([lambda g=g: [piece() for piece in g] for g in tasks], _WORKERS)
 
 
 # ----------------------------------------------------------------------------------------------

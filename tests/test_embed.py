@@ -94,6 +94,18 @@ def test_batches_are_length_sorted_and_pad_at_most_ten_percent():
     assert E.plan_batches(np.array([], dtype=np.int64), 32) == []
 
 
+def test_batches_side_by_side_give_the_serial_result():
+    texts = [("word " * (i % 23 + 1)).strip() for i in range(90)]
+    serial = E.embed(texts, MINILM, batch_size=8)  # one torch thread here (one_thread)
+    torch.set_num_threads(2)
+    try:
+        side_by_side = E.embed(texts, MINILM, batch_size=8)
+        assert torch.get_num_threads() == 2  # restored after the call
+    finally:
+        torch.set_num_threads(1)
+    np.testing.assert_allclose(side_by_side, serial, atol=1e-6)
+
+
 def test_max_length_truncates():
     long = TEXTS[5]
     short = E.embed([long], MINILM, max_length=8)

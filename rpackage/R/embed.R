@@ -11,7 +11,7 @@
 #'
 #' The texts are tokenized once, sorted by length and cut into batches of at most `batch_size`,
 #' so that each batch is padded only to its own longest text, by at most 10% of it; the model
-#' runs in torch's inference mode.
+#' runs in torch's inference mode, on a CPU one batch per core.
 #' This is several times faster than transformers' feature-extraction pipeline. The model is
 #' loaded once per session (see [pipeline_cache_info()]).
 #'
