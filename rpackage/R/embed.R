@@ -45,7 +45,7 @@ embed <- function(texts, model, pooling = c("mean", "cls", "max"), normalize = F
   job <- embed_start(texts, model, "embed", list(pooling = pooling,
                      normalize = check_flag(normalize, "normalize")), batch_size, max_length,
                      revision, device, token, allow_pickle, trust_remote_code, quiet)
-  pipeline_steps("embed", job, quiet, max(1L, job$total %/% 50L), "Embedding")
+  pipeline_steps("embed", job, quiet, embed_chunk(job), "Embedding")
   out <- py_call("embed", "finish", job)
   rownames(out) <- row_names
   out
@@ -82,7 +82,7 @@ hidden_states <- function(texts, model, layers = -1, batch_size = 32, max_length
   job <- embed_start(texts, model, "hidden", list(layers = as.list(as.integer(layers))),
                      batch_size, max_length, revision, device, token, allow_pickle,
                      trust_remote_code, quiet)
-  pipeline_steps("embed", job, quiet, max(1L, job$total %/% 50L), "Computing hidden states")
+  pipeline_steps("embed", job, quiet, embed_chunk(job), "Computing hidden states")
   res <- py_call("embed", "finish", job)
   out <- pipeline_matrices(res)
   if (length(dim(res$values)) == 3L) {
@@ -111,3 +111,7 @@ embed_start <- function(texts, model, kind, options, batch_size, max_length, rev
     trust_remote_code = check_flag(trust_remote_code, "trust_remote_code"),
     env = hf_env(), token = token, quiet = check_flag(quiet, "quiet"))))
 }
+
+# Batches per progress step: about 50 steps, and at least 4 batches each, so that the batches of
+# one step can run side by side on the CPU's cores.
+embed_chunk <- function(job) max(4L, as.integer(job$total) %/% 50L)

@@ -95,3 +95,16 @@ test_that("embed() and hidden_states() check their arguments", {
   expect_error(embed("a", tempfile()), class = "hfbridge_error_invalid_argument")
   expect_identical(dim(embed(character(0), folder)), c(0L, 384L))
 })
+
+test_that("batches side by side on two torch threads give the one-thread result in R", {
+  local_hub()
+  local_one_thread()
+  publish_repo("sentence-transformers/all-MiniLM-L6-v2", minilm_folder())
+  many <- vapply(1:40, function(i) paste(rep("word", i %% 13 + 1), collapse = " "), "")
+  one <- embed(many, "sentence-transformers/all-MiniLM-L6-v2", batch_size = 4, quiet = FALSE)
+  torch <- hfbridge:::pybridge_module("models")$import_torch()
+  torch$set_num_threads(2L)
+  two <- embed(many, "sentence-transformers/all-MiniLM-L6-v2", batch_size = 4, quiet = FALSE)
+  expect_identical(torch$get_num_threads(), 2L)
+  expect_equal(two, one, tolerance = 1e-6)
+})
