@@ -103,7 +103,7 @@ class Encoder:
 def load(model, revision="main", device="cpu", allow_pickle=False, trust_remote_code=False,
          env=None, token=None, quiet=True) -> Encoder:
     key = ("encoder", model, revision or "main", str(device), bool(allow_pickle),
-           bool(trust_remote_code))
+           bool(trust_remote_code), models.source(model, env))
 
     def loader():
         transformers = models.import_transformers()

@@ -84,6 +84,17 @@ def cache_clear() -> int:
 # Folders and weights
 
 
+def source(model: str, env=None) -> str:
+    """Where ``model`` comes from, part of its key in the model cache: its folder, or the Hub
+    endpoint that serves the repo id (the same id on another endpoint is another model)."""
+    path = os.path.expanduser(str(model))
+    if os.path.isdir(path):
+        return os.path.abspath(path)
+    from . import settings
+
+    return settings.resolve(env).endpoint
+
+
 def folder(model: str, revision="main", allow_pickle=False, env=None, token=None,
            quiet=True) -> str:
     """The local folder of ``model``, with safetensors weights (or pickles if allowed)."""

@@ -172,7 +172,7 @@ class Job:
 
 def _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, quiet):
     key = ("pipeline:" + name, model, revision or "main", str(device), bool(allow_pickle),
-           bool(trust_remote_code))
+           bool(trust_remote_code), models.source(model, env))
 
     def loader():
         path = models.folder(model, revision, allow_pickle, env=env, token=token, quiet=quiet)

@@ -355,6 +355,19 @@ def test_revision_is_honoured(hf_env, mirror, folders, tmp_path):
                env=hf_env)
 
 
+def test_the_same_repo_id_on_another_endpoint_is_another_model(hf_env, hub_models, folders,
+                                                               isolated_mirror):
+    isolated_mirror.publish(hub_models["sentiment"], folders["nli"])  # another classifier
+    here = P.run("sentiment-analysis", TEXTS[:2], hub_models["sentiment"], env=hf_env)
+    there_env = {**hf_env, "HF_ENDPOINT": isolated_mirror.url}
+    there = P.run("sentiment-analysis", TEXTS[:2], hub_models["sentiment"], env=there_env)
+    assert here["label"] == ["POSITIVE", "NEGATIVE"]
+    assert set(there["label"]) <= set(transformers.AutoConfig.from_pretrained(
+        folders["nli"]).id2label.values())
+    assert P.run("sentiment-analysis", TEXTS[:2], hub_models["sentiment"],
+                 env=hf_env)["label"] == here["label"]
+
+
 def test_bad_arguments_are_classed(hf_env, hub_models):
     with pytest.raises(errors.InvalidArgumentError):
         P.run("sentiment-analysis", ["ok", None], hub_models["sentiment"], env=hf_env)
