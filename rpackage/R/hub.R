@@ -43,7 +43,7 @@ hub_download <- function(repo_id, filename, revision = "main", repo_type = "mode
                          quiet = FALSE) {
   hub_check_repo(repo_id, revision, repo_type)
   hub_check_filename(filename)
-  hub_check_flags(local_files_only = local_files_only, force_download = force_download,
+  check_flags(local_files_only = local_files_only, force_download = force_download,
                   quiet = quiet)
   hub_check_token(token)
   hub_py("download", repo_id, filename, revision = revision, repo_type = repo_type,
@@ -81,7 +81,7 @@ hub_snapshot <- function(repo_id, revision = "main", repo_type = "model", allow_
   hub_check_repo(repo_id, revision, repo_type)
   allow_patterns <- hub_check_patterns(allow_patterns, "allow_patterns")
   ignore_patterns <- hub_check_patterns(ignore_patterns, "ignore_patterns")
-  hub_check_flags(local_files_only = local_files_only, force_download = force_download,
+  check_flags(local_files_only = local_files_only, force_download = force_download,
                   quiet = quiet)
   hub_check_token(token)
   hub_py("snapshot", repo_id, revision = revision, repo_type = repo_type,
@@ -120,7 +120,7 @@ hub_snapshot <- function(repo_id, revision = "main", repo_type = "model", allow_
 #' }
 hub_load <- function(specs, token = NULL, quiet = FALSE) {
   specs <- hub_load_specs(specs)
-  hub_check_flags(quiet = quiet)
+  check_flags(quiet = quiet)
   hub_check_token(token)
   res <- hub_py("load", specs, env = hf_env(), token = token, quiet = quiet)
   paths <- as.character(unlist(res$path))
@@ -215,30 +215,13 @@ hub_invalid <- function(argument, message, ...) {
   hfbridge_abort("invalid_argument", message, argument = argument, ...)
 }
 
-hub_describe <- function(x) {
-  if (is.null(x)) return("NULL")
-  if (!is.atomic(x)) return(paste("a", class(x)[1]))
-  if (length(x) != 1) return(sprintf("a %s vector of length %d", class(x)[1], length(x)))
-  if (is.na(x)) return("NA")
-  if (!is.character(x)) return(sprintf("the %s %s", class(x)[1], format(x)))
-  sprintf("\"%s\"", x)
-}
-
-hub_check_string <- function(x, argument, example) {
-  if (!is.character(x) || length(x) != 1 || is.na(x) || !grepl("[^[:space:]]", x)) {
-    hub_invalid(argument, sprintf("`%s` must be one non-empty string such as %s, not %s.",
-                                  argument, example, hub_describe(x)))
-  }
-  invisible(x)
-}
-
 hub_is_repo_id <- function(x) {
   grepl(hub_repo_id_pattern, x) && !grepl("..", x, fixed = TRUE) &&
     !grepl("--", x, fixed = TRUE) && nchar(x) <= 96
 }
 
 hub_check_repo_id <- function(repo_id) {
-  hub_check_string(repo_id, "repo_id", "\"gpt2\" or \"org/name\"")
+  check_string(repo_id, "repo_id", "\"gpt2\" or \"org/name\"")
   if (!hub_is_repo_id(repo_id)) {
     hub_invalid("repo_id", sprintf(paste0(
       "`repo_id` \"%s\" is not a valid repo id: use \"name\" or \"org/name\" with letters, ",
@@ -250,8 +233,8 @@ hub_check_repo_id <- function(repo_id) {
 
 hub_check_repo <- function(repo_id, revision, repo_type) {
   hub_check_repo_id(repo_id)
-  hub_check_string(revision, "revision", "\"main\", a tag or a commit hash")
-  hub_check_string(repo_type, "repo_type", "\"model\"")
+  check_string(revision, "revision", "\"main\", a tag or a commit hash")
+  check_string(repo_type, "repo_type", "\"model\"")
   if (!repo_type %in% hub_repo_types) {
     hub_invalid("repo_type", sprintf("`repo_type` must be one of %s, not \"%s\".",
                                      paste0("\"", hub_repo_types, "\"", collapse = ", "),
@@ -261,7 +244,7 @@ hub_check_repo <- function(repo_id, revision, repo_type) {
 }
 
 hub_check_filename <- function(filename) {
-  hub_check_string(filename, "filename", "\"config.json\"")
+  check_string(filename, "filename", "\"config.json\"")
   if (startsWith(filename, "/") || grepl("(^|[/\\\\])[.][.]([/\\\\]|$)", filename)) {
     hub_invalid("filename", sprintf(paste0(
       "`filename` \"%s\" must be a path inside the repository, without \"..\" or a leading ",
@@ -269,17 +252,6 @@ hub_check_filename <- function(filename) {
       filename = filename)
   }
   invisible(filename)
-}
-
-hub_check_flags <- function(...) {
-  flags <- list(...)
-  for (name in names(flags)) {
-    x <- flags[[name]]
-    if (!is.logical(x) || length(x) != 1 || is.na(x)) {
-      hub_invalid(name, sprintf("`%s` must be TRUE or FALSE, not %s.", name, hub_describe(x)))
-    }
-  }
-  invisible(TRUE)
 }
 
 hub_check_token <- function(token) {
@@ -297,7 +269,7 @@ hub_check_patterns <- function(patterns, argument) {
       !all(nzchar(patterns))) {
     hub_invalid(argument, sprintf(
       "`%s` must be NULL or a character vector of globs such as c(\"*.json\", \"*.txt\"), not %s.",
-      argument, hub_describe(patterns)))
+      argument, describe_value(patterns)))
   }
   as.list(patterns)
 }
@@ -316,7 +288,7 @@ hub_load_specs <- function(specs) {
   if (!is.list(specs) || length(specs) == 0) {
     hub_invalid("specs", paste0(
       "`specs` must be repo ids, c(repo_id, local_dir) pairs, or lists with repo_id = ..., ",
-      "not ", hub_describe(specs), "."))
+      "not ", describe_value(specs), "."))
   }
   lapply(specs, hub_load_spec)
 }
@@ -332,7 +304,7 @@ hub_load_spec <- function(spec) {
   }
   if (is.character(spec) && length(spec) == 2 && !anyNA(spec)) {
     hub_check_repo_id(spec[1])
-    hub_check_string(spec[2], "specs", "\"./model_directory\"")
+    check_string(spec[2], "specs", "\"./model_directory\"")
     return(list(spec[[1]], hub_abs_path(spec[[2]])))
   }
   if (is.list(spec) && !is.null(names(spec)) && !is.null(spec$repo_id)) {
@@ -341,14 +313,14 @@ hub_load_spec <- function(spec) {
       if (!is.null(spec[[p]])) spec[[p]] <- hub_check_patterns(spec[[p]], p)
     }
     if (!is.null(spec$local_dir)) {
-      hub_check_string(spec$local_dir, "local_dir", "\"./model_directory\"")
+      check_string(spec$local_dir, "local_dir", "\"./model_directory\"")
       spec$local_dir <- hub_abs_path(spec$local_dir)
     }
     return(spec)
   }
   hub_invalid("specs", paste0(
     "Each hub_load() spec must be a repo id, c(repo_id, local_dir), or list(repo_id = ...), ",
-    "not ", hub_describe(spec), "."))
+    "not ", describe_value(spec), "."))
 }
 
 # R's working folder, not Python's: setwd() in R does not move Python.

@@ -155,7 +155,7 @@ tokenizer <- R6::R6Class(
       private$call(
         "enable_padding", direction = tok_choice(direction, c("right", "left"), "direction"),
         pad_id = tok_count(pad_id, "pad_id", 0L), pad_type_id = tok_count(pad_type_id, "pad_type_id", 0L),
-        pad_token = check_string(pad_token, "pad_token"), length = tok_optional_count(length, "length"),
+        pad_token = check_string(pad_token, "pad_token", blank_ok = TRUE), length = tok_optional_count(length, "length"),
         pad_to_multiple_of = tok_optional_count(pad_to_multiple_of, "pad_to_multiple_of")
       )
       invisible(self)
