@@ -41,6 +41,26 @@ def _hub():
     return _hf
 
 
+BAR_DELAY = 2.0  # seconds a download runs before its progress bar shows
+_bar_class = None
+
+
+def _bars():
+    """huggingface_hub's progress bar, shown only once a download has run for BAR_DELAY
+    seconds: fetching small or cached files (and "Fetching 3 files") prints nothing."""
+    global _bar_class
+    if _bar_class is None:
+        from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
+
+        class DelayedBar(hf_tqdm):
+            def __init__(self, *args, **kwargs):
+                kwargs.setdefault("delay", BAR_DELAY)
+                super().__init__(*args, **kwargs)
+
+        _bar_class = DelayedBar
+    return _bar_class
+
+
 # ---------------------------------------------------------------------------------------------
 # The verbs
 
@@ -65,7 +85,7 @@ def download(repo_id, filename, revision="main", repo_type="model", local_files_
         return _hub().hf_hub_download(
             repo_id, filename, revision=revision, repo_type=repo_type, cache_dir=s.cache_dir,
             endpoint=s.endpoint, token=s.hf_token_arg, local_files_only=offline,
-            force_download=bool(force_download))
+            force_download=bool(force_download), tqdm_class=_bars())
 
     return _run(call, s, ctx, offline, quiet)
 
@@ -86,7 +106,7 @@ def snapshot(repo_id, revision="main", repo_type="model", allow_patterns=None,
             repo_id, revision=revision, repo_type=repo_type, cache_dir=s.cache_dir,
             local_dir=local_dir, endpoint=s.endpoint, token=s.hf_token_arg,
             local_files_only=offline, force_download=bool(force_download),
-            allow_patterns=allow, ignore_patterns=ignore)
+            allow_patterns=allow, ignore_patterns=ignore, tqdm_class=_bars())
 
     return _run(call, s, ctx, offline, quiet)
 

@@ -255,6 +255,22 @@ def test_quiet_restores_progress_bars(hf_env, mirror, tiny):
     assert are_progress_bars_disabled() == before
 
 
+def _snapshot_stderr(hf_env) -> str:
+    code = f"from pybridge import hub; hub.snapshot({TINY!r})"
+    env = {**os.environ, **hf_env}
+    env.pop("LD_LIBRARY_PATH", None)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True, timeout=120).stderr
+
+
+def test_progress_bars_show_only_for_slow_downloads(hf_env, mirror, tiny):
+    assert "Fetching" not in _snapshot_stderr(hf_env)  # small files: no bar at all
+    slow = {**hf_env, "HF_HOME": hf_env["HF_HOME"] + "-slow"}
+    mirror.set_faults([{"path": f"{TINY}/weights.bin", "kind": "delay",
+                        "seconds": hub.BAR_DELAY + 1, "method": "GET"}])
+    assert "Fetching" in _snapshot_stderr(slow)
+
+
 def test_offline_switch_is_restored(hf_env, mirror, tiny):
     from huggingface_hub import constants
 

@@ -27,7 +27,8 @@
 #' @param force_download If `TRUE`, download again even if the file is cached.
 #' @param token A Hub token for private or gated repositories. By default `HF_TOKEN` or the
 #'   token file. It is never printed.
-#' @param quiet If `TRUE`, show no progress bar.
+#' @param quiet If `TRUE`, show no progress bar. Otherwise a bar shows once a download has run
+#'   for 2 seconds.
 #' @return The path of the file in the cache, as a string.
 #' @family hub
 #' @export
