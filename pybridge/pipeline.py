@@ -23,6 +23,10 @@ ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classifica
 NATIVE = ("text-classification", "zero-shot-classification", "token-classification", "fill-mask",
           "text-generation", "feature-extraction")
 OWN = ("question-answering", "summarization", "translation", "text2text-generation")
+# Tasks with one output per text and no sampling: batches of texts of alike length waste less on
+# padding, so their texts go through the pipeline longest first (see length_order()).
+LENGTH_SORTED = ("text-classification", "zero-shot-classification", "token-classification",
+                 "fill-mask", "feature-extraction")
 # transformers 4's defaults for the tasks transformers 5 removed.
 OWN_DEFAULTS = {
     "question-answering": "distilbert/distilbert-base-cased-distilled-squad",
@@ -120,11 +124,23 @@ def start(task, inputs=None, model=None, revision="main", device="cpu", batch_si
     seed = args.pop("seed", None)
     if seed is not None:
         models.import_transformers().set_seed(seed)
+    order = None
+    if name in LENGTH_SORTED and args.get("batch_size", 1) > 1 and len(items) > 1:
+        order = length_order(pipe.tokenizer, items)
     if name in OWN:
         outputs = pipe.iterate(items, task=task, **args)
     else:
-        outputs = iter(pipe((x for x in items), **args)) if items else iter(())
-    return Job(name, pipe, items, outputs, args)
+        feed = items if order is None else [items[i] for i in order]
+        outputs = iter(pipe((x for x in feed), **args)) if items else iter(())
+    return Job(name, pipe, items, outputs, args, order)
+
+
+def length_order(tokenizer, texts) -> list:
+    """Positions of ``texts``, longest (in tokens) first. transformers' pipelines pad each batch
+    to its longest text in the order given, which on texts of mixed lengths costs about as
+    much as the texts themselves."""
+    lengths = [len(ids) for ids in tokenizer(list(texts))["input_ids"]]
+    return sorted(range(len(texts)), key=lambda i: -lengths[i])
 
 
 def step(job: "Job", n=None) -> int:
@@ -140,9 +156,10 @@ def finish(job: "Job"):
 class Job:
     """One pipeline call over many inputs, consumed step by step."""
 
-    def __init__(self, name, pipe, items, outputs, args):
+    def __init__(self, name, pipe, items, outputs, args, order=None):
         self.name, self.pipe, self.items, self.args = name, pipe, items, args
         self.outputs, self.results = outputs, []
+        self.order = order  # the position in items of each output, when not in input order
 
     @property
     def total(self) -> int:
@@ -163,6 +180,11 @@ class Job:
         if self.remaining:
             raise errors.InvalidArgumentError("The job has inputs left; call step() first.",
                                               argument="job")
+        if self.order is not None:
+            results = [None] * len(self.results)
+            for output, position in zip(self.results, self.order):
+                results[position] = output
+            self.results, self.order = results, None
         return _CONVERTERS[self.name](self)
 
 
@@ -308,11 +330,17 @@ def _text_generation(job):
 
 
 def _feature_extraction(job):
-    mats = [np.asarray(_tensor(t)[0], dtype=np.float64) for t in job.results]
+    """Each text's token x hidden matrix. With batch_size > 1, transformers returns a text's rows
+    padded to its batch's longest text; the padding rows are dropped."""
     tokenize_kwargs = job.args.get("tokenize_kwargs") or {}
-    tokens = []
-    for text, mat in zip(job.items, mats):
+    left = job.pipe.tokenizer.padding_side == "left"
+    mats, tokens = [], []
+    for text, out in zip(job.items, job.results):
+        mat = np.asarray(_tensor(out)[0], dtype=np.float64)
         toks = job.pipe.tokenizer(text, **tokenize_kwargs).tokens()
+        if len(toks) < mat.shape[0]:
+            mat = mat[mat.shape[0] - len(toks):] if left else mat[:len(toks)]
+        mats.append(mat)
         tokens += toks if len(toks) == mat.shape[0] else [""] * mat.shape[0]
     hidden = mats[0].shape[1] if mats else 0
     values = np.concatenate(mats) if mats else np.zeros((0, hidden))

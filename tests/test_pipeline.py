@@ -88,6 +88,28 @@ def test_batch_size_gives_the_same_scores(hf_env, hub_models):
     np.testing.assert_allclose(one["score"], four["score"], atol=TOL)
 
 
+MIXED = ["Short.", "Hi", "Alice lives in Berlin and works for Acme, and Bob met Carol in London.",
+         "A text of middle length.", "The explanation was very confusing, and the course long."]
+
+
+@pytest.mark.parametrize("task,name,args,texts", [
+    ("text-classification", "sentiment", {"top_k": 2}, MIXED),
+    ("zero-shot-classification", "nli", {"candidate_labels": ["travel", "work"]}, MIXED),
+    ("ner", "ner", {"aggregation_strategy": "simple"}, MIXED),
+    ("fill-mask", "fill_mask", {}, [t + " It was [MASK]." for t in MIXED]),
+    ("feature-extraction", "bert", {}, MIXED),
+])
+def test_length_sorted_batches_keep_the_input_order(hf_env, hub_models, task, name, args, texts):
+    one_by_one = P.run(task, texts, hub_models[name], args=dict(args), env=hf_env)
+    batched = P.run(task, texts, hub_models[name], batch_size=3, args=dict(args), env=hf_env)
+    assert batched.keys() == one_by_one.keys()
+    for key, want in one_by_one.items():
+        if isinstance(want, np.ndarray) and want.dtype.kind == "f":
+            np.testing.assert_allclose(batched[key], want, atol=TOL)
+        else:
+            assert list(batched[key]) == list(want), key
+
+
 @pytest.mark.parametrize("multi_label", [False, True])
 def test_zero_shot_matches_transformers(hf_env, hub_models, folders, multi_label):
     labels = ["travel", "cooking", "work"]
