@@ -46,7 +46,9 @@
 #' @param revision A branch, tag or commit of the model repository.
 #' @param device `"cpu"`, or `"cuda"`, `"cuda:1"`, `"mps"` where torch has them.
 #' @param batch_size `NULL` (one text at a time, as transformers does) or the number of texts
-#'   the model sees at once.
+#'   the model sees at once. With batches, the classification, fill-mask and feature-extraction
+#'   tasks run the texts longest first, so that a batch is padded little (the results keep the
+#'   input order).
 #' @param ... Default values of the task's own arguments, used by every call (a call's own
 #'   arguments win).
 #' @param token A Hub token for private or gated models; by default `HF_TOKEN` or the token
