@@ -16,10 +16,11 @@ The fast path: R allocates the result vector (unwritten, with its ``dim``) and p
 :meth:`SafetensorsFile.fill`; reticulate hands it over as a zero-copy (read-only flagged) numpy
 view of R's memory, and the conversion is written straight into it. That is one pass over the
 data instead of reticulate's cast plus copy plus transpose, and large tensors are cut into row
-blocks that threads convert side by side (numpy lets go of the GIL while it copies). R owns the vector and has not shared it
-yet, so writing into it is invisible to any other R object; R checks once per session that the view
-is really shared (:func:`probe_fill`) and otherwise uses :meth:`SafetensorsFile.read`, which
-returns a Fortran-ordered numpy array for reticulate to convert.
+blocks that threads convert side by side (numpy lets go of the GIL while it copies). R owns the
+vector and has not shared it yet, so writing into it is invisible to any other R object; R checks
+once per session that the view is really shared (:func:`probe_fill`) and otherwise uses
+:meth:`SafetensorsFile.read`, which returns a Fortran-ordered numpy array for reticulate to
+convert.
 """
 
 from __future__ import annotations
