@@ -11,6 +11,14 @@ export TZ=${TZ:-UTC}  # R asks timedatectl otherwise, which warns on machines wi
 export HFBRIDGE_REPO="$root"
 export HFBRIDGE_REQUIRE_REFERENCE=1  # the transformers 4 pipelines that tools/setup.sh installs
 
+# setup.sh has just run roxygen: with R/ as committed, man/ and NAMESPACE must be as committed too.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && git diff --quiet HEAD -- rpackage/R &&
+   ! git diff --quiet HEAD -- rpackage/man rpackage/NAMESPACE; then
+  echo "rpackage/man or NAMESPACE differ from what roxygen makes of R/: commit them" >&2
+  git diff --stat HEAD -- rpackage/man rpackage/NAMESPACE >&2
+  exit 1
+fi
+
 echo "== R CMD check (with testthat)"
 rm -rf build/check && mkdir -p build/check
 Rscript -e 'res <- rcmdcheck::rcmdcheck("rpackage", args = c("--no-manual"), build_args = "--no-manual", check_dir = "build/check", error_on = "warning"); print(res)'
