@@ -1,7 +1,8 @@
 """Runs transformers 4 pipelines on cases read from stdin (JSON) and prints their outputs (JSON).
 
-Started by tests/test_pipeline_transformers4.py with PYTHONPATH=.venv/transformers4, so that
-``import transformers`` is transformers 4 while torch, numpy and safetensors are the venv's.
+Started by the ``transformers4`` fixture of tests/test_pipeline.py with
+PYTHONPATH=.venv/transformers4, so that ``import transformers`` is transformers 4 while torch,
+numpy and safetensors are the venv's.
 Each case: {"task", "model" (a folder), "inputs", "call" (keyword arguments of the call)}.
 """
 
