@@ -45,7 +45,7 @@ hub_download <- function(repo_id, filename, revision = "main", repo_type = "mode
   hub_check_repo(repo_id, revision, repo_type)
   hub_check_filename(filename)
   check_flags(local_files_only = local_files_only, force_download = force_download,
-                  quiet = quiet)
+              quiet = quiet)
   hub_check_token(token)
   hub_py("download", repo_id, filename, revision = revision, repo_type = repo_type,
           local_files_only = local_files_only, force_download = force_download, quiet = quiet,
@@ -83,7 +83,7 @@ hub_snapshot <- function(repo_id, revision = "main", repo_type = "model", allow_
   allow_patterns <- hub_check_patterns(allow_patterns, "allow_patterns")
   ignore_patterns <- hub_check_patterns(ignore_patterns, "ignore_patterns")
   check_flags(local_files_only = local_files_only, force_download = force_download,
-                  quiet = quiet)
+              quiet = quiet)
   hub_check_token(token)
   hub_py("snapshot", repo_id, revision = revision, repo_type = repo_type,
           allow_patterns = allow_patterns, ignore_patterns = ignore_patterns,
