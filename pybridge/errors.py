@@ -1,18 +1,22 @@
 """Typed errors that the R package maps to classed conditions.
 
-Each class carries a ``code``; R turns it into ``hfbridge_error_<code>``. The fields (repo_id,
-filename, revision, path, ...) travel to R through :func:`last_error_info`, because reticulate 1.28
-only passes the Python class name and message.
+Each class carries a ``code``; R turns it into the condition class ``hfbridge_error_<code>`` and
+the keyword ``fields`` (repo_id, filename, revision, path, ...) into fields of that condition. R
+reads them from the exception object itself, which reticulate keeps after a failed call. Each
+class also subclasses the matching built-in (``ValueError``, ``FileNotFoundError``,
+``PermissionError``, ``ConnectionError``, ``ImportError``), so that Python callers can catch them
+as they would huggingface_hub's.
+
+Messages and fields are made safe once, here: tokens are redacted, and NUL bytes (which no R
+string can hold) are written as ``\\0``.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 
 _TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
 _secrets: set[str] = set()
-_last = threading.local()
 
 
 def register_secret(value: str | None) -> None:
@@ -27,92 +31,97 @@ def redact(text: str) -> str:
     return _TOKEN_PATTERN.sub("hf_***", text)
 
 
+def safe_text(value) -> str:
+    """``value`` as a string that may be shown and that R can hold."""
+    return redact(str(value)).replace("\x00", "\\0")
+
+
 class PybridgeError(Exception):
     """Base class. ``code`` names the R condition class ``hfbridge_error_<code>``."""
 
     code = "error"
 
     def __init__(self, message: str, **fields):
-        message = redact(str(message))
+        message = safe_text(message)
         super().__init__(message)
         self.message = message
         self.fields = {k: _plain(v) for k, v in fields.items() if v is not None}
-        _last.error = self
+
+    def __str__(self) -> str:
+        return self.message
 
 
-class RepoNotFoundError(PybridgeError):
+class RepoNotFoundError(PybridgeError, FileNotFoundError):
     code = "repo_not_found"
 
 
-class RevisionNotFoundError(PybridgeError):
+class RevisionNotFoundError(PybridgeError, FileNotFoundError):
     code = "revision_not_found"
 
 
-class EntryNotFoundError(PybridgeError):
+class EntryNotFoundError(PybridgeError, FileNotFoundError):
     code = "entry_not_found"
 
 
-class GatedRepoError(PybridgeError):
-    code = "gated"
-
-
-class AuthError(PybridgeError):
-    code = "auth"
-
-
-class OfflineNotCachedError(PybridgeError):
+class OfflineNotCachedError(PybridgeError, FileNotFoundError):
     code = "offline_not_cached"
 
 
-class NetworkError(PybridgeError):
+class GatedRepoError(PybridgeError, PermissionError):
+    code = "gated"
+
+
+class AuthError(PybridgeError, PermissionError):
+    code = "auth"
+
+
+class NetworkError(PybridgeError, ConnectionError):
     code = "network"
 
 
-class InvalidFileError(PybridgeError):
+class InvalidFileError(PybridgeError, ValueError):
     code = "invalid_file"
 
 
-class InvalidArgumentError(PybridgeError):
+class InvalidArgumentError(PybridgeError, ValueError):
     code = "invalid_argument"
 
 
-class PythonEnvironmentError(PybridgeError):
-    code = "python_environment"
-
-
-class UnsupportedError(PybridgeError):
+class UnsupportedError(PybridgeError, ValueError):
     code = "unsupported"
 
 
-class PickleWeightsError(PybridgeError):
+class PickleWeightsError(PybridgeError, ValueError):
     """The repo holds weights only as pickles, which can run code when loaded."""
 
     code = "pickle_weights"
 
 
+class PythonEnvironmentError(PybridgeError, ImportError):
+    code = "python_environment"
+
+
+class PythonError(PybridgeError, RuntimeError):
+    """An exception pybridge did not foresee, raised by a library it called."""
+
+    code = "python"
+
+
 def _plain(value):
-    if isinstance(value, (str, int, float, bool)):
-        return redact(value) if isinstance(value, str) else value
+    if isinstance(value, (bool, int, float)):
+        return value
     if isinstance(value, (list, tuple)):
-        return [redact(str(v)) for v in value]
-    return redact(str(value))
+        return [safe_text(v) for v in value]
+    return safe_text(value)
 
 
-def remember(err: PybridgeError) -> None:
-    """Makes ``err`` this thread's last error: for an error raised on a worker thread and
-    raised again on the calling one."""
-    _last.error = err
-
-
-def last_error_info() -> dict | None:
-    """The last PybridgeError raised in this thread, as a plain dict, then forget it."""
-    err = getattr(_last, "error", None)
-    _last.error = None
-    if err is None:
-        return None
-    return {
-        "type": type(err).__name__,
-        "code": err.code,
-        "message": err.message,
-        "fields": dict(err.fields),
-    }
+def call(function, *args, **kwargs):
+    """Runs ``function`` for R. Any exception leaves as a :class:`PybridgeError`, whose message
+    and fields R can convert: an unforeseen one becomes a :class:`PythonError` naming its type."""
+    try:
+        return function(*args, **kwargs)
+    except PybridgeError:
+        raise
+    except Exception as exc:
+        kind = type(exc).__name__
+        raise PythonError(f"Python raised {kind}: {exc}", python_type=kind) from None

@@ -6,8 +6,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List
 
-from .errors import PybridgeError, remember
-
 
 def run_parallel(tasks: List[Callable[[], None]], workers: int) -> None:
     """Runs ``tasks`` on up to ``workers`` threads, in order of submission, and raises the first
@@ -21,8 +19,5 @@ def run_parallel(tasks: List[Callable[[], None]], workers: int) -> None:
     try:
         for future in [pool.submit(task) for task in tasks]:
             future.result()
-    except PybridgeError as err:
-        remember(err)  # R reads the error's fields from the calling thread
-        raise
     finally:
         pool.shutdown(cancel_futures=True)

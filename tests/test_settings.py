@@ -11,7 +11,7 @@ def test_token_order_and_redaction(tmp_path):
     assert s.token == "explicit-secret"
     err = errors.AuthError("bad token explicit-secret and hf_fromfile123456789", repo_id="a/b")
     assert "explicit-secret" not in str(err) and "hf_fromfile" not in str(err)
-    assert errors.last_error_info()["code"] == "auth"
+    assert err.code == "auth" and isinstance(err, PermissionError)
 
 
 def test_offline_and_endpoint():

@@ -44,21 +44,43 @@ redact <- function(text) {
   gsub("hf_[A-Za-z0-9]{8,}", "hf_***", text)
 }
 
-# Turns the error of a failed Python call into a classed R condition.
-rethrow_python_error <- function(e) {
-  if (inherits(e, "hfbridge_error")) stop(e)
-  py_err <- reticulate::py_last_error()
-  info <- tryCatch(pybridge_module("errors")$last_error_info(), error = function(e2) NULL)
-  if (!is.null(info) && !is.null(py_err) && identical(info$type, py_err$type)) {
-    do.call(hfbridge_abort, c(list(info$code, info$message), info$fields))
-  }
-  type <- if (is.null(py_err)) "error" else py_err$type
-  msg <- if (is.null(py_err)) conditionMessage(e) else py_err$value
-  hfbridge_abort("python", sprintf("Python raised %s: %s", type, msg), python_type = type)
+# Calls a Python function for R through pybridge.errors.call(), so that every Python failure
+# leaves as a pybridge error with a code and fields, and maps it to a classed condition. The
+# last Python error is cleared first: a failure in R's conversion of the result then finds
+# none, and is never described with an earlier call's message.
+call_python <- function(f, ...) {
+  reticulate::py_last_error(NULL)
+  tryCatch(python_trampoline()(f, ...), error = rethrow_python_error)
 }
 
 # Calls pybridge.<module>.<fun>(...) and maps any failure to a classed condition.
 py_call <- function(module, fun, ...) {
-  f <- pybridge_module(module)[[fun]]
-  tryCatch(f(...), error = rethrow_python_error)
+  call_python(pybridge_module(module)[[fun]], ...)
+}
+
+python_trampoline <- function() {
+  if (is.null(.hfb$trampoline)) .hfb$trampoline <- pybridge_module("errors")$call
+  .hfb$trampoline
+}
+
+rethrow_python_error <- function(e) {
+  if (inherits(e, "hfbridge_error")) stop(e)
+  py_err <- reticulate::py_last_error()
+  if (is.null(py_err)) {
+    hfbridge_abort("python", paste("R could not take the result of a Python call:",
+                                   conditionMessage(e)))
+  }
+  exc <- attr(py_err, "exception")
+  code <- python_field(exc, "code")
+  if (is.null(code)) {  # not pybridge's (an interrupt, or an error before the call started)
+    hfbridge_abort("python", sprintf("Python raised %s: %s", py_err$type, py_err$value),
+                   python_type = py_err$type)
+  }
+  do.call(hfbridge_abort, c(list(code, python_field(exc, "message")),
+                            python_field(exc, "fields")))
+}
+
+python_field <- function(exc, name) {
+  if (!reticulate::py_has_attr(exc, name)) return(NULL)
+  reticulate::py_to_r(reticulate::py_get_attr(exc, name))
 }

@@ -204,7 +204,7 @@ hub_py <- function(fun, ...) {
     f <- pybridge_module("hub")[[fun]]
     assign(fun, f, envir = .hfb$hub_functions)
   }
-  tryCatch(f(...), error = rethrow_python_error)
+  call_python(f, ...)
 }
 
 # ---- argument checks (before Python starts) ----------------------------------------------------
