@@ -5,7 +5,7 @@ export R_LIBS := $(ROOT)/.rlib
 export HF_HUB_DISABLE_TELEMETRY := 1
 PY := $(ROOT)/.venv/bin/python
 
-.PHONY: setup demo test test-python test-r check-r bench docs clean
+.PHONY: setup demo test lint bench docs clean
 
 setup:
 	@bash tools/setup.sh
@@ -15,6 +15,9 @@ demo: setup
 
 test: setup
 	bash tools/test.sh
+
+lint: setup
+	bash tools/lint.sh
 
 docs: setup
 	Rscript -e 'roxygen2::roxygenise("rpackage")'
