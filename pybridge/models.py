@@ -6,7 +6,7 @@
   ...) is refused with :class:`PickleWeightsError` unless ``allow_pickle=True``, and pickle files
   are not even downloaded unless allowed. ``trust_remote_code`` is False unless asked.
 - A process-level cache keeps each loaded model under (kind, model, revision, device, options),
-  so that a Shiny app or a loop calling ``pipeline()``/``embed()`` again loads it once.
+  so that a Shiny app or a loop calling ``pipeline()``/``embed_text()`` again loads it once.
   :func:`cache_clear` empties it.
 
 torch and transformers are imported here lazily, on the first load, never by the hub layer.
