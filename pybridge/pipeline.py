@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import errors, models
+from . import errors, models, pipeline_args
 from .pipeline_v4 import QuestionAnswering, Seq2Seq
 
 ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
@@ -35,9 +35,6 @@ OWN_DEFAULTS = {
     "translation": "google-t5/t5-base",
     "text2text-generation": "google-t5/t5-base",
 }
-INT_ARGS = ("top_k", "max_new_tokens", "num_return_sequences", "seed", "num_beams", "max_length",
-            "min_length", "min_new_tokens", "no_repeat_ngram_size", "doc_stride",
-            "max_answer_len", "max_seq_len", "max_question_len", "stride")
 
 
 def supported_tasks() -> list:
@@ -77,11 +74,18 @@ def default_model(task: str) -> str:
 
 
 def load(task, model=None, revision="main", device="cpu", allow_pickle=False,
-         trust_remote_code=False, env=None, token=None, quiet=True) -> dict:
-    """Load the task's pipeline into the cache; returns what R prints and passes to :func:`run`."""
+         trust_remote_code=False, env=None, token=None, quiet=True, args=None) -> dict:
+    """Load the task's pipeline into the cache; returns what R prints and passes to :func:`run`.
+
+    ``args``, the default arguments of the task's calls, are checked first
+    (:func:`pybridge.pipeline_args.check`), so that a bad one fails before the model loads.
+    """
     name = canonical(task)
+    args = pipeline_args.check(task, name, dict(args or {}))
     model = model or default_model(name)
-    _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, quiet)
+    pipe = _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token,
+                  quiet)
+    pipeline_args.check_with_model(task, name, args, pipe.tokenizer)
     return {"task": task, "kind": name, "model": model, "revision": revision or "main",
             "device": str(device)}
 
@@ -90,9 +94,11 @@ def run(task, inputs=None, model=None, revision="main", device="cpu", batch_size
         args=None, allow_pickle=False, trust_remote_code=False, env=None, token=None):
     """Run the task's pipeline on ``inputs`` (a list of str) with the task's own ``args``.
 
-    Returns columns; ``text_id`` is 1-based. Question answering takes ``args['question']`` and
-    ``args['context']`` instead of ``inputs``. ``args['seed']`` seeds torch first (sampling),
-    as ``transformers.set_seed(seed)`` before the pipeline call does in Python.
+    Returns columns; ``text_id`` is 1-based. ``args`` are checked against the task's table in
+    :mod:`pybridge.pipeline_args` before the model runs. Question answering takes
+    ``args['question']`` and ``args['context']`` instead of ``inputs``. ``args['seed']`` seeds
+    torch first (sampling), as ``transformers.set_seed(seed)`` before the pipeline call does in
+    Python.
     """
     job = start(task, inputs, model, revision, device, batch_size, args, allow_pickle,
                 trust_remote_code, env, token)
@@ -109,9 +115,10 @@ def start(task, inputs=None, model=None, revision="main", device="cpu", batch_si
     generation gives the same texts as in Python, however many steps R takes.
     """
     name = canonical(task)
+    args = pipeline_args.check(task, name, dict(args or {}))
     model = model or default_model(name)
     pipe = _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, True)
-    args = _int_args(dict(args or {}))
+    pipeline_args.check_with_model(task, name, args, pipe.tokenizer)
     if batch_size is not None:
         args["batch_size"] = _positive_int(batch_size, "batch_size")
     if name == "question-answering":
@@ -121,7 +128,7 @@ def start(task, inputs=None, model=None, revision="main", device="cpu", batch_si
     if name == "zero-shot-classification" and not args.get("candidate_labels"):
         raise errors.InvalidArgumentError(
             "zero-shot-classification needs candidate_labels, e.g. candidate_labels = "
-            "c('sport', 'politics').", argument="candidate_labels")
+            "c('sport', 'politics').", argument="candidate_labels", task=task)
     seed = args.pop("seed", None)
     if seed is not None:
         models.import_transformers().set_seed(seed)
@@ -133,7 +140,7 @@ def start(task, inputs=None, model=None, revision="main", device="cpu", batch_si
     else:
         feed = items if order is None else [items[i] for i in order]
         outputs = iter(pipe((x for x in feed), **args)) if items else iter(())
-    return Job(name, pipe, items, outputs, args, order)
+    return Job(name, pipe, items, outputs, args, order, task)
 
 
 def length_order(tokenizer, texts) -> list:
@@ -157,8 +164,9 @@ def finish(job: "Job"):
 class Job:
     """One pipeline call over many inputs, consumed step by step."""
 
-    def __init__(self, name, pipe, items, outputs, args, order=None):
+    def __init__(self, name, pipe, items, outputs, args, order=None, task=None):
         self.name, self.pipe, self.items, self.args = name, pipe, items, args
+        self.task = task
         self.outputs, self.results = outputs, []
         self.order = order  # the position in items of each output, when not in input order
 
@@ -173,8 +181,13 @@ class Job:
 
     def run(self, n=None) -> int:
         todo = self.remaining if n is None else min(n, self.remaining)
-        for _ in range(todo):
-            self.results.append(next(self.outputs))
+        try:
+            for _ in range(todo):
+                self.results.append(next(self.outputs))
+        except ValueError as exc:
+            # transformers' way to refuse arguments that do not fit together or the model
+            # (num_return_sequences = 2 without sampling or beams), which only it can tell
+            raise errors.InvalidArgumentError(f"{self.task}: {exc}", task=self.task) from exc
         return self.remaining
 
     def result(self):
@@ -239,15 +252,6 @@ def _positive_int(value, name) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise errors.InvalidArgumentError(f"{name} must be a whole number >= 1.", argument=name)
     return value
-
-
-def _int_args(args: dict) -> dict:
-    """R doubles that name counts (top_k = 2) become Python ints."""
-    for name in INT_ARGS:
-        value = args.get(name)
-        if isinstance(value, float) and value.is_integer():
-            args[name] = int(value)
-    return args
 
 
 def _texts(inputs) -> list:

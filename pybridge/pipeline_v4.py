@@ -111,11 +111,8 @@ class QuestionAnswering:
     def iterate(self, pairs, task=None, top_k=1, doc_stride=None, max_answer_len=15,
                 max_seq_len=None, max_question_len=64, handle_impossible_answer=False,
                 align_to_words=True, batch_size=None):
-        """Yields, for each (question, context), its best answers."""
-        from .pipeline import _positive_int  # not at import: pipeline imports this module
-
-        top_k = _positive_int(top_k, "top_k")
-        max_answer_len = _positive_int(max_answer_len, "max_answer_len")
+        """Yields, for each (question, context), its best answers (the arguments are checked
+        by :mod:`pybridge.pipeline_args`)."""
         for q, c in pairs:
             yield self.answer(q, c, top_k, doc_stride, max_answer_len, max_seq_len,
                               handle_impossible_answer, align_to_words)
