@@ -118,9 +118,15 @@ pipeline <- function(task, model = NULL, revision = "main", device = "cpu", batc
                   quiet = spec$quiet, args = spec$defaults)
   spec$model <- info$model
   spec$kind <- info$kind
-  run <- function(inputs = NULL, ..., quiet = NULL) pipeline_call(spec, inputs, list(...), quiet)
-  structure(run, class = c("hfbridge_pipeline", "function"), task = task, model = info$model,
-            revision = spec$revision, device = spec$device)
+  structure(pipeline_function(spec), class = c("hfbridge_pipeline", "function"), task = task,
+            model = info$model, revision = spec$revision, device = spec$device)
+}
+
+# The function pipeline() returns. Made here, its environment holds `spec` only: made inside
+# pipeline(), it would keep the token, which saveRDS() would then write to disk.
+pipeline_function <- function(spec) {
+  force(spec)
+  function(inputs = NULL, ..., quiet = NULL) pipeline_call(spec, inputs, list(...), quiet)
 }
 
 #' @export
