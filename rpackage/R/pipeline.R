@@ -8,14 +8,32 @@
 #'
 #' | task | columns | the task's own arguments |
 #' |------|---------|--------------------------|
-#' | `"text-classification"`, `"sentiment-analysis"` | `text_id`, `text`, `label`, `score` | `top_k` (rows per text), `function_to_apply` |
-#' | `"zero-shot-classification"` | `text_id`, `label`, `score` | `candidate_labels`, `multi_label`, `hypothesis_template` |
-#' | `"token-classification"`, `"ner"` | `text_id`, `entity` (or `entity_group`), `score`, `word`, `start`, `end` | `aggregation_strategy` (`"none"`, `"simple"`, `"first"`, `"average"`, `"max"`) |
-#' | `"question-answering"` | `question`, `context`, `answer`, `score`, `start`, `end` | `question`, `context`, `top_k`, `max_answer_len`, `doc_stride`, `max_seq_len`, `handle_impossible_answer` |
-#' | `"fill-mask"` | `text_id`, `token_id`, `token_str`, `score`, `sequence` | `top_k`, `targets` |
-#' | `"summarization"`, `"translation"`, `"text2text-generation"` | `text_id`, `generated_text` | `max_new_tokens`, `num_beams`, `do_sample`, `prefix`, `src_lang`, `tgt_lang`, ... (`generate()` settings) |
-#' | `"text-generation"` | `text_id`, `prompt`, `generated_text` | `max_new_tokens`, `do_sample`, `temperature`, `top_k`, `top_p`, `num_return_sequences`, `seed`, `return_full_text` |
-#' | `"feature-extraction"` | a list of token x hidden matrices (rownames: the tokens) | `tokenize_kwargs` |
+#' | `"text-classification"`, `"sentiment-analysis"` | `text_id`, `text`, `label`, `score` | `top_k` (rows per text; `NULL`: all labels), `function_to_apply` (`"sigmoid"`, `"softmax"`, `"none"`), `truncation`, `max_length` |
+#' | `"zero-shot-classification"` | `text_id`, `label`, `score` | `candidate_labels`, `multi_label`, `hypothesis_template` (with `{}` for the label) |
+#' | `"token-classification"`, `"ner"` | `text_id`, `entity` (or `entity_group`), `score`, `word`, `start`, `end` | `aggregation_strategy` (`"none"`, `"simple"`, `"first"`, `"average"`, `"max"`), `ignore_labels`, `stride` |
+#' | `"question-answering"` | `question`, `context`, `answer`, `score`, `start`, `end` | `question`, `context`, `top_k`, `max_answer_len`, `doc_stride`, `max_seq_len`, `max_question_len`, `handle_impossible_answer`, `align_to_words` |
+#' | `"fill-mask"` | `text_id`, `token_id`, `token_str`, `score`, `sequence` | `top_k`, `targets`, `tokenizer_kwargs` |
+#' | `"summarization"`, `"translation"`, `"text2text-generation"` | `text_id`, `generated_text` | `prefix`, `truncation`, `clean_up_tokenization_spaces`, `seed`, `src_lang` and `tgt_lang` (translation), and `generate()` settings |
+#' | `"text-generation"` | `text_id`, `prompt`, `generated_text` | `seed`, `return_full_text`, `prefix`, `stop_sequence`, `truncation`, `handle_long_generation`, `clean_up_tokenization_spaces`, `skip_special_tokens`, and `generate()` settings |
+#' | `"feature-extraction"` | a list of token x hidden matrices (rownames: the tokens) | `tokenize_kwargs`, `truncation` |
+#'
+#' The `generate()` settings are `max_new_tokens`, `max_length`, `min_length`,
+#' `min_new_tokens`, `do_sample`, `num_beams`, `num_beam_groups`, `num_return_sequences`,
+#' `early_stopping`, `temperature`, `top_k`, `top_p`, `typical_p`, `min_p`, `epsilon_cutoff`,
+#' `eta_cutoff`, `repetition_penalty`, `encoder_repetition_penalty`, `length_penalty`,
+#' `diversity_penalty`, `no_repeat_ngram_size`, `encoder_no_repeat_ngram_size`, `max_time`,
+#' `use_cache`, `renormalize_logits`, `remove_invalid_values`, and the token ids
+#' `bad_words_ids`, `suppress_tokens`, `begin_suppress_tokens`, `forced_bos_token_id`,
+#' `forced_eos_token_id`, `eos_token_id`, `pad_token_id`, `bos_token_id`,
+#' `decoder_start_token_id`. `tokenize_kwargs` and `tokenizer_kwargs` are named lists of
+#' `truncation`, `max_length`, `padding` and `add_special_tokens`. Every task also takes
+#' `batch_size`.
+#'
+#' Each argument's type and range is checked before the model runs (counts are whole numbers
+#' >= 1, `top_p` is within 0 to 1, `temperature` is above 0, `seed` is from 0 to 2^32 - 1, and
+#' so on). An unknown argument, a value of the wrong type or out of range, or `NA`, signals
+#' `hfbridge_error_invalid_argument` with the fields `argument`, `task` and `value`, when the
+#' pipeline is created (for the defaults in `...`) or called.
 #'
 #' `text_id` is the position of the text in the input. `start` and `end` are 1-based and
 #' inclusive character positions, so `substr(text, start, end)` is the matched text. Token ids
@@ -91,18 +109,24 @@ pipeline <- function(task, model = NULL, revision = "main", device = "cpu", batc
     device = check_string(device, "device"), batch_size = tok_optional_count(batch_size, "batch_size"),
     allow_pickle = check_flag(allow_pickle, "allow_pickle"),
     trust_remote_code = check_flag(trust_remote_code, "trust_remote_code"),
-    quiet = check_flag(quiet, "quiet"), defaults = pipeline_named_args(list(...))
+    quiet = check_flag(quiet, "quiet"), defaults = pipeline_named_args(list(...), task)
   )
   hub_check_token(token)
   info <- py_call("pipeline", "load", task, model = model, revision = spec$revision,
                   device = spec$device, allow_pickle = spec$allow_pickle,
                   trust_remote_code = spec$trust_remote_code, env = hf_env(), token = token,
-                  quiet = spec$quiet)
+                  quiet = spec$quiet, args = spec$defaults)
   spec$model <- info$model
   spec$kind <- info$kind
-  run <- function(inputs = NULL, ..., quiet = NULL) pipeline_call(spec, inputs, list(...), quiet)
-  structure(run, class = c("hfbridge_pipeline", "function"), task = task, model = info$model,
-            revision = spec$revision, device = spec$device)
+  structure(pipeline_function(spec), class = c("hfbridge_pipeline", "function"), task = task,
+            model = info$model, revision = spec$revision, device = spec$device)
+}
+
+# The function pipeline() returns. Made here, its environment holds `spec` only: made inside
+# pipeline(), it would keep the token, which saveRDS() would then write to disk.
+pipeline_function <- function(spec) {
+  force(spec)
+  function(inputs = NULL, ..., quiet = NULL) pipeline_call(spec, inputs, list(...), quiet)
 }
 
 #' @export
@@ -132,9 +156,9 @@ pipeline_tasks <- function() {
   as.character(unlist(py_call("pipeline", "supported_tasks")))
 }
 
-#' The models loaded by pipeline(), embed() and hidden_states()
+#' The models loaded by pipeline(), embed_text() and hidden_states()
 #'
-#' Loaded models stay in memory for the R session, so that calling [pipeline()] or [embed()]
+#' Loaded models stay in memory for the R session, so that calling [pipeline()] or [embed_text()]
 #' again with the same model, revision, task and device reuses them. `pipeline_cache_info()`
 #' lists them; `pipeline_cache_clear()` frees them (the next call loads them again).
 #'
@@ -169,7 +193,7 @@ pipeline_step_size <- function(batch_size) max(64L, 8L * (if (is.null(batch_size
 # that a seeded generation gives Python's texts however many steps there are.
 pipeline_call <- function(spec, inputs, args, quiet) {
   quiet <- if (is.null(quiet)) spec$quiet else check_flag(quiet, "quiet")
-  args <- utils::modifyList(spec$defaults, pipeline_named_args(args))
+  args <- pipeline_merge_args(spec$defaults, pipeline_named_args(args, spec$task))
   if (identical(spec$kind, "question-answering")) {
     pairs <- pipeline_qa_inputs(inputs, args)
     args$question <- as.list(pairs$question)
@@ -206,14 +230,30 @@ pipeline_steps <- function(module, job, quiet, size, label) {
   invisible(total)
 }
 
-# The task's own arguments: a named list (vectors of several strings become lists).
-pipeline_named_args <- function(args) {
+# The task's own arguments: a named list (vectors of several strings become lists). pybridge
+# checks their types and ranges; NA is refused here, because reticulate turns a logical NA into
+# True and a character NA into "NA".
+pipeline_named_args <- function(args, task) {
   if (length(args) && (is.null(names(args)) || any(!nzchar(names(args))))) {
     hfbridge_abort("invalid_argument", paste0(
       "The task's arguments must be named, e.g. top_k = 2 or candidate_labels = c(\"a\", \"b\")."),
-      argument = "...")
+      argument = "...", task = task)
+  }
+  for (name in names(args)) {
+    if (anyNA(args[[name]], recursive = TRUE)) {
+      hfbridge_abort("invalid_argument", sprintf("%s: `%s` must not be NA, got %s.", task, name,
+                                                 describe_value(args[[name]])),
+                     argument = name, task = task, value = "NA")
+    }
   }
   lapply(args, function(x) if (is.character(x) && length(x) > 1L) as.list(x) else x)
+}
+
+# A call's arguments replace the defaults of the same name, whole (modifyList() would keep the
+# default's elements where a call gives an unnamed list, such as candidate_labels).
+pipeline_merge_args <- function(defaults, args) {
+  defaults[names(args)] <- args
+  defaults
 }
 
 # question = and context = (one context for all questions is recycled), or a data frame.

@@ -1,0 +1,64 @@
+# No object hfbridge returns keeps the token it was given, not even once saved with saveRDS()
+# (issue #10, reliability case 7): pipelines, embeddings, tokenizers, safetensors handles and
+# weights, hub results. The models are gated on the test mirror and only the secret opens them.
+
+keep_secret <- "hf_keptSecret7bq2LmZx91"
+
+keep_publish <- function() {
+  folders <- hfbridge:::pybridge_module("fixtures.task_models")$ensure()
+  repos <- c(sentiment = "token-kept/sentiment", bert = "token-kept/bert")
+  for (name in names(repos)) publish_repo(repos[[name]], folders[[name]])
+  gated <- stats::setNames(rep(list(list(keep_secret)), length(repos)), repos)
+  mirror_config(list(gated = gated), env = parent.frame())
+  as.list(repos)
+}
+
+# The bytes serialize() and saveRDS() write hold no secret.
+expect_no_secret <- function(object, label) {
+  path <- tempfile(fileext = ".rds")
+  on.exit(unlink(path))
+  saveRDS(object, path, compress = FALSE)
+  for (bytes in list(serialize(object, NULL), readBin(path, "raw", file.size(path)))) {
+    found <- grepRaw(keep_secret, bytes, fixed = TRUE)
+    expect(length(found) == 0L, sprintf("%s keeps the token (byte %d)", label, found[1]))
+  }
+}
+
+test_that("a pipeline made with a token keeps only what it needs, and not the token", {
+  local_hub()
+  repos <- keep_publish()
+  pipeline_cache_clear()
+  expect_error(pipeline("sentiment-analysis", repos$sentiment),
+               class = "hfbridge_error_gated")
+  p <- pipeline("sentiment-analysis", repos$sentiment, token = keep_secret, top_k = 2)
+  expect_identical(ls(environment(p), all.names = TRUE), "spec")
+  expect_no_secret(p, "pipeline")
+  expect_identical(nrow(p("good")), 2L)
+  expect_no_secret(p, "pipeline after a call")
+  expect_no_secret(pipeline("feature-extraction", repos$bert, token = keep_secret),
+                   "feature-extraction pipeline")
+})
+
+test_that("embeddings, tokenizers, safetensors and hub results keep no token", {
+  local_hub()
+  repos <- keep_publish()
+  pipeline_cache_clear()
+  objects <- list(
+    embed_text = embed_text("good", repos$bert, token = keep_secret, quiet = TRUE),
+    hidden_states = hidden_states("good", repos$bert, token = keep_secret, quiet = TRUE),
+    tokenizer = tokenizer_from_pretrained(repos$bert, token = keep_secret),
+    tokenizer_tok = tokenizer$from_pretrained(repos$bert, auth_token = keep_secret),
+    safe_load_model = safe_load_model(repos$bert, token = keep_secret),
+    safe_load_model_lazy = safe_load_model(repos$bert, lazy = TRUE, token = keep_secret),
+    safe_open = safe_open(hub_download(repos$bert, "model.safetensors", token = keep_secret,
+                                       quiet = TRUE)),
+    hub_download = hub_download(repos$bert, "config.json", token = keep_secret, quiet = TRUE),
+    hub_snapshot = hub_snapshot(repos$bert, token = keep_secret, quiet = TRUE),
+    hub_load = hub_load(repos$bert, token = keep_secret, quiet = TRUE),
+    hub_repo_info = hub_repo_info(repos$bert, token = keep_secret),
+    hub_list_files = hub_list_files(repos$bert, token = keep_secret),
+    hub_file_exists = hub_file_exists(repos$bert, "config.json", token = keep_secret)
+  )
+  for (name in names(objects)) expect_no_secret(objects[[name]], name)
+  expect_identical(objects$hub_file_exists, TRUE)
+})
