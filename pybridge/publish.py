@@ -521,9 +521,9 @@ def _local(path, name, ctx, folder: bool) -> str:
     ok = os.path.isdir(full) if folder else os.path.isfile(full)
     if not ok:
         what = "folder" if folder else "file"
-        raise errors.InvalidArgumentError(
-            f"The local {what} '{path}' does not exist{'' if not os.path.exists(full) else f' or is not a {what}'}.",
-            argument=name, path=path, **_fields(ctx))
+        problem = f"is not a {what}" if os.path.exists(full) else "does not exist"
+        raise errors.InvalidArgumentError(f"The local {what} '{path}' {problem}.", argument=name,
+                                          path=path, **_fields(ctx))
     return full
 
 

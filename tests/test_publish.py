@@ -463,3 +463,16 @@ def test_push_model_then_transformers_reads_it_through_the_mirror(gpt2, mirror, 
     files = hh.HfApi(endpoint=mirror.url).list_repo_files("ptest/gpt2-pushed")
     assert "model.safetensors" in files and not any(f.startswith("model-0") for f in files)
     assert again["commit_oid"] != res["commit_oid"]
+
+
+def test_publishing_imports_neither_torch_nor_transformers(mirror, writable, hf_env, tmp_path):
+    code = (
+        "import sys, json\n"
+        "from pybridge import publish\n"
+        f"env = {json.dumps({**hf_env, 'HF_TOKEN': WRITE})}\n"
+        "publish.create_repo('ptest/light', exist_ok=True, env=env)\n"
+        f"publish.upload_file({json.dumps(__file__)}, 'a.py', 'ptest/light', env=env)\n"
+        "print([m for m in ('torch', 'transformers') if m in sys.modules])\n")
+    out = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, **hf_env})
+    assert out.stdout.strip() == "[]"
