@@ -46,6 +46,11 @@ the cases apart (huggingface_hub 2.4, ``utils/_http.py``):
 
 Public repositories ignore the token, so a stray ``HF_TOKEN`` never breaks them.
 
+Writes (:mod:`pybridge.mirror.writes`, :mod:`pybridge.mirror.commits`): ``create_repo``,
+preupload, the git-lfs batch API with basic transfer and verify, NDJSON commits, branches and
+tags, as huggingface_hub 2.4 sends them with Xet off. Each commit is a git commit; writes need a
+token that ``mirror.json`` lists under ``write``; a stale ``parentCommit`` gets 412.
+
 Requests are counted (``Mirror.stats()``, ``GET /_mirror/stats``, ``POST /_mirror/stats/reset``)
 and logged one line each (``METHOD path status``) to stderr or ``--log FILE``. The query string,
 the headers and so any token are never logged. Faults can also be set with ``Mirror.set_faults``
