@@ -75,6 +75,24 @@ class AuthError(PybridgeError, PermissionError):
     code = "auth"
 
 
+class RepoExistsError(PybridgeError, FileExistsError):
+    """create_repo() on a repo that exists, without exist_ok."""
+
+    code = "repo_exists"
+
+
+class RefExistsError(PybridgeError, FileExistsError):
+    """create_branch() or create_tag() on a name that exists, without exist_ok."""
+
+    code = "ref_exists"
+
+
+class StaleParentError(PybridgeError, ValueError):
+    """parent_commit is no longer the head of the branch: someone committed since."""
+
+    code = "stale_parent"
+
+
 class NetworkError(PybridgeError, ConnectionError):
     code = "network"
 

@@ -57,24 +57,6 @@ _SHARD_FILE = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
 _LIST_KEYS = ("architectures",)  # config keys transformers reads as lists
 
 
-class RepoExistsError(errors.PybridgeError):
-    """create_repo() on a repo that exists, without exist_ok."""
-
-    code = "repo_exists"
-
-
-class RefExistsError(errors.PybridgeError):
-    """create_branch() or create_tag() on a name that exists, without exist_ok."""
-
-    code = "ref_exists"
-
-
-class StaleParentError(errors.PybridgeError):
-    """parent_commit is no longer the head of the branch: someone committed since."""
-
-    code = "stale_parent"
-
-
 # ---------------------------------------------------------------------------------------------
 # Repo verbs
 
@@ -475,15 +457,15 @@ def _translate(exc, ctx, s: Settings, exists=None) -> errors.PybridgeError:
     where = _where(ctx) if ctx.get("repo_id") else s.endpoint
     if status == 409 and exists:
         kind, name = exists
-        return RefExistsError(
+        return errors.RefExistsError(
             f"The {kind} '{name}' already exists in repo '{ctx['repo_id']}'. Pass exist_ok = TRUE "
             "to keep it as it is, or choose another name.", **{kind: name}, **_fields(ctx))
     if status == 409:
-        return RepoExistsError(
+        return errors.RepoExistsError(
             f"Repository '{ctx['repo_id']}' ({ctx['repo_type']}) already exists at {s.endpoint}. "
             "Pass exist_ok = TRUE to use it as it is.", **_fields(ctx))
     if status == 412:
-        return StaleParentError(
+        return errors.StaleParentError(
             f"{where} has moved on since parent_commit: someone committed in between. Read the "
             "new head with hub_repo_info() and try again.", **_fields(ctx))
     if status == 403 and s.token:

@@ -286,13 +286,13 @@ def test_publish_errors_are_classed_and_never_show_the_token(mirror, mirror_root
     assert READ not in str(err.value) and "may not write" in str(err.value)
     assert not (mirror_root / "models" / "ptest" / "e1").exists()
     publish.create_repo("ptest/e1", env=env)
-    with pytest.raises(publish.RepoExistsError) as err:
+    with pytest.raises(errors.RepoExistsError) as err:
         publish.create_repo("ptest/e1", env=env)
     assert err.value.code == "repo_exists" and err.value.fields["repo_id"] == "ptest/e1"
     assert publish.create_repo("ptest/e1", exist_ok=True, env=env)["repo_id"] == "ptest/e1"
     first = publish.upload_file(__file__, "a.py", "ptest/e1", env=env)
     publish.upload_file(__file__, "b.py", "ptest/e1", env=env)
-    with pytest.raises(publish.StaleParentError) as err:
+    with pytest.raises(errors.StaleParentError) as err:
         publish.upload_file(__file__, "c.py", "ptest/e1", parent_commit=first["commit_oid"],
                             env=env)
     assert err.value.code == "stale_parent"
@@ -302,7 +302,7 @@ def test_publish_errors_are_classed_and_never_show_the_token(mirror, mirror_root
     with pytest.raises(errors.InvalidArgumentError):
         publish.upload_folder(str(tmp_path / "nope"), "ptest/e1", env=env)
     publish.create_branch("ptest/e1", "dev", env=env)
-    with pytest.raises(publish.RefExistsError):
+    with pytest.raises(errors.RefExistsError):
         publish.create_branch("ptest/e1", "dev", env=env)
     with pytest.raises(errors.RepoNotFoundError):
         publish.upload_file(__file__, "a.py", "ptest/never-created", env=env)
