@@ -96,3 +96,14 @@ def isolated_mirror(tmp_path):
     m.start()
     yield m
     m.stop()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and lose a lot on a busy 2-core machine."""
+    import torch  # only the modules that ask for this fixture import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

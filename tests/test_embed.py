@@ -24,11 +24,8 @@ TEXTS = ["The cat sat on the mat.", "A dog lay on the rug.", "hi",
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)
     models.cache_clear()
 
 
@@ -96,7 +93,7 @@ def test_batches_are_length_sorted_and_pad_at_most_ten_percent():
 
 def test_batches_side_by_side_give_the_serial_result():
     texts = [("word " * (i % 23 + 1)).strip() for i in range(90)]
-    serial = E.embed(texts, MINILM, batch_size=8)  # one torch thread here (one_thread)
+    serial = E.embed(texts, MINILM, batch_size=8)  # one torch thread here (one_torch_thread)
     torch.set_num_threads(2)
     try:
         side_by_side = E.embed(texts, MINILM, batch_size=8)

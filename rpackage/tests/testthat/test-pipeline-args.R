@@ -1,14 +1,6 @@
-# Every task argument is checked for type and range before the model runs (issue #10): a call's
+# Every task argument is checked for type and range before the model runs: a call's
 # own arguments and the defaults given to pipeline() alike. Table-driven, on the tiny task models
 # of pybridge.fixtures.task_models published on the test mirror.
-
-args_fixtures <- function() {
-  tm <- hfbridge:::pybridge_module("fixtures.task_models")
-  folders <- tm$ensure()
-  ids <- tm$REPO_IDS
-  for (name in names(ids)) publish_repo(ids[[name]], folders[[name]])
-  list(folders = folders, ids = ids)
-}
 
 # task -> the fixture model, the inputs, and the arguments a call needs
 args_tasks <- list(
@@ -74,7 +66,7 @@ expect_refused <- function(expr, task, arg, label) {
 
 test_that("every bad task argument is refused per call, naming argument, task and value", {
   local_hub()
-  fx <- args_fixtures()
+  fx <- task_model_fixtures()
   for (task in names(args_bad)) {
     model <- fx$ids[[args_tasks[[task]][[1]]]]
     inputs <- args_tasks[[task]][[2]]
@@ -91,7 +83,7 @@ test_that("every bad task argument is refused per call, naming argument, task an
 
 test_that("every bad default given to pipeline() is refused when it is created", {
   local_hub()
-  fx <- args_fixtures()
+  fx <- task_model_fixtures()
   for (task in names(args_bad)) {
     model <- fx$ids[[args_tasks[[task]][[1]]]]
     # batch_size is pipeline()'s own argument there, checked in R before any task is known
@@ -107,7 +99,7 @@ test_that("every bad default given to pipeline() is refused when it is created",
 
 test_that("an unknown argument is refused and the task's arguments listed", {
   local_hub()
-  fx <- args_fixtures()
+  fx <- task_model_fixtures()
   p <- pipeline("sentiment-analysis", fx$ids$sentiment)
   err <- expect_error(p("good", top_K = 2), class = "hfbridge_error_invalid_argument")
   expect_identical(err$argument, "top_K")
@@ -120,7 +112,7 @@ test_that("an unknown argument is refused and the task's arguments listed", {
 
 test_that("a call's argument replaces the default of the same name, as Python's would", {
   local_hub()
-  fx <- args_fixtures()
+  fx <- task_model_fixtures()
   p <- pipeline("zero-shot-classification", fx$ids$nli, candidate_labels = c("a", "b", "c"))
   expect_identical(sort(unique(p("good")$label)), c("a", "b", "c"))
   expect_identical(sort(unique(p("good", candidate_labels = c("x", "y"))$label)), c("x", "y"))

@@ -2,14 +2,6 @@
 # are published on the test mirror, and each result is compared with the transformers pipeline
 # called in Python (through reticulate) on the same folder and the same inputs.
 
-pipeline_fixtures <- function() {
-  tm <- hfbridge:::pybridge_module("fixtures.task_models")
-  folders <- tm$ensure()
-  ids <- tm$REPO_IDS
-  for (name in names(ids)) publish_repo(ids[[name]], folders[[name]])
-  list(folders = folders, ids = ids)
-}
-
 # Tiny models gain nothing from threads and lose a lot on a busy 2-core machine.
 local_one_thread <- function(env = parent.frame()) {
   torch <- hfbridge:::pybridge_module("models")$import_torch()
@@ -28,7 +20,7 @@ texts <- c("This course is excellent.", "The explanation was very confusing.",
 test_that("the seed's classifier: default model, a list of strings in, labels out", {
   local_hub()
   local_one_thread()
-  fx <- pipeline_fixtures()
+  fx <- task_model_fixtures()
   classifier <- pipeline("sentiment-analysis")
   res <- classifier(list("This course is excellent.", "The explanation was very confusing."))
   expect_s3_class(res, "data.frame")
@@ -47,7 +39,7 @@ test_that("the seed's classifier: default model, a list of strings in, labels ou
 
 test_that("a pipeline prints its task, model, revision and device, never the token", {
   local_hub()
-  fx <- pipeline_fixtures()
+  fx <- task_model_fixtures()
   p <- pipeline("sentiment-analysis", fx$ids$sentiment, token = "hf_secretsecret1234")
   out <- capture.output(print(p))
   expect_match(out[1], "sentiment-analysis")
@@ -61,7 +53,7 @@ test_that("a pipeline prints its task, model, revision and device, never the tok
 test_that("text-classification: top_k rows per text, chunks keep text ids, as Python", {
   local_hub()
   local_one_thread()
-  fx <- pipeline_fixtures()
+  fx <- task_model_fixtures()
   p <- pipeline("text-classification", fx$ids$sentiment)
   many <- rep(texts, length.out = 150)  # three chunks of up to 64 texts
   res <- p(many, top_k = 2, quiet = TRUE)
@@ -79,7 +71,7 @@ test_that("text-classification: top_k rows per text, chunks keep text ids, as Py
 test_that("zero-shot-classification as Python, with default arguments set at creation", {
   local_hub()
   local_one_thread()
-  fx <- pipeline_fixtures()
+  fx <- task_model_fixtures()
   labels <- c("travel", "cooking", "work")
   p <- pipeline("zero-shot-classification", fx$ids$nli, candidate_labels = labels)
   for (multi in c(FALSE, TRUE)) {
@@ -96,7 +88,7 @@ test_that("zero-shot-classification as Python, with default arguments set at cre
 test_that("ner: 1-based inclusive offsets that substr() understands", {
   local_hub()
   local_one_thread()
-  fx <- pipeline_fixtures()
+  fx <- task_model_fixtures()
   ner <- pipeline("ner", fx$ids$ner)
   for (strategy in c("none", "simple")) {
     res <- ner(texts, aggregation_strategy = strategy)
@@ -118,7 +110,7 @@ test_that("ner: 1-based inclusive offsets that substr() understands", {
 test_that("fill-mask: 0-based token ids and scores as Python", {
   local_hub()
   local_one_thread()
-  fx <- pipeline_fixtures()
+  fx <- task_model_fixtures()
   masked <- c("Paris is the [MASK] of France.", "The cat sat on the [MASK].")
   res <- pipeline("fill-mask", fx$ids$fill_mask)(masked, top_k = 3)
   expect_named(res, c("text_id", "token_id", "token_str", "score", "sequence"))
@@ -133,7 +125,7 @@ test_that("fill-mask: 0-based token ids and scores as Python", {
 test_that("text-generation: the same seed gives Python's text, across chunks too", {
   local_hub()
   local_one_thread()
-  fx <- pipeline_fixtures()
+  fx <- task_model_fixtures()
   gen <- pipeline("text-generation", fx$ids$gpt2)
   prompts <- rep(c("Once upon a time", "The weather is", "Hello"), length.out = 70)
   res <- gen(prompts, max_new_tokens = 3, do_sample = TRUE, top_k = 20, seed = 42,
@@ -155,7 +147,7 @@ test_that("summarization, translation and text2text-generation as generate() in 
   # transformers 4's pipelines search 4 beams unless the model's generation config says otherwise
   local_hub()
   local_one_thread()
-  fx <- pipeline_fixtures()
+  fx <- task_model_fixtures()
   tr <- reticulate::import("transformers")
   tok <- tr$AutoTokenizer$from_pretrained(fx$folders$t5)
   model <- tr$AutoModelForSeq2SeqLM$from_pretrained(fx$folders$t5)
@@ -179,7 +171,7 @@ test_that("summarization, translation and text2text-generation as generate() in 
 test_that("question-answering: question = and context =, or a data frame", {
   local_hub()
   local_one_thread()
-  fx <- pipeline_fixtures()
+  fx <- task_model_fixtures()
   qa <- pipeline("question-answering", fx$ids$qa)
   context <- "Alice lives in Berlin and works for Acme."
   res <- qa(question = c("Where does Alice live?", "Who works for Acme?"), context = context)
@@ -201,7 +193,7 @@ test_that("question-answering: question = and context =, or a data frame", {
 test_that("feature-extraction gives token x hidden matrices equal to Python's", {
   local_hub()
   local_one_thread()
-  fx <- pipeline_fixtures()
+  fx <- task_model_fixtures()
   res <- pipeline("feature-extraction", fx$ids$bert)(texts[1:2])
   expect_type(res, "list")
   ref <- py_pipeline("feature-extraction", fx$folders$bert)(as.list(texts[1:2]),
@@ -215,7 +207,7 @@ test_that("feature-extraction gives token x hidden matrices equal to Python's", 
 
 test_that("unknown tasks and unusable models are classed 'unsupported' errors", {
   local_hub()
-  fx <- pipeline_fixtures()
+  fx <- task_model_fixtures()
   err <- expect_error(pipeline("image-classification", fx$ids$bert),
                       class = "hfbridge_error_unsupported")
   expect_match(conditionMessage(err), "sentiment-analysis")
@@ -227,7 +219,7 @@ test_that("unknown tasks and unusable models are classed 'unsupported' errors", 
 
 test_that("pickle-only repos are refused unless allow_pickle = TRUE", {
   local_hub()
-  fx <- pipeline_fixtures()
+  fx <- task_model_fixtures()
   err <- expect_error(pipeline("feature-extraction", fx$ids$pickle_only),
                       class = "hfbridge_error_pickle_weights")
   expect_identical(err$repo_id, fx$ids$pickle_only)
@@ -238,7 +230,7 @@ test_that("pickle-only repos are refused unless allow_pickle = TRUE", {
 
 test_that("bad arguments are caught before Python", {
   local_hub()
-  fx <- pipeline_fixtures()
+  fx <- task_model_fixtures()
   p <- pipeline("sentiment-analysis", fx$ids$sentiment)
   expect_error(p(c("ok", NA)), class = "hfbridge_error_invalid_argument")
   expect_error(p("ok", 2), class = "hfbridge_error_invalid_argument")
@@ -250,7 +242,7 @@ test_that("bad arguments are caught before Python", {
 
 test_that("models load once per session, pipeline_cache_clear() frees them, offline works", {
   local_hub()
-  fx <- pipeline_fixtures()
+  fx <- task_model_fixtures()
   pipeline_cache_clear()
   expect_identical(nrow(pipeline_cache_info()), 0L)
   a <- pipeline("sentiment-analysis", fx$ids$sentiment)
