@@ -261,7 +261,6 @@ def test_quiet_restores_progress_bars(hf_env, mirror, tiny):
 def _snapshot_stderr(hf_env) -> str:
     code = f"from pybridge import hub; hub.snapshot({TINY!r})"
     env = {**os.environ, **hf_env}
-    env.pop("LD_LIBRARY_PATH", None)
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True, timeout=120).stderr
 
