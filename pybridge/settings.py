@@ -23,6 +23,8 @@ _TRUE = {"1", "ON", "YES", "TRUE"}
 # huggingface_hub.constants attributes that follow a boolean variable of the same name; hub.py
 # sets them for the length of each call.
 FLAG_CONSTANTS = ("HF_HUB_DISABLE_SYMLINKS", "HF_HUB_DISABLE_XET", "HF_HUB_DISABLE_SHARED_BLOBS")
+# Any of these true sets constants.HF_HUB_DISABLE_TELEMETRY (a shorter user-agent).
+TELEMETRY_NAMES = ("HF_HUB_DISABLE_TELEMETRY", "DISABLE_TELEMETRY", "DO_NOT_TRACK")
 
 ENV_NAMES = (
     "HF_HOME",
@@ -39,7 +41,7 @@ ENV_NAMES = (
     "HF_HUB_ETAG_TIMEOUT",
     "HF_HUB_DOWNLOAD_TIMEOUT",
     "HF_HUB_DISABLE_PROGRESS_BARS",
-) + FLAG_CONSTANTS
+) + FLAG_CONSTANTS + TELEMETRY_NAMES
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,8 @@ def resolve(env: Optional[Mapping[str, str]] = None, token: Optional[str] = None
         etag_timeout=_timeout(env, "HF_HUB_ETAG_TIMEOUT"),
         download_timeout=_timeout(env, "HF_HUB_DOWNLOAD_TIMEOUT"),
         progress_bars=None if bars is None else not _is_true(bars),
-        flags={name: _is_true(_clean(env, name)) for name in FLAG_CONSTANTS},
+        flags={**{name: _is_true(_clean(env, name)) for name in FLAG_CONSTANTS},
+               "HF_HUB_DISABLE_TELEMETRY": any(_is_true(_clean(env, n)) for n in TELEMETRY_NAMES)},
     )
 
 

@@ -40,7 +40,7 @@ from huggingface_hub import constants as c
 print(json.dumps({"cache_dir": c.HF_HUB_CACHE, "offline": c.HF_HUB_OFFLINE,
                   "token_path": c.HF_TOKEN_PATH, "etag_timeout": c.HF_HUB_ETAG_TIMEOUT,
                   "download_timeout": c.HF_HUB_DOWNLOAD_TIMEOUT,
-                  "flags": {n: getattr(c, n) for n in %r},
+                  "flags": {n: getattr(c, n) for n in %r + ("HF_HUB_DISABLE_TELEMETRY",)},
                   "bars": c.HF_HUB_DISABLE_PROGRESS_BARS}))
 """ % (settings.FLAG_CONSTANTS,)
 
@@ -65,6 +65,8 @@ ENV_CASES = [
     {"HF_HOME": "{tmp}/a", "HF_HUB_DISABLE_SYMLINKS": "1", "HF_HUB_DISABLE_XET": "true",
      "HF_HUB_DISABLE_SHARED_BLOBS": "ON", "HF_HUB_DISABLE_PROGRESS_BARS": "1"},
     {"HF_HOME": "{tmp}/a", "HF_HUB_DISABLE_PROGRESS_BARS": "0"},
+    {"HF_HOME": "{tmp}/a", "DO_NOT_TRACK": "1"},
+    {"HF_HOME": "{tmp}/a", "HF_HUB_DISABLE_TELEMETRY": "0", "DISABLE_TELEMETRY": "yes"},
 ]
 
 
