@@ -188,6 +188,8 @@ cat("VALUES", format(utils::head(as.vector(aperm(x, rev(seq_along(dim(x))))), 20
 err <- tryCatch(pipeline("text-generation", "rlight/gpt2"), error = function(e) e)
 cat("PIPELINE", class(err)[1], "\\n")
 cat("MESSAGE", gsub("\\n", " ", conditionMessage(err)), "\\n")
+doctor <- utils::capture.output(hfbridge_doctor())
+cat("DOCTOR", any(grepl("install_pybridge(models = TRUE)", doctor, fixed = TRUE)), "\\n")
 cat("MODULES", reticulate::py_eval(
   "','.join(m for m in ('torch', 'transformers') if m in __import__('sys').modules) or 'none'"))
 """
@@ -220,4 +222,5 @@ def test_without_models_hub_tokenizers_and_safetensors_work_and_pipelines_say_wh
     assert values == ref.reshape(-1)[:len(values)].astype(np.float64).tolist() and values
     assert lines["PIPELINE"] == "hfbridge_error_python_environment"
     assert "install_pybridge(models = TRUE)" in lines["MESSAGE"]
+    assert lines["DOCTOR"] == "TRUE"
     assert lines["MODULES"] == "none"

@@ -56,3 +56,12 @@ test_that("the models extra is asked for in the form pip takes for each source",
                    "pybridge[models] @ git+https://example.org/hfbridge.git")
   expect_error(req("pybridge[test]", TRUE), class = "hfbridge_error_invalid_argument")
 })
+
+test_that("hfbridge_doctor() names the offline variable in use and finds the models extra", {
+  withr::local_envvar(TRANSFORMERS_OFFLINE = "1", HF_HUB_OFFLINE = NA)
+  out <- utils::capture.output(info <- hfbridge_doctor())
+  expect_true(info$offline)
+  expect_true(any(grepl("offline: HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE", out, fixed = TRUE)))
+  expect_true(info$models)  # this Python has torch and transformers
+  expect_false(any(grepl("^Models:", out)))
+})
