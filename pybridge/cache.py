@@ -42,6 +42,8 @@ def heal_ref(repo_folder: str, revision: str) -> Optional[str]:
     """The commit that ``refs/<revision>`` names, whitespace removed; None if there is no such
     ref. A ref with surrounding whitespace is rewritten to the bare commit when the cache is
     writable (see the module docstring); a read-only cache is left as it is."""
+    if os.path.isabs(revision) or ".." in revision.replace("\\", "/").split("/"):
+        return None  # not a ref name: never read or rewrite a file outside refs/
     path = os.path.join(repo_folder, "refs", revision)
     try:
         with open(path, encoding="utf-8") as handle:

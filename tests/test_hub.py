@@ -562,3 +562,18 @@ def test_a_repo_with_only_a_partial_file_can_be_deleted(hf_env, mirror, tiny):
     cache.delete(TINY, env=hf_env)
     assert not stale.exists()
     assert cache.scan(env=hf_env)["repo_id"] == []
+
+
+def test_heal_ref_touches_nothing_outside_refs(tmp_path):
+    commit = "a" * 40
+    outside = tmp_path / "outside"
+    outside.write_text(commit + "\n")
+    repo = tmp_path / "models--a--b"
+    (repo / "refs").mkdir(parents=True)
+    assert cache.heal_ref(str(repo), "../../outside") is None
+    assert cache.heal_ref(str(repo), str(outside)) is None
+    assert outside.read_text() == commit + "\n"
+    (repo / "refs" / "main").write_text(commit + "\r\n")
+    assert cache.heal_ref(str(repo), "main") == commit
+    assert (repo / "refs" / "main").read_text() == commit
+    assert sorted(os.listdir(repo / "refs")) == ["main"]  # no temporary file left
