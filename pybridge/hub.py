@@ -3,8 +3,9 @@
 Every function takes ``env=None, token=None`` (R passes ``hf_env()``), resolves them with
 :func:`pybridge.settings.resolve`, and hands ``cache_dir``, ``endpoint``, ``token`` and
 ``local_files_only`` explicitly to huggingface_hub, and sets the constants it reads from the
-environment only once, at import (offline, timeouts...), for the length of the call. Failures leave as :mod:`pybridge.errors` classes with the
-fields ``repo_id``, ``filename``, ``revision`` and ``repo_type``.
+environment only once, at import (offline, timeouts...), for the length of the call. Failures
+leave as :mod:`pybridge.errors` classes with the fields ``repo_id``, ``filename``, ``revision``
+and ``repo_type``.
 
 Nothing here imports torch or transformers. huggingface_hub itself is imported on first use.
 """

@@ -2,7 +2,8 @@
 #'
 #' Prints which Python is used and why, the versions of pybridge and the Hugging Face libraries,
 #' whether numpy and reticulate fit together, the cache folder, the endpoint, whether a token
-#' is set (never its value), and whether the models extra (torch, transformers) is installed. It starts Python if it is not running yet.
+#' is set (never its value), and whether the models extra (torch, transformers) is installed.
+#' It starts Python if it is not running yet.
 #'
 #' @return A list with the same facts, invisibly.
 #' @export
@@ -33,7 +34,8 @@ hfbridge_doctor <- function() {
       if (isTRUE(info$offline)) " (offline: HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)" else "", "\n",
       sep = "")
   if (!isTRUE(info$models)) {
-    cat("Models: torch or transformers is missing; pipelines need install_pybridge(models = TRUE)\n")
+    cat("Models: torch or transformers is missing;",
+        "pipelines need install_pybridge(models = TRUE)\n")
   }
   cat("Token: ", if (isTRUE(info$token_set)) paste0("set (from ", info$token_source, ")") else "not set", "\n", sep = "")
   invisible(c(list(ok = numpy_ok, reason = reason), info))

@@ -13,8 +13,8 @@
 #' else `TRANSFORMERS_OFFLINE`), the token (`HF_TOKEN`, `HF_TOKEN_PATH`, the token file
 #' `$HF_HOME/token`, `HF_HUB_DISABLE_IMPLICIT_TOKEN`), the timeouts (`HF_HUB_ETAG_TIMEOUT`,
 #' `HF_HUB_DOWNLOAD_TIMEOUT`) and `HF_HUB_DISABLE_PROGRESS_BARS`; `docs/environment.md` in the
-#' hfbridge sources lists them all. Network failures are retried with backoff. Failures arrive as classed
-#' conditions (see [hfbridge_errors]): `hfbridge_error_repo_not_found`,
+#' hfbridge sources lists them all. Network failures are retried with backoff. Failures arrive
+#' as classed conditions (see [hfbridge_errors]): `hfbridge_error_repo_not_found`,
 #' `hfbridge_error_revision_not_found`, `hfbridge_error_entry_not_found`, `hfbridge_error_gated`,
 #' `hfbridge_error_auth`, `hfbridge_error_offline_not_cached`, `hfbridge_error_network` and
 #' `hfbridge_error_invalid_argument`, with the fields `repo_id`, `filename`, `revision` and

@@ -28,7 +28,8 @@ venv_python <- function(venv) file.path(venv, "bin", "python")
 
 # The variable ldpaths sets: DYLD_FALLBACK_LIBRARY_PATH on macOS, LD_LIBRARY_PATH elsewhere.
 library_path_variable <- function() {
-  if (identical(Sys.info()[["sysname"]], "Darwin")) "DYLD_FALLBACK_LIBRARY_PATH" else "LD_LIBRARY_PATH"
+  darwin <- identical(Sys.info()[["sysname"]], "Darwin")
+  if (darwin) "DYLD_FALLBACK_LIBRARY_PATH" else "LD_LIBRARY_PATH"
 }
 
 # What ldpaths puts in front of the inherited path: R_HOME/etc/ldpaths run again in a shell with
@@ -212,7 +213,8 @@ install_pybridge <- function(source = default_pybridge_source(), envname = pybri
   target <- if (dir.exists(source) && editable) c("-e", requirement) else requirement
   run_child_python(venv_python(envname), c("-m", "pip", "install", target),
                    sprintf("Installing pybridge into %s with pip", envname),
-                   "Fix what pip reports above (network, proxy, disk space), then run install_pybridge() again.")
+                   paste("Fix what pip reports above (network, proxy, disk space), then run",
+                         "install_pybridge() again."))
   invisible(venv_python(envname))
 }
 

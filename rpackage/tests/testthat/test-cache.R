@@ -132,13 +132,15 @@ test_that("a download killed mid-way is reported, and the next download removes 
          download$is_alive() && Sys.time() < deadline) Sys.sleep(0.05)
   download$kill()
   expect_length(partial, 1)
-  expect_message(scan <- hub_cache_scan(), "partial download", class = "hfbridge_message_cache_scan")
+  expect_message(scan <- hub_cache_scan(), "partial download",
+                 class = "hfbridge_message_cache_scan")
   found <- attr(scan, "incomplete")
   expect_identical(found$path, partial)
   expect_identical(found$repo_id, tiny)
   expect_false(found$in_use)
   path <- hub_download(tiny, "weights.bin", quiet = TRUE)  # the delay was used up
-  expect_identical(readBin(path, "raw", 20000), readBin(file.path(src, "weights.bin"), "raw", 20000))
+  expect_identical(readBin(path, "raw", 20000),
+                   readBin(file.path(src, "weights.bin"), "raw", 20000))
   expect_false(file.exists(partial))
   expect_silent(scan <- hub_cache_scan())
   expect_identical(nrow(attr(scan, "incomplete")), 0L)

@@ -67,7 +67,8 @@ test_that("HUGGINGFACE_HUB_CACHE set mid-session is the cache Python's huggingfa
   python_cache <- hub_test_python("import huggingface_hub.constants as c; print(c.HF_HUB_CACHE)")
   expect_identical(utils::tail(python_cache, 1), legacy)
   expect_true(startsWith(path, legacy))
-  code <- sprintf("import huggingface_hub as h; print(h.hf_hub_download('%s', 'config.json'))", tiny)
+  code <- sprintf("import huggingface_hub as h; print(h.hf_hub_download('%s', 'config.json'))",
+                  tiny)
   expect_identical(utils::tail(hub_test_python(code, c(HF_HUB_OFFLINE = "1")), 1), path)
 })
 
