@@ -1,7 +1,8 @@
 # Reads pyproject.toml so that the Nix package follows it: name, version, and the distribution
-# names of the dependencies and of the `test` extra, normalised as nixpkgs names its Python
-# attributes (lower case, runs of '_' '.' '-' written '-'). Version pins are dropped here: the
-# package relaxes them (pythonRelaxDeps) because nixpkgs carries its own versions.
+# names of the dependencies (with the `models` extra) and of the `test` extra, normalised as
+# nixpkgs names its Python attributes (lower case, runs of '_' '.' '-' written '-'). Version pins
+# are dropped here: the package relaxes them (pythonRelaxDeps) because nixpkgs carries its own
+# versions.
 # Only builtins, so that it evaluates the same against nixpkgs and against nix/stub-nixpkgs.
 pyprojectFile:
 let
@@ -15,12 +16,18 @@ let
     in if m == null then throw "nix/pyproject.nix: cannot read the requirement '${requirement}'"
        else builtins.head m;
   distribution = requirement: normalise (written requirement);
+  extras = project.optional-dependencies or { };
+  # The flake's Python is the whole stack: the dependencies and the `models` extra (torch,
+  # transformers), which pip installs only on request.
+  runtime = (project.dependencies or [ ]) ++ (extras.models or [ ]);
+  # The `test` extra names pybridge[models] itself: that is the package being built.
+  notSelf = requirement: distribution requirement != normalise project.name;
 in
 {
   name = project.name;
   version = project.version;
-  dependencies = map distribution (project.dependencies or [ ]);
+  dependencies = map distribution runtime;
   # For pythonRelaxDeps, which matches the names as written in the wheel's METADATA.
-  writtenDependencies = map written (project.dependencies or [ ]);
-  testDependencies = map distribution ((project.optional-dependencies or { }).test or [ ]);
+  writtenDependencies = map written runtime;
+  testDependencies = map distribution (builtins.filter notSelf (extras.test or [ ]));
 }

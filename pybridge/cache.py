@@ -1,18 +1,174 @@
-"""The local HF cache: what is in it, and deleting repos or revisions from it.
+"""The local HF cache: what is in it, deleting repos or revisions from it, and repairs.
 
 Built on huggingface_hub's ``scan_cache_dir`` and ``HFCacheInfo.delete_revisions``, on the
-cache folder of this call's settings (HF_HUB_CACHE, else HF_HOME/hub), which is the one Python's
-huggingface_hub uses.
+cache folder of this call's settings (HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE, else
+HF_HOME/hub), which is the one Python's huggingface_hub uses. Two repairs keep caches written
+by others usable:
+
+- refs: the R package hfhub writes ``refs/<branch>`` with a trailing newline, which
+  huggingface_hub reads as part of the commit, so its offline lookups by branch and its scan
+  fail. :func:`heal_ref` rewrites such a ref to the bare commit, atomically (a temporary file
+  renamed over it), exactly as huggingface_hub itself rewrites a ref whose content differs from
+  the commit at its next online download by that branch. The commit it names does not change.
+- partial downloads: huggingface_hub writes a blob to ``blobs/<etag>.<8 hex>.incomplete``
+  while it holds ``.locks/<repo folder>/<etag>.lock``, and removes the file when the download
+  fails. A killed process leaves it behind for ever. :func:`partial_downloads` lists them, and
+  :func:`remove_stale_partials` removes those whose lock it can take (huggingface_hub's own
+  ``WeakFileLock``): no live download holds them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import uuid
+from typing import List, Optional
 
 from . import errors
 from .settings import resolve
 
 _TYPES = ("model", "dataset", "space")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_PARTIAL = re.compile(r"^(?P<etag>[^.]+)(\.[0-9a-f]{8})?\.incomplete$")
+LOCK_WAIT = 0.05  # seconds to try a lock before deciding that a live process holds it
+
+
+# ---------------------------------------------------------------------------------------------
+# refs
+
+
+def heal_ref(repo_folder: str, revision: str) -> Optional[str]:
+    """The commit that ``refs/<revision>`` names, whitespace removed; None if there is no such
+    ref. A ref with surrounding whitespace is rewritten to the bare commit when the cache is
+    writable (see the module docstring); a read-only cache is left as it is."""
+    if os.path.isabs(revision) or ".." in revision.replace("\\", "/").split("/"):
+        return None  # not a ref name: never read or rewrite a file outside refs/
+    path = os.path.join(repo_folder, "refs", revision)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = handle.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    commit = raw.strip()
+    if not _COMMIT.match(commit):
+        return None
+    if raw != commit:
+        _replace_text(path, commit)
+    return commit
+
+
+def _replace_text(path: str, text: str) -> None:
+    tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def heal_refs(repo_folder: str) -> None:
+    """:func:`heal_ref` on every ref of a cached repo (``refs/main``, ``refs/refs/pr/1``...)."""
+    refs = os.path.join(repo_folder, "refs")
+    for root, _, names in os.walk(refs):
+        for name in names:
+            heal_ref(repo_folder, os.path.relpath(os.path.join(root, name), refs))
+
+
+# ---------------------------------------------------------------------------------------------
+# partial downloads
+
+
+def _repo_folders(cache_dir: str) -> List[str]:
+    if not os.path.isdir(cache_dir):
+        return []
+    return sorted(os.path.join(cache_dir, name) for name in os.listdir(cache_dir)
+                  if name.split("--", 1)[0] in ("models", "datasets", "spaces") and "--" in name)
+
+
+def _lock_path(repo_folder: str, etag: str) -> str:
+    cache_dir, name = os.path.split(repo_folder)
+    return os.path.join(cache_dir, ".locks", name, f"{etag}.lock")
+
+
+def _partials(repo_folder: str):
+    """(path, etag) of every partial download in the repo's blobs folder."""
+    blobs = os.path.join(repo_folder, "blobs")
+    try:
+        names = os.listdir(blobs)
+    except OSError:
+        return []
+    found = [(name, _PARTIAL.match(name)) for name in names if name.endswith(".incomplete")]
+    return [(os.path.join(blobs, name), m.group("etag")) for name, m in found if m]
+
+
+def _held(lock_path: str) -> bool:
+    """Whether a live process holds the lock (probed without creating the lock file)."""
+    if not os.path.exists(lock_path):
+        return False
+    with _free_lock(lock_path) as free:
+        return not free
+
+
+@contextlib.contextmanager
+def _free_lock(lock_path: str):
+    """Takes huggingface_hub's lock for a blob if no one holds it; yields whether it did."""
+    from filelock import Timeout
+    from huggingface_hub.utils import WeakFileLock
+
+    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+    context = WeakFileLock(lock_path, timeout=LOCK_WAIT)
+    try:
+        context.__enter__()
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        context.__exit__(None, None, None)
+
+
+def partial_downloads(repo_folder: str) -> List[dict]:
+    """The partial downloads of one cached repo: path, size and whether a live process holds
+    its lock (a download in progress) or not (left by an interrupted one)."""
+    out = []
+    for path, etag in _partials(repo_folder):
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            continue
+        out.append({"path": path, "size": size,
+                    "in_use": _held(_lock_path(repo_folder, etag))})
+    return out
+
+
+def remove_stale_partials(repo_folder: str) -> int:
+    """Removes the partial downloads of one repo that no live process holds; the bytes freed.
+
+    Each file is removed while holding its blob's lock, so a download that starts meanwhile
+    waits for it (huggingface_hub writes partial files only while it holds that lock).
+    """
+    freed = 0
+    for path, etag in _partials(repo_folder):
+        with _free_lock(_lock_path(repo_folder, etag)) as free:
+            if not free:
+                continue
+            try:
+                size = os.path.getsize(path)
+                os.unlink(path)
+            except OSError:
+                continue
+            freed += size
+    return freed
+
+
+# ---------------------------------------------------------------------------------------------
+# scan and delete
 
 
 def _scan(cache_dir: str):
@@ -20,6 +176,8 @@ def _scan(cache_dir: str):
 
     if not os.path.isdir(cache_dir):
         return None
+    for folder in _repo_folders(cache_dir):
+        heal_refs(folder)
     return scan_cache_dir(cache_dir)
 
 
@@ -29,10 +187,30 @@ def _revision_label(rev) -> str:
     return f"{refs}@{rev.commit_hash}" if refs else rev.commit_hash
 
 
+def _repo_of(folder: str):
+    kind, _, name = os.path.basename(folder).partition("--")
+    return name.replace("--", "/"), kind[:-1]
+
+
+def _partial_columns(cache_dir: str) -> dict:
+    import numpy as np
+
+    rows = [(folder, p) for folder in _repo_folders(cache_dir) for p in partial_downloads(folder)]
+    return {
+        "repo_id": [_repo_of(folder)[0] for folder, _ in rows],
+        "repo_type": [_repo_of(folder)[1] for folder, _ in rows],
+        "path": [p["path"] for _, p in rows],
+        "size": np.asarray([p["size"] for _, p in rows], dtype=np.float64),
+        "in_use": np.asarray([p["in_use"] for _, p in rows], dtype=bool),
+    }
+
+
 def scan(env=None) -> dict:
     """One row per cached repo, as columns: repo_id, repo_type, revisions (refs@commit, joined
     by "; "), size_on_disk (bytes, float64), nb_files (int32), last_accessed (epoch seconds,
-    float64), path."""
+    float64), path. Also ``cache_dir``; ``warnings``, scan_cache_dir's messages about folders
+    it could not read (and so left out); and ``incomplete``, the columns repo_id, repo_type,
+    path, size and in_use of every partial download (see :func:`partial_downloads`)."""
     import numpy as np
 
     s = resolve(env)
@@ -49,31 +227,40 @@ def scan(env=None) -> dict:
         "last_accessed": np.asarray([r.last_accessed for r in repos], dtype=np.float64),
         "path": [str(r.repo_path) for r in repos],
         "cache_dir": s.cache_dir,
+        "warnings": [str(w) for w in info.warnings] if info else [],
+        "incomplete": _partial_columns(s.cache_dir),
     }
 
 
 def delete(repo_id, revision=None, repo_type="model", env=None) -> dict:
     """Deletes a cached repo (``revision=None``: every revision, so the whole repo folder) or one
     revision, given as a commit hash, a unique commit prefix (7+ characters) or a ref such as
-    "main". Returns the freed bytes (float64) and the deleted commits."""
+    "main". Partial downloads of the repo that no live process holds go too. Returns the freed
+    bytes (float64) and the deleted commits."""
     ctx = {"repo_id": repo_id, "revision": revision, "repo_type": repo_type}
     if repo_type not in _TYPES:
         raise errors.InvalidArgumentError(
             f"repo_type must be one of {', '.join(_TYPES)}, not '{repo_type}'.",
             argument="repo_type", **ctx)
+    from .hub import repo_folder_name
+
     s = resolve(env)
+    folder = os.path.join(s.cache_dir, repo_folder_name(repo_id, repo_type))
+    freed = float(remove_stale_partials(folder))
     info = _scan(s.cache_dir)
     repo = None
     if info is not None:
         repo = next((r for r in info.repos
                      if r.repo_id == repo_id and r.repo_type == repo_type), None)
+    if repo is None and freed > 0 and revision is None:
+        return {"freed": freed, "commits": []}
     if repo is None:
         raise errors.RepoNotFoundError(
             f"The {repo_type} repo '{repo_id}' is not in the cache at {s.cache_dir}; "
             "hub_cache_scan() lists what is.", path=s.cache_dir, **ctx)
     commits = _select(repo, revision, ctx, s.cache_dir)
     strategy = info.delete_revisions(*commits)
-    freed = float(strategy.expected_freed_size)
+    freed += float(strategy.expected_freed_size)
     strategy.execute()
     return {"freed": freed, "commits": sorted(commits)}
 

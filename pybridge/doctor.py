@@ -6,7 +6,7 @@ import importlib.metadata as md
 import sys
 
 from . import settings as _settings
-
+from .models import MODEL_STACK
 PACKAGES = ("numpy", "huggingface_hub", "tokenizers", "safetensors", "transformers", "torch",
             "sentence-transformers")
 
@@ -32,4 +32,5 @@ def report(env=None) -> dict:
         "offline": s.offline,
         "token_set": s.token is not None,
         "token_source": s.token_source,
+        "models": all(_version(name) != "not installed" for name in MODEL_STACK),
     }

@@ -2,9 +2,10 @@
 
 Every function takes ``env=None, token=None`` (R passes ``hf_env()``), resolves them with
 :func:`pybridge.settings.resolve`, and hands ``cache_dir``, ``endpoint``, ``token`` and
-``local_files_only`` explicitly to huggingface_hub, because huggingface_hub reads HF_ENDPOINT and
-HF_HUB_OFFLINE only once, at import. Failures leave as :mod:`pybridge.errors` classes with the
-fields ``repo_id``, ``filename``, ``revision`` and ``repo_type``.
+``local_files_only`` explicitly to huggingface_hub, and sets the constants it reads from the
+environment only once, at import (offline, timeouts...), for the length of the call. Failures
+leave as :mod:`pybridge.errors` classes with the fields ``repo_id``, ``filename``, ``revision``
+and ``repo_type``.
 
 Nothing here imports torch or transformers. huggingface_hub itself is imported on first use.
 """
@@ -14,10 +15,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import time
 from typing import Optional
 
-from . import errors
+from . import cache, errors
 from .settings import Settings, resolve
 
 REPO_TYPES = ("model", "dataset", "space")
@@ -81,13 +83,16 @@ def download(repo_id, filename, revision="main", repo_type="model", local_files_
             "force_download = TRUE needs the Hub, but the call is offline (local_files_only or "
             "HF_HUB_OFFLINE). Drop one of the two.", argument="force_download", **ctx)
 
+    cached = _cached_revision(s, ctx, offline)
+
     def call():
         return _hub().hf_hub_download(
-            repo_id, filename, revision=revision, repo_type=repo_type, cache_dir=s.cache_dir,
+            repo_id, filename, revision=cached, repo_type=repo_type, cache_dir=s.cache_dir,
             endpoint=s.endpoint, token=s.hf_token_arg, local_files_only=offline,
-            force_download=bool(force_download), tqdm_class=_bars())
+            force_download=bool(force_download), etag_timeout=s.etag_timeout,
+            tqdm_class=_bars())
 
-    return _run(call, s, ctx, offline, quiet)
+    return _tidy(_run(call, s, ctx, offline, quiet), s, ctx, offline)
 
 
 def snapshot(repo_id, revision="main", repo_type="model", allow_patterns=None,
@@ -100,15 +105,17 @@ def snapshot(repo_id, revision="main", repo_type="model", allow_patterns=None,
     offline = bool(s.offline or local_files_only)
     allow = _patterns(allow_patterns, "allow_patterns", ctx)
     ignore = _patterns(ignore_patterns, "ignore_patterns", ctx)
+    cached = _cached_revision(s, ctx, offline)
 
     def call():
         return _hub().snapshot_download(
-            repo_id, revision=revision, repo_type=repo_type, cache_dir=s.cache_dir,
+            repo_id, revision=cached, repo_type=repo_type, cache_dir=s.cache_dir,
             local_dir=local_dir, endpoint=s.endpoint, token=s.hf_token_arg,
             local_files_only=offline, force_download=bool(force_download),
-            allow_patterns=allow, ignore_patterns=ignore, tqdm_class=_bars())
+            allow_patterns=allow, ignore_patterns=ignore, etag_timeout=s.etag_timeout,
+            tqdm_class=_bars())
 
-    return _run(call, s, ctx, offline, quiet)
+    return _tidy(_run(call, s, ctx, offline, quiet), s, ctx, offline)
 
 
 def local_folder(identifier, revision="main", allow_patterns=None, ignore_patterns=None,
@@ -226,17 +233,39 @@ def _repo_folder(cache_dir, repo_id, repo_type):
                         repo_folder_name(repo_id, repo_type))
 
 
+def _cached_revision(s: Settings, ctx: dict, offline: bool) -> str:
+    """The revision to hand to huggingface_hub. A branch or tag whose cached ref has a trailing
+    newline (written by the R package hfhub) is healed (:func:`pybridge.cache.heal_ref`), and
+    offline it is replaced by its commit, so that a ref in a read-only cache resolves too."""
+    revision = ctx["revision"]
+    if _COMMIT.match(revision):
+        return revision
+    folder = _repo_folder(s.cache_dir, ctx["repo_id"], ctx["repo_type"])
+    commit = cache.heal_ref(folder, revision)
+    return commit if offline and commit else revision
+
+
+def _tidy(result, s: Settings, ctx: dict, offline: bool):
+    """After a call that reached the Hub: partial downloads of the repo that an interrupted
+    download left behind (and no live process holds) are removed."""
+    if not offline:
+        cache.remove_stale_partials(_repo_folder(s.cache_dir, ctx["repo_id"], ctx["repo_type"]))
+    return result
+
+
 def _exists_in_cache(s: Settings, ctx: dict) -> bool:
     hf = _hub()
+    revision = _cached_revision(s, ctx, True)
     found = hf.try_to_load_from_cache(ctx["repo_id"], ctx["filename"], cache_dir=s.cache_dir,
-                                      revision=ctx["revision"], repo_type=ctx["repo_type"])
+                                      revision=revision, repo_type=ctx["repo_type"])
     if isinstance(found, str):
         return True
     if found is not None:  # the cache recorded that the file does not exist
         return False
     raise errors.OfflineNotCachedError(
-        f"Offline (HF_HUB_OFFLINE is set) and the cache in {s.cache_dir} does not know whether "
-        f"{_where(ctx)} exists. Unset HF_HUB_OFFLINE to ask the Hub.", **ctx)
+        f"Offline (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set) and the cache in "
+        f"{s.cache_dir} does not know whether {_where(ctx)} exists. Unset it to ask the Hub.",
+        **ctx)
 
 
 def _api(s: Settings):
@@ -246,8 +275,8 @@ def _api(s: Settings):
 def _refuse_offline(s: Settings, ctx: dict, verb: str):
     if s.offline:
         raise errors.OfflineNotCachedError(
-            f"{verb}() asks the Hub, but HF_HUB_OFFLINE is set. Unset HF_HUB_OFFLINE, or use "
-            "hub_snapshot(..., local_files_only = TRUE) to work from the cache.", **ctx)
+            f"{verb}() asks the Hub, but HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set. Unset it, "
+            "or use hub_snapshot(..., local_files_only = TRUE) to work from the cache.", **ctx)
 
 
 def _looks_like_path(identifier: str) -> bool:
@@ -356,21 +385,24 @@ def _run(call, s: Settings, ctx: dict, offline: bool, quiet: bool):
 
 @contextlib.contextmanager
 def _call_state(s: Settings, quiet: bool):
-    """huggingface_hub's offline switch follows this call's settings; quiet hides progress bars."""
-    hf = _hub()
-    constants = hf.constants
-    old_offline = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = bool(s.offline)
-    bars = hf.utils
-    was_disabled = bars.are_progress_bars_disabled() if quiet else None
-    if quiet:
-        bars.disable_progress_bars()
+    """huggingface_hub's constants that it reads from the environment once, at import, follow
+    this call's settings while it runs (offline, timeouts, symlinks, Xet); quiet or
+    HF_HUB_DISABLE_PROGRESS_BARS hides the progress bars."""
+    constants = _hub().constants
+    wanted = {"HF_HUB_OFFLINE": bool(s.offline), "HF_HUB_ETAG_TIMEOUT": s.etag_timeout,
+              "HF_HUB_DOWNLOAD_TIMEOUT": s.download_timeout, **s.flags}
+    saved = {name: getattr(constants, name) for name in wanted}
+    bars = sys.modules["huggingface_hub.utils.tqdm"]  # huggingface_hub.utils.tqdm is the class
+    saved_bars = bars.HF_HUB_DISABLE_PROGRESS_BARS
+    for name, value in wanted.items():
+        setattr(constants, name, value)
+    bars.HF_HUB_DISABLE_PROGRESS_BARS = True if quiet or s.progress_bars is False else None
     try:
         yield
     finally:
-        constants.HF_HUB_OFFLINE = old_offline
-        if quiet and not was_disabled:
-            bars.enable_progress_bars()
+        for name, value in saved.items():
+            setattr(constants, name, value)
+        bars.HF_HUB_DISABLE_PROGRESS_BARS = saved_bars
 
 
 def _where(ctx: dict) -> str:
@@ -428,8 +460,8 @@ def translate(exc: BaseException, ctx: dict, s: Settings, offline: bool) -> erro
             isinstance(exc, (e.LocalEntryNotFoundError, e.OfflineModeIsEnabled)) and offline):
         return errors.OfflineNotCachedError(
             f"{where} is not (fully) in the cache at {s.cache_dir}, and the call is offline "
-            "(HF_HUB_OFFLINE or local_files_only). Download it once online, or point HF_HOME / "
-            "HF_HUB_CACHE at a cache that has it.", **ctx)
+            "(HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE or local_files_only). Download it once online, "
+            "or point HF_HOME / HF_HUB_CACHE at a cache that has it.", **ctx)
     if isinstance(exc, e.HfHubHTTPError) and _status(exc) in (401, 403):
         return _auth_error(where, s, ctx)
     cause = (exc.__cause__ or exc) if isinstance(exc, e.LocalEntryNotFoundError) else exc

@@ -18,10 +18,11 @@ import contextlib
 import fnmatch
 import gc
 import os
+import sys
 import threading
 
 from . import errors
-from .torch_guard import import_torch
+from . import torch_guard
 
 PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
 # Weights for other frameworks, never needed here.
@@ -100,6 +101,8 @@ def folder(model: str, revision="main", allow_pickle=False, env=None, token=None
     """The local folder of ``model``, with safetensors weights (or pickles if allowed)."""
     from . import hub
 
+    require_model_stack()  # before downloading weights that could not be used
+
     ignore = list(OTHER_PATTERNS) + ([] if allow_pickle else list(PICKLE_PATTERNS))
     path = hub.local_folder(model, revision=revision or "main", ignore_patterns=ignore, env=env,
                             token=token, quiet=quiet)
@@ -160,9 +163,34 @@ def use_safetensors(path: str):
 # ---------------------------------------------------------------------------------------------
 # torch and transformers
 
+MODEL_STACK = ("torch", "transformers")  # pybridge's `models` extra (pyproject.toml)
+
+
+def require_model_stack() -> None:
+    """Raises PythonEnvironmentError, with the fix, if torch or transformers is not installed:
+    an install without pybridge's ``models`` extra serves the Hub, tokenizers and safetensors."""
+    import importlib.util
+
+    missing = [name for name in MODEL_STACK
+               if name not in sys.modules and importlib.util.find_spec(name) is None]
+    if missing:
+        raise errors.PythonEnvironmentError(
+            f"Models need {' and '.join(missing)}, which the Python at {sys.executable} does not "
+            "have: it was installed without pybridge's `models` extra. From R, run "
+            "install_pybridge(models = TRUE); from a shell, pip install 'pybridge[models]' (or "
+            "pip install -e '.[models]' in the hfbridge sources) in that Python.",
+            missing=missing, python=sys.executable)
+
+
+def import_torch():
+    """torch, once the model stack is known to be installed (see torch_guard.import_torch)."""
+    require_model_stack()
+    return torch_guard.import_torch()
+
 
 def import_transformers():
     """transformers, after torch (see :func:`import_torch`)."""
+    require_model_stack()
     import_torch()
     import transformers
 

@@ -1,32 +1,47 @@
-"""The HF_* settings of one call.
+"""The Hugging Face environment variables of one call, resolved as huggingface_hub 2.4 does.
 
-R reads HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_HUB_OFFLINE and the token variables with
-Sys.getenv() at every call and passes them here, because Sys.setenv() in R after Python has
-started does not reach os.environ (ENVIRONMENT.md). Python callers may pass nothing, and then
-os.environ is read.
+R reads the variables of :data:`ENV_NAMES` with Sys.getenv() at every call and passes them here,
+because Sys.setenv() in R after Python has started does not reach os.environ (and
+huggingface_hub reads most of them only once, at import). Python callers may pass nothing, and
+then os.environ is read. docs/environment.md lists every variable huggingface_hub reads and what
+hfbridge does with it.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Mapping, Optional
+import re
+from dataclasses import dataclass, field
+from typing import Dict, Mapping, Optional
 
-from .errors import register_secret
+from .errors import InvalidArgumentError, register_secret
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+DEFAULT_TIMEOUT = 10  # huggingface_hub's DEFAULT_ETAG_TIMEOUT and DEFAULT_DOWNLOAD_TIMEOUT
 _TRUE = {"1", "ON", "YES", "TRUE"}
+
+# huggingface_hub.constants attributes that follow a boolean variable of the same name; hub.py
+# sets them for the length of each call.
+FLAG_CONSTANTS = ("HF_HUB_DISABLE_SYMLINKS", "HF_HUB_DISABLE_XET", "HF_HUB_DISABLE_SHARED_BLOBS")
+# Any of these true sets constants.HF_HUB_DISABLE_TELEMETRY (a shorter user-agent).
+TELEMETRY_NAMES = ("HF_HUB_DISABLE_TELEMETRY", "DISABLE_TELEMETRY", "DO_NOT_TRACK")
+
 ENV_NAMES = (
     "HF_HOME",
+    "XDG_CACHE_HOME",
     "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
     "HF_ENDPOINT",
     "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
     "HF_TOKEN",
     "HUGGING_FACE_HUB_TOKEN",
     "HF_TOKEN_PATH",
     "HF_HUB_DISABLE_IMPLICIT_TOKEN",
-    "XDG_CACHE_HOME",
-)
+    "HF_HUB_ETAG_TIMEOUT",
+    "HF_HUB_DOWNLOAD_TIMEOUT",
+    "HF_HUB_DISABLE_PROGRESS_BARS",
+) + FLAG_CONSTANTS + TELEMETRY_NAMES
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,10 @@ class Settings:
     token: Optional[str]
     token_source: str
     hf_home: str
+    etag_timeout: int = DEFAULT_TIMEOUT
+    download_timeout: int = DEFAULT_TIMEOUT
+    progress_bars: Optional[bool] = None  # False: HF_HUB_DISABLE_PROGRESS_BARS is true
+    flags: Dict[str, bool] = field(default_factory=dict)
 
     @property
     def hf_token_arg(self):
@@ -52,34 +71,76 @@ def _clean(env: Mapping[str, str], name: str) -> Optional[str]:
     return value or None
 
 
+def _is_true(value: Optional[str]) -> bool:
+    return value is not None and value.upper() in _TRUE
+
+
+_VAR = re.compile(r"\$(\w+|\{[^}]*\})")
+
+
+def _expand(path: str, env: Mapping[str, str]) -> str:
+    """os.path.expandvars(os.path.expanduser(path)), with the variables of ``env`` first (R's
+    view), then os.environ; unknown variables stay as written, as expandvars leaves them."""
+    def value(match):
+        name = match.group(1).strip("{}")
+        found = env.get(name, os.environ.get(name))
+        return match.group(0) if found is None else str(found)
+
+    return _VAR.sub(value, os.path.expanduser(path))
+
+
+def _timeout(env: Mapping[str, str], name: str) -> int:
+    """As huggingface_hub: an integer number of seconds; 0 or unset means the default."""
+    value = _clean(env, name)
+    if value is None:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{name} must be a whole number of seconds, not '{value}'. Fix or unset it.",
+            argument=name) from None
+    return seconds or DEFAULT_TIMEOUT
+
+
 def resolve(env: Optional[Mapping[str, str]] = None, token: Optional[str] = None) -> Settings:
     """Settings from ``env`` (R's view of the environment) or os.environ."""
     env = os.environ if env is None else env
     if not isinstance(env, Mapping):  # R's hf_env() with no HF_* set arrives as an empty list
         env = dict(env or {})
     xdg = _clean(env, "XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    hf_home = os.path.expanduser(_clean(env, "HF_HOME") or os.path.join(xdg, "huggingface"))
-    cache_dir = os.path.expanduser(_clean(env, "HF_HUB_CACHE") or os.path.join(hf_home, "hub"))
+    hf_home = _expand(_clean(env, "HF_HOME") or os.path.join(xdg, "huggingface"), env)
+    cache_dir = _expand(_clean(env, "HF_HUB_CACHE") or _clean(env, "HUGGINGFACE_HUB_CACHE")
+                        or os.path.join(hf_home, "hub"), env)
     endpoint = (_clean(env, "HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
-    offline = (_clean(env, "HF_HUB_OFFLINE") or "").upper() in _TRUE
+    # As huggingface_hub: HF_HUB_OFFLINE when set (even to "0"), else TRANSFORMERS_OFFLINE.
+    offline = _is_true(_clean(env, "HF_HUB_OFFLINE") or _clean(env, "TRANSFORMERS_OFFLINE"))
     found, source = _resolve_token(env, hf_home, token)
     register_secret(found)
-    return Settings(cache_dir, endpoint, offline, found, source, hf_home)
+    bars = _clean(env, "HF_HUB_DISABLE_PROGRESS_BARS")
+    return Settings(
+        cache_dir, endpoint, offline, found, source, hf_home,
+        etag_timeout=_timeout(env, "HF_HUB_ETAG_TIMEOUT"),
+        download_timeout=_timeout(env, "HF_HUB_DOWNLOAD_TIMEOUT"),
+        progress_bars=None if bars is None else not _is_true(bars),
+        flags={**{name: _is_true(_clean(env, name)) for name in FLAG_CONSTANTS},
+               "HF_HUB_DISABLE_TELEMETRY": any(_is_true(_clean(env, n)) for n in TELEMETRY_NAMES)},
+    )
 
 
 def _resolve_token(env, hf_home, explicit):
     """huggingface_hub's order: argument, HF_TOKEN, HUGGING_FACE_HUB_TOKEN, the token file."""
     if explicit:
         return str(explicit).strip(), "argument"
-    if (_clean(env, "HF_HUB_DISABLE_IMPLICIT_TOKEN") or "").upper() in _TRUE:
+    if _is_true(_clean(env, "HF_HUB_DISABLE_IMPLICIT_TOKEN")):
         return None, "none (HF_HUB_DISABLE_IMPLICIT_TOKEN)"
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         value = _clean(env, name)
         if value:
             return value, name
-    path = _clean(env, "HF_TOKEN_PATH") or os.path.join(hf_home, "token")
+    path = _expand(_clean(env, "HF_TOKEN_PATH") or os.path.join(hf_home, "token"), env)
     try:
-        with open(os.path.expanduser(path), encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             value = handle.read().strip()
     except OSError:
         value = ""

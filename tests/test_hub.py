@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import huggingface_hub as hfh
 import pytest
 
-from pybridge import cache, errors, hub
+from pybridge import cache, errors, hub, settings
 from pybridge.fixtures import models
 
 TINY = "hubtest/tiny"
@@ -258,7 +261,6 @@ def test_quiet_restores_progress_bars(hf_env, mirror, tiny):
 def _snapshot_stderr(hf_env) -> str:
     code = f"from pybridge import hub; hub.snapshot({TINY!r})"
     env = {**os.environ, **hf_env}
-    env.pop("LD_LIBRARY_PATH", None)
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True, timeout=120).stderr
 
@@ -357,3 +359,221 @@ def test_dataset_repos(hf_env, mirror, publish, tmp_path):
     assert table["repo_type"] == ["dataset"]
     cache.delete("hubtest/data", repo_type="dataset", env=hf_env)
     assert cache.scan(env=hf_env)["repo_id"] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment variables that huggingface_hub honours (docs/environment.md)
+
+
+def test_transformers_offline_sends_no_request(hf_env, mirror, tiny):
+    path = hub.download(TINY, "config.json", env=hf_env)
+    offline = {**hf_env, "TRANSFORMERS_OFFLINE": "1"}
+    mirror.reset_stats()
+    assert hub.download(TINY, "config.json", env=offline) == path
+    assert hub.file_exists(TINY, "config.json", env=offline)
+    with pytest.raises(errors.OfflineNotCachedError):
+        hub.download(TINY, "vocab.txt", env=offline)
+    with pytest.raises(errors.OfflineNotCachedError):
+        hub.repo_info(TINY, env=offline)
+    assert mirror.stats()["total"] == 0
+    # as in huggingface_hub, HF_HUB_OFFLINE=0 set explicitly wins over TRANSFORMERS_OFFLINE
+    assert Path(hub.download(TINY, "vocab.txt", env={**offline, "HF_HUB_OFFLINE": "0"})).exists()
+
+
+def test_huggingface_hub_cache_is_the_cache_python_uses(hf_env, mirror, tiny, tmp_path):
+    env = {**hf_env, "HUGGINGFACE_HUB_CACHE": str(tmp_path / "legacy-cache")}
+    path = hub.download(TINY, "vocab.txt", env=env)
+    assert Path(path).is_relative_to(tmp_path / "legacy-cache")
+    code = f"import huggingface_hub as h; print(h.hf_hub_download({TINY!r}, 'vocab.txt'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, **env, "HF_HUB_OFFLINE": "1"})
+    assert out.stdout.strip() == path
+
+
+def test_progress_bars_variable_set_after_start_is_honoured(hf_env, mirror, tiny):
+    # The variable reaches pybridge only through env=, as from R after Python started.
+    mirror.set_faults([{"path": f"{TINY}/weights.bin", "kind": "delay",
+                        "seconds": hub.BAR_DELAY + 1, "method": "GET"}])
+    code = (f"from pybridge import hub; hub.snapshot({TINY!r}, "
+            f"env={{**{hf_env!r}, 'HF_HUB_DISABLE_PROGRESS_BARS': '1'}})")
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert any(k.startswith(f"GET /{TINY}/resolve/") and k.endswith("/weights.bin")
+               for k in mirror.stats()["by_path"])  # the slow file was fetched
+    assert "Fetching" not in out.stderr and "%" not in out.stderr
+
+
+def test_huggingface_hub_constants_follow_each_call_and_are_restored(hf_env):
+    from huggingface_hub import constants
+
+    before = {n: getattr(constants, n) for n in ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DISABLE_XET")}
+    s = settings.resolve({**hf_env, "HF_HUB_ETAG_TIMEOUT": "4", "HF_HUB_DISABLE_XET": "1"})
+    with hub._call_state(s, quiet=False):
+        assert constants.HF_HUB_ETAG_TIMEOUT == 4 and constants.HF_HUB_DISABLE_XET is True
+    assert {n: getattr(constants, n) for n in before} == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Caches written by hfhub (the R package): refs/<branch> ends with a newline
+
+
+def _as_hfhub_leaves_it(hf_env, repo_id) -> Path:
+    """refs/main rewritten with the trailing newline hfhub's writeLines() adds."""
+    ref = Path(hf_env["HF_HOME"], "hub", hub.repo_folder_name(repo_id), "refs", "main")
+    ref.write_text(ref.read_text() + "\n")
+    return ref
+
+
+def test_offline_lookups_by_branch_read_hfhub_refs(hf_env, mirror, tiny):
+    path = hub.download(TINY, "config.json", env=hf_env)
+    folder = hub.snapshot(TINY, allow_patterns=["*.json"], env=hf_env)
+    commit = hub.repo_info(TINY, env=hf_env)["sha"]
+    offline = {**hf_env, "HF_HUB_OFFLINE": "1"}
+    ref = _as_hfhub_leaves_it(hf_env, TINY)
+    mirror.reset_stats()
+    assert hub.download(TINY, "config.json", env=offline) == path
+    _as_hfhub_leaves_it(hf_env, TINY)
+    assert hub.snapshot(TINY, allow_patterns=["*.json"], env=offline) == folder
+    _as_hfhub_leaves_it(hf_env, TINY)
+    assert hub.file_exists(TINY, "config.json", env=offline)
+    assert mirror.stats()["total"] == 0
+    # The ref now holds the bare commit, so Python's huggingface_hub reads it too.
+    assert ref.read_text() == commit
+    code = f"import huggingface_hub as h; print(h.hf_hub_download({TINY!r}, 'config.json'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, **offline})
+    assert out.stdout.strip() == path
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path):
+    """No file can be created or renamed in ``folder`` (for root too: chattr +i)."""
+    immutable = os.geteuid() == 0 and shutil.which("chattr")
+    if immutable:
+        subprocess.run(["chattr", "+i", str(folder)], check=True)
+    else:
+        folder.chmod(0o555)
+    try:
+        try:
+            (folder / "probe").touch()
+        except OSError:
+            yield
+        else:
+            pytest.skip(f"cannot make {folder} read-only here")
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        else:
+            folder.chmod(0o755)
+
+
+def test_a_read_only_hfhub_ref_still_resolves_offline(hf_env, mirror, tiny):
+    path = hub.download(TINY, "config.json", env=hf_env)
+    ref = _as_hfhub_leaves_it(hf_env, TINY)
+    with _read_only(ref.parent):  # the ref cannot be healed: it stays as hfhub wrote it
+        assert hub.download(TINY, "config.json", env={**hf_env, "HF_HUB_OFFLINE": "1"}) == path
+        assert ref.read_text().endswith("\n")
+
+
+def test_cache_scan_lists_hfhub_caches_and_reports_what_it_cannot_read(hf_env, mirror, tiny):
+    hub.download(TINY, "config.json", env=hf_env)
+    _as_hfhub_leaves_it(hf_env, TINY)
+    broken = Path(hf_env["HF_HOME"], "hub", "models--hubtest--broken")
+    (broken / "refs").mkdir(parents=True)  # no snapshots folder
+    table = cache.scan(env=hf_env)
+    assert table["repo_id"] == [TINY]
+    assert "main@" in table["revisions"][0]
+    ref = hfh.scan_cache_dir(Path(hf_env["HF_HOME"], "hub"))
+    assert table["warnings"] == [str(w) for w in ref.warnings] and len(table["warnings"]) == 1
+    assert "models--hubtest--broken" in table["warnings"][0]
+    assert cache.delete(TINY, revision="main", env=hf_env)["freed"] > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Partial downloads left by a killed process (blobs/<etag>.<8 hex>.incomplete)
+
+
+def _start_slow_download(hf_env, mirror, repo_id, filename):
+    """A download in another process, held up by the mirror before the body: returns the
+    process (which holds the blob's lock) and its new partial file."""
+    mirror.set_faults([{"path": f"{repo_id}/{filename}", "kind": "delay", "seconds": 120,
+                        "method": "GET"}])
+    blobs = Path(hf_env["HF_HOME"], "hub", hub.repo_folder_name(repo_id), "blobs")
+    before = set(blobs.glob("*.incomplete"))
+    code = f"from pybridge import hub; hub.download({repo_id!r}, {filename!r}, quiet=True)"
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, **hf_env})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = set(blobs.glob("*.incomplete")) - before
+        if new:
+            return proc, new.pop()
+        assert proc.poll() is None, "the download ended before it wrote a partial file"
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("no partial file appeared")
+
+
+def _killed(proc):
+    proc.kill()
+    proc.wait()
+
+
+def _partials(hf_env):
+    table = cache.scan(env=hf_env)["incomplete"]
+    return {p: bool(u) for p, u in zip(table["path"], table["in_use"])}
+
+
+def test_partial_files_of_killed_downloads_are_reported_and_removed(hf_env, mirror, tiny):
+    hub.download(TINY, "config.json", env=hf_env)
+    first, stale = _start_slow_download(hf_env, mirror, TINY, "weights.bin")
+    _killed(first)
+    assert _partials(hf_env) == {str(stale): False}
+    live, partial = _start_slow_download(hf_env, mirror, TINY, "weights.bin")
+    try:
+        assert _partials(hf_env) == {str(stale): True, str(partial): True}  # the lock is held
+        hub.download(TINY, "vocab.txt", env=hf_env)  # a download in the same repo tidies up
+        assert stale.exists() and partial.exists()  # but a live download holds their lock
+    finally:
+        _killed(live)
+    assert _partials(hf_env) == {str(stale): False, str(partial): False}
+    mirror.set_faults([])
+    path = hub.download(TINY, "weights.bin", env=hf_env)
+    assert Path(path).read_bytes() == (tiny / "weights.bin").read_bytes()
+    assert _partials(hf_env) == {}
+    assert hfh.scan_cache_dir(Path(hf_env["HF_HOME"], "hub")).warnings == []
+
+
+def test_cache_delete_removes_stale_partial_files(hf_env, mirror, versions):
+    hub.download(GIT, "config.json", revision="v1", env=hf_env)
+    hub.download(GIT, "config.json", env=hf_env)
+    proc, stale = _start_slow_download(hf_env, mirror, GIT, "new.txt")
+    _killed(proc)
+    freed = cache.delete(GIT, revision="v1", env=hf_env)["freed"]
+    assert not stale.exists() and freed > 0
+    assert [len(r.revisions) for r in hfh.scan_cache_dir(Path(hf_env["HF_HOME"], "hub")).repos
+            if r.repo_id == GIT] == [1]
+
+
+def test_a_repo_with_only_a_partial_file_can_be_deleted(hf_env, mirror, tiny):
+    proc, stale = _start_slow_download(hf_env, mirror, TINY, "weights.bin")
+    _killed(proc)
+    assert cache.scan(env=hf_env)["incomplete"]["path"] == [str(stale)]
+    cache.delete(TINY, env=hf_env)
+    assert not stale.exists()
+    assert cache.scan(env=hf_env)["repo_id"] == []
+
+
+def test_heal_ref_touches_nothing_outside_refs(tmp_path):
+    commit = "a" * 40
+    outside = tmp_path / "outside"
+    outside.write_text(commit + "\n")
+    repo = tmp_path / "models--a--b"
+    (repo / "refs").mkdir(parents=True)
+    assert cache.heal_ref(str(repo), "../../outside") is None
+    assert cache.heal_ref(str(repo), str(outside)) is None
+    assert outside.read_text() == commit + "\n"
+    (repo / "refs" / "main").write_text(commit + "\r\n")
+    assert cache.heal_ref(str(repo), "main") == commit
+    assert (repo / "refs" / "main").read_text() == commit
+    assert sorted(os.listdir(repo / "refs")) == ["main"]  # no temporary file left

@@ -443,7 +443,6 @@ def transformers4(folders):
         pytest.skip("the transformers 4 reference is not installed (tools/setup.sh)")
     cases = [{"task": t, "model": m, "inputs": i, "call": c} for t, m, i, c in v4_cases(folders)]
     env = {**os.environ, "PYTHONPATH": TRANSFORMERS4, "HF_HUB_OFFLINE": "1"}
-    env.pop("LD_LIBRARY_PATH", None)
     out = subprocess.run([sys.executable, os.path.join(REFERENCE, "pipelines_v4.py")],
                          input=json.dumps(cases), env=env, capture_output=True, text=True,
                          timeout=600)

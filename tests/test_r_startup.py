@@ -110,3 +110,118 @@ def test_seed_hub_snippets_run_unchanged(installed, isolated_mirror, hf_env, dem
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1].split() == ["TRUE", "TRUE", "TRUE"]
     assert "Model not found: Repository 'nonexistent/model'" in out.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Python started from R as a child process (pip, the mirror, helpers)
+
+CHILD_LD = """
+library(hfbridge)
+ld <- function() processx::run(
+  Sys.getenv("RETICULATE_PYTHON"),
+  c("-c", "import os, ssl; print(os.environ.get('LD_LIBRARY_PATH', '<unset>'))"),
+  env = hfbridge:::child_python_env())$stdout
+cat(ld())
+cat(callr::r(ld))  # R started from R: ldpaths has put R's folders in front twice
+"""
+
+
+@pytest.mark.parametrize("inherited", [None, "/opt/hfbridge-test/lib:/opt/other"])
+def test_child_pythons_get_the_library_path_r_inherited(installed, inherited):
+    extra = {} if inherited is None else {"LD_LIBRARY_PATH": inherited}
+    env = _r_env(extra)
+    if inherited is None:
+        env.pop("LD_LIBRARY_PATH", None)
+    out = subprocess.run(["Rscript", "-e", CHILD_LD], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == [inherited or "<unset>"] * 2
+
+
+def _new_user_env(extra=None) -> dict:
+    """A new user's R session: R_LIBS set, no RETICULATE_PYTHON, no PYTHONPATH."""
+    env = _r_env()
+    for name in ("RETICULATE_PYTHON", "PYTHONPATH", "VIRTUAL_ENV"):
+        env.pop(name, None)
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture(scope="module")
+def light_venv(installed, tmp_path_factory):
+    """install_pybridge(models = FALSE) run as a new user would, into a temporary venv: real pip
+    from PyPI (about 15 s here with pip's cache warm)."""
+    venv = tmp_path_factory.mktemp("light") / "venv"
+    code = f'library(hfbridge); install_pybridge(source = "{ROOT}", models = FALSE)'
+    out = subprocess.run(["Rscript", "-e", code], env=_new_user_env({"HFBRIDGE_VENV": str(venv)}),
+                         capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    return venv
+
+
+def _venv_python(venv, code: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return subprocess.run([str(venv / "bin" / "python"), "-c", code], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_install_pybridge_works_in_a_fresh_r_session_without_models(light_venv):
+    out = _venv_python(light_venv, "import ssl, pybridge, huggingface_hub, tokenizers, "
+                                   "safetensors; print(pybridge.__file__)")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(ROOT / "pybridge" / "__init__.py")  # editable
+    for module in ("torch", "transformers"):
+        assert _venv_python(light_venv, f"import {module}").returncode != 0
+
+
+LIGHT_R = """
+library(hfbridge)
+cat("PYTHON", reticulate::py_config()$python, "\\n")
+path <- hub_download("rlight/gpt2", "config.json", quiet = TRUE)
+cat("CONFIG", file.exists(path), "\\n")
+tok <- tokenizer_from_pretrained("rlight/gpt2")
+cat("IDS", tok$encode("Hello, world! Tokenizers without torch.")$ids, "\\n")
+w <- safe_load_file(hub_download("rlight/gpt2", "model.safetensors", quiet = TRUE))
+x <- w[[sort(names(w))[1]]]
+cat("TENSOR", sort(names(w))[1], dim(x), "\\n")
+row_major <- as.vector(aperm(x, rev(seq_along(dim(x)))))
+cat("VALUES", format(utils::head(row_major, 20), digits = 17), "\\n")
+err <- tryCatch(pipeline("text-generation", "rlight/gpt2"), error = function(e) e)
+cat("PIPELINE", class(err)[1], "\\n")
+cat("MESSAGE", gsub("\\n", " ", conditionMessage(err)), "\\n")
+doctor <- utils::capture.output(hfbridge_doctor())
+cat("DOCTOR", any(grepl("install_pybridge(models = TRUE)", doctor, fixed = TRUE)), "\\n")
+cat("MODULES", reticulate::py_eval(
+  "','.join(m for m in ('torch', 'transformers') if m in __import__('sys').modules) or 'none'"))
+"""
+
+
+def test_without_models_hub_tokenizers_and_safetensors_work_and_pipelines_say_why_not(
+        light_venv, mirror, publish, hf_env, demo_store):
+    import numpy as np
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+
+    folder = Path(demo_store["gpt2"])
+    publish("rlight/gpt2", folder)
+    python = str(light_venv / "bin" / "python")
+    out = subprocess.run(["Rscript", "-e", LIGHT_R],
+                         env=_new_user_env({**hf_env, "RETICULATE_PYTHON": python}),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = {line.split(" ", 1)[0]: line.split(" ", 1)[1].strip()
+             for line in out.stdout.splitlines() if " " in line}
+    assert lines["PYTHON"] == python and lines["CONFIG"] == "TRUE"
+    ids = Tokenizer.from_file(str(folder / "tokenizer.json")).encode(
+        "Hello, world! Tokenizers without torch.").ids
+    assert [int(i) for i in lines["IDS"].split()] == ids
+    weights = load_file(str(folder / "model.safetensors"))
+    name, *dims = lines["TENSOR"].split()
+    ref = weights[name]
+    assert [int(d) for d in dims] == list(ref.shape)
+    values = [float(v) for v in lines["VALUES"].split()]
+    assert values == ref.reshape(-1)[:len(values)].astype(np.float64).tolist() and values
+    assert lines["PIPELINE"] == "hfbridge_error_python_environment"
+    assert "install_pybridge(models = TRUE)" in lines["MESSAGE"]
+    assert lines["DOCTOR"] == "TRUE"
+    assert lines["MODULES"] == "none"

@@ -23,7 +23,7 @@ stamp=.venv/.pybridge-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing pybridge and its pinned stack into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
+  .venv/bin/python -m pip install -q -e '.[models,test]'
   touch "$stamp"
 fi
 

@@ -1,8 +1,9 @@
 #' Check the Python that hfbridge uses
 #'
 #' Prints which Python is used and why, the versions of pybridge and the Hugging Face libraries,
-#' whether numpy and reticulate fit together, the cache folder, the endpoint, and whether a token
-#' is set (never its value). It starts Python if it is not running yet.
+#' whether numpy and reticulate fit together, the cache folder, the endpoint, whether a token
+#' is set (never its value), and whether the models extra (torch, transformers) is installed.
+#' It starts Python if it is not running yet.
 #'
 #' @return A list with the same facts, invisibly.
 #' @export
@@ -29,7 +30,13 @@ hfbridge_doctor <- function() {
   }
   cat("numpy and reticulate fit together: ", if (numpy_ok) "yes" else "NO (need numpy < 2)", "\n", sep = "")
   cat("Cache folder: ", info$cache_dir, "\n", sep = "")
-  cat("Endpoint: ", info$endpoint, if (isTRUE(info$offline)) " (offline: HF_HUB_OFFLINE)" else "", "\n", sep = "")
+  cat("Endpoint: ", info$endpoint,
+      if (isTRUE(info$offline)) " (offline: HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)" else "", "\n",
+      sep = "")
+  if (!isTRUE(info$models)) {
+    cat("Models: torch or transformers is missing;",
+        "pipelines need install_pybridge(models = TRUE)\n")
+  }
   cat("Token: ", if (isTRUE(info$token_set)) paste0("set (from ", info$token_source, ")") else "not set", "\n", sep = "")
   invisible(c(list(ok = numpy_ok, reason = reason), info))
 }

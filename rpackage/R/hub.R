@@ -7,10 +7,14 @@
 #' with a pinned commit (a 40-character hash) or offline, no request is made at all; with a
 #' branch such as `"main"` one small request checks that the cached copy is current.
 #'
-#' The environment variables `HF_HOME`, `HF_HUB_CACHE`, `HF_ENDPOINT`, `HF_HUB_OFFLINE`,
-#' `HF_TOKEN` and the token file (`$HF_HOME/token`) are read at each call, so `Sys.setenv()`
-#' takes effect at once. Network failures are retried with backoff. Failures arrive as classed
-#' conditions (see [hfbridge_errors]): `hfbridge_error_repo_not_found`,
+#' The environment variables Python's `huggingface_hub` reads are read at each call, so
+#' `Sys.setenv()` takes effect at once: the cache folder (`HF_HUB_CACHE`, else
+#' `HUGGINGFACE_HUB_CACHE`, else `HF_HOME/hub`), `HF_ENDPOINT`, offline mode (`HF_HUB_OFFLINE`,
+#' else `TRANSFORMERS_OFFLINE`), the token (`HF_TOKEN`, `HF_TOKEN_PATH`, the token file
+#' `$HF_HOME/token`, `HF_HUB_DISABLE_IMPLICIT_TOKEN`), the timeouts (`HF_HUB_ETAG_TIMEOUT`,
+#' `HF_HUB_DOWNLOAD_TIMEOUT`) and `HF_HUB_DISABLE_PROGRESS_BARS`; `docs/environment.md` in the
+#' hfbridge sources lists them all. Network failures are retried with backoff. Failures arrive
+#' as classed conditions (see [hfbridge_errors]): `hfbridge_error_repo_not_found`,
 #' `hfbridge_error_revision_not_found`, `hfbridge_error_entry_not_found`, `hfbridge_error_gated`,
 #' `hfbridge_error_auth`, `hfbridge_error_offline_not_cached`, `hfbridge_error_network` and
 #' `hfbridge_error_invalid_argument`, with the fields `repo_id`, `filename`, `revision` and

@@ -64,7 +64,7 @@ hub_mirror_start <- function(root, host = "127.0.0.1", port = 0L, timeout = 30,
   args <- c("-m", "pybridge.mirror", "serve", "--root", root, "--host", host, "--port", port)
   process <- processx::process$new(
     python, args, stdout = "|", stderr = log, cleanup = TRUE, supervise = TRUE,
-    env = c("current", PYTHONUNBUFFERED = "1")
+    env = child_python_env(PYTHONUNBUFFERED = "1")
   )
   url <- wait_for_ready_line(process, timeout, log)
   structure(

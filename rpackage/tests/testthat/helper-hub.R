@@ -44,13 +44,12 @@ hub_test_git_repo <- function(repo_id = "rhubtest/versions") {
   folder
 }
 
-# Runs Python code in a fresh process with the given environment; returns its stdout lines.
-# R's LD_LIBRARY_PATH lists /usr/lib/x86_64-linux-gnu, whose libpython3.11 is not the venv's:
-# a Python started with it fails to import ssl, so the child gets none.
+# Runs Python code in a fresh process with the given environment added; returns its stdout
+# lines. The environment is the one hfbridge gives every Python it starts.
 hub_test_python <- function(code, env = character()) {
-  env <- c(LD_LIBRARY_PATH = "", env)
   python <- Sys.getenv("RETICULATE_PYTHON", reticulate::py_config()$python)
-  res <- processx::run(python, c("-c", code), env = c("current", env), error_on_status = FALSE)
+  res <- processx::run(python, c("-c", code), env = hfbridge:::child_python_env(env),
+                       error_on_status = FALSE)
   if (res$status != 0) stop("Python failed: ", res$stderr)
   strsplit(trimws(res$stdout), "\n", fixed = TRUE)[[1]]
 }

@@ -37,7 +37,8 @@ local_hub <- function(env = parent.frame()) {
   withr::local_envvar(
     HF_ENDPOINT = mirror$url, HF_HOME = home, HF_HUB_DISABLE_TELEMETRY = "1",
     HF_TOKEN = NA, HUGGING_FACE_HUB_TOKEN = NA, HF_HUB_OFFLINE = NA, HF_HUB_CACHE = NA,
-    HF_TOKEN_PATH = NA, HF_HUB_DISABLE_IMPLICIT_TOKEN = NA,
+    HF_TOKEN_PATH = NA, HF_HUB_DISABLE_IMPLICIT_TOKEN = NA, HUGGINGFACE_HUB_CACHE = NA,
+    TRANSFORMERS_OFFLINE = NA,
     .local_envir = env
   )
   invisible(mirror$url)

@@ -83,3 +83,65 @@ test_that("a file deleted from R is downloaded again; Python sees the same cache
   expect_identical(hub_download(tiny, "vocab.txt", quiet = TRUE), path)
   expect_identical(utils::tail(hub_test_python(code), 1), "1")
 })
+
+test_that("a cache written by hfhub (refs with a trailing newline) is read offline and scanned", {
+  local_hub()
+  hub_test_repo(tiny)
+  path <- hub_download(tiny, "config.json", quiet = TRUE)
+  ref <- file.path(Sys.getenv("HF_HOME"), "hub", "models--rhubcache--tiny", "refs", "main")
+  commit <- readLines(ref, warn = FALSE)
+  writeLines(commit, ref)  # exactly what hfhub's hub_download() leaves
+  withr::local_envvar(HF_HUB_OFFLINE = "1")
+  hub_mirror_requests(reset = TRUE)
+  expect_identical(hub_download(tiny, "config.json"), path)
+  writeLines(commit, ref)
+  expect_silent(scan <- hub_cache_scan())
+  expect_identical(scan$repo_id, tiny)
+  expect_identical(scan$revisions, paste0("main@", commit))
+  expect_identical(attr(scan, "warnings"), character())
+  expect_identical(hub_mirror_requests()$total, 0L)
+})
+
+test_that("hub_cache_scan says which folders scan_cache_dir could not read", {
+  local_hub()
+  hub_test_repo(tiny)
+  hub_download(tiny, "config.json", quiet = TRUE)
+  cache_dir <- file.path(Sys.getenv("HF_HOME"), "hub")
+  dir.create(file.path(cache_dir, "models--rhubcache--broken", "refs"), recursive = TRUE)
+  expect_message(scan <- hub_cache_scan(), class = "hfbridge_message_cache_scan")
+  expect_identical(scan$repo_id, tiny)
+  ref <- reticulate::import("huggingface_hub")$scan_cache_dir(cache_dir)$warnings
+  expect_identical(attr(scan, "warnings"), vapply(ref, function(w) reticulate::py_str(w), ""))
+  expect_match(attr(scan, "warnings"), "models--rhubcache--broken")
+  msg <- tryCatch(hub_cache_scan(), message = function(m) m)
+  expect_match(conditionMessage(msg), "models--rhubcache--broken", fixed = TRUE)
+})
+
+test_that("a download killed mid-way is reported, and the next download removes its leftover", {
+  local_hub()
+  src <- hub_test_repo(tiny)
+  hub_download(tiny, "config.json", quiet = TRUE)
+  mirror_config(list(faults = list(list(path = paste0(tiny, "/weights.bin"), kind = "delay",
+                                        seconds = 120, method = "GET"))))
+  blobs <- file.path(Sys.getenv("HF_HOME"), "hub", "models--rhubcache--tiny", "blobs")
+  code <- sprintf("from pybridge import hub; hub.download('%s', 'weights.bin', quiet=True)", tiny)
+  python <- Sys.getenv("RETICULATE_PYTHON", reticulate::py_config()$python)
+  download <- processx::process$new(python, c("-c", code), env = hfbridge:::child_python_env())
+  deadline <- Sys.time() + 60
+  while (!length(partial <- list.files(blobs, "[.]incomplete$", full.names = TRUE)) &&
+         download$is_alive() && Sys.time() < deadline) Sys.sleep(0.05)
+  download$kill()
+  expect_length(partial, 1)
+  expect_message(scan <- hub_cache_scan(), "partial download",
+                 class = "hfbridge_message_cache_scan")
+  found <- attr(scan, "incomplete")
+  expect_identical(found$path, partial)
+  expect_identical(found$repo_id, tiny)
+  expect_false(found$in_use)
+  path <- hub_download(tiny, "weights.bin", quiet = TRUE)  # the delay was used up
+  expect_identical(readBin(path, "raw", 20000),
+                   readBin(file.path(src, "weights.bin"), "raw", 20000))
+  expect_false(file.exists(partial))
+  expect_silent(scan <- hub_cache_scan())
+  expect_identical(nrow(attr(scan, "incomplete")), 0L)
+})

@@ -58,6 +58,39 @@ test_that("HF_HUB_CACHE wins over HF_HOME", {
   expect_true(startsWith(normalizePath(path), normalizePath(cache)))
 })
 
+test_that("HUGGINGFACE_HUB_CACHE set mid-session is the cache Python's huggingface_hub uses", {
+  local_hub()
+  hub_test_repo(tiny)
+  legacy <- withr::local_tempdir()
+  withr::local_envvar(HUGGINGFACE_HUB_CACHE = legacy)
+  path <- hub_download(tiny, "config.json", quiet = TRUE)
+  python_cache <- hub_test_python("import huggingface_hub.constants as c; print(c.HF_HUB_CACHE)")
+  expect_identical(utils::tail(python_cache, 1), legacy)
+  expect_true(startsWith(path, legacy))
+  code <- sprintf("import huggingface_hub as h; print(h.hf_hub_download('%s', 'config.json'))",
+                  tiny)
+  expect_identical(utils::tail(hub_test_python(code, c(HF_HUB_OFFLINE = "1")), 1), path)
+})
+
+test_that("TRANSFORMERS_OFFLINE set mid-session sends no request, as in huggingface_hub", {
+  local_hub()
+  hub_test_repo(tiny)
+  path <- hub_download(tiny, "config.json", quiet = TRUE)
+  withr::local_envvar(TRANSFORMERS_OFFLINE = "1")
+  offline <- hub_test_python("import huggingface_hub.constants as c; print(c.HF_HUB_OFFLINE)")
+  expect_identical(utils::tail(offline, 1), "True")
+  hub_mirror_requests(reset = TRUE)
+  expect_identical(hub_download(tiny, "config.json"), path)
+  expect_error(hub_download(tiny, "vocab.txt"), class = "hfbridge_error_offline_not_cached")
+  expect_error(hub_list_files(tiny), class = "hfbridge_error_offline_not_cached")
+  expect_identical(hub_mirror_requests()$total, 0L)
+})
+
+test_that("R passes on the variables pybridge reads", {
+  names <- unlist(reticulate::import("pybridge.settings")$ENV_NAMES)
+  expect_setequal(hfbridge:::hf_env_names, names)
+})
+
 test_that("hub_snapshot keeps what the patterns say, as snapshot_download does", {
   local_hub()
   hub_test_repo(tiny)

@@ -69,3 +69,17 @@ test_that("local_hub() points HF_ENDPOINT at one shared mirror and gives a fresh
   on.exit(close(con), add = TRUE)
   expect_error(suppressWarnings(readLines(con, warn = FALSE)))
 })
+
+test_that("the mirror's Python runs with the library path R inherited, not R's", {
+  skip_if_not(file.exists("/proc/self/environ"))
+  prefix <- hfbridge:::r_library_path_prefix()
+  skip_if_not(nzchar(prefix), "this R adds no library folders")
+  mirror <- hub_mirror_start(withr::local_tempdir())
+  on.exit(hub_mirror_stop(mirror), add = TRUE)
+  raw <- readBin(file.path("/proc", mirror$process$get_pid(), "environ"), "raw", 1e6)
+  environ <- strsplit(rawToChar(replace(raw, raw == as.raw(0), as.raw(10))), "\n")[[1]]
+  ld <- sub("^LD_LIBRARY_PATH=", "", grep("^LD_LIBRARY_PATH=", environ, value = TRUE))
+  expect_false(any(startsWith(ld, prefix)))
+  expected <- unname(hfbridge:::child_python_env()["LD_LIBRARY_PATH"])
+  if (is.na(expected)) expect_length(ld, 0) else expect_identical(ld, expected)
+})
