@@ -137,22 +137,19 @@ def local_folder(identifier, revision="main", allow_patterns=None, ignore_patter
                     env=env, token=token)
 
 
-def load(specs, env=None, token=None, quiet=False) -> dict:
+def load(specs, cwd=None, env=None, token=None, quiet=False) -> dict:
     """Metaflow's ``@huggingface_hub(load=...)``: many repos at once.
 
-    ``specs`` is a list whose items are a repo id, a pair ``[repo_id, local_dir]``, or a dict with
-    ``repo_id`` and any of ``revision``, ``allow_patterns``, ``ignore_patterns``, ``repo_type``,
-    ``local_dir``, ``force_download``. Returns the columns ``repo_id`` and ``path``.
+    ``specs`` is one spec or a list of them. A spec is a repo id, a pair ``[repo_id, local_dir]``,
+    or a dict with ``repo_id`` and any of ``revision``, ``allow_patterns``, ``ignore_patterns``,
+    ``repo_type``, ``local_dir``, ``force_download``, ``local_files_only``. A top-level list of two
+    strings is one pair when its second cannot be a repo id (R's ``c(repo_id, local_dir)``). A
+    relative ``local_dir`` is taken from ``cwd`` (R's working folder, which Python does not
+    follow). Returns the columns ``repo_id`` and ``path``.
     """
-    if isinstance(specs, (str, dict)):
-        specs = [specs]
-    if not isinstance(specs, (list, tuple)) or not specs:
-        raise errors.InvalidArgumentError(
-            "specs must be repo ids, c(repo_id, local_dir) pairs, or lists with repo_id = ...",
-            argument="specs")
     ids, paths = [], []
-    for spec in specs:
-        kwargs = _load_spec(spec)
+    for spec in _load_specs(specs):
+        kwargs = _load_spec(spec, cwd or os.getcwd())
         paths.append(snapshot(env=env, token=token, quiet=quiet, **kwargs))
         ids.append(kwargs["repo_id"])
     return {"repo_id": ids, "path": paths}
@@ -334,24 +331,45 @@ _SPEC_KEYS = {"repo_id", "revision", "allow_patterns", "ignore_patterns", "repo_
               "local_dir", "force_download", "local_files_only"}
 
 
-def _load_spec(spec) -> dict:
+def _load_specs(specs) -> list:
+    if isinstance(specs, (str, dict)):
+        return [specs]
+    if _is_pair(specs) and _looks_like_path(specs[1]):
+        return [specs]
+    if isinstance(specs, (list, tuple)) and specs:
+        return list(specs)
+    raise errors.InvalidArgumentError(
+        "specs must be repo ids, c(repo_id, local_dir) pairs, or lists with repo_id = ...; got "
+        f"{specs!r}.", argument="specs")
+
+
+def _is_pair(spec) -> bool:
+    return isinstance(spec, (list, tuple)) and len(spec) == 2 and all(
+        isinstance(v, str) for v in spec)
+
+
+def _load_spec(spec, cwd: str) -> dict:
     if isinstance(spec, str):
         return {"repo_id": spec}
-    if isinstance(spec, (list, tuple)) and len(spec) == 2 and all(isinstance(v, str) for v in spec):
-        return {"repo_id": spec[0], "local_dir": os.path.abspath(os.path.expanduser(spec[1]))}
+    if _is_pair(spec):
+        return {"repo_id": spec[0], "local_dir": _absolute(spec[1], cwd)}
     if isinstance(spec, dict) and isinstance(spec.get("repo_id"), str):
         unknown = set(spec) - _SPEC_KEYS
         if unknown:
             raise errors.InvalidArgumentError(
-                f"Unknown field(s) {', '.join(sorted(unknown))} in a hub_load() spec; the fields are "
-                f"{', '.join(sorted(_SPEC_KEYS))}.", argument="specs", repo_id=spec["repo_id"])
+                f"Unknown field(s) {', '.join(sorted(unknown))} in a hub_load() spec; the fields "
+                f"are {', '.join(sorted(_SPEC_KEYS))}.", argument="specs", repo_id=spec["repo_id"])
         out = dict(spec)
         if out.get("local_dir"):
-            out["local_dir"] = os.path.abspath(os.path.expanduser(out["local_dir"]))
+            out["local_dir"] = _absolute(out["local_dir"], cwd)
         return out
     raise errors.InvalidArgumentError(
         f"A hub_load() spec must be a repo id, c(repo_id, local_dir), or list(repo_id = ...); got "
         f"{spec!r}.", argument="specs")
+
+
+def _absolute(path: str, cwd: str) -> str:
+    return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
 
 
 # ---------------------------------------------------------------------------------------------

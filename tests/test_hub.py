@@ -161,6 +161,8 @@ def test_load_three_forms(hf_env, mirror, tiny, tmp_path):
         hub.load([{"repo_id": TINY, "nonsense": 1}], env=hf_env)
     with pytest.raises(errors.InvalidArgumentError):
         hub.load([42], env=hf_env)
+    pair = hub.load([TINY, "./rel"], cwd=str(tmp_path), env=hf_env, quiet=True)  # R's c(id, dir)
+    assert pair["path"] == [str(tmp_path / "rel")] and (tmp_path / "rel" / "weights.bin").exists()
 
 
 def test_local_folder(hf_env, mirror, tiny, tmp_path):

@@ -27,6 +27,14 @@ check_flags <- function(...) {
   invisible(TRUE)
 }
 
+# reticulate would pass an NA on as True or "NA": refuse it anywhere inside x (nested lists too).
+check_no_na <- function(x, arg) {
+  if (anyNA(unlist(x, use.names = FALSE))) {
+    hfbridge_abort("invalid_argument", sprintf("`%s` must not hold NA.", arg), argument = arg)
+  }
+  invisible(x)
+}
+
 # A bad value as an error message shows it: NULL, NA, "text", the numeric 3, a list, ...
 describe_value <- function(x) {
   if (is.null(x)) return("NULL")

@@ -124,10 +124,10 @@ hub_snapshot <- function(repo_id, revision = "main", repo_type = "model", allow_
 #' paths[["bert-base-uncased"]]
 #' }
 hub_load <- function(specs, token = NULL, quiet = FALSE) {
-  specs <- hub_load_specs(specs)
+  check_no_na(specs, "specs")
   check_flags(quiet = quiet)
   hub_check_token(token)
-  res <- hub_py("load", specs, env = hf_env(), token = token, quiet = quiet)
+  res <- hub_py("load", specs, cwd = getwd(), env = hf_env(), token = token, quiet = quiet)
   paths <- as.character(unlist(res$path))
   names(paths) <- as.character(unlist(res$repo_id))
   paths
@@ -277,62 +277,6 @@ hub_check_patterns <- function(patterns, argument) {
       argument, describe_value(patterns)))
   }
   as.list(patterns)
-}
-
-# The specs of hub_load() as a list of repo ids, c(repo_id, local_dir) pairs and named lists.
-hub_load_specs <- function(specs) {
-  if (is.character(specs) && is.null(names(specs))) {
-    if (length(specs) == 2 && !is.na(specs[2]) && !hub_is_repo_id(specs[2])) {
-      specs <- list(specs)
-    } else {
-      specs <- as.list(specs)
-    }
-  } else if (is.list(specs) && !is.null(specs$repo_id)) {
-    specs <- list(specs)
-  }
-  if (!is.list(specs) || length(specs) == 0) {
-    hub_invalid("specs", paste0(
-      "`specs` must be repo ids, c(repo_id, local_dir) pairs, or lists with repo_id = ..., ",
-      "not ", describe_value(specs), "."))
-  }
-  lapply(specs, hub_load_spec)
-}
-
-hub_load_spec <- function(spec) {
-  if (is.character(spec) && length(spec) == 1) {
-    hub_check_repo_id(spec)
-    return(spec)
-  }
-  if (is.list(spec) && is.null(names(spec)) && length(spec) == 2 &&
-      all(vapply(spec, function(x) is.character(x) && length(x) == 1, logical(1)))) {
-    spec <- unlist(spec)
-  }
-  if (is.character(spec) && length(spec) == 2 && !anyNA(spec)) {
-    hub_check_repo_id(spec[1])
-    check_string(spec[2], "specs", "\"./model_directory\"")
-    return(list(spec[[1]], hub_abs_path(spec[[2]])))
-  }
-  if (is.list(spec) && !is.null(names(spec)) && !is.null(spec$repo_id)) {
-    hub_check_repo(spec$repo_id, hub_or(spec$revision, "main"), hub_or(spec$repo_type, "model"))
-    for (p in c("allow_patterns", "ignore_patterns")) {
-      if (!is.null(spec[[p]])) spec[[p]] <- hub_check_patterns(spec[[p]], p)
-    }
-    if (!is.null(spec$local_dir)) {
-      check_string(spec$local_dir, "local_dir", "\"./model_directory\"")
-      spec$local_dir <- hub_abs_path(spec$local_dir)
-    }
-    return(spec)
-  }
-  hub_invalid("specs", paste0(
-    "Each hub_load() spec must be a repo id, c(repo_id, local_dir), or list(repo_id = ...), ",
-    "not ", describe_value(spec), "."))
-}
-
-# R's working folder, not Python's: setwd() in R does not move Python.
-hub_abs_path <- function(path) {
-  path <- path.expand(path)
-  if (!startsWith(path, "/")) path <- file.path(getwd(), path)
-  path
 }
 
 hub_or <- function(x, default) if (is.null(x)) default else x
