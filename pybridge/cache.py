@@ -25,10 +25,9 @@ import re
 import uuid
 from typing import List, Optional
 
-from . import errors
+from . import _args, errors
 from .settings import resolve
 
-_TYPES = ("model", "dataset", "space")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _PARTIAL = re.compile(r"^(?P<etag>[^.]+)(\.[0-9a-f]{8})?\.incomplete$")
 LOCK_WAIT = 0.05  # seconds to try a lock before deciding that a live process holds it
@@ -238,10 +237,7 @@ def delete(repo_id, revision=None, repo_type="model", env=None) -> dict:
     "main". Partial downloads of the repo that no live process holds go too. Returns the freed
     bytes (float64) and the deleted commits."""
     ctx = {"repo_id": repo_id, "revision": revision, "repo_type": repo_type}
-    if repo_type not in _TYPES:
-        raise errors.InvalidArgumentError(
-            f"repo_type must be one of {', '.join(_TYPES)}, not '{repo_type}'.",
-            argument="repo_type", **ctx)
+    _args.check_repo_type(repo_type, **ctx)
     from .hub import repo_folder_name
 
     s = resolve(env)

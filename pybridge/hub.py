@@ -19,10 +19,9 @@ import sys
 import time
 from typing import Optional
 
-from . import cache, errors
+from . import _args, cache, errors
 from .settings import Settings, resolve
 
-REPO_TYPES = ("model", "dataset", "space")
 RETRIES = 3
 BACKOFF = (0.5, 1.0)
 RETRY_WINDOW = 5.0
@@ -295,10 +294,7 @@ def _check_common(ctx: dict):
         if not isinstance(value, str) or not value.strip():
             raise errors.InvalidArgumentError(f"{name} must be a non-empty string.",
                                               argument=name, **_printable(ctx))
-    if ctx["repo_type"] not in REPO_TYPES:
-        raise errors.InvalidArgumentError(
-            f"repo_type must be one of {', '.join(REPO_TYPES)}, not '{ctx['repo_type']}'.",
-            argument="repo_type", **ctx)
+    _args.check_repo_type(ctx["repo_type"], **ctx)
 
 
 def _check_filename(filename, ctx):

@@ -29,11 +29,10 @@ import re
 import shutil
 import tempfile
 import urllib.parse
-from typing import Optional
 
 import numpy as np
 
-from . import errors
+from . import _args, errors
 from . import safetensors as st
 from .hub import (
     _api,
@@ -48,7 +47,6 @@ from .hub import (
 )
 from .settings import Settings, resolve
 
-SPACE_SDKS = ("gradio", "docker", "static", "streamlit")
 HF_HOSTS = ("huggingface.co", "hf.co")
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
@@ -66,10 +64,8 @@ def create_repo(repo_id, repo_type="model", private=False, exist_ok=False, space
     """Create a repo; ``{repo_id, repo_type, url}``. A Space needs ``space_sdk``."""
     ctx = _context(repo_id, "main", repo_type)
     _check_common(ctx)
-    if repo_type == "space" and space_sdk not in SPACE_SDKS:
-        raise errors.InvalidArgumentError(
-            f"A Space needs space_sdk, one of {', '.join(SPACE_SDKS)}.", argument="space_sdk",
-            **ctx)
+    if repo_type == "space":
+        _args.check_space_sdk(space_sdk, **ctx)
     s = _write_settings(env, token, ctx, "hub_create_repo")
     url = _call(lambda: _api(s).create_repo(
         repo_id, repo_type=repo_type, private=bool(private), exist_ok=bool(exist_ok),

@@ -15,10 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
 from .config import Config, ConfigError
-from .store import REPO_TYPES, Entry, Snapshot, Store, StoreError, check_relative, read_meta
+from .._args import REPO_FOLDERS, repo_path
+from .store import Entry, Snapshot, Store, StoreError, check_relative, read_meta
 from .writes import WRITE_ACTIONS, UploadKeys, WriteRoutes, repo_key, split_lfs
 
-PREFIXES = {"models": "model", "datasets": "dataset", "spaces": "space"}
+PREFIXES = {folder: repo_type for repo_type, folder in REPO_FOLDERS.items()}
 API_ACTIONS = ("revision", "tree", "refs", "paths-info") + WRITE_ACTIONS
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _TRUE = ("true", "1", "yes")
@@ -226,9 +227,7 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
             repo_type, repo_id, _, path = self._split_resolve(segs)
         except HubError:
             return None
-        if repo_type == "model":
-            return f"{repo_id}/{path}"
-        return f"{REPO_TYPES[repo_type]}/{repo_id}/{path}"
+        return f"{repo_path(repo_type, repo_id)}/{path}"
 
     def _control(self, segs, query):
         if segs == ["stats"] and self.command == "GET":
@@ -422,7 +421,7 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
         blobs = _flag(query, "blobs")
         siblings = [_sibling(e, blobs) for _, e in sorted(snap.files.items())]
         config = self.server.config
-        key = repo.repo_id if repo.repo_type == "model" else f"{REPO_TYPES[repo.repo_type]}/{repo.repo_id}"
+        key = repo_path(repo.repo_type, repo.repo_id)
         info = {
             "_id": snap.commit[:24],
             "id": repo.repo_id,

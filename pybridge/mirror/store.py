@@ -33,7 +33,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional
 
-REPO_TYPES = {"model": "models", "dataset": "datasets", "space": "spaces"}
+from .._args import REPO_FOLDERS
 LFS_THRESHOLD = 10 * 1024 * 1024
 CHUNK = 1024 * 1024
 _HEX = set("0123456789abcdef")
@@ -410,7 +410,7 @@ class Store:
         parts = repo_id.split("/")
         if not 1 <= len(parts) <= 2 or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
             raise StoreError("RepoNotFound", f"Repository {repo_id!r} not found.")
-        return os.path.join(self.root, REPO_TYPES[repo_type], *parts)
+        return os.path.join(self.root, REPO_FOLDERS[repo_type], *parts)
 
     def exists(self, repo_type: str, repo_id: str) -> bool:
         try:
@@ -425,7 +425,7 @@ class Store:
         return any(e.is_file() for e in os.scandir(folder))
 
     def get(self, repo_type: str, repo_id: str) -> Repo:
-        if repo_type not in REPO_TYPES or not self.exists(repo_type, repo_id):
+        if repo_type not in REPO_FOLDERS or not self.exists(repo_type, repo_id):
             raise StoreError("RepoNotFound", f"Repository {repo_id!r} not found.")
         folder = self.repo_folder(repo_type, repo_id)
         kind = GitRepo if is_git_repo(folder) else FolderRepo
@@ -444,8 +444,8 @@ def publish_folder(root, repo_id: str, folder, repo_type: str = "model") -> str:
     Symlinks are copied as the files they point to (a folder from the HF cache works). A running
     mirror serves the new content at once. Returns the repository folder.
     """
-    if repo_type not in REPO_TYPES:
-        raise ValueError(f"repo_type must be one of {sorted(REPO_TYPES)}, not {repo_type!r}")
+    if repo_type not in REPO_FOLDERS:
+        raise ValueError(f"repo_type must be one of {sorted(REPO_FOLDERS)}, not {repo_type!r}")
     store = Store(os.fspath(root))
     try:
         dest = store.repo_folder(repo_type, repo_id)  # refuses ids that would leave the store

@@ -35,14 +35,13 @@ import urllib.parse
 from typing import List, Optional
 
 from . import commits
-from .store import LFS_THRESHOLD, REPO_TYPES, StoreError, read_meta
+from .._args import REPO_FOLDERS, SPACE_SDKS, repo_path
+from .store import LFS_THRESHOLD, StoreError
 
-PREFIXES = {"models": "model", "datasets": "dataset", "spaces": "space"}
-URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+PREFIXES = {folder: repo_type for repo_type, folder in REPO_FOLDERS.items()}
 WRITE_ACTIONS = ("preupload", "commit", "branch", "tag")
 LFS_JSON = "application/vnd.git-lfs+json"
 KEY_LIFETIME = 3600.0
-SPACE_SDKS = ("gradio", "docker", "static", "streamlit")
 
 
 class UploadKeys:
@@ -72,7 +71,7 @@ class UploadKeys:
 
 def repo_key(repo_type: str, repo_id: str) -> str:
     """The id mirror.json uses: ``org/name`` for models, ``datasets/org/name`` otherwise."""
-    return repo_id if repo_type == "model" else f"{REPO_TYPES[repo_type]}/{repo_id}"
+    return repo_path(repo_type, repo_id)
 
 
 def split_lfs(segs: List[str]) -> Optional[tuple]:
@@ -188,10 +187,10 @@ class WriteRoutes:
         body = self._json_body()
         repo_type = body.get("type") or "model"
         name, org = body.get("name"), body.get("organization")
-        if repo_type not in REPO_TYPES or not isinstance(name, str) or not name:
+        if repo_type not in REPO_FOLDERS or not isinstance(name, str) or not name:
             self._bad("Give a repo name and a type of model, dataset or space.")
         repo_id = f"{org}/{name}" if org else name
-        url = f"{self._base_url()}/{URL_PREFIX[repo_type]}{repo_id}"
+        url = f"{self._base_url()}/{repo_path(repo_type, repo_id)}"
         self._check_write(repo_type, repo_id)
         sdk = body.get("sdk")
         if repo_type == "space" and sdk not in SPACE_SDKS:
@@ -292,7 +291,7 @@ class WriteRoutes:
             message += f"\n\n{header['description']}"
         result = self._store_call(commits.commit, repo.path, revision, ops, message,
                                   parent_commit=header.get("parentCommit"), create_pr=create_pr)
-        prefix = f"{self._base_url()}/{URL_PREFIX[repo.repo_type]}{repo.repo_id}"
+        prefix = f"{self._base_url()}/{repo_path(repo.repo_type, repo.repo_id)}"
         pr_url = f"{prefix}/discussions/{result.pr_num}" if result.pr_num else None
         self._send_json(200, {"success": True, "commitOid": result.oid,
                               "commitUrl": f"{prefix}/commit/{result.oid}",
@@ -345,7 +344,7 @@ class WriteRoutes:
         body = self._json_body()
         if body.get("operation") != "upload":
             self._bad("Only the upload operation is supported.")
-        prefix = f"{self._base_url()}/{URL_PREFIX[repo_type]}{repo_id}.git/info/lfs/objects"
+        prefix = f"{self._base_url()}/{repo_path(repo_type, repo_id)}.git/info/lfs/objects"
         out = []
         for obj in body.get("objects") or []:
             oid, size = obj.get("oid"), obj.get("size")

@@ -35,6 +35,19 @@ check_no_na <- function(x, arg) {
   invisible(x)
 }
 
+# The Hub's repository types. pybridge._args holds the same list for Python's own checks; R
+# checks first so that a typo fails before Python starts.
+repo_types <- c("model", "dataset", "space")
+
+check_repo_type <- function(repo_type, ...) {
+  if (!repo_type %in% repo_types) {
+    hfbridge_abort("invalid_argument", sprintf("`repo_type` must be one of %s, not \"%s\".",
+                                               paste0("\"", repo_types, "\"", collapse = ", "),
+                                               repo_type), argument = "repo_type", ...)
+  }
+  repo_type
+}
+
 # A bad value as an error message shows it: NULL, NA, "text", the numeric 3, a list, ...
 describe_value <- function(x) {
   if (is.null(x)) return("NULL")

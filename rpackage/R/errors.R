@@ -55,9 +55,17 @@ call_python <- function(f, ...) {
   tryCatch(python_trampoline()(f, ...), error = rethrow_python_error)
 }
 
-# Calls pybridge.<module>.<fun>(...) and maps any failure to a classed condition.
+# Calls pybridge.<module>.<fun>(...) and maps any failure to a classed condition. The function
+# is looked up once per session: an attribute lookup through reticulate costs about 0.1 ms, as
+# much as the rest of a cached hub download.
 py_call <- function(module, fun, ...) {
-  call_python(pybridge_module(module)[[fun]], ...)
+  key <- paste0(module, ".", fun)
+  f <- .hfb$functions[[key]]
+  if (is.null(f)) {
+    f <- pybridge_module(module)[[fun]]
+    .hfb$functions[[key]] <- f
+  }
+  call_python(f, ...)
 }
 
 python_trampoline <- function() {

@@ -199,21 +199,10 @@ hub_file_exists <- function(repo_id, filename, revision = "main", repo_type = "m
 
 # ---- calling pybridge.hub ----------------------------------------------------------------------
 
-# py_call() for pybridge.hub, with the Python function looked up once per session: an attribute
-# lookup through reticulate costs about 0.1 ms, as much as the rest of a cached download.
-hub_py <- function(fun, ...) {
-  if (is.null(.hfb$hub_functions)) .hfb$hub_functions <- new.env(parent = emptyenv())
-  f <- .hfb$hub_functions[[fun]]
-  if (is.null(f)) {
-    f <- pybridge_module("hub")[[fun]]
-    assign(fun, f, envir = .hfb$hub_functions)
-  }
-  call_python(f, ...)
-}
+hub_py <- function(fun, ...) py_call("hub", fun, ...)
 
 # ---- argument checks (before Python starts) ----------------------------------------------------
 
-hub_repo_types <- c("model", "dataset", "space")
 hub_repo_id_pattern <- "^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
 
 hub_invalid <- function(argument, message, ...) {
@@ -240,11 +229,7 @@ hub_check_repo <- function(repo_id, revision, repo_type) {
   hub_check_repo_id(repo_id)
   check_string(revision, "revision", "\"main\", a tag or a commit hash")
   check_string(repo_type, "repo_type", "\"model\"")
-  if (!repo_type %in% hub_repo_types) {
-    hub_invalid("repo_type", sprintf("`repo_type` must be one of %s, not \"%s\".",
-                                     paste0("\"", hub_repo_types, "\"", collapse = ", "),
-                                     repo_type), repo_id = repo_id)
-  }
+  check_repo_type(repo_type, repo_id = repo_id)
   invisible(TRUE)
 }
 

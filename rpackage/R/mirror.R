@@ -117,7 +117,7 @@ hub_mirror_publish <- function(mirror, repo_id, folder, repo_type = "model") {
   root <- if (inherits(mirror, "hfbridge_mirror")) mirror$root else mirror
   check_string(root, "mirror")
   check_string(repo_id, "repo_id")
-  repo_type <- mirror_repo_type(repo_type)
+  repo_type <- check_repo_type(check_string(repo_type, "repo_type", "\"model\""))
   parts <- strsplit(repo_id, "/", fixed = TRUE)[[1]]
   if (!length(parts) %in% 1:2 || any(!nzchar(parts)) || any(parts %in% c(".", ".."))) {
     hfbridge_abort("invalid_argument", sprintf("`repo_id` must be \"name\" or \"org/name\", not \"%s\".",
@@ -227,12 +227,4 @@ mirror_check_port <- function(port) {
     port >= 0 && port <= 65535
   if (!ok) hfbridge_abort("invalid_argument", "`port` must be a whole number from 0 to 65535.")
   as.integer(port)
-}
-
-mirror_repo_type <- function(repo_type) {
-  types <- c("model", "dataset", "space")
-  if (!is.character(repo_type) || length(repo_type) != 1 || !repo_type %in% types) {
-    hfbridge_abort("invalid_argument", "`repo_type` must be \"model\", \"dataset\" or \"space\".")
-  }
-  repo_type
 }

@@ -5,6 +5,7 @@ NULL
 
 .hfb <- new.env(parent = emptyenv())
 .hfb$modules <- list()
+.hfb$functions <- new.env(parent = emptyenv())
 
 .onLoad <- function(libname, pkgname) {
   invisible(NULL)
