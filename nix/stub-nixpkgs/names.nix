@@ -8,7 +8,7 @@
     "pytest" "hypothesis" "rpy2" "sentence-transformers" "sentencepiece" "protobuf"
     "setuptools"
   ];
-  # CRAN packages: those Debian ships for this project (shared/ENVIRONMENT.md), so that a
+  # CRAN packages: those Debian ships for this project (tools/apt-packages.txt), so that a
   # dependency added to rpackage/DESCRIPTION from that list evaluates; '.' written '_'.
   r = [
     "reticulate" "testthat" "jsonlite" "cli" "rlang" "withr" "processx" "callr"

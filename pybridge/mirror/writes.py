@@ -1,4 +1,4 @@
-"""The mirror's write routes, as huggingface_hub 2.4 calls them with Xet off (HUB_PROTOCOL §6).
+"""The mirror's write routes, as huggingface_hub 2.4 calls them with Xet off (docs/publish.md).
 
 - ``POST /api/repos/create`` ``{name, organization, type, visibility|private, sdk}``: a new git
   repository (see :mod:`pybridge.mirror.commits`); 409 with the same ``url`` when it exists.

@@ -1,5 +1,5 @@
 # The Hugging Face variables as R sees them now. Sys.setenv() after Python has started does not
-# reach os.environ, so every call that touches the Hub passes these on (DESIGN.md). The same
+# reach os.environ, so every call that touches the Hub passes these on (CONTRIBUTING.md). The same
 # names as pybridge.settings.ENV_NAMES (a test checks it); docs/environment.md says what each does.
 hf_env_names <- c(
   "HF_HOME", "XDG_CACHE_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ENDPOINT",
