@@ -5,8 +5,8 @@
   # pyproject.toml's dependencies and `test` extra (normalised names), and the build tools.
   python = [
     "numpy" "huggingface-hub" "tokenizers" "safetensors" "transformers" "torch"
-    "pytest" "hypothesis" "rpy2" "sentence-transformers" "sentencepiece" "protobuf"
-    "setuptools"
+    "pytest" "hypothesis" "sentence-transformers" "sentencepiece" "protobuf"
+    "setuptools" "ruff"
   ];
   # CRAN packages: those Debian ships for this project (tools/apt-packages.txt), so that a
   # dependency added to rpackage/DESCRIPTION from that list evaluates; '.' written '_'.
