@@ -168,9 +168,22 @@ def _open_repo(repo_id, revision, env, token, quiet) -> _Repo:
                                token=token)
         sha, paths = listed["sha"], list(listed["path"])
         sizes = {p: (None if np.isnan(v) else int(v)) for p, v in zip(paths, listed["size"])}
+        _remember_revision(s, ctx, sha)
     repo = _Repo(repo_id, revision, sha, paths, sizes, env, token, s.offline)
     _read_card(repo)
     return repo
+
+
+def _remember_revision(s, ctx, sha):
+    """Record revision -> commit in the cache, as hf_hub_download does for a branch: files are
+    fetched by commit here, and offline the branch name must still find them."""
+    from huggingface_hub.file_download import _cache_commit_hash_for_specific_revision
+
+    folder = hub._repo_folder(s.cache_dir, ctx["repo_id"], REPO_TYPE)
+    try:
+        _cache_commit_hash_for_specific_revision(folder, ctx["revision"], sha)
+    except OSError:  # a read-only cache: offline use then needs the commit itself
+        pass
 
 
 def _cached_listing(s, ctx):
