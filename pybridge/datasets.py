@@ -244,14 +244,16 @@ def _configs(repo: _Repo) -> dict:
             else:
                 base = (cfg.get("data_dir") or "").strip("/")
                 patterns = _default_patterns(repo, base)
-            out[name] = {split: _resolve_all(repo, pats, base) for split, pats in patterns.items()}
+            out[name] = {str(split): _resolve_all(repo, pats, base)
+                         for split, pats in patterns.items()}
     elif repo.paths and all(_CONVERT_FILE.match(p) for p in _data_paths(repo)):
         for p in _data_paths(repo):
             config, split = _CONVERT_FILE.match(p).groups()
             out.setdefault(config, {}).setdefault(split, []).append(p)
     else:
         patterns = _default_patterns(repo, "")
-        out["default"] = {split: _resolve_all(repo, pats, "") for split, pats in patterns.items()}
+        out["default"] = {str(split): _resolve_all(repo, pats, "")
+                          for split, pats in patterns.items()}
     repo._configs = out
     return out
 
