@@ -1,0 +1,921 @@
+"""Datasets on the Hub as columns for R, and R columns back to the Hub as parquet.
+
+Which files make which config and split is decided as ``datasets`` decides it, with its own
+pieces: the README's ``configs:`` YAML (``MetadataConfigs``), ``dataset_info`` (features, row and
+byte counts), and, without YAML, its file-name pattern tables (``_get_data_files_patterns`` over
+``ALL_SPLIT_PATTERNS`` and ``ALL_DEFAULT_PATTERNS``). The patterns are matched against the repo's
+file list (fsspec's glob rules, datasets' hidden-file rules), so no ``datasets`` cache and no
+``hf://`` file system is involved: files come through :mod:`pybridge.hub`, into huggingface_hub's
+cache, and work offline once cached. The Hub's parquet export (``refs/convert/parquet``:
+``<config>/<split>/0000.parquet``) is read as its folders say.
+
+pyarrow reads: parquet with only the asked columns and only the row groups needed for
+``n_max`` (and only the shards needed), csv/tsv as ``datasets`` does (pandas, then arrow), json
+and jsonl with pyarrow's reader. Features come from the parquet's ``huggingface`` schema
+metadata (``datasets.Features.from_arrow_schema``) or the YAML.
+
+R gets a table as ``{"names": [...], "columns": [spec, ...], "num_rows": n}``; each spec is a dict
+with a ``kind`` and plain numpy arrays (see :func:`column_spec`). Never rows, never pandas.
+
+``datasets`` and pyarrow are imported on first use: ``import pybridge.hub`` stays free of them.
+The module's name is this file's; inside it ``import datasets`` is absolute and finds the library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from typing import Optional
+
+import numpy as np
+
+from . import errors, hub
+from .settings import resolve
+
+REPO_TYPE = "dataset"
+EXACT_DOUBLE_INT = 2 ** 53
+INT32_MAX = 2 ** 31 - 1
+FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".json": "json",
+           ".jsonl": "json"}
+CONVERT_REVISION = "refs/convert/parquet"
+_CONVERT_FILE = re.compile(r"^([^/]+)/(?:partial-)?([^/]+)/\d+\.parquet$")
+SEPARATORS = ("\x1f", "\x1e", "\x1d", "\x1c")  # ASCII unit/record/group/file separators
+MAX_JOINED_BYTES = 2 ** 30  # an R string holds less than 2^31 bytes
+
+
+# ---------------------------------------------------------------------------------------------
+# The verbs
+
+
+def read(repo_id, split="train", config=None, revision="main", columns=None, n_max=None,
+         env=None, token=None, quiet=False) -> dict:
+    """One split as columns for R (see the module docstring); only the files, columns and row
+    groups needed."""
+    repo = _open_repo(repo_id, revision, env, token, quiet)
+    config, files = _split_files(repo, config, split)
+    reader = _Reader(repo, config, split, files, columns, quiet)
+    n_max = _check_n_max(n_max)
+    table = reader.read(n_max)
+    return encode_table(table, reader.features(table))
+
+
+def info(repo_id, revision="main", env=None, token=None) -> dict:
+    """Configs, splits (with files, rows and bytes) and features, as columns."""
+    repo = _open_repo(repo_id, revision, env, token, True)
+    configs = _configs(repo)
+    split_rows = {k: [] for k in ("config", "split", "num_rows", "num_bytes", "num_files",
+                                  "format")}
+    feature_rows = {k: [] for k in ("config", "column", "type", "levels")}
+    for name, splits in configs.items():
+        known = repo.dataset_infos.get(name)
+        seen_features = None
+        for split, paths in splits.items():
+            known_split = (known.splits or {}).get(split) if known is not None else None
+            rows = _parquet_rows(repo, paths) if known_split is None else known_split.num_examples
+            size = sum(repo.sizes.get(p) or 0 for p in paths)
+            split_rows["config"].append(name)
+            split_rows["split"].append(split)
+            split_rows["num_rows"].append(np.nan if rows is None else float(rows))
+            split_rows["num_bytes"].append(float(size) if repo.sizes else np.nan)
+            split_rows["num_files"].append(len(paths))
+            split_rows["format"].append(_format_of(paths, repo, name, split))
+            if seen_features is None:
+                seen_features = (known.features if known is not None and known.features
+                                 else _parquet_features(repo, paths))
+        for column, feature in (seen_features or {}).items():
+            feature_rows["config"].append(name)
+            feature_rows["column"].append(column)
+            feature_rows["type"].append(_feature_type(feature))
+            feature_rows["levels"].append(_feature_levels(feature))
+    split_rows["num_rows"] = np.asarray(split_rows["num_rows"], dtype=np.float64)
+    split_rows["num_bytes"] = np.asarray(split_rows["num_bytes"], dtype=np.float64)
+    split_rows["num_files"] = np.asarray(split_rows["num_files"], dtype=np.int32)
+    return {"repo_id": repo_id, "sha": repo.sha, "default_config": _default_config(repo, configs),
+            "splits": split_rows, "features": feature_rows}
+
+
+def open_chunks(repo_id, split="train", config=None, revision="main", columns=None,
+                chunk_size=10_000, env=None, token=None, quiet=False) -> "Chunks":
+    """A reader of one split, chunk by chunk: ``.next()`` gives the next chunk's columns for R,
+    or None at the end. Parquet shards are downloaded one at a time, as they are reached."""
+    repo = _open_repo(repo_id, revision, env, token, quiet)
+    config, files = _split_files(repo, config, split)
+    chunk_size = _check_chunk_size(chunk_size)
+    return Chunks(_Reader(repo, config, split, files, columns, quiet), chunk_size)
+
+
+def write(columns, path, split="train") -> dict:
+    """Write R's columns as a parquet file with datasets' features in its metadata (a factor
+    as ClassLabel). ``columns`` is ``{"names": [...], "columns": [spec, ...]}`` as R sends it."""
+    import pyarrow.parquet as pq
+
+    table, features = decode_table(columns)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    pq.write_table(table, path)
+    return {"path": path, "num_rows": table.num_rows, "split": split}
+
+
+def upload(columns, repo_id, split="train", private=False, commit_message=None, quiet=False,
+           env=None, token=None) -> dict:
+    """Write the columns as ``data/<split>-00000-of-00001.parquet`` (the layout ``push_to_hub``
+    uses) and push it in one commit, creating the dataset repo if needed."""
+    from . import publish
+
+    _check_split_name(split)
+    with tempfile.TemporaryDirectory(prefix="hfbridge-upload-") as tmp:
+        path = os.path.join(tmp, f"{split}-00000-of-00001.parquet")
+        write(columns, path, split)
+        publish.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True,
+                            env=env, token=token)
+        res = publish.upload_file(
+            path, f"data/{split}-00000-of-00001.parquet", repo_id, repo_type=REPO_TYPE,
+            commit_message=commit_message or f"Upload the {split} split with hfbridge",
+            quiet=quiet, env=env, token=token)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# The repo at one commit: its files, README metadata and configs
+
+
+class _Repo:
+    def __init__(self, repo_id, revision, sha, paths, sizes, env, token, offline):
+        self.repo_id, self.revision, self.sha = repo_id, revision, sha
+        self.paths, self.sizes = paths, sizes
+        self.env, self.token, self.offline = env, token, offline
+        self.metadata_configs, self.dataset_infos = {}, {}
+
+    def download(self, path, quiet=True) -> str:
+        return hub.download(self.repo_id, path, revision=self.sha, repo_type=REPO_TYPE,
+                            quiet=quiet, env=self.env, token=self.token)
+
+    def ctx(self, **more) -> dict:
+        return {"repo_id": self.repo_id, "revision": self.revision, "repo_type": REPO_TYPE,
+                **more}
+
+
+def _open_repo(repo_id, revision, env, token, quiet) -> _Repo:
+    s = resolve(env, token)
+    ctx = hub._context(repo_id, revision, REPO_TYPE)
+    hub._check_common(ctx)
+    if s.offline:
+        sha, paths = _cached_listing(s, ctx)
+        sizes = {}
+    else:
+        listed = hub.repo_info(repo_id, revision=revision, repo_type=REPO_TYPE, env=env,
+                               token=token)
+        sha, paths = listed["sha"], list(listed["path"])
+        sizes = {p: (None if np.isnan(v) else int(v)) for p, v in zip(paths, listed["size"])}
+        _remember_revision(s, ctx, sha)
+    repo = _Repo(repo_id, revision, sha, paths, sizes, env, token, s.offline)
+    _read_card(repo)
+    return repo
+
+
+def _remember_revision(s, ctx, sha):
+    """Record revision -> commit in the cache, as hf_hub_download does for a branch: files are
+    fetched by commit here, and offline the branch name must still find them."""
+    from huggingface_hub.file_download import _cache_commit_hash_for_specific_revision
+
+    folder = hub._repo_folder(s.cache_dir, ctx["repo_id"], REPO_TYPE)
+    try:
+        _cache_commit_hash_for_specific_revision(folder, ctx["revision"], sha)
+    except OSError:  # a read-only cache: offline use then needs the commit itself
+        pass
+
+
+def _cached_listing(s, ctx):
+    """The commit and files of a cached revision, from huggingface_hub's cache folder."""
+    folder = hub._repo_folder(s.cache_dir, ctx["repo_id"], REPO_TYPE)
+    revision = ctx["revision"]
+    sha = revision if hub._COMMIT.match(revision) else None
+    if sha is None:
+        try:
+            with open(os.path.join(folder, "refs", *revision.split("/")), encoding="utf-8") as f:
+                sha = f.read().strip()
+        except OSError:
+            sha = None
+    snapshot = os.path.join(folder, "snapshots", sha or "-")
+    if not sha or not os.path.isdir(snapshot):
+        raise errors.OfflineNotCachedError(
+            f"Dataset '{ctx['repo_id']}' at revision '{revision}' is not in the cache at "
+            f"{s.cache_dir}, and the call is offline (HF_HUB_OFFLINE). Read it once online, or "
+            "point HF_HOME / HF_HUB_CACHE at a cache that has it.", **ctx)
+    paths = []
+    for root, _, names in os.walk(snapshot):
+        for name in names:
+            paths.append(os.path.relpath(os.path.join(root, name), snapshot).replace(os.sep, "/"))
+    return sha, sorted(paths)
+
+
+def _read_card(repo: _Repo):
+    """The README's YAML as datasets reads it: configs and dataset_info."""
+    if "README.md" not in repo.paths:
+        return
+    from datasets.info import DatasetInfosDict
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCardData
+    from huggingface_hub.repocard import metadata_load
+
+    try:
+        card = DatasetCardData(**(metadata_load(repo.download("README.md")) or {}))
+        repo.metadata_configs = MetadataConfigs.from_dataset_card_data(card)
+        repo.dataset_infos = DatasetInfosDict.from_dataset_card_data(card)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise errors.InvalidFileError(
+            f"The README.md of dataset '{repo.repo_id}' has YAML that datasets cannot read: "
+            f"{exc}", **repo.ctx(filename="README.md")) from None
+
+
+def _configs(repo: _Repo) -> dict:
+    """``{config: {split: [paths]}}``, as datasets resolves them, in datasets' order."""
+    if getattr(repo, "_configs", None) is not None:
+        return repo._configs
+    from datasets.data_files import sanitize_patterns
+
+    out = {}
+    if repo.metadata_configs:
+        for name, cfg in repo.metadata_configs.items():
+            if cfg.get("data_files") is not None:
+                patterns = sanitize_patterns(cfg["data_files"])
+                base = ""
+            else:
+                base = (cfg.get("data_dir") or "").strip("/")
+                patterns = _default_patterns(repo, base)
+            out[name] = {str(split): _resolve_all(repo, pats, base)
+                         for split, pats in patterns.items()}
+    elif repo.paths and all(_CONVERT_FILE.match(p) for p in _data_paths(repo)):
+        for p in _data_paths(repo):
+            config, split = _CONVERT_FILE.match(p).groups()
+            out.setdefault(config, {}).setdefault(split, []).append(p)
+    else:
+        patterns = _default_patterns(repo, "")
+        out["default"] = {str(split): _resolve_all(repo, pats, "")
+                          for split, pats in patterns.items()}
+    repo._configs = out
+    return out
+
+
+def _data_paths(repo):
+    return [p for p in repo.paths if os.path.splitext(p)[1].lower() in FORMATS
+            or p.endswith(".parquet")]
+
+
+def _default_patterns(repo, base) -> dict:
+    from datasets.data_files import _get_data_files_patterns
+
+    try:
+        return _get_data_files_patterns(lambda pattern: _resolve(repo, pattern, base))
+    except FileNotFoundError:
+        if repo.offline:
+            raise errors.OfflineNotCachedError(
+                f"No data file of dataset '{repo.repo_id}' is in the cache, and the call is "
+                "offline (HF_HUB_OFFLINE). Read it once online first.", **repo.ctx()) from None
+        raise errors.EntryNotFoundError(
+            f"Dataset '{repo.repo_id}' has no data files that datasets recognises (parquet, csv, "
+            "tsv, json, jsonl; split names in file or folder names, or configs in the README).",
+            **repo.ctx()) from None
+
+
+def _resolve_all(repo, patterns, base) -> list:
+    out = []
+    for pattern in patterns:
+        try:
+            found = _resolve(repo, pattern, base)
+        except FileNotFoundError:
+            found = []
+        out.extend(p for p in found if p not in out)
+    return out
+
+
+def _resolve(repo, pattern, base) -> list:
+    """datasets.data_files.resolve_pattern over the repo's file list: fsspec's glob, datasets'
+    rules for hidden and special folders and ignored files, and only the formats read here."""
+    from datasets.data_files import (
+        FILES_TO_IGNORE,
+        _is_inside_unrequested_special_dir,
+        _is_unrequested_hidden_file_or_is_inside_unrequested_hidden_dir,
+    )
+    from fsspec.utils import glob_translate
+
+    full = f"{base}/{pattern}" if base else pattern
+    full = re.sub(r"^hf://datasets/[^@]+@[^/]+/", "", full).lstrip("/")
+    rx = re.compile(glob_translate(full))
+    ignore = set(FILES_TO_IGNORE) - {os.path.basename(full)}
+    out = [p for p in repo.paths
+           if rx.match(p) and os.path.basename(p) not in ignore
+           and not _is_inside_unrequested_special_dir(p, full)
+           and not _is_unrequested_hidden_file_or_is_inside_unrequested_hidden_dir(p, full)
+           and _format(p) is not None]
+    if not out:
+        raise FileNotFoundError(pattern)
+    return sorted(out)
+
+
+def _format(path) -> Optional[str]:
+    name = path.lower()
+    for ext, fmt in FORMATS.items():
+        if name.endswith(ext):
+            return fmt
+    return None
+
+
+def _default_config(repo, configs) -> Optional[str]:
+    if repo.metadata_configs:
+        try:
+            found = repo.metadata_configs.get_default_config_name()
+        except ValueError:
+            found = None
+        if found:
+            return found
+    if len(configs) == 1:
+        return next(iter(configs))
+    return "default" if "default" in configs else None
+
+
+def _split_files(repo, config, split):
+    """The config's name and the files of its split; classed errors naming what exists."""
+    configs = _configs(repo)
+    names = list(configs)
+    if config is None:
+        config = _default_config(repo, configs)
+        if config is None:
+            raise errors.InvalidArgumentError(
+                f"Dataset '{repo.repo_id}' has several configs and none is the default: pick one "
+                f"with config = one of {', '.join(names)}.", argument="config", configs=names,
+                **repo.ctx())
+    if config not in configs:
+        raise errors.EntryNotFoundError(
+            f"Dataset '{repo.repo_id}' has no config '{config}'; its configs are "
+            f"{', '.join(names)}.", config=config, configs=names, **repo.ctx())
+    splits = {k: v for k, v in configs[config].items() if v}
+    if split not in splits:
+        kind = errors.OfflineNotCachedError if repo.offline else errors.EntryNotFoundError
+        where = " in the cache (offline)" if repo.offline else ""
+        raise kind(
+            f"Dataset '{repo.repo_id}' (config '{config}') has no split '{split}'{where}; its "
+            f"splits are {', '.join(splits) or 'none'}.", split=split, splits=list(splits),
+            config=config, **repo.ctx())
+    return config, splits[split]
+
+
+def _format_of(paths, repo, config, split) -> str:
+    formats = sorted({_format(p) for p in paths})
+    if len(formats) != 1:
+        raise errors.UnsupportedError(
+            f"Split '{split}' of dataset '{repo.repo_id}' (config '{config}') mixes the formats "
+            f"{', '.join(formats)}; hfbridge reads one format per split.", split=split,
+            config=config, **repo.ctx())
+    return formats[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading one split
+
+
+class _Reader:
+    """Reads one split's files in order, downloading each when it is reached."""
+
+    def __init__(self, repo, config, split, files, columns, quiet):
+        self.repo, self.config, self.split, self.files = repo, config, split, files
+        self.format = _format_of(files, repo, config, split)
+        self.columns = _check_columns(columns)
+        self.quiet = quiet
+        self.yaml_features = None
+        known = repo.dataset_infos.get(config)
+        cfg = repo.metadata_configs.get(config) if repo.metadata_configs else None
+        if cfg and cfg.get("features") is not None:
+            self.yaml_features = cfg["features"]
+        elif known is not None and known.features:
+            self.yaml_features = known.features
+        self._schema_features = None
+
+    def local(self, path) -> str:
+        return self.repo.download(path, quiet=self.quiet)
+
+    def read(self, n_max=None):
+        import pyarrow as pa
+
+        tables, remaining = [], n_max
+        for batch in self.batches(None, n_max):
+            tables.append(batch)
+            if remaining is not None:
+                remaining -= batch.num_rows
+        if not tables:
+            return self._empty()
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+    def batches(self, chunk_size, n_max=None):
+        """Tables of at most chunk_size rows (None: one per file or row-group run), at most
+        n_max rows in all."""
+        remaining = n_max
+        for path in self.files:
+            if remaining is not None and remaining <= 0:
+                return
+            for table in self._file_tables(path, chunk_size, remaining):
+                table = self._finish(table, path)
+                if remaining is not None:
+                    table = table.slice(0, remaining)
+                    remaining -= table.num_rows
+                yield table
+                if remaining is not None and remaining <= 0:
+                    return
+
+    def _file_tables(self, path, chunk_size, remaining):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        local = self.local(path)
+        if self.format == "parquet":
+            pf = pq.ParquetFile(local)
+            if self._schema_features is None:
+                self._schema_features = _features_from_schema(pf.schema_arrow)
+            columns = self._columns_in(pf.schema_arrow.names, path)
+            if chunk_size is None and remaining is None:
+                yield pf.read(columns=columns)
+            elif chunk_size is None:
+                groups, rows = [], 0
+                for i in range(pf.num_row_groups):
+                    if rows >= remaining:
+                        break
+                    groups.append(i)
+                    rows += pf.metadata.row_group(i).num_rows
+                yield pf.read_row_groups(groups, columns=columns)
+            else:
+                for batch in pf.iter_batches(batch_size=chunk_size, columns=columns):
+                    yield pa.Table.from_batches([batch])
+            return
+        table = _read_text_file(local, self.format)
+        table = table.select(self._columns_in(table.column_names, path))
+        if chunk_size is None:
+            yield table
+        else:
+            for start in range(0, max(table.num_rows, 1), chunk_size):
+                yield table.slice(start, chunk_size)
+
+    def _columns_in(self, available, path):
+        if self.columns is None:
+            return list(available)
+        missing = [c for c in self.columns if c not in available]
+        if missing:
+            raise errors.EntryNotFoundError(
+                f"Dataset '{self.repo.repo_id}' (config '{self.config}', split '{self.split}') "
+                f"has no column {', '.join(repr(c) for c in missing)}; its columns are "
+                f"{', '.join(available)}.", column=missing, columns=list(available),
+                split=self.split, config=self.config, **self.repo.ctx(filename=path))
+        return list(self.columns)
+
+    def _finish(self, table, path):
+        """The table cast to the YAML's features, as datasets does, where the YAML has them."""
+        if self.yaml_features is None:
+            return table
+        from datasets.table import table_cast
+
+        features = {k: v for k, v in self.yaml_features.items() if k in table.column_names}
+        import datasets
+
+        try:
+            return table_cast(table, datasets.Features(features).arrow_schema)
+        except (ValueError, TypeError) as exc:
+            raise errors.InvalidFileError(
+                f"'{path}' does not fit the features of the README: {exc}",
+                **self.repo.ctx(filename=path)) from None
+
+    def features(self, table):
+        import datasets
+
+        if self.yaml_features is not None:
+            base = self.yaml_features
+        elif self._schema_features is not None:
+            base = self._schema_features
+        else:
+            base = datasets.Features.from_arrow_schema(table.schema)
+        return {name: base.get(name) for name in table.column_names}
+
+    def _empty(self):
+        import pyarrow as pa
+
+        return pa.table({c: pa.array([], pa.null()) for c in (self.columns or [])})
+
+
+def _features_from_schema(schema):
+    import datasets
+
+    try:
+        return datasets.Features.from_arrow_schema(schema)
+    except Exception:  # noqa: BLE001 - an odd schema still reads, with arrow's own types
+        return None
+
+
+def _read_text_file(path, fmt):
+    """csv and tsv as datasets reads them (pandas, then arrow); json lines with pyarrow."""
+    import pyarrow as pa
+
+    if fmt in ("csv", "tsv"):
+        import pandas as pd
+
+        df = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",")
+        return pa.Table.from_pandas(df, preserve_index=False)
+    import pyarrow.json as paj
+
+    try:
+        return paj.read_json(path, read_options=paj.ReadOptions(block_size=16 << 20))
+    except pa.ArrowInvalid:  # a JSON document rather than JSON lines
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if isinstance(data, dict):
+            data = next((v for v in data.values() if isinstance(v, list)), [data])
+        return pa.Table.from_pylist(data)
+
+
+def _parquet_rows(repo, paths):
+    import pyarrow.parquet as pq
+
+    total = 0
+    for p in paths:
+        if _format(p) != "parquet":
+            return None
+        local = _cached_or_none(repo, p)
+        if local is None:
+            return None
+        total += pq.ParquetFile(local).metadata.num_rows
+    return total
+
+
+def _parquet_features(repo, paths):
+    import pyarrow.parquet as pq
+
+    for p in paths:
+        if _format(p) == "parquet":
+            local = _cached_or_none(repo, p)
+            return _features_from_schema(pq.read_schema(local)) if local else None
+    return None
+
+
+def _cached_or_none(repo, path):
+    """The parquet file, downloaded when online (a footer is all info() reads from it)."""
+    try:
+        return repo.download(path)
+    except errors.OfflineNotCachedError:
+        return None
+
+
+class Chunks:
+    """A split read chunk by chunk; R calls ``next()`` until it returns None."""
+
+    def __init__(self, reader: _Reader, chunk_size: int):
+        self.reader = reader
+        self.chunk_size = chunk_size
+        self._batches = None
+        self._pending = None
+        known = reader.repo.dataset_infos.get(reader.config)
+        split = (known.splits or {}).get(reader.split) if known is not None else None
+        rows = split.num_examples if split is not None else _parquet_rows_meta(reader)
+        self.total_rows = float("nan") if rows is None else float(rows)
+
+    def next(self):
+        import pyarrow as pa
+
+        if self._batches is None:
+            self._batches = self.reader.batches(self.chunk_size)
+        parts, rows = [], 0
+        if self._pending is not None:
+            parts.append(self._pending)
+            rows = self._pending.num_rows
+            self._pending = None
+        for table in self._batches:
+            take = min(table.num_rows, self.chunk_size - rows)
+            parts.append(table.slice(0, take))
+            rows += take
+            if take < table.num_rows:
+                self._pending = table.slice(take)
+            if rows >= self.chunk_size:
+                break
+        if not parts:
+            return None
+        table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        if table.num_rows == 0:
+            return None
+        return encode_table(table, self.reader.features(table))
+
+
+def _parquet_rows_meta(reader):
+    """Rows of a parquet split from its footers; None for other formats (they are counted only
+    by reading them)."""
+    if reader.format != "parquet":
+        return None
+    return _parquet_rows(reader.repo, reader.files)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrow to R columns
+
+
+def encode_table(table, features=None) -> dict:
+    """``{"names", "columns", "num_rows"}``: each column as :func:`column_spec`."""
+    features = features or {}
+    specs = [column_spec(table.column(i), features.get(name))
+             for i, name in enumerate(table.column_names)]
+    return {"names": list(table.column_names), "columns": specs, "num_rows": table.num_rows}
+
+
+def column_spec(column, feature=None) -> dict:
+    """One arrow column as plain values R turns into a vector.
+
+    kinds: ``double`` / ``integer`` / ``logical`` (``values`` and ``na``, a bool mask or None),
+    ``factor`` (int32 0-based ``codes``, -1 for NA, and ``levels``), ``string`` (``joined``, the
+    strings joined by ``sep`` with a final ``sep``, or ``values``, a list of str; and ``na``),
+    ``timestamp`` (float64 seconds, ``tz``), ``date`` (float64 days), ``list`` (int32
+    ``offsets``, n + 1 of them, the flat ``child`` spec, and ``na``), ``struct`` (``names`` and
+    ``fields`` specs), ``binary`` (a list of bytes or None), ``null`` (``length``).
+    An int64 column is ``integer`` when every value fits, else ``double`` with ``inexact``
+    telling whether a value was beyond 2^53.
+    """
+    import pyarrow as pa
+
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if isinstance(arr, pa.ChunkedArray):  # an empty chunked array
+        arr = pa.array([], arr.type)
+    return _array_spec(arr, feature)
+
+
+def _na(arr):
+    if arr.null_count == 0:
+        return None
+    return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _array_spec(arr, feature=None) -> dict:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as t
+
+    typ = arr.type
+    levels = _feature_levels_list(feature)
+    if levels is not None and (t.is_integer(typ)):
+        codes = pc.fill_null(arr, -1).to_numpy(zero_copy_only=False).astype(np.int32)
+        codes[(codes < 0) | (codes >= len(levels))] = -1
+        return {"kind": "factor", "codes": codes, "levels": levels}
+    if t.is_dictionary(typ):
+        codes = pc.fill_null(arr.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32)
+        return {"kind": "factor", "codes": codes,
+                "levels": [str(v) for v in arr.dictionary.to_pylist()]}
+    if t.is_boolean(typ):
+        return {"kind": "logical", "na": _na(arr),
+                "values": np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False),
+                                     dtype=bool)}
+    if t.is_integer(typ):
+        return _integer_spec(arr)
+    if t.is_floating(typ) or t.is_decimal(typ):
+        values = pc.cast(arr, pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+        return {"kind": "double", "values": np.asarray(values, dtype=np.float64), "na": _na(arr)}
+    if t.is_string(typ) or t.is_large_string(typ) or t.is_string_view(typ):
+        return _string_spec(arr)
+    if t.is_timestamp(typ):
+        seconds = pc.cast(arr.cast(pa.timestamp("us", typ.tz)).cast(pa.int64()), pa.float64())
+        values = pc.divide(seconds.fill_null(0.0), 1e6).to_numpy(zero_copy_only=False)
+        return {"kind": "timestamp", "values": np.asarray(values, dtype=np.float64),
+                "tz": typ.tz or "UTC", "na": _na(arr)}
+    if t.is_date(typ):
+        days = pc.cast(arr.cast(pa.date32()).cast(pa.int32()), pa.float64()).fill_null(0.0)
+        return {"kind": "date", "values": days.to_numpy(zero_copy_only=False), "na": _na(arr)}
+    if t.is_list(typ) or t.is_large_list(typ) or t.is_fixed_size_list(typ) or \
+            t.is_list_view(typ):
+        return _list_spec(arr, feature)
+    if t.is_struct(typ):
+        names = [typ.field(i).name for i in range(typ.num_fields)]
+        sub = feature if isinstance(feature, dict) else {}
+        return {"kind": "struct", "names": names, "na": _na(arr),
+                "fields": [_array_spec(arr.field(i), sub.get(n)) for i, n in enumerate(names)]}
+    if t.is_binary(typ) or t.is_large_binary(typ) or t.is_fixed_size_binary(typ):
+        return {"kind": "binary", "values": arr.to_pylist()}
+    if t.is_null(typ):
+        return {"kind": "null", "length": len(arr)}
+    if t.is_duration(typ):
+        return _array_spec(pc.divide(arr.cast(pa.int64()).cast(pa.float64()),
+                                     {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[typ.unit]))
+    raise errors.UnsupportedError(f"Arrow type {typ} has no R conversion in hfbridge.",
+                                  arrow_type=str(typ))
+
+
+def _integer_spec(arr) -> dict:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    na = _na(arr)
+    if arr.type.bit_width <= 16 or arr.type == pa.int32():
+        values = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False).astype(np.int32)
+        return {"kind": "integer", "values": values, "na": na}
+    low_high = pc.min_max(arr).as_py()
+    low, high = low_high["min"], low_high["max"]
+    if low is None or (low > -INT32_MAX - 1 and high <= INT32_MAX):  # R's NA is -2^31
+        values = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False).astype(np.int32)
+        return {"kind": "integer", "values": values, "na": na}
+    values = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False).astype(np.float64)
+    inexact = bool(max(abs(low), abs(high)) > EXACT_DOUBLE_INT)
+    return {"kind": "double", "values": values, "na": na, "inexact": inexact}
+
+
+def _string_spec(arr) -> dict:
+    """Strings joined by a separator they do not hold: R splits one string with strsplit(),
+    several times faster through reticulate 1.28 than a list of a million str."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    na = _na(arr)
+    arr = pc.fill_null(arr, "").cast(pa.large_string()) if arr.type != pa.string() \
+        else pc.fill_null(arr, "")
+    for sep in SEPARATORS:
+        if len(arr) and pc.any(pc.match_substring(arr, sep)).as_py():
+            continue
+        joined = pc.binary_join_element_wise(arr, pa.scalar("", arr.type),
+                                             pa.scalar(sep, arr.type))
+        data = _string_bytes(joined)
+        if len(data) < MAX_JOINED_BYTES and b"\x00" not in data:
+            return {"kind": "string", "joined": data.decode("utf-8"), "sep": sep, "na": na,
+                    "length": len(arr)}
+        break
+    return {"kind": "string", "values": [s.replace("\x00", "\\0") for s in arr.to_pylist()],
+            "na": na, "length": len(arr)}
+
+
+def _string_bytes(arr) -> bytes:
+    width = 8 if arr.type == _large_string() else 4
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if width == 8 else np.int32,
+                            count=len(arr) + 1, offset=arr.offset * width)
+    start, end = int(offsets[0]), int(offsets[-1])
+    return arr.buffers()[2].to_pybytes()[start:end] if end > start else b""
+
+
+def _large_string():
+    import pyarrow as pa
+
+    return pa.large_string()
+
+
+def _list_spec(arr, feature) -> dict:
+    import pyarrow as pa
+    import pyarrow.types as t
+
+    na = _na(arr)
+    if t.is_fixed_size_list(arr.type) or t.is_list_view(arr.type):
+        arr = arr.cast(pa.large_list(arr.type.value_type))
+    flat = arr.flatten()  # honours the array's offset and skips null slots
+    lengths = pa.compute.fill_null(pa.compute.list_value_length(arr), 0)
+    offsets = np.zeros(len(arr) + 1, dtype=np.int64)
+    np.cumsum(lengths.to_numpy(zero_copy_only=False), out=offsets[1:])
+    if offsets[-1] > INT32_MAX:
+        raise errors.UnsupportedError("A list column holds more than 2^31 values in one read; "
+                                      "read fewer rows at a time (n_max, hub_dataset_chunks()).")
+    child_feature = getattr(feature, "feature", None)
+    if isinstance(feature, list) and feature:
+        child_feature = feature[0]
+    return {"kind": "list", "offsets": offsets.astype(np.int32), "na": na,
+            "child": _array_spec(flat, child_feature)}
+
+
+def _feature_levels_list(feature) -> Optional[list]:
+    names = getattr(feature, "names", None)
+    if type(feature).__name__ == "ClassLabel" and names is not None:
+        return [str(n) for n in names]
+    return None
+
+
+def _feature_levels(feature) -> str:
+    levels = _feature_levels_list(feature)
+    return "" if levels is None else "|".join(levels)
+
+
+def _feature_type(feature) -> str:
+    name = type(feature).__name__
+    if name == "Value":
+        return str(feature.dtype)
+    if name == "ClassLabel":
+        return "ClassLabel"
+    if name in ("List", "LargeList", "Sequence"):
+        return f"List({_feature_type(feature.feature)})"
+    if isinstance(feature, dict):
+        return "Struct(" + ", ".join(f"{k}: {_feature_type(v)}" for k, v in feature.items()) + ")"
+    return name
+
+
+# ---------------------------------------------------------------------------------------------
+# R columns to arrow, for writing
+
+
+def decode_table(columns):
+    """R's columns (``{"names", "columns"}``, each ``{"kind", ...}``) as an arrow table with
+    datasets' features, the ``huggingface`` metadata included."""
+    import datasets
+    import pyarrow as pa
+
+    names = list(columns["names"])
+    arrays, feats = [], {}
+    for name, spec in zip(names, columns["columns"]):
+        array, feature = _decode_column(spec, name)
+        arrays.append(array)
+        feats[name] = feature
+    features = datasets.Features(feats)
+    table = pa.Table.from_arrays(arrays, names=names)
+    from datasets.table import table_cast
+
+    table = table_cast(table, features.arrow_schema)
+    return table.replace_schema_metadata(features.arrow_schema.metadata), features
+
+
+def _mask(spec, n):
+    na = spec.get("na")
+    if na is None:
+        return None
+    na = np.asarray(na, dtype=bool).reshape(-1)
+    return na if na.any() else None
+
+
+def _decode_column(spec, name):
+    import datasets
+    import pyarrow as pa
+
+    kind = spec["kind"]
+    if kind == "list":
+        offsets = np.asarray(spec["offsets"], dtype=np.int32).reshape(-1)
+        child, child_feature = _decode_column(spec["child"], name)
+        mask = _mask(spec, len(offsets) - 1)
+        arr = pa.ListArray.from_arrays(pa.array(offsets), child,
+                                       mask=None if mask is None else pa.array(mask))
+        return arr, datasets.List(child_feature)
+    values = spec.get("values")
+    if kind == "string":
+        values = [str(v) for v in (values or [])] if not isinstance(values, str) else [values]
+    else:
+        values = np.asarray(values).reshape(-1)
+    mask = _mask(spec, len(values))
+    pa_mask = None if mask is None else mask
+    if kind == "factor":
+        codes = np.asarray(values, dtype=np.int64)
+        levels = [str(v) for v in spec["levels"]] if not isinstance(spec["levels"], str) \
+            else [spec["levels"]]
+        return (pa.array(codes, pa.int64(), mask=pa_mask),
+                datasets.ClassLabel(names=levels))
+    if kind == "integer":
+        return pa.array(values.astype(np.int32), pa.int32(), mask=pa_mask), \
+            datasets.Value("int32")
+    if kind == "double":
+        return pa.array(values.astype(np.float64), pa.float64(), mask=pa_mask), \
+            datasets.Value("float64")
+    if kind == "logical":
+        return pa.array(values.astype(bool), pa.bool_(), mask=pa_mask), datasets.Value("bool")
+    if kind == "string":
+        return pa.array(values, pa.string(), mask=pa_mask), datasets.Value("string")
+    if kind == "date":
+        return pa.array(values.astype(np.int32), pa.int32(), mask=pa_mask).cast(pa.date32()), \
+            datasets.Value("date32")
+    if kind == "timestamp":
+        tz = spec.get("tz") or "UTC"
+        micros = np.round(values.astype(np.float64) * 1e6).astype(np.int64)
+        arr = pa.array(micros, pa.int64(), mask=pa_mask).cast(pa.timestamp("us", tz))
+        return arr, datasets.Value(f"timestamp[us, tz={tz}]")
+    raise errors.UnsupportedError(f"Column '{name}' of kind {kind} cannot be written.",
+                                  column=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument checks
+
+
+def _check_columns(columns):
+    if columns is None:
+        return None
+    if isinstance(columns, str):
+        columns = [columns]
+    if not isinstance(columns, (list, tuple)) or not columns or \
+            not all(isinstance(c, str) and c for c in columns):
+        raise errors.InvalidArgumentError("columns must be NULL or column names.",
+                                          argument="columns")
+    return list(dict.fromkeys(columns))
+
+
+def _check_n_max(n_max):
+    if n_max is None or (isinstance(n_max, float) and n_max == float("inf")):
+        return None
+    if isinstance(n_max, bool) or not isinstance(n_max, (int, float)) or n_max < 0 or \
+            int(n_max) != n_max:
+        raise errors.InvalidArgumentError("n_max must be a whole number >= 0, or Inf.",
+                                          argument="n_max")
+    return int(n_max)
+
+
+def _check_chunk_size(chunk_size):
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, float)) or \
+            chunk_size < 1 or int(chunk_size) != chunk_size:
+        raise errors.InvalidArgumentError("chunk_size must be a whole number >= 1.",
+                                          argument="chunk_size")
+    return int(chunk_size)
+
+
+def _check_split_name(split):
+    if not isinstance(split, str) or not re.match(r"^\w+(\.\w+)*$", split):
+        raise errors.InvalidArgumentError(
+            "split must be a name of letters, digits and '_' (such as 'train').",
+            argument="split")

@@ -1,0 +1,360 @@
+# Datasets on the Hub as data frames, and data frames back to the Hub. pybridge.datasets finds
+# the configs and splits as the datasets library does and reads with pyarrow; R builds the
+# data frame from plain columns (dataset_frame()).
+
+#' Read a dataset from the Hugging Face Hub as a data frame
+#'
+#' The R form of `datasets.load_dataset(repo_id, config, split = split)`. The configs and splits
+#' are found as the Python library finds them: the `configs:` of the dataset card's YAML, or the
+#' file and folder names (`data/train-00000-of-00003.parquet`, `test.csv`, `validation/*.jsonl`),
+#' or the Hub's parquet export (`revision = "refs/convert/parquet"`). It reads parquet (also
+#' sharded), csv, tsv, json and jsonl with `pyarrow`.
+#'
+#' Only the files of the split are downloaded, into the Hugging Face cache that Python uses; once
+#' cached, the same call works offline (`HF_HUB_OFFLINE=1`) with no request. `columns` reads only
+#' those columns; `n_max` reads only the parquet row groups (and the shards) that hold the first
+#' `n_max` rows.
+#'
+#' Columns are converted whole: `ClassLabel` features become factors with their names as levels;
+#' sequences become list columns; integers become integer (a 64-bit column whose values do not fit
+#' becomes double, with a `hfbridge_warning_precision_loss` warning beyond 2^53); floats double;
+#' booleans logical; strings character; timestamps POSIXct; dates Date; structs data frame
+#' columns; nulls `NA` (a null list is `NULL`).
+#'
+#' A missing config, split or column is an error of class `hfbridge_error_entry_not_found` whose
+#' fields `configs`, `splits` or `columns` name the ones that exist; a gated or missing repository
+#' gives `hfbridge_error_gated` or `hfbridge_error_repo_not_found`.
+#'
+#' @param repo_id The dataset's repository id, such as `"imdb"` or `"org/name"`.
+#' @param split The split, such as `"train"` or `"test"`.
+#' @param config The config name; `NULL` for the default one.
+#' @param revision A branch, tag or commit, or `"refs/convert/parquet"` for the Hub's parquet
+#'   export.
+#' @param columns `NULL` for every column, or the names of the columns to read.
+#' @param n_max The most rows to read.
+#' @param ... Not used; must be empty.
+#' @param token A Hub token for private or gated datasets. By default `HF_TOKEN` or the token
+#'   file.
+#' @param quiet If `TRUE`, show no download progress bar.
+#' @return A data frame.
+#' @family datasets
+#' @export
+#' @examples
+#' \dontrun{
+#' imdb <- hub_dataset("imdb")
+#' table(imdb$label)
+#' head(hub_dataset("imdb", split = "test", columns = "text", n_max = 5))
+#' }
+hub_dataset <- function(repo_id, split = "train", config = NULL, revision = "main",
+                        columns = NULL, n_max = Inf, ..., token = NULL, quiet = FALSE) {
+  dataset_check_dots(...)
+  dataset_check_common(repo_id, split, config, revision, token)
+  columns <- dataset_check_columns(columns)
+  if (!is.numeric(n_max) || length(n_max) != 1L || is.na(n_max) || n_max < 0 ||
+      (is.finite(n_max) && n_max != floor(n_max))) {
+    hfbridge_abort("invalid_argument", sprintf(
+      "`n_max` must be a whole number >= 0 or Inf, not %s.", describe_value(n_max)),
+      argument = "n_max")
+  }
+  check_flags(quiet = quiet)
+  res <- dataset_py("read", repo_id, split = split, config = config, revision = revision,
+                    columns = columns, n_max = if (is.finite(n_max)) as.integer(n_max) else NULL,
+                    env = hf_env(), token = token, quiet = quiet)
+  dataset_frame(res)
+}
+
+#' Configs, splits and features of a dataset on the Hub
+#'
+#' What `datasets` knows of a dataset before loading it: its configs and splits (found as
+#' [hub_dataset()] finds them), the rows and bytes of each split, and the features. Rows come from
+#' the dataset card's `dataset_info`, or from the parquet files' footers; they are `NA` for csv
+#' and json files, which are counted only by reading them.
+#'
+#' @inheritParams hub_dataset
+#' @return A list with `repo_id`, `sha` (the commit), `default_config`, `splits` (a data frame:
+#'   `config`, `split`, `num_rows`, `num_bytes`, `num_files`, `format`) and `features` (a data
+#'   frame: `config`, `column`, `type`, `levels`, the ClassLabel names joined by `|`).
+#' @family datasets
+#' @export
+#' @examples
+#' \dontrun{
+#' info <- hub_dataset_info("imdb")
+#' info$splits
+#' info$features
+#' }
+hub_dataset_info <- function(repo_id, revision = "main", token = NULL) {
+  dataset_check_common(repo_id, "train", NULL, revision, token)
+  res <- dataset_py("info", repo_id, revision = revision, env = hf_env(), token = token)
+  splits <- data.frame(
+    config = as.character(unlist(res$splits$config)),
+    split = as.character(unlist(res$splits$split)),
+    num_rows = as.numeric(res$splits$num_rows), num_bytes = as.numeric(res$splits$num_bytes),
+    num_files = as.integer(res$splits$num_files),
+    format = as.character(unlist(res$splits$format)), stringsAsFactors = FALSE)
+  features <- data.frame(
+    config = as.character(unlist(res$features$config)),
+    column = as.character(unlist(res$features$column)),
+    type = as.character(unlist(res$features$type)),
+    levels = as.character(unlist(res$features$levels)), stringsAsFactors = FALSE)
+  list(repo_id = res$repo_id, sha = res$sha,
+       default_config = if (is.null(res$default_config)) NA_character_ else res$default_config,
+       splits = splits, features = features)
+}
+
+#' Read a dataset chunk by chunk
+#'
+#' For a split larger than memory: each chunk of at most `chunk_size` rows is read as a data frame
+#' (as [hub_dataset()] reads it) and passed to `callback(chunk, index)`; only one chunk is held at
+#' a time. Parquet files are read batch by batch and their shards downloaded one at a time, as
+#' they are reached. A progress bar shows the rows read, out of the total where it is known.
+#'
+#' @inheritParams hub_dataset
+#' @param chunk_size The most rows in one chunk.
+#' @param callback A function of the chunk (a data frame) and its index (1, 2, ...). Return
+#'   `FALSE` to stop early.
+#' @param progress Show a progress bar.
+#' @return The callback's results, as a list, invisibly.
+#' @family datasets
+#' @export
+#' @examples
+#' \dontrun{
+#' counts <- hub_dataset_chunks("imdb", "train", chunk_size = 5000, function(chunk, i) {
+#'   table(chunk$label)
+#' })
+#' Reduce(`+`, counts)
+#' }
+hub_dataset_chunks <- function(repo_id, split = "train", chunk_size = 10000L, callback,
+                               config = NULL, revision = "main", columns = NULL, token = NULL,
+                               progress = !quiet, quiet = FALSE) {
+  dataset_check_common(repo_id, split, config, revision, token)
+  columns <- dataset_check_columns(columns)
+  if (!is.numeric(chunk_size) || length(chunk_size) != 1L || is.na(chunk_size) ||
+      chunk_size < 1 || chunk_size != floor(chunk_size) || chunk_size > .Machine$integer.max) {
+    hfbridge_abort("invalid_argument", sprintf(
+      "`chunk_size` must be a whole number >= 1, not %s.", describe_value(chunk_size)),
+      argument = "chunk_size")
+  }
+  if (!is.function(callback)) {
+    hfbridge_abort("invalid_argument", "`callback` must be a function(chunk, index).",
+                   argument = "callback")
+  }
+  check_flags(progress = progress, quiet = quiet)
+  reader <- dataset_py("open_chunks", repo_id, split = split, config = config,
+                       revision = revision, columns = columns, chunk_size = as.integer(chunk_size),
+                       env = hf_env(), token = token, quiet = quiet)
+  total <- as.numeric(reader$total_rows)
+  if (progress) {
+    cli::cli_progress_bar(sprintf("Reading %s (%s)", repo_id, split),
+                          total = if (is.na(total)) NA else total)
+  }
+  out <- list()
+  done <- 0
+  repeat {
+    res <- call_python(reader$`next`)
+    if (is.null(res)) break
+    chunk <- dataset_frame(res)
+    done <- done + nrow(chunk)
+    value <- callback(chunk, length(out) + 1L)
+    out[length(out) + 1L] <- list(value)
+    if (progress) cli::cli_progress_update(set = done)
+    if (isFALSE(value)) break
+  }
+  if (progress) cli::cli_progress_done()
+  invisible(out)
+}
+
+#' Upload a data frame to the Hub as a dataset split
+#'
+#' Writes `df` as one parquet file, `data/<split>-00000-of-00001.parquet` (the layout
+#' `push_to_hub` uses), with the features recorded as `datasets` records them (a factor becomes a
+#' `ClassLabel` with its levels as names), and pushes it in one commit with [hub_upload_file()],
+#' creating the dataset repository if needed. [hub_dataset()] reads it back equal, and Python's
+#' `datasets.load_dataset()` reads it with the same features.
+#'
+#' Columns may be integer, double, logical, character, factor, Date, POSIXct (stored in UTC when
+#' it has no time zone), or lists of such vectors (one type per column).
+#'
+#' @param df A data frame.
+#' @param repo_id The dataset's repository id, `"org/name"`.
+#' @param split The split name.
+#' @param private Create the repository as private (if it does not exist).
+#' @param commit_message The commit message.
+#' @inheritParams hub_dataset
+#' @return The commit, as [hub_upload_file()] returns it.
+#' @family datasets
+#' @export
+#' @examples
+#' \dontrun{
+#' df <- data.frame(text = c("good", "bad"), label = factor(c("pos", "neg")))
+#' hub_upload_dataset(df, "me/reviews", split = "train")
+#' }
+hub_upload_dataset <- function(df, repo_id, split = "train", private = FALSE,
+                               commit_message = NULL, token = NULL, quiet = FALSE) {
+  if (!is.data.frame(df) || ncol(df) == 0L || is.null(names(df)) || anyNA(names(df)) ||
+      !all(nzchar(names(df))) || anyDuplicated(names(df))) {
+    hfbridge_abort("invalid_argument", paste0(
+      "`df` must be a data frame with at least one column, and unique, non-empty names."),
+      argument = "df")
+  }
+  dataset_check_common(repo_id, split, NULL, "main", token)
+  if (!is.null(commit_message)) check_string(commit_message, "commit_message")
+  check_flags(private = private, quiet = quiet)
+  columns <- list(names = as.list(names(df)),
+                  columns = unname(Map(dataset_spec, df, names(df))))
+  res <- dataset_py("upload", columns, repo_id, split = split, private = private,
+                    commit_message = commit_message, quiet = quiet, env = hf_env(),
+                    token = token)
+  publish_commit(res)
+}
+
+# ---- calling pybridge.datasets ------------------------------------------------------------------
+
+dataset_py <- function(fun, ...) py_call("datasets", fun, ...)
+
+dataset_check_dots <- function(...) {
+  if (...length()) {
+    hfbridge_abort("invalid_argument", sprintf(
+      "Unknown argument(s) %s: hub_dataset() takes repo_id, split, config, revision, columns, %s",
+      paste(names(list(...)), collapse = ", "), "n_max, token and quiet."), argument = "...")
+  }
+}
+
+dataset_check_common <- function(repo_id, split, config, revision, token) {
+  hub_check_repo(repo_id, revision, "dataset")
+  check_string(split, "split", "\"train\"")
+  if (!is.null(config)) check_string(config, "config", "\"default\"")
+  hub_check_token(token)
+}
+
+dataset_check_columns <- function(columns) {
+  if (is.null(columns)) return(NULL)
+  if (!is.character(columns) || length(columns) == 0L || anyNA(columns) ||
+      !all(nzchar(columns))) {
+    hfbridge_abort("invalid_argument", sprintf(
+      "`columns` must be NULL or column names such as c(\"text\", \"label\"), not %s.",
+      describe_value(columns)), argument = "columns")
+  }
+  as.list(unique(columns))
+}
+
+# ---- Python columns to a data frame ------------------------------------------------------------
+
+dataset_frame <- function(res) {
+  n <- as.integer(res$num_rows)
+  cols <- lapply(res$columns, dataset_column)
+  names(cols) <- as.character(unlist(res$names))
+  structure(cols, class = "data.frame", row.names = .set_row_names(n))
+}
+
+dataset_column <- function(spec) {
+  na <- spec$na
+  x <- switch(
+    spec$kind,
+    double = {
+      if (isTRUE(spec$inexact)) {
+        hfbridge_warn("precision_loss", paste0(
+          "A 64-bit integer column holds values beyond 2^53 in magnitude; they were rounded to ",
+          "the nearest double."))
+      }
+      as.vector(spec$values)
+    },
+    integer = as.vector(spec$values),
+    logical = as.vector(spec$values),
+    factor = {
+      codes <- as.vector(spec$codes) + 1L
+      codes[codes == 0L] <- NA_integer_
+      structure(codes, levels = as.character(unlist(spec$levels)), class = "factor")
+    },
+    string = dataset_strings(spec),
+    timestamp = structure(as.vector(spec$values), class = c("POSIXct", "POSIXt"),
+                          tzone = spec$tz),
+    date = structure(as.vector(spec$values), class = "Date"),
+    list = dataset_list(spec),
+    struct = {
+      fields <- lapply(spec$fields, dataset_column)
+      names(fields) <- as.character(unlist(spec$names))
+      n <- if (length(fields)) NROW(fields[[1]]) else 0L
+      return(structure(fields, class = "data.frame", row.names = .set_row_names(n)))
+    },
+    binary = lapply(spec$values, function(v) if (is.null(v)) NULL else v),
+    null = return(rep(NA, as.integer(spec$length))),
+    hfbridge_abort("unsupported", sprintf("Unknown column kind '%s'.", spec$kind))
+  )
+  if (!is.null(na) && spec$kind != "list") {
+    na <- as.vector(na)
+    if (is.list(x)) x[na] <- list(NULL) else x[na] <- NA
+  }
+  x
+}
+
+# Strings come joined by a separator they do not hold, each followed by it: one strsplit() is
+# several times faster than converting a list of str through reticulate.
+dataset_strings <- function(spec) {
+  n <- as.integer(spec$length)
+  if (is.null(spec$joined)) return(as.character(unlist(spec$values)))
+  if (n == 0L) return(character())
+  x <- strsplit(spec$joined, spec$sep, fixed = TRUE)[[1]]
+  if (length(x) < n) x <- c(x, rep("", n - length(x)))
+  x
+}
+
+dataset_list <- function(spec) {
+  child <- dataset_column(spec$child)
+  offsets <- as.vector(spec$offsets)
+  out <- if (is.data.frame(child)) {
+    n <- length(offsets) - 1L
+    f <- factor(rep.int(seq_len(n), diff(offsets)), levels = seq_len(n))
+    unname(split(child, f))
+  } else {
+    tok_split(child, offsets)
+  }
+  if (!is.null(spec$na)) out[as.vector(spec$na)] <- list(NULL)
+  out
+}
+
+# ---- a data frame to Python columns -------------------------------------------------------------
+
+dataset_spec <- function(x, name) {
+  na <- if (is.list(x)) vapply(x, is.null, logical(1)) else is.na(x)
+  na <- if (any(na)) as.array(na) else NULL
+  if (is.factor(x)) {
+    codes <- as.integer(x) - 1L
+    codes[is.na(codes)] <- 0L
+    return(list(kind = "factor", values = as.array(codes), na = na,
+                levels = as.list(levels(x))))
+  }
+  if (inherits(x, "POSIXct")) {
+    tz <- attr(x, "tzone")
+    tz <- if (is.null(tz) || !nzchar(tz[1])) "UTC" else tz[1]
+    return(list(kind = "timestamp", values = as.array(dataset_fill(unclass(x), 0)), na = na,
+                tz = tz))
+  }
+  if (inherits(x, "Date")) {
+    return(list(kind = "date", values = as.array(dataset_fill(unclass(x), 0)), na = na))
+  }
+  if (is.list(x) && !is.data.frame(x)) return(dataset_list_spec(x, name, na))
+  kind <- if (is.integer(x)) "integer" else if (is.double(x)) "double" else if (is.logical(x))
+    "logical" else if (is.character(x)) "string" else NULL
+  if (is.null(kind) || !is.null(attr(x, "class"))) {
+    hfbridge_abort("invalid_argument", sprintf(
+      paste0("Column '%s' is %s; hub_upload_dataset() writes integer, double, logical, ",
+             "character, factor, Date, POSIXct and lists of these."), name, class(x)[1]),
+      argument = "df", column = name)
+  }
+  if (kind == "string") return(list(kind = kind, values = as.list(dataset_fill(x, "")), na = na))
+  fill <- switch(kind, integer = 0L, double = 0, logical = FALSE)
+  list(kind = kind, values = as.array(dataset_fill(as.vector(x), fill)), na = na)
+}
+
+dataset_fill <- function(x, value) {
+  x[is.na(x)] <- value
+  x
+}
+
+dataset_list_spec <- function(x, name, na) {
+  lengths <- lengths(x)
+  flat <- do.call(c, unname(x[lengths > 0L]))
+  if (is.null(flat)) flat <- integer()
+  list(kind = "list", offsets = as.array(c(0L, cumsum(as.integer(lengths)))), na = na,
+       child = dataset_spec(flat, name))
+}

@@ -1,0 +1,207 @@
+# hub_dataset() and friends against datasets.load_dataset() on the same repos of the test mirror.
+# load_dataset runs in a child Python, which prints each split's values and features as JSON.
+
+datasets_write <- "hf_rDatasetsWriteToken01234"
+
+datasets_repos <- function() {
+  if (is.null(.test_hub$datasets_published)) {
+    folders <- hfbridge:::pybridge_module("fixtures.datasets")$ensure()
+    for (name in names(folders)) {
+      publish_repo(paste0("rds/", name), folders[[name]], repo_type = "dataset")
+    }
+    .test_hub$datasets_published <- TRUE
+  }
+  invisible(TRUE)
+}
+
+# datasets.load_dataset(repo_id, config, split) in a child Python: list(names, columns), each
+# column list(type, names (ClassLabel), values), NaN as "NaN", timestamps as epoch seconds.
+datasets_reference <- function(repo_id, split = "train", config = "-") {
+  code <- paste(
+    "import json, math, sys, datetime, datasets",
+    sprintf("repo, config, split = %s, %s, %s", jsonlite::toJSON(repo_id, auto_unbox = TRUE),
+            jsonlite::toJSON(config, auto_unbox = TRUE), jsonlite::toJSON(split, auto_unbox = TRUE)),
+    "ds = datasets.load_dataset(repo, None if config == '-' else config, split=split)",
+    "def plain(v):",
+    "    if isinstance(v, float) and math.isnan(v): return 'NaN'",
+    "    if isinstance(v, datetime.datetime):",
+    "        return (v.replace(tzinfo=None) - datetime.datetime(1970, 1, 1)).total_seconds()",
+    "    if isinstance(v, datetime.date): return (v - datetime.date(1970, 1, 1)).days",
+    "    if isinstance(v, list): return [plain(x) for x in v]",
+    "    return v",
+    "t = ds.data.table",
+    "cols = {}",
+    "for name, f in ds.features.items():",
+    "    cols[name] = {'type': type(f).__name__, 'names': getattr(f, 'names', None),",
+    "                  'values': [plain(v) for v in t.column(name).to_pylist()]}",
+    "print(json.dumps({'names': t.column_names, 'columns': cols}))",
+    sep = "\n")
+  out <- hub_test_python(paste0(code, "\n"), env = c(
+    HF_ENDPOINT = Sys.getenv("HF_ENDPOINT"), HF_HOME = tempfile("py-home-"),
+    HF_HUB_DISABLE_XET = "1"))
+  jsonlite::fromJSON(out[length(out)], simplifyVector = FALSE)
+}
+
+datasets_plain <- function(values, na, convert) {
+  vapply(values, function(v) if (is.null(v)) na else convert(v), na)
+}
+
+datasets_expected <- function(col) {
+  v <- col$values
+  num <- function(x) if (identical(x, "NaN")) NaN else as.numeric(x)
+  if (identical(col$type, "ClassLabel")) {
+    return(factor(unlist(col$names)[datasets_plain(v, NA_integer_, as.integer) + 1L],
+                  levels = unlist(col$names)))
+  }
+  firsts <- Filter(Negate(is.null), v)
+  if (!length(firsts)) return(rep(NA, length(v)))
+  x <- firsts[[1]]
+  if (is.list(x) || identical(col$type, "List")) {
+    return(lapply(v, function(e) if (is.null(e)) NULL else {
+      e <- unlist(lapply(e, function(z) if (is.null(z)) NA else z))
+      if (is.null(e)) return(logical())
+      if (is.numeric(e) && all(e == round(e))) as.integer(e) else e
+    }))
+  }
+  if (is.logical(x)) return(datasets_plain(v, NA, as.logical))
+  if (is.character(x) && !identical(x, "NaN")) return(datasets_plain(v, NA_character_, identity))
+  datasets_plain(v, NA_real_, num)
+}
+
+expect_equal_to_datasets <- function(df, ref) {
+  expect_identical(names(df), unlist(ref$names))
+  for (name in names(df)) {
+    col <- ref$columns[[name]]
+    want <- datasets_expected(col)
+    got <- df[[name]]
+    if (inherits(got, "POSIXct")) got <- as.numeric(got)
+    if (is.integer(got) && is.double(want)) want <- as.integer(want)
+    if (is.list(got)) {
+      got <- lapply(got, function(e) if (is.null(e)) NULL else if (!length(e)) logical() else
+        as.vector(e))
+    }
+    if (inherits(got, "Date")) got <- as.numeric(got)
+    expect_identical(got, want, label = name)
+  }
+}
+
+test_that("hub_dataset() equals datasets.load_dataset() on parquet shards, configs, csv, tsv, jsonl", {
+  local_hub()
+  datasets_repos()
+  cases <- list(list("rds/sharded", "train", NULL), list("rds/sharded", "test", NULL),
+                list("rds/configs", "train", NULL), list("rds/configs", "validation", "second"),
+                list("rds/csv", "train", NULL), list("rds/tsv", "train", NULL),
+                list("rds/jsonl", "validation", NULL))
+  for (case in cases) {
+    df <- hub_dataset(case[[1]], split = case[[2]], config = case[[3]], quiet = TRUE)
+    ref <- datasets_reference(case[[1]], case[[2]], if (is.null(case[[3]])) "-" else case[[3]])
+    expect_equal_to_datasets(df, ref)
+  }
+  df <- hub_dataset("rds/sharded", quiet = TRUE)
+  expect_s3_class(df$label, "factor")
+  expect_identical(levels(df$label), c("neg", "pos", "neutral"))
+  expect_type(df$ids, "list")
+  expect_type(df$idx, "integer")
+  expect_s3_class(df$when, "POSIXct")
+  expect_true(anyNA(df$text) && anyNA(df$score) && any(is.nan(df$score)))
+  expect_true(any(vapply(df$ids, is.null, logical(1))))
+})
+
+test_that("columns and n_max read only what is asked, from the first shard only", {
+  local_hub()
+  datasets_repos()
+  hub_mirror_requests(reset = TRUE)
+  df <- hub_dataset("rds/sharded", columns = c("text", "label"), n_max = 7, quiet = TRUE)
+  expect_identical(names(df), c("text", "label"))
+  expect_identical(nrow(df), 7L)
+  full <- hub_dataset("rds/sharded", quiet = TRUE)
+  expect_identical(df, full[1:7, c("text", "label")], ignore_attr = "row.names")
+  expect_identical(nrow(hub_dataset("rds/sharded", n_max = 0, quiet = TRUE)), 0L)
+})
+
+test_that("missing split, config, column, repo and gated repos are classed errors", {
+  local_hub()
+  datasets_repos()
+  err <- tryCatch(hub_dataset("rds/configs", "test"), error = identity)
+  expect_s3_class(err, "hfbridge_error_entry_not_found")
+  expect_identical(unlist(err$splits), c("train", "validation"))
+  err <- tryCatch(hub_dataset("rds/configs", config = "third"), error = identity)
+  expect_s3_class(err, "hfbridge_error_entry_not_found")
+  expect_identical(unlist(err$configs), c("first", "second"))
+  err <- tryCatch(hub_dataset("rds/csv", columns = c("text", "nope")), error = identity)
+  expect_s3_class(err, "hfbridge_error_entry_not_found")
+  expect_true(all(c("idx", "text", "score", "flag") %in% unlist(err$columns)))
+  expect_error(hub_dataset("rds/absent"), class = "hfbridge_error_repo_not_found")
+  mirror_config(list(gated = list("datasets/rds/csv" = list("hf_someoneElseToken0123"))))
+  expect_error(hub_dataset("rds/csv"), class = "hfbridge_error_gated")
+  expect_error(hub_dataset("rds/csv", n_max = -1), class = "hfbridge_error_invalid_argument")
+  expect_error(hub_dataset("rds/csv", columns = NA), class = "hfbridge_error_invalid_argument")
+  expect_error(hub_dataset("rds/csv", bogus = 1), class = "hfbridge_error_invalid_argument")
+})
+
+test_that("offline after a first read: the same data frame, no request", {
+  local_hub()
+  datasets_repos()
+  first <- hub_dataset("rds/sharded", "test", quiet = TRUE)
+  withr::local_envvar(HF_HUB_OFFLINE = "1")
+  hub_mirror_requests(reset = TRUE)
+  again <- hub_dataset("rds/sharded", "test", quiet = TRUE)
+  expect_identical(hub_mirror_requests()$total, 0L)
+  expect_identical(again, first)
+  expect_error(hub_dataset("rds/sharded", "train"), class = "hfbridge_error_offline_not_cached")
+})
+
+test_that("hub_dataset_info() gives configs, splits, rows, bytes and features", {
+  local_hub()
+  datasets_repos()
+  info <- hub_dataset_info("rds/configs")
+  expect_identical(info$default_config, "first")
+  expect_identical(info$splits$config, c("first", "first", "second", "second"))
+  expect_identical(info$splits$num_rows, c(60, 25, 60, 25))
+  expect_true(all(info$splits$num_bytes > 0))
+  label <- info$features[info$features$column == "label", ]
+  expect_identical(label$levels[1], "neg|pos|neutral")
+  csv <- hub_dataset_info("rds/csv")
+  expect_identical(csv$splits$split, c("train", "test"))
+  expect_true(all(is.na(csv$splits$num_rows)))
+})
+
+test_that("hub_dataset_chunks() streams a split chunk by chunk", {
+  local_hub()
+  datasets_repos()
+  full <- hub_dataset("rds/sharded", quiet = TRUE)
+  chunks <- hub_dataset_chunks("rds/sharded", "train", chunk_size = 64,
+                               callback = function(chunk, i) chunk, progress = FALSE)
+  expect_identical(vapply(chunks, nrow, 1L), c(rep(64L, 5), 1L))
+  expect_identical(do.call(rbind, chunks), full, ignore_attr = "row.names")
+  seen <- hub_dataset_chunks("rds/sharded", "train", chunk_size = 100,
+                             callback = function(chunk, i) if (i == 2) FALSE else i,
+                             progress = FALSE)
+  expect_length(seen, 2)
+})
+
+test_that("hub_upload_dataset() round trip: equal in R, same features in datasets", {
+  local_hub()
+  mirror_config(list(write = list("datasets/rdsup/*" = list(datasets_write))))
+  df <- data.frame(
+    n = c(1L, NA, 3L), x = c(0.5, NaN, NA), ok = c(TRUE, NA, FALSE),
+    text = c("café", NA, ""), label = factor(c("pos", "neg", NA), levels = c("neg", "pos")),
+    day = as.Date(c("2024-01-02", NA, "1969-12-31")),
+    at = as.POSIXct(c(0, 1.5e9, NA), origin = "1970-01-01", tz = "UTC"),
+    stringsAsFactors = FALSE)
+  df$ids <- list(1:3, integer(), NULL)
+  res <- hub_upload_dataset(df, "rdsup/round", token = datasets_write, quiet = TRUE)
+  expect_match(res$commit_oid, "^[0-9a-f]{40}$")
+  expect_true("data/train-00000-of-00001.parquet" %in% hub_list_files("rdsup/round",
+                                                                      repo_type = "dataset"))
+  back <- hub_dataset("rdsup/round", quiet = TRUE)
+  expect_identical(back, df)
+  ref <- datasets_reference("rdsup/round", "train", "-")
+  expect_identical(ref$columns$label$type, "ClassLabel")
+  expect_identical(unlist(ref$columns$label$names), c("neg", "pos"))
+  expect_identical(ref$columns$ids$type, "List")
+  expect_equal_to_datasets(back, ref)
+  expect_error(hub_upload_dataset(df, "rdsup/round"), class = "hfbridge_error_auth")
+  expect_error(hub_upload_dataset(data.frame(z = 1i), "rdsup/round", token = datasets_write),
+               class = "hfbridge_error_invalid_argument")
+})
