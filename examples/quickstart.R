@@ -215,6 +215,34 @@ if (has("pipeline", "embed_text", "hidden_states")) {
 }
 # ---- end of section 9
 
+# ---- 10. Publish a model (seed 004) ----------------------------------------------------------
+section("10. Publish: weights changed in R, pushed to the Hub, read back")
+if (has("hub_push_model", "hub_whoami", "safe_load_model", "pipeline")) {
+  # The demo mirror lets this token write (store/mirror.json, re-read at once by the mirror).
+  writeLines('{"write": ["hf_demoWriteToken000"]}', file.path(store, "mirror.json"))
+  Sys.setenv(HF_TOKEN = "hf_demoWriteToken000")
+  print(hub_whoami()[c("name", "role", "token_source")])   # never the token itself
+
+  weights <- safe_load_model("gpt2")
+  weights[["h.0.attn.c_attn.weight"]][1, 1] <- 0.5        # t[0, 0] in torch
+  res <- hub_push_model("demo-user/gpt2-from-r", weights, hub_download("gpt2", "config.json"),
+                        tokenizer = "gpt2",
+                        card = list(license = "mit", base_model = "gpt2",
+                                    pipeline_tag = "text-generation"),
+                        quiet = TRUE)
+  cat("pushed commit", res$commit_oid, "
+")
+  print(hub_list_files("demo-user/gpt2-from-r"))
+  back <- safe_load_model("demo-user/gpt2-from-r")
+  cat("weight [1, 1] read back from the Hub:", back[["h.0.attn.c_attn.weight"]][1, 1], "\n")
+  generator <- pipeline("text-generation", "demo-user/gpt2-from-r")
+  print(generator("Hello", max_new_tokens = 8, do_sample = TRUE, seed = 1))
+  Sys.unsetenv("HF_TOKEN")
+} else {
+  skipped("hub_push_model")
+}
+# ---- end of section 10
+
 section("Done")
 hub_mirror_stop(mirror)
 cat("The demo cache stays in", Sys.getenv("HF_HOME"), "until the R session's tempdir is removed.\n")

@@ -207,6 +207,12 @@ def test_large_file_etag_is_sha256_and_a_cut_download_resumes_with_range(mirror,
     sha = hashlib.sha256(big).hexdigest()
     meta = hh.get_hf_file_metadata(hh.hf_hub_url("mtest/big", "big.bin", endpoint=mirror.url))
     assert meta.etag == sha and meta.size == len(big)
+    parts = urllib.parse.urlsplit(mirror.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port)
+    conn.request("HEAD", "/mtest/big/resolve/main/big.bin")
+    headers = conn.getresponse().headers
+    conn.close()
+    assert headers["X-Linked-Etag"] == f'"{sha}"' and headers["X-Linked-Size"] == str(len(big))
     (entry,) = [e for e in hh.HfApi(endpoint=mirror.url).list_repo_tree("mtest/big") if e.path == "big.bin"]
     assert entry.lfs.sha256 == sha and entry.lfs.size == len(big)
     # The client writes 10 MiB chunks: cut after the first one, and it resumes with a Range request.

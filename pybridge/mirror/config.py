@@ -6,6 +6,8 @@ Example::
       "gated":   {"org/name": ["token-a", "token-b"]},
       "private": {"org/secret": ["token-a"]},
       "tokens":  ["token-c"],
+      "write":   {"me/*": ["token-w"], "datasets/me/*": ["token-w"]},
+      "users":   {"alice": ["token-w"]},
       "faults":  [
         {"path": "org/name/model.safetensors", "kind": "close", "times": 1},
         {"path": "org/name/config.json", "kind": "status", "status": 503, "times": 2, "method": "HEAD"},
@@ -14,6 +16,13 @@ Example::
     }
 
 Keys of ``gated``/``private`` are repo ids, optionally prefixed ``datasets/`` or ``spaces/``.
+
+``write`` grants write access (create repos, upload, commit, branches, tags): a map of repo-id
+globs (same prefixes; ``*`` also matches ``/``, so ``"*"`` is every repository) to tokens, or a
+plain token list for every repository. Without a granted token a write is refused: 401 when no token
+or an unknown one is sent, 403 for a token that is known but may only read. A write token may
+also read the private repositories it may write. ``users`` names the account of a token for
+``whoami`` (``hfbridge`` otherwise).
 The file is read again whenever its modification time or size changes. Faults from the file
 replace the active list at that moment; ``Mirror.set_faults()`` replaces it in-process. Each
 fault counts down ``times`` (default 1; a negative number means for ever).
@@ -21,7 +30,9 @@ fault counts down ``times`` (default 1; a negative number means for ever).
 Fault kinds:
 
 - ``close``: on a GET of a matching file, send the headers and part of the body, then close the
-  connection. ``fraction`` (default 0.5) of the body is sent, or ``bytes`` bytes if given.
+  connection. ``fraction`` (default 0.5) of the body is sent, or ``bytes`` bytes if given. On a
+  PUT or POST (an upload, a commit) read that part of the request body, then close the connection
+  without an answer.
 - ``status``: answer ``status`` (default 503) with an error body.
 - ``delay``: sleep ``seconds`` (default 0.1) before answering normally.
 
@@ -72,9 +83,11 @@ def check_faults(faults) -> List[dict]:
 def check_config(data) -> dict:
     if not isinstance(data, dict):
         raise ConfigError("the top level must be an object")
-    for kind in ("gated", "private"):
+    for kind in ("gated", "private", "users"):
         if not isinstance(data.get(kind) or {}, dict):
             raise ConfigError(f"'{kind}' must map repo ids to token lists")
+    if not isinstance(data.get("write") or {}, (dict, list, str)):
+        raise ConfigError("'write' must map repo id globs to token lists, or list tokens")
     return data
 
 
@@ -141,10 +154,43 @@ class Config:
         with self._lock:
             self._refresh()
             known = set(_tokens(self._data.get("tokens")))
-            for kind in ("gated", "private"):
+            for kind in ("gated", "private", "users"):
                 for tokens in (self._data.get(kind) or {}).values():
                     known.update(_tokens(tokens))
+            for tokens in self._write_table().values():
+                known.update(tokens)
         return known
+
+    def _write_table(self) -> dict:
+        """``write`` as {glob: tokens}; a plain list applies to every repository (``**``)."""
+        table = self._data.get("write") or {}
+        if not isinstance(table, dict):
+            return {"**": _tokens(table)}
+        return {str(k): _tokens(v) for k, v in table.items()}
+
+    def can_write(self, key: str, token: Optional[str]) -> bool:
+        """Whether ``token`` may write to the repo ``key`` (``org/name``, ``datasets/org/name``)."""
+        if not token:
+            return False
+        with self._lock:
+            self._refresh()
+            for pattern, tokens in self._write_table().items():
+                if token in tokens and (pattern == "**" or fnmatch.fnmatchcase(key, pattern)):
+                    return True
+        return False
+
+    def writes_anything(self, token: Optional[str]) -> bool:
+        with self._lock:
+            self._refresh()
+            return bool(token) and any(token in t for t in self._write_table().values())
+
+    def user_of(self, token: str) -> str:
+        with self._lock:
+            self._refresh()
+            for name, tokens in (self._data.get("users") or {}).items():
+                if token in _tokens(tokens):
+                    return str(name)
+        return "hfbridge"
 
     def take_fault(self, method: str, targets: List[str]) -> Optional[dict]:
         """The first matching fault with times left, counted down; None if none applies."""
@@ -155,7 +201,7 @@ class Config:
                     continue
                 if fault.get("method") and fault["method"].upper() != method:
                     continue
-                if fault["kind"] == "close" and method != "GET":
+                if fault["kind"] == "close" and method not in ("GET", "PUT", "POST"):
                     continue
                 if not any(fnmatch.fnmatchcase(t, fault["path"]) for t in targets if t):
                     continue

@@ -15,10 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
 from .config import Config, ConfigError
-from .store import REPO_TYPES, Entry, Snapshot, Store, StoreError, check_relative
+from .store import REPO_TYPES, Entry, Snapshot, Store, StoreError, check_relative, read_meta
+from .writes import WRITE_ACTIONS, UploadKeys, WriteRoutes, repo_key, split_lfs
 
 PREFIXES = {"models": "model", "datasets": "dataset", "spaces": "space"}
-API_ACTIONS = ("revision", "tree", "refs", "paths-info")
+API_ACTIONS = ("revision", "tree", "refs", "paths-info") + WRITE_ACTIONS
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _TRUE = ("true", "1", "yes")
 
@@ -70,6 +71,7 @@ class MirrorServer(ThreadingHTTPServer):
         self.log_stream = log if log is not None else sys.stderr
         self._log_lock = threading.Lock()
         self.config = Config(self.store.root, warn=self.log_line)
+        self.upload_keys = UploadKeys()
         super().__init__(address, Handler)
 
     def log_line(self, text: str) -> None:
@@ -95,7 +97,7 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts or 0, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(WriteRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: MirrorServer
     server_version = "hfbridge-mirror"
@@ -123,6 +125,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self._dispatch()
 
+    def do_PUT(self):
+        self._dispatch()
+
     def _dispatch(self):
         self._logged = False  # becomes True when the status line is sent (log_request)
         try:
@@ -146,10 +151,11 @@ class Handler(BaseHTTPRequestHandler):
         raw, _, query = self.path.partition("?")
         return raw, urllib.parse.parse_qs(query, keep_blank_values=True)
 
-    def _send_json(self, status: int, payload, headers: Optional[dict] = None):
+    def _send_json(self, status: int, payload, headers: Optional[dict] = None,
+                   content_type: str = "application/json"):
         body = json.dumps(payload).encode("utf-8")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
@@ -163,25 +169,35 @@ class Handler(BaseHTTPRequestHandler):
             headers["X-Repo-Commit"] = err.commit
         try:
             self._read_body()
-            self._send_json(err.status, {"error": err.message}, headers)
+            self._send_json(err.status, getattr(err, "body", None) or {"error": err.message},
+                            headers)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
     def _read_body(self) -> bytes:
         if getattr(self, "_body_read", False):
+            if not getattr(self, "_body_done", False):  # a body read in part: the stream is lost
+                self.close_connection = True
             return b""
         self._body_read = True
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self.close_connection = True  # not worth decoding only to drop it
+            return b""
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
     # ---- routing --------------------------------------------------------------------------
     def _route(self):
-        self._body_read = False
+        self._body_read = self._body_done = False
         raw, query = self._raw_path()
         segs = [s for s in raw.split("/") if s != ""]
         if segs[:1] == ["_mirror"]:
             return self._control(segs[1:], query)
         fault = self._fault(segs)
+        self._write_fault = fault if self.command in ("PUT", "POST") else None
+        lfs = split_lfs(segs)
+        if lfs is not None:
+            return self._lfs(*lfs, query)
         if segs[:1] == ["api"]:
             return self._api(segs[1:], query)
         if self.command not in ("GET", "HEAD"):
@@ -259,13 +275,17 @@ class Handler(BaseHTTPRequestHandler):
             return auth[7:].strip() or None
         return None
 
-    def _check_access(self, repo_type: str, repo_id: str):
+    def _check_access(self, repo_type: str, repo_id: str, repo=None):
         config = self.server.config
-        key = repo_id if repo_type == "model" else f"{REPO_TYPES[repo_type]}/{repo_id}"
+        key = repo_key(repo_type, repo_id)
         private, gated = config.access("private", key), config.access("gated", key)
+        token = self._token()
+        if private is None and repo is not None and read_meta(repo.path).get("private"):
+            if config.can_write(key, token):  # created private through the API
+                return
+            private = []
         if private is None and gated is None:
             return
-        token = self._token()
         if token is not None and token not in config.known_tokens():
             raise HubError(401, "InvalidCredentials", "Invalid credentials in Authorization header")
         if private is not None and token not in private:
@@ -280,7 +300,7 @@ class Handler(BaseHTTPRequestHandler):
             repo = self.server.store.get(repo_type, repo_id)
         except StoreError as err:
             raise _from_store(err)
-        self._check_access(repo_type, repo_id)
+        self._check_access(repo_type, repo_id, repo)
         return repo
 
     def _snapshot(self, repo, revision) -> Snapshot:
@@ -318,6 +338,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(length))
             self.send_header("Accept-Ranges", "bytes")
             self.send_header("ETag", f'"{entry.etag}"')
+            if entry.is_lfs:  # as huggingface.co: the sha256 and the real size
+                self.send_header("X-Linked-Etag", f'"{entry.sha256}"')
+                self.send_header("X-Linked-Size", str(entry.size))
             self.send_header("X-Repo-Commit", snap.commit)
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{end}/{entry.size}")
@@ -368,6 +391,8 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- /api -----------------------------------------------------------------------------
     def _api(self, segs, query):
+        if self._api_global(segs, query):
+            return None
         if not segs or segs[0] not in PREFIXES:
             raise HubError(404, "NotFound", f"Unknown API path /api/{'/'.join(segs)}.")
         repo_type = PREFIXES[segs[0]]
@@ -388,6 +413,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send_json(200, repo.refs())
         if action == "paths-info" and len(rest) == 2 and self.command == "POST":
             return self._paths_info(repo, urllib.parse.unquote(rest[1]))
+        if action in WRITE_ACTIONS and self.command == "POST":
+            return self._api_write(repo, action, rest, query)
         raise HubError(404, "NotFound", f"Unknown API path /api/{'/'.join(segs)}.")
 
     def _repo_info(self, repo, revision, query):
@@ -413,7 +440,9 @@ class Handler(BaseHTTPRequestHandler):
         if repo.repo_type == "model":
             info["modelId"] = repo.repo_id
         if repo.repo_type == "space":
-            info["sdk"] = "static"
+            info["sdk"] = read_meta(repo.path).get("sdk") or "static"
+        if read_meta(repo.path).get("private"):
+            info["private"] = True
         self._send_json(200, info)
 
     def _tree(self, repo, revision, path, query):
@@ -472,14 +501,15 @@ def _sibling(entry: Entry, blobs: bool) -> dict:
     if blobs:
         item.update({"size": entry.size, "blobId": entry.blob_id})
         if entry.is_lfs:
-            item["lfs"] = {"size": entry.size, "sha256": entry.sha256, "pointerSize": 134}
+            item["lfs"] = {"size": entry.size, "sha256": entry.sha256,
+                           "pointerSize": entry.pointer_size}
     return item
 
 
 def _tree_file(entry: Entry) -> dict:
     item = {"type": "file", "oid": entry.blob_id, "size": entry.size, "path": entry.path}
     if entry.is_lfs:
-        item["lfs"] = {"oid": entry.sha256, "size": entry.size, "pointerSize": 134}
+        item["lfs"] = {"oid": entry.sha256, "size": entry.size, "pointerSize": entry.pointer_size}
     return item
 
 

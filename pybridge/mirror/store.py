@@ -13,12 +13,19 @@ Layout: ``ROOT/models/<org>/<name>/`` or ``ROOT/models/<name>/`` (ids without an
 Every file has a git blob id (sha1). Files larger than :data:`LFS_THRESHOLD` are described as LFS
 files too, with their sha256, and their ETag is that sha256, as on huggingface.co; smaller files
 have the blob id as ETag.
+
+In a git repository, a blob that is a git-lfs pointer (``version https://git-lfs...``, ``oid
+sha256:...``, ``size N``) stands for the object ``<git dir>/lfs/objects/ab/cd/<sha256>``, as git-lfs
+keeps it: the file is served from there, with the pointer's blob id as ``oid`` and the sha256 as its
+LFS oid and ETag. Uploads through the mirror (:mod:`pybridge.mirror.commits`) store files so.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -51,7 +58,9 @@ class Entry:
     path: str
     size: int
     blob_id: str
-    sha256: Optional[str] = None  # set for files above LFS_THRESHOLD
+    sha256: Optional[str] = None  # set for LFS files: above LFS_THRESHOLD, or git-lfs pointers
+    pointer_size: int = 134  # the size of the git-lfs pointer file standing for an LFS file
+    lfs_path: Optional[str] = None  # where a git-lfs pointer's object is stored
 
     @property
     def is_lfs(self) -> bool:
@@ -95,6 +104,47 @@ def _hash_file(path: str, size: int) -> tuple:
             if sha is not None:
                 sha.update(chunk)
     return blob.hexdigest(), (sha.hexdigest() if sha is not None else None)
+
+
+LFS_POINTER_MAX = 200  # git-lfs pointers are about 130 bytes
+_LFS_POINTER = re.compile(rb"^version https://git-lfs\.github\.com/spec/v1\n"
+                          rb"oid sha256:([0-9a-f]{64})\nsize (\d+)\n$")
+
+
+def lfs_pointer(oid: str, size: int) -> bytes:
+    """The git-lfs pointer file of an object."""
+    return (f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n"
+            .encode("ascii"))
+
+
+def parse_lfs_pointer(data: bytes) -> Optional[tuple]:
+    """(sha256, size) of a git-lfs pointer, or None for any other content."""
+    match = _LFS_POINTER.match(data)
+    return (match.group(1).decode(), int(match.group(2))) if match else None
+
+
+def git_dir(path: str) -> str:
+    """The git directory of a work tree (``path/.git``) or of a bare repository (``path``)."""
+    dot = os.path.join(path, ".git")
+    return dot if os.path.isdir(dot) else path
+
+
+def lfs_object_path(path: str, oid: str) -> str:
+    """Where git-lfs keeps the object ``oid`` of the repository at ``path``."""
+    return os.path.join(git_dir(path), "lfs", "objects", oid[:2], oid[2:4], oid)
+
+
+META_FILE = "hfbridge-repo.json"
+
+
+def read_meta(path: str) -> dict:
+    """What the Hub API stored about a repository it created (``sdk``, ``private``)."""
+    try:
+        with open(os.path.join(git_dir(path), META_FILE), encoding="utf-8") as fh:
+            meta = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _sha256(chunks) -> str:
@@ -264,8 +314,29 @@ class GitRepo(Repo):
             oid = oid.decode()
             sha = self._blob_sha256(oid) if size > LFS_THRESHOLD else None
             files[rel] = Entry(rel, size, oid, sha)
+        self._resolve_pointers([e for e in files.values() if e.size <= LFS_POINTER_MAX])
         when = self._git("show", "-s", "--format=%ct", commit).stdout.decode().strip()
         return Snapshot(commit, files, float(when or 0))
+
+    def _resolve_pointers(self, small: List[Entry]) -> None:
+        """Turn the entries whose blob is a git-lfs pointer into LFS entries (one git call)."""
+        if not small:
+            return
+        query = "".join(f"{e.blob_id}\n" for e in small).encode()
+        out = subprocess.run(["git", "-c", "safe.directory=*", "-C", self.path, "cat-file",
+                              "--batch"], input=query, capture_output=True, check=True,
+                             env=_git_env()).stdout
+        pos = 0
+        for entry in small:
+            end = out.index(b"\n", pos)
+            size = int(out[pos:end].split()[2])
+            content = out[end + 1:end + 1 + size]
+            pos = end + 1 + size + 1
+            pointer = parse_lfs_pointer(content)
+            if pointer is not None:
+                entry.pointer_size = entry.size
+                entry.sha256, entry.size = pointer
+                entry.lfs_path = lfs_object_path(self.path, entry.sha256)
 
     def _blob_sha256(self, oid: str) -> str:
         if oid not in self._sha256:
@@ -291,6 +362,13 @@ class GitRepo(Repo):
             proc.wait()
 
     def open(self, snapshot, entry, offset=0):
+        if entry.lfs_path is not None:
+            try:
+                fh = open(entry.lfs_path, "rb")
+            except OSError:
+                raise StoreError("EntryNotFound", f"The LFS object of {entry.path} is missing.",
+                                 commit=snapshot.commit) from None
+            return _file_chunks(fh, offset)
         return self._cat(entry.blob_id, offset)
 
     def refs(self):

@@ -16,6 +16,13 @@ for (i in seq_along(blocks)) {
   code <- sub('^store <- "/srv/hub"', "store <- file.path(tempdir(), 'store2')", code)
   code <- sub('"path/to/saved/model"', 'dirname(hub_download("gpt2", "config.json"))', code,
               fixed = TRUE)
+  if (any(grepl("hub_push_model", code, fixed = TRUE))) {
+    # The publishing block: the mirror lets its placeholder token write; its local files.
+    writeLines('{"write": ["hf_..."]}', file.path(args[2], "mirror.json"))
+    dir.create("my-model", showWarnings = FALSE)
+    writeLines('{"model_type": "gpt2"}', file.path("my-model", "config.json"))
+    writeLines("# Notes", "notes.md")
+  }
   ok <- tryCatch({
     eval(parse(text = code), envir = globalenv())
     TRUE
