@@ -195,9 +195,11 @@ apps_model_ids <- function(x, arg) {
 apps_pipeline_specs <- function(x) {
   if (is.null(x)) return(list())
   specs <- lapply(as.list(x), function(p) {
-    p <- if (is.list(p)) p else list(p)
-    if (is.null(names(p))) names(p) <- rep("", length(p))
-    names(p)[!nzchar(names(p))][1] <- "task"
+    if (!is.list(p)) p <- list(task = p)
+    keys <- if (is.null(names(p))) rep("", length(p)) else names(p)
+    unnamed <- which(!nzchar(keys))
+    if (length(unnamed)) keys[unnamed[1]] <- "task"
+    names(p) <- keys
     if (is.null(p$task)) {
       hfbridge_abort("invalid_argument", "Each `pipeline` needs a task, e.g. \"sentiment-analysis\".",
                      argument = "pipeline")

@@ -29,18 +29,23 @@ workers <- as.integer(app_setting("workers", "HFBRIDGE_WORKERS", 2L))
 corpus <- readLines("corpus.txt", encoding = "UTF-8")
 
 # ---- start-up: models and the corpus embeddings, once per process ---------------------------
+# A model that fails to load leaves the other tabs working, with a message at the top.
 startup_error <- NULL
-models <- NULL
 corpus_embeddings <- NULL
+tokenizer <- tryCatch(hfbridge_preload(tokenizer = tokenizer_id)$tokenizers[[1]],
+                      error = function(e) {
+                        startup_error <<- conditionMessage(e)
+                        NULL
+                      })
 tryCatch({
   models <- hfbridge_preload(
     pipeline = list(sentiment = list("sentiment-analysis", model = sentiment_model)),
-    embed = embed_model, tokenizer = tokenizer_id, workers = workers
+    embed = embed_model, workers = workers
   )
   corpus_embeddings <- embed_text(corpus, embed_model, normalize = TRUE, quiet = TRUE)
   message(sprintf("hfbridge app: models loaded in %.1f s, %d workers", models$seconds,
                   models$workers))
-}, error = function(e) startup_error <<- conditionMessage(e))
+}, error = function(e) startup_error <<- c(startup_error, conditionMessage(e)))
 shiny::onStop(hfbridge_workers_stop)
 
 # ---- the calls that run in a worker (they see only their arguments) --------------------------
@@ -168,7 +173,9 @@ server <- function(input, output, session) {
   }
 
   output$startup_error <- renderUI({
-    if (!is.null(startup_error)) error_box(paste("The models could not be loaded:", startup_error))
+    if (!is.null(startup_error)) {
+      error_box(paste("Some models could not be loaded:", paste(startup_error, collapse = " ")))
+    }
   })
   for (what in c("sentiment", "search", "docs", "tokens")) local({
     what <- what
@@ -235,10 +242,9 @@ server <- function(input, output, session) {
   observeEvent(input$tokens_run, {
     text <- input$tokens_text %||% ""
     if (!nzchar(text)) return(fail("tokens", "Type a text."))
-    tok <- models$tokenizers[[tokenizer_id]]
-    if (is.null(tok)) return(fail("tokens", "The tokenizer could not be loaded."))
+    if (is.null(tokenizer)) return(fail("tokens", "The tokenizer could not be loaded."))
     tryCatch({
-      enc <- tok$encode(text)
+      enc <- tokenizer$encode(text)
       real <- enc$attention_mask == 1L
       state$errors$tokens <- NULL
       state$tokens <- list(text = text, ids = enc$ids[real], tokens = enc$tokens[real],
