@@ -22,6 +22,7 @@ run_until <- function(session, done, timeout = 60) {
     session$flushReact()
   }
   expect_true(isTRUE(done()))
+  session$flushReact()
 }
 
 test_app <- function(expr, sentiment_model = NULL) {
