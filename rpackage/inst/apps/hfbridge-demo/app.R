@@ -85,21 +85,24 @@ top_k <- function(query_embedding, embeddings, documents, k) {
              similarity = sprintf("%.4f", similarity[best]))
 }
 
+# The text as one HTML string (no whitespace between tags: the text keeps its own spaces), each
+# token a coloured span at its offsets, its token and id in the tooltip.
 highlight_tokens <- function(text, offsets, ids, tokens) {
-  pieces <- list()
+  escape <- htmltools::htmlEscape
+  html <- character(0)
   at <- 1L
   for (i in seq_len(nrow(offsets))) {
     start <- offsets[i, 1]
     end <- offsets[i, 2]
     if (end < start || start < at) next
-    if (start > at) pieces <- c(pieces, list(substr(text, at, start - 1L)))
-    pieces <- c(pieces, list(tags$span(class = paste0("tok tok", i %% 4), title =
-                                       sprintf("%s (id %d)", tokens[i], ids[i]),
-                                       substr(text, start, end))))
+    if (start > at) html <- c(html, escape(substr(text, at, start - 1L)))
+    html <- c(html, sprintf('<span class="tok tok%d" title="%s">%s</span>', i %% 4,
+                            escape(sprintf("%s (id %d)", tokens[i], ids[i]), attribute = TRUE),
+                            escape(substr(text, start, end))))
     at <- end + 1L
   }
-  if (at <= nchar(text)) pieces <- c(pieces, list(substr(text, at, nchar(text))))
-  div(class = "tokens-text", pieces)
+  if (at <= nchar(text)) html <- c(html, escape(substr(text, at, nchar(text))))
+  div(class = "tokens-text", HTML(paste(html, collapse = "")))
 }
 
 # ---- UI --------------------------------------------------------------------------------------
@@ -198,12 +201,16 @@ server <- function(input, output, session) {
   output$sentiment_plot <- renderPlot({
     res <- state$sentiment
     if (is.null(res)) return(NULL)
-    graphics::par(mar = c(4, 12, 1, 1))
-    colours <- ifelse(grepl("^POS", res$label), "#4caf50", "#e57373")
-    graphics::barplot(rev(res$score), names.arg = rev(substr(res$text, 1, 30)), horiz = TRUE,
-                      las = 1, xlim = c(0, 1), col = rev(colours), xlab = "score")
-    graphics::legend("bottomright", legend = unique(res$label),
-                     fill = colours[match(unique(res$label), res$label)], bty = "n")
+    graphics::par(mar = c(4, 16, 1, 10), xpd = TRUE)
+    labels <- unique(res$label)
+    palette <- stats::setNames(grDevices::hcl.colors(max(2, length(labels)), "Set 2"), labels)
+    known <- c(POSITIVE = "#4caf50", NEGATIVE = "#e57373")
+    palette[intersect(labels, names(known))] <- known[intersect(labels, names(known))]
+    names <- ifelse(nchar(res$text) > 32, paste0(substr(res$text, 1, 30), "..."), res$text)
+    graphics::barplot(rev(res$score), names.arg = rev(names), horiz = TRUE, las = 1,
+                      xlim = c(0, 1), col = rev(palette[res$label]), xlab = "score")
+    graphics::legend("topright", inset = c(-0.1, 0), legend = labels, fill = palette[labels],
+                     bty = "n")
   })
 
   observeEvent(input$search_run, {
