@@ -90,6 +90,8 @@ def test_the_dockerfile_is_valid_and_runs_the_app_on_the_readme_port_as_uid_1000
         if keyword == "COPY":
             sources = [a for a in args.split() if not a.startswith("--")][:-1]
             assert all((space / s).exists() for s in sources), args
+    built = [p for p in space.rglob("*") if p.suffix in (".o", ".so", ".pyc")]
+    assert built == []  # sources only: the image builds them
     assert (space / "app" / "app.R").read_text() == (
         ROOT / "rpackage/inst/apps/hfbridge-demo/app.R").read_text()
 

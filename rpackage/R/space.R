@@ -108,7 +108,7 @@ hub_push_space <- function(dir, repo_id, private = FALSE,
 
 space_copy <- function(from, to, skip = NULL) {
   files <- list.files(from, recursive = TRUE, all.files = TRUE, no.. = TRUE)
-  files <- files[!grepl("(^|/)(__pycache__|\\.git)(/|$)|\\.pyc$", files)]
+  files <- files[!grepl("(^|/)(__pycache__|\\.git)(/|$)|\\.(pyc|o|so|dll)$", files)]  # no builds
   if (!is.null(skip)) files <- files[!grepl(skip, files)]
   for (f in files) {
     dir.create(dirname(file.path(to, f)), recursive = TRUE, showWarnings = FALSE)
