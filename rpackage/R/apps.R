@@ -227,7 +227,7 @@ apps_preload_here <- function(spec, quiet = TRUE) {
     say("Loading ", model, " for embeddings")
     embed_text("Warm-up.", model, quiet = TRUE)
   }
-  tokenizers <- lapply(stats::setNames(spec$tokenizer, spec$tokenizer), function(id) {
+  tokenizers <- lapply(structure(spec$tokenizer, names = spec$tokenizer), function(id) {
     say("Loading the tokenizer of ", id)
     tokenizer_from_pretrained(id)
   })
@@ -253,17 +253,26 @@ apps_worker_new <- function(spec) {
   log <- tempfile("hfbridge-worker-", fileext = ".log")
   options <- callr::r_session_options(stdout = log, stderr = "2>&1", supervise = TRUE)
   session <- callr::r_session$new(options, wait = TRUE)
-  session$call(function(spec, env) {
-    if (length(env)) do.call(Sys.setenv, env)
-    hfbridge:::apps_preload_here(spec)
-    invisible(TRUE)
-  }, list(spec, hf_env()))
+  session$call(apps_worker_preload, list(spec, hf_env()))
   worker <- new.env(parent = emptyenv())
   worker$session <- session
   worker$job <- NULL
   worker$loading <- TRUE
   worker$log <- log
   worker
+}
+
+# What a worker runs, with the HF_* variables of the app's process set for each call. callr
+# runs a function in the worker's global environment, hence asNamespace().
+apps_worker_preload <- function(spec, env) {
+  if (length(env)) do.call(Sys.setenv, env)
+  asNamespace("hfbridge")$apps_preload_here(spec)
+  invisible(TRUE)
+}
+
+apps_worker_run <- function(fun, args, env) {
+  if (length(env)) do.call(Sys.setenv, env)
+  do.call(fun, args)
 }
 
 # Blocks until every worker has loaded its models (at start-up only).
@@ -307,10 +316,7 @@ apps_dispatch <- function() {
     if (!is.null(w$job) || isTRUE(w$loading)) next
     w$job <- pool$queue[[1]]
     pool$queue <- pool$queue[-1]
-    w$session$call(function(fun, args, env) {
-      if (length(env)) do.call(Sys.setenv, env)
-      do.call(fun, args)
-    }, list(w$job$fun, w$job$args, w$job$env))
+    w$session$call(apps_worker_run, list(w$job$fun, w$job$args, w$job$env))
   }
   if (!isTRUE(pool$polling) && apps_pool_active()) {
     pool$polling <- TRUE
