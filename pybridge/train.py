@@ -328,6 +328,7 @@ class Job:
         self.stopped_at = None
         self.step_no, self.total, self.loss = 0, 0, float("nan")
         self.error = None
+        self.resumed_from = 0
         self.progress = threading.Condition()
         self.thread = None
         self.finished = False
@@ -472,17 +473,22 @@ class Job:
                 "classes": list(self.plan.classes or []),
                 "trainable": float(self.trainable), "parameters": float(self.parameters),
                 "lora": self.plan.lora is not None,
-                "merged": bool(self.plan.lora and self.plan.lora["merge"])}
+                "merged": bool(self.plan.lora and self.plan.lora["merge"]),
+                "resumed_from": int(self.resumed_from)}
 
     def _save(self, out):
         model = self.trainer.model
-        if self.plan.lora is not None and self.plan.lora["merge"]:
-            model = model.merge_and_unload()
         os.makedirs(out, exist_ok=True)
+        if self.plan.lora is not None:
+            if self.plan.lora["merge"]:
+                model = model.merge_and_unload()
+            else:
+                # The adapter, then the base model beside it: transformers loads a folder with
+                # both as "base + embedded adapter" from that folder, offline and with this
+                # config's labels (from the base repo it would take the base's labels).
+                model.save_pretrained(out)
+                model = model.unload()
         model.save_pretrained(out)
-        if self.plan.lora is not None and not self.plan.lora["merge"]:
-            # A pipeline() on the adapter folder reads the labels from this config.
-            model.get_base_model().config.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
 
 
@@ -528,6 +534,7 @@ class _Reporter:
 
         class Reporter(transformers.TrainerCallback):
             def on_train_begin(self, args, state, control, **kwargs):
+                job.resumed_from = state.global_step
                 with job.progress:
                     job.total = state.max_steps
                     job.step_no = state.global_step

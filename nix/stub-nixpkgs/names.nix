@@ -7,6 +7,7 @@
     "numpy" "huggingface-hub" "tokenizers" "safetensors" "transformers" "torch"
     "pytest" "hypothesis" "rpy2" "sentence-transformers" "sentencepiece" "protobuf"
     "setuptools"
+    "accelerate" "peft" "datasets"
   ];
   # CRAN packages: those Debian ships for this project (shared/ENVIRONMENT.md), so that a
   # dependency added to rpackage/DESCRIPTION from that list evaluates; '.' written '_'.

@@ -25,8 +25,10 @@
 #' With `lora`, only low-rank adapters (peft's LoRA) and the classification head train. `lora`
 #' is a list with `r` (rank, 8), `alpha` (16), `dropout` (0.05), `target_modules` (`NULL`:
 #' peft's default for the architecture, e.g. `c("query", "value")` for BERT) and `merge`
-#' (`FALSE`: save the adapter, which `pipeline()` loads on top of the base model; `TRUE`: merge
-#' it into the weights and save a plain model). `lora = TRUE` takes these defaults.
+#' (`FALSE`: save the adapter; `TRUE`: merge it into the weights and save a plain model).
+#' `lora = TRUE` takes these defaults. An adapter folder holds `adapter_config.json` and
+#' `adapter_model.safetensors`, and beside them the base model's weights and config with the
+#' labels, so that `pipeline()` loads base plus adapter from the folder alone, offline.
 #'
 #' @param model A Hub repo id or a local folder of a transformers model. For classification
 #'   any encoder (a new head is added); for text generation a model with a causal LM head.
@@ -53,9 +55,10 @@
 #'   one row per logging step and per evaluation: `epoch`, `step`, `loss`, `grad_norm`,
 #'   `learning_rate`, `eval_loss`, and for classification `eval_accuracy` and `eval_f1_macro`,
 #'   `NA` where a row has no value), `output_dir`, `task`, `model`, `labels` (the classes, in
-#'   order of their ids), `trainable` and `parameters` (counts), `lora`, `merged` and
-#'   `summary` (Trainer's final `train_runtime`, `train_loss`, ...). Printing it shows the
-#'   final metrics.
+#'   order of their ids), `trainable` and `parameters` (counts), `lora`, `merged`,
+#'   `resumed_from` (the checkpoint's step, 0 for a fresh run) and `summary` (Trainer's final
+#'   `train_runtime`, `train_loss`, ...). Printing it shows the final metrics. After a resumed
+#'   run, `metrics` also holds the rows logged before the interruption.
 #' @family training
 #' @export
 #' @examples
@@ -288,6 +291,6 @@ train_result <- function(res, model) {
     metrics = metrics, output_dir = res$output_dir, task = res$task, model = model,
     labels = as.character(unlist(res$classes)), trainable = res$trainable,
     parameters = res$parameters, lora = res$lora, merged = res$merged,
-    summary = unlist(res$summary)
+    resumed_from = as.integer(res$resumed_from), summary = unlist(res$summary)
   ), class = "hfbridge_fine_tune")
 }
