@@ -270,7 +270,7 @@ train_steps <- function(job, quiet) {
           bar <- cli::cli_progress_bar(
             "Fine-tuning", total = state$total, auto_terminate = FALSE, .envir = frame,
             format = paste("Fine-tuning {cli::pb_bar} {cli::pb_current}/{cli::pb_total} steps",
-                           "| loss {format(round(loss, 4), nsmall = 4)} | ETA {cli::pb_eta}"))
+                           "| loss {train_loss_text(loss)} | ETA {cli::pb_eta}"))
         }
         cli::cli_progress_update(id = bar, set = state$step)
       }
@@ -279,6 +279,10 @@ train_steps <- function(job, quiet) {
   }, interrupt = on_interrupt)
   if (!is.null(bar)) cli::cli_progress_done(id = bar)
   invisible(state)
+}
+
+train_loss_text <- function(loss) {
+  if (is.na(loss)) "..." else format(round(loss, 4), nsmall = 4)
 }
 
 train_result <- function(res, model) {
