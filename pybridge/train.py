@@ -419,10 +419,11 @@ class Job:
             self.thread = threading.Thread(target=self._work, args=(threads,),
                                            name="pybridge-train", daemon=True)
             self.thread.start()
+        # Return at the deadline, not at each step: while R runs its own code between calls it
+        # holds the GIL, and the worker waits.
         deadline = None if seconds is None else time.monotonic() + seconds
         with self.progress:
-            last = self.step_no
-            while not self.finished and (deadline is None or self.step_no == last):
+            while not self.finished:
                 wait = None if deadline is None else deadline - time.monotonic()
                 if wait is not None and wait <= 0:
                     break

@@ -248,8 +248,9 @@ train_lora <- function(lora) {
 
 # ---- running ---------------------------------------------------------------------------------
 
-# Lets the Trainer run in slices of a quarter second, updating the bar between them; an R
-# interrupt between (or during) slices stops it with a checkpoint.
+# Lets the Trainer run in slices of half a second (2 s when quiet), updating the bar between them;
+# an R interrupt between (or during) slices stops it with a checkpoint. R holds the GIL between
+# slices, which pauses the worker: so slices of time, not one call per step.
 train_steps <- function(job, quiet) {
   bar <- NULL
   loss <- NA_real_
@@ -263,7 +264,7 @@ train_steps <- function(job, quiet) {
   }
   tryCatch({
     repeat {
-      state <- py_call("train", "step", job, if (quiet) 1 else 0.25)
+      state <- py_call("train", "step", job, if (quiet) 2 else 0.5)
       if (!quiet && state$total > 0L) {
         loss <- state$loss
         if (is.null(bar)) {
