@@ -215,6 +215,28 @@ if (has("pipeline", "embed_text", "hidden_states")) {
 }
 # ---- end of section 9
 
+# (section kept by the fine-tuning developer: R/train.R)
+section("10. Fine-tuning (seed 001's Trainer): a data.frame in, metrics out, then pipeline()")
+if (has("fine_tune", "pipeline")) {
+  words <- list(positive = c("excellent", "great", "love", "wonderful", "happy", "friendly"),
+                negative = c("confusing", "terrible", "slow", "awful", "bad", "boring"))
+  set.seed(1)
+  reviews <- data.frame(label = factor(rep(c("positive", "negative"), 100)))
+  reviews$text <- vapply(as.character(reviews$label), function(l) {
+    paste(sample(words[[l]], 6, replace = TRUE), collapse = " ")
+  }, "")
+  fit <- fine_tune("distilbert-base-uncased", train = reviews[1:160, ], eval = reviews[161:200, ],
+                   epochs = 4, learning_rate = 5e-3, batch_size = 16,
+                   output_dir = file.path(tempdir(), "my-classifier"))
+  print(fit)                      # the final loss, eval_loss, eval_accuracy, eval_f1_macro
+  print(utils::tail(fit$metrics, 3))
+  classifier <- pipeline("text-classification", fit$output_dir)
+  print(classifier(c("wonderful great happy friendly", "terrible slow bad boring")))
+} else {
+  skipped("fine_tune")
+}
+# ---- end of section 10
+
 section("Done")
 hub_mirror_stop(mirror)
 cat("The demo cache stays in", Sys.getenv("HF_HOME"), "until the R session's tempdir is removed.\n")
