@@ -28,6 +28,7 @@ import os
 import shutil
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -57,8 +58,11 @@ def fine_tune(model, train_texts, train_labels=None, eval_texts=None, eval_label
     job = start(model, train_texts, train_labels, eval_texts, eval_labels, classes, task, epochs,
                 learning_rate, batch_size, output_dir, seed, lora, resume, args, revision, env,
                 token)
-    while not step(job, None)["done"]:
-        pass
+    try:
+        step(job, None)
+    except KeyboardInterrupt:
+        job.stop()  # with a checkpoint, as from R
+        raise
     return finish(job)
 
 
@@ -87,7 +91,7 @@ def start(model, train_texts, train_labels=None, eval_texts=None, eval_labels=No
     return Job(plan, model, path)
 
 
-def step(job: "Job", seconds=0.25) -> dict:
+def step(job: "Job", seconds=0.5) -> dict:
     """Let training run for up to ``seconds`` (None: to the end); its state (see Job.state)."""
     job.run_for(None if seconds is None else float(seconds))
     return job.state()
@@ -512,7 +516,10 @@ def _with_lora(model, plan):
                              lora_dropout=lora["dropout"],
                              target_modules=lora["target_modules"])
     try:
-        return peft.get_peft_model(model, config)
+        with warnings.catch_warnings():
+            # peft 0.21 asks transformers 5 for a deprecated attribute; nothing for R users.
+            warnings.simplefilter("ignore", FutureWarning)
+            return peft.get_peft_model(model, config)
     except ValueError as exc:
         raise errors.InvalidArgumentError(
             f"LoRA cannot be applied to this model: {exc}. Name its linear layers in "

@@ -1,5 +1,10 @@
-"""The Python side of bench/finetune: a plain Trainer script; prints `result py SECONDS`."""
+"""The Python side of bench/finetune; prints `result MODE SECONDS`.
 
+Modes: `py`, a plain Trainer script (datasets + map, as the transformers course writes it);
+`pybridge`, pybridge.train.fine_tune() called from Python (what R calls, without R).
+"""
+
+import sys
 import tempfile
 import time
 
@@ -12,13 +17,26 @@ data = trainer_reference.toy_classification(N_TRAIN + N_EVAL)
 texts, labels = data["text"], data["label"]
 settings = dict(epochs=2, learning_rate=1e-3, batch_size=16, seed=42, save=True)
 
+mode = sys.argv[1] if len(sys.argv) > 1 else "py"
+
+
+def run(n_train, n_eval, output_dir, epochs):
+    train_part = texts[:n_train], labels[:n_train]
+    eval_part = texts[-n_eval:], labels[-n_eval:]
+    if mode == "py":
+        history = trainer_reference.plain_trainer(folder, *train_part, *eval_part, output_dir,
+                                                  **{**settings, "epochs": epochs})
+        return max(h.get("step", 0) for h in history)
+    from pybridge import train
+
+    res = train.fine_tune(folder, *train_part, *eval_part, epochs=epochs, learning_rate=1e-3,
+                          batch_size=16, seed=42, output_dir=output_dir)
+    return int(res["metrics"]["step"].max())
+
+
 with tempfile.TemporaryDirectory() as tmp:
-    trainer_reference.plain_trainer(folder, texts[:32], labels[:32], texts[-16:], labels[-16:],
-                                    f"{tmp}/warm", **{**settings, "epochs": 1})
+    run(32, 16, f"{tmp}/warm", 1)
     start = time.perf_counter()
-    history = trainer_reference.plain_trainer(
-        folder, texts[:N_TRAIN], labels[:N_TRAIN], texts[N_TRAIN:], labels[N_TRAIN:],
-        f"{tmp}/run", **settings)
+    steps = run(N_TRAIN, N_EVAL, f"{tmp}/run", 2)
     seconds = time.perf_counter() - start
-steps = max(h.get("step", 0) for h in history)
-print(f"result py {seconds:.3f} steps={steps} threads={torch.get_num_threads()}")
+print(f"result {mode} {seconds:.3f} steps={steps} threads={torch.get_num_threads()}")

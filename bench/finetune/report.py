@@ -9,7 +9,8 @@ from collections import defaultdict
 
 TARGET = 1.05  # fine_tune() from R at most 1.05x the plain Python Trainer script
 
-LABELS = {"r": "fine_tune() from R", "py": "plain Trainer script in Python"}
+LABELS = {"r": "fine_tune() from R", "py": "plain Trainer script in Python",
+          "pybridge": "pybridge.train from Python"}
 times, extra = defaultdict(list), {}
 for line in open(sys.argv[1]):
     parts = line.split()
@@ -26,3 +27,5 @@ if {"r", "py"} <= med.keys():
     ratio = med["r"] / med["py"]
     verdict = "met" if ratio <= TARGET else "NOT MET"
     print(f"\nR / Python = {ratio:.3f}   target <= {TARGET}: {verdict}")
+if {"r", "pybridge"} <= med.keys():
+    print(f"R / pybridge.train from Python = {med['r'] / med['pybridge']:.3f}   (the bridge)")

@@ -255,8 +255,12 @@ train_steps <- function(job, quiet) {
   bar <- NULL
   loss <- NA_real_
   frame <- environment()
+  state <- list(done = FALSE)
+  # Any other way out (an error in R) must not leave the worker training on.
+  on.exit(if (!isTRUE(state$done)) try(py_call("train", "interrupt", job), silent = TRUE),
+          add = TRUE)
   on_interrupt <- function(e) {
-    state <- py_call("train", "interrupt", job)
+    state <<- py_call("train", "interrupt", job)
     hfbridge_abort("interrupted", sprintf(paste(
       "Training was interrupted at step %d of %d. The checkpoint is in %s: run the same",
       "fine_tune() call with resume = TRUE to continue."), state$step, state$total,
