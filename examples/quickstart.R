@@ -230,8 +230,7 @@ if (has("hub_push_model", "hub_whoami", "safe_load_model", "pipeline")) {
                         card = list(license = "mit", base_model = "gpt2",
                                     pipeline_tag = "text-generation"),
                         quiet = TRUE)
-  cat("pushed commit", res$commit_oid, "
-")
+  cat("pushed commit", res$commit_oid, "\n")
   print(hub_list_files("demo-user/gpt2-from-r"))
   back <- safe_load_model("demo-user/gpt2-from-r")
   cat("weight [1, 1] read back from the Hub:", back[["h.0.attn.c_attn.weight"]][1, 1], "\n")
@@ -242,6 +241,28 @@ if (has("hub_push_model", "hub_whoami", "safe_load_model", "pipeline")) {
   skipped("hub_push_model")
 }
 # ---- end of section 10
+
+# ---- 11. Fine-tuning -----------------------------------------------------------------------
+section("11. Fine-tuning (seed 001's Trainer): a data.frame in, metrics out, then pipeline()")
+if (has("fine_tune", "pipeline")) {
+  words <- list(positive = c("excellent", "great", "love", "wonderful", "happy", "friendly"),
+                negative = c("confusing", "terrible", "slow", "awful", "bad", "boring"))
+  set.seed(1)
+  reviews <- data.frame(label = factor(rep(c("positive", "negative"), 100)))
+  reviews$text <- vapply(as.character(reviews$label), function(l) {
+    paste(sample(words[[l]], 6, replace = TRUE), collapse = " ")
+  }, "")
+  fit <- fine_tune("distilbert-base-uncased", train = reviews[1:160, ], eval = reviews[161:200, ],
+                   epochs = 4, learning_rate = 5e-3, batch_size = 16,
+                   output_dir = file.path(tempdir(), "my-classifier"))
+  print(fit)                      # the final loss, eval_loss, eval_accuracy, eval_f1_macro
+  print(utils::tail(fit$metrics, 3))
+  classifier <- pipeline("text-classification", fit$output_dir)
+  print(classifier(c("wonderful great happy friendly", "terrible slow bad boring")))
+} else {
+  skipped("fine_tune")
+}
+# ---- end of section 11
 
 section("Done")
 hub_mirror_stop(mirror)

@@ -6,7 +6,7 @@
   python = [
     "numpy" "huggingface-hub" "tokenizers" "safetensors" "transformers" "torch"
     "pytest" "hypothesis" "sentence-transformers" "sentencepiece" "protobuf"
-    "setuptools" "ruff" "datasets" "pyarrow" "selenium"
+    "setuptools" "ruff" "datasets" "pyarrow" "selenium" "accelerate" "peft"
   ];
   # CRAN packages: those Debian ships for this project (tools/apt-packages.txt), so that a
   # dependency added to rpackage/DESCRIPTION from that list evaluates; '.' written '_'.
