@@ -53,7 +53,7 @@ hub_create_repo <- function(repo_id, repo_type = "model", private = FALSE, exist
 #' @param path_in_repo Where the file goes in the repository (by default its file name); for
 #'   `hub_upload_folder()` a folder inside the repository (by default the top).
 #' @param revision The branch to commit to.
-#' @param commit_message The commit's summary; `NULL` lets huggingface_hub write a default one.
+#' @param commit_message The commit's summary; `NULL` writes one that names what changed.
 #' @param commit_description The commit's longer description.
 #' @param create_pr If `TRUE`, open a pull request with the commit.
 #' @param parent_commit `NULL`, or the commit hash the branch must still be at.
