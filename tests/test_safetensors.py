@@ -21,6 +21,7 @@ from safetensors.torch import load_file as torch_load_file
 from safetensors.torch import save_file as torch_save_file
 
 from pybridge import errors
+from pybridge import fill as F
 from pybridge import safetensors as S
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -576,9 +577,9 @@ def test_fill_many_equals_fill(tmp_path):
 
 
 def test_tensors_larger_than_a_piece_are_shared_between_threads(tmp_path):
-    rows = S._PIECE // 500 + 300  # a few pieces, the last one short
+    rows = F._PIECE // 500 + 300  # a few pieces, the last one short
     tensors = {"mat": RNG.standard_normal((rows, 1000)).astype(np.float32),
-               "vec": RNG.standard_normal(S._PIECE * 2 + 7).astype(np.float16),
+               "vec": RNG.standard_normal(F._PIECE * 2 + 7).astype(np.float16),
                "cube": RNG.integers(-9, 9, (rows // 10, 40, 30)).astype(np.int16),
                "small": np.arange(6, dtype=np.int64).reshape(2, 3)}
     path = str(tmp_path / "x.safetensors")
@@ -599,12 +600,12 @@ def test_tensors_larger_than_a_piece_are_shared_between_threads(tmp_path):
 
 def test_an_error_on_a_worker_thread_reaches_r_with_its_fields(tmp_path):
     path = str(tmp_path / "x.safetensors")
-    np_save_file({"a": np.zeros(S._PIECE + 1, dtype=np.int64),
+    np_save_file({"a": np.zeros(F._PIECE + 1, dtype=np.int64),
                   "big": np.array([2 ** 53 + 1], dtype=np.int64)}, path)
     h = S.open_file(path)
     errors.last_error_info()
     with pytest.raises(errors.UnsupportedError):  # "a" is two tasks, "big" goes with the last
-        h.fill_many(["a", "big"], [np.zeros(S._PIECE + 1), np.zeros(1)], int64="error")
+        h.fill_many(["a", "big"], [np.zeros(F._PIECE + 1), np.zeros(1)], int64="error")
     info = errors.last_error_info()
     assert info["code"] == "unsupported" and info["fields"]["tensor"] == "big"
 

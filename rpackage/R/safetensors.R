@@ -435,7 +435,7 @@ st_fill_works <- function() {
     dim(y) <- 2L
     listed <- list(y)
     ok <- tryCatch({
-      py_call("safetensors", "probe_fill", x, listed)
+      py_call("fill", "probe_fill", x, listed)
       identical(as.vector(x), c(1, 2, 3)) && identical(as.vector(listed[[1]]), c(1, 2))
     }, hfbridge_error = function(e) FALSE)
     .hfb$st_fill <- ok
