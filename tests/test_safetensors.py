@@ -629,7 +629,7 @@ def test_reversed_layout_is_the_row_major_order(tmp_path, code):
 
 
 def test_the_documented_dtype_table_lists_every_dtype():
-    docs = (ROOT / "rpackage" / "R" / "safetensors.R").read_text()
+    docs = (ROOT / "rpackage" / "R" / "safetensors_load.R").read_text()
     table = S.dtype_table()
     for code, r_type, readable in zip(table["dtype"], table["r_type"], table["readable"]):
         row = next(line for line in docs.splitlines() if f"`{code}`" in line and "#' |" in line)
