@@ -69,7 +69,7 @@ def copy_tiled(dst: np.ndarray, src: np.ndarray, convert: Callable = lambda t: t
 
 class Copy:
     """One tensor's conversion into its destination, cut into row blocks that threads share.
-    ``decoder`` has ``convert`` (stored values to R's) and ``inexact`` (set by ``convert``)."""
+    ``decoder`` has ``convert`` (stored values to R's) and ``lossy`` (set by ``convert``)."""
 
     def __init__(self, out, src, decoder):
         self.out, self.src, self.decoder = out, src, decoder
@@ -106,14 +106,15 @@ def convert_all(copies: List[Copy]) -> None:
 
 def fill_many(handle, names, dsts, int64, reversed) -> List[str]:
     """Fills the R vectors ``dsts`` with the whole tensors ``names`` of ``handle`` (which makes
-    each :class:`Copy` with ``_fill_copy``); returns the names whose int64 values were rounded."""
+    each :class:`Copy` with ``_fill_copy``); returns the names of the tensors with values
+    that R cannot hold exactly (see ``_Decoder`` in pybridge.safetensors)."""
     names, dsts = list(names), list(dsts)
     if len(names) != len(dsts):
         raise InvalidArgumentError("fill_many() needs one destination per tensor name.")
     copies = [handle._fill_copy(name, dst, None, int64, reversed)
               for name, dst in zip(names, dsts)]
     convert_all(copies)
-    return [name for name, copy in zip(names, copies) if copy.decoder.inexact]
+    return [name for name, copy in zip(names, copies) if copy.decoder.lossy]
 
 
 # ----------------------------------------------------------------------------------------------

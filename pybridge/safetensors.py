@@ -41,6 +41,7 @@ from .fill import Copy, convert_all, copy_tiled, fill_many, r_memory
 
 MAX_HEADER_BYTES = 100_000_000  # the limit of the reference implementation
 EXACT_DOUBLE_INT = 2 ** 53
+R_INTEGER_NA = -2 ** 31  # the int32 bit pattern of NA_integer_
 
 
 # ----------------------------------------------------------------------------------------------
@@ -135,11 +136,12 @@ def _bfloat16_values(t: np.ndarray) -> np.ndarray:
 
 
 class _Decoder:
-    """Turns a tile of stored values into the values R gets; remembers inexact int64 values."""
+    """Turns a tile of stored values into the values R gets, and remembers whether a value is
+    lossy in R: an int64 beyond 2^53 (rounded), or an int32 -2^31 (R's NA_integer_)."""
 
     def __init__(self, dtype: Dtype, name: str, int64: str, path: str):
         self.dtype, self.name, self.int64, self.path = dtype, name, int64, path
-        self.inexact = False
+        self.lossy = False
         code = dtype.code
         if code == "BF16":
             self.convert = _bfloat16_values
@@ -148,6 +150,8 @@ class _Decoder:
             self.convert = lambda t: table[t]
         elif code in ("I64", "U64"):
             self.convert = self._checked_int64
+        elif code == "I32":
+            self.convert = self._checked_int32
         elif code == "BOOL":
             self.convert = lambda t: t != 0
         else:
@@ -162,7 +166,12 @@ class _Decoder:
                     "values.",
                     tensor=self.name, dtype=self.dtype.code, path=self.path,
                 )
-            self.inexact = True
+            self.lossy = True
+        return t
+
+    def _checked_int32(self, t):
+        if t.size and t.min() == R_INTEGER_NA:
+            self.lossy = True
         return t
 
 
@@ -316,8 +325,9 @@ class SafetensorsFile:
                 f"Tensor '{t.name}' has dtype {t.dtype.code}, which hfbridge cannot convert to R.",
                 tensor=t.name, dtype=t.dtype.code, path=self.path)
         if max(t.shape, default=0) >= 2 ** 31:
-            raise UnsupportedError(f"Tensor '{t.name}' has a dimension of 2^31 or more, "
-                                   "beyond what an R array allows.", tensor=t.name, path=self.path)
+            raise UnsupportedError(f"Tensor '{t.name}' has shape {list(t.shape)}, and R array "
+                                   "dimensions are limited to 2^31 - 1.", tensor=t.name,
+                                   path=self.path)
         src = np.frombuffer(self._buf, dtype=t.dtype.storage, count=t.size, offset=t.start)
         return _select(src.reshape(t.shape), index, t, self.path)
 
@@ -327,11 +337,11 @@ class SafetensorsFile:
         ``dst`` is the zero-copy view of an R double or integer vector whose ``dim`` is the shape
         of the result (reversed with ``reversed``: then the bytes keep their row-major order and
         no transpose is needed). ``index`` is None or a list with, per axis, None (all) or
-        0-based positions. Returns True when an int64 value was rounded.
+        0-based positions. Returns True when a value is lossy in R (see :class:`_Decoder`).
         """
         copy = self._fill_copy(name, dst, index, int64, reversed)
         convert_all([copy])
-        return copy.decoder.inexact
+        return copy.decoder.lossy
 
     def _fill_copy(self, name, dst, index, int64, reversed) -> Copy:
         t = self.tensor_info(name)
@@ -343,20 +353,20 @@ class SafetensorsFile:
         return Copy(out, src, _Decoder(t.dtype, t.name, _check_int64(int64), self.path))
 
     def fill_many(self, names, dsts, int64: str = "double", reversed=False) -> List[str]:
-        """:meth:`fill` for many whole tensors in one call; returns the names of those whose
-        int64 values were rounded."""
+        """:meth:`fill` for many whole tensors in one call; returns the names of those with
+        lossy values."""
         return fill_many(self, names, dsts, int64, reversed)
 
     def read(self, name: str, index=None, int64: str = "double", reversed=False):
         """The tensor as a column-major numpy array (float64, int32, bool or complex128) for
-        reticulate to convert (of the reversed shape with ``reversed``), and whether an int64
-        value was rounded."""
+        reticulate to convert (of the reversed shape with ``reversed``), and whether a value is
+        lossy in R."""
         t = self.tensor_info(name)
         src = self._source(t, index)
         out = np.empty(src.shape[::-1] if reversed else src.shape, dtype=t.dtype.wire, order="F")
         decoder = _Decoder(t.dtype, t.name, _check_int64(int64), self.path)
         copy_tiled(out.T if reversed else out, src, decoder.convert)
-        return out, decoder.inexact
+        return out, decoder.lossy
 
     def close(self) -> None:
         buf, self._buf = self._buf, None

@@ -198,6 +198,25 @@ def test_int64_beyond_2_53_is_flagged_or_refused(tmp_path):
     assert h.read("ok", int64="error")[1] is False
 
 
+def test_int32_na_pattern_is_flagged_on_every_path(tmp_path):
+    """-2^31 is R's NA_integer_: read, fill and fill_many flag the tensors that hold it."""
+    path = str(tmp_path / "x.safetensors")
+    big = np.zeros(F._PIECE + 5, dtype=np.int32)
+    big[-1] = -(2 ** 31)
+    np_save_file({"na": np.array([[5, -(2 ** 31)], [0, 1]], dtype=np.int32),
+                  "ok": np.array([2 ** 31 - 1, -(2 ** 31) + 1], dtype=np.int32), "big": big}, path)
+    h = S.open_file(path)
+    ref = np_load_file(path)
+    assert [h.read(n)[1] for n in ("na", "ok", "big")] == [True, False, True]
+    assert same(h.read("na")[0], ref["na"])
+    for name in ("na", "ok", "big"):
+        dst = np.zeros(ref[name].shape, dtype=np.int32, order="F")
+        assert h.fill(name, dst) is (name != "ok")
+        assert same(dst, ref[name])
+    dsts = [np.zeros(ref[n].shape, dtype=np.int32, order="F") for n in ("na", "ok", "big")]
+    assert h.fill_many(["na", "ok", "big"], dsts) == ["na", "big"]
+    assert h.read("na", [None, np.array([0])])[1] is False  # only the column without it
+
 def test_unknown_tensor_and_closed_handle(tmp_path):
     path = numpy_file(tmp_path, "F32")
     h = S.open_file(str(path))

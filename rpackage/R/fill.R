@@ -9,11 +9,11 @@ st_fill_many <- function(handle, names, rows, opts) {
   out <- lapply(rows, function(i) {
     st_alloc(table$r_types[[i]], st_dims(table$shapes[[i]], opts))
   })
-  inexact <- as.character(unlist(st_method(handle$py, "fill_many", as.list(names), unname(out),
-                                           opts$int64, opts$reversed)))
+  lossy <- as.character(unlist(st_method(handle$py, "fill_many", as.list(names), unname(out),
+                                         opts$int64, opts$reversed)))
   scalar <- lengths(table$shapes[rows]) == 0
   out[scalar] <- lapply(out[scalar], as.vector)
-  for (name in inexact) st_warn_inexact(name, table$dtypes[[match(name, table$names)]])
+  for (name in lossy) st_warn_lossy(name, table$dtypes[[match(name, table$names)]])
   out
 }
 

@@ -14,7 +14,8 @@
 #'   (positive positions or a logical vector; `NULL` or an empty argument for all). Only the
 #'   pages holding the selected values are read. `h$get_slice("wte.weight", 1:10, )` gives the
 #'   first 10 rows;
-#' * `$shape(name)`, `$dtype(name)`: the shape (an integer vector) and the safetensors dtype;
+#' * `$shape(name)`, `$dtype(name)`: the shape (an integer vector; double when a dimension is
+#'   beyond 2^31 - 1, which R cannot read) and the safetensors dtype;
 #' * `$metadata`: the header's `__metadata__` (a named character vector or `NULL`);
 #' * `$names`, `$path`: the tensor names in file order, and the file;
 #' * `$close()`: unmaps the file. A handle also closes when it is garbage collected.
@@ -61,7 +62,7 @@ format.hfbridge_safetensors <- function(x, ..., n = Inf) {
   shown <- seq_len(min(length(t$names), n))
   if (!length(shown)) return(head)
   shapes <- vapply(t$shapes[shown], function(s) {
-    if (length(s)) paste(s, collapse = " x ") else "scalar"
+    if (length(s)) st_format_shape(s, " x ") else "scalar"
   }, "")
   rows <- paste(format(c("name", t$names[shown])), format(c("shape", shapes)),
                 format(c("dtype", t$dtypes[shown])),
@@ -119,13 +120,15 @@ st_handle <- R6::R6Class(
   )
 )
 
-# Columns of pybridge's info(): shapes become a list of integer vectors.
+# Columns of pybridge's info(): shapes become a list of integer vectors (double vectors for the
+# shapes with a dimension beyond an R integer, which st_check_fits() refuses to read).
 st_table <- function(info) {
   ndim <- as.integer(info$ndim)
   flat <- as.numeric(info$shape)
   ends <- cumsum(ndim)
   shapes <- lapply(seq_along(ndim), function(i) {
-    as.integer(flat[seq_len(ndim[i]) + ends[i] - ndim[i]])
+    dims <- flat[seq_len(ndim[i]) + ends[i] - ndim[i]]
+    if (all(dims <= .Machine$integer.max)) as.integer(dims) else dims
   })
   list(names = as.character(unlist(info$names)), dtypes = as.character(unlist(info$dtypes)),
        r_types = as.character(unlist(info$r_types)), shapes = shapes,
@@ -157,6 +160,7 @@ st_read <- function(handle, name, index, opts) {
                                                handle$path), path = handle$path)
   }
   i <- st_position(handle, name)
+  st_check_fits(handle, i)
   shape <- handle$table$shapes[[i]]
   if (!is.null(index)) {
     shape <- vapply(seq_along(index), function(k) {
@@ -166,18 +170,32 @@ st_read <- function(handle, name, index, opts) {
   r_type <- handle$table$r_types[[i]]
   if (r_type %in% c("double", "integer") && st_fill_works()) {
     x <- st_alloc(r_type, st_dims(shape, opts))
-    inexact <- st_method(handle$py, "fill", name, x, index, opts$int64, opts$reversed)
+    lossy <- st_method(handle$py, "fill", name, x, index, opts$int64, opts$reversed)
   } else {
     res <- st_method(handle$py, "read", name, index, opts$int64, opts$reversed)
     x <- res[[1]]
-    inexact <- res[[2]]
+    lossy <- res[[2]]
   }
   # Python still referenced x during the call, so any change to x now copies it: touch the dim
   # only where it differs (a 0-d tensor, one element).
   shape <- st_dims(shape, opts)
   if (!identical(dim(x), if (length(shape)) shape)) dim(x) <- if (length(shape)) shape
-  if (isTRUE(inexact)) st_warn_inexact(name, handle$table$dtypes[[i]])
+  if (isTRUE(lossy)) st_warn_lossy(name, handle$table$dtypes[[i]])
   x
+}
+
+# R array dims are integers: a tensor with a longer dimension cannot be read, not even in part.
+st_check_fits <- function(handle, rows) {
+  too_long <- rows[vapply(handle$table$shapes[rows], is.double, NA)]
+  if (!length(too_long)) return(invisible(NULL))
+  name <- handle$table$names[[too_long[1]]]
+  hfbridge_abort("unsupported", sprintf(
+    "Tensor '%s' has shape [%s], and R array dimensions are limited to 2^31 - 1.", name,
+    st_format_shape(handle$table$shapes[[too_long[1]]], ", ")), tensor = name, path = handle$path)
+}
+
+st_format_shape <- function(shape, sep) {
+  paste(format(shape, scientific = FALSE, trim = TRUE), collapse = sep)
 }
 
 st_method <- function(object, method, ...) {

@@ -16,7 +16,8 @@
 #' |---|---|
 #' | `F64`, `F32`, `F16`, `BF16` | double |
 #' | `F8_E4M3`, `F8_E5M2`, `F8_E4M3FNUZ`, `F8_E5M2FNUZ`, `F8_E8M0` | double |
-#' | `I32`, `I16`, `I8`, `U16`, `U8` | integer |
+#' | `I32` | integer; -2^31 is R's `NA_integer_`: it reads as `NA`, with a warning of class `hfbridge_warning_na_introduced` |
+#' | `I16`, `I8`, `U16`, `U8` | integer |
 #' | `U32` | double (exact) |
 #' | `I64`, `U64` | double; beyond 2^53 in magnitude a value is rounded, with a warning of class `hfbridge_warning_precision_loss` (`int64 = "error"` refuses instead) |
 #' | `BOOL` | logical |
@@ -24,7 +25,9 @@
 #' | `F4`, `F6_E2M3`, `F6_E3M2` | not read: `hfbridge_error_unsupported` |
 #'
 #' A 0-d tensor becomes a length-1 vector without `dim`; a 1-d tensor a 1-d array; an empty
-#' tensor keeps its shape (for example `dim()` of `c(0, 3)`).
+#' tensor keeps its shape (for example `dim()` of `c(0, 3)`). R array dimensions are limited to
+#' 2^31 - 1: a tensor with a longer dimension (even an empty one such as `[0, 2^31]`) gives
+#' `hfbridge_error_unsupported`; read the others with `tensors =`.
 #'
 #' @section Errors:
 #' A file that is missing, truncated, not safetensors at all (such as a pickle `.bin`), or whose
@@ -124,6 +127,7 @@ safe_load_model <- function(path_or_repo_id, revision = "main", lazy = FALSE, te
 st_read_all <- function(handle, tensors, opts) {
   wanted <- if (is.null(tensors)) handle$table$names else tensors
   rows <- vapply(wanted, function(name) st_position(handle, name), 1L, USE.NAMES = FALSE)
+  st_check_fits(handle, rows)
   st_reserve(handle$table, rows)
   out <- vector("list", length(wanted))
   fillable <- handle$table$r_types[rows] %in% c("double", "integer") & st_fill_works()
@@ -134,14 +138,25 @@ st_read_all <- function(handle, tensors, opts) {
   out
 }
 
-st_warn_inexact <- function(name, dtype) {
-  hfbridge_warn(
-    "precision_loss",
-    sprintf(paste0("Tensor '%s' (%s) holds integers beyond 2^53 in magnitude; they were rounded ",
-                   "to the nearest double. Use int64 = \"error\" to refuse such files."),
-            name, dtype),
-    tensor = name, dtype = dtype
-  )
+# Values that R cannot hold exactly: an I32 -2^31 is NA_integer_, an I64 or U64 beyond 2^53 is
+# rounded to a double.
+st_warn_lossy <- function(name, dtype) {
+  if (identical(dtype, "I32")) {
+    hfbridge_warn(
+      "na_introduced",
+      sprintf(paste0("Tensor '%s' (I32) holds -2^31 (-2147483648), which is NA_integer_ in R; ",
+                     "those values read as NA."), name),
+      tensor = name, dtype = dtype
+    )
+  } else {
+    hfbridge_warn(
+      "precision_loss",
+      sprintf(paste0("Tensor '%s' (%s) holds integers beyond 2^53 in magnitude; they were rounded ",
+                     "to the nearest double. Use int64 = \"error\" to refuse such files."),
+              name, dtype),
+      tensor = name, dtype = dtype
+    )
+  }
 }
 
 # ---- argument checks -------------------------------------------------------------------------
