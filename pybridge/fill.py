@@ -135,8 +135,8 @@ def r_memory(dst, wire: np.dtype, shape: tuple) -> np.ndarray:
 
 
 def probe_fill(dst, listed) -> None:
-    """Writes 1, 2, ... into ``dst`` and into the first array of the list ``listed``; R checks
-    that it sees them (reticulate passed both zero-copy, alone and inside a list)."""
-    for target in (dst, listed[0]):
+    """Writes 1, 2, ... into ``dst`` and into every array of the list ``listed``; R checks that
+    it sees them (reticulate passed them zero-copy, alone and inside a list)."""
+    for target in (dst, *listed):
         out = r_memory(target, np.dtype("f8"), target.shape)
         out.reshape(-1, order="F")[:] = np.arange(1, target.size + 1, dtype=np.float64)

@@ -38,10 +38,15 @@
 #' @section Speed and memory:
 #' R allocates each result without writing it, and Python writes the converted values straight
 #' into it, in one pass over the data shared between the CPU's cores (reticulate's own
-#' conversion makes two copies and a transpose on one core); R's heap is grown once for the whole
-#' load instead of by many garbage collections. Peak memory is about the size of the result plus
-#' the file's pages in the operating system's cache. The transpose from the file's row-major
-#' order is most of the remaining work: `layout = "reversed"` skips it.
+#' conversion makes two copies and a transpose on one core). Results of 1 MiB and more live
+#' outside R's heap (they are ordinary vectors to R code; a copy is an ordinary R vector), so no
+#' garbage collection is needed to make room for them. The memory of such results that R has
+#' collected is kept for the next load to reuse without page faults; the operating system may
+#' take it back at any time, and what the next load does not reuse is freed when it ends. When
+#' they outgrow 1 GiB, then twice their size at the last time, hfbridge asks R for a full garbage
+#' collection. Peak memory is about the size of the result plus the file's pages in the operating
+#' system's cache. The transpose from the file's row-major order is most of the remaining work:
+#' `layout = "reversed"` skips it.
 #'
 #' @param path The path of a `.safetensors` file.
 #' @param tensors `NULL` for every tensor, or the names of the tensors to read.
@@ -128,9 +133,9 @@ st_read_all <- function(handle, tensors, opts) {
   wanted <- if (is.null(tensors)) handle$table$names else tensors
   rows <- vapply(wanted, function(name) st_position(handle, name), 1L, USE.NAMES = FALSE)
   st_check_fits(handle, rows)
-  st_reserve(handle$table, rows)
-  out <- vector("list", length(wanted))
   fillable <- handle$table$r_types[rows] %in% c("double", "integer") & st_fill_works()
+  st_reserve(handle$table, rows, fillable)
+  out <- vector("list", length(wanted))
   if (any(fillable)) out[fillable] <- st_fill_many(handle, wanted[fillable], rows[fillable], opts)
   out[!fillable] <- lapply(wanted[!fillable], function(name) st_read(handle, name, NULL, opts))
   names(out) <- wanted

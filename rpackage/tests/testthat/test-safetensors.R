@@ -548,3 +548,41 @@ test_that("zero-size shapes whose product overflows are classed errors, without 
     }
   }
 })
+
+test_that("large results (kept outside R's heap) behave as ordinary R arrays, load after load", {
+  st_py()
+  dir <- withr::local_tempdir()
+  paths <- file.path(dir, c("a.safetensors", "b.safetensors"))
+  reticulate::py_run_string(sprintf(paste0(
+    "safetensors.numpy.save_file({'f': st_values('float32', (700, 500)), ",
+    "'i': st_values('int32', (300, 1000)), 'v': st_values('float64', (200000,))}, '%s')\n",
+    "safetensors.numpy.save_file({'g': st_values('float16', (1000, 300))}, '%s')"),
+    paths[1], paths[2]))
+  ref <- lapply(paths, np_load)
+  for (round in 1:3) {
+    for (k in 1:2) {
+      w <- safe_load_file(paths[k])
+      for (name in names(ref[[k]])) {
+        want <- ref[[k]][[name]]
+        storage.mode(want) <- typeof(w[[name]])
+        expect_identical(w[[name]], want, label = paste(round, name))
+      }
+      rm(w)
+      invisible(gc())
+    }
+  }
+  w <- safe_load_file(paths[1])
+  expect_identical(safe_load_file(paths[1], layout = "reversed")$f, t(w$f))
+  h <- safe_open(paths[1])
+  expect_identical(h$get_tensor("i"), w$i)
+  h$close()
+  copy <- w$f
+  copy[1, 1] <- 42
+  expect_identical(w$f[1, 1], ref[[1]]$f[1, 1])
+  w$i[2, 3] <- 7L
+  expect_identical(w$i[2, 3], 7L)
+  rds <- withr::local_tempfile(fileext = ".rds")
+  saveRDS(w, rds)
+  expect_identical(readRDS(rds), w)
+  expect_identical(w$f + 0, ref[[1]]$f + 0)
+})
