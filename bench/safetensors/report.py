@@ -72,9 +72,10 @@ for f in files:
               f"{ratio(cmed, f, mode, baseline(mode)):>9.2f}"
               f"{ratio(med, f, mode, 'python'):>11.2f}{mem:>14.2f}{g:>15.2f}")
 if slices:
-    print(f"\nsafe_open 10-row slice of wte.weight: median {statistics.median(slices) * 1000:.1f} ms")
-print("(gc max counts the untouched heap reservation of safe_load_file; VmHWM is what was "
-      "resident, the file's mapped pages included)")
+    print(f"\nsafe_open 10-row slice of wte.weight: median "
+          f"{statistics.median(slices) * 1000:.1f} ms")
+print("(gc max is R's heap, which holds no result of safe_load_file of 1 MiB or more; VmHWM is "
+      "what was resident, the file's mapped pages included)")
 
 print("\ntargets")
 for f in files:
