@@ -12,20 +12,13 @@ checks every file we read (``safetensors.safe_open``) and writes every file we s
 
 Bytes from R (``safe_deserialize()``) are checked by ``safetensors.deserialize`` the same way.
 
-The fast path: R allocates the result vector (unwritten, with its ``dim``) and passes it to
-:meth:`SafetensorsFile.fill`; reticulate hands it over as a zero-copy (read-only flagged) numpy
-view of R's memory, and the conversion is written straight into it. That is one pass over the
-data instead of reticulate's cast plus copy plus transpose, and large tensors are cut into row
-blocks that threads convert side by side (numpy lets go of the GIL while it copies). R owns the
-vector and has not shared it yet, so writing into it is invisible to any other R object; R checks
-once per session that the view is really shared (:func:`probe_fill`) and otherwise uses
-:meth:`SafetensorsFile.read`, which returns a Fortran-ordered numpy array for reticulate to
-convert.
+The fast path (:meth:`SafetensorsFile.fill`, :meth:`SafetensorsFile.fill_many`) writes into
+vectors that R allocated, through :mod:`pybridge.fill`; :meth:`SafetensorsFile.read` returns a
+Fortran-ordered numpy array for reticulate to convert instead.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import mmap
 import os
@@ -44,15 +37,11 @@ from .errors import (
     PybridgeError,
     UnsupportedError,
 )
-from .parallel import run_parallel
+from .fill import Copy, convert_all, copy_tiled, fill_many, r_memory
 
 MAX_HEADER_BYTES = 100_000_000  # the limit of the reference implementation
 EXACT_DOUBLE_INT = 2 ** 53
-_TILE = 128          # a 128 x 128 tile of a transposing copy stays in cache
-_TILE_ELEMENTS = _TILE * _TILE
-_CHUNK = 1 << 20     # elements per chunk of a 1-d copy
-_PIECE = 1 << 21     # elements per piece of a copy shared between threads
-_WORKERS = min(4, os.cpu_count() or 1)
+R_INTEGER_NA = -2 ** 31  # the int32 bit pattern of NA_integer_
 
 
 # ----------------------------------------------------------------------------------------------
@@ -147,11 +136,12 @@ def _bfloat16_values(t: np.ndarray) -> np.ndarray:
 
 
 class _Decoder:
-    """Turns a tile of stored values into the values R gets; remembers inexact int64 values."""
+    """Turns a tile of stored values into the values R gets, and remembers whether a value is
+    lossy in R: an int64 beyond 2^53 (rounded), or an int32 -2^31 (R's NA_integer_)."""
 
     def __init__(self, dtype: Dtype, name: str, int64: str, path: str):
         self.dtype, self.name, self.int64, self.path = dtype, name, int64, path
-        self.inexact = False
+        self.lossy = False
         code = dtype.code
         if code == "BF16":
             self.convert = _bfloat16_values
@@ -160,6 +150,8 @@ class _Decoder:
             self.convert = lambda t: table[t]
         elif code in ("I64", "U64"):
             self.convert = self._checked_int64
+        elif code == "I32":
+            self.convert = self._checked_int32
         elif code == "BOOL":
             self.convert = lambda t: t != 0
         else:
@@ -174,81 +166,13 @@ class _Decoder:
                     "values.",
                     tensor=self.name, dtype=self.dtype.code, path=self.path,
                 )
-            self.inexact = True
+            self.lossy = True
         return t
 
-
-# ----------------------------------------------------------------------------------------------
-# Tiled copies: a row-major source into a column-major destination (or back) without a full
-# temporary, at cache speed.
-
-def _tile_steps(rows: int, cols: int):
-    if rows >= _TILE and cols >= _TILE:
-        return _TILE, _TILE
-    if rows < _TILE:
-        return max(rows, 1), max(_TILE_ELEMENTS // max(rows, 1), 1)
-    return max(_TILE_ELEMENTS // max(cols, 1), 1), max(cols, 1)
-
-
-def copy_tiled(dst: np.ndarray, src: np.ndarray, convert: Callable = lambda t: t) -> None:
-    """``dst[...] = convert(src)``, tile by tile over the first and last axes (chunk by chunk
-    when both are laid out alike)."""
-    if src.size == 0:
-        return
-    if src.ndim == 0:
-        dst[...] = convert(src)
-        return
-    if src.ndim > 1 and (src.flags.c_contiguous and dst.flags.c_contiguous or
-                         src.flags.f_contiguous and dst.flags.f_contiguous):
-        order = "C" if src.flags.c_contiguous else "F"
-        src, dst = src.reshape(-1, order=order), dst.reshape(-1, order=order)
-    if src.ndim == 1:
-        for i in range(0, src.shape[0], _CHUNK):
-            dst[i:i + _CHUNK] = convert(src[i:i + _CHUNK])
-        return
-    rows, cols = src.shape[0], src.shape[-1]
-    step_r, step_c = _tile_steps(rows, cols)
-    for i in range(0, rows, step_r):
-        for j in range(0, cols, step_c):
-            dst[i:i + step_r, ..., j:j + step_c] = convert(src[i:i + step_r, ..., j:j + step_c])
-
-
-class _Copy:
-    """One tensor's conversion into its destination, cut into row blocks that threads share
-    (numpy lets go of the GIL while it copies, and the destination's pages are first touched
-    here, so both cores take the page faults)."""
-
-    def __init__(self, out, src, decoder):
-        self.out, self.src, self.decoder = out, src, decoder
-
-    def pieces(self) -> List[tuple]:
-        """(task, elements) per row block of about _PIECE elements."""
-        out, src, convert = self.out, self.src, self.decoder.convert
-        if src.ndim == 0 or src.size <= _PIECE:
-            return [(lambda: copy_tiled(out, src, convert), src.size)]
-        per_row = src.size // src.shape[0]
-        step = max(1, _PIECE // per_row)
-        if step > _TILE:
-            step -= step % _TILE
-        return [(lambda i=i: copy_tiled(out[i:i + step], src[i:i + step], convert),
-                 min(step, src.shape[0] - i) * per_row)
-                for i in range(0, src.shape[0], step)]
-
-
-def _convert_all(copies: List[_Copy]) -> None:
-    """Runs every copy's pieces, small ones grouped so that each task is about _PIECE
-    elements (a model has hundreds of small tensors: biases, norms)."""
-    tasks, group, size = [], [], 0
-    for copy in copies:
-        for piece, n in copy.pieces():
-            group.append(piece)
-            size += n
-            if size >= _PIECE:
-                tasks.append(group)
-                group, size = [], 0
-    if group:
-        tasks.append(group)
-    run_parallel([lambda g=g: [piece() for piece in g] for g in tasks], _WORKERS)
+    def _checked_int32(self, t):
+        if t.size and t.min() == R_INTEGER_NA:
+            self.lossy = True
+        return t
 
 
 # ----------------------------------------------------------------------------------------------
@@ -401,8 +325,9 @@ class SafetensorsFile:
                 f"Tensor '{t.name}' has dtype {t.dtype.code}, which hfbridge cannot convert to R.",
                 tensor=t.name, dtype=t.dtype.code, path=self.path)
         if max(t.shape, default=0) >= 2 ** 31:
-            raise UnsupportedError(f"Tensor '{t.name}' has a dimension of 2^31 or more, "
-                                   "beyond what an R array allows.", tensor=t.name, path=self.path)
+            raise UnsupportedError(f"Tensor '{t.name}' has shape {list(t.shape)}, and R array "
+                                   "dimensions are limited to 2^31 - 1.", tensor=t.name,
+                                   path=self.path)
         src = np.frombuffer(self._buf, dtype=t.dtype.storage, count=t.size, offset=t.start)
         return _select(src.reshape(t.shape), index, t, self.path)
 
@@ -412,36 +337,36 @@ class SafetensorsFile:
         ``dst`` is the zero-copy view of an R double or integer vector whose ``dim`` is the shape
         of the result (reversed with ``reversed``: then the bytes keep their row-major order and
         no transpose is needed). ``index`` is None or a list with, per axis, None (all) or
-        0-based positions. Returns True when an int64 value was rounded.
+        0-based positions. Returns True when a value is lossy in R (see :class:`_Decoder`).
         """
         copy = self._fill_copy(name, dst, index, int64, reversed)
-        _convert_all([copy])
-        return copy.decoder.inexact
+        convert_all([copy])
+        return copy.decoder.lossy
 
-    def _fill_copy(self, name, dst, index, int64, reversed) -> "_Copy":
+    def _fill_copy(self, name, dst, index, int64, reversed) -> Copy:
         t = self.tensor_info(name)
         src = self._source(t, index)
         if reversed:
-            out = _r_memory(dst, t.dtype.wire, src.shape[::-1]).T
+            out = r_memory(dst, t.dtype.wire, src.shape[::-1]).T
         else:
-            out = _r_memory(dst, t.dtype.wire, src.shape)
-        return _Copy(out, src, _Decoder(t.dtype, t.name, _check_int64(int64), self.path))
+            out = r_memory(dst, t.dtype.wire, src.shape)
+        return Copy(out, src, _Decoder(t.dtype, t.name, _check_int64(int64), self.path))
 
     def fill_many(self, names, dsts, int64: str = "double", reversed=False) -> List[str]:
-        """:meth:`fill` for many whole tensors in one call; returns the names of those whose
-        int64 values were rounded."""
-        return _fill_many(self, names, dsts, int64, reversed)
+        """:meth:`fill` for many whole tensors in one call; returns the names of those with
+        lossy values."""
+        return fill_many(self, names, dsts, int64, reversed)
 
     def read(self, name: str, index=None, int64: str = "double", reversed=False):
         """The tensor as a column-major numpy array (float64, int32, bool or complex128) for
-        reticulate to convert (of the reversed shape with ``reversed``), and whether an int64
-        value was rounded."""
+        reticulate to convert (of the reversed shape with ``reversed``), and whether a value is
+        lossy in R."""
         t = self.tensor_info(name)
         src = self._source(t, index)
         out = np.empty(src.shape[::-1] if reversed else src.shape, dtype=t.dtype.wire, order="F")
         decoder = _Decoder(t.dtype, t.name, _check_int64(int64), self.path)
         copy_tiled(out.T if reversed else out, src, decoder.convert)
-        return out, decoder.inexact
+        return out, decoder.lossy
 
     def close(self) -> None:
         buf, self._buf = self._buf, None
@@ -499,21 +424,11 @@ class ShardedFile:
         return self._file(name).read(name, index, int64, reversed)
 
     def fill_many(self, names, dsts, int64="double", reversed=False):
-        return _fill_many(self, names, dsts, int64, reversed)
+        return fill_many(self, names, dsts, int64, reversed)
 
     def close(self):
         for f in self.files:
             f.close()
-
-
-def _fill_many(handle, names, dsts, int64, reversed) -> List[str]:
-    names, dsts = list(names), list(dsts)
-    if len(names) != len(dsts):
-        raise InvalidArgumentError("fill_many() needs one destination per tensor name.")
-    copies = [handle._fill_copy(name, dst, None, int64, reversed)
-              for name, dst in zip(names, dsts)]
-    _convert_all(copies)
-    return [name for name, copy in zip(names, copies) if copy.decoder.inexact]
 
 
 def _preview(names, n=5):
@@ -572,28 +487,6 @@ def _select(src: np.ndarray, index, t: TensorInfo, path: str) -> np.ndarray:
     for axis, ix in picks:
         out = np.take(out, ix, axis=axis)
     return out
-
-
-def _r_memory(dst, wire: np.dtype, shape: tuple) -> np.ndarray:
-    """A writable numpy view over the memory of the R vector that reticulate passed as ``dst``."""
-    size = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    if not (isinstance(dst, np.ndarray) and dst.dtype == wire and dst.size == size
-            and dst.flags.f_contiguous):
-        raise InvalidArgumentError(
-            f"The destination must be an R {wire} vector of length {size} with a dim; got "
-            f"{type(dst).__name__} {getattr(dst, 'dtype', '')} of size {getattr(dst, 'size', '?')}.")
-    if size == 0:
-        return np.empty(shape, dtype=wire, order="F")
-    raw = (ctypes.c_char * dst.nbytes).from_address(dst.__array_interface__["data"][0])
-    return np.frombuffer(raw, dtype=wire).reshape(shape, order="F")
-
-
-def probe_fill(dst, listed) -> None:
-    """Writes 1, 2, ... into ``dst`` and into the first array of the list ``listed``; R checks
-    that it sees them (reticulate passed both zero-copy, alone and inside a list)."""
-    for target in (dst, listed[0]):
-        out = _r_memory(target, np.dtype("f8"), target.shape)
-        out.reshape(-1, order="F")[:] = np.arange(1, target.size + 1, dtype=np.float64)
 
 
 def open_file(path) -> SafetensorsFile:

@@ -21,6 +21,7 @@ from safetensors.torch import load_file as torch_load_file
 from safetensors.torch import save_file as torch_save_file
 
 from pybridge import errors
+from pybridge import fill as F
 from pybridge import safetensors as S
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,6 +197,25 @@ def test_int64_beyond_2_53_is_flagged_or_refused(tmp_path):
     assert e.value.fields["tensor"] == "big"
     assert h.read("ok", int64="error")[1] is False
 
+
+def test_int32_na_pattern_is_flagged_on_every_path(tmp_path):
+    """-2^31 is R's NA_integer_: read, fill and fill_many flag the tensors that hold it."""
+    path = str(tmp_path / "x.safetensors")
+    big = np.zeros(F._PIECE + 5, dtype=np.int32)
+    big[-1] = -(2 ** 31)
+    np_save_file({"na": np.array([[5, -(2 ** 31)], [0, 1]], dtype=np.int32),
+                  "ok": np.array([2 ** 31 - 1, -(2 ** 31) + 1], dtype=np.int32), "big": big}, path)
+    h = S.open_file(path)
+    ref = np_load_file(path)
+    assert [h.read(n)[1] for n in ("na", "ok", "big")] == [True, False, True]
+    assert same(h.read("na")[0], ref["na"])
+    for name in ("na", "ok", "big"):
+        dst = np.zeros(ref[name].shape, dtype=np.int32, order="F")
+        assert h.fill(name, dst) is (name != "ok")
+        assert same(dst, ref[name])
+    dsts = [np.zeros(ref[n].shape, dtype=np.int32, order="F") for n in ("na", "ok", "big")]
+    assert h.fill_many(["na", "ok", "big"], dsts) == ["na", "big"]
+    assert h.read("na", [None, np.array([0])])[1] is False  # only the column without it
 
 def test_unknown_tensor_and_closed_handle(tmp_path):
     path = numpy_file(tmp_path, "F32")
@@ -576,9 +596,9 @@ def test_fill_many_equals_fill(tmp_path):
 
 
 def test_tensors_larger_than_a_piece_are_shared_between_threads(tmp_path):
-    rows = S._PIECE // 500 + 300  # a few pieces, the last one short
+    rows = F._PIECE // 500 + 300  # a few pieces, the last one short
     tensors = {"mat": RNG.standard_normal((rows, 1000)).astype(np.float32),
-               "vec": RNG.standard_normal(S._PIECE * 2 + 7).astype(np.float16),
+               "vec": RNG.standard_normal(F._PIECE * 2 + 7).astype(np.float16),
                "cube": RNG.integers(-9, 9, (rows // 10, 40, 30)).astype(np.int16),
                "small": np.arange(6, dtype=np.int64).reshape(2, 3)}
     path = str(tmp_path / "x.safetensors")
@@ -599,11 +619,11 @@ def test_tensors_larger_than_a_piece_are_shared_between_threads(tmp_path):
 
 def test_an_error_on_a_worker_thread_reaches_r_with_its_fields(tmp_path):
     path = str(tmp_path / "x.safetensors")
-    np_save_file({"a": np.zeros(S._PIECE + 1, dtype=np.int64),
+    np_save_file({"a": np.zeros(F._PIECE + 1, dtype=np.int64),
                   "big": np.array([2 ** 53 + 1], dtype=np.int64)}, path)
     h = S.open_file(path)
     with pytest.raises(errors.UnsupportedError) as raised:  # "a" is two tasks, "big" the last
-        h.fill_many(["a", "big"], [np.zeros(S._PIECE + 1), np.zeros(1)], int64="error")
+        h.fill_many(["a", "big"], [np.zeros(F._PIECE + 1), np.zeros(1)], int64="error")
     assert raised.value.code == "unsupported" and raised.value.fields["tensor"] == "big"
 
 
@@ -626,7 +646,7 @@ def test_reversed_layout_is_the_row_major_order(tmp_path, code):
 
 
 def test_the_documented_dtype_table_lists_every_dtype():
-    docs = (ROOT / "rpackage" / "R" / "safetensors.R").read_text()
+    docs = (ROOT / "rpackage" / "R" / "safetensors_load.R").read_text()
     table = S.dtype_table()
     for code, r_type, readable in zip(table["dtype"], table["r_type"], table["readable"]):
         row = next(line for line in docs.splitlines() if f"`{code}`" in line and "#' |" in line)

@@ -1,5 +1,6 @@
-# One measured load in a fresh R process, so that the peak memory (VmHWM) belongs to that load.
-# Usage: Rscript bench_r.R MODE PATH
+# One measured load in a fresh R process, so that the peak memory (VmHWM) belongs to that load;
+# or, in mode "warm", loads one after the other in one long R session.
+# Usage: Rscript bench_r.R MODE PATH [TAG]   (TAG prefixes the mode in the output: "small:warm")
 # Modes (all give the same R arrays, except "reversed", whose dims are reversed):
 #   hfbridge       safe_load_file(path): R allocates, Python fills it in one pass
 #   hfbridge_reversed  safe_load_file(path, layout = "reversed"): the opt-in layout, no transpose
@@ -10,12 +11,16 @@
 #   reversed       the same without aperm(): dims reversed (a possible opt-in layout)
 #   open           safe_open(path) + one layer tensor (h.0.mlp.c_fc.weight, 768 x 3072),
 #                  then a 10-row slice of wte.weight
+#   warm           WARM_ROUNDS (default 5) rounds in this one session, each a gc() and a timed
+#                  safe_load_file(path), and a gc() and a timed reticulate load (b), the order
+#                  swapped every round; prints warm_hfbridge and warm_reticulate lines
 # Prints: "result MODE SECONDS VMHWM_DELTA_BYTES GC_MAX_BYTES RESULT_BYTES CPU_SECONDS" (and
 # "slice SECONDS"). CPU seconds (user + system of this process, Python included) show the cost
 # apart from what other processes on a shared machine take.
 args <- commandArgs(trailingOnly = TRUE)
 mode <- args[1]
 path <- normalizePath(args[2])
+tag <- if (length(args) > 2) paste0(args[3], ":") else ""
 
 if (nzchar(Sys.getenv("HFBRIDGE_LOAD_ALL"))) {
   pkgload::load_all(Sys.getenv("HFBRIDGE_LOAD_ALL"), quiet = TRUE)
@@ -79,6 +84,22 @@ invisible(main$bench_fortran64(tiny))
 invisible(load_readbin(tiny, TRUE))
 
 result_bytes <- function(x) sum(vapply(x, function(t) as.numeric(length(t)) * 8, 1))
+
+if (mode == "warm") {
+  st <- reticulate::import("safetensors.numpy")
+  loads <- list(hfbridge = function() safe_load_file(path),
+                reticulate = function() st$load_file(path))
+  for (round in seq_len(as.integer(Sys.getenv("WARM_ROUNDS", "5")))) {
+    for (name in if (round %% 2) names(loads) else rev(names(loads))) {
+      invisible(gc())
+      t <- system.time(w <- loads[[name]]())
+      cat(sprintf("result %swarm_%s %.4f - - %.0f %.4f\n", tag, name, t[["elapsed"]],
+                  result_bytes(w), t[["user.self"]] + t[["sys.self"]]))
+      rm(w)
+    }
+  }
+  quit(save = "no")
+}
 invisible(gc(reset = TRUE))
 before <- vm_hwm()
 cpu <- 0
@@ -121,8 +142,8 @@ if (mode == "hfbridge") {
 after <- vm_hwm()
 g <- gc()
 gc_max <- sum(g[, ncol(g)]) * 1048576  # the "max used" column, in Mb
-if (mode %in% c("hfbridge", "reticulate", "fortran64", "readbin_aperm")) {
+if (mode %in% c("hfbridge", "reticulate", "fortran64", "readbin_aperm") && !nzchar(tag)) {
   stopifnot(identical(dim(w[["wte.weight"]]), c(50257L, 768L)))
 }
-cat(sprintf("result %s %.4f %.0f %.0f %.0f %.4f\n", mode, t, after - before, gc_max,
+cat(sprintf("result %s%s %.4f %.0f %.0f %.0f %.4f\n", tag, mode, t, after - before, gc_max,
             result_bytes(w), cpu))

@@ -1,7 +1,8 @@
-"""Writes the GPT-2-shaped F32 safetensors file of the bench (GPT-2 small names and shapes, 497 MB).
+"""Writes the safetensors files of the bench: GPT-2-shaped F32 (GPT-2 small names and shapes,
+497 MB), or with ``small`` two F32 matrices of 4096 x 2560 (84 MB).
 
-Usage: python make_data.py OUT_PATH. Values are random normals (seeded); the file is written once
-and reused while its size matches.
+Usage: python make_data.py OUT_PATH [small]. Values are random normals (seeded); a file is written
+once and reused while its size matches.
 """
 
 import os
@@ -29,12 +30,16 @@ def gpt2_shapes():
     return shapes
 
 
+def small_shapes():
+    return {"a.weight": (4096, 2560), "b.weight": (4096, 2560)}
+
+
 def expected_size(shapes):
     return sum(int(np.prod(s)) for s in shapes.values()) * 4
 
 
-def main(out):
-    shapes = gpt2_shapes()
+def main(out, kind):
+    shapes = small_shapes() if kind == "small" else gpt2_shapes()
     if os.path.exists(out) and os.path.getsize(out) > expected_size(shapes):
         print(f"reusing {out}")
         return
@@ -47,4 +52,5 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "bench/data/gpt2_f32.safetensors")
+    main(sys.argv[1] if len(sys.argv) > 1 else "bench/data/gpt2_f32.safetensors",
+         sys.argv[2] if len(sys.argv) > 2 else "gpt2")

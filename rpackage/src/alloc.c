@@ -1,12 +1,151 @@
-/* R vectors that Python fills (safe_load_file): allocated but not initialised.
+/* R vectors that Python fills (safe_load_file), allocated but not initialised.
  *
  * numeric(n) writes n zeros that the fill overwrites at once. For large results that first
  * write is where the memory is first touched, so every page fault is paid in R's one thread
  * before Python starts. Left untouched, the pages are faulted in by Python's fill, in parallel.
- * The vector is never seen by R code before it is filled: on any error it is dropped. */
+ * The vector is never seen by R code before it is filled: on any error it is dropped.
+ *
+ * Large results (1 MiB and more) live outside R's heap, as ALTREP vectors over memory mapped
+ * here. Measured in a long R session (bench/safetensors, mode warm), R's heap shrinks at every
+ * full collection, so each load of a model had to grow it again through a full collection
+ * (0.15 s of CPU once reticulate is loaded, most of the load of an 84 MB file), and each result
+ * page was faulted in afresh. Outside the heap no collection is needed to make room, and the
+ * blocks of results that R has collected are kept (MADV_FREE: the kernel may take them back at
+ * any time) for the next load to reuse without page faults; what the next load does not reuse
+ * is unmapped when it ends (hfb_release_spare), and they never exceed the peak of live results.
+ * Since R does not count this memory, a full collection is asked for when the live blocks
+ * outgrow 1 GiB, then twice what they were at the last such collection.
+ *
+ * To R such a vector is an ordinary double or integer vector: it is read, modified, copied and
+ * serialized like one (a copy or a readRDS() gives an ordinary vector). */
+#define _GNU_SOURCE /* dladdr */
+#include <stdlib.h>
+#include <string.h>
 #include <R.h>
 #include <Rinternals.h>
+#include <R_ext/Altrep.h>
 #include <R_ext/Rdynload.h>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <dlfcn.h>
+#include <sys/mman.h>
+#define HFB_MAPPED 1
+#endif
+
+#define MAPPED_MIN (1 << 20)  /* bytes: smaller results are ordinary R vectors */
+#define SPARE_MAX 1024        /* blocks kept for reuse at most */
+
+typedef struct {
+  void *addr;
+  size_t bytes;  /* a multiple of the page size */
+} block_t;
+
+static R_altrep_class_t real_class, integer_class;
+
+#ifdef HFB_MAPPED
+static double live_bytes = 0;            /* mapped by live vectors */
+static double peak_bytes = 0;            /* the most live_bytes has been */
+static double collect_at = 1073741824.0; /* ask R for a full collection beyond this */
+static block_t spare[SPARE_MAX];         /* blocks of collected vectors, kept for reuse */
+static int n_spare = 0;
+static double spare_bytes = 0;           /* at most peak_bytes */
+
+static size_t page_rounded(size_t bytes) {
+  size_t page = 4096;
+  return (bytes + page - 1) / page * page;
+}
+
+static void unmap(block_t b) {
+  munmap(b.addr, b.bytes);
+}
+
+/* A block of exactly `bytes` (page-rounded), reused if one is spare. */
+static void *take_block(size_t bytes) {
+  for (int i = n_spare - 1; i >= 0; i--) {
+    if (spare[i].bytes == bytes) {
+      void *addr = spare[i].addr;
+      spare_bytes -= bytes;
+      spare[i] = spare[--n_spare];
+      return addr;
+    }
+  }
+  void *addr = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return addr == MAP_FAILED ? NULL : addr;
+}
+
+static void give_back(block_t b) {
+  if (n_spare == SPARE_MAX || spare_bytes + b.bytes > peak_bytes) {
+    unmap(b);
+    return;
+  }
+#ifdef MADV_FREE
+  madvise(b.addr, b.bytes, MADV_FREE);
+#endif
+  spare[n_spare++] = b;
+  spare_bytes += b.bytes;
+}
+
+static void finalize_block(SEXP ptr) {
+  block_t *b = R_ExternalPtrAddr(ptr);
+  if (b == NULL) return;
+  R_ClearExternalPtr(ptr);
+  live_bytes -= b->bytes;
+  if (b->addr != NULL) give_back(*b);
+  free(b);
+}
+#endif
+
+static void *block_data(SEXP x) {
+  block_t *b = R_ExternalPtrAddr(R_altrep_data1(x));
+  if (b == NULL || b->addr == NULL) error("hfbridge: the memory of this tensor was freed");
+  return b->addr;
+}
+
+static R_xlen_t block_length(SEXP x) {
+  return (R_xlen_t) REAL(R_altrep_data2(x))[0];
+}
+
+static void *block_dataptr(SEXP x, Rboolean writeable) {
+  return block_data(x);
+}
+
+static const void *block_dataptr_or_null(SEXP x) {
+  return block_data(x);
+}
+
+static Rboolean block_inspect(SEXP x, int pre, int deep, int pvec,
+                              void (*inspect_subtree)(SEXP, int, int, int)) {
+  Rprintf(" hfbridge tensor (%s, length %.0f, memory outside R's heap)\n",
+          type2char(TYPEOF(x)), (double) XLENGTH(x));
+  return TRUE;
+}
+
+#ifdef HFB_MAPPED
+static SEXP alloc_mapped(SEXPTYPE type, R_xlen_t n, size_t bytes) {
+  bytes = page_rounded(bytes);
+  if (live_bytes + bytes > collect_at) {
+    R_gc();  /* the finalizers of collected results give their blocks back */
+    if (2 * (live_bytes + bytes) > collect_at) collect_at = 2 * (live_bytes + bytes);
+  }
+  block_t *b = calloc(1, sizeof(block_t));
+  if (b == NULL) return allocVector(type, n);
+  /* The pointer owns the block from here on: an R error below frees it through the finalizer. */
+  SEXP ptr = PROTECT(R_MakeExternalPtr(b, R_NilValue, R_NilValue));
+  R_RegisterCFinalizerEx(ptr, finalize_block, FALSE);
+  SEXP length = PROTECT(ScalarReal((double) n));
+  SEXP x = PROTECT(R_new_altrep(type == REALSXP ? real_class : integer_class, ptr, length));
+  b->addr = take_block(bytes);
+  if (b->addr == NULL) {
+    UNPROTECT(3);
+    return allocVector(type, n);  /* R's own error if memory is really short */
+  }
+  b->bytes = bytes;
+  live_bytes += bytes;
+  if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+  UNPROTECT(3);
+  return x;
+}
+#endif
 
 SEXP hfb_alloc_unfilled(SEXP type, SEXP length) {
   if (!isString(type) || XLENGTH(type) != 1 || !isReal(length) || XLENGTH(length) != 1)
@@ -16,18 +155,70 @@ SEXP hfb_alloc_unfilled(SEXP type, SEXP length) {
     error("hfb_alloc_unfilled(): invalid length");
   const char *name = CHAR(STRING_ELT(type, 0));
   SEXPTYPE sexptype;
-  if (strcmp(name, "double") == 0) sexptype = REALSXP;
-  else if (strcmp(name, "integer") == 0) sexptype = INTSXP;
-  else error("hfb_alloc_unfilled(): type must be \"double\" or \"integer\"");
+  size_t width;
+  if (strcmp(name, "double") == 0) {
+    sexptype = REALSXP;
+    width = sizeof(double);
+  } else if (strcmp(name, "integer") == 0) {
+    sexptype = INTSXP;
+    width = sizeof(int);
+  } else {
+    error("hfb_alloc_unfilled(): type must be \"double\" or \"integer\"");
+  }
+#ifdef HFB_MAPPED
+  if (n * width >= MAPPED_MIN) return alloc_mapped(sexptype, (R_xlen_t) n, (size_t) n * width);
+#endif
   return allocVector(sexptype, (R_xlen_t) n);
+}
+
+/* Unmaps the spare blocks: called when a load ends, so that blocks wait for one load only. */
+SEXP hfb_release_spare(void) {
+#ifdef HFB_MAPPED
+  while (n_spare > 0) unmap(spare[--n_spare]);
+  spare_bytes = 0;
+#endif
+  return R_NilValue;
+}
+
+/* The smallest result, in bytes, that lives outside R's heap (Inf: none does). */
+SEXP hfb_mapped_min(void) {
+#ifdef HFB_MAPPED
+  return ScalarReal(MAPPED_MIN);
+#else
+  return ScalarReal(R_PosInf);
+#endif
 }
 
 static const R_CallMethodDef call_methods[] = {
   {"hfb_alloc_unfilled", (DL_FUNC) &hfb_alloc_unfilled, 2},
+  {"hfb_release_spare", (DL_FUNC) &hfb_release_spare, 0},
+  {"hfb_mapped_min", (DL_FUNC) &hfb_mapped_min, 0},
   {NULL, NULL, 0}
 };
 
+static R_altrep_class_t make_class(R_altrep_class_t cls) {
+  R_set_altrep_Length_method(cls, block_length);
+  R_set_altrep_Inspect_method(cls, block_inspect);
+  R_set_altvec_Dataptr_method(cls, block_dataptr);
+  R_set_altvec_Dataptr_or_null_method(cls, block_dataptr_or_null);
+  return cls;
+}
+
+/* The finalizers of live vectors point into this library: it must stay mapped even when R
+ * unloads it (dyn.unload()), or the next collection crashes R. (R itself turns the methods of
+ * such vectors into errors.) */
+static void keep_loaded(void) {
+#ifdef HFB_MAPPED
+  Dl_info self;
+  if (dladdr((void *) &keep_loaded, &self) && self.dli_fname != NULL)
+    dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+#endif
+}
+
 void R_init_hfbridge(DllInfo *dll) {
+  keep_loaded();
+  real_class = make_class(R_make_altreal_class("hfbridge_tensor_double", "hfbridge", dll));
+  integer_class = make_class(R_make_altinteger_class("hfbridge_tensor_integer", "hfbridge", dll));
   R_registerRoutines(dll, NULL, call_methods, NULL, NULL);
   R_useDynamicSymbols(dll, FALSE);
   R_forceSymbols(dll, TRUE);

@@ -448,3 +448,141 @@ test_that("without the zero-copy fill, reticulate's conversion gives the same ar
   slow <- list(safe_load_file(path), safe_load_file(f32), safe_load_file(f32, layout = "reversed"))
   expect_identical(slow, fast)
 })
+
+# Every condition signalled while `expr` runs: the value or error, and the warnings.
+st_conditions <- function(expr) {
+  warnings <- list()
+  value <- withCallingHandlers(
+    tryCatch(expr, error = function(e) e),
+    warning = function(w) {
+      warnings[[length(warnings) + 1]] <<- w
+      invokeRestart("muffleWarning")
+    }
+  )
+  list(value = value, warnings = warnings)
+}
+
+test_that("I32 -2^31 (R's integer NA) reads as NA with a classed warning, everywhere", {
+  st_py()
+  dir <- withr::local_tempdir()
+  path <- file.path(dir, "model.safetensors")
+  reticulate::py_run_string(sprintf(paste0(
+    "safetensors.numpy.save_file({'i': np.array([[-2**31, 0], [5, -2**31]], np.int32), ",
+    "'ok': np.array([2**31 - 1, -2**31 + 1], np.int32)}, '%s')"), path))
+  ref <- np_load(path)
+  want <- ref$i
+  want[ref$i == -2^31] <- NA
+  storage.mode(want) <- "integer"
+  check <- function(got, name) {
+    expect_length(got$warnings, 1)
+    w <- got$warnings[[1]]
+    expect_s3_class(w, "hfbridge_warning_na_introduced")
+    expect_identical(w$tensor, "i")
+    expect_identical(w$dtype, "I32")
+    expect_identical(got$value[[name]], want)
+  }
+  check(st_conditions(safe_load_file(path)), "i")
+  check(st_conditions(safe_load_model(dir)), "i")
+  h <- safe_open(path)
+  check(st_conditions(list(i = h$get_tensor("i"))), "i")
+  expect_identical(h$get_tensor("ok"), array(c(2147483647L, -2147483647L)))
+  expect_identical(st_conditions(h$get_slice("i", 2, 1))$warnings, list())
+  h$close()
+})
+
+test_that("a dimension beyond R's 2^31 - 1 is hfbridge_error_unsupported, without warnings", {
+  st_py()
+  path <- withr::local_tempfile(fileext = ".safetensors")
+  reticulate::py_run_string(sprintf(paste0(
+    "safetensors.numpy.save_file({'z': np.zeros((0, 2**31), np.float32), ",
+    "'edge': np.zeros((2**31 - 1, 0), np.int32), 'w': np.ones((2, 3), np.float32)}, '%s')"),
+    path))
+  # Python's safetensors reads the file (reticulate cannot convert z, so only its shape comes)
+  reticulate::py_run_string(sprintf(paste0(
+    "st_big = safetensors.numpy.load_file('%s')\n",
+    "st_big_shapes = {k: [float(d) for d in v.shape] for k, v in st_big.items()}"), path))
+  ref <- list(shapes = reticulate::py_eval("st_big_shapes"),
+              w = reticulate::py_eval("st_big['w']"), edge = reticulate::py_eval("st_big['edge']"))
+  expect_identical(ref$shapes$z, c(0, 2^31))
+  unsupported <- function(got) {
+    expect_identical(got$warnings, list())
+    expect_s3_class(got$value, "hfbridge_error_unsupported")
+    expect_identical(got$value$tensor, "z")
+    expect_match(conditionMessage(got$value), "2^31 - 1", fixed = TRUE)
+  }
+  unsupported(st_conditions(safe_load_file(path)))
+  unsupported(st_conditions(safe_load_file(path, layout = "reversed")))
+  unsupported(st_conditions(safe_load_model(path)))
+  got <- st_conditions(safe_load_file(path, tensors = c("edge", "w")))
+  expect_identical(got$warnings, list())
+  expect_identical(got$value$edge, array(integer(0), c(2147483647L, 0L)))
+  expect_identical(got$value$w, ref$w)
+  got <- st_conditions(h <- safe_open(path))
+  expect_identical(got$warnings, list())
+  expect_identical(h$shape("z"), ref$shapes$z)
+  expect_identical(h$shape("edge"), c(2147483647L, 0L))
+  expect_match(capture.output(print(h)), "0 x 2147483648", fixed = TRUE, all = FALSE)
+  unsupported(st_conditions(h$get_tensor("z")))
+  unsupported(st_conditions(h$get_slice("z", NULL, 1:2)))
+  expect_identical(h$get_tensor("edge"), ref$edge)
+  h$close()
+})
+
+test_that("zero-size shapes whose product overflows are classed errors, without warnings", {
+  py <- st_py()
+  dir <- withr::local_tempdir()
+  shapes <- list(c(2^40, 2^40, 0), c(0, 2^40, 2^40), c(0, 2^63), c(0, 2^53 + 2))
+  for (k in seq_along(shapes)) {
+    shape <- format(shapes[[k]], scientific = FALSE)
+    path <- file.path(dir, sprintf("s%d.safetensors", k))
+    reticulate::py_run_string(sprintf(
+      "st_with_header('%s', {'a': {'dtype': 'F32', 'shape': [%s], 'data_offsets': [0, 0]}}, 0)",
+      path, paste(shape, collapse = ", ")))
+    for (read in list(function() safe_load_file(path),
+                      function() safe_open(path)$get_tensor("a"))) {
+      got <- st_conditions(read())
+      expect_identical(got$warnings, list())
+      expect_true(inherits(got$value, "hfbridge_error_unsupported") ||
+                    inherits(got$value, "hfbridge_error_invalid_file"),
+                label = paste(shape, collapse = " x "))
+    }
+  }
+})
+
+test_that("large results (kept outside R's heap) behave as ordinary R arrays, load after load", {
+  st_py()
+  dir <- withr::local_tempdir()
+  paths <- file.path(dir, c("a.safetensors", "b.safetensors"))
+  reticulate::py_run_string(sprintf(paste0(
+    "safetensors.numpy.save_file({'f': st_values('float32', (700, 500)), ",
+    "'i': st_values('int32', (300, 1000)), 'v': st_values('float64', (200000,))}, '%s')\n",
+    "safetensors.numpy.save_file({'g': st_values('float16', (1000, 300))}, '%s')"),
+    paths[1], paths[2]))
+  ref <- lapply(paths, np_load)
+  for (round in 1:3) {
+    for (k in 1:2) {
+      w <- safe_load_file(paths[k])
+      for (name in names(ref[[k]])) {
+        want <- ref[[k]][[name]]
+        storage.mode(want) <- typeof(w[[name]])
+        expect_identical(w[[name]], want, label = paste(round, name))
+      }
+      rm(w)
+      invisible(gc())
+    }
+  }
+  w <- safe_load_file(paths[1])
+  expect_identical(safe_load_file(paths[1], layout = "reversed")$f, t(w$f))
+  h <- safe_open(paths[1])
+  expect_identical(h$get_tensor("i"), w$i)
+  h$close()
+  copy <- w$f
+  copy[1, 1] <- 42
+  expect_identical(w$f[1, 1], ref[[1]]$f[1, 1])
+  w$i[2, 3] <- 7L
+  expect_identical(w$i[2, 3], 7L)
+  rds <- withr::local_tempfile(fileext = ".rds")
+  saveRDS(w, rds)
+  expect_identical(readRDS(rds), w)
+  expect_identical(w$f + 0, ref[[1]]$f + 0)
+})
