@@ -514,7 +514,7 @@ def _with_lora(model, plan):
     task_type = peft.TaskType.SEQ_CLS if plan.classification else peft.TaskType.CAUSAL_LM
     config = peft.LoraConfig(task_type=task_type, r=lora["r"], lora_alpha=lora["alpha"],
                              lora_dropout=lora["dropout"],
-                             target_modules=lora["target_modules"])
+                             target_modules=_lora_targets(model, lora["target_modules"]))
     try:
         with warnings.catch_warnings():
             # peft 0.21 asks transformers 5 for a deprecated attribute; nothing for R users.
@@ -524,6 +524,23 @@ def _with_lora(model, plan):
         raise errors.InvalidArgumentError(
             f"LoRA cannot be applied to this model: {exc}. Name its linear layers in "
             "lora$target_modules.", argument="lora") from exc
+
+
+def _lora_targets(model, asked):
+    """The layers asked for; else peft's default for the architecture; else every linear layer
+    of the body (peft has no default for some architectures, DistilBERT among them; the head
+    trains whole, as peft does for its own defaults)."""
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as defaults
+
+    if asked is not None or model.config.model_type in defaults:
+        return asked
+    torch = models.import_torch()
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear)
+                   and name.split(".")[0] not in _HEAD_MODULES})
+
+
+_HEAD_MODULES = ("classifier", "pre_classifier", "score", "lm_head")
 
 
 def _head_error(exc, model, task):

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import huggingface_hub as hh
@@ -53,9 +54,10 @@ def readme_yaml(text: str) -> dict:
 
 
 def project_pins() -> list:
-    text = (ROOT / "pyproject.toml").read_text()
-    block = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1)
-    return re.findall(r'^\s*"([^"]+)"', block, re.M)
+    """Every requirement of pyproject.toml: the dependencies and each extra's."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project.get("optional-dependencies", {}).values()
+    return [r for reqs in [project["dependencies"], *extras] for r in reqs]
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pybridge import errors, train
+from pybridge.fixtures import models as demo_models
 from pybridge.fixtures import task_models, trainer_reference
 
 
@@ -14,13 +15,7 @@ def bert():
     return task_models.ensure(names=["bert"])["bert"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _split(n=120):
@@ -105,3 +100,15 @@ def test_metric_columns_keep_one_row_per_log_and_evaluation():
     assert list(cols) == ["epoch", "step", "loss", "eval_loss"]
     assert cols["step"].tolist() == [1, 2]
     assert math.isnan(cols["loss"][1]) and cols["eval_loss"][1] == 0.8
+
+
+def test_lora_on_an_architecture_peft_has_no_default_for_adapts_every_linear_layer(tmp_path):
+    """peft 0.21 names no default target modules for DistilBERT: LoRA takes every linear layer."""
+    distilbert = demo_models.ensure(names=["distilbert"])["distilbert"]
+    (texts, labels), _ = _split(40)
+    job = train.start(distilbert, texts, labels, epochs=1, batch_size=8,
+                      output_dir=str(tmp_path / "lora"), lora={"merge": True})
+    while not train.step(job, 1.0)["done"]:
+        pass
+    out = train.finish(job)
+    assert 0 < out["trainable"] < out["parameters"] / 10

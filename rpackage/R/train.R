@@ -24,7 +24,8 @@
 #'
 #' With `lora`, only low-rank adapters (peft's LoRA) and the classification head train. `lora`
 #' is a list with `r` (rank, 8), `alpha` (16), `dropout` (0.05), `target_modules` (`NULL`:
-#' peft's default for the architecture, e.g. `c("query", "value")` for BERT) and `merge`
+#' peft's default for the architecture, e.g. `c("query", "value")` for BERT, or the body's linear
+#' layers where peft has none, such as DistilBERT) and `merge`
 #' (`FALSE`: save the adapter; `TRUE`: merge it into the weights and save a plain model).
 #' `lora = TRUE` takes these defaults. An adapter folder holds `adapter_config.json` and
 #' `adapter_model.safetensors`, and beside them the base model's weights and config with the
