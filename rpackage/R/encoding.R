@@ -1,27 +1,23 @@
 # Encodings: the hfbridge_encoding class that $encode() and $encode_batch() return (see
 # ?tokenizer for its fields), built from the flat columns of pybridge.tokenizer.encode().
 
+# -1 (no value, in pybridge's int32 columns) as NA.
 tok_na <- function(x) {
-  dim(x) <- NULL
   x[x < 0L] <- NA_integer_
   x
 }
 
-# A list of hfbridge_encoding objects from pybridge.tokenizer.encode()'s columns.
+# A list of hfbridge_encoding objects from pybridge.tokenizer.encode()'s columns, split in one
+# pass in C (src/split_rows.c): per encoding, R code would cost as much as the tokenizing.
 tok_encodings <- function(cols) {
-  splits <- cols$splits
-  parts <- list(
-    ids = tok_split(cols$ids, splits),
-    tokens = tok_split(as.character(cols$tokens), splits),
-    start = tok_split(cols$start, splits),
-    end = tok_split(cols$end, splits),
-    attention_mask = tok_split(cols$attention_mask, splits),
-    type_ids = tok_split(cols$type_ids, splits),
-    special_tokens_mask = tok_split(cols$special_tokens_mask, splits),
-    word_ids = tok_split(tok_na(cols$word_ids), splits),
-    sequence_ids = tok_split(tok_na(cols$sequence_ids), splits)
+  columns <- list(
+    ids = cols$ids, tokens = as.character(cols$tokens),
+    offsets = list(start = cols$start, end = cols$end),
+    attention_mask = cols$attention_mask, type_ids = cols$type_ids,
+    special_tokens_mask = cols$special_tokens_mask, word_ids = tok_na(cols$word_ids),
+    sequence_ids = tok_na(cols$sequence_ids), overflowing = NULL
   )
-  encodings <- .mapply(new_encoding, parts, NULL)
+  encodings <- .Call(hfb_split_rows, columns, as.vector(cols$splits), "hfbridge_encoding")
   parent <- as.vector(cols$parent)
   extra <- which(parent >= 0L)
   if (!length(extra)) return(encodings)
@@ -31,15 +27,6 @@ tok_encodings <- function(cols) {
     main[[p]]$overflowing <- c(main[[p]]$overflowing, list(encodings[[i]]))
   }
   main
-}
-
-new_encoding <- function(ids, tokens, start, end, attention_mask, type_ids, special_tokens_mask,
-                         word_ids, sequence_ids) {
-  offsets <- matrix(c(start, end), ncol = 2L, dimnames = list(NULL, c("start", "end")))
-  structure(list(ids = ids, tokens = tokens, offsets = offsets, attention_mask = attention_mask,
-                 type_ids = type_ids, special_tokens_mask = special_tokens_mask,
-                 word_ids = word_ids, sequence_ids = sequence_ids, overflowing = list()),
-            class = "hfbridge_encoding")
 }
 
 #' @export

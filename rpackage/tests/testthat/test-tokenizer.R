@@ -231,6 +231,27 @@ test_that("the matrix form equals Python's padded batch", {
   }
 })
 
+test_that("the encodings of a batch are separate objects: changing one leaves the others", {
+  tok <- load_fixture("minilm")
+  batch <- tok$encode_batch(c("hello world", "deep learning", "hello world"))
+  expect_identical(batch[[1]], batch[[3]])
+  first <- batch[[1]]
+  first$ids[1] <- 0L
+  first$offsets[1, "start"] <- 99L
+  colnames(first$offsets) <- c("a", "b")
+  names(first)[1] <- "renamed"
+  class(first) <- "other"
+  first$overflowing[[1]] <- "x"
+  batch[[2]]$tokens[2] <- "changed"
+  expect_identical(batch[[1]], batch[[3]])
+  expect_identical(batch[[3]], tok$encode("hello world"))
+  expect_identical(tok$encode_batch("deep learning")[[1]]$tokens[-2], batch[[2]]$tokens[-2])
+  expect_identical(names(batch[[3]])[1], "ids")
+  expect_identical(colnames(batch[[3]]$offsets), c("start", "end"))
+  expect_identical(batch[[3]]$overflowing, list())
+  expect_s3_class(batch[[3]], "hfbridge_encoding")
+})
+
 test_that("decode and decode_batch equal Python's, from lists, matrices and encode_matrix()", {
   py_tok <- reticulate::import("tokenizers")$Tokenizer$from_file(fixture_json("bpe"))
   tok <- load_fixture("bpe")
