@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from typing import Optional
 
@@ -36,7 +35,6 @@ TOKENIZER_FILES = [
 MODEL_TYPES = ("bpe", "wordpiece", "unigram")
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
 DIRECTIONS = ("left", "right")
-CHUNK = 2048  # inputs per encode_batch call of encode(); see _encode_chunks()
 _INT32 = np.int32
 
 
@@ -135,21 +133,13 @@ def encode(tok: Tokenizer, texts, pairs=None, add_special_tokens=True,
     """
     batch = _batch(texts, pairs)
     _check_tokenizer_padding(tok, len(batch), ENCODING_CELL_BYTES, max_padding_bytes)
-    parts, extra, parent = [], [], []
-    done = 0
-    for encodings in _encode_chunks(tok, batch, add_special_tokens):
-        parts.append(_fields(encodings))
-        for i, enc in enumerate(encodings):
-            for piece in enc.overflowing:
-                extra.append(piece)
-                parent.append(done + i)
-        done += len(encodings)
-    if extra:
-        parts.append(_fields(extra))
-    cols = _concat(parts) if len(parts) != 1 else parts[0]
-    cols["splits"] = _splits(cols.pop("lengths"))
-    cols["parent"] = np.asarray([-1] * done + parent, dtype=_INT32)
-    return cols
+    encodings = _encode(tok, batch, add_special_tokens, fast=False)
+    parent = [-1] * len(encodings)
+    for i, enc in enumerate(list(encodings)):
+        for extra in enc.overflowing:
+            encodings.append(extra)
+            parent.append(i)
+    return _columns(encodings, np.asarray(parent, dtype=_INT32))
 
 
 def encode_ids(tok: Tokenizer, texts, pairs=None, add_special_tokens=True,
@@ -232,27 +222,6 @@ def _refused(call):
             "must be shorter than what max_length leaves to each sequence.") from None
 
 
-def _encode_chunks(tok, batch, add_special_tokens):
-    """The encodings of ``batch`` (with every field), CHUNK inputs at a time. tokenizers lets go
-    of the GIL while it encodes, and reading the fields of the encodings holds it: so the next
-    chunk is encoded on a thread while the caller reads this one, and both cores work."""
-    add = bool(add_special_tokens)
-    if tok.padding is not None or len(batch) <= CHUNK:  # padding to the longest sees the batch
-        yield _refused(lambda: tok.encode_batch(batch, add_special_tokens=add))
-        return
-    chunks = [batch[i:i + CHUNK] for i in range(0, len(batch), CHUNK)]
-    pool = ThreadPoolExecutor(1)
-    try:
-        pending = pool.submit(tok.encode_batch, chunks[0], add_special_tokens=add)
-        for following in chunks[1:] + [None]:
-            encodings = _refused(pending.result)
-            if following is not None:
-                pending = pool.submit(tok.encode_batch, following, add_special_tokens=add)
-            yield encodings
-    finally:
-        pool.shutdown(cancel_futures=True)
-
-
 def _texts(value, name) -> list:
     if isinstance(value, str):
         return [value]
@@ -326,8 +295,7 @@ def _scatter(mask, values, fill) -> np.ndarray:
     return out
 
 
-def _fields(encodings) -> dict:
-    """Every field of ``encodings`` as flat columns, and their lengths."""
+def _columns(encodings, parent) -> dict:
     lengths = _lengths(encodings)
     total = int(lengths.sum())
     offsets = np.fromiter(chain.from_iterable(chain.from_iterable(e.offsets for e in encodings)),
@@ -342,14 +310,9 @@ def _fields(encodings) -> dict:
         "sequence_ids": _flat_optional(encodings, "sequence_ids", total),
         "start": offsets[:, 0] + 1,
         "end": np.ascontiguousarray(offsets[:, 1]),
-        "lengths": lengths,
+        "splits": _splits(lengths),
+        "parent": parent,
     }
-
-
-def _concat(parts) -> dict:
-    """The columns of several _fields() one after the other."""
-    return {name: list(chain.from_iterable(p[name] for p in parts)) if name == "tokens"
-            else np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
 # ---------------------------------------------------------------------------------------------

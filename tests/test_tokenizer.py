@@ -106,26 +106,6 @@ def test_padding_truncation_and_overflow_equal_tokenizers(pair):
     assert split(ids, "ids") == [e.ids for e in main]
 
 
-def test_encode_in_chunks_equals_one_batch(pair, monkeypatch):
-    """Over CHUNK inputs, encode() tokenizes chunk by chunk on a thread: the columns (and the
-    parents of overflowing pieces) are those of one encode_batch over all of them."""
-    ours, ref = pair
-    monkeypatch.setattr(T, "CHUNK", 5)
-    texts, pairs = TEXTS * 3, PAIRS * 3
-    check_columns(T.encode(ours, texts), ref.encode_batch(texts))
-    for tok in (ours, ref):
-        tok.enable_truncation(12, stride=3)
-    cols = T.encode(ours, texts, pairs)
-    main = ref.encode_batch(list(zip(texts, pairs)))
-    extra = [(i, o) for i, e in enumerate(main) for o in e.overflowing]
-    assert extra
-    check_columns(cols, main + [o for _, o in extra])
-    assert list(cols["parent"]) == [-1] * len(main) + [i for i, _ in extra]
-    with pytest.raises(errors.InvalidArgumentError, match="stride"):
-        ours.enable_truncation(6, stride=3)
-        T.encode(ours, texts, pairs)
-
-
 @pytest.mark.parametrize("direction", ["right", "left"])
 def test_matrix_equals_tokenizers_padding(pair, direction):
     ours, ref = pair

@@ -433,14 +433,6 @@ test_that("1000 random texts: every field and substr() of the offsets equal Pyth
   }
 })
 
-test_that("a batch of several chunks (tokenized on a thread) equals Python's", {
-  chunk <- hfbridge:::pybridge_module("tokenizer")$CHUNK
-  texts <- rep_len(c(fixed_texts, random_texts(50, seed = 7)), 2L * chunk + 3L)
-  tok <- load_fixture("bpe")
-  expect_same_encodings(tok$encode_batch(texts), reference_encodings(fixture_json("bpe"), texts),
-                        texts)
-})
-
 test_that("loading by repo id through the mirror, with a revision", {
   local_hub()
   fx <- tokenizer_fixtures()
