@@ -1,12 +1,6 @@
 # Encodings: the hfbridge_encoding class that $encode() and $encode_batch() return (see
 # ?tokenizer for its fields), built from the flat columns of pybridge.tokenizer.encode().
 
-# -1 (no value, in pybridge's int32 columns) as NA.
-tok_na <- function(x) {
-  x[x < 0L] <- NA_integer_
-  x
-}
-
 # A list of hfbridge_encoding objects from pybridge.tokenizer.encode()'s columns, split in one
 # pass in C (src/split_rows.c): per encoding, R code would cost as much as the tokenizing.
 tok_encodings <- function(cols) {
@@ -14,10 +8,11 @@ tok_encodings <- function(cols) {
     ids = cols$ids, tokens = as.character(cols$tokens),
     offsets = list(start = cols$start, end = cols$end),
     attention_mask = cols$attention_mask, type_ids = cols$type_ids,
-    special_tokens_mask = cols$special_tokens_mask, word_ids = tok_na(cols$word_ids),
-    sequence_ids = tok_na(cols$sequence_ids), overflowing = NULL
+    special_tokens_mask = cols$special_tokens_mask, word_ids = cols$word_ids,
+    sequence_ids = cols$sequence_ids, overflowing = NULL
   )
-  encodings <- .Call(hfb_split_rows, columns, as.vector(cols$splits), "hfbridge_encoding")
+  encodings <- .Call(hfb_split_rows, columns, as.vector(cols$splits), "hfbridge_encoding",
+                     c("word_ids", "sequence_ids"))
   parent <- as.vector(cols$parent)
   extra <- which(parent >= 0L)
   if (!length(extra)) return(encodings)

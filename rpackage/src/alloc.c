@@ -22,11 +22,11 @@ SEXP hfb_alloc_unfilled(SEXP type, SEXP length) {
   return allocVector(sexptype, (R_xlen_t) n);
 }
 
-SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass); /* split_rows.c */
+SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na); /* split_rows.c */
 
 static const R_CallMethodDef call_methods[] = {
   {"hfb_alloc_unfilled", (DL_FUNC) &hfb_alloc_unfilled, 2},
-  {"hfb_split_rows", (DL_FUNC) &hfb_split_rows, 3},
+  {"hfb_split_rows", (DL_FUNC) &hfb_split_rows, 4},
   {NULL, NULL, 0}
 };
 

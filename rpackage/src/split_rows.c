@@ -41,10 +41,14 @@ static void copy_values(SEXP to, R_xlen_t at, SEXP from, R_xlen_t start, R_xlen_
 }
 
 /* Values [start, start + len) of a column: a vector, or a matrix named by `dimnames`. */
-static SEXP slice(SEXP column, R_xlen_t start, R_xlen_t len, SEXP dimnames) {
+static SEXP slice(SEXP column, R_xlen_t start, R_xlen_t len, SEXP dimnames, int negative_na) {
   if (TYPEOF(column) != VECSXP) {
     SEXP out = allocVector(TYPEOF(column), len);
     copy_values(out, 0, column, start, len);
+    if (negative_na) {
+      int *value = INTEGER(out);
+      for (R_xlen_t i = 0; i < len; i++) if (value[i] < 0) value[i] = NA_INTEGER;
+    }
     return out;
   }
   int m = (int) XLENGTH(column);
@@ -58,8 +62,9 @@ static SEXP slice(SEXP column, R_xlen_t start, R_xlen_t len, SEXP dimnames) {
 /* columns: a named list of columns (see check_column()); splits: n + 1 offsets, 0 first, each
  * >= the one before. Returns n lists named as `columns`, of class `klass`: a vector column
  * gives each row its values; a matrix column gives each row a matrix with the list's names as
- * column names; a NULL column gives each row an empty list. */
-SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass) {
+ * column names; a NULL column gives each row an empty list. In the integer columns named in
+ * `negative_na`, negative values become NA (pybridge's -1 for "no value"). */
+SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na) {
   if (TYPEOF(columns) != VECSXP || TYPEOF(splits) != INTSXP || XLENGTH(splits) < 1)
     error("hfb_split_rows(columns, splits, klass): a list and at least one integer split");
   R_xlen_t n = XLENGTH(splits) - 1, k = XLENGTH(columns);
@@ -70,6 +75,15 @@ SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass) {
   for (R_xlen_t i = 0; i < n; i++)
     if (at[i + 1] == NA_INTEGER || at[i + 1] < at[i]) error("hfb_split_rows(): splits must increase");
   for (R_xlen_t c = 0; c < k; c++) check_column(VECTOR_ELT(columns, c), at[n]);
+  if (TYPEOF(negative_na) != STRSXP) error("hfb_split_rows(): negative_na must be column names");
+  int *to_na = (int *) R_alloc(k, sizeof(int));
+  for (R_xlen_t c = 0; c < k; c++) {
+    to_na[c] = 0;
+    for (R_xlen_t j = 0; j < XLENGTH(negative_na); j++)
+      if (!strcmp(CHAR(STRING_ELT(names, c)), CHAR(STRING_ELT(negative_na, j)))) to_na[c] = 1;
+    if (to_na[c] && TYPEOF(VECTOR_ELT(columns, c)) != INTSXP)
+      error("hfb_split_rows(): negative_na names a column that is not an integer vector");
+  }
 
   /* Shared by every row, and marked so that changing them in one row copies them first. */
   PROTECT(names);
@@ -93,7 +107,7 @@ SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass) {
     for (R_xlen_t c = 0; c < k; c++) {
       SEXP column = VECTOR_ELT(columns, c);
       SET_VECTOR_ELT(row, c, isNull(column) ? empty
-                     : slice(column, at[i], at[i + 1] - at[i], VECTOR_ELT(dimnames, c)));
+                     : slice(column, at[i], at[i + 1] - at[i], VECTOR_ELT(dimnames, c), to_na[c]));
     }
     setAttrib(row, R_NamesSymbol, names);
     if (klass != R_NilValue) classgets(row, klass);
