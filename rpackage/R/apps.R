@@ -169,7 +169,7 @@ run_example_app <- function(sentiment_model = NULL,
                             tokenizer = embed_model, workers = 2L,
                             port = getOption("shiny.port"), host = getOption("shiny.host",
                                                                              "127.0.0.1"),
-                            launch.browser = interactive()) {
+                            launch.browser = interactive()) { # nolint: object_name_linter.
   if (!is.null(sentiment_model)) check_string(sentiment_model, "sentiment_model")
   check_string(embed_model, "embed_model")
   check_string(tokenizer, "tokenizer")
@@ -201,7 +201,8 @@ apps_pipeline_specs <- function(x) {
     if (length(unnamed)) keys[unnamed[1]] <- "task"
     names(p) <- keys
     if (is.null(p$task)) {
-      hfbridge_abort("invalid_argument", "Each `pipeline` needs a task, e.g. \"sentiment-analysis\".",
+      hfbridge_abort("invalid_argument",
+                     "Each `pipeline` needs a task, e.g. \"sentiment-analysis\".",
                      argument = "pipeline")
     }
     check_string(p$task, "pipeline")

@@ -28,7 +28,8 @@ hfbridge_doctor <- function() {
   for (i in seq_along(info$packages)) {
     cat("  ", format(info$packages[[i]], width = 22), info$versions[[i]], "\n", sep = "")
   }
-  cat("numpy and reticulate fit together: ", if (numpy_ok) "yes" else "NO (need numpy < 2)", "\n", sep = "")
+  cat("numpy and reticulate fit together: ", if (numpy_ok) "yes" else "NO (need numpy < 2)", "\n",
+      sep = "")
   cat("Cache folder: ", info$cache_dir, "\n", sep = "")
   cat("Endpoint: ", info$endpoint,
       if (isTRUE(info$offline)) " (offline: HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)" else "", "\n",
@@ -37,6 +38,7 @@ hfbridge_doctor <- function() {
     cat("Models: torch or transformers is missing;",
         "pipelines need install_pybridge(models = TRUE)\n")
   }
-  cat("Token: ", if (isTRUE(info$token_set)) paste0("set (from ", info$token_source, ")") else "not set", "\n", sep = "")
+  token <- if (isTRUE(info$token_set)) paste0("set (from ", info$token_source, ")") else "not set"
+  cat("Token: ", token, "\n", sep = "")
   invisible(c(list(ok = numpy_ok, reason = reason), info))
 }

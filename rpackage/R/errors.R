@@ -4,11 +4,12 @@
 #' `c("hfbridge_error_<code>", "hfbridge_error", "error", "condition")` and fields for what it is
 #' about (`repo_id`, `filename`, `revision`, `path`, ...). The codes are `repo_not_found`,
 #' `revision_not_found`, `entry_not_found`, `gated`, `auth`, `offline_not_cached`, `network`,
-#' `invalid_file`, `invalid_argument`, `python_environment`, `unsupported`, `pickle_weights` (a model
-#' repository with only pickle weights, refused unless `allow_pickle = TRUE`), `repo_exists` and
-#' `ref_exists` (creating a repository, branch or tag that exists, without `exist_ok = TRUE`),
-#' `stale_parent` (a commit whose parent is no longer the head of its branch), and `python` for an
-#' unexpected Python failure (with the field `python_type`). No message ever contains a token.
+#' `invalid_file`, `invalid_argument`, `python_environment`, `unsupported`, `pickle_weights` (a
+#' model repository with only pickle weights, refused unless `allow_pickle = TRUE`),
+#' `repo_exists` and `ref_exists` (creating a repository, branch or tag that exists, without
+#' `exist_ok = TRUE`), `stale_parent` (a commit whose parent is no longer the head of its
+#' branch), and `python` for an unexpected Python failure (with the field `python_type`). No
+#' message ever contains a token.
 #'
 #' @name hfbridge_errors
 #' @examples

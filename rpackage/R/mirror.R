@@ -120,11 +120,13 @@ hub_mirror_publish <- function(mirror, repo_id, folder, repo_type = "model") {
   repo_type <- check_repo_type(check_string(repo_type, "repo_type", "\"model\""))
   parts <- strsplit(repo_id, "/", fixed = TRUE)[[1]]
   if (!length(parts) %in% 1:2 || any(!nzchar(parts)) || any(parts %in% c(".", ".."))) {
-    hfbridge_abort("invalid_argument", sprintf("`repo_id` must be \"name\" or \"org/name\", not \"%s\".",
-                                               repo_id), repo_id = repo_id)
+    hfbridge_abort("invalid_argument",
+                   sprintf("`repo_id` must be \"name\" or \"org/name\", not \"%s\".", repo_id),
+                   repo_id = repo_id)
   }
   if (!dir.exists(folder)) {
-    hfbridge_abort("invalid_argument", sprintf("`folder` is not a folder: %s", folder), path = folder)
+    hfbridge_abort("invalid_argument", sprintf("`folder` is not a folder: %s", folder),
+                   path = folder)
   }
   dest <- do.call(file.path, as.list(c(root, paste0(repo_type, "s"), parts)))
   unlink(dest, recursive = TRUE)
@@ -132,7 +134,8 @@ hub_mirror_publish <- function(mirror, repo_id, folder, repo_type = "model") {
   items <- list.files(folder, all.files = TRUE, no.. = TRUE, full.names = TRUE)
   ok <- file.copy(items, dest, recursive = TRUE, copy.date = TRUE)
   if (!all(ok)) {
-    hfbridge_abort("invalid_file", sprintf("Could not copy %s into the store.", folder), path = folder)
+    hfbridge_abort("invalid_file", sprintf("Could not copy %s into the store.", folder),
+                   path = folder)
   }
   invisible(dest)
 }
@@ -205,7 +208,8 @@ wait_for_ready_line <- function(process, timeout, log) {
 }
 
 mirror_died <- function(process, log) {
-  text <- if (file.exists(log)) paste(utils::tail(readLines(log, warn = FALSE), 20), collapse = "\n") else ""
+  lines <- if (file.exists(log)) utils::tail(readLines(log, warn = FALSE), 20) else character()
+  text <- paste(lines, collapse = "\n")
   if (grepl("No module named|ModuleNotFoundError|ImportError", text)) {
     python_environment_error(
       sprintf("The mirror could not start: pybridge is missing from that Python.\n%s", text),

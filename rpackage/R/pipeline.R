@@ -29,9 +29,9 @@
 #' `truncation`, `max_length`, `padding` and `add_special_tokens`. Every task also takes
 #' `batch_size`.
 #'
-#' Each argument's type and range is checked before the model runs (counts are whole numbers
-#' >= 1, `top_p` is within 0 to 1, `temperature` is above 0, `seed` is from 0 to 2^32 - 1, and
-#' so on). An unknown argument, a value of the wrong type or out of range, or `NA`, signals
+#' Each argument's type and range is checked before the model runs (counts are whole numbers of
+#' at least 1, `top_p` is within 0 to 1, `temperature` is above 0, `seed` is from 0 to
+#' 2^32 - 1, and so on). An unknown argument, a value of the wrong type or out of range, or `NA`, signals
 #' `hfbridge_error_invalid_argument` with the fields `argument`, `task` and `value`, when the
 #' pipeline is created (for the defaults in `...`) or called.
 #'

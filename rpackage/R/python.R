@@ -124,7 +124,8 @@ start_python <- function() {
   check_numpy()
   if (!reticulate::py_module_available("pybridge")) {
     python_environment_error(
-      sprintf("The Python at %s does not have the pybridge package.", reticulate::py_config()$python),
+      sprintf("The Python at %s does not have the pybridge package.",
+              reticulate::py_config()$python),
       "Run install_pybridge(), or `pip install -e .` from the hfbridge source in that Python."
     )
   }
@@ -160,10 +161,13 @@ pybridge_module <- function(name) {
   start_python()
   mod <- tryCatch(
     reticulate::import(paste0("pybridge.", name)),
-    error = function(e) python_environment_error(
-      sprintf("Importing pybridge.%s failed: %s", name, conditionMessage(e)),
-      "Reinstall pybridge with install_pybridge(), or check the Python named by RETICULATE_PYTHON."
-    )
+    error = function(e) {
+      python_environment_error(
+        sprintf("Importing pybridge.%s failed: %s", name, conditionMessage(e)),
+        paste("Reinstall pybridge with install_pybridge(), or check the Python named by",
+              "RETICULATE_PYTHON.")
+      )
+    }
   )
   .hfb$modules[[name]] <- mod
   mod

@@ -205,7 +205,8 @@ st_method <- function(object, method, ...) {
 # ---- slices ----------------------------------------------------------------------------------
 
 st_dots_index <- function(exprs, env) {
-  lapply(exprs, function(e) if (identical(e, quote(expr = ))) NULL else eval(e, env))
+  missing_arg <- quote(expr = ) # nolint: spaces_inside_linter. The empty argument of x[i, ].
+  lapply(exprs, function(e) if (identical(e, missing_arg)) NULL else eval(e, env))
 }
 
 # R-style indices (positions from 1, or logical) to 0-based int32 arrays for Python.

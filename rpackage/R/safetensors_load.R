@@ -16,13 +16,18 @@
 #' |---|---|
 #' | `F64`, `F32`, `F16`, `BF16` | double |
 #' | `F8_E4M3`, `F8_E5M2`, `F8_E4M3FNUZ`, `F8_E5M2FNUZ`, `F8_E8M0` | double |
-#' | `I32` | integer; -2^31 is R's `NA_integer_`: it reads as `NA`, with a warning of class `hfbridge_warning_na_introduced` |
+#' | `I32` | integer; -2^31 is R's `NA_integer_` (it reads as `NA` and warns, see below) |
 #' | `I16`, `I8`, `U16`, `U8` | integer |
 #' | `U32` | double (exact) |
-#' | `I64`, `U64` | double; beyond 2^53 in magnitude a value is rounded, with a warning of class `hfbridge_warning_precision_loss` (`int64 = "error"` refuses instead) |
+#' | `I64`, `U64` | double; beyond 2^53 in magnitude a value is rounded and warns (see below) |
 #' | `BOOL` | logical |
 #' | `C64` | complex |
 #' | `F4`, `F6_E2M3`, `F6_E3M2` | not read: `hfbridge_error_unsupported` |
+#'
+#' The warnings: an `I32` value of -2^31 reads as `NA`, with a warning of class
+#' `hfbridge_warning_na_introduced`; an `I64` or `U64` value beyond 2^53 in magnitude is rounded
+#' to the nearest double, with a warning of class `hfbridge_warning_precision_loss`
+#' (`int64 = "error"` refuses such a file instead).
 #'
 #' A 0-d tensor becomes a length-1 vector without `dim`; a 1-d tensor a 1-d array; an empty
 #' tensor keeps its shape (for example `dim()` of `c(0, 3)`). R array dimensions are limited to
@@ -170,7 +175,8 @@ st_check_dots <- function(...) {
   if (...length()) {
     hfbridge_abort("invalid_argument",
                    sprintf("Unknown argument(s): %s.",
-                           paste(st_or(names(list(...)), rep("<unnamed>", ...length())), collapse = ", ")))
+                           paste(st_or(names(list(...)), rep("<unnamed>", ...length())),
+                                 collapse = ", ")))
   }
 }
 
@@ -178,7 +184,8 @@ st_check_framework <- function(framework, device) {
   if (!(is.character(framework) && length(framework) == 1 &&
         framework %in% c("torch", "pt", "r", "R", "numpy", "np"))) {
     hfbridge_abort("invalid_argument",
-                   "`framework` must be \"torch\", \"pt\", \"r\" or \"numpy\"; hfbridge always returns R arrays.")
+                   paste("`framework` must be \"torch\", \"pt\", \"r\" or \"numpy\";",
+                         "hfbridge always returns R arrays."))
   }
   if (!identical(device, "cpu")) {
     hfbridge_abort("unsupported", "hfbridge reads tensors into R memory: `device` must be \"cpu\".")

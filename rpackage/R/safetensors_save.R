@@ -13,9 +13,11 @@
 #' @section Types:
 #' | R type | default | other `dtype`s |
 #' |---|---|---|
-#' | double | `float64` | `float32`, `float16`, `bfloat16` (rounded to nearest even); `int64`, `int32`, `int16`, `int8`, `uint8` for whole numbers in range |
-#' | integer | `int32` | `int64`, `int16`, `int8`, `uint8` (values must fit); `float64`, `float32`, `float16`, `bfloat16` |
+#' | double | `float64` | `float32`, `float16`, `bfloat16` (rounded to nearest even); integers\* |
+#' | integer | `int32` | `int64`, `int16`, `int8`, `uint8`\*; `float64` and the floats above |
 #' | logical | `bool` | none |
+#'
+#' \* Integer dtypes take whole numbers only, and each value must fit the dtype's range.
 #'
 #' `NaN` and `Inf` in doubles are kept (`NA_real_` is stored as a NaN; `float64` keeps its bit
 #' pattern, so R reads it back as `NA`). `NA` in an integer or logical tensor is refused.
@@ -88,7 +90,8 @@ safe_deserialize <- function(buffer, tensors = NULL, ..., int64 = c("double", "e
   st_check_dots(...)
   st_check_framework(framework, device)
   if (!is.raw(buffer)) {
-    hfbridge_abort("invalid_argument", "`buffer` must be a raw vector, as safe_serialize() returns.")
+    hfbridge_abort("invalid_argument",
+                   "`buffer` must be a raw vector, as safe_serialize() returns.")
   }
   st_check_names(tensors)
   opts <- st_read_options(int64, layout)
@@ -133,8 +136,8 @@ st_check_tensor <- function(x, name) {
   }
   if (!is.double(x) && anyNA(x)) {
     hfbridge_abort("invalid_argument",
-                   sprintf("Tensor '%s' holds NA, which safetensors integers and booleans cannot store.",
-                           name), tensor = name)
+                   sprintf(paste("Tensor '%s' holds NA, which safetensors integers and booleans",
+                                 "cannot store."), name), tensor = name)
   }
 }
 
@@ -160,7 +163,8 @@ st_check_metadata <- function(metadata) {
 st_dtype_map <- function(dtype, tensor_names) {
   if (is.null(dtype)) return(NULL)
   if (!(is.character(dtype) || is.list(dtype)) || !length(dtype) ||
-      anyNA(unlist(dtype)) || !all(vapply(dtype, function(v) is.character(v) && length(v) == 1, TRUE))) {
+      anyNA(unlist(dtype)) ||
+      !all(vapply(dtype, function(v) is.character(v) && length(v) == 1, TRUE))) {
     hfbridge_abort("invalid_argument",
                    "`dtype` must be one dtype name, or a named vector of dtype names.")
   }

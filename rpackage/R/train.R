@@ -137,9 +137,7 @@ format.hfbridge_fine_tune <- function(x, ...) {
   finals <- finals[!is.na(finals)]
   share <- if (x$parameters > 0) sprintf(" (%.2f%%)", 100 * x$trainable / x$parameters) else ""
   c(sprintf("<hfbridge fine-tuned model> %s", x$task),
-    sprintf("  from:       %s%s", x$model, if (x$lora) {
-      if (x$merged) " + LoRA (merged)" else " + LoRA adapter"
-    } else ""),
+    sprintf("  from:       %s%s", x$model, train_lora_label(x)),
     sprintf("  output_dir: %s", x$output_dir),
     if (length(x$labels)) sprintf("  labels:     %s", paste(x$labels, collapse = ", ")),
     sprintf("  trained:    %s of %s parameters%s", format(x$trainable, big.mark = ","),
@@ -303,4 +301,9 @@ train_result <- function(res, model) {
     parameters = res$parameters, lora = res$lora, merged = res$merged,
     resumed_from = as.integer(res$resumed_from), summary = unlist(res$summary)
   ), class = "hfbridge_fine_tune")
+}
+
+train_lora_label <- function(x) {
+  if (!x$lora) return("")
+  if (x$merged) " + LoRA (merged)" else " + LoRA adapter"
 }

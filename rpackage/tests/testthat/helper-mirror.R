@@ -2,9 +2,9 @@
 # each test that calls local_hub(). The mirror is a Python subprocess (hub_mirror_start()): R
 # does not start Python for it.
 #
-#   local_hub()                       # HF_ENDPOINT -> the mirror, HF_HOME -> a fresh temp dir
-#   publish_repo("me/tiny", folder)   # copy a folder into the store as a repo
-#   mirror_config(list(gated = list("me/tiny" = list("tok"))))  # mirror.json, for this test
+# - local_hub: HF_ENDPOINT to the mirror, HF_HOME to a fresh temp dir, for the calling test;
+# - publish_repo: copies a folder into the store as a repo (repo id, folder);
+# - mirror_config: writes mirror.json (gated or private repos, tokens, faults) for this test.
 #
 # The store is shared by the run: use repo ids unique to your test file.
 

@@ -1,7 +1,7 @@
 # The Shiny helpers and the example app's server logic (shiny::testServer), against the test
 # mirror: the tiny sentiment model of pybridge.fixtures and all-MiniLM-L6-v2. The results the
-# app shows are compared with the same verbs called directly. The real browser test is
-# tests/test_apps.py.
+# app shows are compared with the same verbs called directly. The real browser test is in
+# the pytest suite (test_apps.py).
 
 apps_minilm <- "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -10,7 +10,9 @@ scan_reference <- function() {
   data.frame(repo_id = ids,
              size_on_disk = vapply(repos, function(r) as.numeric(r$size_on_disk), 0),
              nb_files = vapply(repos, function(r) as.integer(r$nb_files), 0L),
-             revisions = vapply(repos, function(r) length(reticulate::import_builtins()$list(r$revisions)), 0L),
+             revisions = vapply(repos, function(r) {
+               length(reticulate::import_builtins()$list(r$revisions))
+             }, 0L),
              stringsAsFactors = FALSE)[order(ids), ]
 }
 
@@ -69,7 +71,8 @@ test_that("hub_cache_delete removes one revision or the whole repo", {
   err <- tryCatch(hub_cache_delete(tiny, revision = "v7"), error = function(e) e)
   expect_s3_class(err, "hfbridge_error_revision_not_found")
   expect_identical(err$revision, "v7")
-  expect_error(hub_cache_delete(tiny, repo_type = "dataset"), class = "hfbridge_error_repo_not_found")
+  expect_error(hub_cache_delete(tiny, repo_type = "dataset"),
+               class = "hfbridge_error_repo_not_found")
 })
 
 test_that("a file deleted from R is downloaded again; Python sees the same cache", {

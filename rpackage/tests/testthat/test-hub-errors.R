@@ -155,7 +155,8 @@ test_that("a 5xx on a download is retried, and a dead endpoint is network", {
   mirror_config(list(faults = list(list(path = paste0(tiny, "/weights.bin"), kind = "status",
                                         status = 503L, times = 2L, method = "GET"))))
   path <- hub_download(tiny, "weights.bin", quiet = TRUE)
-  expect_identical(readBin(path, "raw", 20000), readBin(file.path(src, "weights.bin"), "raw", 20000))
+  expect_identical(readBin(path, "raw", 20000),
+                   readBin(file.path(src, "weights.bin"), "raw", 20000))
   withr::local_envvar(HF_ENDPOINT = "http://127.0.0.1:9")
   expect_error(hub_repo_info(tiny), class = "hfbridge_error_network")
 })
@@ -166,5 +167,6 @@ test_that("a connection closed mid-download is resumed", {
   mirror_config(list(faults = list(list(path = paste0(tiny, "/weights.bin"), kind = "close",
                                         times = 1L))))
   path <- hub_download(tiny, "weights.bin", quiet = TRUE)
-  expect_identical(readBin(path, "raw", 20000), readBin(file.path(src, "weights.bin"), "raw", 20000))
+  expect_identical(readBin(path, "raw", 20000),
+                   readBin(file.path(src, "weights.bin"), "raw", 20000))
 })

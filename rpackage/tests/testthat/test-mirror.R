@@ -42,14 +42,16 @@ test_that("a port already in use gives a network error", {
   first <- hub_mirror_start(withr::local_tempdir())
   on.exit(hub_mirror_stop(first), add = TRUE)
   port <- as.integer(sub(".*:", "", first$url))
-  expect_error(hub_mirror_start(withr::local_tempdir(), port = port), class = "hfbridge_error_network")
+  expect_error(hub_mirror_start(withr::local_tempdir(), port = port),
+               class = "hfbridge_error_network")
 })
 
 test_that("arguments are checked before anything starts", {
   expect_error(hub_mirror_start(1), class = "hfbridge_error_invalid_argument")
   expect_error(hub_mirror_start("x", port = -1), class = "hfbridge_error_invalid_argument")
   expect_error(hub_mirror_stop("x"), class = "hfbridge_error_invalid_argument")
-  expect_error(hub_mirror_publish(tempdir(), "a/b/c", tempdir()), class = "hfbridge_error_invalid_argument")
+  expect_error(hub_mirror_publish(tempdir(), "a/b/c", tempdir()),
+               class = "hfbridge_error_invalid_argument")
 })
 
 test_that("local_hub() points HF_ENDPOINT at one shared mirror and gives a fresh HF_HOME", {

@@ -42,7 +42,8 @@ def st_torch_file(path, dtype):
     import torch
     from safetensors.torch import save_file
     g = torch.Generator().manual_seed(0)
-    tensors = {f't{i}': (torch.randn(s, generator=g, dtype=torch.float64) * 3).to(getattr(torch, dtype))
+    tensors = {f't{i}': (torch.randn(s, generator=g, dtype=torch.float64) * 3)
+                        .to(getattr(torch, dtype))
                for i, s in enumerate(ST_SHAPES)}
     save_file(tensors, path)
     return {k: {'shape': list(v.shape), 'value': v.to(torch.float64).numpy()}
@@ -176,7 +177,8 @@ test_that("safe_open is lazy: one tensor is read when asked, slices read only th
   expect_identical(h$get_slice("a", 2:3, c(4, 1), NULL), a[2:3, c(4, 1), , drop = FALSE])
   expect_identical(h$get_slice("a", 2, , 5), a[2, , 5, drop = FALSE])
   expect_identical(h$get_slice("a", 2, , 5, drop = TRUE), a[2, , 5])
-  expect_identical(h$get_slice("a", c(TRUE, FALSE, TRUE), NULL, 1:2), a[c(1, 3), , 1:2, drop = FALSE])
+  expect_identical(h$get_slice("a", c(TRUE, FALSE, TRUE), NULL, 1:2),
+                   a[c(1, 3), , 1:2, drop = FALSE])
   st_expect_class(h$get_slice("a", 4, NULL, NULL), "hfbridge_error_invalid_argument")
   st_expect_class(h$get_slice("a", 1, NULL), "hfbridge_error_invalid_argument")
   st_expect_class(h$get_tensor("zzz"), "hfbridge_error_invalid_argument")
@@ -207,8 +209,8 @@ test_that("invalid files are hfbridge_error_invalid_file, never a crash", {
     missing = file.path(dir, "missing.safetensors"),
     empty = write_raw("empty", raw(0)),
     truncated = write_raw("truncated", bytes[seq_len(length(bytes) - 3)]),
-    header_too_long = write_raw("long", c(writeBin(as.integer(c(length(bytes), 0)), raw(), size = 4),
-                                          bytes[-(1:8)])),
+    header_too_long = write_raw("long", c(writeBin(as.integer(c(length(bytes), 0)), raw(),
+                                                   size = 4), bytes[-(1:8)])),
     invalid_json = write_raw("json", c(bytes[1:8], charToRaw("{\"a\";"), bytes[-(1:13)])),
     overlap = py$st_with_header(file.path(dir, "overlap"), list(
       a = a, b = list(dtype = "F32", shape = list(2L), data_offsets = list(16L, 24L))), 24),

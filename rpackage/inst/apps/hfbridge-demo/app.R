@@ -186,6 +186,15 @@ server <- function(input, output, session) {
     output[[paste0(what, "_status")]] <- renderText(state$status[[what]] %||% "")
   })
 
+  sentiment_server(input, output, state, run, fail)
+  search_server(input, output, state, run, fail)
+  docs_server(input, output, session, state, run, fail)
+  tokens_server(input, output, state, fail)
+}
+
+# One function per tab; `state` holds what the tabs show, `run()` starts a job, `fail()` shows
+# an error.
+sentiment_server <- function(input, output, state, run, fail) {
   observeEvent(input$sentiment_run, {
     texts <- lines_of(input$sentiment_text)
     if (!length(texts)) return(fail("sentiment", "Type at least one text."))
@@ -212,7 +221,9 @@ server <- function(input, output, session) {
     graphics::legend("topright", inset = c(-0.1, 0), legend = labels, fill = palette[labels],
                      bty = "n")
   })
+}
 
+search_server <- function(input, output, state, run, fail) {
   observeEvent(input$search_run, {
     query <- trimws(input$search_query %||% "")
     k <- input$search_k
@@ -226,7 +237,9 @@ server <- function(input, output, session) {
         function(q) state$search <- top_k(q, embeddings, documents, k))
   })
   output$search_table <- renderTable(state$search)
+}
 
+docs_server <- function(input, output, session, state, run, fail) {
   observeEvent(input$docs_add, {
     texts <- lines_of(input$docs_text)
     if (!length(texts)) return(fail("docs", "Paste at least one document."))
@@ -245,7 +258,9 @@ server <- function(input, output, session) {
     if (identical(status, "done")) sprintf("done: %d documents added", length(state$docs))
     else status
   })
+}
 
+tokens_server <- function(input, output, state, fail) {
   observeEvent(input$tokens_run, {
     text <- input$tokens_text %||% ""
     if (!nzchar(text)) return(fail("tokens", "Type a text."))
