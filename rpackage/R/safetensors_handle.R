@@ -205,8 +205,8 @@ st_method <- function(object, method, ...) {
 # ---- slices ----------------------------------------------------------------------------------
 
 st_dots_index <- function(exprs, env) {
-  missing_arg <- quote(expr = ) # nolint: spaces_inside_linter. The empty argument of x[i, ].
-  lapply(exprs, function(e) if (identical(e, missing_arg)) NULL else eval(e, env))
+  # quote(expr = ) is the empty argument of x[i, ]; it cannot be held in a variable.
+  lapply(exprs, function(e) if (identical(e, quote(expr = ))) NULL else eval(e, env)) # nolint
 }
 
 # R-style indices (positions from 1, or logical) to 0-based int32 arrays for Python.
