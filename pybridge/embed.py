@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from . import errors, models, parallel
+from . import _args, errors, models, parallel
 
 POOLINGS = ("mean", "cls", "max")
 
@@ -63,19 +63,19 @@ def start(texts, model, kind="embed", pooling="mean", normalize=False, layers=-1
           max_length=None, revision="main", device="cpu", allow_pickle=False,
           trust_remote_code=False, env=None, token=None, quiet=True) -> "Job":
     """Load the model (cached), tokenize the texts and plan length-sorted batches."""
-    texts = _texts(texts)
+    texts = _args.texts(texts, "texts")
     if pooling not in POOLINGS:
         raise errors.InvalidArgumentError(
             f"pooling must be one of {', '.join(POOLINGS)}.", argument="pooling")
-    batch_size = _count(batch_size, "batch_size")
-    max_length = None if max_length is None else _count(max_length, "max_length")
+    batch_size = _args.count(batch_size, "batch_size")
+    max_length = None if max_length is None else _args.count(max_length, "max_length")
     encoder = load(model, revision, device, allow_pickle, trust_remote_code, env, token, quiet)
     return Job(encoder, texts, kind, pooling, bool(normalize), layers, batch_size, max_length)
 
 
 def step(job: "Job", n_batches=None) -> int:
     """Run the next ``n_batches`` batches (all by default); returns how many remain."""
-    return job.run(None if n_batches is None else _count(n_batches, "n_batches"))
+    return job.run(None if n_batches is None else _args.count(n_batches, "n_batches"))
 
 
 def finish(job: "Job"):
@@ -311,19 +311,4 @@ def pool(hidden, mask, pooling: str, normalize: bool) -> np.ndarray:
 # Arguments
 
 
-def _texts(texts) -> list:
-    if isinstance(texts, str):
-        texts = [texts]
-    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
-        raise errors.InvalidArgumentError(
-            "texts must be a character vector or a list of strings, without NA.",
-            argument="texts")
-    return list(texts)
 
-
-def _count(value, name) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise errors.InvalidArgumentError(f"{name} must be a whole number >= 1.", argument=name)
-    return value

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import errors, models, pipeline_args
+from . import _args, errors, models, pipeline_args
 from .pipeline_v4 import QuestionAnswering, Seq2Seq
 
 ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
@@ -120,11 +120,11 @@ def start(task, inputs=None, model=None, revision="main", device="cpu", batch_si
     pipe = _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, True)
     pipeline_args.check_with_model(task, name, args, pipe.tokenizer)
     if batch_size is not None:
-        args["batch_size"] = _positive_int(batch_size, "batch_size")
+        args["batch_size"] = _args.count(batch_size, "batch_size")
     if name == "question-answering":
         items = QuestionAnswering.pairs(args.pop("question", inputs), args.pop("context", None))
     else:
-        items = _texts(inputs)
+        items = _args.texts(inputs, "inputs")
     if name == "zero-shot-classification" and not args.get("candidate_labels"):
         raise errors.InvalidArgumentError(
             "zero-shot-classification needs candidate_labels, e.g. candidate_labels = "
@@ -153,7 +153,7 @@ def length_order(tokenizer, texts) -> list:
 
 def step(job: "Job", n=None) -> int:
     """Process the next ``n`` inputs (all by default); returns how many remain."""
-    return job.run(None if n is None else _positive_int(n, "n"))
+    return job.run(None if n is None else _args.count(n, "n"))
 
 
 def finish(job: "Job"):
@@ -246,22 +246,8 @@ def _build(name, path, dev, use_safetensors, trust_remote_code):
 # Arguments
 
 
-def _positive_int(value, name) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise errors.InvalidArgumentError(f"{name} must be a whole number >= 1.", argument=name)
-    return value
 
 
-def _texts(inputs) -> list:
-    if isinstance(inputs, str):
-        inputs = [inputs]
-    if not isinstance(inputs, (list, tuple)) or not all(isinstance(t, str) for t in inputs):
-        raise errors.InvalidArgumentError(
-            "The inputs must be texts: a character vector or a list of strings, without NA.",
-            argument="inputs")
-    return list(inputs)
 
 
 def _ids(values) -> np.ndarray:

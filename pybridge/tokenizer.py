@@ -26,7 +26,7 @@ from typing import Optional
 import numpy as np
 from tokenizers import AddedToken, Tokenizer
 
-from . import errors
+from . import _args, errors
 
 TOKENIZER_FILES = [
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -164,9 +164,9 @@ def encode_matrix(tok: Tokenizer, texts, pairs=None, add_special_tokens=True, pa
     would need more memory than :func:`padding_limit` is refused before the matrices exist
     (with padding = "max_length", before encoding).
     """
-    padding = _choice(padding, ("longest", "max_length"), "padding")
-    max_length = _optional_count(max_length, "max_length")
-    pad_to_multiple_of = _optional_count(pad_to_multiple_of, "pad_to_multiple_of")
+    padding = _args.choice(padding, ("longest", "max_length"), "padding")
+    max_length = _args.optional_count(max_length, "max_length")
+    pad_to_multiple_of = _args.optional_count(pad_to_multiple_of, "pad_to_multiple_of")
     if padding == "max_length" and max_length is None:
         raise errors.InvalidArgumentError(
             "padding = 'max_length' needs max_length.", argument="max_length")
@@ -199,10 +199,10 @@ def _encode(tok, batch, add_special_tokens, fast):
 
 
 def _batch(texts, pairs) -> list:
-    texts = _texts(texts, "texts")
+    texts = _args.texts(texts, "texts")
     if pairs is None:
         return texts
-    pairs = _texts(pairs, "pairs")
+    pairs = _args.texts(pairs, "pairs")
     if len(pairs) != len(texts):
         raise errors.InvalidArgumentError(
             f"pairs has {len(pairs)} texts but texts has {len(texts)}: give one pair per text.",
@@ -222,22 +222,8 @@ def _refused(call):
             "must be shorter than what max_length leaves to each sequence.") from None
 
 
-def _texts(value, name) -> list:
-    if isinstance(value, str):
-        return [value]
-    if value is None:
-        return []
-    value = list(value)
-    bad = [i + 1 for i, v in enumerate(value) if not isinstance(v, str)]
-    if bad:
-        raise errors.InvalidArgumentError(
-            f"{name} must be strings; not at positions {_positions(bad)}.", argument=name)
-    return value
 
 
-def _positions(positions) -> str:
-    shown = ", ".join(str(p) for p in positions[:10])
-    return shown + (f" and {len(positions) - 10} more" if len(positions) > 10 else "")
 
 
 @contextlib.contextmanager
@@ -330,7 +316,7 @@ def padding_limit(max_padding_bytes=None) -> int:
     """The most memory a padded result may need: ``max_padding_bytes``, or by default half of
     the memory of this machine (or of its cgroup, when that is smaller)."""
     if max_padding_bytes is not None:
-        return _count(max_padding_bytes, "max_padding_bytes", minimum=1)
+        return _args.count(max_padding_bytes, "max_padding_bytes", minimum=1)
     return _memory() // 2
 
 
@@ -425,10 +411,10 @@ def enable_padding(tok: Tokenizer, direction="right", pad_id=0, pad_type_id=0, p
     """tokenizers' enable_padding; a length that one encoding alone could not be padded to
     within :func:`padding_limit` is refused."""
     settings = dict(
-        direction=_choice(direction, DIRECTIONS, "direction"),
-        pad_id=_count(pad_id, "pad_id", minimum=0), pad_type_id=_count(pad_type_id, "pad_type_id", minimum=0),
-        pad_token=str(pad_token), length=_optional_count(length, "length"),
-        pad_to_multiple_of=_optional_count(pad_to_multiple_of, "pad_to_multiple_of"))
+        direction=_args.choice(direction, DIRECTIONS, "direction"),
+        pad_id=_args.count(pad_id, "pad_id", minimum=0), pad_type_id=_args.count(pad_type_id, "pad_type_id", minimum=0),
+        pad_token=str(pad_token), length=_args.optional_count(length, "length"),
+        pad_to_multiple_of=_args.optional_count(pad_to_multiple_of, "pad_to_multiple_of"))
     _check_padding_settings(settings, 1, ENCODING_CELL_BYTES, max_padding_bytes)
     tok.enable_padding(**settings)
 
@@ -439,12 +425,12 @@ def no_padding(tok: Tokenizer) -> None:
 
 def enable_truncation(tok: Tokenizer, max_length, stride=0, strategy="longest_first",
                       direction="right") -> None:
-    max_length = _count(max_length, "max_length", minimum=1)
-    stride = _count(stride, "stride", minimum=0)
+    max_length = _args.count(max_length, "max_length", minimum=1)
+    stride = _args.count(stride, "stride", minimum=0)
     try:
         tok.enable_truncation(max_length, stride=stride,
-                              strategy=_choice(strategy, TRUNCATION_STRATEGIES, "strategy"),
-                              direction=_choice(direction, DIRECTIONS, "direction"))
+                              strategy=_args.choice(strategy, TRUNCATION_STRATEGIES, "strategy"),
+                              direction=_args.choice(direction, DIRECTIONS, "direction"))
     except Exception as exc:  # e.g. stride >= max_length - special tokens
         raise errors.InvalidArgumentError(f"Truncation refused: {exc}", argument="stride") from None
 
@@ -461,27 +447,10 @@ def truncation(tok: Tokenizer) -> Optional[dict]:
     return tok.truncation
 
 
-def _choice(value, allowed, name) -> str:
-    if value not in allowed:
-        raise errors.InvalidArgumentError(
-            f"{name} must be one of {', '.join(repr(a) for a in allowed)}, not {value!r}.",
-            argument=name)
-    return value
 
 
-def _count(value, name, minimum=0) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = None
-    if number is None or number != value or number < minimum:
-        raise errors.InvalidArgumentError(
-            f"{name} must be a whole number >= {minimum}, not {value!r}.", argument=name)
-    return number
 
 
-def _optional_count(value, name):
-    return None if value is None else _count(value, name, minimum=1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -515,7 +484,7 @@ def get_vocab(tok: Tokenizer, with_added_tokens=True) -> dict:
 
 
 def token_to_id(tok: Tokenizer, tokens) -> np.ndarray:
-    tokens = _texts(tokens, "tokens")
+    tokens = _args.texts(tokens, "tokens")
     found = (tok.token_to_id(t) for t in tokens)
     return np.fromiter((-1 if i is None else i for i in found), dtype=_INT32, count=len(tokens))
 
@@ -527,7 +496,7 @@ def id_to_token(tok: Tokenizer, ids) -> dict:
 
 
 def add_tokens(tok: Tokenizer, tokens, special=False) -> int:
-    tokens = _texts(tokens, "tokens")
+    tokens = _args.texts(tokens, "tokens")
     if special:
         return tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in tokens])
     return tok.add_tokens(tokens)
@@ -548,30 +517,30 @@ def train(texts=None, files=None, model="bpe", vocab_size=None, min_frequency=No
     - "unigram": as T5/sentencepiece (NFKC, Metaspace, ``$A </s>``); special tokens default to
       <pad> </s> <unk>.
     """
-    model = _choice(model, MODEL_TYPES, "type")
+    model = _args.choice(model, MODEL_TYPES, "type")
     if (texts is None) == (files is None):
         raise errors.InvalidArgumentError("Give either texts or files to train on.", argument="texts")
     build = {"bpe": _bpe_pipeline, "wordpiece": _wordpiece_pipeline, "unigram": _unigram_pipeline}[model]
     kwargs = {"show_progress": bool(show_progress)}
     if vocab_size is not None:
-        kwargs["vocab_size"] = _count(vocab_size, "vocab_size", minimum=1)
+        kwargs["vocab_size"] = _args.count(vocab_size, "vocab_size", minimum=1)
     if min_frequency is not None:
         if model == "unigram":
             raise errors.InvalidArgumentError(
                 "min_frequency applies to bpe and wordpiece; the unigram trainer has none.",
                 argument="min_frequency")
-        kwargs["min_frequency"] = _count(min_frequency, "min_frequency", minimum=0)
+        kwargs["min_frequency"] = _args.count(min_frequency, "min_frequency", minimum=0)
     tok, trainer, finish = build(special_tokens, kwargs)
     try:
         if files is not None:
-            files = [os.path.expanduser(f) for f in _texts(files, "files")]
+            files = [os.path.expanduser(f) for f in _args.texts(files, "files")]
             missing = [f for f in files if not os.path.isfile(f)]
             if missing:
                 raise errors.InvalidArgumentError(
                     f"No such file: {', '.join(missing[:5])}", argument="files", path=missing[0])
             tok.train(files, trainer)
         else:
-            texts = _texts(texts, "texts")
+            texts = _args.texts(texts, "texts")
             tok.train_from_iterator(texts, trainer, length=len(texts))
     except errors.PybridgeError:
         raise

@@ -32,7 +32,7 @@ import warnings
 
 import numpy as np
 
-from . import errors, models
+from . import _args, errors, models
 
 TASKS = ("text-classification", "text-generation")
 CHECKPOINTS = "checkpoints"
@@ -79,9 +79,9 @@ def start(model, train_texts, train_labels=None, eval_texts=None, eval_labels=No
         raise errors.UnsupportedError(
             f"task must be one of {', '.join(TASKS)}; got '{task}'.", argument="task",
             supported=list(TASKS))
-    plan = Plan(task, _texts(train_texts, "train"), _positive(epochs, "epochs"),
-                _positive(learning_rate, "learning_rate"), _count(batch_size, "batch_size"),
-                _count(seed, "seed", minimum=0), _lora(lora), bool(resume))
+    plan = Plan(task, _texts(train_texts, "train"), _args.positive(epochs, "epochs"),
+                _args.positive(learning_rate, "learning_rate"), _args.count(batch_size, "batch_size"),
+                _args.count(seed, "seed", minimum=0), _lora(lora), bool(resume))
     plan.eval_texts = None if eval_texts is None else _texts(eval_texts, "eval")
     if task == "text-classification":
         plan.set_labels(train_labels, eval_labels, classes)
@@ -153,14 +153,10 @@ class Plan:
 
 
 def _texts(texts, argument) -> list:
-    if isinstance(texts, str):
-        texts = [texts]
-    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
-        raise errors.InvalidArgumentError(
-            f"The {argument} texts must be strings, without NA.", argument=argument)
+    texts = _args.texts(texts, argument)
     if not texts:
         raise errors.InvalidArgumentError(f"The {argument} set has no rows.", argument=argument)
-    return list(texts)
+    return texts
 
 
 def _strings(values, argument, n=None) -> list:
@@ -175,21 +171,8 @@ def _strings(values, argument, n=None) -> list:
     return list(values)
 
 
-def _positive(value, name) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-            or not math.isfinite(value):
-        raise errors.InvalidArgumentError(f"{name} must be a positive number; got {value!r}.",
-                                          argument=name)
-    return value
 
 
-def _count(value, name, minimum=1) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise errors.InvalidArgumentError(
-            f"{name} must be a whole number >= {minimum}; got {value!r}.", argument=name)
-    return value
 
 
 def _lora(lora):
@@ -203,8 +186,8 @@ def _lora(lora):
             f"lora takes {', '.join(LORA_KEYS)}; got {extra}.", argument="lora")
     out = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": None, "merge": False}
     out.update(lora)
-    out["r"] = _count(out["r"], "lora$r")
-    out["alpha"] = _positive(out["alpha"], "lora$alpha")
+    out["r"] = _args.count(out["r"], "lora$r")
+    out["alpha"] = _args.positive(out["alpha"], "lora$alpha")
     if not isinstance(out["dropout"], (int, float)) or not 0 <= out["dropout"] < 1:
         raise errors.InvalidArgumentError("lora$dropout must be in [0, 1).",
                                           argument="lora")
