@@ -18,6 +18,7 @@ Only ``tokenizers`` and the hub layer are imported; transformers is imported onl
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from itertools import chain
 from typing import Optional
@@ -122,13 +123,17 @@ def _convert_with_transformers(folder: str, identifier: str) -> Tokenizer:
 # Encoding
 
 
-def encode(tok: Tokenizer, texts, pairs=None, add_special_tokens=True) -> dict:
+def encode(tok: Tokenizer, texts, pairs=None, add_special_tokens=True,
+           max_padding_bytes=None) -> dict:
     """Every field of the encodings of ``texts`` (and ``pairs``) as flat columns.
 
     Overflowing pieces (truncation with a stride) follow the main encodings; ``parent`` gives
-    the 0-based index of the main encoding each one belongs to, -1 for the main ones.
+    the 0-based index of the main encoding each one belongs to, -1 for the main ones. Padding
+    that would need more memory than :func:`padding_limit` is refused before encoding.
     """
-    encodings = _encode(tok, texts, pairs, add_special_tokens, fast=False)
+    batch = _batch(texts, pairs)
+    _check_tokenizer_padding(tok, len(batch), ENCODING_CELL_BYTES, max_padding_bytes)
+    encodings = _encode(tok, batch, add_special_tokens, fast=False)
     parent = [-1] * len(encodings)
     for i, enc in enumerate(list(encodings)):
         for extra in enc.overflowing:
@@ -137,22 +142,27 @@ def encode(tok: Tokenizer, texts, pairs=None, add_special_tokens=True) -> dict:
     return _columns(encodings, np.asarray(parent, dtype=_INT32))
 
 
-def encode_ids(tok: Tokenizer, texts, pairs=None, add_special_tokens=True) -> dict:
+def encode_ids(tok: Tokenizer, texts, pairs=None, add_special_tokens=True,
+               max_padding_bytes=None) -> dict:
     """Only the ids, with the tokenizer's own padding and truncation: flat ids and splits."""
-    encodings = _encode(tok, texts, pairs, add_special_tokens, fast=True)
+    batch = _batch(texts, pairs)
+    _check_tokenizer_padding(tok, len(batch), IDS_CELL_BYTES, max_padding_bytes)
+    encodings = _encode(tok, batch, add_special_tokens, fast=True)
     lengths = _lengths(encodings)
     return {"ids": _flat(encodings, "ids", int(lengths.sum())), "splits": _splits(lengths)}
 
 
 def encode_matrix(tok: Tokenizer, texts, pairs=None, add_special_tokens=True, padding="longest",
-                  max_length=None, pad_to_multiple_of=None) -> dict:
+                  max_length=None, pad_to_multiple_of=None, max_padding_bytes=None) -> dict:
     """A rectangular batch: ids, attention_mask and type_ids as (n, L) int32 matrices.
 
     ``padding`` is "longest" (pad to the longest encoding) or "max_length". ``max_length``
     truncates (with the tokenizer's truncation strategy, stride and direction when it has
     one) and, with padding = "max_length", sets the width. Without it the tokenizer's own
     truncation applies. Pad id, pad type id and direction come from the tokenizer's padding
-    settings, or tokenizers' defaults (id 0, type 0, right) when padding is off.
+    settings, or tokenizers' defaults (id 0, type 0, right) when padding is off. A width that
+    would need more memory than :func:`padding_limit` is refused before the matrices exist
+    (with padding = "max_length", before encoding).
     """
     padding = _choice(padding, ("longest", "max_length"), "padding")
     max_length = _optional_count(max_length, "max_length")
@@ -160,16 +170,21 @@ def encode_matrix(tok: Tokenizer, texts, pairs=None, add_special_tokens=True, pa
     if padding == "max_length" and max_length is None:
         raise errors.InvalidArgumentError(
             "padding = 'max_length' needs max_length.", argument="max_length")
+    batch = _batch(texts, pairs)
+    if padding == "max_length":
+        _check_padded(len(batch), _round_up(max_length, pad_to_multiple_of), MATRIX_CELL_BYTES,
+                      max_padding_bytes, "max_length")
     pad = dict(tok.padding or {"pad_id": 0, "pad_type_id": 0, "direction": "right"})
     with _settings(tok, max_length):
-        encodings = _encode(tok, texts, pairs, add_special_tokens, fast=True)
+        encodings = _encode(tok, batch, add_special_tokens, fast=True)
     lengths = _lengths(encodings)
     total = int(lengths.sum())
-    width = int(lengths.max()) if len(lengths) else 0
-    if padding == "max_length":
-        width = max(width, max_length)
-    if pad_to_multiple_of and width % pad_to_multiple_of:
-        width += pad_to_multiple_of - width % pad_to_multiple_of
+    longest = int(lengths.max()) if len(lengths) else 0
+    unrounded = max(longest, max_length) if padding == "max_length" else longest
+    width = _round_up(unrounded, pad_to_multiple_of)
+    _check_padded(len(batch), width, MATRIX_CELL_BYTES, max_padding_bytes,
+                  "pad_to_multiple_of" if width > unrounded else
+                  "max_length" if unrounded > longest else "texts")
     mask = _token_mask(lengths, width, pad["direction"])
     return {
         "ids": _scatter(mask, _flat(encodings, "ids", total), pad["pad_id"]),
@@ -178,19 +193,27 @@ def encode_matrix(tok: Tokenizer, texts, pairs=None, add_special_tokens=True, pa
     }
 
 
-def _encode(tok, texts, pairs, add_special_tokens, fast):
-    texts = _texts(texts, "texts")
-    batch = texts
-    if pairs is not None:
-        pairs = _texts(pairs, "pairs")
-        if len(pairs) != len(texts):
-            raise errors.InvalidArgumentError(
-                f"pairs has {len(pairs)} texts but texts has {len(texts)}: give one pair per text.",
-                argument="pairs")
-        batch = list(zip(texts, pairs))
+def _encode(tok, batch, add_special_tokens, fast):
     method = tok.encode_batch_fast if fast else tok.encode_batch
+    return _refused(lambda: method(batch, add_special_tokens=bool(add_special_tokens)))
+
+
+def _batch(texts, pairs) -> list:
+    texts = _texts(texts, "texts")
+    if pairs is None:
+        return texts
+    pairs = _texts(pairs, "pairs")
+    if len(pairs) != len(texts):
+        raise errors.InvalidArgumentError(
+            f"pairs has {len(pairs)} texts but texts has {len(texts)}: give one pair per text.",
+            argument="pairs")
+    return list(zip(texts, pairs))
+
+
+def _refused(call):
+    """``call()``, with a refusal of the tokenizer as InvalidArgumentError."""
     try:
-        return method(batch, add_special_tokens=bool(add_special_tokens))
+        return call()
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # a Rust panic (e.g. stride too long) is a BaseException
@@ -293,6 +316,83 @@ def _columns(encodings, parent) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# The memory a padded result needs
+
+# Peak memory a padded token cell needs, measured from R (reticulate 1.28, tokenizers 0.23): a
+# padded matrix exists in numpy and in R at once (three int32 matrices); a padded encoding's
+# token lives in Rust, in Python lists and in R, with every field or with only its id.
+MATRIX_CELL_BYTES = 32
+ENCODING_CELL_BYTES = 280
+IDS_CELL_BYTES = 120
+
+
+def padding_limit(max_padding_bytes=None) -> int:
+    """The most memory a padded result may need: ``max_padding_bytes``, or by default half of
+    the memory of this machine (or of its cgroup, when that is smaller)."""
+    if max_padding_bytes is not None:
+        return _count(max_padding_bytes, "max_padding_bytes", minimum=1)
+    return _memory() // 2
+
+
+@functools.lru_cache(maxsize=None)
+def _memory() -> int:
+    """This machine's memory, or its cgroup's limit when smaller; 8 GiB when unknown."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
+        memory = 8 * 2**30
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path, encoding="ascii") as handle:
+                memory = min(memory, int(handle.read().strip()))
+        except (OSError, ValueError):  # no cgroup limit ("max"), or no such file
+            pass
+    return memory
+
+
+def _round_up(width, multiple) -> int:
+    return width + (multiple - width % multiple) % multiple if multiple else width
+
+
+def _check_tokenizer_padding(tok, rows, cell_bytes, max_padding_bytes) -> None:
+    if tok.padding:
+        _check_padding_settings(tok.padding, rows, cell_bytes, max_padding_bytes)
+
+
+def _check_padding_settings(padding, rows, cell_bytes, max_padding_bytes) -> None:
+    """Padding to a length pads every encoding to at least that length (rounded up to the
+    multiple); padding to a multiple, to at least one multiple."""
+    length, multiple = padding.get("length"), padding.get("pad_to_multiple_of")
+    if length or multiple:
+        _check_padded(rows, _round_up(length or 0, multiple) or multiple, cell_bytes,
+                      max_padding_bytes, "length" if length else "pad_to_multiple_of")
+
+
+def _check_padded(rows, width, cell_bytes, max_padding_bytes, argument) -> None:
+    """Refuses rows x width token cells when they would need more memory than the limit."""
+    limit = padding_limit(max_padding_bytes)
+    cells = rows * width
+    need = cells * cell_bytes
+    if need <= limit:
+        return
+    why = "" if max_padding_bytes is not None else ", half of this machine's memory"
+    advice = ("Encode fewer texts at a time, or truncate them with max_length." if argument == "texts"
+              else f"Lower {argument}." if rows == 1
+              else f"Lower {argument}, or encode fewer texts at a time.")
+    raise errors.InvalidArgumentError(
+        f"Padding {rows} encoding{'' if rows == 1 else 's'} to {width} tokens makes {cells} token "
+        f"cells, which need about {_size(need)} of memory; the limit is {_size(limit)}{why}. "
+        f"{advice}", argument=argument, cells=float(cells), bytes=float(need), limit=float(limit))
+
+
+def _size(n) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+# ---------------------------------------------------------------------------------------------
 # Decoding
 
 
@@ -321,12 +421,16 @@ def _ids(ids) -> list:
 
 
 def enable_padding(tok: Tokenizer, direction="right", pad_id=0, pad_type_id=0, pad_token="[PAD]",
-                   length=None, pad_to_multiple_of=None) -> None:
-    tok.enable_padding(
+                   length=None, pad_to_multiple_of=None, max_padding_bytes=None) -> None:
+    """tokenizers' enable_padding; a length that one encoding alone could not be padded to
+    within :func:`padding_limit` is refused."""
+    settings = dict(
         direction=_choice(direction, DIRECTIONS, "direction"),
         pad_id=_count(pad_id, "pad_id", minimum=0), pad_type_id=_count(pad_type_id, "pad_type_id", minimum=0),
         pad_token=str(pad_token), length=_optional_count(length, "length"),
         pad_to_multiple_of=_optional_count(pad_to_multiple_of, "pad_to_multiple_of"))
+    _check_padding_settings(settings, 1, ENCODING_CELL_BYTES, max_padding_bytes)
+    tok.enable_padding(**settings)
 
 
 def no_padding(tok: Tokenizer) -> None:

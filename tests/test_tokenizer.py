@@ -200,6 +200,47 @@ def test_describe(folders):
     assert T.describe(T.from_pretrained(folders["unigram"]))["model"] == "Unigram"
 
 
+def test_padding_past_the_memory_limit_is_refused_before_allocating(folders):
+    tok = T.from_pretrained(folders["minilm"])
+    tok.no_padding()
+
+    def refused(call, argument, cells, cell_bytes, limit):
+        with pytest.raises(errors.InvalidArgumentError) as info:
+            call()
+        fields = info.value.fields
+        assert fields == {"argument": argument, "cells": float(cells),
+                          "bytes": float(cells * cell_bytes), "limit": float(limit)}
+        assert f"{cells} token cells" in str(info.value)
+
+    half = T.padding_limit()
+    assert half > 0 and T.padding_limit(1000) == 1000
+    # The case: 2 x (2^31 - 1) cells, refused before encoding.
+    refused(lambda: T.encode_matrix(tok, ["a", "b"], padding="max_length", max_length=2**31 - 1),
+            "max_length", 2 * (2**31 - 1), T.MATRIX_CELL_BYTES, half)
+    small = dict(max_padding_bytes=10**6)
+    refused(lambda: T.encode_matrix(tok, ["a"] * 100, padding="max_length", max_length=1000, **small),
+            "max_length", 10**5, T.MATRIX_CELL_BYTES, 10**6)
+    refused(lambda: T.encode_matrix(tok, ["a"] * 100, pad_to_multiple_of=1000, **small),
+            "pad_to_multiple_of", 10**5, T.MATRIX_CELL_BYTES, 10**6)
+    refused(lambda: T.encode_matrix(tok, ["a b c d e f"], max_padding_bytes=100),
+            "texts", 8, T.MATRIX_CELL_BYTES, 100)
+    assert T.encode_matrix(tok, ["a"] * 10, padding="max_length", max_length=20, **small)["ids"].shape == (10, 20)
+    refused(lambda: T.enable_padding(tok, length=10**5, **small), "length", 10**5,
+            T.ENCODING_CELL_BYTES, 10**6)
+    assert tok.padding is None
+    T.enable_padding(tok, length=1000, pad_to_multiple_of=64, **small)
+    refused(lambda: T.encode(tok, ["a"] * 100, **small), "length", 100 * 1024,
+            T.ENCODING_CELL_BYTES, 10**6)
+    refused(lambda: T.encode_ids(tok, ["a"] * 100, **small), "length", 100 * 1024,
+            T.IDS_CELL_BYTES, 10**6)
+    assert len(T.encode(tok, "a", **small)["ids"]) == 1024
+    T.enable_padding(tok, pad_to_multiple_of=1000, **small)
+    refused(lambda: T.encode(tok, ["a"] * 100, **small), "pad_to_multiple_of", 10**5,
+            T.ENCODING_CELL_BYTES, 10**6)
+    with pytest.raises(errors.InvalidArgumentError, match="max_padding_bytes"):
+        T.encode_matrix(tok, ["a"], max_padding_bytes=0)
+
+
 def test_argument_errors(folders, tmp_path):
     tok = T.from_pretrained(folders["bpe"])
     T.enable_truncation(tok, 3, stride=2)

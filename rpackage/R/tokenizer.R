@@ -19,6 +19,15 @@
 #' `NA` for special tokens), and `overflowing` (the pieces cut off by truncation with a
 #' stride, as encodings).
 #'
+#' Padding to a length (or a multiple) is refused, before anything is allocated, when the result
+#' would need more than half of the machine's memory (or of its cgroup), or more than the
+#' option `hfbridge.max_padding_bytes` (a number of bytes) when it is set: an error of class
+#' `hfbridge_error_invalid_argument` whose fields `cells` (encodings x padded length), `bytes`
+#' (the estimated memory) and `limit` say how large it would be. The estimate is 32 bytes a
+#' cell for `$encode_matrix()`, 280 for encodings and 120 for `$encode_ids()`, measured at the
+#' peak, while the Python and R copies coexist. `$enable_padding()` refuses a `length` that a
+#' single encoding could not be padded to; the encoding methods check the whole batch.
+#'
 #' The object holds a live Python tokenizer: it lives as long as the R session. Saved with
 #' [saveRDS()] it cannot be used in another session; use `$save()` and [tokenizer_from_file()].
 #'
@@ -105,7 +114,9 @@ tokenizer <- R6::R6Class(
     #' @param pad_to_multiple_of Round the width up to a multiple of this.
     #' @return A list of three integer matrices `ids`, `attention_mask` and `type_ids`
     #'   (texts x tokens). Pad id, pad type id and side come from `$enable_padding()`, or are
-    #'   0, 0 and right when padding is off.
+    #'   0, 0 and right when padding is off. A width that would need more than the memory
+    #'   limit (32 bytes a cell; see [tokenizer]) is refused with
+    #'   `hfbridge_error_invalid_argument`, before anything is allocated.
     encode_matrix = function(texts, pairs = NULL, add_special_tokens = TRUE,
                              padding = c("longest", "max_length"), max_length = NULL,
                              pad_to_multiple_of = NULL) {
@@ -147,7 +158,8 @@ tokenizer <- R6::R6Class(
     #' @param pad_id The id used for padding.
     #' @param pad_type_id The type id used for padding.
     #' @param pad_token The token used for padding.
-    #' @param length A fixed length; `NULL` pads to the longest encoding of each batch.
+    #' @param length A fixed length; `NULL` pads to the longest encoding of each batch. Batches
+    #'   that this would make larger than the memory limit are refused (see [tokenizer]).
     #' @param pad_to_multiple_of Round the padded length up to a multiple of this.
     #' @return The tokenizer, invisibly.
     enable_padding = function(direction = "right", pad_id = 0L, pad_type_id = 0L,
@@ -156,7 +168,8 @@ tokenizer <- R6::R6Class(
         "enable_padding", direction = tok_choice(direction, c("right", "left"), "direction"),
         pad_id = tok_count(pad_id, "pad_id", 0L), pad_type_id = tok_count(pad_type_id, "pad_type_id", 0L),
         pad_token = check_string(pad_token, "pad_token", blank_ok = TRUE), length = tok_optional_count(length, "length"),
-        pad_to_multiple_of = tok_optional_count(pad_to_multiple_of, "pad_to_multiple_of")
+        pad_to_multiple_of = tok_optional_count(pad_to_multiple_of, "pad_to_multiple_of"),
+        max_padding_bytes = tok_padding_limit()
       )
       invisible(self)
     },
@@ -357,22 +370,6 @@ tokenizer_from_file <- function(path) {
   tokenizer$new(py_call("tokenizer", "from_file", path.expand(path)))
 }
 
-#' @export
-print.hfbridge_encoding <- function(x, ...) {
-  n <- length(x$ids)
-  cat(sprintf("<hfbridge_encoding> %d token%s\n", n, if (n == 1L) "" else "s"))
-  shown <- seq_len(min(n, 20L))
-  if (n) {
-    table <- data.frame(token = x$tokens[shown], id = x$ids[shown], start = x$offsets[shown, 1L],
-                        end = x$offsets[shown, 2L], type = x$type_ids[shown],
-                        mask = x$attention_mask[shown], stringsAsFactors = FALSE)
-    print(table, row.names = FALSE)
-    if (n > 20L) cat(sprintf("... and %d more tokens\n", n - 20L))
-  }
-  if (length(x$overflowing)) cat(sprintf("%d overflowing piece(s)\n", length(x$overflowing)))
-  invisible(x)
-}
-
 format_tokenizer <- function(info) {
   special <- as.character(unlist(info$special_tokens))
   c(
@@ -415,47 +412,6 @@ tok_split <- function(values, splits) {
   out
 }
 
-tok_na <- function(x) {
-  dim(x) <- NULL
-  x[x < 0L] <- NA_integer_
-  x
-}
-
-# A list of hfbridge_encoding objects from pybridge.tokenizer.encode()'s columns.
-tok_encodings <- function(cols) {
-  splits <- cols$splits
-  parts <- list(
-    ids = tok_split(cols$ids, splits),
-    tokens = tok_split(as.character(cols$tokens), splits),
-    start = tok_split(cols$start, splits),
-    end = tok_split(cols$end, splits),
-    attention_mask = tok_split(cols$attention_mask, splits),
-    type_ids = tok_split(cols$type_ids, splits),
-    special_tokens_mask = tok_split(cols$special_tokens_mask, splits),
-    word_ids = tok_split(tok_na(cols$word_ids), splits),
-    sequence_ids = tok_split(tok_na(cols$sequence_ids), splits)
-  )
-  encodings <- .mapply(new_encoding, parts, NULL)
-  parent <- as.vector(cols$parent)
-  extra <- which(parent >= 0L)
-  if (!length(extra)) return(encodings)
-  main <- encodings[parent < 0L]
-  for (i in extra) {
-    p <- parent[i] + 1L
-    main[[p]]$overflowing <- c(main[[p]]$overflowing, list(encodings[[i]]))
-  }
-  main
-}
-
-new_encoding <- function(ids, tokens, start, end, attention_mask, type_ids, special_tokens_mask,
-                         word_ids, sequence_ids) {
-  offsets <- matrix(c(start, end), ncol = 2L, dimnames = list(NULL, c("start", "end")))
-  structure(list(ids = ids, tokens = tokens, offsets = offsets, attention_mask = attention_mask,
-                 type_ids = type_ids, special_tokens_mask = special_tokens_mask,
-                 word_ids = word_ids, sequence_ids = sequence_ids, overflowing = list()),
-            class = "hfbridge_encoding")
-}
-
 # Flat ids and n + 1 splits from a list of id vectors, a padded matrix (NA = padding) or the
 # result of $encode_matrix().
 tok_ragged_ids <- function(x) {
@@ -495,7 +451,20 @@ tok_encode_args <- function(texts, pairs, add_special_tokens) {
     }
   }
   list(texts = texts, pairs = pairs,
-       add_special_tokens = check_flag(add_special_tokens, "add_special_tokens"))
+       add_special_tokens = check_flag(add_special_tokens, "add_special_tokens"),
+       max_padding_bytes = tok_padding_limit())
+}
+
+# Option hfbridge.max_padding_bytes, checked; NULL leaves pybridge's default (half the memory).
+tok_padding_limit <- function() {
+  x <- getOption("hfbridge.max_padding_bytes")
+  if (is.null(x)) return(NULL)
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x < 1 || x != round(x)) {
+    hfbridge_abort("invalid_argument", sprintf(
+      "Option hfbridge.max_padding_bytes must be a whole number of bytes >= 1, not %s.",
+      describe_value(x)), argument = "hfbridge.max_padding_bytes")
+  }
+  as.numeric(x)
 }
 
 # A UTF-8 character vector without NA; lists of strings and factors are accepted.

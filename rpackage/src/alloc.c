@@ -189,10 +189,13 @@ SEXP hfb_mapped_min(void) {
 #endif
 }
 
+SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na); /* split_rows.c */
+
 static const R_CallMethodDef call_methods[] = {
   {"hfb_alloc_unfilled", (DL_FUNC) &hfb_alloc_unfilled, 2},
   {"hfb_release_spare", (DL_FUNC) &hfb_release_spare, 0},
   {"hfb_mapped_min", (DL_FUNC) &hfb_mapped_min, 0},
+  {"hfb_split_rows", (DL_FUNC) &hfb_split_rows, 4},
   {NULL, NULL, 0}
 };
 

@@ -231,6 +231,27 @@ test_that("the matrix form equals Python's padded batch", {
   }
 })
 
+test_that("the encodings of a batch are separate objects: changing one leaves the others", {
+  tok <- load_fixture("minilm")
+  batch <- tok$encode_batch(c("hello world", "deep learning", "hello world"))
+  expect_identical(batch[[1]], batch[[3]])
+  first <- batch[[1]]
+  first$ids[1] <- 0L
+  first$offsets[1, "start"] <- 99L
+  colnames(first$offsets) <- c("a", "b")
+  names(first)[1] <- "renamed"
+  class(first) <- "other"
+  first$overflowing[[1]] <- "x"
+  batch[[2]]$tokens[2] <- "changed"
+  expect_identical(batch[[1]], batch[[3]])
+  expect_identical(batch[[3]], tok$encode("hello world"))
+  expect_identical(tok$encode_batch("deep learning")[[1]]$tokens[-2], batch[[2]]$tokens[-2])
+  expect_identical(names(batch[[3]])[1], "ids")
+  expect_identical(colnames(batch[[3]]$offsets), c("start", "end"))
+  expect_identical(batch[[3]]$overflowing, list())
+  expect_s3_class(batch[[3]], "hfbridge_encoding")
+})
+
 test_that("decode and decode_batch equal Python's, from lists, matrices and encode_matrix()", {
   py_tok <- reticulate::import("tokenizers")$Tokenizer$from_file(fixture_json("bpe"))
   tok <- load_fixture("bpe")
@@ -330,6 +351,57 @@ test_that("inputs: NA, empty strings, non-UTF-8, lists and bad arguments", {
   expect_s3_class(err, "hfbridge_error_invalid_file")
   expect_identical(err$path, bad)
   expect_error(tokenizer$new("not python"), class = "hfbridge_error_invalid_argument")
+})
+
+test_that("padding past the memory limit is refused with its size, before it is allocated", {
+  tok <- load_fixture("minilm")
+  withr::local_options(hfbridge.max_padding_bytes = 1e6)
+  refused <- function(expr, argument, cells) {
+    err <- tryCatch(expr, error = identity)
+    expect_s3_class(err, "hfbridge_error_invalid_argument")
+    expect_identical(err$argument, argument)
+    expect_identical(err$cells, cells)
+    expect_gt(err$bytes, 1e6)
+    expect_identical(err$limit, 1e6)
+    expect_match(conditionMessage(err), sprintf("%.0f token cells", cells))
+  }
+  # 100 texts x 1000 tokens: 1e5 cells, over 1 MB as three integer matrices.
+  refused(tok$encode_matrix(rep("a", 100), max_length = 1000, padding = "max_length"),
+          "max_length", 1e5)
+  refused(tok$encode_matrix(rep("a", 100), pad_to_multiple_of = 1000), "pad_to_multiple_of", 1e5)
+  expect_identical(dim(tok$encode_matrix(rep("a", 10), max_length = 20, padding = "max_length")$ids),
+                   c(10L, 20L))
+  # A length that no single encoding fits in is refused when it is set ...
+  refused(tok$enable_padding(length = 1e5), "length", 1e5)
+  expect_null(tok$padding)
+  # ... one that fits one encoding but not the batch, when the batch is encoded.
+  tok$enable_padding(length = 1000)
+  refused(tok$encode_batch(rep("a", 100)), "length", 1e5)
+  refused(tok$encode(rep("a", 100)), "length", 1e5)
+  refused(tok$encode_ids(rep("a", 100)), "length", 1e5)
+  expect_length(tok$encode("a")$ids, 1000L)
+  tok$enable_padding(pad_to_multiple_of = 1000)
+  refused(tok$encode_batch(rep("a", 100)), "pad_to_multiple_of", 1e5)
+  tok$no_padding()
+  expect_identical(tok$encode("a")$tokens, c("[CLS]", "a", "[SEP]"))
+  withr::local_options(hfbridge.max_padding_bytes = -1)
+  expect_error(tok$encode("a"), class = "hfbridge_error_invalid_argument")
+})
+
+test_that("an absurd max_length or padding length is refused with its size, not allocated", {
+  tok <- load_fixture("minilm")
+  err <- tryCatch(tok$encode_matrix(c("a", "b"), max_length = 2^31 - 1, padding = "max_length"),
+                  error = identity)
+  expect_s3_class(err, "hfbridge_error_invalid_argument")
+  expect_identical(err$cells, 2 * (2^31 - 1))
+  expect_gt(err$bytes, err$limit)
+  expect_match(conditionMessage(err), "4294967294 token cells, which need about 128.0 GiB")
+  expect_error(tok$enable_padding(length = 2^31 - 1), class = "hfbridge_error_invalid_argument")
+  expect_error(tok$enable_padding(pad_to_multiple_of = 2^31 - 1),
+               class = "hfbridge_error_invalid_argument")
+  expect_null(tok$padding)
+  expect_identical(dim(tok$encode_matrix(c("a", "b"), max_length = 4, padding = "max_length")$ids),
+                   c(2L, 4L))
 })
 
 test_that("a tokenizer restored from an earlier session fails with a classed error", {
