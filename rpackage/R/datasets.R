@@ -1,6 +1,6 @@
 # Datasets on the Hub as data frames, and data frames back to the Hub. pybridge.datasets finds
-# the configs and splits as the datasets library does and reads with pyarrow; R builds the
-# data frame from plain columns (dataset_frame()).
+# the configs and splits as the datasets library does and reads with pyarrow; R copies each
+# column out of arrow's buffers in C (src/columns.c) and builds the data frame (dataset_frame()).
 
 #' Read a dataset from the Hugging Face Hub as a data frame
 #'
@@ -18,8 +18,9 @@
 #' Columns are converted whole: `ClassLabel` features become factors with their names as levels;
 #' sequences become list columns; integers become integer (a 64-bit column whose values do not fit
 #' becomes double, with a `hfbridge_warning_precision_loss` warning beyond 2^53); floats double;
-#' booleans logical; strings character; timestamps POSIXct; dates Date; structs data frame
-#' columns; nulls `NA` (a null list is `NULL`).
+#' booleans logical; strings character (UTF-8); timestamps POSIXct; dates Date; structs data
+#' frame columns; nulls `NA` (a null list is `NULL`). R strings cannot hold a NUL byte: each one is
+#' read as the two characters `\0`.
 #'
 #' A missing config, split or column is an error of class `hfbridge_error_entry_not_found` whose
 #' fields `configs`, `splits` or `columns` name the ones that exist; a gated or missing repository
