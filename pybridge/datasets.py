@@ -14,8 +14,11 @@ pyarrow reads: parquet with only the asked columns and only the row groups neede
 and jsonl with pyarrow's reader. Features come from the parquet's ``huggingface`` schema
 metadata (``datasets.Features.from_arrow_schema``) or the YAML.
 
-R gets a table as ``{"names": [...], "columns": [spec, ...], "num_rows": n}``; each spec is a dict
-with a ``kind`` and plain numpy arrays (see :func:`column_spec`). Never rows, never pandas.
+R gets a table as ``{"names": [...], "columns": [spec, ...], "num_rows": n, "held": ...}``; each
+spec is a dict with a ``kind`` and the addresses of the arrow buffers that hold its values (see
+:func:`column_spec`), which R's C code copies into R vectors before it releases ``held``: one copy,
+where a list of str or a numpy array through reticulate costs two and more. Never rows, never
+pandas.
 
 ``datasets`` and pyarrow are imported on first use: ``import pybridge.hub`` stays free of them.
 The module's name is this file's; inside it ``import datasets`` is absolute and finds the library.
@@ -41,8 +44,6 @@ FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".json": "json",
            ".jsonl": "json"}
 CONVERT_REVISION = "refs/convert/parquet"
 _CONVERT_FILE = re.compile(r"^([^/]+)/(?:partial-)?([^/]+)/\d+\.parquet$")
-SEPARATORS = ("\x1f", "\x1e", "\x1d", "\x1c")  # ASCII unit/record/group/file separators
-MAX_JOINED_BYTES = 2 ** 30  # an R string holds less than 2^31 bytes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,7 +430,7 @@ class _Reader:
 
         local = self.local(path)
         if self.format == "parquet":
-            pf = pq.ParquetFile(local)
+            pf = pq.ParquetFile(local, memory_map=True)
             if self._schema_features is None:
                 self._schema_features = _features_from_schema(pf.schema_arrow)
             columns = self._columns_in(pf.schema_arrow.names, path)
@@ -613,157 +614,167 @@ def _parquet_rows_meta(reader):
 # Arrow to R columns
 
 
+class Held:
+    """The arrow arrays whose buffers a result's columns point into. R copies each column out
+    of them in C (``hfb_arrow_vector``) and then calls :meth:`release`; until then they must
+    live, so every result holds its ``Held`` under ``"held"``."""
+
+    def __init__(self):
+        self.arrays = []
+
+    def hold(self, arr):
+        self.arrays.append(arr)
+        return arr
+
+    def release(self) -> None:
+        self.arrays = []
+
+
 def encode_table(table, features=None) -> dict:
-    """``{"names", "columns", "num_rows"}``: each column as :func:`column_spec`."""
+    """``{"names", "columns", "num_rows", "held"}``: each column as :func:`column_spec`, its
+    buffers held by ``held`` (a :class:`Held`) until R releases them."""
     features = features or {}
-    specs = [column_spec(table.column(i), features.get(name))
+    held = Held()
+    specs = [column_spec(table.column(i), features.get(name), held)
              for i, name in enumerate(table.column_names)]
-    return {"names": list(table.column_names), "columns": specs, "num_rows": table.num_rows}
+    return {"names": list(table.column_names), "columns": specs, "num_rows": table.num_rows,
+            "held": held}
 
 
-def column_spec(column, feature=None) -> dict:
-    """One arrow column as plain values R turns into a vector.
+def column_spec(column, feature=None, held=None) -> dict:
+    """One arrow column as R's C code reads it, with no copy in Python where arrow's own buffers
+    already have R's layout.
 
-    kinds: ``double`` / ``integer`` / ``logical`` (``values`` and ``na``, a bool mask or None),
-    ``factor`` (int32 0-based ``codes``, -1 for NA, and ``levels``), ``string`` (``joined``, the
-    strings joined by ``sep`` with a final ``sep``, or ``values``, a list of str; and ``na``),
-    ``timestamp`` (float64 seconds, ``tz``), ``date`` (float64 days), ``list`` (int32
-    ``offsets``, n + 1 of them, the flat ``child`` spec, and ``na``), ``struct`` (``names`` and
-    ``fields`` specs), ``binary`` (a list of bytes or None), ``null`` (``length``).
-    An int64 column is ``integer`` when every value fits, else ``double`` with ``inexact``
-    telling whether a value was beyond 2^53.
+    kinds (what R makes of the column): ``double``, ``integer``, ``logical``, ``string``,
+    ``factor`` (plus ``levels``), ``timestamp`` (seconds, plus ``tz``) and ``date`` (days) have
+    ``buffers``, a :func:`buffers` description of an arrow array of int32 (factor: 1-based
+    codes), float64, bool or (large) utf8 whose nulls are R's NAs; ``list`` has ``offsets``
+    (buffers of n + 1 int32, 0 first), ``child`` (the flat values' spec) and ``na`` (buffers of
+    a bool array, or None); ``struct`` has ``names`` and ``fields`` specs; ``binary`` a list of
+    bytes or None; ``null`` its ``length``. An int64 column is ``integer`` when every value fits,
+    else ``double`` with ``inexact`` telling whether a value was beyond 2^53. ``held`` (a
+    :class:`Held`) keeps the described arrays alive.
     """
     import pyarrow as pa
 
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if isinstance(arr, pa.ChunkedArray):  # an empty chunked array
         arr = pa.array([], arr.type)
-    return _array_spec(arr, feature)
+    return _array_spec(arr, feature, Held() if held is None else held)
 
 
-def _na(arr):
-    if arr.null_count == 0:
-        return None
-    return np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+_BUFFER_TYPES = {"int32": "int32", "double": "float64", "bool": "bool", "string": "utf8",
+                 "large_string": "large_utf8"}
 
 
-def _array_spec(arr, feature=None) -> dict:
+def buffers(arr, held) -> dict:
+    """Where R's C code finds the values of ``arr`` (int32, float64, bool, string or
+    large_string): the addresses of its validity bitmap (0: no nulls), values (bits for bool;
+    offsets for strings) and string data, its offset in elements, its length and type. ``held``
+    keeps the array alive."""
+    held.hold(arr)
+    bufs = arr.buffers()
+    return {"type": _BUFFER_TYPES[str(arr.type)], "length": float(len(arr)),
+            "offset": float(arr.offset),
+            "validity": _address(bufs[0]) if arr.null_count else 0.0,
+            "values": _address(bufs[1]), "data": _address(bufs[2]) if len(bufs) > 2 else 0.0}
+
+
+def _address(buf) -> float:
+    """A buffer's address as a double (exact: addresses are below 2^53); 0 for none."""
+    return float(buf.address) if buf is not None and buf.size else 0.0
+
+
+def _array_spec(arr, feature, held) -> dict:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.types as t
 
     typ = arr.type
     levels = _feature_levels_list(feature)
-    if levels is not None and (t.is_integer(typ)):
-        codes = pc.fill_null(arr, -1).to_numpy(zero_copy_only=False).astype(np.int32)
-        codes[(codes < 0) | (codes >= len(levels))] = -1
-        return {"kind": "factor", "codes": codes, "levels": levels}
+    if levels is not None and t.is_integer(typ):
+        return {"kind": "factor", "buffers": buffers(_codes(arr, len(levels)), held),
+                "levels": levels}
     if t.is_dictionary(typ):
-        codes = pc.fill_null(arr.indices, -1).to_numpy(zero_copy_only=False).astype(np.int32)
-        return {"kind": "factor", "codes": codes,
-                "levels": [str(v) for v in arr.dictionary.to_pylist()]}
+        levels = [str(v) for v in arr.dictionary.to_pylist()]
+        return {"kind": "factor", "buffers": buffers(_codes(arr.indices, len(levels)), held),
+                "levels": levels}
     if t.is_boolean(typ):
-        return {"kind": "logical", "na": _na(arr),
-                "values": np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False),
-                                     dtype=bool)}
+        return {"kind": "logical", "buffers": buffers(arr, held)}
     if t.is_integer(typ):
-        return _integer_spec(arr)
+        return _integer_spec(arr, held)
     if t.is_floating(typ) or t.is_decimal(typ):
-        values = pc.cast(arr, pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
-        return {"kind": "double", "values": np.asarray(values, dtype=np.float64), "na": _na(arr)}
-    if t.is_string(typ) or t.is_large_string(typ) or t.is_string_view(typ):
-        return _string_spec(arr)
+        return {"kind": "double", "buffers": buffers(_cast(arr, pa.float64()), held)}
+    if t.is_string(typ) or t.is_large_string(typ):
+        return {"kind": "string", "buffers": buffers(arr, held)}
+    if t.is_string_view(typ):
+        return {"kind": "string", "buffers": buffers(arr.cast(pa.large_string()), held)}
     if t.is_timestamp(typ):
-        seconds = pc.cast(arr.cast(pa.timestamp("us", typ.tz)).cast(pa.int64()), pa.float64())
-        values = pc.divide(seconds.fill_null(0.0), 1e6).to_numpy(zero_copy_only=False)
-        return {"kind": "timestamp", "values": np.asarray(values, dtype=np.float64),
-                "tz": typ.tz or "UTC", "na": _na(arr)}
+        micros = arr.cast(pa.timestamp("us", typ.tz)).cast(pa.int64())
+        seconds = pc.divide(pc.cast(micros, pa.float64()), 1e6)
+        return {"kind": "timestamp", "buffers": buffers(seconds, held), "tz": typ.tz or "UTC"}
     if t.is_date(typ):
-        days = pc.cast(arr.cast(pa.date32()).cast(pa.int32()), pa.float64()).fill_null(0.0)
-        return {"kind": "date", "values": days.to_numpy(zero_copy_only=False), "na": _na(arr)}
+        days = pc.cast(arr.cast(pa.date32()).cast(pa.int32()), pa.float64())
+        return {"kind": "date", "buffers": buffers(days, held)}
     if t.is_list(typ) or t.is_large_list(typ) or t.is_fixed_size_list(typ) or \
             t.is_list_view(typ):
-        return _list_spec(arr, feature)
+        return _list_spec(arr, feature, held)
     if t.is_struct(typ):
         names = [typ.field(i).name for i in range(typ.num_fields)]
         sub = feature if isinstance(feature, dict) else {}
-        return {"kind": "struct", "names": names, "na": _na(arr),
-                "fields": [_array_spec(arr.field(i), sub.get(n)) for i, n in enumerate(names)]}
+        return {"kind": "struct", "names": names,
+                "fields": [_array_spec(arr.field(i), sub.get(n), held)
+                           for i, n in enumerate(names)]}
     if t.is_binary(typ) or t.is_large_binary(typ) or t.is_fixed_size_binary(typ):
         return {"kind": "binary", "values": arr.to_pylist()}
     if t.is_null(typ):
         return {"kind": "null", "length": len(arr)}
     if t.is_duration(typ):
         return _array_spec(pc.divide(arr.cast(pa.int64()).cast(pa.float64()),
-                                     {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[typ.unit]))
+                                     {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[typ.unit]),
+                           None, held)
     raise errors.UnsupportedError(f"Arrow type {typ} has no R conversion in hfbridge.",
                                   arrow_type=str(typ))
 
 
-def _integer_spec(arr) -> dict:
+def _cast(arr, typ):
+    return arr if arr.type == typ else arr.cast(typ)
+
+
+def _codes(arr, n_levels):
+    """R's factor codes of 0-based class indices: 1-based int32, null where out of range."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    na = _na(arr)
+    known = pc.and_(pc.greater_equal(arr, 0), pc.less(arr, n_levels))
+    return pc.if_else(known, pc.cast(pc.add(_cast(arr, pa.int64()), 1), pa.int32(),
+                                     safe=False), pa.scalar(None, pa.int32()))
+
+
+def _integer_spec(arr, held) -> dict:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if arr.type.bit_width <= 16 or arr.type == pa.int32():
-        values = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False).astype(np.int32)
-        return {"kind": "integer", "values": values, "na": na}
+        return {"kind": "integer", "buffers": buffers(_cast(arr, pa.int32()), held)}
     low_high = pc.min_max(arr).as_py()
     low, high = low_high["min"], low_high["max"]
     if low is None or (low > -INT32_MAX - 1 and high <= INT32_MAX):  # R's NA is -2^31
-        values = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False).astype(np.int32)
-        return {"kind": "integer", "values": values, "na": na}
-    values = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False).astype(np.float64)
+        return {"kind": "integer", "buffers": buffers(arr.cast(pa.int32()), held)}
     inexact = bool(max(abs(low), abs(high)) > EXACT_DOUBLE_INT)
-    return {"kind": "double", "values": values, "na": na, "inexact": inexact}
+    return {"kind": "double", "buffers": buffers(arr.cast(pa.float64(), safe=False), held),
+            "inexact": inexact}
 
 
-def _string_spec(arr) -> dict:
-    """Strings joined by a separator they do not hold: R splits one string with strsplit(),
-    several times faster through reticulate 1.28 than a list of a million str."""
+def _list_spec(arr, feature, held) -> dict:
     import pyarrow as pa
     import pyarrow.compute as pc
-
-    na = _na(arr)
-    arr = pc.fill_null(arr, "").cast(pa.large_string()) if arr.type != pa.string() \
-        else pc.fill_null(arr, "")
-    for sep in SEPARATORS:
-        if len(arr) and pc.any(pc.match_substring(arr, sep)).as_py():
-            continue
-        joined = pc.binary_join_element_wise(arr, pa.scalar("", arr.type),
-                                             pa.scalar(sep, arr.type))
-        data = _string_bytes(joined)
-        if len(data) < MAX_JOINED_BYTES and b"\x00" not in data:
-            return {"kind": "string", "joined": data.decode("utf-8"), "sep": sep, "na": na,
-                    "length": len(arr)}
-        break
-    return {"kind": "string", "values": [s.replace("\x00", "\\0") for s in arr.to_pylist()],
-            "na": na, "length": len(arr)}
-
-
-def _string_bytes(arr) -> bytes:
-    width = 8 if arr.type == _large_string() else 4
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if width == 8 else np.int32,
-                            count=len(arr) + 1, offset=arr.offset * width)
-    start, end = int(offsets[0]), int(offsets[-1])
-    return arr.buffers()[2].to_pybytes()[start:end] if end > start else b""
-
-
-def _large_string():
-    import pyarrow as pa
-
-    return pa.large_string()
-
-
-def _list_spec(arr, feature) -> dict:
-    import pyarrow as pa
     import pyarrow.types as t
 
-    na = _na(arr)
     if t.is_fixed_size_list(arr.type) or t.is_list_view(arr.type):
         arr = arr.cast(pa.large_list(arr.type.value_type))
     flat = arr.flatten()  # honours the array's offset and skips null slots
-    lengths = pa.compute.fill_null(pa.compute.list_value_length(arr), 0)
+    lengths = pc.fill_null(pc.list_value_length(arr), 0)
     offsets = np.zeros(len(arr) + 1, dtype=np.int64)
     np.cumsum(lengths.to_numpy(zero_copy_only=False), out=offsets[1:])
     if offsets[-1] > INT32_MAX:
@@ -772,8 +783,9 @@ def _list_spec(arr, feature) -> dict:
     child_feature = getattr(feature, "feature", None)
     if isinstance(feature, list) and feature:
         child_feature = feature[0]
-    return {"kind": "list", "offsets": offsets.astype(np.int32), "na": na,
-            "child": _array_spec(flat, child_feature)}
+    na = buffers(arr.is_null(), held) if arr.null_count else None
+    return {"kind": "list", "offsets": buffers(pa.array(offsets.astype(np.int32)), held),
+            "na": na, "child": _array_spec(flat, child_feature, held)}
 
 
 def _feature_levels_list(feature) -> Optional[list]:

@@ -7,6 +7,7 @@ back to Python values and compares them value by value.
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import json
 import math
@@ -14,6 +15,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -56,28 +58,53 @@ def load_with_datasets(hf_env, tmp_path, repo_id, config, split):
     return table, json.loads(open(str(out) + ".json").read())
 
 
+def read_buffers(b):
+    """The values a ``buffers`` description points at, read as R's C code reads them (nulls as
+    None; strings as UTF-8, NUL kept)."""
+    n, off = int(b["length"]), int(b["offset"])
+    if n == 0:
+        return []
+
+    def raw(address, nbytes):
+        return ctypes.string_at(int(address), nbytes) if nbytes else b""
+
+    def bits(address):
+        data = np.frombuffer(raw(address, (off + n + 7) // 8), dtype=np.uint8)
+        return np.unpackbits(data, bitorder="little")[off:off + n].astype(bool).tolist()
+
+    valid = bits(b["validity"]) if b["validity"] else [True] * n
+    typ = b["type"]
+    if typ == "bool":
+        values = bits(b["values"])
+    elif typ in ("int32", "float64"):
+        dt = np.dtype(np.int32 if typ == "int32" else np.float64)
+        values = np.frombuffer(raw(b["values"], (off + n) * dt.itemsize), dt)[off:].tolist()
+    else:
+        dt = np.dtype(np.int32 if typ == "utf8" else np.int64)
+        o = np.frombuffer(raw(b["values"], (off + n + 1) * dt.itemsize), dt)[off:].tolist()
+        data = raw(b["data"], o[-1])
+        values = [data[o[i]:o[i + 1]].decode("utf-8") for i in range(n)]
+    return [v if ok else None for v, ok in zip(values, valid)]
+
+
 def decode(spec):
     """pybridge's column spec as Python values (None for NA)."""
     kind = spec["kind"]
-    na = spec.get("na")
     if kind == "list":
         child = decode(spec["child"])
-        off = spec["offsets"]
+        off = read_buffers(spec["offsets"])
         values = [child[off[i]:off[i + 1]] for i in range(len(off) - 1)]
-    elif kind == "factor":
-        return [None if c < 0 else int(c) for c in spec["codes"]]
-    elif kind == "string":
-        if "joined" in spec:
-            values = spec["joined"].split(spec["sep"])[:-1]
-        else:
-            values = list(spec["values"])
-    elif kind == "timestamp":
-        values = [datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=float(v))
-                  for v in spec["values"]]
-    else:
-        values = [v.item() for v in spec["values"]]
-    if na is not None:
-        values = [None if m else v for v, m in zip(values, na)]
+        na = read_buffers(spec["na"]) if spec["na"] is not None else [False] * len(values)
+        return [None if m else v for v, m in zip(values, na)]
+    values = read_buffers(spec["buffers"])
+    if kind == "factor":
+        return [None if c is None else c - 1 for c in values]
+    if kind == "timestamp":
+        return [None if v is None else
+                datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=v) for v in values]
+    if kind == "date":
+        return [None if v is None else
+                datetime.date(1970, 1, 1) + datetime.timedelta(days=v) for v in values]
     return values
 
 
@@ -105,7 +132,7 @@ def assert_equal_to_datasets(res, table, features):
             assert spec["levels"] == features[name]["names"]
 
 
-CASES = [("sharded", None, "train"), ("sharded", None, "test"), ("configs", None, "train"),
+CASES = [("edge", None, "train"), ("sharded", None, "train"), ("sharded", None, "test"), ("configs", None, "train"),
          ("configs", "second", "validation"), ("csv", None, "train"), ("tsv", None, "train"),
          ("jsonl", None, "validation")]
 
@@ -116,6 +143,36 @@ def test_read_equals_load_dataset(repos, tmp_path, name, config, split):
     table, features = load_with_datasets(repos, tmp_path, repo_id, config, split)
     res = D.read(repo_id, split=split, config=config, env=repos, quiet=True)
     assert_equal_to_datasets(res, table, features)
+
+
+def test_edge_columns_equal_arrow_sliced_and_large_string():
+    """Every type with nulls, empty strings and lists, NUL and non-ASCII text, read from arrow's
+    buffers (also when the arrays start at an offset, as slices and chunks do)."""
+    from pybridge.fixtures.datasets import edge_features, edge_rows
+
+    schema = edge_features().arrow_schema
+    table = pa.Table.from_pydict(edge_rows(), schema=schema)
+    for part in (table, table.slice(1), table.slice(3, 2), table.slice(6)):
+        res = D.encode_table(part, dict(edge_features()))
+        for name, spec in zip(res["names"], res["columns"]):
+            expected = part.column(name).to_pylist()
+            assert same(decode(spec), expected), name
+    res = D.encode_table(table, dict(edge_features()))
+    kinds = {n: (c["kind"], c.get("buffers", {}).get("type"))
+             for n, c in zip(res["names"], res["columns"])}
+    assert kinds["s"] == ("string", "utf8") and kinds["ls"] == ("string", "large_utf8")
+    assert kinds["label"] == ("factor", "int32") and kinds["i64"] == ("double", "float64")
+    res["held"].release()
+    assert res["held"].arrays == []
+
+
+def test_empty_table_has_the_columns_of_its_features(repos):
+    res = D.read("pyds/edge_empty", env=repos, quiet=True)
+    full = D.read("pyds/edge", env=repos, quiet=True)
+    assert res["num_rows"] == 0 and res["names"] == full["names"]
+    assert [c["kind"] for c in res["columns"]] == [
+        "integer" if c.get("inexact") is not None else c["kind"] for c in full["columns"]]
+    assert all(decode(c) == [] for c in res["columns"])
 
 
 def test_kinds_of_the_sharded_repo(repos):

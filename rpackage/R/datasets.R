@@ -1,6 +1,6 @@
 # Datasets on the Hub as data frames, and data frames back to the Hub. pybridge.datasets finds
-# the configs and splits as the datasets library does and reads with pyarrow; R builds the
-# data frame from plain columns (dataset_frame()).
+# the configs and splits as the datasets library does and reads with pyarrow; R copies each
+# column out of arrow's buffers in C (src/columns.c) and builds the data frame (dataset_frame()).
 
 #' Read a dataset from the Hugging Face Hub as a data frame
 #'
@@ -18,8 +18,9 @@
 #' Columns are converted whole: `ClassLabel` features become factors with their names as levels;
 #' sequences become list columns; integers become integer (a 64-bit column whose values do not fit
 #' becomes double, with a `hfbridge_warning_precision_loss` warning beyond 2^53); floats double;
-#' booleans logical; strings character; timestamps POSIXct; dates Date; structs data frame
-#' columns; nulls `NA` (a null list is `NULL`).
+#' booleans logical; strings character (UTF-8); timestamps POSIXct; dates Date; structs data
+#' frame columns; nulls `NA` (a null list is `NULL`). R strings cannot hold a NUL byte: each one is
+#' read as the two characters `\0`.
 #'
 #' A missing config, split or column is an error of class `hfbridge_error_entry_not_found` whose
 #' fields `configs`, `splits` or `columns` name the ones that exist; a gated or missing repository
@@ -239,7 +240,10 @@ dataset_check_columns <- function(columns) {
 
 # ---- Python columns to a data frame ------------------------------------------------------------
 
+# The columns are copied in C out of the arrow arrays that `res$held` keeps alive in Python,
+# which are released as soon as they are copied.
 dataset_frame <- function(res) {
+  on.exit(call_python(res$held$release))
   n <- as.integer(res$num_rows)
   cols <- lapply(res$columns, dataset_column)
   names(cols) <- as.character(unlist(res$names))
@@ -247,8 +251,7 @@ dataset_frame <- function(res) {
 }
 
 dataset_column <- function(spec) {
-  na <- spec$na
-  x <- switch(
+  switch(
     spec$kind,
     double = {
       if (isTRUE(spec$inexact)) {
@@ -256,59 +259,58 @@ dataset_column <- function(spec) {
           "A 64-bit integer column holds values beyond 2^53 in magnitude; they were rounded to ",
           "the nearest double."))
       }
-      as.vector(spec$values)
+      dataset_vector(spec$buffers)
     },
-    integer = as.vector(spec$values),
-    logical = as.vector(spec$values),
+    integer = ,
+    logical = ,
+    string = dataset_vector(spec$buffers),
     factor = {
-      codes <- as.vector(spec$codes) + 1L
-      codes[codes == 0L] <- NA_integer_
-      structure(codes, levels = as.character(unlist(spec$levels)), class = "factor")
+      x <- dataset_vector(spec$buffers)
+      attr(x, "levels") <- as.character(unlist(spec$levels))
+      class(x) <- "factor"
+      x
     },
-    string = dataset_strings(spec),
-    timestamp = structure(as.vector(spec$values), class = c("POSIXct", "POSIXt"),
-                          tzone = spec$tz),
-    date = structure(as.vector(spec$values), class = "Date"),
+    timestamp = {
+      x <- dataset_vector(spec$buffers)
+      class(x) <- c("POSIXct", "POSIXt")
+      attr(x, "tzone") <- spec$tz
+      x
+    },
+    date = {
+      x <- dataset_vector(spec$buffers)
+      class(x) <- "Date"
+      x
+    },
     list = dataset_list(spec),
     struct = {
       fields <- lapply(spec$fields, dataset_column)
       names(fields) <- as.character(unlist(spec$names))
       n <- if (length(fields)) NROW(fields[[1]]) else 0L
-      return(structure(fields, class = "data.frame", row.names = .set_row_names(n)))
+      structure(fields, class = "data.frame", row.names = .set_row_names(n))
     },
     binary = lapply(spec$values, function(v) if (is.null(v)) NULL else v),
-    null = return(rep(NA, as.integer(spec$length))),
+    null = rep(NA, as.integer(spec$length)),
     hfbridge_abort("unsupported", sprintf("Unknown column kind '%s'.", spec$kind))
   )
-  if (!is.null(na) && spec$kind != "list") {
-    na <- as.vector(na)
-    if (is.list(x)) x[na] <- list(NULL) else x[na] <- NA
-  }
-  x
 }
 
-# Strings come joined by a separator they do not hold, each followed by it: one strsplit() is
-# several times faster than converting a list of str through reticulate.
-dataset_strings <- function(spec) {
-  n <- as.integer(spec$length)
-  if (is.null(spec$joined)) return(as.character(unlist(spec$values)))
-  if (n == 0L) return(character())
-  x <- strsplit(spec$joined, spec$sep, fixed = TRUE)[[1]]
-  if (length(x) < n) x <- c(x, rep("", n - length(x)))
-  x
+# An arrow array (pybridge.datasets.buffers() says where its buffers are) as an R vector; nulls
+# are NA, and a NUL in a string is written as the two characters \0.
+dataset_vector <- function(b) {
+  .Call(hfb_arrow_vector, b$type, b$length, b$offset, b$validity, b$values, b$data)
 }
 
 dataset_list <- function(spec) {
   child <- dataset_column(spec$child)
-  offsets <- as.vector(spec$offsets)
+  offsets <- dataset_vector(spec$offsets)
   out <- if (is.data.frame(child)) {
     n <- length(offsets) - 1L
     f <- factor(rep.int(seq_len(n), diff(offsets)), levels = seq_len(n))
     unname(split(child, f))
   } else {
-    tok_split(child, offsets)
+    .Call(hfb_split_rows, child, offsets, NULL, character())
   }
-  if (!is.null(spec$na)) out[as.vector(spec$na)] <- list(NULL)
+  if (!is.null(spec$na)) out[dataset_vector(spec$na)] <- list(NULL)
   out
 }
 

@@ -189,16 +189,6 @@ SEXP hfb_mapped_min(void) {
 #endif
 }
 
-SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na); /* split_rows.c */
-
-static const R_CallMethodDef call_methods[] = {
-  {"hfb_alloc_unfilled", (DL_FUNC) &hfb_alloc_unfilled, 2},
-  {"hfb_release_spare", (DL_FUNC) &hfb_release_spare, 0},
-  {"hfb_mapped_min", (DL_FUNC) &hfb_mapped_min, 0},
-  {"hfb_split_rows", (DL_FUNC) &hfb_split_rows, 4},
-  {NULL, NULL, 0}
-};
-
 static R_altrep_class_t make_class(R_altrep_class_t cls) {
   R_set_altrep_Length_method(cls, block_length);
   R_set_altrep_Inspect_method(cls, block_inspect);
@@ -218,11 +208,9 @@ static void keep_loaded(void) {
 #endif
 }
 
-void R_init_hfbridge(DllInfo *dll) {
+/* Called once by R_init_hfbridge (init.c). */
+void hfb_init_alloc(DllInfo *dll) {
   keep_loaded();
   real_class = make_class(R_make_altreal_class("hfbridge_tensor_double", "hfbridge", dll));
   integer_class = make_class(R_make_altinteger_class("hfbridge_tensor_integer", "hfbridge", dll));
-  R_registerRoutines(dll, NULL, call_methods, NULL, NULL);
-  R_useDynamicSymbols(dll, FALSE);
-  R_forceSymbols(dll, TRUE);
 }

@@ -59,21 +59,49 @@ static SEXP slice(SEXP column, R_xlen_t start, R_xlen_t len, SEXP dimnames, int 
   return out;
 }
 
-/* columns: a named list of columns (see check_column()); splits: n + 1 offsets, 0 first, each
- * >= the one before. Returns n lists named as `columns`, of class `klass`: a vector column
- * gives each row its values; a matrix column gives each row a matrix with the list's names as
- * column names; a NULL column gives each row an empty list. In the integer columns named in
- * `negative_na`, negative values become NA (pybridge's -1 for "no value"). */
-SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na) {
-  if (TYPEOF(columns) != VECSXP || TYPEOF(splits) != INTSXP || XLENGTH(splits) < 1)
-    error("hfb_split_rows(columns, splits, klass): a list and at least one integer split");
-  R_xlen_t n = XLENGTH(splits) - 1, k = XLENGTH(columns);
-  SEXP names = getAttrib(columns, R_NamesSymbol);
-  if (XLENGTH(names) != k) error("hfb_split_rows(): the columns must be named");
+static void check_splits(SEXP splits) {
+  if (TYPEOF(splits) != INTSXP || XLENGTH(splits) < 1)
+    error("hfb_split_rows(): at least one integer split");
+  R_xlen_t n = XLENGTH(splits) - 1;
   const int *at = INTEGER(splits);
   if (at[0] != 0) error("hfb_split_rows(): the first split must be 0");
   for (R_xlen_t i = 0; i < n; i++)
     if (at[i + 1] == NA_INTEGER || at[i + 1] < at[i]) error("hfb_split_rows(): splits must increase");
+}
+
+/* An atomic vector cut into n vectors with its attributes (a list column of hub_dataset()). It
+ * must have no names or dim. */
+static SEXP split_vector(SEXP values, SEXP splits) {
+  R_xlen_t n = XLENGTH(splits) - 1;
+  const int *at = INTEGER(splits);
+  check_column(values, at[n]);
+  SEXP out = PROTECT(allocVector(VECSXP, n));
+  int classed = ATTRIB(values) != R_NilValue;  /* a factor, Date or POSIXct keeps its class */
+  for (R_xlen_t i = 0; i < n; i++) {
+    SEXP piece = slice(values, at[i], at[i + 1] - at[i], R_NilValue, 0);
+    SET_VECTOR_ELT(out, i, piece);
+    if (classed) SHALLOW_DUPLICATE_ATTRIB(piece, values);
+  }
+  UNPROTECT(1);
+  return out;
+}
+
+/* columns: a named list of columns (see check_column()); splits: n + 1 offsets, 0 first, each
+ * >= the one before. Returns n lists named as `columns`, of class `klass`: a vector column
+ * gives each row its values; a matrix column gives each row a matrix with the list's names as
+ * column names; a NULL column gives each row an empty list. In the integer columns named in
+ * `negative_na`, negative values become NA (pybridge's -1 for "no value").
+ * When `columns` is one atomic vector, the rows are plain vectors of its values (`klass` and
+ * `negative_na` are then ignored). */
+SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na) {
+  check_splits(splits);
+  if (atomic_type(columns)) return split_vector(columns, splits);
+  if (TYPEOF(columns) != VECSXP)
+    error("hfb_split_rows(columns, splits, klass): a list or an atomic vector of columns");
+  R_xlen_t n = XLENGTH(splits) - 1, k = XLENGTH(columns);
+  SEXP names = getAttrib(columns, R_NamesSymbol);
+  if (XLENGTH(names) != k) error("hfb_split_rows(): the columns must be named");
+  const int *at = INTEGER(splits);
   for (R_xlen_t c = 0; c < k; c++) check_column(VECTOR_ELT(columns, c), at[n]);
   if (TYPEOF(negative_na) != STRSXP) error("hfb_split_rows(): negative_na must be column names");
   int *to_na = (int *) R_alloc(k, sizeof(int));

@@ -1,0 +1,28 @@
+/* The package's native routines, registered by name (R CMD check wants no dynamic lookup). */
+#include <R.h>
+#include <Rinternals.h>
+#include <R_ext/Rdynload.h>
+
+SEXP hfb_alloc_unfilled(SEXP type, SEXP length);                           /* alloc.c */
+SEXP hfb_release_spare(void);                                              /* alloc.c */
+SEXP hfb_mapped_min(void);                                                 /* alloc.c */
+void hfb_init_alloc(DllInfo *dll);                                         /* alloc.c */
+SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na); /* split_rows.c */
+SEXP hfb_arrow_vector(SEXP type, SEXP length, SEXP offset, SEXP validity, SEXP values,
+                      SEXP data);                                          /* columns.c */
+
+static const R_CallMethodDef call_methods[] = {
+  {"hfb_alloc_unfilled", (DL_FUNC) &hfb_alloc_unfilled, 2},
+  {"hfb_release_spare", (DL_FUNC) &hfb_release_spare, 0},
+  {"hfb_mapped_min", (DL_FUNC) &hfb_mapped_min, 0},
+  {"hfb_split_rows", (DL_FUNC) &hfb_split_rows, 4},
+  {"hfb_arrow_vector", (DL_FUNC) &hfb_arrow_vector, 6},
+  {NULL, NULL, 0}
+};
+
+void R_init_hfbridge(DllInfo *dll) {
+  hfb_init_alloc(dll);
+  R_registerRoutines(dll, NULL, call_methods, NULL, NULL);
+  R_useDynamicSymbols(dll, FALSE);
+  R_forceSymbols(dll, TRUE);
+}
