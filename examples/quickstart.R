@@ -175,7 +175,7 @@ if (has("safe_load_file")) {
 # ---- 9. Pipelines, embeddings, hidden states (seed 001 "Pipelines"; seed 003 examples) --------
 # (section kept by the pipelines developer: R/pipeline.R, R/embed.R)
 section("9. Pipelines, embeddings and hidden states")
-if (has("pipeline", "embed", "hidden_states")) {
+if (has("pipeline", "embed_text", "hidden_states")) {
   # Seed 001's classifier: pipeline() with no model picks the task's default model, as
   # transformers does (in the demo store, a tiny DistilBERT stand-in labelled NEGATIVE/POSITIVE)
   classifier <- pipeline("sentiment-analysis")
@@ -190,7 +190,7 @@ if (has("pipeline", "embed", "hidden_states")) {
   # Sentence embeddings: a numeric matrix, one row per text
   texts <- c(cat = "The cat sat on the mat.", dog = "A dog lay on the rug.",
              stats = "R is a language for statistics.")
-  e <- embed(texts, "sentence-transformers/all-MiniLM-L6-v2", normalize = TRUE)
+  e <- embed_text(texts, "sentence-transformers/all-MiniLM-L6-v2", normalize = TRUE)
   print(dim(e))
   print(round(e %*% t(e), 3))   # cosine similarities
 

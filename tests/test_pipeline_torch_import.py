@@ -54,5 +54,5 @@ def test_after_importing_pybridge_torch_keeps_its_own_blas(tmp_path):
 
 
 def test_import_torch_keeps_its_own_blas(tmp_path):
-    before = "from pybridge.models import import_torch; import_torch()"
+    before = "from pybridge.torch_guard import import_torch; import_torch()"
     assert sgemm_binding(tmp_path, before).endswith("libtorch_cpu.so")

@@ -1,7 +1,7 @@
 # R side of the pipelines bench. One mode per process; prints `result MODE SECONDS`.
 #
 # Modes:
-#   embed         (a) hfbridge::embed(texts, all-MiniLM-L6-v2), mean pooling, batch_size = 32.
+#   embed         (a) hfbridge::embed_text(texts, all-MiniLM-L6-v2), mean pooling, batch_size = 32.
 #   fe_pipeline   (c) transformers' feature-extraction pipeline through reticulate, as an R user
 #                 would call it (batch_size = 32, truncation at 256, tensors back), mean-pooled
 #                 in R.
@@ -38,7 +38,7 @@ fe_pipeline <- function() {
 }
 
 fn <- switch(mode,
-  embed = function(x) embed(x, minilm(), batch_size = 32, quiet = TRUE),
+  embed = function(x) embed_text(x, minilm(), batch_size = 32, quiet = TRUE),
   fe_pipeline = fe_pipeline(),
   clf_r = local({
     p <- pipeline("text-classification", file.path(data, "minilm-classifier"), batch_size = 32,

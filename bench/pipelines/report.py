@@ -11,12 +11,12 @@ from collections import defaultdict
 
 import numpy as np
 
-TARGET_A_VS_B = 1.05   # embed() from R at most 1.05x the Python floor
+TARGET_A_VS_B = 1.05   # embed_text() from R at most 1.05x the Python floor
 TARGET_C_VS_A = 4.0    # ... and at least 4x faster than the feature-extraction pipeline
 TARGET_CLF = 1.10      # pipeline("text-classification") from R vs the same pipeline in Python
 
 LABELS = {
-    "embed": "(a) embed() from R",
+    "embed": "(a) embed_text() from R",
     "floor": "(b) floor: sorted batches, Python",
     "fe_pipeline": "(c) feature-extraction pipeline via reticulate",
     "st": "(d) sentence-transformers",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Pipelines bench on 2000 texts (log-normal lengths, median 12 words), all-MiniLM-L6-v2 (384-d),
 # batch size 32:
-#   (a) embed() from R; (b) the floor: length-sorted batches with mean pooling in Python;
+#   (a) embed_text() from R; (b) the floor: length-sorted batches with mean pooling in Python;
 #   (c) transformers' feature-extraction pipeline through reticulate; (d) sentence-transformers;
 #   and pipeline("text-classification") from R against the same transformers pipeline in Python
 #   (a MiniLM-sized classifier, batch_size = 32 in both).

