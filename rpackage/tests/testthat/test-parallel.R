@@ -123,6 +123,29 @@ test_that("a killed worker gives hfbridge_error_chunk_failed, and retry = 1 succ
   expect_identical(got, want)
 })
 
+test_that("torch on a worker uses cores %/% workers threads, or the hfbridge.threads option", {
+  local_plan(future::multicore, workers = 2)  # multicore starts no process until used
+  expect_identical(hfbridge:::parallel_threads(),
+                   max(1L, as.integer(parallelly::availableCores() %/% 2L)))
+  withr::local_options(hfbridge.threads = 3)
+  expect_identical(hfbridge:::parallel_threads(), 3L)
+  withr::local_options(hfbridge.threads = NA)
+  expect_identical(hfbridge:::parallel_threads(), NA_integer_)
+  withr::local_options(hfbridge.threads = NULL)
+  local_plan(future::sequential)
+  expect_identical(hfbridge:::parallel_threads(), NA_integer_)
+
+  local_plan(future::multisession, workers = 2)
+  withr::local_options(hfbridge.threads = 1)
+  torch_threads <- function(job, input) {
+    hfbridge:::pybridge_module("models")$import_torch()$get_num_threads()
+  }
+  environment(torch_threads) <- globalenv()
+  job <- list(worker = hfbridge:::parallel_worker_setup(offline = FALSE, torch = TRUE))
+  got <- hfbridge:::parallel_run(torch_threads, job, list(1, 2), list(1L, 2L), 0L, TRUE)
+  expect_identical(unlist(got), c(1L, 1L))
+})
+
 test_that("an error inside a chunk names the chunk; arguments are checked before any chunk", {
   local_hub()
   parallel_fixtures()
