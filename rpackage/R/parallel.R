@@ -119,7 +119,7 @@ parallel_encode <- function(tok, method, args, chunk_size, retry, quiet = FALSE)
   chunks <- parallel_chunks(length(args$texts), chunk_size)
   inputs <- lapply(chunks, function(i) list(texts = args$texts[i], pairs = args$pairs[i]))
   parts <- parallel_run(parallel_encode_chunk, job, inputs, chunks, retry, quiet)
-  if (method == "encode_ids") return(do.call(c, parts))
+  if (method == "encode_ids") return(parallel_pad_ids(do.call(c, parts), tok$padding))
   parallel_bind_matrices(parts, tok$padding)
 }
 
@@ -349,6 +349,18 @@ parallel_bind_matrices <- function(parts, padding) {
   })
   names(out) <- names(pad)
   out
+}
+
+# With padding on (and no fixed length), one call pads every text to the longest of all; the
+# chunks padded each to their own longest.
+parallel_pad_ids <- function(ids, padding) {
+  if (is.null(padding) || !is.null(padding$length) || !length(ids)) return(ids)
+  width <- max(lengths(ids))
+  left <- identical(padding$direction, "left")
+  lapply(ids, function(x) {
+    extra <- rep(as.integer(padding$pad_id), width - length(x))
+    if (left) c(extra, x) else c(x, extra)
+  })
 }
 
 `%||%` <- function(x, y) if (is.null(x)) y else x

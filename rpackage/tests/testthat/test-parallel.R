@@ -146,6 +146,26 @@ test_that("torch on a worker uses cores %/% workers threads, or the hfbridge.thr
   expect_identical(unlist(got), c(1L, 1L))
 })
 
+test_that("chunks of question answering, feature extraction and padded encodings join up", {
+  local_plan(future::sequential)
+  tm <- hfbridge:::pybridge_module("fixtures.task_models")
+  folders <- tm$ensure(names = list("qa", "bert"))
+  qa <- pipeline("question-answering", folders$qa)
+  questions <- c("Where does Alice live?", "Who works for Acme?", "Which city?")
+  context <- "Alice lives in Berlin and works for Acme."
+  expect_identical(qa(question = questions, context = context, chunk_size = 2),
+                   qa(question = questions, context = context))
+  features <- pipeline("feature-extraction", folders$bert)
+  expect_equal(features(parallel_texts[1:5], chunk_size = 2), features(parallel_texts[1:5]),
+               tolerance = 1e-6)
+  tok <- tokenizer_from_pretrained(folders$bert)
+  tok$enable_padding(direction = "left", pad_id = 3L, pad_to_multiple_of = 4L)
+  short <- c("a b c d e f g", "hello", "x y")
+  expect_identical(tok$encode_ids(short, chunk_size = 1), tok$encode_ids(short))
+  expect_identical(tok$encode_matrix(short, pairs = c("p", "q", "r"), chunk_size = 1),
+                   tok$encode_matrix(short, pairs = c("p", "q", "r")))
+})
+
 test_that("an error inside a chunk names the chunk; arguments are checked before any chunk", {
   local_hub()
   parallel_fixtures()
