@@ -6,6 +6,15 @@
 skip_if_not_installed("future")
 skip_if_not_installed("parallelly")
 
+test_that("library(hfbridge) loads neither future nor progressr, and starts no Python", {
+  loaded <- callr::r(function() {
+    library(hfbridge)
+    c(future = isNamespaceLoaded("future"), progressr = isNamespaceLoaded("progressr"),
+      python = reticulate::py_available(initialize = FALSE))
+  })
+  expect_identical(loaded, c(future = FALSE, progressr = FALSE, python = FALSE))
+})
+
 parallel_fixtures <- function() {
   tm <- hfbridge:::pybridge_module("fixtures.task_models")
   folders <- tm$ensure(names = list("bert", "sentiment"))
