@@ -113,7 +113,8 @@ parallel_encode <- function(tok, method, args, chunk_size, retry, quiet = FALSE)
   on.exit(unlink(json))
   tok$save(json, pretty = FALSE)
   job <- list(method = method, args = args[setdiff(names(args), c("texts", "pairs"))],
-              tokenizer = readChar(json, file.size(json), useBytes = TRUE),
+              tokenizer = paste(readLines(json, encoding = "UTF-8", warn = FALSE),
+                                collapse = "\n"),
               key = unname(tools::md5sum(json)),
               worker = parallel_worker_setup(offline = FALSE, torch = FALSE))
   chunks <- parallel_chunks(length(args$texts), chunk_size)
@@ -179,6 +180,7 @@ parallel_threads <- function() {
 # Input positions per chunk; by default about four chunks per worker, or one per batchtools
 # job (each job is a new process that loads the model again).
 parallel_chunks <- function(n, chunk_size) {
+  parallel_need()
   if (is.null(chunk_size)) {
     workers <- future::nbrOfWorkers()
     if (!is.finite(workers)) workers <- 4L
