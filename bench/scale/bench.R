@@ -63,14 +63,21 @@ cat(sprintf("\nfixed costs: start 2 workers %.2f s; Python + torch + model load 
             start_workers, load_worker))
 cat(sprintf(" (leader's model load %.2f s); per chunk %.3f s\n", load_leader, per_chunk))
 
-# Sizing: T(N, W) = start + load + N / (W * c * r) + (N / chunk) * per_chunk / W, with r the
-# throughput per core of the one-process run and c the cores per worker.
-r_core <- rate_one / 2
+# Sizing: T(N, W) = start + load + N / (W * c * r) + (N / chunk) * per_chunk / W, with c the
+# cores per worker and r the throughput of one core, measured apart: one process with one torch
+# thread on the first 2000 texts (one process with 2 threads gains less than 2x from its
+# second core, so r from it would undersell the workers).
+plan(sequential)
+sample <- texts[seq_len(min(n, 2000L))]
+before <- hfbridge:::py_call("models", "set_threads", 1L)
+r_core <- length(sample) / seconds(embed_text(sample, model, quiet = TRUE))
+invisible(hfbridge:::py_call("models", "set_threads", before))
 predict <- function(N, W, c) start_workers + load_worker + N / (W * c * r_core) +
   ceiling(N / chunk_size) * per_chunk / W
 cold_total <- start_workers + load_worker + med[["multisession"]]
-cat(sprintf(paste0("\nsizing: %.0f texts/s per core; predicted multisession wall time for %d ",
-                   "texts on 2 workers x 1 core: %.1f s, measured %.1f s (start + load + run)\n"),
+cat(sprintf(paste0("\nsizing: %.0f texts/s per core (one thread); predicted multisession ",
+                   "wall time for %d texts on 2 workers x 1 core: %.1f s, measured %.1f s ",
+                   "(start + load + run)\n"),
             r_core, n, predict(n, 2, 1), cold_total))
 fixed <- start_workers + load_worker
 if (med[["multisession"]] < med[["one"]]) {
