@@ -246,3 +246,17 @@ def load_error(exc: Exception, model: str, task: str, supported) -> errors.Pybri
         f"The model '{model}' cannot be used for the task '{task}' ({type(exc).__name__}: "
         f"{text.splitlines()[0] if text else ''}). Supported tasks: {', '.join(supported)}.",
         repo_id=model, task=task, supported=list(supported))
+
+
+def set_threads(n) -> int:
+    """Set torch's intra-op threads for this process (a future worker gives each of its W
+    workers cores / W, so that a machine is not oversubscribed); returns the previous count."""
+    if isinstance(n, float) and n.is_integer():
+        n = int(n)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise errors.InvalidArgumentError("threads must be a whole number >= 1.",
+                                          argument="threads")
+    torch = import_torch()
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    return before

@@ -25,6 +25,12 @@
 #'   tokenizer and position embeddings.
 #' @param token A Hub token for private or gated models; by default `HF_TOKEN` or the token
 #'   file. Never printed.
+#' @param parallel If `TRUE`, run in chunks on the workers of the active [future::plan()]
+#'   (see [hfbridge_parallel]).
+#' @param chunk_size Texts per chunk; giving it also runs in chunks. By default about four
+#'   chunks per worker.
+#' @param retry How many times a failed chunk runs again before
+#'   `hfbridge_error_chunk_failed`.
 #' @inheritParams pipeline
 #' @return A numeric matrix with one row per text and one column per hidden dimension; its
 #'   rownames are `names(texts)`, if any.
@@ -36,13 +42,26 @@
 #' e <- embed_text(texts, "sentence-transformers/all-MiniLM-L6-v2", normalize = TRUE)
 #' dim(e)
 #' e %*% t(e)   # cosine similarities
+#'
+#' future::plan(future::multisession, workers = 2)
+#' e <- embed_text(texts, "sentence-transformers/all-MiniLM-L6-v2", parallel = TRUE)
 #' }
 embed_text <- function(texts, model, pooling = c("mean", "cls", "max"), normalize = FALSE,
                        batch_size = 32, max_length = NULL, revision = "main", device = "cpu",
                        token = NULL, allow_pickle = FALSE, trust_remote_code = FALSE,
-                       quiet = FALSE) {
+                       quiet = FALSE, parallel = FALSE, chunk_size = NULL, retry = 0L) {
   row_names <- names(texts)
   pooling <- tok_choice(pooling, c("mean", "cls", "max"), "pooling")
+  if (parallel_wanted(parallel, chunk_size)) {
+    return(parallel_embed(texts, check_string(model, "model"), list(
+      pooling = pooling, normalize = check_flag(normalize, "normalize"),
+      batch_size = tok_count(batch_size, "batch_size", 1L),
+      max_length = tok_optional_count(max_length, "max_length"),
+      device = check_string(device, "device"),
+      allow_pickle = check_flag(allow_pickle, "allow_pickle"),
+      trust_remote_code = check_flag(trust_remote_code, "trust_remote_code")),
+      check_string(revision, "revision"), token, check_flag(quiet, "quiet"), chunk_size, retry))
+  }
   job <- embed_start(texts, model, "embed", list(pooling = pooling,
                      normalize = check_flag(normalize, "normalize")), batch_size, max_length,
                      revision, device, token, allow_pickle, trust_remote_code, quiet)

@@ -78,10 +78,13 @@
 #' @param trust_remote_code Run Python code shipped with the model. Only for repositories you
 #'   trust.
 #' @param quiet If `TRUE`, no progress bar (a bar shows for long inputs, which run in chunks).
-#' @return A function of class `hfbridge_pipeline`: `f(inputs, ..., quiet)`, where `inputs` is a
-#'   character vector or a list of strings (for question answering, `question =` and
-#'   `context =`, or a data frame with those columns) and `...` are the task's arguments. It
-#'   returns a data frame, or for `"feature-extraction"` a list of matrices.
+#' @return A function of class `hfbridge_pipeline`: `f(inputs, ..., quiet, parallel,
+#'   chunk_size, retry)`, where `inputs` is a character vector or a list of strings (for
+#'   question answering, `question =` and `context =`, or a data frame with those columns) and
+#'   `...` are the task's arguments. It returns a data frame, or for `"feature-extraction"` a
+#'   list of matrices. With `parallel = TRUE` or a `chunk_size` it runs in chunks on the
+#'   workers of the active future plan, retrying a failed chunk `retry` times (see
+#'   [hfbridge_parallel]).
 #' @family pipelines
 #' @export
 #' @examples
@@ -126,7 +129,13 @@ pipeline <- function(task, model = NULL, revision = "main", device = "cpu", batc
 # pipeline(), it would keep the token, which saveRDS() would then write to disk.
 pipeline_function <- function(spec) {
   force(spec)
-  function(inputs = NULL, ..., quiet = NULL) pipeline_call(spec, inputs, list(...), quiet)
+  function(inputs = NULL, ..., quiet = NULL, parallel = FALSE, chunk_size = NULL, retry = 0L) {
+    if (parallel_wanted(parallel, chunk_size)) {
+      quiet <- if (is.null(quiet)) spec$quiet else check_flag(quiet, "quiet")
+      return(parallel_pipeline(spec, inputs, list(...), quiet, chunk_size, retry))
+    }
+    pipeline_call(spec, inputs, list(...), quiet)
+  }
 }
 
 #' @export

@@ -95,9 +95,15 @@ tokenizer <- R6::R6Class(
     #' @param texts A character vector.
     #' @param pairs An optional character vector of second texts, one per text.
     #' @param add_special_tokens Whether to add the special tokens.
+    #' @param parallel,chunk_size,retry Run in chunks on the workers of the active future
+    #'   plan (see [hfbridge_parallel]).
     #' @return A list of integer vectors (0-based ids), one per text.
-    encode_ids = function(texts, pairs = NULL, add_special_tokens = TRUE) {
+    encode_ids = function(texts, pairs = NULL, add_special_tokens = TRUE, parallel = FALSE,
+                          chunk_size = NULL, retry = 0L) {
       args <- tok_encode_args(texts, pairs, add_special_tokens)
+      if (parallel_wanted(parallel, chunk_size)) {
+        return(parallel_encode(self, "encode_ids", args, chunk_size, retry))
+      }
       out <- do.call(private$call, c(list("encode_ids"), args))
       tok_split(out$ids, out$splits)
     },
@@ -112,6 +118,8 @@ tokenizer <- R6::R6Class(
     #'   truncation strategy, stride and direction when truncation is enabled). Otherwise the
     #'   tokenizer's own truncation applies.
     #' @param pad_to_multiple_of Round the width up to a multiple of this.
+    #' @param parallel,chunk_size,retry Run in chunks on the workers of the active future
+    #'   plan (see [hfbridge_parallel]); the chunks are padded to the same width.
     #' @return A list of three integer matrices `ids`, `attention_mask` and `type_ids`
     #'   (texts x tokens). Pad id, pad type id and side come from `$enable_padding()`, or are
     #'   0, 0 and right when padding is off. A width that would need more than the memory
@@ -119,12 +127,16 @@ tokenizer <- R6::R6Class(
     #'   `hfbridge_error_invalid_argument`, before anything is allocated.
     encode_matrix = function(texts, pairs = NULL, add_special_tokens = TRUE,
                              padding = c("longest", "max_length"), max_length = NULL,
-                             pad_to_multiple_of = NULL) {
+                             pad_to_multiple_of = NULL, parallel = FALSE, chunk_size = NULL,
+                             retry = 0L) {
       args <- tok_encode_args(texts, pairs, add_special_tokens)
       padding <- tok_choice(padding, c("longest", "max_length"), "padding")
       args$padding <- padding
       args$max_length <- tok_optional_count(max_length, "max_length")
       args$pad_to_multiple_of <- tok_optional_count(pad_to_multiple_of, "pad_to_multiple_of")
+      if (parallel_wanted(parallel, chunk_size)) {
+        return(parallel_encode(self, "encode_matrix", args, chunk_size, retry))
+      }
       do.call(private$call, c(list("encode_matrix"), args))
     },
 
