@@ -12,7 +12,8 @@
   # dependency added to rpackage/DESCRIPTION from that list evaluates; '.' written '_'.
   r = [
     "reticulate" "testthat" "jsonlite" "cli" "rlang" "withr" "processx" "callr"
-    "shiny" "promises" "later" "future" "future_apply"
+    "shiny" "promises" "later" "future" "future_apply" "parallelly" "progressr" "batchtools"
+    "future_batchtools"
     "httr" "curl" "fs" "filelock"
     "roxygen2" "rcmdcheck" "covr" "bench" "devtools" "pkgload" "R6"
     "data_table" "tibble" "digest" "yaml" "bit64"
