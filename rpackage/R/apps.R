@@ -43,7 +43,7 @@ hfbridge_preload <- function(pipeline = NULL, embed = NULL, tokenizer = NULL, wo
   spec <- list(pipeline = apps_pipeline_specs(pipeline),
                embed = apps_model_ids(embed, "embed"),
                tokenizer = apps_model_ids(tokenizer, "tokenizer"))
-  workers <- tok_count(workers, "workers", 0L)
+  workers <- check_count(workers, "workers", 0L)
   quiet <- check_flag(quiet, "quiet")
   if (workers > 0L) apps_need(c("promises", "later", "callr"))
   apps_workers_start(workers, spec)  # they load while this process loads
@@ -173,7 +173,7 @@ run_example_app <- function(sentiment_model = NULL,
   if (!is.null(sentiment_model)) check_string(sentiment_model, "sentiment_model")
   check_string(embed_model, "embed_model")
   check_string(tokenizer, "tokenizer")
-  workers <- tok_count(workers, "workers", 0L)
+  workers <- check_count(workers, "workers", 0L)
   apps_need(c("shiny", "promises", "later", "callr"))
   old <- options(hfbridge.app.sentiment_model = sentiment_model,
                  hfbridge.app.embed_model = embed_model, hfbridge.app.tokenizer = tokenizer,

@@ -57,3 +57,69 @@ describe_value <- function(x) {
   if (!is.character(x)) return(sprintf("the %s %s", class(x)[1], format(x)))
   sprintf("\"%s\"", x)
 }
+
+# A UTF-8 character vector without NA; lists of strings and factors are accepted.
+check_texts <- function(x, arg) {
+  if (is.factor(x)) x <- as.character(x)
+  if (is.list(x) && all(vapply(x, function(v) is.character(v) && length(v) == 1L, logical(1)))) {
+    x <- as.character(unlist(x, use.names = FALSE))
+  }
+  if (!is.character(x)) {
+    hfbridge_abort("invalid_argument", sprintf("`%s` must be a character vector, not %s.", arg,
+                                               class(x)[1L]), argument = arg)
+  }
+  na <- which(is.na(x))
+  if (length(na)) {
+    hfbridge_abort("invalid_argument", sprintf(
+      "`%s` has NA at position%s %s: drop them or replace them with \"\".", arg,
+      if (length(na) > 1L) "s" else "", format_positions(na)), argument = arg, positions = na)
+  }
+  encoding <- Encoding(x)
+  if (any(encoding == "bytes")) {
+    bytes <- which(encoding == "bytes")
+    hfbridge_abort("invalid_argument", sprintf(
+      "`%s` has strings marked as bytes at position%s %s: convert them to UTF-8 with iconv().",
+      arg, if (length(bytes) > 1L) "s" else "", format_positions(bytes)), argument = arg,
+      positions = bytes)
+  }
+  # enc2utf8() would turn invalid bytes into "<e9>" escapes: check the UTF-8 strings first.
+  utf8 <- encoding == "UTF-8" | (encoding == "unknown" & isTRUE(l10n_info()[["UTF-8"]]))
+  bad <- which(utf8 & !validUTF8(x))
+  if (length(bad)) {
+    hfbridge_abort("invalid_argument", sprintf(paste(
+      "`%s` is not valid UTF-8 at position%s %s: convert it first, e.g.",
+      "iconv(x, from = \"latin1\", to = \"UTF-8\")."), arg, if (length(bad) > 1L) "s" else "",
+      format_positions(bad)), argument = arg, positions = bad)
+  }
+  x <- enc2utf8(x)
+  names(x) <- NULL
+  x
+}
+
+format_positions <- function(positions) {
+  shown <- paste(utils::head(positions, 10L), collapse = ", ")
+  if (length(positions) > 10L) shown <- sprintf("%s and %d more", shown, length(positions) - 10L)
+  shown
+}
+
+check_choice <- function(x, allowed, arg) {
+  if (is.character(x) && length(x) > 1L && identical(x, allowed)) return(allowed[1L])
+  if (!is.character(x) || length(x) != 1L || !x %in% allowed) {
+    hfbridge_abort("invalid_argument", sprintf("`%s` must be one of %s.", arg,
+                                               paste0("\"", allowed, "\"", collapse = ", ")),
+                   argument = arg)
+  }
+  x
+}
+
+check_count <- function(x, arg, minimum = 0L) {
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x != round(x) || x < minimum || x >= 2^31) {
+    hfbridge_abort("invalid_argument", sprintf("`%s` must be a whole number >= %d.", arg, minimum),
+                   argument = arg)
+  }
+  as.integer(x)
+}
+
+check_optional_count <- function(x, arg) {
+  if (is.null(x)) NULL else check_count(x, arg, 1L)
+}

@@ -51,12 +51,12 @@ embed_text <- function(texts, model, pooling = c("mean", "cls", "max"), normaliz
                        token = NULL, allow_pickle = FALSE, trust_remote_code = FALSE,
                        quiet = FALSE, parallel = FALSE, chunk_size = NULL, retry = 0L) {
   row_names <- names(texts)
-  pooling <- tok_choice(pooling, c("mean", "cls", "max"), "pooling")
+  pooling <- check_choice(pooling, c("mean", "cls", "max"), "pooling")
   if (parallel_wanted(parallel, chunk_size)) {
     return(parallel_embed(texts, check_string(model, "model"), list(
       pooling = pooling, normalize = check_flag(normalize, "normalize"),
-      batch_size = tok_count(batch_size, "batch_size", 1L),
-      max_length = tok_optional_count(max_length, "max_length"),
+      batch_size = check_count(batch_size, "batch_size", 1L),
+      max_length = check_optional_count(max_length, "max_length"),
       device = check_string(device, "device"),
       allow_pickle = check_flag(allow_pickle, "allow_pickle"),
       trust_remote_code = check_flag(trust_remote_code, "trust_remote_code")),
@@ -120,12 +120,12 @@ hidden_states <- function(texts, model, layers = -1, batch_size = 32, max_length
 
 embed_start <- function(texts, model, kind, options, batch_size, max_length, revision, device,
                         token, allow_pickle, trust_remote_code, quiet) {
-  texts <- tok_texts(texts, "texts")
+  texts <- check_texts(texts, "texts")
   hub_check_token(token)
   do.call(py_call, c(list("embed", "start", as.list(texts), check_string(model, "model"),
                           kind = kind), options, list(
-    batch_size = tok_count(batch_size, "batch_size", 1L),
-    max_length = tok_optional_count(max_length, "max_length"),
+    batch_size = check_count(batch_size, "batch_size", 1L),
+    max_length = check_optional_count(max_length, "max_length"),
     revision = check_string(revision, "revision"), device = check_string(device, "device"),
     allow_pickle = check_flag(allow_pickle, "allow_pickle"),
     trust_remote_code = check_flag(trust_remote_code, "trust_remote_code"),

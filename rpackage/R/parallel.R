@@ -64,7 +64,7 @@ parallel_wanted <- function(parallel, chunk_size) {
 
 parallel_embed <- function(texts, model, args, revision, token, quiet, chunk_size, retry) {
   row_names <- names(texts)
-  texts <- tok_texts(texts, "texts")
+  texts <- check_texts(texts, "texts")
   hub_check_token(token)
   pin <- parallel_pin(model, revision, args$allow_pickle, token)
   job <- list(args = c(list(model = model, revision = pin$revision), args),
@@ -89,7 +89,7 @@ parallel_pipeline <- function(spec, inputs, args, quiet, chunk_size, retry) {
     n <- nrow(items)
     take <- function(i) items[i, , drop = FALSE]
   } else {
-    items <- tok_texts(inputs, "inputs")
+    items <- check_texts(inputs, "inputs")
     n <- length(items)
     take <- function(i) items[i]
   }
@@ -168,7 +168,7 @@ parallel_threads <- function() {
   chosen <- getOption("hfbridge.threads")
   if (!is.null(chosen)) {
     if (length(chosen) == 1L && is.na(chosen)) return(NA_integer_)
-    return(tok_count(chosen, "hfbridge.threads", 1L))
+    return(check_count(chosen, "hfbridge.threads", 1L))
   }
   strategy <- future::plan("next")
   if (inherits(strategy, "sequential") || inherits(strategy, "batchtools")) return(NA_integer_)
@@ -187,7 +187,7 @@ parallel_chunks <- function(n, chunk_size) {
     per_worker <- if (inherits(future::plan("next"), "batchtools")) 1L else 4L
     chunk_size <- max(1L, ceiling(n / (per_worker * workers)))
   }
-  chunk_size <- tok_count(chunk_size, "chunk_size", 1L)
+  chunk_size <- check_count(chunk_size, "chunk_size", 1L)
   if (n == 0L) return(list())
   starts <- seq(1L, n, by = chunk_size)
   lapply(starts, function(s) seq.int(s, min(n, s + chunk_size - 1L)))
@@ -198,7 +198,7 @@ parallel_chunks <- function(n, chunk_size) {
 # and makes the plan start again (future 1.31 does not replace a dead worker). Chunks that
 # failed run again up to `retry` times; then hfbridge_error_chunk_failed.
 parallel_run <- function(run_chunk, job, inputs, chunks, retry, quiet) {
-  retry <- tok_count(retry, "retry", 0L)
+  retry <- check_count(retry, "retry", 0L)
   n <- length(inputs)
   results <- vector("list", n)
   done <- logical(n)
@@ -268,7 +268,7 @@ parallel_chunk_failed <- function(failed, chunks, attempts, causes) {
   cause <- causes[[k]]
   range <- range(chunks[[k]])
   others <- if (length(failed) > 1L) sprintf(" (%d chunks failed in all: %s)", length(failed),
-                                              tok_positions(failed)) else ""
+                                              format_positions(failed)) else ""
   hfbridge_abort("chunk_failed", sprintf(paste0(
     "Chunk %d of %d (inputs %d to %d) failed after %d attempt%s%s: %s\n",
     "Re-run with retry = n to run failed chunks again, or run those inputs alone to see why."),

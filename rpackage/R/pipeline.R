@@ -109,7 +109,7 @@ pipeline <- function(task, model = NULL, revision = "main", device = "cpu", batc
   if (!is.null(model)) model <- check_string(model, "model")
   spec <- list(
     task = task, model = model, revision = check_string(revision, "revision"),
-    device = check_string(device, "device"), batch_size = tok_optional_count(batch_size, "batch_size"),
+    device = check_string(device, "device"), batch_size = check_optional_count(batch_size, "batch_size"),
     allow_pickle = check_flag(allow_pickle, "allow_pickle"),
     trust_remote_code = check_flag(trust_remote_code, "trust_remote_code"),
     quiet = check_flag(quiet, "quiet"), defaults = pipeline_named_args(list(...), task)
@@ -209,7 +209,7 @@ pipeline_call <- function(spec, inputs, args, quiet) {
     args$context <- as.list(pairs$context)
     texts <- NULL
   } else {
-    texts <- as.list(tok_texts(inputs, "inputs"))
+    texts <- as.list(check_texts(inputs, "inputs"))
   }
   job <- py_call("pipeline", "start", spec$task, texts, model = spec$model,
                  revision = spec$revision, device = spec$device, batch_size = spec$batch_size,
@@ -281,8 +281,8 @@ pipeline_qa_inputs <- function(inputs, args) {
       "context = \"Alice lives in Berlin.\"), or a data frame with those columns."),
       argument = "context")
   }
-  question <- tok_texts(unlist(question, use.names = FALSE), "question")
-  context <- tok_texts(unlist(context, use.names = FALSE), "context")
+  question <- check_texts(unlist(question, use.names = FALSE), "question")
+  context <- check_texts(unlist(context, use.names = FALSE), "context")
   if (length(context) == 1L) context <- rep_len(context, length(question))
   if (length(context) != length(question)) {
     hfbridge_abort("invalid_argument", sprintf(

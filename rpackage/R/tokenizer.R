@@ -130,10 +130,10 @@ tokenizer <- R6::R6Class(
                              pad_to_multiple_of = NULL, parallel = FALSE, chunk_size = NULL,
                              retry = 0L) {
       args <- tok_encode_args(texts, pairs, add_special_tokens)
-      padding <- tok_choice(padding, c("longest", "max_length"), "padding")
+      padding <- check_choice(padding, c("longest", "max_length"), "padding")
       args$padding <- padding
-      args$max_length <- tok_optional_count(max_length, "max_length")
-      args$pad_to_multiple_of <- tok_optional_count(pad_to_multiple_of, "pad_to_multiple_of")
+      args$max_length <- check_optional_count(max_length, "max_length")
+      args$pad_to_multiple_of <- check_optional_count(pad_to_multiple_of, "pad_to_multiple_of")
       if (parallel_wanted(parallel, chunk_size)) {
         return(parallel_encode(self, "encode_matrix", args, chunk_size, retry))
       }
@@ -177,10 +177,10 @@ tokenizer <- R6::R6Class(
     enable_padding = function(direction = "right", pad_id = 0L, pad_type_id = 0L,
                               pad_token = "[PAD]", length = NULL, pad_to_multiple_of = NULL) {
       private$call(
-        "enable_padding", direction = tok_choice(direction, c("right", "left"), "direction"),
-        pad_id = tok_count(pad_id, "pad_id", 0L), pad_type_id = tok_count(pad_type_id, "pad_type_id", 0L),
-        pad_token = check_string(pad_token, "pad_token", blank_ok = TRUE), length = tok_optional_count(length, "length"),
-        pad_to_multiple_of = tok_optional_count(pad_to_multiple_of, "pad_to_multiple_of"),
+        "enable_padding", direction = check_choice(direction, c("right", "left"), "direction"),
+        pad_id = check_count(pad_id, "pad_id", 0L), pad_type_id = check_count(pad_type_id, "pad_type_id", 0L),
+        pad_token = check_string(pad_token, "pad_token", blank_ok = TRUE), length = check_optional_count(length, "length"),
+        pad_to_multiple_of = check_optional_count(pad_to_multiple_of, "pad_to_multiple_of"),
         max_padding_bytes = tok_padding_limit()
       )
       invisible(self)
@@ -202,10 +202,10 @@ tokenizer <- R6::R6Class(
     enable_truncation = function(max_length, stride = 0, strategy = "longest_first",
                                  direction = "right") {
       private$call(
-        "enable_truncation", max_length = tok_count(max_length, "max_length", 1L),
-        stride = tok_count(stride, "stride", 0L),
-        strategy = tok_choice(strategy, c("longest_first", "only_first", "only_second"), "strategy"),
-        direction = tok_choice(direction, c("right", "left"), "direction")
+        "enable_truncation", max_length = check_count(max_length, "max_length", 1L),
+        stride = check_count(stride, "stride", 0L),
+        strategy = check_choice(strategy, c("longest_first", "only_first", "only_second"), "strategy"),
+        direction = check_choice(direction, c("right", "left"), "direction")
       )
       invisible(self)
     },
@@ -238,7 +238,7 @@ tokenizer <- R6::R6Class(
     #' @param tokens A character vector.
     #' @return An integer vector, `NA` for tokens not in the vocabulary.
     token_to_id = function(tokens) {
-      tokens <- tok_texts(tokens, "tokens")
+      tokens <- check_texts(tokens, "tokens")
       if (!length(tokens)) return(integer(0))
       ids <- as.vector(private$call("token_to_id", tokens))
       ids[ids < 0L] <- NA_integer_
@@ -264,14 +264,14 @@ tokenizer <- R6::R6Class(
     #' @param tokens A character vector.
     #' @return The number of tokens added (those not already known), invisibly.
     add_tokens = function(tokens) {
-      invisible(as.integer(private$call("add_tokens", tok_texts(tokens, "tokens"), special = FALSE)))
+      invisible(as.integer(private$call("add_tokens", check_texts(tokens, "tokens"), special = FALSE)))
     },
 
     #' @description Adds special tokens (never split, left out by `skip_special_tokens`).
     #' @param tokens A character vector.
     #' @return The number of tokens added, invisibly.
     add_special_tokens = function(tokens) {
-      invisible(as.integer(private$call("add_tokens", tok_texts(tokens, "tokens"), special = TRUE)))
+      invisible(as.integer(private$call("add_tokens", check_texts(tokens, "tokens"), special = TRUE)))
     },
 
     #' @description Saves the tokenizer as a tokenizer.json file.
@@ -453,9 +453,9 @@ tok_ragged_ids <- function(x) {
 # ---- Argument checks ------------------------------------------------------------------------
 
 tok_encode_args <- function(texts, pairs, add_special_tokens) {
-  texts <- tok_texts(texts, "texts")
+  texts <- check_texts(texts, "texts")
   if (!is.null(pairs)) {
-    pairs <- tok_texts(pairs, "pairs")
+    pairs <- check_texts(pairs, "pairs")
     if (length(pairs) != length(texts)) {
       hfbridge_abort("invalid_argument", sprintf(
         "`pairs` has %d texts and `texts` has %d: give one pair per text.", length(pairs),
@@ -479,50 +479,6 @@ tok_padding_limit <- function() {
   as.numeric(x)
 }
 
-# A UTF-8 character vector without NA; lists of strings and factors are accepted.
-tok_texts <- function(x, arg) {
-  if (is.factor(x)) x <- as.character(x)
-  if (is.list(x) && all(vapply(x, function(v) is.character(v) && length(v) == 1L, logical(1)))) {
-    x <- as.character(unlist(x, use.names = FALSE))
-  }
-  if (!is.character(x)) {
-    hfbridge_abort("invalid_argument", sprintf("`%s` must be a character vector, not %s.", arg,
-                                               class(x)[1L]), argument = arg)
-  }
-  na <- which(is.na(x))
-  if (length(na)) {
-    hfbridge_abort("invalid_argument", sprintf(
-      "`%s` has NA at position%s %s: drop them or replace them with \"\".", arg,
-      if (length(na) > 1L) "s" else "", tok_positions(na)), argument = arg, positions = na)
-  }
-  encoding <- Encoding(x)
-  if (any(encoding == "bytes")) {
-    bytes <- which(encoding == "bytes")
-    hfbridge_abort("invalid_argument", sprintf(
-      "`%s` has strings marked as bytes at position%s %s: convert them to UTF-8 with iconv().",
-      arg, if (length(bytes) > 1L) "s" else "", tok_positions(bytes)), argument = arg,
-      positions = bytes)
-  }
-  # enc2utf8() would turn invalid bytes into "<e9>" escapes: check the UTF-8 strings first.
-  utf8 <- encoding == "UTF-8" | (encoding == "unknown" & isTRUE(l10n_info()[["UTF-8"]]))
-  bad <- which(utf8 & !validUTF8(x))
-  if (length(bad)) {
-    hfbridge_abort("invalid_argument", sprintf(paste(
-      "`%s` is not valid UTF-8 at position%s %s: convert it first, e.g.",
-      "iconv(x, from = \"latin1\", to = \"UTF-8\")."), arg, if (length(bad) > 1L) "s" else "",
-      tok_positions(bad)), argument = arg, positions = bad)
-  }
-  x <- enc2utf8(x)
-  names(x) <- NULL
-  x
-}
-
-tok_positions <- function(positions) {
-  shown <- paste(utils::head(positions, 10L), collapse = ", ")
-  if (length(positions) > 10L) shown <- sprintf("%s and %d more", shown, length(positions) - 10L)
-  shown
-}
-
 # 0-based ids as an integer array (a numpy array on the Python side, without a copy).
 tok_ids <- function(ids, allow_na = FALSE) {
   if (is.null(ids)) ids <- integer(0)
@@ -534,32 +490,10 @@ tok_ids <- function(ids, allow_na = FALSE) {
   if (!all(ok)) {
     hfbridge_abort("invalid_argument", sprintf(
       "ids must be whole numbers >= 0 (ids are 0-based); not at positions %s.",
-      tok_positions(which(!ok))), argument = "ids", positions = which(!ok))
+      format_positions(which(!ok))), argument = "ids", positions = which(!ok))
   }
   if (allow_na) return(as.integer(ids))
   as.array(as.integer(ids))
-}
-
-tok_choice <- function(x, allowed, arg) {
-  if (is.character(x) && length(x) > 1L && identical(x, allowed)) return(allowed[1L])
-  if (!is.character(x) || length(x) != 1L || !x %in% allowed) {
-    hfbridge_abort("invalid_argument", sprintf("`%s` must be one of %s.", arg,
-                                               paste0("\"", allowed, "\"", collapse = ", ")),
-                   argument = arg)
-  }
-  x
-}
-
-tok_count <- function(x, arg, minimum = 0L) {
-  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x != round(x) || x < minimum || x >= 2^31) {
-    hfbridge_abort("invalid_argument", sprintf("`%s` must be a whole number >= %d.", arg, minimum),
-                   argument = arg)
-  }
-  as.integer(x)
-}
-
-tok_optional_count <- function(x, arg) {
-  if (is.null(x)) NULL else tok_count(x, arg, 1L)
 }
 
 tok_read_only <- function(field, instead) {

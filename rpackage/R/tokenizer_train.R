@@ -31,18 +31,18 @@
 tokenizer_train <- function(texts = NULL, type = c("bpe", "wordpiece", "unigram"),
                             vocab_size = NULL, min_frequency = NULL, special_tokens = NULL,
                             files = NULL, show_progress = FALSE) {
-  type <- tok_choice(type, c("bpe", "wordpiece", "unigram"), "type")
+  type <- check_choice(type, c("bpe", "wordpiece", "unigram"), "type")
   if (is.null(texts) == is.null(files)) {
     hfbridge_abort("invalid_argument", "Give either `texts` or `files` to train on.",
                    argument = "texts")
   }
-  if (!is.null(texts)) texts <- tok_texts(texts, "texts")
-  if (!is.null(files)) files <- path.expand(tok_texts(files, "files"))
-  if (!is.null(special_tokens)) special_tokens <- as.list(tok_texts(special_tokens, "special_tokens"))
+  if (!is.null(texts)) texts <- check_texts(texts, "texts")
+  if (!is.null(files)) files <- path.expand(check_texts(files, "files"))
+  if (!is.null(special_tokens)) special_tokens <- as.list(check_texts(special_tokens, "special_tokens"))
   handle <- py_call(
     "tokenizer", "train", texts = texts, files = if (!is.null(files)) as.list(files),
-    model = type, vocab_size = tok_optional_count(vocab_size, "vocab_size"),
-    min_frequency = if (!is.null(min_frequency)) tok_count(min_frequency, "min_frequency", 0L),
+    model = type, vocab_size = check_optional_count(vocab_size, "vocab_size"),
+    min_frequency = if (!is.null(min_frequency)) check_count(min_frequency, "min_frequency", 0L),
     special_tokens = special_tokens, show_progress = check_flag(show_progress, "show_progress")
   )
   tokenizer$new(handle)

@@ -86,7 +86,7 @@ fine_tune <- function(model, train, eval = NULL, text = "text", label = "label",
                       batch_size = 16, output_dir = NULL, seed = 42, lora = NULL, ...,
                       resume = FALSE, revision = "main", token = NULL, quiet = FALSE) {
   model <- check_string(model, "model")
-  task <- tok_choice(task, c("text-classification", "text-generation"), "task")
+  task <- check_choice(task, c("text-classification", "text-generation"), "task")
   classify <- identical(task, "text-classification")
   data <- train_data(train, "train", text, if (classify) label)
   held_out <- if (!is.null(eval)) train_data(eval, "eval", text, if (classify) label)
@@ -108,9 +108,9 @@ fine_tune <- function(model, train, eval = NULL, text = "text", label = "label",
                  classes = if (classify) as.list(classes), task = task,
                  epochs = train_positive(epochs, "epochs"),
                  learning_rate = train_positive(learning_rate, "learning_rate"),
-                 batch_size = tok_count(batch_size, "batch_size", 1L),
+                 batch_size = check_count(batch_size, "batch_size", 1L),
                  output_dir = path.expand(check_string(output_dir, "output_dir")),
-                 seed = tok_count(seed, "seed", 0L), lora = train_lora(lora), resume = resume,
+                 seed = check_count(seed, "seed", 0L), lora = train_lora(lora), resume = resume,
                  args = pipeline_named_args(list(...)),
                  revision = check_string(revision, "revision"), env = hf_env(), token = token,
                  quiet = quiet)
@@ -190,7 +190,7 @@ train_texts <- function(x, arg, column = NULL) {
   if (length(na)) {
     hfbridge_abort("invalid_argument", sprintf(
       "%s has NA texts at row%s %s: drop those rows or replace them with \"\".", where,
-      if (length(na) > 1L) "s" else "", tok_positions(na)), argument = argument,
+      if (length(na) > 1L) "s" else "", format_positions(na)), argument = argument,
       rows = na)
   }
   enc2utf8(x)
@@ -207,7 +207,7 @@ train_labels <- function(x, arg, column) {
   if (length(na)) {
     hfbridge_abort("invalid_argument", sprintf(
       "Column \"%s\" of `%s` has NA labels at row%s %s.", column, arg,
-      if (length(na) > 1L) "s" else "", tok_positions(na)), argument = "label", rows = na)
+      if (length(na) > 1L) "s" else "", format_positions(na)), argument = "label", rows = na)
   }
   x
 }
