@@ -112,7 +112,9 @@ parallel_encode <- function(tok, method, args, chunk_size, retry, quiet = FALSE)
   json <- tempfile(fileext = ".json")
   on.exit(unlink(json))
   tok$save(json, pretty = FALSE)
-  job <- list(method = method, args = args[setdiff(names(args), c("texts", "pairs"))],
+  # The worker's own method checks the texts and its padding limit again.
+  own <- c("texts", "pairs", "max_padding_bytes")
+  job <- list(method = method, args = args[setdiff(names(args), own)],
               tokenizer = paste(readLines(json, encoding = "UTF-8", warn = FALSE),
                                 collapse = "\n"),
               key = unname(tools::md5sum(json)),

@@ -23,6 +23,18 @@ for (i in seq_along(blocks)) {
     writeLines('{"model_type": "gpt2"}', file.path("my-model", "config.json"))
     writeLines("# Notes", "notes.md")
   }
+  if (any(grepl("corpus", code, fixed = TRUE))) {
+    # The Large corpora blocks: a small corpus, 2 local workers for 4, and no Slurm here: the
+    # batchtools plan becomes sequential (its template's parse is tested in test-parallel.R).
+    corpus <- rep(c("The cat sat on the mat.", "A dog ran in the park.", "Rain fell all day."), 20)
+    code <- sub("workers = 4)", "workers = 2)", code, fixed = TRUE)
+    slurm <- grep("batchtools_slurm", code, fixed = TRUE)
+    if (length(slurm)) {
+      stopifnot(nzchar(system.file("batchtools", "slurm.tmpl", package = "hfbridge")))
+      end <- slurm[1] + which(grepl("))$", code[slurm[1]:length(code)]))[1] - 1
+      code <- c(code[seq_len(slurm[1] - 1)], "plan(sequential)", code[-seq_len(end)])
+    }
+  }
   ok <- tryCatch({
     eval(parse(text = code), envir = globalenv())
     TRUE
@@ -33,4 +45,5 @@ for (i in seq_along(blocks)) {
   Sys.setenv(HF_ENDPOINT = MIRROR$url)  # the mirror block points HF_ENDPOINT at its own mirror
   if (ok) cat("BLOCK OK", i, "\n")
 }
+future::plan(future::sequential)
 hub_mirror_stop(MIRROR)
