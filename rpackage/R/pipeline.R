@@ -132,7 +132,8 @@ pipeline <- function(task, model = NULL, revision = "main", device = "cpu", batc
   if (!is.null(model)) model <- check_string(model, "model")
   spec <- list(
     task = task, model = model, revision = check_string(revision, "revision"),
-    device = check_string(device, "device"), batch_size = check_optional_count(batch_size, "batch_size"),
+    device = check_string(device, "device"),
+    batch_size = check_optional_count(batch_size, "batch_size"),
     allow_pickle = check_flag(allow_pickle, "allow_pickle"),
     trust_remote_code = check_flag(trust_remote_code, "trust_remote_code"),
     quiet = check_flag(quiet, "quiet"), defaults = pipeline_named_args(list(...), task)
@@ -219,7 +220,9 @@ pipeline_cache_clear <- function() {
 # ---- calls ---------------------------------------------------------------------------------
 
 # Inputs per step: the progress bar moves once per step.
-pipeline_step_size <- function(batch_size) max(64L, 8L * (if (is.null(batch_size)) 1L else batch_size))
+pipeline_step_size <- function(batch_size) {
+  max(64L, 8L * (if (is.null(batch_size)) 1L else batch_size))
+}
 
 # Python calls the pipeline once over all inputs, lazily; R pulls the results step by step, so
 # that a seeded generation gives Python's texts however many steps there are.
