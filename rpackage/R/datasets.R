@@ -129,16 +129,7 @@ hub_dataset_chunks <- function(repo_id, split = "train", chunk_size = 10000L, ca
                                progress = !quiet, quiet = FALSE) {
   dataset_check_common(repo_id, split, config, revision, token)
   columns <- dataset_check_columns(columns)
-  if (!is.numeric(chunk_size) || length(chunk_size) != 1L || is.na(chunk_size) ||
-      chunk_size < 1 || chunk_size != floor(chunk_size) || chunk_size > .Machine$integer.max) {
-    hfbridge_abort("invalid_argument", sprintf(
-      "`chunk_size` must be a whole number >= 1, not %s.", describe_value(chunk_size)),
-      argument = "chunk_size")
-  }
-  if (!is.function(callback)) {
-    hfbridge_abort("invalid_argument", "`callback` must be a function(chunk, index).",
-                   argument = "callback")
-  }
+  dataset_check_chunking(chunk_size, callback)
   check_flags(progress = progress, quiet = quiet)
   reader <- dataset_py("open_chunks", repo_id, split = split, config = config,
                        revision = revision, columns = columns, chunk_size = as.integer(chunk_size),
@@ -225,6 +216,19 @@ dataset_check_common <- function(repo_id, split, config, revision, token) {
   check_string(split, "split", "\"train\"")
   if (!is.null(config)) check_string(config, "config", "\"default\"")
   hub_check_token(token)
+}
+
+dataset_check_chunking <- function(chunk_size, callback) {
+  if (!is.numeric(chunk_size) || length(chunk_size) != 1L || is.na(chunk_size) ||
+      chunk_size < 1 || chunk_size != floor(chunk_size) || chunk_size > .Machine$integer.max) {
+    hfbridge_abort("invalid_argument", sprintf(
+      "`chunk_size` must be a whole number >= 1, not %s.", describe_value(chunk_size)),
+      argument = "chunk_size")
+  }
+  if (!is.function(callback)) {
+    hfbridge_abort("invalid_argument", "`callback` must be a function(chunk, index).",
+                   argument = "callback")
+  }
 }
 
 dataset_check_columns <- function(columns) {

@@ -95,7 +95,8 @@ hidden_states <- function(texts, model, layers = -1, batch_size = 32, max_length
                           revision = "main", device = "cpu", token = NULL, allow_pickle = FALSE,
                           trust_remote_code = FALSE, quiet = FALSE) {
   row_names <- names(texts)
-  if (!is.numeric(layers) || length(layers) == 0L || anyNA(layers) || any(layers != round(layers))) {
+  if (!is.numeric(layers) || length(layers) == 0L || anyNA(layers) ||
+        any(layers != round(layers))) {
     hfbridge_abort("invalid_argument", "`layers` must be whole numbers, e.g. -1 or c(0, -1).",
                    argument = "layers")
   }

@@ -146,8 +146,10 @@ parallel_pin <- function(model, revision, allow_pickle, token) {
   is_commit <- grepl("^[0-9a-f]{40}$", revision)
   commit <- if (is_commit || offline) revision else hub_repo_info(model, revision,
                                                                    token = token)$sha
-  cached <- function(env) py_call("models", "folder", model, revision = commit,
-                                  allow_pickle = allow_pickle, env = env, token = token)
+  cached <- function(env) {
+    py_call("models", "folder", model, revision = commit, allow_pickle = allow_pickle,
+            env = env, token = token)
+  }
   offline_env <- utils::modifyList(hf_env(), list(HF_HUB_OFFLINE = "1"))
   found <- tryCatch(cached(offline_env), hfbridge_error = function(e) NULL)
   if (is.null(found)) cached(hf_env())

@@ -6,16 +6,39 @@
 #' Loads the model of a task once (through the Hub cache, from safetensors weights) and returns
 #' an R function that runs it on texts and returns a data frame, one row per result.
 #'
-#' | task | columns | the task's own arguments |
-#' |------|---------|--------------------------|
-#' | `"text-classification"`, `"sentiment-analysis"` | `text_id`, `text`, `label`, `score` | `top_k` (rows per text; `NULL`: all labels), `function_to_apply` (`"sigmoid"`, `"softmax"`, `"none"`), `truncation`, `max_length` |
-#' | `"zero-shot-classification"` | `text_id`, `label`, `score` | `candidate_labels`, `multi_label`, `hypothesis_template` (with `{}` for the label) |
-#' | `"token-classification"`, `"ner"` | `text_id`, `entity` (or `entity_group`), `score`, `word`, `start`, `end` | `aggregation_strategy` (`"none"`, `"simple"`, `"first"`, `"average"`, `"max"`), `ignore_labels`, `stride` |
-#' | `"question-answering"` | `question`, `context`, `answer`, `score`, `start`, `end` | `question`, `context`, `top_k`, `max_answer_len`, `doc_stride`, `max_seq_len`, `max_question_len`, `handle_impossible_answer`, `align_to_words` |
-#' | `"fill-mask"` | `text_id`, `token_id`, `token_str`, `score`, `sequence` | `top_k`, `targets`, `tokenizer_kwargs` |
-#' | `"summarization"`, `"translation"`, `"text2text-generation"` | `text_id`, `generated_text` | `prefix`, `truncation`, `clean_up_tokenization_spaces`, `seed`, `src_lang` and `tgt_lang` (translation), and `generate()` settings |
-#' | `"text-generation"` | `text_id`, `prompt`, `generated_text` | `seed`, `return_full_text`, `prefix`, `stop_sequence`, `truncation`, `handle_long_generation`, `clean_up_tokenization_spaces`, `skip_special_tokens`, and `generate()` settings |
-#' | `"feature-extraction"` | a list of token x hidden matrices (rownames: the tokens) | `tokenize_kwargs`, `truncation` |
+#' Each task returns these columns and takes these arguments of its own:
+#'
+#' * `"text-classification"`, `"sentiment-analysis"`
+#'   - columns: `text_id`, `text`, `label`, `score`
+#'   - arguments: `top_k` (rows per text; `NULL`: all labels), `function_to_apply`
+#'     (`"sigmoid"`, `"softmax"`, `"none"`), `truncation`, `max_length`
+#' * `"zero-shot-classification"`
+#'   - columns: `text_id`, `label`, `score`
+#'   - arguments: `candidate_labels`, `multi_label`, `hypothesis_template` (with `{}` for the
+#'     label)
+#' * `"token-classification"`, `"ner"`
+#'   - columns: `text_id`, `entity` (or `entity_group`), `score`, `word`, `start`, `end`
+#'   - arguments: `aggregation_strategy` (`"none"`, `"simple"`, `"first"`, `"average"`,
+#'     `"max"`), `ignore_labels`, `stride`
+#' * `"question-answering"`
+#'   - columns: `question`, `context`, `answer`, `score`, `start`, `end`
+#'   - arguments: `question`, `context`, `top_k`, `max_answer_len`, `doc_stride`, `max_seq_len`,
+#'     `max_question_len`, `handle_impossible_answer`, `align_to_words`
+#' * `"fill-mask"`
+#'   - columns: `text_id`, `token_id`, `token_str`, `score`, `sequence`
+#'   - arguments: `top_k`, `targets`, `tokenizer_kwargs`
+#' * `"summarization"`, `"translation"`, `"text2text-generation"`
+#'   - columns: `text_id`, `generated_text`
+#'   - arguments: `prefix`, `truncation`, `clean_up_tokenization_spaces`, `seed`, `src_lang` and
+#'     `tgt_lang` (translation), and `generate()` settings
+#' * `"text-generation"`
+#'   - columns: `text_id`, `prompt`, `generated_text`
+#'   - arguments: `seed`, `return_full_text`, `prefix`, `stop_sequence`, `truncation`,
+#'     `handle_long_generation`, `clean_up_tokenization_spaces`, `skip_special_tokens`, and
+#'     `generate()` settings
+#' * `"feature-extraction"`
+#'   - result: a list of token x hidden matrices (rownames: the tokens)
+#'   - arguments: `tokenize_kwargs`, `truncation`
 #'
 #' The `generate()` settings are `max_new_tokens`, `max_length`, `min_length`,
 #' `min_new_tokens`, `do_sample`, `num_beams`, `num_beam_groups`, `num_return_sequences`,
@@ -31,9 +54,9 @@
 #'
 #' Each argument's type and range is checked before the model runs (counts are whole numbers of
 #' at least 1, `top_p` is within 0 to 1, `temperature` is above 0, `seed` is from 0 to
-#' 2^32 - 1, and so on). An unknown argument, a value of the wrong type or out of range, or `NA`, signals
-#' `hfbridge_error_invalid_argument` with the fields `argument`, `task` and `value`, when the
-#' pipeline is created (for the defaults in `...`) or called.
+#' 2^32 - 1, and so on). An unknown argument, a value of the wrong type or out of range, or
+#' `NA`, signals `hfbridge_error_invalid_argument` with the fields `argument`, `task` and
+#' `value`, when the pipeline is created (for the defaults in `...`) or called.
 #'
 #' `text_id` is the position of the text in the input. `start` and `end` are 1-based and
 #' inclusive character positions, so `substr(text, start, end)` is the matched text. Token ids
@@ -59,7 +82,7 @@
 #' `trust_remote_code = TRUE`. An unknown task, or a model the task cannot use, signals
 #' `hfbridge_error_unsupported`, whose message lists the supported tasks ([pipeline_tasks()]).
 #'
-#' @param task The task, such as `"sentiment-analysis"`; see the table above.
+#' @param task The task, such as `"sentiment-analysis"`; see Details.
 #' @param model A Hub repo id or a local folder. `NULL` uses the task's default model.
 #' @param revision A branch, tag or commit of the model repository.
 #' @param device `"cpu"`, or `"cuda"`, `"cuda:1"`, `"mps"` where torch has them.
@@ -109,7 +132,8 @@ pipeline <- function(task, model = NULL, revision = "main", device = "cpu", batc
   if (!is.null(model)) model <- check_string(model, "model")
   spec <- list(
     task = task, model = model, revision = check_string(revision, "revision"),
-    device = check_string(device, "device"), batch_size = check_optional_count(batch_size, "batch_size"),
+    device = check_string(device, "device"),
+    batch_size = check_optional_count(batch_size, "batch_size"),
     allow_pickle = check_flag(allow_pickle, "allow_pickle"),
     trust_remote_code = check_flag(trust_remote_code, "trust_remote_code"),
     quiet = check_flag(quiet, "quiet"), defaults = pipeline_named_args(list(...), task)
@@ -196,7 +220,9 @@ pipeline_cache_clear <- function() {
 # ---- calls ---------------------------------------------------------------------------------
 
 # Inputs per step: the progress bar moves once per step.
-pipeline_step_size <- function(batch_size) max(64L, 8L * (if (is.null(batch_size)) 1L else batch_size))
+pipeline_step_size <- function(batch_size) {
+  max(64L, 8L * (if (is.null(batch_size)) 1L else batch_size))
+}
 
 # Python calls the pipeline once over all inputs, lazily; R pulls the results step by step, so
 # that a seeded generation gives Python's texts however many steps there are.

@@ -149,7 +149,8 @@ tokenizer <- R6::R6Class(
       if (is.list(ids) || is.matrix(ids)) {
         return(self$decode_batch(ids, skip_special_tokens))
       }
-      private$call("decode", tok_ids(ids), skip_special_tokens = check_flag(skip_special_tokens, "skip_special_tokens"))
+      private$call("decode", tok_ids(ids),
+                   skip_special_tokens = check_flag(skip_special_tokens, "skip_special_tokens"))
     },
 
     #' @description Decodes many id sequences.
@@ -162,7 +163,8 @@ tokenizer <- R6::R6Class(
       ragged <- tok_ragged_ids(sequences)
       skip <- check_flag(skip_special_tokens, "skip_special_tokens")
       if (length(ragged$splits) == 1L) return(character(0))
-      as.character(private$call("decode_batch", ragged$ids, ragged$splits, skip_special_tokens = skip))
+      as.character(private$call("decode_batch", ragged$ids, ragged$splits,
+                                skip_special_tokens = skip))
     },
 
     #' @description Pads every batch (as `tokenizers`' `enable_padding`).
@@ -178,8 +180,10 @@ tokenizer <- R6::R6Class(
                               pad_token = "[PAD]", length = NULL, pad_to_multiple_of = NULL) {
       private$call(
         "enable_padding", direction = check_choice(direction, c("right", "left"), "direction"),
-        pad_id = check_count(pad_id, "pad_id", 0L), pad_type_id = check_count(pad_type_id, "pad_type_id", 0L),
-        pad_token = check_string(pad_token, "pad_token", blank_ok = TRUE), length = check_optional_count(length, "length"),
+        pad_id = check_count(pad_id, "pad_id", 0L),
+        pad_type_id = check_count(pad_type_id, "pad_type_id", 0L),
+        pad_token = check_string(pad_token, "pad_token", blank_ok = TRUE),
+        length = check_optional_count(length, "length"),
         pad_to_multiple_of = check_optional_count(pad_to_multiple_of, "pad_to_multiple_of"),
         max_padding_bytes = tok_padding_limit()
       )
@@ -204,7 +208,8 @@ tokenizer <- R6::R6Class(
       private$call(
         "enable_truncation", max_length = check_count(max_length, "max_length", 1L),
         stride = check_count(stride, "stride", 0L),
-        strategy = check_choice(strategy, c("longest_first", "only_first", "only_second"), "strategy"),
+        strategy = check_choice(strategy, c("longest_first", "only_first", "only_second"),
+                                "strategy"),
         direction = check_choice(direction, c("right", "left"), "direction")
       )
       invisible(self)
@@ -264,14 +269,16 @@ tokenizer <- R6::R6Class(
     #' @param tokens A character vector.
     #' @return The number of tokens added (those not already known), invisibly.
     add_tokens = function(tokens) {
-      invisible(as.integer(private$call("add_tokens", check_texts(tokens, "tokens"), special = FALSE)))
+      added <- private$call("add_tokens", check_texts(tokens, "tokens"), special = FALSE)
+      invisible(as.integer(added))
     },
 
     #' @description Adds special tokens (never split, left out by `skip_special_tokens`).
     #' @param tokens A character vector.
     #' @return The number of tokens added, invisibly.
     add_special_tokens = function(tokens) {
-      invisible(as.integer(private$call("add_tokens", check_texts(tokens, "tokens"), special = TRUE)))
+      added <- private$call("add_tokens", check_texts(tokens, "tokens"), special = TRUE)
+      invisible(as.integer(added))
     },
 
     #' @description Saves the tokenizer as a tokenizer.json file.
@@ -331,7 +338,8 @@ tokenizer <- R6::R6Class(
   )
 )
 
-tokenizer$from_pretrained <- function(identifier, revision = "main", token = NULL, auth_token = NULL) {
+tokenizer$from_pretrained <- function(identifier, revision = "main", token = NULL,
+                                      auth_token = NULL) {
   tokenizer_from_pretrained(identifier, revision, token, auth_token)
 }
 
@@ -365,7 +373,8 @@ tokenizer$from_file <- function(path) {
 #' tokenizer$save(file.path(tempdir(), "tokenizer.json"))
 #' tokenizer_from_file(file.path(tempdir(), "tokenizer.json"))
 #' }
-tokenizer_from_pretrained <- function(identifier, revision = "main", token = NULL, auth_token = NULL) {
+tokenizer_from_pretrained <- function(identifier, revision = "main", token = NULL,
+                                      auth_token = NULL) {
   identifier <- check_string(identifier, "identifier")
   revision <- check_string(revision, "revision")
   if (is.null(token)) token <- auth_token
@@ -384,13 +393,12 @@ tokenizer_from_file <- function(path) {
 
 format_tokenizer <- function(info) {
   special <- as.character(unlist(info$special_tokens))
+  added <- as.integer(info$vocab_size - info$base_vocab_size)
   c(
     sprintf("<hfbridge_tokenizer> %s model, vocabulary of %d tokens%s", info$model,
-            as.integer(info$vocab_size),
-            if (info$vocab_size != info$base_vocab_size) {
-              sprintf(" (%d added)", as.integer(info$vocab_size - info$base_vocab_size))
-            } else ""),
-    sprintf("  special tokens: %s", if (length(special)) paste(special, collapse = " ") else "none"),
+            as.integer(info$vocab_size), if (added != 0L) sprintf(" (%d added)", added) else ""),
+    sprintf("  special tokens: %s",
+            if (length(special)) paste(special, collapse = " ") else "none"),
     sprintf("  padding: %s", format_padding(info$padding)),
     sprintf("  truncation: %s", format_truncation(info$truncation))
   )
@@ -399,7 +407,10 @@ format_tokenizer <- function(info) {
 format_padding <- function(p) {
   if (is.null(p)) return("off")
   to <- if (is.null(p$length)) "the longest" else as.character(p$length)
-  multiple <- if (is.null(p$pad_to_multiple_of)) "" else sprintf(", a multiple of %d", p$pad_to_multiple_of)
+  multiple <- ""
+  if (!is.null(p$pad_to_multiple_of)) {
+    multiple <- sprintf(", a multiple of %d", p$pad_to_multiple_of)
+  }
   sprintf("%s, to %s%s, with %s (id %d, type id %d)", p$direction, to, multiple, p$pad_token,
           as.integer(p$pad_id), as.integer(p$pad_type_id))
 }

@@ -38,7 +38,9 @@ tokenizer_train <- function(texts = NULL, type = c("bpe", "wordpiece", "unigram"
   }
   if (!is.null(texts)) texts <- check_texts(texts, "texts")
   if (!is.null(files)) files <- path.expand(check_texts(files, "files"))
-  if (!is.null(special_tokens)) special_tokens <- as.list(check_texts(special_tokens, "special_tokens"))
+  if (!is.null(special_tokens)) {
+    special_tokens <- as.list(check_texts(special_tokens, "special_tokens"))
+  }
   handle <- py_call(
     "tokenizer", "train", texts = texts, files = if (!is.null(files)) as.list(files),
     model = type, vocab_size = check_optional_count(vocab_size, "vocab_size"),

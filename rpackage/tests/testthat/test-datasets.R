@@ -21,7 +21,8 @@ datasets_reference <- function(repo_id, split = "train", config = "-") {
   code <- paste(
     "import json, math, sys, datetime, datasets",
     sprintf("repo, config, split = %s, %s, %s", jsonlite::toJSON(repo_id, auto_unbox = TRUE),
-            jsonlite::toJSON(config, auto_unbox = TRUE), jsonlite::toJSON(split, auto_unbox = TRUE)),
+            jsonlite::toJSON(config, auto_unbox = TRUE),
+            jsonlite::toJSON(split, auto_unbox = TRUE)),
     "ds = datasets.load_dataset(repo, None if config == '-' else config, split=split)",
     "def plain(v):",
     "    if isinstance(v, float) and math.isnan(v): return 'NaN'",
@@ -63,7 +64,8 @@ datasets_expected <- function(col) {
     child <- sub("^(large_)?list<[^:]*: (.*)>$", "\\2", col$arrow)
     convert <- if (grepl("int", child)) as.integer else if (grepl("float|double", child))
       as.numeric else identity
-    return(lapply(v, function(e) if (is.null(e)) NULL else {
+    return(lapply(v, function(e) {
+      if (is.null(e)) return(NULL)
       e <- unlist(lapply(e, function(z) if (is.null(z)) NA else z))
       if (is.null(e)) return(logical())
       convert(e)
@@ -83,15 +85,16 @@ expect_equal_to_datasets <- function(df, ref) {
     if (inherits(got, "POSIXct")) got <- as.numeric(got)
     if (is.integer(got) && is.double(want)) want <- as.integer(want)
     if (is.list(got)) {
-      got <- lapply(got, function(e) if (is.null(e)) NULL else if (!length(e)) logical() else
-        as.vector(e))
+      got <- lapply(got, function(e) {
+        if (is.null(e)) NULL else if (!length(e)) logical() else as.vector(e)
+      })
     }
     if (inherits(got, "Date")) got <- as.numeric(got)
     expect_identical(got, want, label = name)
   }
 }
 
-test_that("hub_dataset() equals datasets.load_dataset() on parquet shards, configs, csv, tsv, jsonl", {
+test_that("hub_dataset() equals load_dataset() on parquet shards, configs, csv, tsv, jsonl", {
   local_hub()
   datasets_repos()
   cases <- list(list("rds/sharded", "train", NULL), list("rds/sharded", "test", NULL),

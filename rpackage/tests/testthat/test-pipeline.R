@@ -151,12 +151,14 @@ test_that("summarization, translation and text2text-generation as generate() in 
   tr <- reticulate::import("transformers")
   tok <- tr$AutoTokenizer$from_pretrained(fx$folders$t5)
   model <- tr$AutoModelForSeq2SeqLM$from_pretrained(fx$folders$t5)
-  reference <- function(prefix) vapply(texts, function(t) {
-    ids <- tok(paste0(prefix, t), return_tensors = "pt")
-    out <- model$generate(input_ids = ids$input_ids, attention_mask = ids$attention_mask,
-                          max_new_tokens = 5L, num_beams = 4L)
-    tok$batch_decode(out, skip_special_tokens = TRUE, clean_up_tokenization_spaces = FALSE)[[1]]
-  }, "", USE.NAMES = FALSE)
+  reference <- function(prefix) {
+    vapply(texts, function(t) {
+      ids <- tok(paste0(prefix, t), return_tensors = "pt")
+      out <- model$generate(input_ids = ids$input_ids, attention_mask = ids$attention_mask,
+                            max_new_tokens = 5L, num_beams = 4L)
+      tok$batch_decode(out, skip_special_tokens = TRUE, clean_up_tokenization_spaces = FALSE)[[1]]
+    }, "", USE.NAMES = FALSE)
+  }
   cases <- list(c("summarization", "summarize: "),
                 c("translation_en_to_fr", "translate English to French: "),
                 c("text2text-generation", ""))

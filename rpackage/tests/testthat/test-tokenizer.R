@@ -74,7 +74,8 @@ expect_same_encodings <- function(ours, ref, texts, pairs = NULL) {
   }
   pieces <- substr(source, as.integer(unlist(starts)), as.integer(unlist(ends)))
   expect_identical(pieces, as.character(unlist(field(ref, "pieces"))))
-  expect_identical(lengths(field(ours, "overflowing")), as.integer(unlist(field(ref, "overflowing"))))
+  expect_identical(lengths(field(ours, "overflowing")),
+                   as.integer(unlist(field(ref, "overflowing"))))
 }
 
 # Random texts with ASCII words, accents and combining marks, CJK, kana, emoji (with ZWJ,
@@ -87,8 +88,10 @@ random_texts <- function(n, seed) {
   any_code <- c(1:0xD7FF, 0xE000:0x10FFFF)
   pieces <- list(
     function(k) paste(sample(c(letters, LETTERS, 0:9), k, TRUE), collapse = ""),
-    function(k) pick(c(0xE9, 0xE8, 0xEA, 0xEB, 0xE0, 0xE7, 0xF1, 0xFC, 0xF6, 0xDF, 0x301, 0x308,
-                       0x327), min(k, 4L)),
+    function(k) {
+      pick(c(0xE9, 0xE8, 0xEA, 0xEB, 0xE0, 0xE7, 0xF1, 0xFC, 0xF6, 0xDF, 0x301, 0x308, 0x327),
+           min(k, 4L))
+    },
     function(k) pick(0x4E00:0x9FFF, min(k, 4L)),
     function(k) pick(0x3040:0x30FF, min(k, 4L)),
     function(k) paste(sample(emoji, min(k, 3L), TRUE), collapse = ""),
@@ -106,7 +109,8 @@ random_texts <- function(n, seed) {
 fixed_texts <- c(
   "Hello, world!", "Deep learning is powerful.", "", " ", "a",
   "Caf\u00e9 cre\u0300me na\u00efve", "\U0001F468\u200d\U0001F469\u200d\U0001F467 family",
-  "\U0001F1EB\U0001F1F7 flag, \U0001F44D\U0001F3FD thumbs", "\u6771\u4eac\u3068\u5927\u962a\u3000\u306b",
+  "\U0001F1EB\U0001F1F7 flag, \U0001F44D\U0001F3FD thumbs",
+  "\u6771\u4eac\u3068\u5927\u962a\u3000\u306b",
   "tabs\tand\nnewlines\r\n  end", "  leading and   multiple   spaces  ", strrep("x", 300),
   "Hugging Face hosts models, datasets and spaces; R users like data frames, matrices and vectors."
 )
@@ -147,7 +151,8 @@ test_that("the seeds' tokenizer code runs as written against the Hub mirror", {
   eval(seed_000, user)
   expect_s3_class(user$tokenizer, "hfbridge_tokenizer")
   expect_s3_class(hfbridge::tokenizer, "R6ClassGenerator")
-  gpt2 <- reference_encodings(fixture_json("bpe"), c("Hello, world!", "First sentence.", "Second sentence."))
+  gpt2 <- reference_encodings(fixture_json("bpe"),
+                              c("Hello, world!", "First sentence.", "Second sentence."))
   expect_identical(user$ids, gpt2[[1]]$ids)
   expect_identical(user$decoded, "Hello, world!")
   expect_identical(user$batch_ids, list(gpt2[[2]]$ids, gpt2[[3]]$ids))
@@ -321,7 +326,8 @@ test_that("inputs: NA, empty strings, non-UTF-8, lists and bad arguments", {
     expect_error(f(c(NA, "x")), class = "hfbridge_error_invalid_argument")
   }
   expect_error(tok$encode_batch("a", pairs = c("b", NA)), class = "hfbridge_error_invalid_argument")
-  expect_error(tok$encode_batch(c("a", "b"), pairs = "c"), class = "hfbridge_error_invalid_argument")
+  expect_error(tok$encode_batch(c("a", "b"), pairs = "c"),
+               class = "hfbridge_error_invalid_argument")
   expect_error(tok$token_to_id(NA_character_), class = "hfbridge_error_invalid_argument")
   expect_identical(tok$encode("")$tokens, c("[CLS]", "[SEP]"))
   expect_identical(tok$encode("", add_special_tokens = FALSE)$ids, integer(0))
@@ -341,9 +347,11 @@ test_that("inputs: NA, empty strings, non-UTF-8, lists and bad arguments", {
   expect_error(tok$encode(1:3), class = "hfbridge_error_invalid_argument")
   expect_error(tok$encode("a", add_special_tokens = NA), class = "hfbridge_error_invalid_argument")
   expect_error(tok$enable_truncation(0), class = "hfbridge_error_invalid_argument")
-  expect_error(tok$enable_truncation(5, strategy = "middle"), class = "hfbridge_error_invalid_argument")
+  expect_error(tok$enable_truncation(5, strategy = "middle"),
+               class = "hfbridge_error_invalid_argument")
   expect_error(tok$enable_padding(direction = "up"), class = "hfbridge_error_invalid_argument")
-  expect_error(tok$encode_matrix("a", padding = "max_length"), class = "hfbridge_error_invalid_argument")
+  expect_error(tok$encode_matrix("a", padding = "max_length"),
+               class = "hfbridge_error_invalid_argument")
   expect_error(tokenizer_from_file(tempfile()), class = "hfbridge_error_invalid_argument")
   bad <- tempfile(fileext = ".json")
   writeLines("{not json", bad)
@@ -369,8 +377,8 @@ test_that("padding past the memory limit is refused with its size, before it is 
   refused(tok$encode_matrix(rep("a", 100), max_length = 1000, padding = "max_length"),
           "max_length", 1e5)
   refused(tok$encode_matrix(rep("a", 100), pad_to_multiple_of = 1000), "pad_to_multiple_of", 1e5)
-  expect_identical(dim(tok$encode_matrix(rep("a", 10), max_length = 20, padding = "max_length")$ids),
-                   c(10L, 20L))
+  padded <- tok$encode_matrix(rep("a", 10), max_length = 20, padding = "max_length")
+  expect_identical(dim(padded$ids), c(10L, 20L))
   # A length that no single encoding fits in is refused when it is set ...
   refused(tok$enable_padding(length = 1e5), "length", 1e5)
   expect_null(tok$padding)
@@ -486,7 +494,8 @@ test_that("a repo without tokenizer.json is converted as transformers' AutoToken
 })
 
 test_that("tokenizer_train() builds bpe, wordpiece and unigram tokenizers from texts or files", {
-  texts <- as.character(hfbridge:::pybridge_module("fixtures.tokenizers")$training_texts(600L, seed = 5L))
+  fixtures <- hfbridge:::pybridge_module("fixtures.tokenizers")
+  texts <- as.character(fixtures$training_texts(600L, seed = 5L))
   bpe <- tokenizer_train(texts, type = "bpe", vocab_size = 300)
   expect_match(capture.output(print(bpe))[1], "BPE model, vocabulary of 300 tokens")
   expect_identical(bpe$decode(bpe$encode(fixed_texts[6])$ids), fixed_texts[6])
@@ -532,8 +541,10 @@ test_that("a gated repo needs its token, passed as token or auth_token, never sh
   mirror_config(list(gated = list("hfbridge-test-rtok/gated" = list(secret))))
   err <- tryCatch(tokenizer_from_pretrained("hfbridge-test-rtok/gated"), error = identity)
   expect_s3_class(err, "hfbridge_error_gated")
-  err <- tryCatch(tokenizer_from_pretrained("hfbridge-test-rtok/gated", token = "hf_wrongwrongwrong1"),
-                  error = identity)
+  err <- tryCatch(
+    tokenizer_from_pretrained("hfbridge-test-rtok/gated", token = "hf_wrongwrongwrong1"),
+    error = identity
+  )
   expect_true(inherits(err, "hfbridge_error_gated") || inherits(err, "hfbridge_error_auth"))
   expect_false(grepl("hf_wrongwrongwrong1", conditionMessage(err), fixed = TRUE))
   tok <- tokenizer_from_pretrained("hfbridge-test-rtok/gated", token = secret)
