@@ -4,9 +4,9 @@ The texts are tokenized once, sorted by token count and cut into batches (:func:
 so that each batch is padded only to its own longest text, by at most 10% of it (transformers'
 feature-extraction pipeline pads every batch to its longest text in input order, and spends most
 of its time on padding). Pooling follows sentence-transformers: ``mean`` over real tokens, ``cls``
-(the first token) or ``max`` (padding set to -1e9 first), then optional L2 normalisation. ``max_length`` defaults to the model's
-``sentence_bert_config.json`` ``max_seq_length`` when there is one (256 for all-MiniLM-L6-v2),
-else to what the tokenizer and the position embeddings allow.
+(the first token) or ``max`` (padding set to -1e9 first), then optional L2 normalisation.
+``max_length`` defaults to the model's ``sentence_bert_config.json`` ``max_seq_length`` when there
+is one (256 for all-MiniLM-L6-v2), else to what the tokenizer and the position embeddings allow.
 
 On a CPU the batches run side by side, one per torch thread (:func:`run_batches`).
 

@@ -169,7 +169,8 @@ class _Decoder:
         ):
             if self.int64 == "error":
                 raise UnsupportedError(
-                    f"Tensor '{self.name}' ({self.dtype.code}) holds a value beyond 2^53 in magnitude, "
+                    f"Tensor '{self.name}' ({self.dtype.code}) holds a value beyond 2^53 in "
+                    "magnitude, "
                     'which an R double cannot hold exactly. Use int64 = "double" to accept rounded '
                     "values.",
                     tensor=self.name,
@@ -514,7 +515,8 @@ def _select(src: np.ndarray, index, t: TensorInfo, path: str) -> np.ndarray:
         ix = np.asarray(ix, dtype=np.int64).reshape(-1)
         if ix.size and (ix.min() < 0 or ix.max() >= src.shape[axis]):
             raise InvalidArgumentError(
-                f"An index of dimension {axis + 1} of tensor '{t.name}' is outside 1..{src.shape[axis]}.",
+                f"An index of dimension {axis + 1} of tensor '{t.name}' is outside "
+                f"1..{src.shape[axis]}.",
                 tensor=t.name,
                 path=path,
             )
@@ -711,7 +713,8 @@ def _save_dtype(name: str, arr: np.ndarray, asked, default) -> str:
     kind = arr.dtype.kind
     if kind not in _DEFAULT_SAVE:
         raise InvalidArgumentError(
-            f"Tensor '{name}' is of type {arr.dtype}; only double, integer and logical can be saved.",
+            f"Tensor '{name}' is of type {arr.dtype}; only double, integer and logical can be "
+            "saved.",
             tensor=name,
         )
     if asked is None:

@@ -1,4 +1,5 @@
-"""pybridge.hub and pybridge.cache against the local mirror, compared with huggingface_hub itself."""
+"""pybridge.hub and pybridge.cache against the local mirror, compared with huggingface_hub
+itself."""
 
 from __future__ import annotations
 

@@ -531,7 +531,8 @@ def test_push_model_then_transformers_reads_it_through_the_mirror(
             "-c",
             GENERATE.replace(
                 "w = model.transformer.h[0].attn.c_attn.weight",
-                "import torch\nwith torch.no_grad(): model.transformer.h[0].attn.c_attn.weight[1, 2] = "
+                "import torch\nwith torch.no_grad(): "
+                "model.transformer.h[0].attn.c_attn.weight[1, 2] = "
                 "0.625\nw = model.transformer.h[0].attn.c_attn.weight",
             ),
             gpt2["folder"],

@@ -248,7 +248,7 @@ outcome <- vapply(files, function(f) {{
 }}, "")
 writeLines(paste(basename(files), outcome, sep = "\\t"), {json.dumps(str(results))})
 cat("done", length(files), "\\n")
-"""
+"""  # noqa: E501 (R source sent to Rscript verbatim; wrapping it would change the script)
     env = {
         **os.environ,
         "RETICULATE_PYTHON": os.environ.get(

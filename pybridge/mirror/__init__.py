@@ -18,9 +18,10 @@ Store layout (see :mod:`pybridge.mirror.store`): ``DIR/models/<org>/<name>/``,
 commit.
 
 Protocol (docs/hub-protocol.md; writes in docs/publish.md): HEAD/GET
-``/{prefix}{repo}/resolve/{rev}/{path}`` with ``X-Repo-Commit``, a quoted ``ETag`` (git blob sha1; sha256 for files above 10 MB) and the
-real ``Content-Length`` (also on HEAD), byte ranges answered with 206, never a redirect and no
-Xet headers; ``/api/{models|datasets|spaces}/{repo}[/revision/{rev}]`` (``?blobs=True``),
+``/{prefix}{repo}/resolve/{rev}/{path}`` with ``X-Repo-Commit``, a quoted ``ETag`` (git blob
+sha1; sha256 for files above 10 MB) and the real ``Content-Length`` (also on HEAD), byte ranges
+answered with 206, never a redirect and no Xet headers;
+``/api/{models|datasets|spaces}/{repo}[/revision/{rev}]`` (``?blobs=True``),
 ``.../tree/{rev}[/{path}]`` (``recursive``, ``expand``), ``.../refs`` and ``.../paths-info/{rev}``.
 ``/api/agent-harnesses`` answers 404.
 

@@ -10,7 +10,8 @@ Example::
       "users":   {"alice": ["token-w"]},
       "faults":  [
         {"path": "org/name/model.safetensors", "kind": "close", "times": 1},
-        {"path": "org/name/config.json", "kind": "status", "status": 503, "times": 2, "method": "HEAD"},
+        {"path": "org/name/config.json", "kind": "status", "status": 503, "times": 2,
+         "method": "HEAD"},
         {"path": "org/*", "kind": "delay", "seconds": 0.2, "times": 3}
       ]
     }
