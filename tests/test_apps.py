@@ -177,9 +177,9 @@ def _wait_status(driver, name, expected, timeout=120):
             f" return s === {json.dumps(expected)}",
             timeout,
         )
-    except AssertionError:
+    except AssertionError as exc:
         error = driver.execute_script(f"return document.getElementById('{name}_error').innerText")
-        raise AssertionError(f"{name}: status {_status(driver, name)!r}, error {error!r}")
+        raise AssertionError(f"{name}: status {_status(driver, name)!r}, error {error!r}") from exc
     _idle(driver)
 
 

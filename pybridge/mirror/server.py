@@ -249,7 +249,7 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
             try:
                 self.server.config.set_faults(json.loads(self._read_body() or b"[]"))
             except (ValueError, ConfigError) as exc:
-                raise HubError(400, "BadRequest", str(exc))
+                raise HubError(400, "BadRequest", str(exc)) from None
             return self._send_json(200, {"ok": True})
         raise HubError(404, "NotFound", "Unknown mirror control path.")
 
@@ -307,7 +307,7 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
         try:
             repo = self.server.store.get(repo_type, repo_id)
         except StoreError as err:
-            raise _from_store(err)
+            raise _from_store(err) from None
         self._check_access(repo_type, repo_id, repo)
         return repo
 
@@ -315,7 +315,7 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
         try:
             return repo.snapshot(revision)
         except StoreError as err:
-            raise _from_store(err)
+            raise _from_store(err) from None
 
     # ---- /resolve -------------------------------------------------------------------------
     def _resolve(self, segs, fault):
@@ -325,7 +325,7 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
         try:
             path = check_relative(path)
         except StoreError as err:
-            raise HubError(err.status, err.code, err.message, snap.commit)
+            raise HubError(err.status, err.code, err.message, snap.commit) from None
         entry = snap.files.get(path)
         if entry is None:
             raise HubError(
@@ -460,7 +460,7 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
         try:
             path = check_relative(path)
         except StoreError as err:
-            raise HubError(err.status, err.code, err.message, snap.commit)
+            raise HubError(err.status, err.code, err.message, snap.commit) from None
         recursive = _flag(query, "recursive")
         entries = tree_entries(snap, path, recursive)
         if entries is None:

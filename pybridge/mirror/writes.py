@@ -156,7 +156,7 @@ class WriteRoutes:
         try:
             return fn(*args, **kwargs)
         except StoreError as err:
-            raise _from_store(err)
+            raise _from_store(err) from None
 
     def _check_write(self, repo_type: str, repo_id: str) -> str:
         """The token, if it may write to the repo; else 401 (none, unknown) or 403 (read-only)."""
