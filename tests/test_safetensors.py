@@ -92,7 +92,7 @@ def torch_file(tmp_path, dtype_code):
 def read_all(handle, use_fill):
     """Reads every tensor through fill() (into a column-major buffer, like R) or read()."""
     out = {}
-    for name, code, ndim, shape in zip(
+    for name, code, _ndim, shape in zip(
         *(handle.info()[k] for k in ("names", "dtypes", "ndim")), _shapes(handle.info())
     ):
         wire = S.DTYPES[code].wire
@@ -166,11 +166,11 @@ def test_indexing_contract_on_a_4d_tensor(tmp_path):
     np_save_file({"x": t}, str(tmp_path / "x.safetensors"))
     got, _ = S.open_file(str(tmp_path / "x.safetensors")).read("x")
     assert got.shape == (2, 3, 4, 5) and got.flags.f_contiguous
-    # R's x[i, j, k, l] is the column-major element (i-1) + 2*(j-1) + ...: Python's t[i-1, ...].
+    # R's x[i, j, k, m] is the column-major element (i-1) + 2*(j-1) + ...: Python's t[i-1, ...].
     flat = got.reshape(-1, order="F")
-    for i, j, k, l in [(1, 1, 1, 1), (2, 3, 4, 5), (1, 2, 3, 4), (2, 1, 4, 2)]:
-        pos = (i - 1) + 2 * (j - 1) + 6 * (k - 1) + 24 * (l - 1)
-        assert flat[pos] == t[i - 1, j - 1, k - 1, l - 1]
+    for i, j, k, m in [(1, 1, 1, 1), (2, 3, 4, 5), (1, 2, 3, 4), (2, 1, 4, 2)]:
+        pos = (i - 1) + 2 * (j - 1) + 6 * (k - 1) + 24 * (m - 1)
+        assert flat[pos] == t[i - 1, j - 1, k - 1, m - 1]
 
 
 def test_large_tiles_and_thin_shapes(tmp_path):
@@ -337,7 +337,7 @@ def test_invalid_files_are_invalid_file_errors(tmp_path, kind):
     assert e.value.fields["path"] == str(path)
     with pytest.raises(errors.InvalidFileError):
         S.deserialize(bytearray(data))
-    with pytest.raises(Exception):  # the reference library refuses them too
+    with pytest.raises(safetensors.SafetensorError):  # the reference library refuses them too
         safetensors.safe_open(str(path), framework="numpy")
 
 
