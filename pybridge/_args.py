@@ -27,7 +27,8 @@ def check_repo_type(value, **fields) -> str:
     if value not in REPO_TYPES:
         raise errors.InvalidArgumentError(
             f"repo_type must be one of {', '.join(REPO_TYPES)}, not '{value}'.",
-            **{**fields, "argument": "repo_type"})
+            **{**fields, "argument": "repo_type"},
+        )
     return value
 
 
@@ -35,7 +36,8 @@ def check_space_sdk(value, **fields) -> str:
     if value not in SPACE_SDKS:
         raise errors.InvalidArgumentError(
             f"A Space needs space_sdk, one of {', '.join(SPACE_SDKS)}.",
-            **{**fields, "argument": "space_sdk"})
+            **{**fields, "argument": "space_sdk"},
+        )
     return value
 
 
@@ -45,13 +47,14 @@ def texts(value, name) -> list:
         return [value]
     if not isinstance(value, (list, tuple)):
         raise errors.InvalidArgumentError(
-            f"{name} must be a character vector or a list of strings, not "
-            f"{type(value).__name__}.", argument=name)
+            f"{name} must be a character vector or a list of strings, not {type(value).__name__}.",
+            argument=name,
+        )
     bad = [i + 1 for i, v in enumerate(value) if not isinstance(v, str)]
     if bad:
         raise errors.InvalidArgumentError(
-            f"{name} must be strings, without NA; not at positions {positions(bad)}.",
-            argument=name)
+            f"{name} must be strings, without NA; not at positions {positions(bad)}.", argument=name
+        )
     return list(value)
 
 
@@ -63,7 +66,8 @@ def count(value, name, minimum=1) -> int:
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise errors.InvalidArgumentError(
-            f"{name} must be a whole number >= {minimum}, not {value!r}.", argument=name)
+            f"{name} must be a whole number >= {minimum}, not {value!r}.", argument=name
+        )
     return value
 
 
@@ -73,10 +77,15 @@ def optional_count(value, name, minimum=1):
 
 def positive(value, name) -> float:
     """A finite number above 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-            or not math.isfinite(value):
-        raise errors.InvalidArgumentError(f"{name} must be a positive number, not {value!r}.",
-                                          argument=name)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not value > 0
+        or not math.isfinite(value)
+    ):
+        raise errors.InvalidArgumentError(
+            f"{name} must be a positive number, not {value!r}.", argument=name
+        )
     return value
 
 
@@ -84,7 +93,8 @@ def choice(value, allowed, name) -> str:
     if value not in allowed:
         raise errors.InvalidArgumentError(
             f"{name} must be one of {', '.join(repr(a) for a in allowed)}, not {value!r}.",
-            argument=name)
+            argument=name,
+        )
     return value
 
 

@@ -85,8 +85,11 @@ def heal_refs(repo_folder: str) -> None:
 def _repo_folders(cache_dir: str) -> List[str]:
     if not os.path.isdir(cache_dir):
         return []
-    return sorted(os.path.join(cache_dir, name) for name in os.listdir(cache_dir)
-                  if name.split("--", 1)[0] in ("models", "datasets", "spaces") and "--" in name)
+    return sorted(
+        os.path.join(cache_dir, name)
+        for name in os.listdir(cache_dir)
+        if name.split("--", 1)[0] in ("models", "datasets", "spaces") and "--" in name
+    )
 
 
 def _lock_path(repo_folder: str, etag: str) -> str:
@@ -141,8 +144,7 @@ def partial_downloads(repo_folder: str) -> List[dict]:
             size = os.path.getsize(path)
         except OSError:
             continue
-        out.append({"path": path, "size": size,
-                    "in_use": _held(_lock_path(repo_folder, etag))})
+        out.append({"path": path, "size": size, "in_use": _held(_lock_path(repo_folder, etag))})
     return out
 
 
@@ -181,7 +183,7 @@ def _scan(cache_dir: str):
 
 
 def _revision_label(rev) -> str:
-    """A revision as its refs (e.g. "main") followed by its commit, e.g. "main@0123abcd...". """
+    """A revision as its refs (e.g. "main") followed by its commit, e.g. "main@0123abcd..."."""
     refs = ",".join(sorted(rev.refs))
     return f"{refs}@{rev.commit_hash}" if refs else rev.commit_hash
 
@@ -215,8 +217,9 @@ def scan(env=None) -> dict:
     s = resolve(env)
     info = _scan(s.cache_dir)
     repos = sorted(info.repos, key=lambda r: (r.repo_type, r.repo_id)) if info else []
-    revisions = [sorted(r.revisions, key=lambda v: (-v.last_modified, v.commit_hash))
-                 for r in repos]
+    revisions = [
+        sorted(r.revisions, key=lambda v: (-v.last_modified, v.commit_hash)) for r in repos
+    ]
     return {
         "repo_id": [r.repo_id for r in repos],
         "repo_type": [r.repo_type for r in repos],
@@ -246,14 +249,18 @@ def delete(repo_id, revision=None, repo_type="model", env=None) -> dict:
     info = _scan(s.cache_dir)
     repo = None
     if info is not None:
-        repo = next((r for r in info.repos
-                     if r.repo_id == repo_id and r.repo_type == repo_type), None)
+        repo = next(
+            (r for r in info.repos if r.repo_id == repo_id and r.repo_type == repo_type), None
+        )
     if repo is None and freed > 0 and revision is None:
         return {"freed": freed, "commits": []}
     if repo is None:
         raise errors.RepoNotFoundError(
             f"The {repo_type} repo '{repo_id}' is not in the cache at {s.cache_dir}; "
-            "hub_cache_scan() lists what is.", path=s.cache_dir, **ctx)
+            "hub_cache_scan() lists what is.",
+            path=s.cache_dir,
+            **ctx,
+        )
     commits = _select(repo, revision, ctx, s.cache_dir)
     strategy = info.delete_revisions(*commits)
     freed += float(strategy.expected_freed_size)
@@ -273,4 +280,7 @@ def _select(repo, revision, ctx, cache_dir):
     what = "matches several cached commits" if matches else "is not cached"
     raise errors.RevisionNotFoundError(
         f"Revision '{revision}' of '{ctx['repo_id']}' {what} in {cache_dir}. Cached revisions: "
-        f"{known}. Give a ref or a longer commit hash.", path=cache_dir, **ctx)
+        f"{known}. Give a ref or a longer commit hash.",
+        path=cache_dir,
+        **ctx,
+    )

@@ -38,10 +38,9 @@ from . import errors, hub
 from .settings import resolve
 
 REPO_TYPE = "dataset"
-EXACT_DOUBLE_INT = 2 ** 53
-INT32_MAX = 2 ** 31 - 1
-FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".json": "json",
-           ".jsonl": "json"}
+EXACT_DOUBLE_INT = 2**53
+INT32_MAX = 2**31 - 1
+FORMATS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json"}
 CONVERT_REVISION = "refs/convert/parquet"
 _CONVERT_FILE = re.compile(r"^([^/]+)/(?:partial-)?([^/]+)/\d+\.parquet$")
 
@@ -50,8 +49,17 @@ _CONVERT_FILE = re.compile(r"^([^/]+)/(?:partial-)?([^/]+)/\d+\.parquet$")
 # The verbs
 
 
-def read(repo_id, split="train", config=None, revision="main", columns=None, n_max=None,
-         env=None, token=None, quiet=False) -> dict:
+def read(
+    repo_id,
+    split="train",
+    config=None,
+    revision="main",
+    columns=None,
+    n_max=None,
+    env=None,
+    token=None,
+    quiet=False,
+) -> dict:
     """One split as columns for R (see the module docstring); only the files, columns and row
     groups needed."""
     repo = _open_repo(repo_id, revision, env, token, quiet)
@@ -66,8 +74,9 @@ def info(repo_id, revision="main", env=None, token=None) -> dict:
     """Configs, splits (with files, rows and bytes) and features, as columns."""
     repo = _open_repo(repo_id, revision, env, token, True)
     configs = _configs(repo)
-    split_rows = {k: [] for k in ("config", "split", "num_rows", "num_bytes", "num_files",
-                                  "format")}
+    split_rows = {
+        k: [] for k in ("config", "split", "num_rows", "num_bytes", "num_files", "format")
+    }
     feature_rows = {k: [] for k in ("config", "column", "type", "levels")}
     for name, splits in configs.items():
         known = repo.dataset_infos.get(name)
@@ -83,8 +92,11 @@ def info(repo_id, revision="main", env=None, token=None) -> dict:
             split_rows["num_files"].append(len(paths))
             split_rows["format"].append(_format_of(paths, repo, name, split))
             if seen_features is None:
-                seen_features = (known.features if known is not None and known.features
-                                 else _parquet_features(repo, paths))
+                seen_features = (
+                    known.features
+                    if known is not None and known.features
+                    else _parquet_features(repo, paths)
+                )
         for column, feature in (seen_features or {}).items():
             feature_rows["config"].append(name)
             feature_rows["column"].append(column)
@@ -93,12 +105,26 @@ def info(repo_id, revision="main", env=None, token=None) -> dict:
     split_rows["num_rows"] = np.asarray(split_rows["num_rows"], dtype=np.float64)
     split_rows["num_bytes"] = np.asarray(split_rows["num_bytes"], dtype=np.float64)
     split_rows["num_files"] = np.asarray(split_rows["num_files"], dtype=np.int32)
-    return {"repo_id": repo_id, "sha": repo.sha, "default_config": _default_config(repo, configs),
-            "splits": split_rows, "features": feature_rows}
+    return {
+        "repo_id": repo_id,
+        "sha": repo.sha,
+        "default_config": _default_config(repo, configs),
+        "splits": split_rows,
+        "features": feature_rows,
+    }
 
 
-def open_chunks(repo_id, split="train", config=None, revision="main", columns=None,
-                chunk_size=10_000, env=None, token=None, quiet=False) -> "Chunks":
+def open_chunks(
+    repo_id,
+    split="train",
+    config=None,
+    revision="main",
+    columns=None,
+    chunk_size=10_000,
+    env=None,
+    token=None,
+    quiet=False,
+) -> "Chunks":
     """A reader of one split, chunk by chunk: ``.next()`` gives the next chunk's columns for R,
     or None at the end. Parquet shards are downloaded one at a time, as they are reached."""
     repo = _open_repo(repo_id, revision, env, token, quiet)
@@ -118,8 +144,16 @@ def write(columns, path, split="train") -> dict:
     return {"path": path, "num_rows": table.num_rows, "split": split}
 
 
-def upload(columns, repo_id, split="train", private=False, commit_message=None, quiet=False,
-           env=None, token=None) -> dict:
+def upload(
+    columns,
+    repo_id,
+    split="train",
+    private=False,
+    commit_message=None,
+    quiet=False,
+    env=None,
+    token=None,
+) -> dict:
     """Write the columns as ``data/<split>-00000-of-00001.parquet`` (the layout ``push_to_hub``
     uses) and push it in one commit, creating the dataset repo if needed."""
     from . import publish
@@ -128,12 +162,19 @@ def upload(columns, repo_id, split="train", private=False, commit_message=None, 
     with tempfile.TemporaryDirectory(prefix="hfbridge-upload-") as tmp:
         path = os.path.join(tmp, f"{split}-00000-of-00001.parquet")
         write(columns, path, split)
-        publish.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True,
-                            env=env, token=token)
+        publish.create_repo(
+            repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True, env=env, token=token
+        )
         res = publish.upload_file(
-            path, f"data/{split}-00000-of-00001.parquet", repo_id, repo_type=REPO_TYPE,
+            path,
+            f"data/{split}-00000-of-00001.parquet",
+            repo_id,
+            repo_type=REPO_TYPE,
             commit_message=commit_message or f"Upload the {split} split with hfbridge",
-            quiet=quiet, env=env, token=token)
+            quiet=quiet,
+            env=env,
+            token=token,
+        )
     return res
 
 
@@ -149,12 +190,18 @@ class _Repo:
         self.metadata_configs, self.dataset_infos = {}, {}
 
     def download(self, path, quiet=True) -> str:
-        return hub.download(self.repo_id, path, revision=self.sha, repo_type=REPO_TYPE,
-                            quiet=quiet, env=self.env, token=self.token)
+        return hub.download(
+            self.repo_id,
+            path,
+            revision=self.sha,
+            repo_type=REPO_TYPE,
+            quiet=quiet,
+            env=self.env,
+            token=self.token,
+        )
 
     def ctx(self, **more) -> dict:
-        return {"repo_id": self.repo_id, "revision": self.revision, "repo_type": REPO_TYPE,
-                **more}
+        return {"repo_id": self.repo_id, "revision": self.revision, "repo_type": REPO_TYPE, **more}
 
 
 def _open_repo(repo_id, revision, env, token, quiet) -> _Repo:
@@ -165,8 +212,9 @@ def _open_repo(repo_id, revision, env, token, quiet) -> _Repo:
         sha, paths = _cached_listing(s, ctx)
         sizes = {}
     else:
-        listed = hub.repo_info(repo_id, revision=revision, repo_type=REPO_TYPE, env=env,
-                               token=token)
+        listed = hub.repo_info(
+            repo_id, revision=revision, repo_type=REPO_TYPE, env=env, token=token
+        )
         sha, paths = listed["sha"], list(listed["path"])
         sizes = {p: (None if np.isnan(v) else int(v)) for p, v in zip(paths, listed["size"])}
         _remember_revision(s, ctx, sha)
@@ -203,7 +251,9 @@ def _cached_listing(s, ctx):
         raise errors.OfflineNotCachedError(
             f"Dataset '{ctx['repo_id']}' at revision '{revision}' is not in the cache at "
             f"{s.cache_dir}, and the call is offline (HF_HUB_OFFLINE). Read it once online, or "
-            "point HF_HOME / HF_HUB_CACHE at a cache that has it.", **ctx)
+            "point HF_HOME / HF_HUB_CACHE at a cache that has it.",
+            **ctx,
+        )
     paths = []
     for root, _, names in os.walk(snapshot):
         for name in names:
@@ -226,8 +276,9 @@ def _read_card(repo: _Repo):
         repo.dataset_infos = DatasetInfosDict.from_dataset_card_data(card)
     except (ValueError, TypeError, KeyError) as exc:
         raise errors.InvalidFileError(
-            f"The README.md of dataset '{repo.repo_id}' has YAML that datasets cannot read: "
-            f"{exc}", **repo.ctx(filename="README.md")) from None
+            f"The README.md of dataset '{repo.repo_id}' has YAML that datasets cannot read: {exc}",
+            **repo.ctx(filename="README.md"),
+        ) from None
 
 
 def _configs(repo: _Repo) -> dict:
@@ -245,23 +296,26 @@ def _configs(repo: _Repo) -> dict:
             else:
                 base = (cfg.get("data_dir") or "").strip("/")
                 patterns = _default_patterns(repo, base)
-            out[name] = {str(split): _resolve_all(repo, pats, base)
-                         for split, pats in patterns.items()}
+            out[name] = {
+                str(split): _resolve_all(repo, pats, base) for split, pats in patterns.items()
+            }
     elif repo.paths and all(_CONVERT_FILE.match(p) for p in _data_paths(repo)):
         for p in _data_paths(repo):
             config, split = _CONVERT_FILE.match(p).groups()
             out.setdefault(config, {}).setdefault(split, []).append(p)
     else:
         patterns = _default_patterns(repo, "")
-        out["default"] = {str(split): _resolve_all(repo, pats, "")
-                          for split, pats in patterns.items()}
+        out["default"] = {
+            str(split): _resolve_all(repo, pats, "") for split, pats in patterns.items()
+        }
     repo._configs = out
     return out
 
 
 def _data_paths(repo):
-    return [p for p in repo.paths if os.path.splitext(p)[1].lower() in FORMATS
-            or p.endswith(".parquet")]
+    return [
+        p for p in repo.paths if os.path.splitext(p)[1].lower() in FORMATS or p.endswith(".parquet")
+    ]
 
 
 def _default_patterns(repo, base) -> dict:
@@ -273,11 +327,14 @@ def _default_patterns(repo, base) -> dict:
         if repo.offline:
             raise errors.OfflineNotCachedError(
                 f"No data file of dataset '{repo.repo_id}' is in the cache, and the call is "
-                "offline (HF_HUB_OFFLINE). Read it once online first.", **repo.ctx()) from None
+                "offline (HF_HUB_OFFLINE). Read it once online first.",
+                **repo.ctx(),
+            ) from None
         raise errors.EntryNotFoundError(
             f"Dataset '{repo.repo_id}' has no data files that datasets recognises (parquet, csv, "
             "tsv, json, jsonl; split names in file or folder names, or configs in the README).",
-            **repo.ctx()) from None
+            **repo.ctx(),
+        ) from None
 
 
 def _resolve_all(repo, patterns, base) -> list:
@@ -305,11 +362,15 @@ def _resolve(repo, pattern, base) -> list:
     full = re.sub(r"^hf://datasets/[^@]+@[^/]+/", "", full).lstrip("/")
     rx = re.compile(glob_translate(full))
     ignore = set(FILES_TO_IGNORE) - {os.path.basename(full)}
-    out = [p for p in repo.paths
-           if rx.match(p) and os.path.basename(p) not in ignore
-           and not _is_inside_unrequested_special_dir(p, full)
-           and not _is_unrequested_hidden_file_or_is_inside_unrequested_hidden_dir(p, full)
-           and _format(p) is not None]
+    out = [
+        p
+        for p in repo.paths
+        if rx.match(p)
+        and os.path.basename(p) not in ignore
+        and not _is_inside_unrequested_special_dir(p, full)
+        and not _is_unrequested_hidden_file_or_is_inside_unrequested_hidden_dir(p, full)
+        and _format(p) is not None
+    ]
     if not out:
         raise FileNotFoundError(pattern)
     return sorted(out)
@@ -345,20 +406,31 @@ def _split_files(repo, config, split):
         if config is None:
             raise errors.InvalidArgumentError(
                 f"Dataset '{repo.repo_id}' has several configs and none is the default: pick one "
-                f"with config = one of {', '.join(names)}.", argument="config", configs=names,
-                **repo.ctx())
+                f"with config = one of {', '.join(names)}.",
+                argument="config",
+                configs=names,
+                **repo.ctx(),
+            )
     if config not in configs:
         raise errors.EntryNotFoundError(
             f"Dataset '{repo.repo_id}' has no config '{config}'; its configs are "
-            f"{', '.join(names)}.", config=config, configs=names, **repo.ctx())
+            f"{', '.join(names)}.",
+            config=config,
+            configs=names,
+            **repo.ctx(),
+        )
     splits = {k: v for k, v in configs[config].items() if v}
     if split not in splits:
         kind = errors.OfflineNotCachedError if repo.offline else errors.EntryNotFoundError
         where = " in the cache (offline)" if repo.offline else ""
         raise kind(
             f"Dataset '{repo.repo_id}' (config '{config}') has no split '{split}'{where}; its "
-            f"splits are {', '.join(splits) or 'none'}.", split=split, splits=list(splits),
-            config=config, **repo.ctx())
+            f"splits are {', '.join(splits) or 'none'}.",
+            split=split,
+            splits=list(splits),
+            config=config,
+            **repo.ctx(),
+        )
     return config, splits[split]
 
 
@@ -367,8 +439,11 @@ def _format_of(paths, repo, config, split) -> str:
     if len(formats) != 1:
         raise errors.UnsupportedError(
             f"Split '{split}' of dataset '{repo.repo_id}' (config '{config}') mixes the formats "
-            f"{', '.join(formats)}; hfbridge reads one format per split.", split=split,
-            config=config, **repo.ctx())
+            f"{', '.join(formats)}; hfbridge reads one format per split.",
+            split=split,
+            config=config,
+            **repo.ctx(),
+        )
     return formats[0]
 
 
@@ -464,8 +539,13 @@ class _Reader:
             raise errors.EntryNotFoundError(
                 f"Dataset '{self.repo.repo_id}' (config '{self.config}', split '{self.split}') "
                 f"has no column {', '.join(repr(c) for c in missing)}; its columns are "
-                f"{', '.join(available)}.", column=missing, columns=list(available),
-                split=self.split, config=self.config, **self.repo.ctx(filename=path))
+                f"{', '.join(available)}.",
+                column=missing,
+                columns=list(available),
+                split=self.split,
+                config=self.config,
+                **self.repo.ctx(filename=path),
+            )
         return list(self.columns)
 
     def _finish(self, table, path):
@@ -482,7 +562,8 @@ class _Reader:
         except (ValueError, TypeError) as exc:
             raise errors.InvalidFileError(
                 f"'{path}' does not fit the features of the README: {exc}",
-                **self.repo.ctx(filename=path)) from None
+                **self.repo.ctx(filename=path),
+            ) from None
 
     def features(self, table):
         import datasets
@@ -635,10 +716,16 @@ def encode_table(table, features=None) -> dict:
     buffers held by ``held`` (a :class:`Held`) until R releases them."""
     features = features or {}
     held = Held()
-    specs = [column_spec(table.column(i), features.get(name), held)
-             for i, name in enumerate(table.column_names)]
-    return {"names": list(table.column_names), "columns": specs, "num_rows": table.num_rows,
-            "held": held}
+    specs = [
+        column_spec(table.column(i), features.get(name), held)
+        for i, name in enumerate(table.column_names)
+    ]
+    return {
+        "names": list(table.column_names),
+        "columns": specs,
+        "num_rows": table.num_rows,
+        "held": held,
+    }
 
 
 def column_spec(column, feature=None, held=None) -> dict:
@@ -663,8 +750,13 @@ def column_spec(column, feature=None, held=None) -> dict:
     return _array_spec(arr, feature, Held() if held is None else held)
 
 
-_BUFFER_TYPES = {"int32": "int32", "double": "float64", "bool": "bool", "string": "utf8",
-                 "large_string": "large_utf8"}
+_BUFFER_TYPES = {
+    "int32": "int32",
+    "double": "float64",
+    "bool": "bool",
+    "string": "utf8",
+    "large_string": "large_utf8",
+}
 
 
 def buffers(arr, held) -> dict:
@@ -674,10 +766,14 @@ def buffers(arr, held) -> dict:
     keeps the array alive."""
     held.hold(arr)
     bufs = arr.buffers()
-    return {"type": _BUFFER_TYPES[str(arr.type)], "length": float(len(arr)),
-            "offset": float(arr.offset),
-            "validity": _address(bufs[0]) if arr.null_count else 0.0,
-            "values": _address(bufs[1]), "data": _address(bufs[2]) if len(bufs) > 2 else 0.0}
+    return {
+        "type": _BUFFER_TYPES[str(arr.type)],
+        "length": float(len(arr)),
+        "offset": float(arr.offset),
+        "validity": _address(bufs[0]) if arr.null_count else 0.0,
+        "values": _address(bufs[1]),
+        "data": _address(bufs[2]) if len(bufs) > 2 else 0.0,
+    }
 
 
 def _address(buf) -> float:
@@ -693,12 +789,18 @@ def _array_spec(arr, feature, held) -> dict:
     typ = arr.type
     levels = _feature_levels_list(feature)
     if levels is not None and t.is_integer(typ):
-        return {"kind": "factor", "buffers": buffers(_codes(arr, len(levels)), held),
-                "levels": levels}
+        return {
+            "kind": "factor",
+            "buffers": buffers(_codes(arr, len(levels)), held),
+            "levels": levels,
+        }
     if t.is_dictionary(typ):
         levels = [str(v) for v in arr.dictionary.to_pylist()]
-        return {"kind": "factor", "buffers": buffers(_codes(arr.indices, len(levels)), held),
-                "levels": levels}
+        return {
+            "kind": "factor",
+            "buffers": buffers(_codes(arr.indices, len(levels)), held),
+            "levels": levels,
+        }
     if t.is_boolean(typ):
         return {"kind": "logical", "buffers": buffers(arr, held)}
     if t.is_integer(typ):
@@ -716,25 +818,32 @@ def _array_spec(arr, feature, held) -> dict:
     if t.is_date(typ):
         days = pc.cast(arr.cast(pa.date32()).cast(pa.int32()), pa.float64())
         return {"kind": "date", "buffers": buffers(days, held)}
-    if t.is_list(typ) or t.is_large_list(typ) or t.is_fixed_size_list(typ) or \
-            t.is_list_view(typ):
+    if t.is_list(typ) or t.is_large_list(typ) or t.is_fixed_size_list(typ) or t.is_list_view(typ):
         return _list_spec(arr, feature, held)
     if t.is_struct(typ):
         names = [typ.field(i).name for i in range(typ.num_fields)]
         sub = feature if isinstance(feature, dict) else {}
-        return {"kind": "struct", "names": names,
-                "fields": [_array_spec(arr.field(i), sub.get(n), held)
-                           for i, n in enumerate(names)]}
+        return {
+            "kind": "struct",
+            "names": names,
+            "fields": [_array_spec(arr.field(i), sub.get(n), held) for i, n in enumerate(names)],
+        }
     if t.is_binary(typ) or t.is_large_binary(typ) or t.is_fixed_size_binary(typ):
         return {"kind": "binary", "values": arr.to_pylist()}
     if t.is_null(typ):
         return {"kind": "null", "length": len(arr)}
     if t.is_duration(typ):
-        return _array_spec(pc.divide(arr.cast(pa.int64()).cast(pa.float64()),
-                                     {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[typ.unit]),
-                           None, held)
-    raise errors.UnsupportedError(f"Arrow type {typ} has no R conversion in hfbridge.",
-                                  arrow_type=str(typ))
+        return _array_spec(
+            pc.divide(
+                arr.cast(pa.int64()).cast(pa.float64()),
+                {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[typ.unit],
+            ),
+            None,
+            held,
+        )
+    raise errors.UnsupportedError(
+        f"Arrow type {typ} has no R conversion in hfbridge.", arrow_type=str(typ)
+    )
 
 
 def _cast(arr, typ):
@@ -747,8 +856,11 @@ def _codes(arr, n_levels):
     import pyarrow.compute as pc
 
     known = pc.and_(pc.greater_equal(arr, 0), pc.less(arr, n_levels))
-    return pc.if_else(known, pc.cast(pc.add(_cast(arr, pa.int64()), 1), pa.int32(),
-                                     safe=False), pa.scalar(None, pa.int32()))
+    return pc.if_else(
+        known,
+        pc.cast(pc.add(_cast(arr, pa.int64()), 1), pa.int32(), safe=False),
+        pa.scalar(None, pa.int32()),
+    )
 
 
 def _integer_spec(arr, held) -> dict:
@@ -762,8 +874,11 @@ def _integer_spec(arr, held) -> dict:
     if low is None or (low > -INT32_MAX - 1 and high <= INT32_MAX):  # R's NA is -2^31
         return {"kind": "integer", "buffers": buffers(arr.cast(pa.int32()), held)}
     inexact = bool(max(abs(low), abs(high)) > EXACT_DOUBLE_INT)
-    return {"kind": "double", "buffers": buffers(arr.cast(pa.float64(), safe=False), held),
-            "inexact": inexact}
+    return {
+        "kind": "double",
+        "buffers": buffers(arr.cast(pa.float64(), safe=False), held),
+        "inexact": inexact,
+    }
 
 
 def _list_spec(arr, feature, held) -> dict:
@@ -778,14 +893,20 @@ def _list_spec(arr, feature, held) -> dict:
     offsets = np.zeros(len(arr) + 1, dtype=np.int64)
     np.cumsum(lengths.to_numpy(zero_copy_only=False), out=offsets[1:])
     if offsets[-1] > INT32_MAX:
-        raise errors.UnsupportedError("A list column holds more than 2^31 values in one read; "
-                                      "read fewer rows at a time (n_max, hub_dataset_chunks()).")
+        raise errors.UnsupportedError(
+            "A list column holds more than 2^31 values in one read; "
+            "read fewer rows at a time (n_max, hub_dataset_chunks())."
+        )
     child_feature = getattr(feature, "feature", None)
     if isinstance(feature, list) and feature:
         child_feature = feature[0]
     na = buffers(arr.is_null(), held) if arr.null_count else None
-    return {"kind": "list", "offsets": buffers(pa.array(offsets.astype(np.int32)), held),
-            "na": na, "child": _array_spec(flat, child_feature, held)}
+    return {
+        "kind": "list",
+        "offsets": buffers(pa.array(offsets.astype(np.int32)), held),
+        "na": na,
+        "child": _array_spec(flat, child_feature, held),
+    }
 
 
 def _feature_levels_list(feature) -> Optional[list]:
@@ -854,8 +975,9 @@ def _decode_column(spec, name):
         offsets = np.asarray(spec["offsets"], dtype=np.int32).reshape(-1)
         child, child_feature = _decode_column(spec["child"], name)
         mask = _mask(spec, len(offsets) - 1)
-        arr = pa.ListArray.from_arrays(pa.array(offsets), child,
-                                       mask=None if mask is None else pa.array(mask))
+        arr = pa.ListArray.from_arrays(
+            pa.array(offsets), child, mask=None if mask is None else pa.array(mask)
+        )
         return arr, datasets.List(child_feature)
     values = spec.get("values")
     if kind == "string":
@@ -866,30 +988,32 @@ def _decode_column(spec, name):
     pa_mask = None if mask is None else mask
     if kind == "factor":
         codes = np.asarray(values, dtype=np.int64)
-        levels = [str(v) for v in spec["levels"]] if not isinstance(spec["levels"], str) \
+        levels = (
+            [str(v) for v in spec["levels"]]
+            if not isinstance(spec["levels"], str)
             else [spec["levels"]]
-        return (pa.array(codes, pa.int64(), mask=pa_mask),
-                datasets.ClassLabel(names=levels))
+        )
+        return (pa.array(codes, pa.int64(), mask=pa_mask), datasets.ClassLabel(names=levels))
     if kind == "integer":
-        return pa.array(values.astype(np.int32), pa.int32(), mask=pa_mask), \
-            datasets.Value("int32")
+        return pa.array(values.astype(np.int32), pa.int32(), mask=pa_mask), datasets.Value("int32")
     if kind == "double":
-        return pa.array(values.astype(np.float64), pa.float64(), mask=pa_mask), \
-            datasets.Value("float64")
+        return pa.array(values.astype(np.float64), pa.float64(), mask=pa_mask), datasets.Value(
+            "float64"
+        )
     if kind == "logical":
         return pa.array(values.astype(bool), pa.bool_(), mask=pa_mask), datasets.Value("bool")
     if kind == "string":
         return pa.array(values, pa.string(), mask=pa_mask), datasets.Value("string")
     if kind == "date":
-        return pa.array(values.astype(np.int32), pa.int32(), mask=pa_mask).cast(pa.date32()), \
-            datasets.Value("date32")
+        return pa.array(values.astype(np.int32), pa.int32(), mask=pa_mask).cast(
+            pa.date32()
+        ), datasets.Value("date32")
     if kind == "timestamp":
         tz = spec.get("tz") or "UTC"
         micros = np.round(values.astype(np.float64) * 1e6).astype(np.int64)
         arr = pa.array(micros, pa.int64(), mask=pa_mask).cast(pa.timestamp("us", tz))
         return arr, datasets.Value(f"timestamp[us, tz={tz}]")
-    raise errors.UnsupportedError(f"Column '{name}' of kind {kind} cannot be written.",
-                                  column=name)
+    raise errors.UnsupportedError(f"Column '{name}' of kind {kind} cannot be written.", column=name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -901,33 +1025,47 @@ def _check_columns(columns):
         return None
     if isinstance(columns, str):
         columns = [columns]
-    if not isinstance(columns, (list, tuple)) or not columns or \
-            not all(isinstance(c, str) and c for c in columns):
-        raise errors.InvalidArgumentError("columns must be NULL or column names.",
-                                          argument="columns")
+    if (
+        not isinstance(columns, (list, tuple))
+        or not columns
+        or not all(isinstance(c, str) and c for c in columns)
+    ):
+        raise errors.InvalidArgumentError(
+            "columns must be NULL or column names.", argument="columns"
+        )
     return list(dict.fromkeys(columns))
 
 
 def _check_n_max(n_max):
     if n_max is None or (isinstance(n_max, float) and n_max == float("inf")):
         return None
-    if isinstance(n_max, bool) or not isinstance(n_max, (int, float)) or n_max < 0 or \
-            int(n_max) != n_max:
-        raise errors.InvalidArgumentError("n_max must be a whole number >= 0, or Inf.",
-                                          argument="n_max")
+    if (
+        isinstance(n_max, bool)
+        or not isinstance(n_max, (int, float))
+        or n_max < 0
+        or int(n_max) != n_max
+    ):
+        raise errors.InvalidArgumentError(
+            "n_max must be a whole number >= 0, or Inf.", argument="n_max"
+        )
     return int(n_max)
 
 
 def _check_chunk_size(chunk_size):
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, float)) or \
-            chunk_size < 1 or int(chunk_size) != chunk_size:
-        raise errors.InvalidArgumentError("chunk_size must be a whole number >= 1.",
-                                          argument="chunk_size")
+    if (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, (int, float))
+        or chunk_size < 1
+        or int(chunk_size) != chunk_size
+    ):
+        raise errors.InvalidArgumentError(
+            "chunk_size must be a whole number >= 1.", argument="chunk_size"
+        )
     return int(chunk_size)
 
 
 def _check_split_name(split):
     if not isinstance(split, str) or not re.match(r"^\w+(\.\w+)*$", split):
         raise errors.InvalidArgumentError(
-            "split must be a name of letters, digits and '_' (such as 'train').",
-            argument="split")
+            "split must be a name of letters, digits and '_' (such as 'train').", argument="split"
+        )

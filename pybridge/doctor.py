@@ -7,8 +7,16 @@ import sys
 
 from . import settings as _settings
 from .models import MODEL_STACK
-PACKAGES = ("numpy", "huggingface_hub", "tokenizers", "safetensors", "transformers", "torch",
-            "sentence-transformers")
+
+PACKAGES = (
+    "numpy",
+    "huggingface_hub",
+    "tokenizers",
+    "safetensors",
+    "transformers",
+    "torch",
+    "sentence-transformers",
+)
 
 
 def _version(name: str) -> str:

@@ -4,9 +4,9 @@ The texts are tokenized once, sorted by token count and cut into batches (:func:
 so that each batch is padded only to its own longest text, by at most 10% of it (transformers'
 feature-extraction pipeline pads every batch to its longest text in input order, and spends most
 of its time on padding). Pooling follows sentence-transformers: ``mean`` over real tokens, ``cls``
-(the first token) or ``max`` (padding set to -1e9 first), then optional L2 normalisation. ``max_length`` defaults to the model's
-``sentence_bert_config.json`` ``max_seq_length`` when there is one (256 for all-MiniLM-L6-v2),
-else to what the tokenizer and the position embeddings allow.
+(the first token) or ``max`` (padding set to -1e9 first), then optional L2 normalisation.
+``max_length`` defaults to the model's ``sentence_bert_config.json`` ``max_seq_length`` when there
+is one (256 for all-MiniLM-L6-v2), else to what the tokenizer and the position embeddings allow.
 
 On a CPU the batches run side by side, one per torch thread (:func:`run_batches`).
 
@@ -31,26 +31,68 @@ POOLINGS = ("mean", "cls", "max")
 # One-call API
 
 
-def embed(texts, model, pooling="mean", normalize=False, batch_size=32, max_length=None,
-          revision="main", device="cpu", allow_pickle=False, trust_remote_code=False, env=None,
-          token=None) -> np.ndarray:
+def embed(
+    texts,
+    model,
+    pooling="mean",
+    normalize=False,
+    batch_size=32,
+    max_length=None,
+    revision="main",
+    device="cpu",
+    allow_pickle=False,
+    trust_remote_code=False,
+    env=None,
+    token=None,
+) -> np.ndarray:
     """An (n, d) float64 matrix of pooled embeddings, one row per text, in input order."""
-    job = start(texts, model, "embed", pooling=pooling, normalize=normalize,
-                batch_size=batch_size, max_length=max_length, revision=revision, device=device,
-                allow_pickle=allow_pickle, trust_remote_code=trust_remote_code, env=env,
-                token=token)
+    job = start(
+        texts,
+        model,
+        "embed",
+        pooling=pooling,
+        normalize=normalize,
+        batch_size=batch_size,
+        max_length=max_length,
+        revision=revision,
+        device=device,
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
+        env=env,
+        token=token,
+    )
     step(job)
     return finish(job)
 
 
-def hidden_states(texts, model, layers=-1, batch_size=32, max_length=None, revision="main",
-                  device="cpu", allow_pickle=False, trust_remote_code=False, env=None,
-                  token=None) -> dict:
+def hidden_states(
+    texts,
+    model,
+    layers=-1,
+    batch_size=32,
+    max_length=None,
+    revision="main",
+    device="cpu",
+    allow_pickle=False,
+    trust_remote_code=False,
+    env=None,
+    token=None,
+) -> dict:
     """Each text's token vectors of the chosen layers, stacked: see :meth:`Job.hidden_result`."""
-    job = start(texts, model, "hidden", layers=layers, batch_size=batch_size,
-                max_length=max_length, revision=revision, device=device,
-                allow_pickle=allow_pickle, trust_remote_code=trust_remote_code, env=env,
-                token=token)
+    job = start(
+        texts,
+        model,
+        "hidden",
+        layers=layers,
+        batch_size=batch_size,
+        max_length=max_length,
+        revision=revision,
+        device=device,
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
+        env=env,
+        token=token,
+    )
     step(job)
     return finish(job)
 
@@ -59,14 +101,29 @@ def hidden_states(texts, model, layers=-1, batch_size=32, max_length=None, revis
 # Jobs, for progress bars
 
 
-def start(texts, model, kind="embed", pooling="mean", normalize=False, layers=-1, batch_size=32,
-          max_length=None, revision="main", device="cpu", allow_pickle=False,
-          trust_remote_code=False, env=None, token=None, quiet=True) -> "Job":
+def start(
+    texts,
+    model,
+    kind="embed",
+    pooling="mean",
+    normalize=False,
+    layers=-1,
+    batch_size=32,
+    max_length=None,
+    revision="main",
+    device="cpu",
+    allow_pickle=False,
+    trust_remote_code=False,
+    env=None,
+    token=None,
+    quiet=True,
+) -> "Job":
     """Load the model (cached), tokenize the texts and plan length-sorted batches."""
     texts = _args.texts(texts, "texts")
     if pooling not in POOLINGS:
         raise errors.InvalidArgumentError(
-            f"pooling must be one of {', '.join(POOLINGS)}.", argument="pooling")
+            f"pooling must be one of {', '.join(POOLINGS)}.", argument="pooling"
+        )
     batch_size = _args.count(batch_size, "batch_size")
     max_length = None if max_length is None else _args.count(max_length, "max_length")
     encoder = load(model, revision, device, allow_pickle, trust_remote_code, env, token, quiet)
@@ -99,10 +156,25 @@ class Encoder:
         self.inputs = set(tokenizer.model_input_names)
 
 
-def load(model, revision="main", device="cpu", allow_pickle=False, trust_remote_code=False,
-         env=None, token=None, quiet=True) -> Encoder:
-    key = ("encoder", model, revision or "main", str(device), bool(allow_pickle),
-           bool(trust_remote_code), models.source(model, env))
+def load(
+    model,
+    revision="main",
+    device="cpu",
+    allow_pickle=False,
+    trust_remote_code=False,
+    env=None,
+    token=None,
+    quiet=True,
+) -> Encoder:
+    key = (
+        "encoder",
+        model,
+        revision or "main",
+        str(device),
+        bool(allow_pickle),
+        bool(trust_remote_code),
+        models.source(model, env),
+    )
 
     def loader():
         transformers = models.import_transformers()
@@ -112,13 +184,17 @@ def load(model, revision="main", device="cpu", allow_pickle=False, trust_remote_
         with models.quiet_transformers():
             try:
                 tok = transformers.AutoTokenizer.from_pretrained(
-                    path, trust_remote_code=bool(trust_remote_code))
+                    path, trust_remote_code=bool(trust_remote_code)
+                )
                 net = transformers.AutoModel.from_pretrained(
-                    path, use_safetensors=models.use_safetensors(path),
-                    trust_remote_code=bool(trust_remote_code))
+                    path,
+                    use_safetensors=models.use_safetensors(path),
+                    trust_remote_code=bool(trust_remote_code),
+                )
             except Exception as exc:  # noqa: BLE001 - transformers raises many kinds here
-                raise models.load_error(exc, model, "embeddings", ["any model with a "
-                                        "tokenizer that AutoModel loads"]) from exc
+                raise models.load_error(
+                    exc, model, "embeddings", ["any model with a tokenizer that AutoModel loads"]
+                ) from exc
         return Encoder(tok, net.to(dev).eval(), _default_max_length(path, tok, net.config))
 
     return models.cached(key, loader)
@@ -190,8 +266,11 @@ class Job:
         self.encoder, self.kind = encoder, kind
         self.pooling, self.normalize = pooling, normalize
         limit = max_length or encoder.max_length
-        enc = encoder.tokenizer(texts, truncation=limit is not None, max_length=limit,
-                                padding=False) if texts else {"input_ids": []}
+        enc = (
+            encoder.tokenizer(texts, truncation=limit is not None, max_length=limit, padding=False)
+            if texts
+            else {"input_ids": []}
+        )
         self.ids = enc["input_ids"]
         self.types = enc.get("token_type_ids") if "token_type_ids" in encoder.inputs else None
         self.tokens = [enc.tokens(i) for i in range(len(texts))] if kind == "hidden" else None
@@ -215,13 +294,15 @@ class Job:
             if not float(layer).is_integer() or not -n <= int(layer) < n:
                 raise errors.InvalidArgumentError(
                     f"layers must be whole numbers from {-n} to {n - 1} (0 is the embedding "
-                    f"output, -1 the last layer); got {layer}.", argument="layers")
+                    f"output, -1 the last layer); got {layer}.",
+                    argument="layers",
+                )
             out.append(int(layer) % n)
         return out
 
     def run(self, n=None) -> int:
         end = len(self.batches) if n is None else min(len(self.batches), self.done + n)
-        run_batches(self._run_batch, self.batches[self.done:end], self.encoder.model.device)
+        run_batches(self._run_batch, self.batches[self.done : end], self.encoder.model.device)
         self.done = end
         return len(self.batches) - self.done
 
@@ -242,8 +323,10 @@ class Job:
             if types is not None:
                 types[k, cols] = self.types[r]
         dev = self.encoder.model.device
-        feed = {"input_ids": torch.from_numpy(ids).to(dev),
-                "attention_mask": torch.from_numpy(mask).to(dev)}
+        feed = {
+            "input_ids": torch.from_numpy(ids).to(dev),
+            "attention_mask": torch.from_numpy(mask).to(dev),
+        }
         if types is not None:
             feed["token_type_ids"] = torch.from_numpy(types).to(dev)
         return feed
@@ -259,13 +342,15 @@ class Job:
         states = self.encoder.model(**feed, output_hidden_states=True).hidden_states
         mask = feed["attention_mask"].bool()
         for k, r in enumerate(rows):
-            self.out[r] = np.stack([states[layer][k][mask[k]].float().cpu().numpy()
-                                    for layer in self.layers], axis=-1)
+            self.out[r] = np.stack(
+                [states[layer][k][mask[k]].float().cpu().numpy() for layer in self.layers], axis=-1
+            )
 
     def result(self):
         if self.done < len(self.batches):
-            raise errors.InvalidArgumentError("The job has batches left; call step() first.",
-                                              argument="job")
+            raise errors.InvalidArgumentError(
+                "The job has batches left; call step() first.", argument="job"
+            )
         if self.kind == "embed":
             return self.embed_result()
         return self.hidden_result()
@@ -284,10 +369,12 @@ class Job:
         values = np.concatenate(mats).astype(np.float64)
         if len(self.layers) == 1:
             values = values[:, :, 0]
-        return {"values": np.ascontiguousarray(values),
-                "lengths": np.asarray([m.shape[0] for m in self.out], dtype=np.int32),
-                "tokens": [t for toks in self.tokens for t in toks],
-                "layers": np.asarray(self.layers, dtype=np.int32)}
+        return {
+            "values": np.ascontiguousarray(values),
+            "lengths": np.asarray([m.shape[0] for m in self.out], dtype=np.int32),
+            "tokens": [t for toks in self.tokens for t in toks],
+            "layers": np.asarray(self.layers, dtype=np.int32),
+        }
 
 
 def pool(hidden, mask, pooling: str, normalize: bool) -> np.ndarray:
@@ -309,6 +396,3 @@ def pool(hidden, mask, pooling: str, normalize: bool) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # Arguments
-
-
-

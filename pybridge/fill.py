@@ -22,16 +22,17 @@ import numpy as np
 from .errors import InvalidArgumentError
 from .parallel import run_parallel
 
-_TILE = 128          # a 128 x 128 tile of a transposing copy stays in cache
+_TILE = 128  # a 128 x 128 tile of a transposing copy stays in cache
 _TILE_ELEMENTS = _TILE * _TILE
-_CHUNK = 1 << 20     # elements per chunk of a 1-d copy
-_PIECE = 1 << 21     # elements per piece of a copy shared between threads
+_CHUNK = 1 << 20  # elements per chunk of a 1-d copy
+_PIECE = 1 << 21  # elements per piece of a copy shared between threads
 _WORKERS = min(4, os.cpu_count() or 1)
 
 
 # ----------------------------------------------------------------------------------------------
 # Tiled copies: a row-major source into a column-major destination (or back) without a full
 # temporary, at cache speed.
+
 
 def _tile_steps(rows: int, cols: int):
     if rows >= _TILE and cols >= _TILE:
@@ -49,23 +50,30 @@ def copy_tiled(dst: np.ndarray, src: np.ndarray, convert: Callable = lambda t: t
     if src.ndim == 0:
         dst[...] = convert(src)
         return
-    if src.ndim > 1 and (src.flags.c_contiguous and dst.flags.c_contiguous or
-                         src.flags.f_contiguous and dst.flags.f_contiguous):
+    if src.ndim > 1 and (
+        src.flags.c_contiguous
+        and dst.flags.c_contiguous
+        or src.flags.f_contiguous
+        and dst.flags.f_contiguous
+    ):
         order = "C" if src.flags.c_contiguous else "F"
         src, dst = src.reshape(-1, order=order), dst.reshape(-1, order=order)
     if src.ndim == 1:
         for i in range(0, src.shape[0], _CHUNK):
-            dst[i:i + _CHUNK] = convert(src[i:i + _CHUNK])
+            dst[i : i + _CHUNK] = convert(src[i : i + _CHUNK])
         return
     rows, cols = src.shape[0], src.shape[-1]
     step_r, step_c = _tile_steps(rows, cols)
     for i in range(0, rows, step_r):
         for j in range(0, cols, step_c):
-            dst[i:i + step_r, ..., j:j + step_c] = convert(src[i:i + step_r, ..., j:j + step_c])
+            dst[i : i + step_r, ..., j : j + step_c] = convert(
+                src[i : i + step_r, ..., j : j + step_c]
+            )
 
 
 # ----------------------------------------------------------------------------------------------
 # Copies shared between threads
+
 
 class Copy:
     """One tensor's conversion into its destination, cut into row blocks that threads share.
@@ -83,9 +91,13 @@ class Copy:
         step = max(1, _PIECE // per_row)
         if step > _TILE:
             step -= step % _TILE
-        return [(lambda i=i: copy_tiled(out[i:i + step], src[i:i + step], convert),
-                 min(step, src.shape[0] - i) * per_row)
-                for i in range(0, src.shape[0], step)]
+        return [
+            (
+                lambda i=i: copy_tiled(out[i : i + step], src[i : i + step], convert),
+                min(step, src.shape[0] - i) * per_row,
+            )
+            for i in range(0, src.shape[0], step)
+        ]
 
 
 def convert_all(copies: List[Copy]) -> None:
@@ -111,8 +123,7 @@ def fill_many(handle, names, dsts, int64, reversed) -> List[str]:
     names, dsts = list(names), list(dsts)
     if len(names) != len(dsts):
         raise InvalidArgumentError("fill_many() needs one destination per tensor name.")
-    copies = [handle._fill_copy(name, dst, None, int64, reversed)
-              for name, dst in zip(names, dsts)]
+    copies = [handle._fill_copy(name, dst, None, int64, reversed) for name, dst in zip(names, dsts)]
     convert_all(copies)
     return [name for name, copy in zip(names, copies) if copy.decoder.lossy]
 
@@ -120,14 +131,20 @@ def fill_many(handle, names, dsts, int64, reversed) -> List[str]:
 # ----------------------------------------------------------------------------------------------
 # R's memory
 
+
 def r_memory(dst, wire: np.dtype, shape: tuple) -> np.ndarray:
     """A writable numpy view over the memory of the R vector that reticulate passed as ``dst``."""
     size = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    if not (isinstance(dst, np.ndarray) and dst.dtype == wire and dst.size == size
-            and dst.flags.f_contiguous):
+    if not (
+        isinstance(dst, np.ndarray)
+        and dst.dtype == wire
+        and dst.size == size
+        and dst.flags.f_contiguous
+    ):
         raise InvalidArgumentError(
             f"The destination must be an R {wire} vector of length {size} with a dim; got "
-            f"{type(dst).__name__} {getattr(dst, 'dtype', '')} of size {getattr(dst, 'size', '?')}.")
+            f"{type(dst).__name__} {getattr(dst, 'dtype', '')} of size {getattr(dst, 'size', '?')}."
+        )
     if size == 0:
         return np.empty(shape, dtype=wire, order="F")
     raw = (ctypes.c_char * dst.nbytes).from_address(dst.__array_interface__["data"][0])

@@ -66,8 +66,17 @@ def _bars():
 # The verbs
 
 
-def download(repo_id, filename, revision="main", repo_type="model", local_files_only=False,
-             force_download=False, quiet=False, env=None, token=None) -> str:
+def download(
+    repo_id,
+    filename,
+    revision="main",
+    repo_type="model",
+    local_files_only=False,
+    force_download=False,
+    quiet=False,
+    env=None,
+    token=None,
+) -> str:
     """The cached path of one file of a repo (hf_hub_download), fetched if needed."""
     ctx = _context(repo_id, revision, repo_type, filename=filename)
     _check_common(ctx)
@@ -80,23 +89,44 @@ def download(repo_id, filename, revision="main", repo_type="model", local_files_
     if force_download and offline:
         raise errors.InvalidArgumentError(
             "force_download = TRUE needs the Hub, but the call is offline (local_files_only or "
-            "HF_HUB_OFFLINE). Drop one of the two.", argument="force_download", **ctx)
+            "HF_HUB_OFFLINE). Drop one of the two.",
+            argument="force_download",
+            **ctx,
+        )
 
     cached = _cached_revision(s, ctx, offline)
 
     def call():
         return _hub().hf_hub_download(
-            repo_id, filename, revision=cached, repo_type=repo_type, cache_dir=s.cache_dir,
-            endpoint=s.endpoint, token=s.hf_token_arg, local_files_only=offline,
-            force_download=bool(force_download), etag_timeout=s.etag_timeout,
-            tqdm_class=_bars())
+            repo_id,
+            filename,
+            revision=cached,
+            repo_type=repo_type,
+            cache_dir=s.cache_dir,
+            endpoint=s.endpoint,
+            token=s.hf_token_arg,
+            local_files_only=offline,
+            force_download=bool(force_download),
+            etag_timeout=s.etag_timeout,
+            tqdm_class=_bars(),
+        )
 
     return _tidy(_run(call, s, ctx, offline, quiet), s, ctx, offline)
 
 
-def snapshot(repo_id, revision="main", repo_type="model", allow_patterns=None,
-             ignore_patterns=None, local_files_only=False, force_download=False, quiet=False,
-             local_dir=None, env=None, token=None) -> str:
+def snapshot(
+    repo_id,
+    revision="main",
+    repo_type="model",
+    allow_patterns=None,
+    ignore_patterns=None,
+    local_files_only=False,
+    force_download=False,
+    quiet=False,
+    local_dir=None,
+    env=None,
+    token=None,
+) -> str:
     """The local folder of a repo (snapshot_download), with only the files the patterns keep."""
     ctx = _context(repo_id, revision, repo_type)
     _check_common(ctx)
@@ -108,32 +138,60 @@ def snapshot(repo_id, revision="main", repo_type="model", allow_patterns=None,
 
     def call():
         return _hub().snapshot_download(
-            repo_id, revision=cached, repo_type=repo_type, cache_dir=s.cache_dir,
-            local_dir=local_dir, endpoint=s.endpoint, token=s.hf_token_arg,
-            local_files_only=offline, force_download=bool(force_download),
-            allow_patterns=allow, ignore_patterns=ignore, etag_timeout=s.etag_timeout,
-            tqdm_class=_bars())
+            repo_id,
+            revision=cached,
+            repo_type=repo_type,
+            cache_dir=s.cache_dir,
+            local_dir=local_dir,
+            endpoint=s.endpoint,
+            token=s.hf_token_arg,
+            local_files_only=offline,
+            force_download=bool(force_download),
+            allow_patterns=allow,
+            ignore_patterns=ignore,
+            etag_timeout=s.etag_timeout,
+            tqdm_class=_bars(),
+        )
 
     return _tidy(_run(call, s, ctx, offline, quiet), s, ctx, offline)
 
 
-def local_folder(identifier, revision="main", allow_patterns=None, ignore_patterns=None,
-                 env=None, token=None, repo_type="model", quiet=False) -> str:
+def local_folder(
+    identifier,
+    revision="main",
+    allow_patterns=None,
+    ignore_patterns=None,
+    env=None,
+    token=None,
+    repo_type="model",
+    quiet=False,
+) -> str:
     """A model or tokenizer folder: a local folder as is, or a repo id's snapshot folder."""
     if not isinstance(identifier, str) or not identifier.strip():
         raise errors.InvalidArgumentError(
             "Give a local folder or a Hub repo id such as 'gpt2' or 'org/name'.",
-            argument="identifier")
+            argument="identifier",
+        )
     path = os.path.expanduser(identifier)
     if os.path.isdir(path):
         return os.path.abspath(path)
     if _looks_like_path(identifier):
         raise errors.InvalidArgumentError(
             f"The folder '{identifier}' does not exist, and it is not a Hub repo id. Check the "
-            "path, or give a repo id such as 'org/name'.", argument="identifier", path=identifier)
-    return snapshot(identifier, revision=revision, repo_type=repo_type,
-                    allow_patterns=allow_patterns, ignore_patterns=ignore_patterns, quiet=quiet,
-                    env=env, token=token)
+            "path, or give a repo id such as 'org/name'.",
+            argument="identifier",
+            path=identifier,
+        )
+    return snapshot(
+        identifier,
+        revision=revision,
+        repo_type=repo_type,
+        allow_patterns=allow_patterns,
+        ignore_patterns=ignore_patterns,
+        quiet=quiet,
+        env=env,
+        token=token,
+    )
 
 
 def load(specs, cwd=None, env=None, token=None, quiet=False) -> dict:
@@ -164,14 +222,23 @@ def repo_info(repo_id, revision="main", repo_type="model", env=None, token=None)
     _refuse_offline(s, ctx, "hub_repo_info")
 
     def call():
-        return _api(s).repo_info(repo_id, revision=revision, repo_type=repo_type,
-                                 files_metadata=True, token=s.hf_token_arg)
+        return _api(s).repo_info(
+            repo_id,
+            revision=revision,
+            repo_type=repo_type,
+            files_metadata=True,
+            token=s.hf_token_arg,
+        )
 
     info = _run(call, s, ctx, False, True)
     siblings = list(info.siblings or [])
     sizes = [float(f.size) if f.size is not None else np.nan for f in siblings]
-    return {"id": info.id, "sha": info.sha, "path": [f.rfilename for f in siblings],
-            "size": np.asarray(sizes, dtype=np.float64)}
+    return {
+        "id": info.id,
+        "sha": info.sha,
+        "path": [f.rfilename for f in siblings],
+        "size": np.asarray(sizes, dtype=np.float64),
+    }
 
 
 def list_files(repo_id, revision="main", repo_type="model", env=None, token=None) -> list:
@@ -182,14 +249,16 @@ def list_files(repo_id, revision="main", repo_type="model", env=None, token=None
     _refuse_offline(s, ctx, "hub_list_files")
 
     def call():
-        return _api(s).list_repo_files(repo_id, revision=revision, repo_type=repo_type,
-                                       token=s.hf_token_arg)
+        return _api(s).list_repo_files(
+            repo_id, revision=revision, repo_type=repo_type, token=s.hf_token_arg
+        )
 
     return [str(p) for p in _run(call, s, ctx, False, True)]
 
 
-def file_exists(repo_id, filename, revision="main", repo_type="model", env=None,
-                token=None) -> bool:
+def file_exists(
+    repo_id, filename, revision="main", repo_type="model", env=None, token=None
+) -> bool:
     """Whether the file exists in the repo (a HEAD request; nothing is downloaded).
 
     As huggingface_hub's file_exists: False for a missing file, revision or repo; an error for a
@@ -203,8 +272,9 @@ def file_exists(repo_id, filename, revision="main", repo_type="model", env=None,
         return _exists_in_cache(s, ctx)
 
     def call():
-        return _api(s).file_exists(repo_id, filename, revision=revision, repo_type=repo_type,
-                                   token=s.hf_token_arg)
+        return _api(s).file_exists(
+            repo_id, filename, revision=revision, repo_type=repo_type, token=s.hf_token_arg
+        )
 
     return bool(_run(call, s, ctx, False, True))
 
@@ -225,8 +295,9 @@ def _cached_commit_path(s: Settings, ctx: dict, force_download) -> Optional[str]
 
 def _repo_folder(cache_dir, repo_id, repo_type):
     # realpath, as huggingface_hub resolves cache_dir: the same file gets the same path string
-    return os.path.join(os.path.realpath(os.path.expanduser(cache_dir)),
-                        repo_folder_name(repo_id, repo_type))
+    return os.path.join(
+        os.path.realpath(os.path.expanduser(cache_dir)), repo_folder_name(repo_id, repo_type)
+    )
 
 
 def _cached_revision(s: Settings, ctx: dict, offline: bool) -> str:
@@ -252,8 +323,13 @@ def _tidy(result, s: Settings, ctx: dict, offline: bool):
 def _exists_in_cache(s: Settings, ctx: dict) -> bool:
     hf = _hub()
     revision = _cached_revision(s, ctx, True)
-    found = hf.try_to_load_from_cache(ctx["repo_id"], ctx["filename"], cache_dir=s.cache_dir,
-                                      revision=revision, repo_type=ctx["repo_type"])
+    found = hf.try_to_load_from_cache(
+        ctx["repo_id"],
+        ctx["filename"],
+        cache_dir=s.cache_dir,
+        revision=revision,
+        repo_type=ctx["repo_type"],
+    )
     if isinstance(found, str):
         return True
     if found is not None:  # the cache recorded that the file does not exist
@@ -261,7 +337,8 @@ def _exists_in_cache(s: Settings, ctx: dict) -> bool:
     raise errors.OfflineNotCachedError(
         f"Offline (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set) and the cache in "
         f"{s.cache_dir} does not know whether {_where(ctx)} exists. Unset it to ask the Hub.",
-        **ctx)
+        **ctx,
+    )
 
 
 def _api(s: Settings):
@@ -272,17 +349,26 @@ def _refuse_offline(s: Settings, ctx: dict, verb: str):
     if s.offline:
         raise errors.OfflineNotCachedError(
             f"{verb}() asks the Hub, but HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set. Unset it, "
-            "or use hub_snapshot(..., local_files_only = TRUE) to work from the cache.", **ctx)
+            "or use hub_snapshot(..., local_files_only = TRUE) to work from the cache.",
+            **ctx,
+        )
 
 
 def _looks_like_path(identifier: str) -> bool:
-    return (identifier.startswith((".", "/", "~", "\\")) or identifier.count("/") > 1
-            or os.sep in identifier.replace("/", "") or ".." in identifier)
+    return (
+        identifier.startswith((".", "/", "~", "\\"))
+        or identifier.count("/") > 1
+        or os.sep in identifier.replace("/", "")
+        or ".." in identifier
+    )
 
 
 def _context(repo_id, revision, repo_type, filename=None) -> dict:
-    ctx = {"repo_id": repo_id, "revision": "main" if revision is None else revision,
-           "repo_type": "model" if repo_type is None else repo_type}
+    ctx = {
+        "repo_id": repo_id,
+        "revision": "main" if revision is None else revision,
+        "repo_type": "model" if repo_type is None else repo_type,
+    }
     if filename is not None:
         ctx["filename"] = filename
     return ctx
@@ -292,20 +378,24 @@ def _check_common(ctx: dict):
     for name in ("repo_id", "revision", "repo_type"):
         value = ctx[name]
         if not isinstance(value, str) or not value.strip():
-            raise errors.InvalidArgumentError(f"{name} must be a non-empty string.",
-                                              argument=name, **_printable(ctx))
+            raise errors.InvalidArgumentError(
+                f"{name} must be a non-empty string.", argument=name, **_printable(ctx)
+            )
     _args.check_repo_type(ctx["repo_type"], **ctx)
 
 
 def _check_filename(filename, ctx):
     if not isinstance(filename, str) or not filename.strip():
-        raise errors.InvalidArgumentError("filename must be a non-empty string.",
-                                          argument="filename", **_printable(ctx))
+        raise errors.InvalidArgumentError(
+            "filename must be a non-empty string.", argument="filename", **_printable(ctx)
+        )
     parts = filename.replace("\\", "/").split("/")
     if filename.startswith("/") or ".." in parts:
         raise errors.InvalidArgumentError(
             f"filename '{filename}' must be a path inside the repo, without '..' or a leading '/'.",
-            argument="filename", **ctx)
+            argument="filename",
+            **ctx,
+        )
 
 
 def _printable(ctx):
@@ -318,13 +408,22 @@ def _patterns(value, name, ctx):
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
-        raise errors.InvalidArgumentError(f"{name} must be NULL or glob patterns such as '*.json'.",
-                                          argument=name, **ctx)
+        raise errors.InvalidArgumentError(
+            f"{name} must be NULL or glob patterns such as '*.json'.", argument=name, **ctx
+        )
     return list(value)
 
 
-_SPEC_KEYS = {"repo_id", "revision", "allow_patterns", "ignore_patterns", "repo_type",
-              "local_dir", "force_download", "local_files_only"}
+_SPEC_KEYS = {
+    "repo_id",
+    "revision",
+    "allow_patterns",
+    "ignore_patterns",
+    "repo_type",
+    "local_dir",
+    "force_download",
+    "local_files_only",
+}
 
 
 def _load_specs(specs) -> list:
@@ -336,12 +435,15 @@ def _load_specs(specs) -> list:
         return list(specs)
     raise errors.InvalidArgumentError(
         "specs must be repo ids, c(repo_id, local_dir) pairs, or lists with repo_id = ...; got "
-        f"{specs!r}.", argument="specs")
+        f"{specs!r}.",
+        argument="specs",
+    )
 
 
 def _is_pair(spec) -> bool:
-    return isinstance(spec, (list, tuple)) and len(spec) == 2 and all(
-        isinstance(v, str) for v in spec)
+    return (
+        isinstance(spec, (list, tuple)) and len(spec) == 2 and all(isinstance(v, str) for v in spec)
+    )
 
 
 def _load_spec(spec, cwd: str) -> dict:
@@ -354,14 +456,19 @@ def _load_spec(spec, cwd: str) -> dict:
         if unknown:
             raise errors.InvalidArgumentError(
                 f"Unknown field(s) {', '.join(sorted(unknown))} in a hub_load() spec; the fields "
-                f"are {', '.join(sorted(_SPEC_KEYS))}.", argument="specs", repo_id=spec["repo_id"])
+                f"are {', '.join(sorted(_SPEC_KEYS))}.",
+                argument="specs",
+                repo_id=spec["repo_id"],
+            )
         out = dict(spec)
         if out.get("local_dir"):
             out["local_dir"] = _absolute(out["local_dir"], cwd)
         return out
     raise errors.InvalidArgumentError(
         f"A hub_load() spec must be a repo id, c(repo_id, local_dir), or list(repo_id = ...); got "
-        f"{spec!r}.", argument="specs")
+        f"{spec!r}.",
+        argument="specs",
+    )
 
 
 def _absolute(path: str, cwd: str) -> str:
@@ -403,8 +510,12 @@ def _call_state(s: Settings, quiet: bool):
     this call's settings while it runs (offline, timeouts, symlinks, Xet); quiet or
     HF_HUB_DISABLE_PROGRESS_BARS hides the progress bars."""
     constants = _hub().constants
-    wanted = {"HF_HUB_OFFLINE": bool(s.offline), "HF_HUB_ETAG_TIMEOUT": s.etag_timeout,
-              "HF_HUB_DOWNLOAD_TIMEOUT": s.download_timeout, **s.flags}
+    wanted = {
+        "HF_HUB_OFFLINE": bool(s.offline),
+        "HF_HUB_ETAG_TIMEOUT": s.etag_timeout,
+        "HF_HUB_DOWNLOAD_TIMEOUT": s.download_timeout,
+        **s.flags,
+    }
     saved = {name: getattr(constants, name) for name in wanted}
     bars = sys.modules["huggingface_hub.utils.tqdm"]  # huggingface_hub.utils.tqdm is the class
     saved_bars = bars.HF_HUB_DISABLE_PROGRESS_BARS
@@ -438,44 +549,63 @@ def _is_network(exc) -> bool:
     if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
         return not isinstance(exc, _hub().errors.OfflineModeIsEnabled)
     status = _status(exc)
-    return isinstance(exc, _hub().errors.HfHubHTTPError) and status is not None and (
-        status >= 500 or status in (408, 429))
+    return (
+        isinstance(exc, _hub().errors.HfHubHTTPError)
+        and status is not None
+        and (status >= 500 or status in (408, 429))
+    )
 
 
 def translate(exc: BaseException, ctx: dict, s: Settings, offline: bool) -> errors.PybridgeError:
     """A huggingface_hub (or httpx) exception as a pybridge error with the call's context."""
     e = _hub().errors
     where = _where(ctx)
-    token_hint = (f"the token (from {s.token_source}) has not been granted access" if s.token
-                  else "no token was sent")
+    token_hint = (
+        f"the token (from {s.token_source}) has not been granted access"
+        if s.token
+        else "no token was sent"
+    )
     if isinstance(exc, e.GatedRepoError):
         return errors.GatedRepoError(
             f"{where} is gated and {token_hint}. Request access on its Hub page, then set "
-            "HF_TOKEN to a token of an account that was granted access.", **ctx)
+            "HF_TOKEN to a token of an account that was granted access.",
+            **ctx,
+        )
     if isinstance(exc, e.RepositoryNotFoundError):
         if _status(exc) == 401 and s.token:
             return _auth_error(where, s, ctx)
         return errors.RepoNotFoundError(
             f"Repository '{ctx['repo_id']}' ({ctx['repo_type']}) was not found at {s.endpoint}. "
-            "Check the repo id and repo_type, or set HF_TOKEN if it is private.", **ctx)
+            "Check the repo id and repo_type, or set HF_TOKEN if it is private.",
+            **ctx,
+        )
     if isinstance(exc, e.RevisionNotFoundError):
         return errors.RevisionNotFoundError(
             f"Revision '{ctx['revision']}' does not exist in repo '{ctx['repo_id']}'. Check the "
-            "branch, tag or commit; hub_repo_info() shows the current commit.", **ctx)
+            "branch, tag or commit; hub_repo_info() shows the current commit.",
+            **ctx,
+        )
     if isinstance(exc, e.RemoteEntryNotFoundError):
         return errors.EntryNotFoundError(
             f"{where} does not exist. Check the file name; hub_list_files() lists the repo's "
-            "files.", **ctx)
+            "files.",
+            **ctx,
+        )
     if isinstance(exc, e.IncompleteSnapshotError) and not offline:
         return errors.NetworkError(
             f"Could not reach {s.endpoint} for {where}, and the cache holds only part of it. "
-            "Check the connection or HF_ENDPOINT, then try again.", **ctx)
+            "Check the connection or HF_ENDPOINT, then try again.",
+            **ctx,
+        )
     if isinstance(exc, e.IncompleteSnapshotError) or (
-            isinstance(exc, (e.LocalEntryNotFoundError, e.OfflineModeIsEnabled)) and offline):
+        isinstance(exc, (e.LocalEntryNotFoundError, e.OfflineModeIsEnabled)) and offline
+    ):
         return errors.OfflineNotCachedError(
             f"{where} is not (fully) in the cache at {s.cache_dir}, and the call is offline "
             "(HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE or local_files_only). Download it once online, "
-            "or point HF_HOME / HF_HUB_CACHE at a cache that has it.", **ctx)
+            "or point HF_HOME / HF_HUB_CACHE at a cache that has it.",
+            **ctx,
+        )
     if isinstance(exc, e.HfHubHTTPError) and _status(exc) in (401, 403):
         return _auth_error(where, s, ctx)
     cause = (exc.__cause__ or exc) if isinstance(exc, e.LocalEntryNotFoundError) else exc
@@ -487,7 +617,9 @@ def translate(exc: BaseException, ctx: dict, s: Settings, offline: bool) -> erro
         return errors.NetworkError(
             f"Could not reach {s.endpoint} for {where}, also after retrying "
             f"({type(cause).__name__}). Check the connection or HF_ENDPOINT; files already in the "
-            "cache work with HF_HUB_OFFLINE=1.", **ctx)
+            "cache work with HF_HUB_OFFLINE=1.",
+            **ctx,
+        )
     if isinstance(exc, e.HFValidationError) or isinstance(exc, ValueError):
         return errors.InvalidArgumentError(f"{where}: {exc}", **ctx)
     return errors.PybridgeError(f"{where}: {type(exc).__name__}: {exc}", **ctx)
@@ -497,10 +629,14 @@ def _auth_error(where, s: Settings, ctx):
     if s.token:
         return errors.AuthError(
             f"The Hub refused the token (from {s.token_source}) for {where}. Check HF_TOKEN or the "
-            "token file, or unset it for a public repo.", **ctx)
+            "token file, or unset it for a public repo.",
+            **ctx,
+        )
     return errors.AuthError(
         f"The Hub needs a token for {where} and none was sent. Set HF_TOKEN, or write the token "
-        "to $HF_HOME/token.", **ctx)
+        "to $HF_HOME/token.",
+        **ctx,
+    )
 
 
 def repo_folder_name(repo_id: str, repo_type: str = "model") -> str:

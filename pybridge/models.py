@@ -21,13 +21,24 @@ import os
 import sys
 import threading
 
-from . import errors
-from . import torch_guard
+from . import errors, torch_guard
 
 PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
 # Weights for other frameworks, never needed here.
-OTHER_PATTERNS = ("*.h5", "*.msgpack", "*.onnx", "*.onnx_data", "*.tflite", "*.ot", "*.gguf",
-                  "*.mlmodel", "*.mlpackage/*", "onnx/*", "openvino/*", "coreml/*")
+OTHER_PATTERNS = (
+    "*.h5",
+    "*.msgpack",
+    "*.onnx",
+    "*.onnx_data",
+    "*.tflite",
+    "*.ot",
+    "*.gguf",
+    "*.mlmodel",
+    "*.mlpackage/*",
+    "onnx/*",
+    "openvino/*",
+    "coreml/*",
+)
 
 _cache: dict = {}
 _hits: dict = {}
@@ -96,16 +107,23 @@ def source(model: str, env=None) -> str:
     return settings.resolve(env).endpoint
 
 
-def folder(model: str, revision="main", allow_pickle=False, env=None, token=None,
-           quiet=True) -> str:
+def folder(
+    model: str, revision="main", allow_pickle=False, env=None, token=None, quiet=True
+) -> str:
     """The local folder of ``model``, with safetensors weights (or pickles if allowed)."""
     from . import hub
 
     require_model_stack()  # before downloading weights that could not be used
 
     ignore = list(OTHER_PATTERNS) + ([] if allow_pickle else list(PICKLE_PATTERNS))
-    path = hub.local_folder(model, revision=revision or "main", ignore_patterns=ignore, env=env,
-                            token=token, quiet=quiet)
+    path = hub.local_folder(
+        model,
+        revision=revision or "main",
+        ignore_patterns=ignore,
+        env=env,
+        token=token,
+        quiet=quiet,
+    )
     check_weights(path, model, revision, allow_pickle, env, token)
     return path
 
@@ -138,10 +156,14 @@ def check_weights(path, model, revision, allow_pickle, env=None, token=None):
             f"'{model}' has weights only as pickle files ({', '.join(pickles[:3])}), which can run "
             "code when loaded, and hfbridge loads safetensors only. Use a revision with "
             "model.safetensors, or pass allow_pickle = TRUE if you trust this repo.",
-            files=pickles, **where)
+            files=pickles,
+            **where,
+        )
     raise errors.EntryNotFoundError(
         f"'{model}' has no weights (no *.safetensors file). Is it a model repo?",
-        filename="model.safetensors", **where)
+        filename="model.safetensors",
+        **where,
+    )
 
 
 def _remote_pickles(model, revision, env, token) -> list:
@@ -149,8 +171,9 @@ def _remote_pickles(model, revision, env, token) -> list:
     from . import hub
 
     try:
-        return _matching(hub.list_files(model, revision=revision, env=env, token=token),
-                         PICKLE_PATTERNS)
+        return _matching(
+            hub.list_files(model, revision=revision, env=env, token=token), PICKLE_PATTERNS
+        )
     except errors.PybridgeError:
         return []
 
@@ -171,15 +194,20 @@ def require_model_stack() -> None:
     an install without pybridge's ``models`` extra serves the Hub, tokenizers and safetensors."""
     import importlib.util
 
-    missing = [name for name in MODEL_STACK
-               if name not in sys.modules and importlib.util.find_spec(name) is None]
+    missing = [
+        name
+        for name in MODEL_STACK
+        if name not in sys.modules and importlib.util.find_spec(name) is None
+    ]
     if missing:
         raise errors.PythonEnvironmentError(
             f"Models need {' and '.join(missing)}, which the Python at {sys.executable} does not "
             "have: it was installed without pybridge's `models` extra. From R, run "
             "install_pybridge(models = TRUE); from a shell, pip install 'pybridge[models]' (or "
             "pip install -e '.[models]' in the hfbridge sources) in that Python.",
-            missing=missing, python=sys.executable)
+            missing=missing,
+            python=sys.executable,
+        )
 
 
 def import_torch():
@@ -206,14 +234,20 @@ def torch_device(device: str):
     except (RuntimeError, ValueError) as exc:
         raise errors.InvalidArgumentError(
             f"'{device}' is not a device torch knows; use 'cpu', 'cuda', 'cuda:0' or 'mps'.",
-            argument="device") from exc
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": getattr(torch.backends, "mps", None) is not None
-                 and torch.backends.mps.is_available()}
+            argument="device",
+        ) from exc
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": getattr(torch.backends, "mps", None) is not None
+        and torch.backends.mps.is_available(),
+    }
     if not available.get(dev.type, False):
         raise errors.UnsupportedError(
             f"The device '{device}' is not available in this torch build "
-            f"(torch {torch.__version__}). Use device = 'cpu'.", argument="device")
+            f"(torch {torch.__version__}). Use device = 'cpu'.",
+            argument="device",
+        )
     return dev
 
 
@@ -241,11 +275,17 @@ def load_error(exc: Exception, model: str, task: str, supported) -> errors.Pybri
     if "trust_remote_code" in text:
         return errors.UnsupportedError(
             f"'{model}' needs its own Python code to load. hfbridge does not run it unless you "
-            "pass trust_remote_code = TRUE (only for repos you trust).", repo_id=model, task=task)
+            "pass trust_remote_code = TRUE (only for repos you trust).",
+            repo_id=model,
+            task=task,
+        )
     return errors.UnsupportedError(
         f"The model '{model}' cannot be used for the task '{task}' ({type(exc).__name__}: "
         f"{text.splitlines()[0] if text else ''}). Supported tasks: {', '.join(supported)}.",
-        repo_id=model, task=task, supported=list(supported))
+        repo_id=model,
+        task=task,
+        supported=list(supported),
+    )
 
 
 def set_threads(n) -> int:
@@ -254,8 +294,9 @@ def set_threads(n) -> int:
     if isinstance(n, float) and n.is_integer():
         n = int(n)
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise errors.InvalidArgumentError("threads must be a whole number >= 1.",
-                                          argument="threads")
+        raise errors.InvalidArgumentError(
+            "threads must be a whole number >= 1.", argument="threads"
+        )
     torch = import_torch()
     before = torch.get_num_threads()
     torch.set_num_threads(n)

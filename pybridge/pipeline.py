@@ -21,13 +21,24 @@ from . import _args, errors, models, pipeline_args
 from .pipeline_v4 import QuestionAnswering, Seq2Seq
 
 ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
-NATIVE = ("text-classification", "zero-shot-classification", "token-classification", "fill-mask",
-          "text-generation", "feature-extraction")
+NATIVE = (
+    "text-classification",
+    "zero-shot-classification",
+    "token-classification",
+    "fill-mask",
+    "text-generation",
+    "feature-extraction",
+)
 OWN = ("question-answering", "summarization", "translation", "text2text-generation")
 # Tasks with one output per text and no sampling: batches of texts of alike length waste less on
 # padding, so their texts go through the pipeline longest first (see length_order()).
-LENGTH_SORTED = ("text-classification", "zero-shot-classification", "token-classification",
-                 "fill-mask", "feature-extraction")
+LENGTH_SORTED = (
+    "text-classification",
+    "zero-shot-classification",
+    "token-classification",
+    "fill-mask",
+    "feature-extraction",
+)
 # transformers 4's defaults for the tasks transformers 5 removed.
 OWN_DEFAULTS = {
     "question-answering": "distilbert/distilbert-base-cased-distilled-squad",
@@ -39,23 +50,37 @@ OWN_DEFAULTS = {
 
 def supported_tasks() -> list:
     """The task names pipeline() accepts, aliases included."""
-    return ["text-classification", "sentiment-analysis", "zero-shot-classification",
-            "token-classification", "ner", "question-answering", "fill-mask", "summarization",
-            "translation", "text2text-generation", "text-generation", "feature-extraction"]
+    return [
+        "text-classification",
+        "sentiment-analysis",
+        "zero-shot-classification",
+        "token-classification",
+        "ner",
+        "question-answering",
+        "fill-mask",
+        "summarization",
+        "translation",
+        "text2text-generation",
+        "text-generation",
+        "feature-extraction",
+    ]
 
 
 def canonical(task) -> str:
     """The task's own name: aliases resolved, ``translation_en_to_fr`` is ``translation``."""
     if not isinstance(task, str) or not task:
-        raise errors.InvalidArgumentError("task must be a single string such as "
-                                          "'sentiment-analysis'.", argument="task")
+        raise errors.InvalidArgumentError(
+            "task must be a single string such as 'sentiment-analysis'.", argument="task"
+        )
     name = ALIASES.get(task, task)
     if name.startswith("translation_") and "_to_" in name:
         name = "translation"
     if name not in NATIVE + OWN:
         raise errors.UnsupportedError(
-            f"The task '{task}' is not supported. Supported tasks: "
-            f"{', '.join(supported_tasks())}.", task=task, supported=supported_tasks())
+            f"The task '{task}' is not supported. Supported tasks: {', '.join(supported_tasks())}.",
+            task=task,
+            supported=supported_tasks(),
+        )
     return name
 
 
@@ -73,8 +98,18 @@ def default_model(task: str) -> str:
     return default[0]
 
 
-def load(task, model=None, revision="main", device="cpu", allow_pickle=False,
-         trust_remote_code=False, env=None, token=None, quiet=True, args=None) -> dict:
+def load(
+    task,
+    model=None,
+    revision="main",
+    device="cpu",
+    allow_pickle=False,
+    trust_remote_code=False,
+    env=None,
+    token=None,
+    quiet=True,
+    args=None,
+) -> dict:
     """Load the task's pipeline into the cache; returns what R prints and passes to :func:`run`.
 
     ``args``, the default arguments of the task's calls, are checked first
@@ -83,15 +118,30 @@ def load(task, model=None, revision="main", device="cpu", allow_pickle=False,
     name = canonical(task)
     args = pipeline_args.check(task, name, dict(args or {}))
     model = model or default_model(name)
-    pipe = _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token,
-                  quiet)
+    pipe = _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, quiet)
     pipeline_args.check_with_model(task, name, args, pipe.tokenizer)
-    return {"task": task, "kind": name, "model": model, "revision": revision or "main",
-            "device": str(device)}
+    return {
+        "task": task,
+        "kind": name,
+        "model": model,
+        "revision": revision or "main",
+        "device": str(device),
+    }
 
 
-def run(task, inputs=None, model=None, revision="main", device="cpu", batch_size=None,
-        args=None, allow_pickle=False, trust_remote_code=False, env=None, token=None):
+def run(
+    task,
+    inputs=None,
+    model=None,
+    revision="main",
+    device="cpu",
+    batch_size=None,
+    args=None,
+    allow_pickle=False,
+    trust_remote_code=False,
+    env=None,
+    token=None,
+):
     """Run the task's pipeline on ``inputs`` (a list of str) with the task's own ``args``.
 
     Returns columns; ``text_id`` is 1-based. ``args`` are checked against the task's table in
@@ -100,14 +150,36 @@ def run(task, inputs=None, model=None, revision="main", device="cpu", batch_size
     torch first (sampling), as ``transformers.set_seed(seed)`` before the pipeline call does in
     Python.
     """
-    job = start(task, inputs, model, revision, device, batch_size, args, allow_pickle,
-                trust_remote_code, env, token)
+    job = start(
+        task,
+        inputs,
+        model,
+        revision,
+        device,
+        batch_size,
+        args,
+        allow_pickle,
+        trust_remote_code,
+        env,
+        token,
+    )
     step(job)
     return finish(job)
 
 
-def start(task, inputs=None, model=None, revision="main", device="cpu", batch_size=None,
-          args=None, allow_pickle=False, trust_remote_code=False, env=None, token=None) -> "Job":
+def start(
+    task,
+    inputs=None,
+    model=None,
+    revision="main",
+    device="cpu",
+    batch_size=None,
+    args=None,
+    allow_pickle=False,
+    trust_remote_code=False,
+    env=None,
+    token=None,
+) -> "Job":
     """A job over the inputs: the pipeline called once, lazily, on a generator of them.
 
     R pulls the results in steps (:func:`step`) to move a progress bar. One call of the pipeline
@@ -128,7 +200,10 @@ def start(task, inputs=None, model=None, revision="main", device="cpu", batch_si
     if name == "zero-shot-classification" and not args.get("candidate_labels"):
         raise errors.InvalidArgumentError(
             "zero-shot-classification needs candidate_labels, e.g. candidate_labels = "
-            "c('sport', 'politics').", argument="candidate_labels", task=task)
+            "c('sport', 'politics').",
+            argument="candidate_labels",
+            task=task,
+        )
     seed = args.pop("seed", None)
     if seed is not None:
         models.import_transformers().set_seed(seed)
@@ -192,8 +267,9 @@ class Job:
 
     def result(self):
         if self.remaining:
-            raise errors.InvalidArgumentError("The job has inputs left; call step() first.",
-                                              argument="job")
+            raise errors.InvalidArgumentError(
+                "The job has inputs left; call step() first.", argument="job"
+            )
         if self.order is not None:
             results = [None] * len(self.results)
             for output, position in zip(self.results, self.order):
@@ -207,16 +283,24 @@ class Job:
 
 
 def _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, quiet):
-    key = ("pipeline:" + name, model, revision or "main", str(device), bool(allow_pickle),
-           bool(trust_remote_code), models.source(model, env))
+    key = (
+        "pipeline:" + name,
+        model,
+        revision or "main",
+        str(device),
+        bool(allow_pickle),
+        bool(trust_remote_code),
+        models.source(model, env),
+    )
 
     def loader():
         path = models.folder(model, revision, allow_pickle, env=env, token=token, quiet=quiet)
         dev = models.torch_device(device)
         with models.quiet_transformers():
             try:
-                return _build(name, path, dev, models.use_safetensors(path),
-                              bool(trust_remote_code))
+                return _build(
+                    name, path, dev, models.use_safetensors(path), bool(trust_remote_code)
+                )
             except errors.PybridgeError:
                 raise
             except Exception as exc:  # noqa: BLE001 - transformers raises many kinds here
@@ -230,11 +314,16 @@ def _build(name, path, dev, use_safetensors, trust_remote_code):
 
     kwargs = {"trust_remote_code": trust_remote_code, "use_safetensors": use_safetensors}
     if name in NATIVE:
-        return transformers.pipeline(name, model=path, device=dev,
-                                     trust_remote_code=trust_remote_code,
-                                     model_kwargs={"use_safetensors": use_safetensors})
-    tokenizer = transformers.AutoTokenizer.from_pretrained(path,
-                                                           trust_remote_code=trust_remote_code)
+        return transformers.pipeline(
+            name,
+            model=path,
+            device=dev,
+            trust_remote_code=trust_remote_code,
+            model_kwargs={"use_safetensors": use_safetensors},
+        )
+    tokenizer = transformers.AutoTokenizer.from_pretrained(
+        path, trust_remote_code=trust_remote_code
+    )
     if name == "question-answering":
         auto = transformers.AutoModelForQuestionAnswering
         return QuestionAnswering(auto.from_pretrained(path, **kwargs).to(dev).eval(), tokenizer)
@@ -244,10 +333,6 @@ def _build(name, path, dev, use_safetensors, trust_remote_code):
 
 # ---------------------------------------------------------------------------------------------
 # Arguments
-
-
-
-
 
 
 def _ids(values) -> np.ndarray:
@@ -265,7 +350,7 @@ def _floats(values) -> np.ndarray:
 def _text_classification(job):
     ids, text, label, score = [], [], [], []
     for i, res in enumerate(job.results):
-        for r in ([res] if isinstance(res, dict) else res):
+        for r in [res] if isinstance(res, dict) else res:
             ids.append(i + 1)
             text.append(job.items[i])
             label.append(str(r["label"]))
@@ -306,14 +391,19 @@ def _fill_mask(job):
             token_str.append(str(r["token_str"]))
             score.append(r["score"])
             sequence.append(str(r["sequence"]))
-    return {"text_id": _ids(ids), "token_id": _ids(token_id), "token_str": token_str,
-            "score": _floats(score), "sequence": sequence}
+    return {
+        "text_id": _ids(ids),
+        "token_id": _ids(token_id),
+        "token_str": token_str,
+        "score": _floats(score),
+        "sequence": sequence,
+    }
 
 
 def _text_generation(job):
     ids, prompt, generated = [], [], []
     for i, res in enumerate(job.results):
-        for r in ([res] if isinstance(res, dict) else res):
+        for r in [res] if isinstance(res, dict) else res:
             ids.append(i + 1)
             prompt.append(job.items[i])
             generated.append(str(r["generated_text"]))
@@ -330,7 +420,7 @@ def _feature_extraction(job):
         mat = np.asarray(_tensor(out)[0], dtype=np.float64)
         toks = job.pipe.tokenizer(text, **tokenize_kwargs).tokens()
         if len(toks) < mat.shape[0]:
-            mat = mat[mat.shape[0] - len(toks):] if left else mat[:len(toks)]
+            mat = mat[mat.shape[0] - len(toks) :] if left else mat[: len(toks)]
         mats.append(mat)
         tokens += toks if len(toks) == mat.shape[0] else [""] * mat.shape[0]
     hidden = mats[0].shape[1] if mats else 0
@@ -354,7 +444,7 @@ def _answers(job):
         for a in answers:
             cols["question"].append(q)
             cols["context"].append(c)
-            cols["answer"].append(c[a["start"]:a["end"]])
+            cols["answer"].append(c[a["start"] : a["end"]])
             cols["score"].append(a["score"])
             cols["start"].append(a["start"] + 1)
             cols["end"].append(a["end"])

@@ -62,11 +62,13 @@ class Number(Spec):
             raise Bad()
         if not math.isfinite(value):
             raise Bad()
-        if self.low is not None and (value < self.low or ("low" in self.open
-                                                          and value == self.low)):
+        if self.low is not None and (
+            value < self.low or ("low" in self.open and value == self.low)
+        ):
             raise Bad()
-        if self.high is not None and (value > self.high or ("high" in self.open
-                                                            and value == self.high)):
+        if self.high is not None and (
+            value > self.high or ("high" in self.open and value == self.high)
+        ):
             raise Bad()
         return value
 
@@ -133,9 +135,11 @@ class TokenIds(Spec):
 
     def __init__(self, single=True, nested=False):
         self.single, self.nested = single, nested
-        self.describe = ("a list of vectors of token ids (whole numbers >= 0)" if nested else
-                         "a token id (a whole number >= 0)" + (" or a vector of them"
-                                                               if not single else ""))
+        self.describe = (
+            "a list of vectors of token ids (whole numbers >= 0)"
+            if nested
+            else "a token id (a whole number >= 0)" + (" or a vector of them" if not single else "")
+        )
         self.id = Whole(0)
 
     def _ids(self, value) -> list:
@@ -190,57 +194,105 @@ class Options(Spec):
 # The table
 
 COUNT = Whole(1)
-TRUNCATION = Either(Flag(), Choice("longest_first", "only_first", "only_second",
-                                   "do_not_truncate"))
+TRUNCATION = Either(Flag(), Choice("longest_first", "only_first", "only_second", "do_not_truncate"))
 TOKENIZER_OPTIONS = Options(
-    truncation=TRUNCATION, max_length=COUNT, add_special_tokens=Flag(),
-    padding=Either(Flag(), Choice("longest", "max_length", "do_not_pad")))
+    truncation=TRUNCATION,
+    max_length=COUNT,
+    add_special_tokens=Flag(),
+    padding=Either(Flag(), Choice("longest", "max_length", "do_not_pad")),
+)
 # numpy's seed (set by transformers.set_seed) takes 0 to 2^32 - 1.
 SEED = Whole(0, 2**32 - 1)
 
 # generate() settings (transformers.GenerationConfig), with the ranges of its logits processors.
 GENERATE = {
-    "max_new_tokens": COUNT, "max_length": COUNT, "min_length": Whole(0),
-    "min_new_tokens": Whole(0), "do_sample": Flag(), "num_beams": COUNT,
-    "num_beam_groups": COUNT, "num_return_sequences": COUNT, "early_stopping":
-    Either(Flag(), Choice("never")), "temperature": Number(0, open=("low",)),
-    "top_k": Whole(0), "top_p": Number(0, 1), "typical_p": Number(0, 1, open=("low",)),
-    "min_p": Number(0, 1), "epsilon_cutoff": Number(0, 1, open=("high",)),
-    "eta_cutoff": Number(0, 1, open=("high",)), "repetition_penalty": Number(0, open=("low",)),
-    "encoder_repetition_penalty": Number(0, open=("low",)), "length_penalty": Number(),
-    "diversity_penalty": Number(0), "no_repeat_ngram_size": Whole(0),
-    "encoder_no_repeat_ngram_size": Whole(0), "max_time": Number(0, open=("low",)),
-    "use_cache": Flag(), "renormalize_logits": Flag(), "remove_invalid_values": Flag(),
-    "bad_words_ids": TokenIds(nested=True), "suppress_tokens": TokenIds(single=False),
-    "begin_suppress_tokens": TokenIds(single=False), "forced_bos_token_id": TokenIds(),
-    "forced_eos_token_id": TokenIds(single=False), "eos_token_id": TokenIds(single=False),
-    "pad_token_id": TokenIds(), "bos_token_id": TokenIds(), "decoder_start_token_id": TokenIds(),
+    "max_new_tokens": COUNT,
+    "max_length": COUNT,
+    "min_length": Whole(0),
+    "min_new_tokens": Whole(0),
+    "do_sample": Flag(),
+    "num_beams": COUNT,
+    "num_beam_groups": COUNT,
+    "num_return_sequences": COUNT,
+    "early_stopping": Either(Flag(), Choice("never")),
+    "temperature": Number(0, open=("low",)),
+    "top_k": Whole(0),
+    "top_p": Number(0, 1),
+    "typical_p": Number(0, 1, open=("low",)),
+    "min_p": Number(0, 1),
+    "epsilon_cutoff": Number(0, 1, open=("high",)),
+    "eta_cutoff": Number(0, 1, open=("high",)),
+    "repetition_penalty": Number(0, open=("low",)),
+    "encoder_repetition_penalty": Number(0, open=("low",)),
+    "length_penalty": Number(),
+    "diversity_penalty": Number(0),
+    "no_repeat_ngram_size": Whole(0),
+    "encoder_no_repeat_ngram_size": Whole(0),
+    "max_time": Number(0, open=("low",)),
+    "use_cache": Flag(),
+    "renormalize_logits": Flag(),
+    "remove_invalid_values": Flag(),
+    "bad_words_ids": TokenIds(nested=True),
+    "suppress_tokens": TokenIds(single=False),
+    "begin_suppress_tokens": TokenIds(single=False),
+    "forced_bos_token_id": TokenIds(),
+    "forced_eos_token_id": TokenIds(single=False),
+    "eos_token_id": TokenIds(single=False),
+    "pad_token_id": TokenIds(),
+    "bos_token_id": TokenIds(),
+    "decoder_start_token_id": TokenIds(),
 }
-SEQ2SEQ = {**GENERATE, "prefix": Text(empty=True), "truncation": TRUNCATION,
-           "clean_up_tokenization_spaces": Flag(), "seed": SEED}
+SEQ2SEQ = {
+    **GENERATE,
+    "prefix": Text(empty=True),
+    "truncation": TRUNCATION,
+    "clean_up_tokenization_spaces": Flag(),
+    "seed": SEED,
+}
 
 TASKS = {
     "text-classification": {
-        "top_k": Whole(1, none=True), "function_to_apply": Choice("sigmoid", "softmax", "none"),
-        "truncation": TRUNCATION, "max_length": COUNT},
+        "top_k": Whole(1, none=True),
+        "function_to_apply": Choice("sigmoid", "softmax", "none"),
+        "truncation": TRUNCATION,
+        "max_length": COUNT,
+    },
     "zero-shot-classification": {
-        "candidate_labels": Texts(), "multi_label": Flag(),
-        "hypothesis_template": Text(template=True)},
+        "candidate_labels": Texts(),
+        "multi_label": Flag(),
+        "hypothesis_template": Text(template=True),
+    },
     "token-classification": {
         "aggregation_strategy": Choice("none", "simple", "first", "average", "max"),
-        "ignore_labels": Texts(), "stride": COUNT},
+        "ignore_labels": Texts(),
+        "stride": COUNT,
+    },
     "question-answering": {
-        "question": Texts(), "context": Texts(), "top_k": COUNT, "max_answer_len": COUNT,
-        "doc_stride": COUNT, "max_seq_len": COUNT, "max_question_len": COUNT,
-        "handle_impossible_answer": Flag(), "align_to_words": Flag()},
+        "question": Texts(),
+        "context": Texts(),
+        "top_k": COUNT,
+        "max_answer_len": COUNT,
+        "doc_stride": COUNT,
+        "max_seq_len": COUNT,
+        "max_question_len": COUNT,
+        "handle_impossible_answer": Flag(),
+        "align_to_words": Flag(),
+    },
     "fill-mask": {"top_k": COUNT, "targets": Texts(), "tokenizer_kwargs": TOKENIZER_OPTIONS},
     "summarization": SEQ2SEQ,
     "translation": {**SEQ2SEQ, "src_lang": Text(), "tgt_lang": Text()},
     "text2text-generation": SEQ2SEQ,
     "text-generation": {
-        **GENERATE, "seed": SEED, "return_full_text": Flag(), "prefix": Text(empty=True),
-        "stop_sequence": Text(), "truncation": TRUNCATION, "handle_long_generation":
-        Choice("hole"), "clean_up_tokenization_spaces": Flag(), "skip_special_tokens": Flag()},
+        **GENERATE,
+        "seed": SEED,
+        "return_full_text": Flag(),
+        "prefix": Text(empty=True),
+        "stop_sequence": Text(),
+        "truncation": TRUNCATION,
+        "handle_long_generation": Choice("hole"),
+        "clean_up_tokenization_spaces": Flag(),
+        "skip_special_tokens": Flag(),
+    },
     "feature-extraction": {"tokenize_kwargs": TOKENIZER_OPTIONS, "truncation": TRUNCATION},
 }
 # Every task: the texts a forward pass takes at once (pipeline()'s batch_size, per call).
@@ -257,7 +309,10 @@ def check(task: str, name: str, args: dict) -> dict:
         if spec is None:
             raise errors.InvalidArgumentError(
                 f"{task} has no argument '{arg}'. Its arguments: {', '.join(sorted(specs))}.",
-                argument=arg, task=task, value=shown(value))
+                argument=arg,
+                task=task,
+                value=shown(value),
+            )
         try:
             out[arg] = spec(value)
         except Bad:
@@ -272,28 +327,49 @@ def _check_together(task, args) -> None:
         raise refusal(task, "doc_stride", stride, f"smaller than max_seq_len ({length})")
     strategy = args.get("aggregation_strategy")
     if "stride" in args and strategy is not None and strategy.lower() == "none":
-        raise refusal(task, "stride", args["stride"], 'used with an aggregation_strategy other '
-                      'than "none" (it joins the windows of a long text)')
+        raise refusal(
+            task,
+            "stride",
+            args["stride"],
+            "used with an aggregation_strategy other "
+            'than "none" (it joins the windows of a long text)',
+        )
 
 
 def check_with_model(task, name, args, tokenizer) -> None:
     """The ranges that depend on the loaded model: its vocabulary and its longest input."""
     limit = tokenizer.model_max_length if tokenizer.model_max_length < 1e6 else None
     top_k = args.get("top_k")
-    if name == "fill-mask" and top_k is not None and "targets" not in args \
-            and top_k > len(tokenizer):
+    if (
+        name == "fill-mask"
+        and top_k is not None
+        and "targets" not in args
+        and top_k > len(tokenizer)
+    ):
         raise refusal(task, "top_k", top_k, f"at most the vocabulary size ({len(tokenizer)})")
     if name == "token-classification" and limit and args.get("stride", 0) >= limit:
-        raise refusal(task, "stride", args["stride"], f"smaller than the model's longest input "
-                      f"({limit} tokens)")
+        raise refusal(
+            task,
+            "stride",
+            args["stride"],
+            f"smaller than the model's longest input ({limit} tokens)",
+        )
     if name == "question-answering" and limit and args.get("max_seq_len", 0) > limit:
-        raise refusal(task, "max_seq_len", args["max_seq_len"], f"at most the model's longest "
-                      f"input ({limit} tokens)")
+        raise refusal(
+            task,
+            "max_seq_len",
+            args["max_seq_len"],
+            f"at most the model's longest input ({limit} tokens)",
+        )
 
 
 def refusal(task, arg, value, must) -> errors.InvalidArgumentError:
-    return errors.InvalidArgumentError(f"{task}: {arg} must be {must}; got {shown(value)}.",
-                                       argument=arg, task=task, value=shown(value))
+    return errors.InvalidArgumentError(
+        f"{task}: {arg} must be {must}; got {shown(value)}.",
+        argument=arg,
+        task=task,
+        value=shown(value),
+    )
 
 
 def shown(value, limit=60) -> str:
@@ -308,4 +384,4 @@ def shown(value, limit=60) -> str:
         text = "{" + ", ".join(f"{k}: {shown(v, limit)}" for k, v in value.items()) + "}"
     else:
         text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."

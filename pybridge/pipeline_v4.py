@@ -41,8 +41,18 @@ class Seq2Seq:
                 task = keys[0] if len(keys) == 1 else task
         return dict(params.get(task) or params.get(self.name) or {})
 
-    def iterate(self, texts, task=None, batch_size=1, prefix=None, src_lang=None,
-                tgt_lang=None, truncation=False, clean_up_tokenization_spaces=False, **gen):
+    def iterate(
+        self,
+        texts,
+        task=None,
+        batch_size=1,
+        prefix=None,
+        src_lang=None,
+        tgt_lang=None,
+        truncation=False,
+        clean_up_tokenization_spaces=False,
+        **gen,
+    ):
         """Yields, for each text, the list of its generated texts."""
         params = self._task_params(task or self.name, src_lang, tgt_lang)
         if prefix is None:
@@ -52,8 +62,10 @@ class Seq2Seq:
                 gen.setdefault(key, value)
         for key, value in self._pipeline_defaults(gen).items():
             gen.setdefault(key, value)
-        decode = {"skip_special_tokens": True,
-                  "clean_up_tokenization_spaces": clean_up_tokenization_spaces}
+        decode = {
+            "skip_special_tokens": True,
+            "clean_up_tokenization_spaces": clean_up_tokenization_spaces,
+        }
         return self._generate(texts, prefix, batch_size, truncation, decode, gen)
 
     def _pipeline_defaults(self, gen) -> dict:
@@ -70,16 +82,17 @@ class Seq2Seq:
         torch = models.import_torch()
 
         for start in range(0, len(texts), batch_size):
-            chunk = [prefix + t for t in texts[start:start + batch_size]]
-            enc = self.tokenizer(chunk, padding=len(chunk) > 1, truncation=truncation,
-                                 return_tensors="pt").to(self.model.device)
+            chunk = [prefix + t for t in texts[start : start + batch_size]]
+            enc = self.tokenizer(
+                chunk, padding=len(chunk) > 1, truncation=truncation, return_tensors="pt"
+            ).to(self.model.device)
             enc.pop("token_type_ids", None)
             with torch.inference_mode():
                 out = self.model.generate(**enc, **gen)
             texts_out = self.tokenizer.batch_decode(out, **decode)
             per_text = len(texts_out) // len(chunk)
             for k in range(len(chunk)):
-                yield texts_out[k * per_text:(k + 1) * per_text]
+                yield texts_out[k * per_text : (k + 1) * per_text]
 
 
 class QuestionAnswering:
@@ -105,49 +118,83 @@ class QuestionAnswering:
         if not questions or len(questions) != len(contexts) or not ok:
             raise errors.InvalidArgumentError(
                 "question-answering needs question = and context = : non-empty strings, one "
-                "context or one per question.", argument="context")
+                "context or one per question.",
+                argument="context",
+            )
         return list(zip(questions, contexts))
 
-    def iterate(self, pairs, task=None, top_k=1, doc_stride=None, max_answer_len=15,
-                max_seq_len=None, max_question_len=64, handle_impossible_answer=False,
-                align_to_words=True, batch_size=None):
+    def iterate(
+        self,
+        pairs,
+        task=None,
+        top_k=1,
+        doc_stride=None,
+        max_answer_len=15,
+        max_seq_len=None,
+        max_question_len=64,
+        handle_impossible_answer=False,
+        align_to_words=True,
+        batch_size=None,
+    ):
         """Yields, for each (question, context), its best answers (the arguments are checked
         by :mod:`pybridge.pipeline_args`)."""
         for q, c in pairs:
-            yield self.answer(q, c, top_k, doc_stride, max_answer_len, max_seq_len,
-                              handle_impossible_answer, align_to_words)
+            yield self.answer(
+                q,
+                c,
+                top_k,
+                doc_stride,
+                max_answer_len,
+                max_seq_len,
+                handle_impossible_answer,
+                align_to_words,
+            )
 
-    def answer(self, question, context, top_k, doc_stride, max_answer_len, max_seq_len,
-               handle_impossible_answer, align_to_words) -> list:
+    def answer(
+        self,
+        question,
+        context,
+        top_k,
+        doc_stride,
+        max_answer_len,
+        max_seq_len,
+        handle_impossible_answer,
+        align_to_words,
+    ) -> list:
         torch = models.import_torch()
 
         tok = self.tokenizer
         max_seq_len = max_seq_len or min(tok.model_max_length, 384)
         doc_stride = doc_stride or min(max_seq_len // 2, 128)
         question_first = tok.padding_side == "right"
-        enc = tok(text=question if question_first else context,
-                  text_pair=context if question_first else question,
-                  truncation="only_second" if question_first else "only_first",
-                  max_length=max_seq_len, stride=doc_stride, return_overflowing_tokens=True,
-                  return_offsets_mapping=True)
+        enc = tok(
+            text=question if question_first else context,
+            text_pair=context if question_first else question,
+            truncation="only_second" if question_first else "only_first",
+            max_length=max_seq_len,
+            stride=doc_stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
         context_seq = 1 if question_first else 0
         answers, min_null = [], 1e6
         candidates = top_k * 2 + 10 if align_to_words else top_k  # aligning merges some
         names = set(tok.model_input_names)
         for span in range(len(enc["input_ids"])):
-            feed = {k: torch.tensor([enc[k][span]], device=self.model.device)
-                    for k in ("input_ids", "attention_mask", "token_type_ids")
-                    if k in enc and k in names}
+            feed = {
+                k: torch.tensor([enc[k][span]], device=self.model.device)
+                for k in ("input_ids", "attention_mask", "token_type_ids")
+                if k in enc and k in names
+            }
             with torch.inference_mode():
                 out = self.model(**feed)
             allowed = np.array([s == context_seq for s in enc.sequence_ids(span)])
             if tok.cls_token_id is not None:
                 allowed |= np.array(enc["input_ids"][span]) == tok.cls_token_id
-            start, end = (x[0].float().cpu().numpy() for x in (out.start_logits,
-                                                               out.end_logits))
+            start, end = (x[0].float().cpu().numpy() for x in (out.start_logits, out.end_logits))
             starts, ends, scores, min_null = _select_spans(
-                start, end, allowed, candidates, max_answer_len, handle_impossible_answer,
-                min_null)
+                start, end, allowed, candidates, max_answer_len, handle_impossible_answer, min_null
+            )
             encoding = enc.encodings[span]
             for s, e, score in zip(starts, ends, scores):
                 a, b = _char_span(encoding, s, e, context_seq, align_to_words)
@@ -162,7 +209,7 @@ def _add_answer(answers, context, a, b, score) -> None:
     from other tokens of the same words; case-insensitive) adds its score to the first one."""
     text = context[a:b].lower()
     for answer in answers:
-        if context[answer["start"]:answer["end"]].lower() == text:
+        if context[answer["start"] : answer["end"]].lower() == text:
             answer["score"] += score
             return
     answers.append({"score": score, "start": a, "end": b})

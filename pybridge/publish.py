@@ -59,42 +59,91 @@ _LIST_KEYS = ("architectures",)  # config keys transformers reads as lists
 # Repo verbs
 
 
-def create_repo(repo_id, repo_type="model", private=False, exist_ok=False, space_sdk=None,
-                env=None, token=None) -> dict:
+def create_repo(
+    repo_id, repo_type="model", private=False, exist_ok=False, space_sdk=None, env=None, token=None
+) -> dict:
     """Create a repo; ``{repo_id, repo_type, url}``. A Space needs ``space_sdk``."""
     ctx = _context(repo_id, "main", repo_type)
     _check_common(ctx)
     if repo_type == "space":
         _args.check_space_sdk(space_sdk, **ctx)
     s = _write_settings(env, token, ctx, "hub_create_repo")
-    url = _call(lambda: _api(s).create_repo(
-        repo_id, repo_type=repo_type, private=bool(private), exist_ok=bool(exist_ok),
-        space_sdk=space_sdk if repo_type == "space" else None, token=s.token), s, ctx)
-    return {"repo_id": str(getattr(url, "repo_id", repo_id)), "repo_type": repo_type,
-            "url": str(url)}
+    url = _call(
+        lambda: _api(s).create_repo(
+            repo_id,
+            repo_type=repo_type,
+            private=bool(private),
+            exist_ok=bool(exist_ok),
+            space_sdk=space_sdk if repo_type == "space" else None,
+            token=s.token,
+        ),
+        s,
+        ctx,
+    )
+    return {
+        "repo_id": str(getattr(url, "repo_id", repo_id)),
+        "repo_type": repo_type,
+        "url": str(url),
+    }
 
 
-def upload_file(path, path_in_repo, repo_id, repo_type="model", revision="main",
-                commit_message=None, commit_description=None, create_pr=False,
-                parent_commit=None, quiet=False, env=None, token=None) -> dict:
+def upload_file(
+    path,
+    path_in_repo,
+    repo_id,
+    repo_type="model",
+    revision="main",
+    commit_message=None,
+    commit_description=None,
+    create_pr=False,
+    parent_commit=None,
+    quiet=False,
+    env=None,
+    token=None,
+) -> dict:
     """Upload one local file as ``path_in_repo``; one commit."""
     ctx = _context(repo_id, revision, repo_type, filename=path_in_repo)
     _check_common(ctx)
     _check_repo_path(path_in_repo, "path_in_repo", ctx)
     path = _local(path, "path", ctx, folder=False)
     s = _write_settings(env, token, ctx, "hub_upload_file")
-    info = _call(lambda: _api(s).upload_file(
-        path_or_fileobj=path, path_in_repo=path_in_repo, repo_id=repo_id, repo_type=repo_type,
-        revision=revision, commit_message=commit_message or f"Upload {path_in_repo}",
-        commit_description=commit_description, create_pr=bool(create_pr),
-        parent_commit=parent_commit, token=s.token), s, ctx, quiet)
+    info = _call(
+        lambda: _api(s).upload_file(
+            path_or_fileobj=path,
+            path_in_repo=path_in_repo,
+            repo_id=repo_id,
+            repo_type=repo_type,
+            revision=revision,
+            commit_message=commit_message or f"Upload {path_in_repo}",
+            commit_description=commit_description,
+            create_pr=bool(create_pr),
+            parent_commit=parent_commit,
+            token=s.token,
+        ),
+        s,
+        ctx,
+        quiet,
+    )
     return _commit(info, ctx)
 
 
-def upload_folder(folder, repo_id, repo_type="model", path_in_repo=None, allow_patterns=None,
-                  ignore_patterns=None, delete_patterns=None, commit_message=None,
-                  commit_description=None, revision="main", create_pr=False, parent_commit=None,
-                  quiet=False, env=None, token=None) -> dict:
+def upload_folder(
+    folder,
+    repo_id,
+    repo_type="model",
+    path_in_repo=None,
+    allow_patterns=None,
+    ignore_patterns=None,
+    delete_patterns=None,
+    commit_message=None,
+    commit_description=None,
+    revision="main",
+    create_pr=False,
+    parent_commit=None,
+    quiet=False,
+    env=None,
+    token=None,
+) -> dict:
     """Upload a local folder (filtered by glob patterns) in one commit; ``delete_patterns``
     removes matching remote files that the folder does not hold."""
     ctx = _context(repo_id, revision, repo_type)
@@ -106,54 +155,116 @@ def upload_folder(folder, repo_id, repo_type="model", path_in_repo=None, allow_p
     ignore = _patterns(ignore_patterns, "ignore_patterns", ctx)
     delete = _patterns(delete_patterns, "delete_patterns", ctx)
     s = _write_settings(env, token, ctx, "hub_upload_folder")
-    info = _call(lambda: _api(s).upload_folder(
-        folder_path=folder, repo_id=repo_id, repo_type=repo_type, path_in_repo=path_in_repo,
-        allow_patterns=allow, ignore_patterns=ignore, delete_patterns=delete,
-        commit_message=commit_message or "Upload folder using hfbridge",
-        commit_description=commit_description, revision=revision, create_pr=bool(create_pr),
-        parent_commit=parent_commit, token=s.token), s, ctx, quiet)
+    info = _call(
+        lambda: _api(s).upload_folder(
+            folder_path=folder,
+            repo_id=repo_id,
+            repo_type=repo_type,
+            path_in_repo=path_in_repo,
+            allow_patterns=allow,
+            ignore_patterns=ignore,
+            delete_patterns=delete,
+            commit_message=commit_message or "Upload folder using hfbridge",
+            commit_description=commit_description,
+            revision=revision,
+            create_pr=bool(create_pr),
+            parent_commit=parent_commit,
+            token=s.token,
+        ),
+        s,
+        ctx,
+        quiet,
+    )
     return _commit(info, ctx)
 
 
-def delete_file(path_in_repo, repo_id, repo_type="model", revision="main", commit_message=None,
-                create_pr=False, parent_commit=None, env=None, token=None) -> dict:
+def delete_file(
+    path_in_repo,
+    repo_id,
+    repo_type="model",
+    revision="main",
+    commit_message=None,
+    create_pr=False,
+    parent_commit=None,
+    env=None,
+    token=None,
+) -> dict:
     """Delete one file of the repo; one commit."""
     ctx = _context(repo_id, revision, repo_type, filename=path_in_repo)
     _check_common(ctx)
     _check_repo_path(path_in_repo, "path_in_repo", ctx)
     s = _write_settings(env, token, ctx, "hub_delete_file")
-    info = _call(lambda: _api(s).delete_file(
-        path_in_repo, repo_id, repo_type=repo_type, revision=revision,
-        commit_message=commit_message or f"Delete {path_in_repo}", create_pr=bool(create_pr),
-        parent_commit=parent_commit, token=s.token), s, ctx)
+    info = _call(
+        lambda: _api(s).delete_file(
+            path_in_repo,
+            repo_id,
+            repo_type=repo_type,
+            revision=revision,
+            commit_message=commit_message or f"Delete {path_in_repo}",
+            create_pr=bool(create_pr),
+            parent_commit=parent_commit,
+            token=s.token,
+        ),
+        s,
+        ctx,
+    )
     return _commit(info, ctx)
 
 
-def create_branch(repo_id, branch, revision=None, repo_type="model", exist_ok=False, env=None,
-                  token=None) -> dict:
+def create_branch(
+    repo_id, branch, revision=None, repo_type="model", exist_ok=False, env=None, token=None
+) -> dict:
     """Create ``branch`` at ``revision`` (the head of main by default); ``{repo_id, branch,
     commit}``."""
     ctx = _context(repo_id, revision or "main", repo_type)
     _check_common(ctx)
     _check_name(branch, "branch", ctx)
     s = _write_settings(env, token, ctx, "hub_create_branch")
-    _call(lambda: _api(s).create_branch(repo_id, branch=branch, revision=revision,
-                                        repo_type=repo_type, exist_ok=bool(exist_ok),
-                                        token=s.token), s, ctx, exists=("branch", branch))
+    _call(
+        lambda: _api(s).create_branch(
+            repo_id,
+            branch=branch,
+            revision=revision,
+            repo_type=repo_type,
+            exist_ok=bool(exist_ok),
+            token=s.token,
+        ),
+        s,
+        ctx,
+        exists=("branch", branch),
+    )
     return {"repo_id": repo_id, "branch": branch, "commit": _head(s, ctx, branch)}
 
 
-def create_tag(repo_id, tag, revision="main", tag_message=None, repo_type="model",
-               exist_ok=False, env=None, token=None) -> dict:
+def create_tag(
+    repo_id,
+    tag,
+    revision="main",
+    tag_message=None,
+    repo_type="model",
+    exist_ok=False,
+    env=None,
+    token=None,
+) -> dict:
     """Tag ``revision``; ``{repo_id, tag, commit}``."""
     ctx = _context(repo_id, revision, repo_type)
     _check_common(ctx)
     _check_name(tag, "tag", ctx)
     s = _write_settings(env, token, ctx, "hub_create_tag")
-    _call(lambda: _api(s).create_tag(repo_id, tag=tag, revision=revision,
-                                     tag_message=tag_message, repo_type=repo_type,
-                                     exist_ok=bool(exist_ok), token=s.token), s, ctx,
-          exists=("tag", tag))
+    _call(
+        lambda: _api(s).create_tag(
+            repo_id,
+            tag=tag,
+            revision=revision,
+            tag_message=tag_message,
+            repo_type=repo_type,
+            exist_ok=bool(exist_ok),
+            token=s.token,
+        ),
+        s,
+        ctx,
+        exists=("tag", tag),
+    )
     return {"repo_id": repo_id, "tag": tag, "commit": _head(s, ctx, tag)}
 
 
@@ -166,18 +277,32 @@ def whoami(env=None, token=None) -> dict:
     _refuse_offline(s, ctx, "hub_whoami")
     info = _call(lambda: _api(s).whoami(token=s.token), s, ctx)
     role = ((info.get("auth") or {}).get("accessToken") or {}).get("role")
-    return {"name": str(info.get("name") or ""), "type": str(info.get("type") or "user"),
-            "role": str(role or "unknown"), "token_source": s.token_source,
-            "endpoint": s.endpoint}
+    return {
+        "name": str(info.get("name") or ""),
+        "type": str(info.get("type") or "user"),
+        "role": str(role or "unknown"),
+        "token_source": s.token_source,
+        "endpoint": s.endpoint,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
 # Saving and pushing a model
 
 
-def save_model(folder, weights, config, tokenizer=None, card=None,
-               max_shard_size=DEFAULT_MAX_SHARD_SIZE, dtypes=None, default_dtype="float32",
-               reversed=False, env=None, token=None) -> list:
+def save_model(
+    folder,
+    weights,
+    config,
+    tokenizer=None,
+    card=None,
+    max_shard_size=DEFAULT_MAX_SHARD_SIZE,
+    dtypes=None,
+    default_dtype="float32",
+    reversed=False,
+    env=None,
+    token=None,
+) -> list:
     """Write a transformers model folder from plain values; the paths written, sorted.
 
     ``weights`` maps tensor names to arrays (R's column-major views; ``reversed`` when the dims
@@ -194,8 +319,9 @@ def save_model(folder, weights, config, tokenizer=None, card=None,
     if isinstance(weights, (list, tuple)) and not weights:
         weights = {}
     if not isinstance(weights, dict) or not weights:
-        raise errors.InvalidArgumentError("weights must be a named list of arrays.",
-                                          argument="weights")
+        raise errors.InvalidArgumentError(
+            "weights must be a named list of arrays.", argument="weights"
+        )
     parent = os.path.dirname(folder)
     if not os.path.isdir(parent):
         raise errors.InvalidArgumentError(f"The folder {parent} does not exist.", path=folder)
@@ -214,10 +340,25 @@ def save_model(folder, weights, config, tokenizer=None, card=None,
     return written
 
 
-def push_model(repo_id, weights, config, tokenizer=None, card=None, folder=None, private=False,
-               commit_message=None, revision="main", create_pr=False,
-               max_shard_size=DEFAULT_MAX_SHARD_SIZE, dtypes=None, default_dtype="float32",
-               reversed=False, quiet=False, env=None, token=None) -> dict:
+def push_model(
+    repo_id,
+    weights,
+    config,
+    tokenizer=None,
+    card=None,
+    folder=None,
+    private=False,
+    commit_message=None,
+    revision="main",
+    create_pr=False,
+    max_shard_size=DEFAULT_MAX_SHARD_SIZE,
+    dtypes=None,
+    default_dtype="float32",
+    reversed=False,
+    quiet=False,
+    env=None,
+    token=None,
+) -> dict:
     """:func:`save_model` into ``folder`` (a temporary one by default), create the repo if
     needed, and upload the folder in one commit. Stale weight shards on the Hub are deleted."""
     ctx = _context(repo_id, revision, "model")
@@ -226,15 +367,31 @@ def push_model(repo_id, weights, config, tokenizer=None, card=None, folder=None,
     with contextlib.ExitStack() as stack:
         if folder is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="hfbridge-push-"))
-        save_model(folder, weights, config, tokenizer=tokenizer, card=card,
-                   max_shard_size=max_shard_size, dtypes=dtypes, default_dtype=default_dtype,
-                   reversed=reversed, env=env, token=token)
+        save_model(
+            folder,
+            weights,
+            config,
+            tokenizer=tokenizer,
+            card=card,
+            max_shard_size=max_shard_size,
+            dtypes=dtypes,
+            default_dtype=default_dtype,
+            reversed=reversed,
+            env=env,
+            token=token,
+        )
         create_repo(repo_id, "model", private=private, exist_ok=True, env=env, token=token)
-        out = upload_folder(folder, repo_id, commit_message=commit_message or "Upload model",
-                            revision=revision, create_pr=create_pr,
-                            delete_patterns=["model-*-of-*.safetensors", WEIGHTS_INDEX_NAME,
-                                             WEIGHTS_NAME],
-                            quiet=quiet, env=env, token=token)
+        out = upload_folder(
+            folder,
+            repo_id,
+            commit_message=commit_message or "Upload model",
+            revision=revision,
+            create_pr=create_pr,
+            delete_patterns=["model-*-of-*.safetensors", WEIGHTS_INDEX_NAME, WEIGHTS_NAME],
+            quiet=quiet,
+            env=env,
+            token=token,
+        )
     return out
 
 
@@ -247,8 +404,10 @@ def _check_shard_size(value):
     if isinstance(value, str) and re.match(r"^\s*\d+(\.\d+)?\s*[KMGT]B\s*$", value, re.I):
         return value.strip()
     raise errors.InvalidArgumentError(
-        f"max_shard_size must be a number of bytes or a size such as \"5GB\" or \"500MB\", not "
-        f"{value!r}.", argument="max_shard_size")
+        f'max_shard_size must be a number of bytes or a size such as "5GB" or "500MB", not '
+        f"{value!r}.",
+        argument="max_shard_size",
+    )
 
 
 def _check_config(config) -> dict:
@@ -258,15 +417,18 @@ def _check_config(config) -> dict:
     if not isinstance(config, dict) or not config:
         raise errors.InvalidArgumentError(
             "config must be a named list (what config.json holds) or the path of a config.json.",
-            argument="config")
+            argument="config",
+        )
     config = dict(config)
     for key in _LIST_KEYS:  # R gives a length-1 character vector as a plain string
         if isinstance(config.get(key), str):
             config[key] = [config[key]]
     if not config.get("model_type") and not config.get("auto_map"):
         raise errors.InvalidArgumentError(
-            "config needs model_type (such as \"gpt2\"), or auto_map for a custom architecture, "
-            "so that transformers knows which model class to build.", argument="config")
+            'config needs model_type (such as "gpt2"), or auto_map for a custom architecture, '
+            "so that transformers knows which model class to build.",
+            argument="config",
+        )
     return config
 
 
@@ -288,18 +450,29 @@ def _save_weights(folder, weights, max_shard_size, dtypes, default_dtype, revers
 
     # The splitter sees (name, array) pairs so that the size function knows the tensor's name.
     split = split_state_dict_into_shards_factory(
-        {name: (name, arr) for name, arr in weights.items()}, get_storage_size=storage_size,
+        {name: (name, arr) for name, arr in weights.items()},
+        get_storage_size=storage_size,
         filename_pattern=WEIGHTS_NAME.replace(".safetensors", "{suffix}.safetensors"),
-        max_shard_size=max_shard_size)
+        max_shard_size=max_shard_size,
+    )
     for filename, names in split.filename_to_tensors.items():
-        st.save_file({n: weights[n] for n in names}, os.path.join(folder, filename),
-                     metadata={"format": "pt"}, dtypes={n: dtypes[n] for n in names if n in dtypes},
-                     default_dtype=default_dtype, reversed=reversed)
+        st.save_file(
+            {n: weights[n] for n in names},
+            os.path.join(folder, filename),
+            metadata={"format": "pt"},
+            dtypes={n: dtypes[n] for n in names if n in dtypes},
+            default_dtype=default_dtype,
+            reversed=reversed,
+        )
     if split.is_sharded:
         total = sum(int(np.asarray(a).size) for a in weights.values())
-        _write_json(os.path.join(folder, WEIGHTS_INDEX_NAME),
-                    {"metadata": {"total_parameters": total, **split.metadata},
-                     "weight_map": split.tensor_to_filename})
+        _write_json(
+            os.path.join(folder, WEIGHTS_INDEX_NAME),
+            {
+                "metadata": {"total_parameters": total, **split.metadata},
+                "weight_map": split.tensor_to_filename,
+            },
+        )
 
 
 def _save_tokenizer(folder, tokenizer, config, env, token):
@@ -318,15 +491,17 @@ def _save_tokenizer(folder, tokenizer, config, env, token):
                 tok = transformers.AutoTokenizer.from_pretrained(source)
             except Exception as exc:  # noqa: BLE001 - any failure means no usable tokenizer
                 raise errors.InvalidFileError(
-                    f"No tokenizer could be loaded from '{tokenizer}': {exc}",
-                    argument="tokenizer") from None
+                    f"No tokenizer could be loaded from '{tokenizer}': {exc}", argument="tokenizer"
+                ) from None
         elif type(tokenizer).__name__ == "Tokenizer":
-            tok = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer,
-                                                       **_special_tokens(tokenizer, config))
+            tok = transformers.PreTrainedTokenizerFast(
+                tokenizer_object=tokenizer, **_special_tokens(tokenizer, config)
+            )
         else:
             raise errors.InvalidArgumentError(
                 "tokenizer must be an hfbridge tokenizer, or a repo id or folder holding one.",
-                argument="tokenizer")
+                argument="tokenizer",
+            )
         tok.save_pretrained(folder)
 
 
@@ -344,8 +519,19 @@ def _special_tokens(tokenizer, config) -> dict:
     return out
 
 
-_CARD_FIELDS = ("library_name", "license", "tags", "pipeline_tag", "base_model", "datasets",
-                "language", "metrics", "model_name", "license_name", "license_link")
+_CARD_FIELDS = (
+    "library_name",
+    "license",
+    "tags",
+    "pipeline_tag",
+    "base_model",
+    "datasets",
+    "language",
+    "metrics",
+    "model_name",
+    "license_name",
+    "license_link",
+)
 
 
 def _save_card(folder, card, config):
@@ -359,14 +545,18 @@ def _save_card(folder, card, config):
     if not isinstance(card, dict):
         raise errors.InvalidArgumentError(
             "card must be NULL, README text, or a named list of card metadata (license, tags, "
-            "pipeline_tag, base_model, library_name, description).", argument="card")
+            "pipeline_tag, base_model, library_name, description).",
+            argument="card",
+        )
     fields = dict(card)
     description = str(fields.pop("description", "") or "")
     unknown = sorted(set(fields) - set(_CARD_FIELDS))
     if unknown:
         raise errors.InvalidArgumentError(
             f"Unknown card field(s) {', '.join(unknown)}; use {', '.join(_CARD_FIELDS)} or "
-            "description.", argument="card")
+            "description.",
+            argument="card",
+        )
     for key in ("tags", "datasets", "metrics"):
         if isinstance(fields.get(key), str):
             fields[key] = [fields[key]]
@@ -410,7 +600,8 @@ def _no_token(s: Settings, verb, ctx=None):
     return errors.AuthError(
         f"{verb}() writes to {s.endpoint} and needs a token with write access, but none was "
         "found (token argument, HF_TOKEN, HUGGING_FACE_HUB_TOKEN or $HF_HOME/token).",
-        **{k: v for k, v in (ctx or {}).items() if v})
+        **{k: v for k, v in (ctx or {}).items() if v},
+    )
 
 
 def _uses_xet(endpoint: str) -> bool:
@@ -455,23 +646,34 @@ def _translate(exc, ctx, s: Settings, exists=None) -> errors.PybridgeError:
         kind, name = exists
         return errors.RefExistsError(
             f"The {kind} '{name}' already exists in repo '{ctx['repo_id']}'. Pass exist_ok = TRUE "
-            "to keep it as it is, or choose another name.", **{kind: name}, **_fields(ctx))
+            "to keep it as it is, or choose another name.",
+            **{kind: name},
+            **_fields(ctx),
+        )
     if status == 409:
         return errors.RepoExistsError(
             f"Repository '{ctx['repo_id']}' ({ctx['repo_type']}) already exists at {s.endpoint}. "
-            "Pass exist_ok = TRUE to use it as it is.", **_fields(ctx))
+            "Pass exist_ok = TRUE to use it as it is.",
+            **_fields(ctx),
+        )
     if status == 412:
         return errors.StaleParentError(
             f"{where} has moved on since parent_commit: someone committed in between. Read the "
-            "new head with hub_repo_info() and try again.", **_fields(ctx))
+            "new head with hub_repo_info() and try again.",
+            **_fields(ctx),
+        )
     if status == 403 and s.token:
         return errors.AuthError(
             f"The token (from {s.token_source}) may not write to {where}. Use a token with write "
-            "access to this repo.", **_fields(ctx))
+            "access to this repo.",
+            **_fields(ctx),
+        )
     if status == 401:
         return errors.AuthError(
             f"The Hub refused the token (from {s.token_source}) for {where}. Check HF_TOKEN or the "
-            "token file.", **_fields(ctx))
+            "token file.",
+            **_fields(ctx),
+        )
     return translate(cause, ctx, s, False)
 
 
@@ -480,43 +682,58 @@ def _fields(ctx):
 
 
 def _commit(info, ctx) -> dict:
-    return {"commit_oid": str(info.oid), "commit_url": str(info.commit_url),
-            "pr_url": str(info.pr_url) if info.pr_url else None, "repo_id": ctx["repo_id"],
-            "revision": ctx["revision"]}
+    return {
+        "commit_oid": str(info.oid),
+        "commit_url": str(info.commit_url),
+        "pr_url": str(info.pr_url) if info.pr_url else None,
+        "repo_id": ctx["repo_id"],
+        "revision": ctx["revision"],
+    }
 
 
 def _head(s: Settings, ctx, revision) -> str:
-    info = _call(lambda: _api(s).repo_info(ctx["repo_id"], revision=revision,
-                                           repo_type=ctx["repo_type"], token=s.token), s, ctx)
+    info = _call(
+        lambda: _api(s).repo_info(
+            ctx["repo_id"], revision=revision, repo_type=ctx["repo_type"], token=s.token
+        ),
+        s,
+        ctx,
+    )
     return str(info.sha)
 
 
 def _local(path, name, ctx, folder: bool) -> str:
     if not isinstance(path, str) or not path.strip():
-        raise errors.InvalidArgumentError(f"{name} must be a local path.", argument=name,
-                                          **_fields(ctx))
+        raise errors.InvalidArgumentError(
+            f"{name} must be a local path.", argument=name, **_fields(ctx)
+        )
     full = os.path.abspath(os.path.expanduser(path))
     ok = os.path.isdir(full) if folder else os.path.isfile(full)
     if not ok:
         what = "folder" if folder else "file"
         problem = f"is not a {what}" if os.path.exists(full) else "does not exist"
-        raise errors.InvalidArgumentError(f"The local {what} '{path}' {problem}.", argument=name,
-                                          path=path, **_fields(ctx))
+        raise errors.InvalidArgumentError(
+            f"The local {what} '{path}' {problem}.", argument=name, path=path, **_fields(ctx)
+        )
     return full
 
 
 def _check_repo_path(value, name, ctx):
     if not isinstance(value, str) or not value.strip():
-        raise errors.InvalidArgumentError(f"{name} must be a non-empty string.", argument=name,
-                                          **_fields(ctx))
+        raise errors.InvalidArgumentError(
+            f"{name} must be a non-empty string.", argument=name, **_fields(ctx)
+        )
     parts = value.replace("\\", "/").split("/")
     if value.startswith("/") or ".." in parts:
         raise errors.InvalidArgumentError(
             f"{name} '{value}' must be a path inside the repo, without '..' or a leading '/'.",
-            argument=name, **_fields(ctx))
+            argument=name,
+            **_fields(ctx),
+        )
 
 
 def _check_name(value, name, ctx):
     if not isinstance(value, str) or not value.strip() or value.startswith("-"):
-        raise errors.InvalidArgumentError(f"{name} must be a non-empty name.", argument=name,
-                                          **_fields(ctx))
+        raise errors.InvalidArgumentError(
+            f"{name} must be a non-empty name.", argument=name, **_fields(ctx)
+        )

@@ -40,12 +40,13 @@ from .errors import (
 from .fill import Copy, convert_all, copy_tiled, fill_many, r_memory
 
 MAX_HEADER_BYTES = 100_000_000  # the limit of the reference implementation
-EXACT_DOUBLE_INT = 2 ** 53
-R_INTEGER_NA = -2 ** 31  # the int32 bit pattern of NA_integer_
+EXACT_DOUBLE_INT = 2**53
+R_INTEGER_NA = -(2**31)  # the int32 bit pattern of NA_integer_
 
 
 # ----------------------------------------------------------------------------------------------
 # The dtype table (documented in R's ?safe_load_file)
+
 
 def _minifloat_table(exp_bits: int, man_bits: int, bias: int, kind: str) -> np.ndarray:
     """float64 value of every code of an 8-bit float. kind: 'ieee' (inf and NaN at the top
@@ -79,45 +80,50 @@ _F8_TABLES = {
 
 @dataclass(frozen=True)
 class Dtype:
-    code: str             # as written in the header
+    code: str  # as written in the header
     bits: int
     storage: Optional[np.dtype]  # how the bytes are viewed; None: cannot be read
-    r_type: str           # double, integer, logical, complex (what R gets)
+    r_type: str  # double, integer, logical, complex (what R gets)
 
     @property
     def wire(self) -> np.dtype:
-        return np.dtype({"double": "f8", "integer": "i4", "logical": "?", "complex": "c16"}[self.r_type])
+        return np.dtype(
+            {"double": "f8", "integer": "i4", "logical": "?", "complex": "c16"}[self.r_type]
+        )
 
 
 def _dt(code, bits, storage, r_type):
     return Dtype(code, bits, None if storage is None else np.dtype(storage), r_type)
 
 
-DTYPES: Dict[str, Dtype] = {d.code: d for d in (
-    _dt("F64", 64, "<f8", "double"),
-    _dt("F32", 32, "<f4", "double"),
-    _dt("F16", 16, "<f2", "double"),
-    _dt("BF16", 16, "<u2", "double"),
-    _dt("F8_E4M3", 8, "u1", "double"),
-    _dt("F8_E5M2", 8, "u1", "double"),
-    _dt("F8_E4M3FNUZ", 8, "u1", "double"),
-    _dt("F8_E5M2FNUZ", 8, "u1", "double"),
-    _dt("F8_E8M0", 8, "u1", "double"),
-    _dt("I64", 64, "<i8", "double"),
-    _dt("U64", 64, "<u8", "double"),
-    _dt("U32", 32, "<u4", "double"),
-    _dt("I32", 32, "<i4", "integer"),
-    _dt("I16", 16, "<i2", "integer"),
-    _dt("U16", 16, "<u2", "integer"),
-    _dt("I8", 8, "i1", "integer"),
-    _dt("U8", 8, "u1", "integer"),
-    _dt("BOOL", 8, "u1", "logical"),
-    _dt("C64", 64, "<c8", "complex"),
-    # Sub-byte floats: the format knows them, R has no use for them yet.
-    _dt("F4", 4, None, "double"),
-    _dt("F6_E2M3", 6, None, "double"),
-    _dt("F6_E3M2", 6, None, "double"),
-)}
+DTYPES: Dict[str, Dtype] = {
+    d.code: d
+    for d in (
+        _dt("F64", 64, "<f8", "double"),
+        _dt("F32", 32, "<f4", "double"),
+        _dt("F16", 16, "<f2", "double"),
+        _dt("BF16", 16, "<u2", "double"),
+        _dt("F8_E4M3", 8, "u1", "double"),
+        _dt("F8_E5M2", 8, "u1", "double"),
+        _dt("F8_E4M3FNUZ", 8, "u1", "double"),
+        _dt("F8_E5M2FNUZ", 8, "u1", "double"),
+        _dt("F8_E8M0", 8, "u1", "double"),
+        _dt("I64", 64, "<i8", "double"),
+        _dt("U64", 64, "<u8", "double"),
+        _dt("U32", 32, "<u4", "double"),
+        _dt("I32", 32, "<i4", "integer"),
+        _dt("I16", 16, "<i2", "integer"),
+        _dt("U16", 16, "<u2", "integer"),
+        _dt("I8", 8, "i1", "integer"),
+        _dt("U8", 8, "u1", "integer"),
+        _dt("BOOL", 8, "u1", "logical"),
+        _dt("C64", 64, "<c8", "complex"),
+        # Sub-byte floats: the format knows them, R has no use for them yet.
+        _dt("F4", 4, None, "double"),
+        _dt("F6_E2M3", 6, None, "double"),
+        _dt("F6_E3M2", 6, None, "double"),
+    )
+}
 
 
 def dtype_table() -> dict:
@@ -158,13 +164,18 @@ class _Decoder:
             self.convert = lambda t: t
 
     def _checked_int64(self, t):
-        if t.size and (t.max() > EXACT_DOUBLE_INT or (t.dtype.kind == "i" and t.min() < -EXACT_DOUBLE_INT)):
+        if t.size and (
+            t.max() > EXACT_DOUBLE_INT or (t.dtype.kind == "i" and t.min() < -EXACT_DOUBLE_INT)
+        ):
             if self.int64 == "error":
                 raise UnsupportedError(
-                    f"Tensor '{self.name}' ({self.dtype.code}) holds a value beyond 2^53 in magnitude, "
-                    "which an R double cannot hold exactly. Use int64 = \"double\" to accept rounded "
+                    f"Tensor '{self.name}' ({self.dtype.code}) holds a value beyond 2^53 in "
+                    "magnitude, "
+                    'which an R double cannot hold exactly. Use int64 = "double" to accept rounded '
                     "values.",
-                    tensor=self.name, dtype=self.dtype.code, path=self.path,
+                    tensor=self.name,
+                    dtype=self.dtype.code,
+                    path=self.path,
                 )
             self.lossy = True
         return t
@@ -178,12 +189,13 @@ class _Decoder:
 # ----------------------------------------------------------------------------------------------
 # Reading
 
+
 @dataclass(frozen=True)
 class TensorInfo:
     name: str
     dtype: Dtype
     shape: tuple
-    start: int   # absolute offset in the buffer
+    start: int  # absolute offset in the buffer
     end: int
 
     @property
@@ -195,13 +207,11 @@ class TensorInfo:
 
 
 def _invalid(path, why):
-    return InvalidFileError(
-        f"{path} is not a valid safetensors file: {why}.", path=path
-    )
+    return InvalidFileError(f"{path} is not a valid safetensors file: {why}.", path=path)
 
 
 def _is_count(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2 ** 64
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64
 
 
 def parse_header(buf, path: str):
@@ -211,12 +221,15 @@ def parse_header(buf, path: str):
         raise _invalid(path, f"it has {total} bytes, fewer than the 8 of the header length")
     (n,) = struct.unpack("<Q", buf[:8])
     if n > MAX_HEADER_BYTES:
-        raise _invalid(path, f"its header length {n} is larger than the limit of {MAX_HEADER_BYTES} "
-                             "bytes (is it a pickle .bin or another format?)")
+        raise _invalid(
+            path,
+            f"its header length {n} is larger than the limit of {MAX_HEADER_BYTES} "
+            "bytes (is it a pickle .bin or another format?)",
+        )
     if 8 + n > total:
         raise _invalid(path, f"its header length {n} is larger than the file ({total} bytes)")
     try:
-        header = json.loads(bytes(buf[8:8 + n]).decode("utf-8"))
+        header = json.loads(bytes(buf[8 : 8 + n]).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise _invalid(path, f"its header is not valid JSON ({e})") from None
     if not isinstance(header, dict):
@@ -232,12 +245,18 @@ def parse_header(buf, path: str):
     expected = base
     for t in infos:
         if t.start != expected:
-            raise _invalid(path, f"the data of tensor '{t.name}' does not start where the previous "
-                                 "one ends (overlapping or missing offsets)")
+            raise _invalid(
+                path,
+                f"the data of tensor '{t.name}' does not start where the previous "
+                "one ends (overlapping or missing offsets)",
+            )
         expected = t.end
     if expected != total:
-        raise _invalid(path, f"the tensors cover {expected - base} data bytes but the file holds "
-                             f"{total - base} (truncated file or wrong offsets)")
+        raise _invalid(
+            path,
+            f"the tensors cover {expected - base} data bytes but the file holds "
+            f"{total - base} (truncated file or wrong offsets)",
+        )
     return infos, metadata
 
 
@@ -249,16 +268,23 @@ def _tensor_info(name, entry, base, path) -> TensorInfo:
         raise _invalid(path, f"tensor '{name}' has the unknown dtype {code!r}")
     if not (isinstance(shape, list) and all(_is_count(s) for s in shape)):
         raise _invalid(path, f"tensor '{name}' has an invalid shape {shape!r}")
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)
-            and offsets[0] <= offsets[1]):
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(_is_count(o) for o in offsets)
+        and offsets[0] <= offsets[1]
+    ):
         raise _invalid(path, f"tensor '{name}' has invalid data_offsets {offsets!r}")
     dtype = DTYPES[code]
     count = 1
     for s in shape:
         count *= s
     if (count * dtype.bits) % 8 or (count * dtype.bits) // 8 != offsets[1] - offsets[0]:
-        raise _invalid(path, f"tensor '{name}' of shape {shape} and dtype {code} does not fill its "
-                             f"{offsets[1] - offsets[0]} bytes")
+        raise _invalid(
+            path,
+            f"tensor '{name}' of shape {shape} and dtype {code} does not fill its "
+            f"{offsets[1] - offsets[0]} bytes",
+        )
     return TensorInfo(name, dtype, tuple(shape), base + offsets[0], base + offsets[1])
 
 
@@ -308,7 +334,9 @@ class SafetensorsFile:
         except (KeyError, TypeError):
             raise InvalidArgumentError(
                 f"{self.path} holds no tensor named '{name}'. It holds {len(self._by_name)} "
-                f"tensors: {_preview(self.offset_keys())}.", path=self.path, tensor=str(name)
+                f"tensors: {_preview(self.offset_keys())}.",
+                path=self.path,
+                tensor=str(name),
             ) from None
 
     def info(self) -> dict:
@@ -318,16 +346,23 @@ class SafetensorsFile:
     # -- reading
     def _source(self, t: TensorInfo, index):
         if self._buf is None:
-            raise InvalidArgumentError(f"The safetensors handle on {self.path} is closed.",
-                                       path=self.path)
+            raise InvalidArgumentError(
+                f"The safetensors handle on {self.path} is closed.", path=self.path
+            )
         if t.dtype.storage is None:
             raise UnsupportedError(
                 f"Tensor '{t.name}' has dtype {t.dtype.code}, which hfbridge cannot convert to R.",
-                tensor=t.name, dtype=t.dtype.code, path=self.path)
-        if max(t.shape, default=0) >= 2 ** 31:
-            raise UnsupportedError(f"Tensor '{t.name}' has shape {list(t.shape)}, and R array "
-                                   "dimensions are limited to 2^31 - 1.", tensor=t.name,
-                                   path=self.path)
+                tensor=t.name,
+                dtype=t.dtype.code,
+                path=self.path,
+            )
+        if max(t.shape, default=0) >= 2**31:
+            raise UnsupportedError(
+                f"Tensor '{t.name}' has shape {list(t.shape)}, and R array "
+                "dimensions are limited to 2^31 - 1.",
+                tensor=t.name,
+                path=self.path,
+            )
         src = np.frombuffer(self._buf, dtype=t.dtype.storage, count=t.size, offset=t.start)
         return _select(src.reshape(t.shape), index, t, self.path)
 
@@ -389,7 +424,9 @@ class ShardedFile:
                 if name in self._owner:
                     raise InvalidFileError(
                         f"Tensor '{name}' is in two shards: {self._owner[name].path} and {f.path}.",
-                        path=f.path, tensor=name)
+                        path=f.path,
+                        tensor=name,
+                    )
                 self._owner[name] = f
 
     def keys(self) -> List[str]:
@@ -404,7 +441,9 @@ class ShardedFile:
             raise InvalidArgumentError(
                 f"The model at {self.path} holds no tensor named '{name}'. It holds "
                 f"{len(self._owner)} tensors: {_preview(self.offset_keys())}.",
-                path=self.path, tensor=str(name))
+                path=self.path,
+                tensor=str(name),
+            )
         return f
 
     def tensor_info(self, name: str) -> TensorInfo:
@@ -465,7 +504,9 @@ def _select(src: np.ndarray, index, t: TensorInfo, path: str) -> np.ndarray:
     if len(index) != src.ndim:
         raise InvalidArgumentError(
             f"Tensor '{t.name}' has {src.ndim} dimensions but {len(index)} indices were given.",
-            tensor=t.name, path=path)
+            tensor=t.name,
+            path=path,
+        )
     basic, picks = [], []
     for axis, ix in enumerate(index):
         if ix is None:
@@ -474,8 +515,11 @@ def _select(src: np.ndarray, index, t: TensorInfo, path: str) -> np.ndarray:
         ix = np.asarray(ix, dtype=np.int64).reshape(-1)
         if ix.size and (ix.min() < 0 or ix.max() >= src.shape[axis]):
             raise InvalidArgumentError(
-                f"An index of dimension {axis + 1} of tensor '{t.name}' is outside 1..{src.shape[axis]}.",
-                tensor=t.name, path=path)
+                f"An index of dimension {axis + 1} of tensor '{t.name}' is outside "
+                f"1..{src.shape[axis]}.",
+                tensor=t.name,
+                path=path,
+            )
         if ix.size and np.all(np.diff(ix) == 1):
             basic.append(slice(int(ix[0]), int(ix[-1]) + 1))
         elif ix.size == 0:
@@ -495,8 +539,10 @@ def open_file(path) -> SafetensorsFile:
     if not os.path.exists(path):
         raise InvalidFileError(f"The file {path} does not exist.", path=path)
     if os.path.isdir(path):
-        raise InvalidFileError(f"{path} is a folder, not a safetensors file "
-                               "(safe_load_model() reads a model folder).", path=path)
+        raise InvalidFileError(
+            f"{path} is a folder, not a safetensors file (safe_load_model() reads a model folder).",
+            path=path,
+        )
     _reference_check(path)
     try:
         with open(path, "rb") as handle:  # the map stays valid after the file is closed
@@ -520,7 +566,9 @@ def _close_mmap(mm) -> None:
 def deserialize(data) -> SafetensorsFile:
     """Reads safetensors bytes (an R raw vector arrives as a bytearray)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise InvalidArgumentError(f"safe_deserialize() takes a raw vector, not {type(data).__name__}.")
+        raise InvalidArgumentError(
+            f"safe_deserialize() takes a raw vector, not {type(data).__name__}."
+        )
     data = bytes(data)
     _reference_check("<raw vector>", data)
     return SafetensorsFile(data, "<raw vector>")
@@ -541,9 +589,14 @@ def open_model(path_or_repo_id, revision: str = "main", env=None, token=None, qu
     if not os.path.isfile(target):
         from . import hub  # the Hub layer; imported only when no file is given
 
-        target = hub.local_folder(str(path_or_repo_id), revision=revision,
-                                  allow_patterns=["*.safetensors", "*.json"], env=env,
-                                  token=token, quiet=quiet)
+        target = hub.local_folder(
+            str(path_or_repo_id),
+            revision=revision,
+            allow_patterns=["*.safetensors", "*.json"],
+            env=env,
+            token=token,
+            quiet=quiet,
+        )
     if os.path.isfile(target):
         return _open_index(target) if target.endswith(".json") else open_file(target)
     if os.path.exists(os.path.join(target, SINGLE)):  # transformers' order too
@@ -551,7 +604,8 @@ def open_model(path_or_repo_id, revision: str = "main", env=None, token=None, qu
     if os.path.exists(os.path.join(target, INDEX)):
         return _open_index(os.path.join(target, INDEX))
     raise EntryNotFoundError(
-        f"{path_or_repo_id} has neither {SINGLE} nor {INDEX}.", path=target, filename=SINGLE)
+        f"{path_or_repo_id} has neither {SINGLE} nor {INDEX}.", path=target, filename=SINGLE
+    )
 
 
 def _open_index(index_path: str) -> ShardedFile:
@@ -565,17 +619,20 @@ def _open_index(index_path: str) -> ShardedFile:
         ):
             raise ValueError("weight_map is not a map of strings")
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise InvalidFileError(f"{index_path} is not a valid safetensors index: {e}.",
-                               path=index_path) from None
+        raise InvalidFileError(
+            f"{index_path} is not a valid safetensors index: {e}.", path=index_path
+        ) from None
     shards = sorted(set(weight_map.values()))
     files: List[SafetensorsFile] = []
     try:
         for shard in shards:
             shard_path = os.path.normpath(os.path.join(folder, shard))
-            if os.path.dirname(shard_path) != os.path.normpath(folder) and not shard_path.startswith(
-                    os.path.normpath(folder) + os.sep):
-                raise InvalidFileError(f"The index names a shard outside its folder: {shard}.",
-                                       path=index_path)
+            if os.path.dirname(shard_path) != os.path.normpath(
+                folder
+            ) and not shard_path.startswith(os.path.normpath(folder) + os.sep):
+                raise InvalidFileError(
+                    f"The index names a shard outside its folder: {shard}.", path=index_path
+                )
             files.append(open_file(shard_path))
         handle = ShardedFile(files, index_path, _string_metadata(index.get("metadata")))
     except PybridgeError:
@@ -586,8 +643,11 @@ def _open_index(index_path: str) -> ShardedFile:
         owner = handle._owner.get(name)
         if owner is None or os.path.basename(owner.path) != os.path.basename(shard):
             handle.close()
-            raise InvalidFileError(f"The index says tensor '{name}' is in {shard}, but it is not.",
-                                   path=index_path, tensor=name)
+            raise InvalidFileError(
+                f"The index says tensor '{name}' is in {shard}, but it is not.",
+                path=index_path,
+                tensor=name,
+            )
     return handle
 
 
@@ -601,14 +661,33 @@ def _string_metadata(meta):
 # Writing
 
 SAVE_DTYPES = {
-    "float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16",
-    "int64": "I64", "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL",
+    "float64": "F64",
+    "float32": "F32",
+    "float16": "F16",
+    "bfloat16": "BF16",
+    "int64": "I64",
+    "int32": "I32",
+    "int16": "I16",
+    "int8": "I8",
+    "uint8": "U8",
+    "bool": "BOOL",
 }
-_ALIASES = {**{v.lower(): k for k, v in SAVE_DTYPES.items()}, "double": "float64",
-            "float": "float32", "half": "float16", "logical": "bool", "integer": "int32"}
+_ALIASES = {
+    **{v.lower(): k for k, v in SAVE_DTYPES.items()},
+    "double": "float64",
+    "float": "float32",
+    "half": "float16",
+    "logical": "bool",
+    "integer": "int32",
+}
 _DEFAULT_SAVE = {"f": "float64", "i": "int32", "b": "bool"}
-_INT_RANGES = {"int64": (-2 ** 63, 2 ** 63 - 1), "int32": (-2 ** 31, 2 ** 31 - 1),
-               "int16": (-2 ** 15, 2 ** 15 - 1), "int8": (-128, 127), "uint8": (0, 255)}
+_INT_RANGES = {
+    "int64": (-(2**63), 2**63 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "int16": (-(2**15), 2**15 - 1),
+    "int8": (-128, 127),
+    "uint8": (0, 255),
+}
 
 
 def _target_name(asked, name) -> str:
@@ -617,7 +696,10 @@ def _target_name(asked, name) -> str:
     if target is None:
         raise InvalidArgumentError(
             f"Unknown dtype '{asked}'{f' for tensor {name!r}' if name else ''}. Use one of: "
-            f"{', '.join(SAVE_DTYPES)}.", tensor=name, dtype=str(asked))
+            f"{', '.join(SAVE_DTYPES)}.",
+            tensor=name,
+            dtype=str(asked),
+        )
     return target
 
 
@@ -631,8 +713,10 @@ def _save_dtype(name: str, arr: np.ndarray, asked, default) -> str:
     kind = arr.dtype.kind
     if kind not in _DEFAULT_SAVE:
         raise InvalidArgumentError(
-            f"Tensor '{name}' is of type {arr.dtype}; only double, integer and logical can be saved.",
-            tensor=name)
+            f"Tensor '{name}' is of type {arr.dtype}; only double, integer and logical can be "
+            "saved.",
+            tensor=name,
+        )
     if asked is None:
         if default is not None and _family(default) == kind:
             return default
@@ -641,7 +725,10 @@ def _save_dtype(name: str, arr: np.ndarray, asked, default) -> str:
     if (target == "bool") != (kind == "b"):
         raise InvalidArgumentError(
             f"Tensor '{name}' is {'logical' if kind == 'b' else 'numeric'} and cannot be saved as "
-            f"{target}.", tensor=name, dtype=target)
+            f"{target}.",
+            tensor=name,
+            dtype=target,
+        )
     return target
 
 
@@ -659,15 +746,20 @@ def _encode(name: str, arr: np.ndarray, target: str) -> np.ndarray:
     code = SAVE_DTYPES[target]
     if target in _INT_RANGES:
         _check_integer_range(name, arr, target)
-    storage = np.dtype("<u2") if code == "BF16" else (
-        np.dtype("u1") if code == "BOOL" else DTYPES[code].storage)
+    storage = (
+        np.dtype("<u2")
+        if code == "BF16"
+        else (np.dtype("u1") if code == "BOOL" else DTYPES[code].storage)
+    )
     out = np.empty(arr.shape, dtype=storage, order="C")
     if code == "BF16":
         convert = _bfloat16_bits
     else:
+
         def convert(t):
             with np.errstate(over="ignore", invalid="ignore"):
                 return t.astype(storage)
+
     copy_tiled(out, arr, convert)
     return out
 
@@ -680,14 +772,19 @@ def _check_integer_range(name, arr, target):
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.floor(arr)):
             raise InvalidArgumentError(
                 f"Tensor '{name}' holds values that are not whole numbers; it cannot be saved as "
-                f"{target}.", tensor=name, dtype=target)
+                f"{target}.",
+                tensor=name,
+                dtype=target,
+            )
         ok = arr.min() >= low and arr.max() < float(high) + 1
     else:
         ok = arr.min() >= low and arr.max() <= high
     if not ok:
         raise InvalidArgumentError(
             f"Tensor '{name}' holds values outside the range of {target} ({low}..{high}).",
-            tensor=name, dtype=target)
+            tensor=name,
+            dtype=target,
+        )
 
 
 def _specs(tensors, dtypes, default_dtype, reversed=False):
@@ -709,11 +806,13 @@ def _specs(tensors, dtypes, default_dtype, reversed=False):
         target = _save_dtype(name, arr, dtypes.pop(name, None), default)
         out = _encode(name, arr, target)
         keep.append(out)
-        specs[name] = _st.TensorSpec(dtype=target, shape=list(out.shape),
-                                     data_ptr=out.ctypes.data, data_len=out.nbytes)
+        specs[name] = _st.TensorSpec(
+            dtype=target, shape=list(out.shape), data_ptr=out.ctypes.data, data_len=out.nbytes
+        )
     if dtypes:
         raise InvalidArgumentError(
-            f"dtype names tensors that are not being saved: {', '.join(map(str, dtypes))}.")
+            f"dtype names tensors that are not being saved: {', '.join(map(str, dtypes))}."
+        )
     return specs, keep
 
 
@@ -732,8 +831,9 @@ def _check_metadata(metadata):
 def _no_tensors(metadata) -> bytes:
     """A file without tensors. safetensors 0.8.0 writes ``{},"__metadata__":{...}}`` (invalid
     JSON that it then refuses to read) when there are no tensors but metadata."""
-    header = json.dumps({} if metadata is None else {"__metadata__": metadata},
-                        separators=(",", ":")).encode()
+    header = json.dumps(
+        {} if metadata is None else {"__metadata__": metadata}, separators=(",", ":")
+    ).encode()
     header += b" " * (-len(header) % 8)
     return struct.pack("<Q", len(header)) + header
 
@@ -760,8 +860,7 @@ def serialize(tensors, metadata=None, dtypes=None, default_dtype=None, reversed=
     return bytearray(data)
 
 
-def save_file(tensors, path, metadata=None, dtypes=None, default_dtype=None,
-              reversed=False) -> str:
+def save_file(tensors, path, metadata=None, dtypes=None, default_dtype=None, reversed=False) -> str:
     """Writes ``tensors`` to ``path`` atomically: a temporary file in the same folder, renamed."""
     path = os.path.abspath(os.path.expanduser(str(path)))
     folder = os.path.dirname(path)
@@ -772,8 +871,9 @@ def save_file(tensors, path, metadata=None, dtypes=None, default_dtype=None,
     specs, keep = _specs(tensors, dtypes, default_dtype, reversed)
     metadata = _check_metadata(metadata)
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
-                                   suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(
+            dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
+        )
         os.close(fd)
     except OSError as e:
         raise InvalidArgumentError(f"Cannot write into {folder}: {e}.", path=path) from None

@@ -27,21 +27,25 @@ FLAG_CONSTANTS = ("HF_HUB_DISABLE_SYMLINKS", "HF_HUB_DISABLE_XET", "HF_HUB_DISAB
 TELEMETRY_NAMES = ("HF_HUB_DISABLE_TELEMETRY", "DISABLE_TELEMETRY", "DO_NOT_TRACK")
 
 ENV_NAMES = (
-    "HF_HOME",
-    "XDG_CACHE_HOME",
-    "HF_HUB_CACHE",
-    "HUGGINGFACE_HUB_CACHE",
-    "HF_ENDPOINT",
-    "HF_HUB_OFFLINE",
-    "TRANSFORMERS_OFFLINE",
-    "HF_TOKEN",
-    "HUGGING_FACE_HUB_TOKEN",
-    "HF_TOKEN_PATH",
-    "HF_HUB_DISABLE_IMPLICIT_TOKEN",
-    "HF_HUB_ETAG_TIMEOUT",
-    "HF_HUB_DOWNLOAD_TIMEOUT",
-    "HF_HUB_DISABLE_PROGRESS_BARS",
-) + FLAG_CONSTANTS + TELEMETRY_NAMES
+    (
+        "HF_HOME",
+        "XDG_CACHE_HOME",
+        "HF_HUB_CACHE",
+        "HUGGINGFACE_HUB_CACHE",
+        "HF_ENDPOINT",
+        "HF_HUB_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_TOKEN_PATH",
+        "HF_HUB_DISABLE_IMPLICIT_TOKEN",
+        "HF_HUB_ETAG_TIMEOUT",
+        "HF_HUB_DOWNLOAD_TIMEOUT",
+        "HF_HUB_DISABLE_PROGRESS_BARS",
+    )
+    + FLAG_CONSTANTS
+    + TELEMETRY_NAMES
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ _VAR = re.compile(r"\$(\w+|\{[^}]*\})")
 def _expand(path: str, env: Mapping[str, str]) -> str:
     """os.path.expandvars(os.path.expanduser(path)), with the variables of ``env`` first (R's
     view), then os.environ; unknown variables stay as written, as expandvars leaves them."""
+
     def value(match):
         name = match.group(1).strip("{}")
         found = env.get(name, os.environ.get(name))
@@ -99,7 +104,8 @@ def _timeout(env: Mapping[str, str], name: str) -> int:
     except ValueError:
         raise InvalidArgumentError(
             f"{name} must be a whole number of seconds, not '{value}'. Fix or unset it.",
-            argument=name) from None
+            argument=name,
+        ) from None
     return seconds or DEFAULT_TIMEOUT
 
 
@@ -110,8 +116,12 @@ def resolve(env: Optional[Mapping[str, str]] = None, token: Optional[str] = None
         env = dict(env or {})
     xdg = _clean(env, "XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     hf_home = _expand(_clean(env, "HF_HOME") or os.path.join(xdg, "huggingface"), env)
-    cache_dir = _expand(_clean(env, "HF_HUB_CACHE") or _clean(env, "HUGGINGFACE_HUB_CACHE")
-                        or os.path.join(hf_home, "hub"), env)
+    cache_dir = _expand(
+        _clean(env, "HF_HUB_CACHE")
+        or _clean(env, "HUGGINGFACE_HUB_CACHE")
+        or os.path.join(hf_home, "hub"),
+        env,
+    )
     endpoint = (_clean(env, "HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
     # As huggingface_hub: HF_HUB_OFFLINE when set (even to "0"), else TRANSFORMERS_OFFLINE.
     offline = _is_true(_clean(env, "HF_HUB_OFFLINE") or _clean(env, "TRANSFORMERS_OFFLINE"))
@@ -119,12 +129,19 @@ def resolve(env: Optional[Mapping[str, str]] = None, token: Optional[str] = None
     register_secret(found)
     bars = _clean(env, "HF_HUB_DISABLE_PROGRESS_BARS")
     return Settings(
-        cache_dir, endpoint, offline, found, source, hf_home,
+        cache_dir,
+        endpoint,
+        offline,
+        found,
+        source,
+        hf_home,
         etag_timeout=_timeout(env, "HF_HUB_ETAG_TIMEOUT"),
         download_timeout=_timeout(env, "HF_HUB_DOWNLOAD_TIMEOUT"),
         progress_bars=None if bars is None else not _is_true(bars),
-        flags={**{name: _is_true(_clean(env, name)) for name in FLAG_CONSTANTS},
-               "HF_HUB_DISABLE_TELEMETRY": any(_is_true(_clean(env, n)) for n in TELEMETRY_NAMES)},
+        flags={
+            **{name: _is_true(_clean(env, name)) for name in FLAG_CONSTANTS},
+            "HF_HUB_DISABLE_TELEMETRY": any(_is_true(_clean(env, n)) for n in TELEMETRY_NAMES),
+        },
     )
 
 

@@ -29,8 +29,16 @@ from tokenizers import AddedToken, Tokenizer
 from . import _args, errors
 
 TOKENIZER_FILES = [
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-    "config.json", "vocab.txt", "vocab.json", "merges.txt", "*.model", "*.tiktoken",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "config.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "*.model",
+    "*.tiktoken",
 ]
 MODEL_TYPES = ("bpe", "wordpiece", "unigram")
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
@@ -52,8 +60,9 @@ def from_pretrained(identifier, revision="main", env=None, token=None) -> Tokeni
 
     if isinstance(identifier, str) and os.path.isfile(os.path.expanduser(identifier)):
         return from_file(identifier)
-    folder = local_folder(identifier, revision=revision, allow_patterns=TOKENIZER_FILES,
-                          env=env, token=token)
+    folder = local_folder(
+        identifier, revision=revision, allow_patterns=TOKENIZER_FILES, env=env, token=token
+    )
     path = os.path.join(folder, "tokenizer.json")
     if os.path.isfile(path):
         return from_file(path)
@@ -67,12 +76,14 @@ def from_file(path) -> Tokenizer:
         path = os.path.join(path, "tokenizer.json")
     if not os.path.isfile(path):
         raise errors.InvalidArgumentError(
-            f"No tokenizer file at '{path}'. Give the path of a tokenizer.json file.", path=path)
+            f"No tokenizer file at '{path}'. Give the path of a tokenizer.json file.", path=path
+        )
     try:
         return Tokenizer.from_file(path)
     except Exception as exc:  # tokenizers raises a bare Exception for bad JSON or a bad model
         raise errors.InvalidFileError(
-            f"'{path}' is not a valid tokenizer.json file: {exc}", path=path) from None
+            f"'{path}' is not a valid tokenizer.json file: {exc}", path=path
+        ) from None
 
 
 def from_str(json_text: str) -> Tokenizer:
@@ -89,32 +100,43 @@ def save(tok: Tokenizer, path, pretty=True) -> str:
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise errors.InvalidArgumentError(
-            f"The folder '{parent}' does not exist: create it first.", path=path)
+            f"The folder '{parent}' does not exist: create it first.", path=path
+        )
     tok.save(path, pretty=bool(pretty))
     return path
 
 
 def _convert_with_transformers(folder: str, identifier: str) -> Tokenizer:
     """transformers' AutoTokenizer(use_fast=True).backend_tokenizer: the conversion fallback."""
-    if not any(os.path.exists(os.path.join(folder, name))
-               for name in ("vocab.txt", "vocab.json", "tokenizer_config.json")) and \
-            not any(name.endswith((".model", ".tiktoken")) for name in os.listdir(folder)):
+    if not any(
+        os.path.exists(os.path.join(folder, name))
+        for name in ("vocab.txt", "vocab.json", "tokenizer_config.json")
+    ) and not any(name.endswith((".model", ".tiktoken")) for name in os.listdir(folder)):
         raise errors.EntryNotFoundError(
             f"'{identifier}' has no tokenizer: neither tokenizer.json nor vocabulary files "
             "(vocab.txt, vocab.json + merges.txt, a sentencepiece .model).",
-            repo_id=identifier, filename="tokenizer.json", path=folder)
+            repo_id=identifier,
+            filename="tokenizer.json",
+            path=folder,
+        )
     try:
         from transformers import AutoTokenizer
 
         fast = AutoTokenizer.from_pretrained(folder, use_fast=True)
         backend = fast.backend_tokenizer
     except Exception as exc:
-        hint = (" Converting a sentencepiece model needs the Python packages sentencepiece and "
-                "protobuf." if any(n.endswith(".model") for n in os.listdir(folder)) else "")
+        hint = (
+            " Converting a sentencepiece model needs the Python packages sentencepiece and "
+            "protobuf."
+            if any(n.endswith(".model") for n in os.listdir(folder))
+            else ""
+        )
         raise errors.InvalidFileError(
             f"'{identifier}' has no tokenizer.json, and transformers could not convert its "
-            f"vocabulary files: {type(exc).__name__}: {exc}.{hint}", repo_id=identifier,
-            path=folder) from None
+            f"vocabulary files: {type(exc).__name__}: {exc}.{hint}",
+            repo_id=identifier,
+            path=folder,
+        ) from None
     # A copy, so that the R object does not share state with transformers' wrapper.
     return Tokenizer.from_str(backend.to_str())
 
@@ -123,8 +145,9 @@ def _convert_with_transformers(folder: str, identifier: str) -> Tokenizer:
 # Encoding
 
 
-def encode(tok: Tokenizer, texts, pairs=None, add_special_tokens=True,
-           max_padding_bytes=None) -> dict:
+def encode(
+    tok: Tokenizer, texts, pairs=None, add_special_tokens=True, max_padding_bytes=None
+) -> dict:
     """Every field of the encodings of ``texts`` (and ``pairs``) as flat columns.
 
     Overflowing pieces (truncation with a stride) follow the main encodings; ``parent`` gives
@@ -142,8 +165,9 @@ def encode(tok: Tokenizer, texts, pairs=None, add_special_tokens=True,
     return _columns(encodings, np.asarray(parent, dtype=_INT32))
 
 
-def encode_ids(tok: Tokenizer, texts, pairs=None, add_special_tokens=True,
-               max_padding_bytes=None) -> dict:
+def encode_ids(
+    tok: Tokenizer, texts, pairs=None, add_special_tokens=True, max_padding_bytes=None
+) -> dict:
     """Only the ids, with the tokenizer's own padding and truncation: flat ids and splits."""
     batch = _batch(texts, pairs)
     _check_tokenizer_padding(tok, len(batch), IDS_CELL_BYTES, max_padding_bytes)
@@ -152,8 +176,16 @@ def encode_ids(tok: Tokenizer, texts, pairs=None, add_special_tokens=True,
     return {"ids": _flat(encodings, "ids", int(lengths.sum())), "splits": _splits(lengths)}
 
 
-def encode_matrix(tok: Tokenizer, texts, pairs=None, add_special_tokens=True, padding="longest",
-                  max_length=None, pad_to_multiple_of=None, max_padding_bytes=None) -> dict:
+def encode_matrix(
+    tok: Tokenizer,
+    texts,
+    pairs=None,
+    add_special_tokens=True,
+    padding="longest",
+    max_length=None,
+    pad_to_multiple_of=None,
+    max_padding_bytes=None,
+) -> dict:
     """A rectangular batch: ids, attention_mask and type_ids as (n, L) int32 matrices.
 
     ``padding`` is "longest" (pad to the longest encoding) or "max_length". ``max_length``
@@ -169,11 +201,17 @@ def encode_matrix(tok: Tokenizer, texts, pairs=None, add_special_tokens=True, pa
     pad_to_multiple_of = _args.optional_count(pad_to_multiple_of, "pad_to_multiple_of")
     if padding == "max_length" and max_length is None:
         raise errors.InvalidArgumentError(
-            "padding = 'max_length' needs max_length.", argument="max_length")
+            "padding = 'max_length' needs max_length.", argument="max_length"
+        )
     batch = _batch(texts, pairs)
     if padding == "max_length":
-        _check_padded(len(batch), _round_up(max_length, pad_to_multiple_of), MATRIX_CELL_BYTES,
-                      max_padding_bytes, "max_length")
+        _check_padded(
+            len(batch),
+            _round_up(max_length, pad_to_multiple_of),
+            MATRIX_CELL_BYTES,
+            max_padding_bytes,
+            "max_length",
+        )
     pad = dict(tok.padding or {"pad_id": 0, "pad_type_id": 0, "direction": "right"})
     with _settings(tok, max_length):
         encodings = _encode(tok, batch, add_special_tokens, fast=True)
@@ -182,9 +220,17 @@ def encode_matrix(tok: Tokenizer, texts, pairs=None, add_special_tokens=True, pa
     longest = int(lengths.max()) if len(lengths) else 0
     unrounded = max(longest, max_length) if padding == "max_length" else longest
     width = _round_up(unrounded, pad_to_multiple_of)
-    _check_padded(len(batch), width, MATRIX_CELL_BYTES, max_padding_bytes,
-                  "pad_to_multiple_of" if width > unrounded else
-                  "max_length" if unrounded > longest else "texts")
+    _check_padded(
+        len(batch),
+        width,
+        MATRIX_CELL_BYTES,
+        max_padding_bytes,
+        "pad_to_multiple_of"
+        if width > unrounded
+        else "max_length"
+        if unrounded > longest
+        else "texts",
+    )
     mask = _token_mask(lengths, width, pad["direction"])
     return {
         "ids": _scatter(mask, _flat(encodings, "ids", total), pad["pad_id"]),
@@ -206,7 +252,8 @@ def _batch(texts, pairs) -> list:
     if len(pairs) != len(texts):
         raise errors.InvalidArgumentError(
             f"pairs has {len(pairs)} texts but texts has {len(texts)}: give one pair per text.",
-            argument="pairs")
+            argument="pairs",
+        )
     return list(zip(texts, pairs))
 
 
@@ -219,11 +266,8 @@ def _refused(call):
     except BaseException as exc:  # a Rust panic (e.g. stride too long) is a BaseException
         raise errors.InvalidArgumentError(
             f"The tokenizer refused the input: {exc}. With truncation and a stride, the stride "
-            "must be shorter than what max_length leaves to each sequence.") from None
-
-
-
-
+            "must be shorter than what max_length leaves to each sequence."
+        ) from None
 
 
 @contextlib.contextmanager
@@ -284,8 +328,11 @@ def _scatter(mask, values, fill) -> np.ndarray:
 def _columns(encodings, parent) -> dict:
     lengths = _lengths(encodings)
     total = int(lengths.sum())
-    offsets = np.fromiter(chain.from_iterable(chain.from_iterable(e.offsets for e in encodings)),
-                          dtype=_INT32, count=2 * total).reshape(total, 2)
+    offsets = np.fromiter(
+        chain.from_iterable(chain.from_iterable(e.offsets for e in encodings)),
+        dtype=_INT32,
+        count=2 * total,
+    ).reshape(total, 2)
     return {
         "ids": _flat(encodings, "ids", total),
         "tokens": list(chain.from_iterable(e.tokens for e in encodings)),
@@ -350,8 +397,13 @@ def _check_padding_settings(padding, rows, cell_bytes, max_padding_bytes) -> Non
     multiple); padding to a multiple, to at least one multiple."""
     length, multiple = padding.get("length"), padding.get("pad_to_multiple_of")
     if length or multiple:
-        _check_padded(rows, _round_up(length or 0, multiple) or multiple, cell_bytes,
-                      max_padding_bytes, "length" if length else "pad_to_multiple_of")
+        _check_padded(
+            rows,
+            _round_up(length or 0, multiple) or multiple,
+            cell_bytes,
+            max_padding_bytes,
+            "length" if length else "pad_to_multiple_of",
+        )
 
 
 def _check_padded(rows, width, cell_bytes, max_padding_bytes, argument) -> None:
@@ -362,13 +414,22 @@ def _check_padded(rows, width, cell_bytes, max_padding_bytes, argument) -> None:
     if need <= limit:
         return
     why = "" if max_padding_bytes is not None else ", half of this machine's memory"
-    advice = ("Encode fewer texts at a time, or truncate them with max_length." if argument == "texts"
-              else f"Lower {argument}." if rows == 1
-              else f"Lower {argument}, or encode fewer texts at a time.")
+    advice = (
+        "Encode fewer texts at a time, or truncate them with max_length."
+        if argument == "texts"
+        else f"Lower {argument}."
+        if rows == 1
+        else f"Lower {argument}, or encode fewer texts at a time."
+    )
     raise errors.InvalidArgumentError(
         f"Padding {rows} encoding{'' if rows == 1 else 's'} to {width} tokens makes {cells} token "
         f"cells, which need about {_size(need)} of memory; the limit is {_size(limit)}{why}. "
-        f"{advice}", argument=argument, cells=float(cells), bytes=float(need), limit=float(limit))
+        f"{advice}",
+        argument=argument,
+        cells=float(cells),
+        bytes=float(need),
+        limit=float(limit),
+    )
 
 
 def _size(n) -> str:
@@ -397,8 +458,9 @@ def decode_batch(tok: Tokenizer, ids, splits, skip_special_tokens=True) -> list:
 def _ids(ids) -> list:
     flat = np.asarray(ids if ids is not None else [], dtype=np.int64).reshape(-1)
     if flat.size and flat.min() < 0:
-        raise errors.InvalidArgumentError("Token ids must be >= 0 (ids are 0-based).",
-                                          argument="ids")
+        raise errors.InvalidArgumentError(
+            "Token ids must be >= 0 (ids are 0-based).", argument="ids"
+        )
     return flat.tolist()
 
 
@@ -406,15 +468,26 @@ def _ids(ids) -> list:
 # Settings
 
 
-def enable_padding(tok: Tokenizer, direction="right", pad_id=0, pad_type_id=0, pad_token="[PAD]",
-                   length=None, pad_to_multiple_of=None, max_padding_bytes=None) -> None:
+def enable_padding(
+    tok: Tokenizer,
+    direction="right",
+    pad_id=0,
+    pad_type_id=0,
+    pad_token="[PAD]",
+    length=None,
+    pad_to_multiple_of=None,
+    max_padding_bytes=None,
+) -> None:
     """tokenizers' enable_padding; a length that one encoding alone could not be padded to
     within :func:`padding_limit` is refused."""
     settings = dict(
         direction=_args.choice(direction, DIRECTIONS, "direction"),
-        pad_id=_args.count(pad_id, "pad_id", minimum=0), pad_type_id=_args.count(pad_type_id, "pad_type_id", minimum=0),
-        pad_token=str(pad_token), length=_args.optional_count(length, "length"),
-        pad_to_multiple_of=_args.optional_count(pad_to_multiple_of, "pad_to_multiple_of"))
+        pad_id=_args.count(pad_id, "pad_id", minimum=0),
+        pad_type_id=_args.count(pad_type_id, "pad_type_id", minimum=0),
+        pad_token=str(pad_token),
+        length=_args.optional_count(length, "length"),
+        pad_to_multiple_of=_args.optional_count(pad_to_multiple_of, "pad_to_multiple_of"),
+    )
     _check_padding_settings(settings, 1, ENCODING_CELL_BYTES, max_padding_bytes)
     tok.enable_padding(**settings)
 
@@ -423,14 +496,18 @@ def no_padding(tok: Tokenizer) -> None:
     tok.no_padding()
 
 
-def enable_truncation(tok: Tokenizer, max_length, stride=0, strategy="longest_first",
-                      direction="right") -> None:
+def enable_truncation(
+    tok: Tokenizer, max_length, stride=0, strategy="longest_first", direction="right"
+) -> None:
     max_length = _args.count(max_length, "max_length", minimum=1)
     stride = _args.count(stride, "stride", minimum=0)
     try:
-        tok.enable_truncation(max_length, stride=stride,
-                              strategy=_args.choice(strategy, TRUNCATION_STRATEGIES, "strategy"),
-                              direction=_args.choice(direction, DIRECTIONS, "direction"))
+        tok.enable_truncation(
+            max_length,
+            stride=stride,
+            strategy=_args.choice(strategy, TRUNCATION_STRATEGIES, "strategy"),
+            direction=_args.choice(direction, DIRECTIONS, "direction"),
+        )
     except Exception as exc:  # e.g. stride >= max_length - special tokens
         raise errors.InvalidArgumentError(f"Truncation refused: {exc}", argument="stride") from None
 
@@ -445,12 +522,6 @@ def padding(tok: Tokenizer) -> Optional[dict]:
 
 def truncation(tok: Tokenizer) -> Optional[dict]:
     return tok.truncation
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -478,9 +549,13 @@ def get_vocab_size(tok: Tokenizer, with_added_tokens=True) -> int:
 
 def get_vocab(tok: Tokenizer, with_added_tokens=True) -> dict:
     """The vocabulary sorted by id: tokens (list of str) and ids (int32)."""
-    pairs = sorted(tok.get_vocab(with_added_tokens=bool(with_added_tokens)).items(),
-                   key=lambda item: item[1])
-    return {"tokens": [t for t, _ in pairs], "ids": np.fromiter((i for _, i in pairs), _INT32, len(pairs))}
+    pairs = sorted(
+        tok.get_vocab(with_added_tokens=bool(with_added_tokens)).items(), key=lambda item: item[1]
+    )
+    return {
+        "tokens": [t for t, _ in pairs],
+        "ids": np.fromiter((i for _, i in pairs), _INT32, len(pairs)),
+    }
 
 
 def token_to_id(tok: Tokenizer, tokens) -> np.ndarray:
@@ -492,13 +567,18 @@ def token_to_id(tok: Tokenizer, tokens) -> np.ndarray:
 def id_to_token(tok: Tokenizer, ids) -> dict:
     """tokens (unknown ids give "") and found (bool)."""
     tokens = [tok.id_to_token(i) for i in _ids(ids)]
-    return {"tokens": [t or "" for t in tokens], "found": np.array([t is not None for t in tokens], dtype=bool)}
+    return {
+        "tokens": [t or "" for t in tokens],
+        "found": np.array([t is not None for t in tokens], dtype=bool),
+    }
 
 
 def add_tokens(tok: Tokenizer, tokens, special=False) -> int:
     tokens = _args.texts(tokens, "tokens")
     if special:
-        return tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in tokens])
+        return tok.add_special_tokens(
+            [AddedToken(t, special=True, normalized=False) for t in tokens]
+        )
     return tok.add_tokens(tokens)
 
 
@@ -506,8 +586,15 @@ def add_tokens(tok: Tokenizer, tokens, special=False) -> int:
 # Training
 
 
-def train(texts=None, files=None, model="bpe", vocab_size=None, min_frequency=None,
-          special_tokens=None, show_progress=False) -> Tokenizer:
+def train(
+    texts=None,
+    files=None,
+    model="bpe",
+    vocab_size=None,
+    min_frequency=None,
+    special_tokens=None,
+    show_progress=False,
+) -> Tokenizer:
     """A new tokenizer trained on ``texts`` (strings) or ``files`` (paths, read line by line).
 
     - "bpe": byte-level BPE as GPT-2 (ByteLevel pre-tokenizer, decoder and post-processor);
@@ -519,8 +606,12 @@ def train(texts=None, files=None, model="bpe", vocab_size=None, min_frequency=No
     """
     model = _args.choice(model, MODEL_TYPES, "type")
     if (texts is None) == (files is None):
-        raise errors.InvalidArgumentError("Give either texts or files to train on.", argument="texts")
-    build = {"bpe": _bpe_pipeline, "wordpiece": _wordpiece_pipeline, "unigram": _unigram_pipeline}[model]
+        raise errors.InvalidArgumentError(
+            "Give either texts or files to train on.", argument="texts"
+        )
+    build = {"bpe": _bpe_pipeline, "wordpiece": _wordpiece_pipeline, "unigram": _unigram_pipeline}[
+        model
+    ]
     kwargs = {"show_progress": bool(show_progress)}
     if vocab_size is not None:
         kwargs["vocab_size"] = _args.count(vocab_size, "vocab_size", minimum=1)
@@ -528,7 +619,8 @@ def train(texts=None, files=None, model="bpe", vocab_size=None, min_frequency=No
         if model == "unigram":
             raise errors.InvalidArgumentError(
                 "min_frequency applies to bpe and wordpiece; the unigram trainer has none.",
-                argument="min_frequency")
+                argument="min_frequency",
+            )
         kwargs["min_frequency"] = _args.count(min_frequency, "min_frequency", minimum=0)
     tok, trainer, finish = build(special_tokens, kwargs)
     try:
@@ -537,7 +629,8 @@ def train(texts=None, files=None, model="bpe", vocab_size=None, min_frequency=No
             missing = [f for f in files if not os.path.isfile(f)]
             if missing:
                 raise errors.InvalidArgumentError(
-                    f"No such file: {', '.join(missing[:5])}", argument="files", path=missing[0])
+                    f"No such file: {', '.join(missing[:5])}", argument="files", path=missing[0]
+                )
             tok.train(files, trainer)
         else:
             texts = _args.texts(texts, "texts")
@@ -558,25 +651,33 @@ def _bpe_pipeline(special_tokens, kwargs):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    trainer = trainers.BpeTrainer(special_tokens=special,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), **kwargs)
+    trainer = trainers.BpeTrainer(
+        special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), **kwargs
+    )
     return tok, trainer, lambda t: None
 
 
 def _wordpiece_pipeline(special_tokens, kwargs):
     from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 
-    special = (list(special_tokens) if special_tokens is not None
-               else ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    special = (
+        list(special_tokens)
+        if special_tokens is not None
+        else ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    )
     unk = "[UNK]" if "[UNK]" in special else None
     tok = Tokenizer(models.WordPiece(unk_token=unk) if unk else models.WordPiece())
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece(prefix="##")
-    trainer = trainers.WordPieceTrainer(special_tokens=special, continuing_subword_prefix="##",
-                                        **kwargs)
-    return tok, trainer, lambda t: _template(t, "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1",
-                                             ["[CLS]", "[SEP]"])
+    trainer = trainers.WordPieceTrainer(
+        special_tokens=special, continuing_subword_prefix="##", **kwargs
+    )
+    return (
+        tok,
+        trainer,
+        lambda t: _template(t, "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1", ["[CLS]", "[SEP]"]),
+    )
 
 
 def _unigram_pipeline(special_tokens, kwargs):
@@ -599,5 +700,5 @@ def _template(tok, single, pair, needed):
     ids = [tok.token_to_id(t) for t in needed]
     if all(i is not None for i in ids):
         tok.post_processor = processors.TemplateProcessing(
-            single=single, pair=pair, special_tokens=list(zip(needed, ids)))
-
+            single=single, pair=pair, special_tokens=list(zip(needed, ids))
+        )

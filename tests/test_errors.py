@@ -17,11 +17,17 @@ def test_python_callers_catch_hub_errors_as_builtins(hf_env, publish, tmp_path):
         hub.download("", "config.json", env=hf_env)
 
 
-@pytest.mark.parametrize("cls, base", [
-    (errors.RepoNotFoundError, FileNotFoundError), (errors.GatedRepoError, PermissionError),
-    (errors.AuthError, PermissionError), (errors.NetworkError, ConnectionError),
-    (errors.InvalidFileError, ValueError), (errors.PythonEnvironmentError, ImportError),
-])
+@pytest.mark.parametrize(
+    "cls, base",
+    [
+        (errors.RepoNotFoundError, FileNotFoundError),
+        (errors.GatedRepoError, PermissionError),
+        (errors.AuthError, PermissionError),
+        (errors.NetworkError, ConnectionError),
+        (errors.InvalidFileError, ValueError),
+        (errors.PythonEnvironmentError, ImportError),
+    ],
+)
 def test_each_error_is_its_builtin_and_keeps_its_message(cls, base):
     err = cls("what happened", path="/x")
     assert isinstance(err, base) and str(err) == "what happened" and err.fields == {"path": "/x"}

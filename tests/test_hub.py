@@ -1,4 +1,5 @@
-"""pybridge.hub and pybridge.cache against the local mirror, compared with huggingface_hub itself."""
+"""pybridge.hub and pybridge.cache against the local mirror, compared with huggingface_hub
+itself."""
 
 from __future__ import annotations
 
@@ -65,11 +66,14 @@ def _ref_cache(tmp_path):
 
 def test_download_matches_huggingface_hub(hf_env, mirror, tiny, tmp_path):
     path = hub.download(TINY, "config.json", env=hf_env)
-    ref = hfh.hf_hub_download(TINY, "config.json", endpoint=mirror.url,
-                              cache_dir=_ref_cache(tmp_path), token=False)
+    ref = hfh.hf_hub_download(
+        TINY, "config.json", endpoint=mirror.url, cache_dir=_ref_cache(tmp_path), token=False
+    )
     assert Path(path).read_bytes() == Path(ref).read_bytes() == (tiny / "config.json").read_bytes()
-    assert Path(path).relative_to(Path(hf_env["HF_HOME"], "hub")).parts[:3] == \
-        Path(ref).relative_to(_ref_cache(tmp_path)).parts[:3]
+    assert (
+        Path(path).relative_to(Path(hf_env["HF_HOME"], "hub")).parts[:3]
+        == Path(ref).relative_to(_ref_cache(tmp_path)).parts[:3]
+    )
     sub = hub.download(TINY, "sub/extra.json", env=hf_env)
     assert sub.endswith(os.path.join("sub", "extra.json"))
 
@@ -98,14 +102,25 @@ def test_offline_not_cached(hf_env, mirror, tiny):
 
 
 def test_snapshot_patterns_match_huggingface_hub(hf_env, mirror, tiny, tmp_path):
-    cases = [(None, None), (["*.json"], None), (["*.json", "*.txt"], ["sub/*"]), ("vocab.txt", None)]
+    cases = [
+        (None, None),
+        (["*.json"], None),
+        (["*.json", "*.txt"], ["sub/*"]),
+        ("vocab.txt", None),
+    ]
     for i, (allow, ignore) in enumerate(cases):
         env = {**hf_env, "HF_HOME": str(tmp_path / f"home{i}")}
-        folder = hub.snapshot(TINY, allow_patterns=allow, ignore_patterns=ignore, env=env,
-                              quiet=True)
-        ref = hfh.snapshot_download(TINY, allow_patterns=allow, ignore_patterns=ignore,
-                                    endpoint=mirror.url, cache_dir=str(tmp_path / f"ref{i}"),
-                                    token=False)
+        folder = hub.snapshot(
+            TINY, allow_patterns=allow, ignore_patterns=ignore, env=env, quiet=True
+        )
+        ref = hfh.snapshot_download(
+            TINY,
+            allow_patterns=allow,
+            ignore_patterns=ignore,
+            endpoint=mirror.url,
+            cache_dir=str(tmp_path / f"ref{i}"),
+            token=False,
+        )
         ours = sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file())
         theirs = sorted(str(p.relative_to(ref)) for p in Path(ref).rglob("*") if p.is_file())
         assert ours == theirs and ours
@@ -145,14 +160,21 @@ def test_file_exists_downloads_nothing(hf_env, mirror, tiny):
     assert hub.file_exists(TINY, "weights.bin", env=hf_env)
     assert mirror.stats()["by_method"].get("GET", 0) == 0
     assert not Path(hf_env["HF_HOME"], "hub").exists() or not any(
-        Path(hf_env["HF_HOME"], "hub").rglob("weights.bin"))
+        Path(hf_env["HF_HOME"], "hub").rglob("weights.bin")
+    )
 
 
 def test_load_three_forms(hf_env, mirror, tiny, tmp_path):
     target = tmp_path / "into"
-    res = hub.load([TINY, [TINY, str(target)],
-                    {"repo_id": TINY, "allow_patterns": ["*.txt"], "revision": "main"}],
-                   env=hf_env, quiet=True)
+    res = hub.load(
+        [
+            TINY,
+            [TINY, str(target)],
+            {"repo_id": TINY, "allow_patterns": ["*.txt"], "revision": "main"},
+        ],
+        env=hf_env,
+        quiet=True,
+    )
     assert res["repo_id"] == [TINY] * 3
     full, local, txt = res["path"]
     assert local == str(target) and (target / "weights.bin").exists()
@@ -178,8 +200,12 @@ def test_not_found_errors(hf_env, mirror, tiny):
     with pytest.raises(errors.RepoNotFoundError) as info:
         hub.download("nonexistent/model", "file.bin", env=hf_env)
     assert "check the repo id" in str(info.value).lower()
-    assert info.value.fields == {"repo_id": "nonexistent/model", "revision": "main",
-                                 "repo_type": "model", "filename": "file.bin"}
+    assert info.value.fields == {
+        "repo_id": "nonexistent/model",
+        "revision": "main",
+        "repo_type": "model",
+        "filename": "file.bin",
+    }
     with pytest.raises(errors.EntryNotFoundError) as info:
         hub.download(TINY, "file.bin", env=hf_env)
     assert "hub_list_files" in str(info.value)
@@ -200,7 +226,9 @@ def test_gated_and_auth(hf_env, mirror, mirror_config, tiny):
     with pytest.raises(errors.AuthError) as info:
         hub.download(TINY, "config.json", env=hf_env, token=bad)
     assert bad not in str(info.value) and bad not in repr(info.value.fields)
-    path = hub.download(TINY, "config.json", env={**hf_env, "HF_TOKEN": "hf_grantedToken0123456789"})
+    path = hub.download(
+        TINY, "config.json", env={**hf_env, "HF_TOKEN": "hf_grantedToken0123456789"}
+    )
     assert Path(path).exists()
 
 
@@ -212,8 +240,9 @@ def test_token_file_is_used(hf_env, mirror, mirror_config, tiny):
 
 
 def test_network_error_after_retries(hf_env, mirror, tiny):
-    mirror.set_faults([{"path": f"/api/models/{TINY}*", "kind": "status", "status": 503,
-                        "times": -1}])
+    mirror.set_faults(
+        [{"path": f"/api/models/{TINY}*", "kind": "status", "status": 503, "times": -1}]
+    )
     mirror.reset_stats()
     with pytest.raises(errors.NetworkError) as info:
         hub.repo_info(TINY, env=hf_env)
@@ -224,12 +253,30 @@ def test_network_error_after_retries(hf_env, mirror, tiny):
 
 
 def test_get_5xx_is_retried(hf_env, mirror, tiny):
-    mirror.set_faults([{"path": f"{TINY}/weights.bin", "kind": "status", "status": 503,
-                        "times": 2, "method": "GET"}])
+    mirror.set_faults(
+        [
+            {
+                "path": f"{TINY}/weights.bin",
+                "kind": "status",
+                "status": 503,
+                "times": 2,
+                "method": "GET",
+            }
+        ]
+    )
     path = hub.download(TINY, "weights.bin", env=hf_env, quiet=True)
     assert Path(path).read_bytes() == (tiny / "weights.bin").read_bytes()
-    mirror.set_faults([{"path": f"{TINY}/vocab.txt", "kind": "status", "status": 503,
-                        "times": -1, "method": "GET"}])
+    mirror.set_faults(
+        [
+            {
+                "path": f"{TINY}/vocab.txt",
+                "kind": "status",
+                "status": 503,
+                "times": -1,
+                "method": "GET",
+            }
+        ]
+    )
     with pytest.raises(errors.NetworkError):
         hub.download(TINY, "vocab.txt", env=hf_env, quiet=True)
 
@@ -240,13 +287,20 @@ def test_connection_closed_mid_body_is_resumed(hf_env, mirror, tiny):
     assert Path(path).read_bytes() == (tiny / "weights.bin").read_bytes()
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(repo_id="", filename="a"), dict(repo_id=None, filename="a"), dict(repo_id=3, filename="a"),
-    dict(repo_id=TINY, filename="../etc/passwd"), dict(repo_id=TINY, filename="/abs"),
-    dict(repo_id=TINY, filename=""), dict(repo_id=TINY, filename="a", repo_type="modle"),
-    dict(repo_id=TINY, filename="a", revision=""),
-    dict(repo_id=TINY, filename="a", force_download=True, local_files_only=True),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(repo_id="", filename="a"),
+        dict(repo_id=None, filename="a"),
+        dict(repo_id=3, filename="a"),
+        dict(repo_id=TINY, filename="../etc/passwd"),
+        dict(repo_id=TINY, filename="/abs"),
+        dict(repo_id=TINY, filename=""),
+        dict(repo_id=TINY, filename="a", repo_type="modle"),
+        dict(repo_id=TINY, filename="a", revision=""),
+        dict(repo_id=TINY, filename="a", force_download=True, local_files_only=True),
+    ],
+)
 def test_invalid_arguments(hf_env, kwargs):
     with pytest.raises(errors.InvalidArgumentError):
         hub.download(env=hf_env, **kwargs)
@@ -263,15 +317,29 @@ def test_quiet_restores_progress_bars(hf_env, mirror, tiny):
 def _snapshot_stderr(hf_env) -> str:
     code = f"from pybridge import hub; hub.snapshot({TINY!r})"
     env = {**os.environ, **hf_env}
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True, timeout=120).stderr
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stderr
 
 
 def test_progress_bars_show_only_for_slow_downloads(hf_env, mirror, tiny):
     assert "Fetching" not in _snapshot_stderr(hf_env)  # small files: no bar at all
     slow = {**hf_env, "HF_HOME": hf_env["HF_HOME"] + "-slow"}
-    mirror.set_faults([{"path": f"{TINY}/weights.bin", "kind": "delay",
-                        "seconds": hub.BAR_DELAY + 1, "method": "GET"}])
+    mirror.set_faults(
+        [
+            {
+                "path": f"{TINY}/weights.bin",
+                "kind": "delay",
+                "seconds": hub.BAR_DELAY + 1,
+                "method": "GET",
+            }
+        ]
+    )
     assert "Fetching" in _snapshot_stderr(slow)
 
 
@@ -301,7 +369,9 @@ def test_cache_scan_and_delete_match_scan_cache_dir(hf_env, mirror, tiny, versio
     assert sorted(label.split("@")[0] for label in labels) == ["main", "v1"]
     res = cache.delete(GIT, revision="v1", env=hf_env)
     assert len(res["commits"]) == 1
-    assert [len(r.revisions) for r in hfh.scan_cache_dir(cache_dir).repos if r.repo_id == GIT] == [1]
+    assert [len(r.revisions) for r in hfh.scan_cache_dir(cache_dir).repos if r.repo_id == GIT] == [
+        1
+    ]
     cache.delete(TINY, env=hf_env)
     assert TINY not in [r.repo_id for r in hfh.scan_cache_dir(cache_dir).repos]
     with pytest.raises(errors.RepoNotFoundError):
@@ -317,11 +387,11 @@ def test_cache_scan_of_missing_cache(tmp_path):
 
 def test_cache_is_shared_with_huggingface_hub_offline(hf_env, mirror, tiny):
     path = hub.download(TINY, "vocab.txt", env=hf_env)
-    code = ("import huggingface_hub as h, sys; "
-            f"print(h.hf_hub_download({TINY!r}, 'vocab.txt'))")
+    code = f"import huggingface_hub as h, sys; print(h.hf_hub_download({TINY!r}, 'vocab.txt'))"
     env = {**os.environ, **hf_env, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == path
 
 
@@ -335,8 +405,13 @@ def test_hub_imports_neither_torch_nor_transformers(hf_env, tiny):
         "bad = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
         "print(','.join(bad) or 'clean')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **hf_env},
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **hf_env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip().splitlines()[-1] == "clean"
 
 
@@ -387,22 +462,45 @@ def test_huggingface_hub_cache_is_the_cache_python_uses(hf_env, mirror, tiny, tm
     path = hub.download(TINY, "vocab.txt", env=env)
     assert Path(path).is_relative_to(tmp_path / "legacy-cache")
     code = f"import huggingface_hub as h; print(h.hf_hub_download({TINY!r}, 'vocab.txt'))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, **env, "HF_HUB_OFFLINE": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env, "HF_HUB_OFFLINE": "1"},
+    )
     assert out.stdout.strip() == path
 
 
 def test_progress_bars_variable_set_after_start_is_honoured(hf_env, mirror, tiny):
     # The variable reaches pybridge only through env=, as from R after Python started.
-    mirror.set_faults([{"path": f"{TINY}/weights.bin", "kind": "delay",
-                        "seconds": hub.BAR_DELAY + 1, "method": "GET"}])
-    code = (f"from pybridge import hub; hub.snapshot({TINY!r}, "
-            f"env={{**{hf_env!r}, 'HF_HUB_DISABLE_PROGRESS_BARS': '1'}})")
+    mirror.set_faults(
+        [
+            {
+                "path": f"{TINY}/weights.bin",
+                "kind": "delay",
+                "seconds": hub.BAR_DELAY + 1,
+                "method": "GET",
+            }
+        ]
+    )
+    code = (
+        f"from pybridge import hub; hub.snapshot({TINY!r}, "
+        f"env={{**{hf_env!r}, 'HF_HUB_DISABLE_PROGRESS_BARS': '1'}})"
+    )
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True, timeout=120)
-    assert any(k.startswith(f"GET /{TINY}/resolve/") and k.endswith("/weights.bin")
-               for k in mirror.stats()["by_path"])  # the slow file was fetched
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert any(
+        k.startswith(f"GET /{TINY}/resolve/") and k.endswith("/weights.bin")
+        for k in mirror.stats()["by_path"]
+    )  # the slow file was fetched
     assert "Fetching" not in out.stderr and "%" not in out.stderr
 
 
@@ -443,8 +541,13 @@ def test_offline_lookups_by_branch_read_hfhub_refs(hf_env, mirror, tiny):
     # The ref now holds the bare commit, so Python's huggingface_hub reads it too.
     assert ref.read_text() == commit
     code = f"import huggingface_hub as h; print(h.hf_hub_download({TINY!r}, 'config.json'))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, **offline})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **offline},
+    )
     assert out.stdout.strip() == path
 
 
@@ -499,8 +602,9 @@ def test_cache_scan_lists_hfhub_caches_and_reports_what_it_cannot_read(hf_env, m
 def _start_slow_download(hf_env, mirror, repo_id, filename):
     """A download in another process, held up by the mirror before the body: returns the
     process (which holds the blob's lock) and its new partial file."""
-    mirror.set_faults([{"path": f"{repo_id}/{filename}", "kind": "delay", "seconds": 120,
-                        "method": "GET"}])
+    mirror.set_faults(
+        [{"path": f"{repo_id}/{filename}", "kind": "delay", "seconds": 120, "method": "GET"}]
+    )
     blobs = Path(hf_env["HF_HOME"], "hub", hub.repo_folder_name(repo_id), "blobs")
     before = set(blobs.glob("*.incomplete"))
     code = f"from pybridge import hub; hub.download({repo_id!r}, {filename!r}, quiet=True)"
@@ -553,8 +657,11 @@ def test_cache_delete_removes_stale_partial_files(hf_env, mirror, versions):
     _killed(proc)
     freed = cache.delete(GIT, revision="v1", env=hf_env)["freed"]
     assert not stale.exists() and freed > 0
-    assert [len(r.revisions) for r in hfh.scan_cache_dir(Path(hf_env["HF_HOME"], "hub")).repos
-            if r.repo_id == GIT] == [1]
+    assert [
+        len(r.revisions)
+        for r in hfh.scan_cache_dir(Path(hf_env["HF_HOME"], "hub")).repos
+        if r.repo_id == GIT
+    ] == [1]
 
 
 def test_a_repo_with_only_a_partial_file_can_be_deleted(hf_env, mirror, tiny):

@@ -57,8 +57,15 @@ def tiny_repo(publish, tmp_path):
 
 
 def _git(cwd, *args):
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(cwd)}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(cwd),
+    }
     out = subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
     return out.stdout.decode().strip()
 
@@ -119,7 +126,9 @@ def test_snapshot_download_with_patterns(mirror, hf_env, tiny_repo):
     got = sorted(str(p.relative_to(snap)) for p in snap.rglob("*") if p.is_file())
     assert got == ["config.json", "sub/deeper/y.bin", "sub/x.txt"]
     kw["cache_dir"] = os.path.join(hf_env["HF_HOME"], "other-cache")
-    snap = Path(hh.snapshot_download(tiny_repo, ignore_patterns=["*.safetensors", "sub/deeper/*"], **kw))
+    snap = Path(
+        hh.snapshot_download(tiny_repo, ignore_patterns=["*.safetensors", "sub/deeper/*"], **kw)
+    )
     got = sorted(str(p.relative_to(snap)) for p in snap.rglob("*") if p.is_file())
     assert got == ["config.json", "sub/x.txt"]
 
@@ -144,7 +153,10 @@ def test_id_without_org(mirror, hf_env, publish, tmp_path):
     publish("mtestsolo", _write(tmp_path / "solo", {"config.json": "{}", "nested/z.txt": "z"}))
     kw = dict(endpoint=mirror.url, cache_dir=_cache(hf_env))
     assert Path(hh.hf_hub_download("mtestsolo", "nested/z.txt", **kw)).read_text() == "z"
-    assert sorted(hh.HfApi(endpoint=mirror.url).list_repo_files("mtestsolo")) == ["config.json", "nested/z.txt"]
+    assert sorted(hh.HfApi(endpoint=mirror.url).list_repo_files("mtestsolo")) == [
+        "config.json",
+        "nested/z.txt",
+    ]
 
 
 # ---- metadata ------------------------------------------------------------------------------
@@ -166,7 +178,11 @@ def test_repo_info_list_files_file_exists(mirror, tiny_repo):
 def test_tree_listing_paths_and_expand(mirror, tiny_repo):
     api = hh.HfApi(endpoint=mirror.url)
     top = {(type(e).__name__, e.path) for e in api.list_repo_tree(tiny_repo)}
-    assert top == {("RepoFile", "config.json"), ("RepoFile", "weights.safetensors"), ("RepoFolder", "sub")}
+    assert top == {
+        ("RepoFile", "config.json"),
+        ("RepoFile", "weights.safetensors"),
+        ("RepoFolder", "sub"),
+    }
     sub = [e.path for e in api.list_repo_tree(tiny_repo, path_in_repo="sub", recursive=True)]
     assert sorted(sub) == ["sub/deeper", "sub/deeper/y.bin", "sub/x.txt"]
     expanded = list(api.list_repo_tree(tiny_repo, path_in_repo="sub", expand=True))
@@ -201,7 +217,9 @@ def test_commit_follows_file_changes_on_a_running_mirror(mirror, tmp_path, publi
     assert api.repo_info("mtest/live").sha != first
 
 
-def test_large_file_etag_is_sha256_and_a_cut_download_resumes_with_range(mirror, hf_env, publish, tmp_path):
+def test_large_file_etag_is_sha256_and_a_cut_download_resumes_with_range(
+    mirror, hf_env, publish, tmp_path
+):
     big = os.urandom(LFS_THRESHOLD + 1000)
     publish("mtest/big", _write(tmp_path / "big", {"big.bin": big, "small.txt": "s"}))
     sha = hashlib.sha256(big).hexdigest()
@@ -213,7 +231,9 @@ def test_large_file_etag_is_sha256_and_a_cut_download_resumes_with_range(mirror,
     headers = conn.getresponse().headers
     conn.close()
     assert headers["X-Linked-Etag"] == f'"{sha}"' and headers["X-Linked-Size"] == str(len(big))
-    (entry,) = [e for e in hh.HfApi(endpoint=mirror.url).list_repo_tree("mtest/big") if e.path == "big.bin"]
+    (entry,) = [
+        e for e in hh.HfApi(endpoint=mirror.url).list_repo_tree("mtest/big") if e.path == "big.bin"
+    ]
     assert entry.lfs.sha256 == sha and entry.lfs.size == len(big)
     # The client writes 10 MiB chunks: cut after the first one, and it resumes with a Range request.
     mirror.set_faults([{"path": "mtest/big/big.bin", "kind": "close", "bytes": 10 * 2**20 + 500}])
@@ -246,24 +266,43 @@ def test_git_branches_tags_commits_and_pr_refs(mirror, hf_env, git_repo):
     api = hh.HfApi(endpoint=mirror.url)
     assert api.repo_info(rid).sha == git_repo["v2"]
     assert api.repo_info(rid, revision="v1.0").sha == git_repo["v1"]
-    assert sorted(api.list_repo_files(rid, revision="dev")) == ["README.md", "config.json", "data/a.txt", "extra.bin"]
+    assert sorted(api.list_repo_files(rid, revision="dev")) == [
+        "README.md",
+        "config.json",
+        "data/a.txt",
+        "extra.bin",
+    ]
     refs = api.list_repo_refs(rid)
-    assert {b.name: b.target_commit for b in refs.branches} == {"main": git_repo["v2"], "dev": git_repo["dev"]}
+    assert {b.name: b.target_commit for b in refs.branches} == {
+        "main": git_repo["v2"],
+        "dev": git_repo["dev"],
+    }
     assert {t.name: t.target_commit for t in refs.tags} == {"v1.0": git_repo["v1"]}
 
 
 def test_git_snapshot_by_revision_with_patterns(mirror, hf_env, git_repo):
     kw = dict(endpoint=mirror.url, cache_dir=_cache(hf_env))
-    snap = Path(hh.snapshot_download(git_repo["id"], revision="v1.0", allow_patterns=["data/*", "*.json"], **kw))
+    snap = Path(
+        hh.snapshot_download(
+            git_repo["id"], revision="v1.0", allow_patterns=["data/*", "*.json"], **kw
+        )
+    )
     assert snap.name == git_repo["v1"]
     files = sorted(str(p.relative_to(snap)) for p in snap.rglob("*") if p.is_file())
     assert files == ["config.json", "data/a.txt"]
-    snap = Path(hh.snapshot_download(git_repo["id"], revision="dev", ignore_patterns=["*.md"], **kw))
+    snap = Path(
+        hh.snapshot_download(git_repo["id"], revision="dev", ignore_patterns=["*.md"], **kw)
+    )
     assert (snap / "extra.bin").read_bytes() == b"\x00\x01dev"
     assert not (snap / "README.md").exists()
     # the ETag of a git file is its blob id
-    meta = hh.get_hf_file_metadata(hh.hf_hub_url(git_repo["id"], "README.md", revision="v1.0", endpoint=mirror.url))
-    assert meta.etag == hashlib.sha1(b"blob 3\x00one").hexdigest() and meta.commit_hash == git_repo["v1"]
+    meta = hh.get_hf_file_metadata(
+        hh.hf_hub_url(git_repo["id"], "README.md", revision="v1.0", endpoint=mirror.url)
+    )
+    assert (
+        meta.etag == hashlib.sha1(b"blob 3\x00one").hexdigest()
+        and meta.commit_hash == git_repo["v1"]
+    )
 
 
 # ---- errors --------------------------------------------------------------------------------
@@ -284,7 +323,9 @@ def test_error_codes_map_to_the_clients_classes(mirror, hf_env, tiny_repo, git_r
         api.repo_info(tiny_repo, revision="nope")
     # the missing file is recorded under .no_exist/<commit>, thanks to X-Repo-Commit
     sha = api.repo_info(tiny_repo).sha
-    assert (Path(_cache(hf_env)) / "models--mtest--tiny" / ".no_exist" / sha / "missing.txt").exists()
+    assert (
+        Path(_cache(hf_env)) / "models--mtest--tiny" / ".no_exist" / sha / "missing.txt"
+    ).exists()
 
 
 def test_every_error_has_code_message_and_json_body(mirror, tiny_repo):
@@ -311,8 +352,13 @@ def test_every_error_has_code_message_and_json_body(mirror, tiny_repo):
 def test_gated_private_and_bad_tokens(mirror, hf_env, mirror_config, tmp_path, publish):
     publish("mtest/gated", _write(tmp_path / "g", {"config.json": "{}"}))
     publish("mtest/private", _write(tmp_path / "p", {"config.json": "{}"}))
-    mirror_config({"gated": {"mtest/gated": ["tok-good"]}, "private": {"mtest/private": ["tok-good"]},
-                   "tokens": ["tok-other"]})
+    mirror_config(
+        {
+            "gated": {"mtest/gated": ["tok-good"]},
+            "private": {"mtest/private": ["tok-good"]},
+            "tokens": ["tok-other"],
+        }
+    )
     kw = dict(endpoint=mirror.url, cache_dir=_cache(hf_env))
     with pytest.raises(GatedRepoError):
         hh.hf_hub_download("mtest/gated", "config.json", token=False, **kw)
@@ -365,7 +411,9 @@ def test_offline_mode_serves_the_cache(mirror, hf_env, tiny_repo):
         "except LocalEntryNotFoundError:\n    print('MISS')\n"
     )
     env = {**os.environ, **hf_env, "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"}
-    out = subprocess.run([PY, "-c", script, tiny_repo], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [PY, "-c", script, tiny_repo], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[0] == snap and Path(lines[1]).read_text() == "hi" and lines[2] == "MISS"
@@ -394,22 +442,46 @@ def test_range_requests_answer_206(mirror, tiny_repo):
 def test_close_mid_body_once_recovers_with_identical_bytes(mirror, hf_env, tiny_repo):
     mirror.set_faults([{"path": f"{tiny_repo}/weights.safetensors", "kind": "close", "times": 1}])
     mirror.reset_stats()
-    path = hh.hf_hub_download(tiny_repo, "weights.safetensors", endpoint=mirror.url, cache_dir=_cache(hf_env))
+    path = hh.hf_hub_download(
+        tiny_repo, "weights.safetensors", endpoint=mirror.url, cache_dir=_cache(hf_env)
+    )
     assert Path(path).read_bytes() == TINY["weights.safetensors"]
     stats = mirror.stats()
-    assert stats["by_path"][f"GET /{tiny_repo}/resolve/main/weights.safetensors"] == 2  # cut, then again
+    assert (
+        stats["by_path"][f"GET /{tiny_repo}/resolve/main/weights.safetensors"] == 2
+    )  # cut, then again
 
 
 def test_503_twice_on_head_is_retried(mirror, hf_env, tiny_repo):
-    mirror.set_faults([{"path": f"{tiny_repo}/config.json", "kind": "status", "status": 503, "times": 2,
-                        "method": "HEAD"}])
-    path = hh.hf_hub_download(tiny_repo, "config.json", endpoint=mirror.url, cache_dir=_cache(hf_env))
+    mirror.set_faults(
+        [
+            {
+                "path": f"{tiny_repo}/config.json",
+                "kind": "status",
+                "status": 503,
+                "times": 2,
+                "method": "HEAD",
+            }
+        ]
+    )
+    path = hh.hf_hub_download(
+        tiny_repo, "config.json", endpoint=mirror.url, cache_dir=_cache(hf_env)
+    )
     assert Path(path).read_text() == '{"a": 1}'
 
 
 def test_500_on_get_fails_cleanly(mirror, hf_env, tiny_repo):
-    mirror.set_faults([{"path": f"{tiny_repo}/sub/x.txt", "kind": "status", "status": 500, "times": 1,
-                        "method": "GET"}])
+    mirror.set_faults(
+        [
+            {
+                "path": f"{tiny_repo}/sub/x.txt",
+                "kind": "status",
+                "status": 500,
+                "times": 1,
+                "method": "GET",
+            }
+        ]
+    )
     with pytest.raises(HfHubHTTPError) as err:
         hh.hf_hub_download(tiny_repo, "sub/x.txt", endpoint=mirror.url, cache_dir=_cache(hf_env))
     assert err.value.response.status_code == 500
@@ -418,21 +490,38 @@ def test_500_on_get_fails_cleanly(mirror, hf_env, tiny_repo):
 
 def test_delay_then_success(mirror, hf_env, tiny_repo):
     mirror.set_faults([{"path": f"{tiny_repo}/*", "kind": "delay", "seconds": 0.2, "times": 2}])
-    path = hh.hf_hub_download(tiny_repo, "config.json", endpoint=mirror.url, cache_dir=_cache(hf_env))
+    path = hh.hf_hub_download(
+        tiny_repo, "config.json", endpoint=mirror.url, cache_dir=_cache(hf_env)
+    )
     assert Path(path).read_text() == '{"a": 1}'
     assert [f["times"] for f in mirror._require().config.faults()] == [0]
 
 
 def test_close_more_often_than_retries_leaves_no_partial_snapshot(mirror, hf_env, tiny_repo):
-    mirror.set_faults([{"path": f"{tiny_repo}/sub/deeper/y.bin", "kind": "close", "times": 50, "fraction": 0}])
+    mirror.set_faults(
+        [{"path": f"{tiny_repo}/sub/deeper/y.bin", "kind": "close", "times": 50, "fraction": 0}]
+    )
     with pytest.raises((httpx.HTTPError, OSError)):
-        hh.hf_hub_download(tiny_repo, "sub/deeper/y.bin", endpoint=mirror.url, cache_dir=_cache(hf_env))
+        hh.hf_hub_download(
+            tiny_repo, "sub/deeper/y.bin", endpoint=mirror.url, cache_dir=_cache(hf_env)
+        )
     _assert_no_partial_files(_cache(hf_env))
 
 
 def test_faults_from_mirror_json(mirror, hf_env, mirror_config, tiny_repo):
-    mirror_config({"faults": [{"path": f"{tiny_repo}/config.json", "kind": "status", "status": 503,
-                               "times": 1, "method": "HEAD"}]})
+    mirror_config(
+        {
+            "faults": [
+                {
+                    "path": f"{tiny_repo}/config.json",
+                    "kind": "status",
+                    "status": 503,
+                    "times": 1,
+                    "method": "HEAD",
+                }
+            ]
+        }
+    )
     status, headers, _ = _raw(mirror, "HEAD", f"/{tiny_repo}/resolve/main/config.json")
     assert status == 503 and headers["X-Error-Code"]
     status, _, _ = _raw(mirror, "HEAD", f"/{tiny_repo}/resolve/main/config.json")
@@ -482,8 +571,12 @@ def test_tokens_never_reach_the_log(mirror, mirror_config, tiny_repo, tmp_path, 
     publish("mtest/gated-log", _write(tmp_path / "g", {"config.json": "{}"}))
     mirror_config({"gated": {"mtest/gated-log": ["hf_goodtoken123456"]}})
     for token in ("hf_goodtoken123456", "hf_badtoken9999999"):
-        _raw(mirror, "GET", "/mtest/gated-log/resolve/main/config.json?token=qs-secret-value",
-             headers={"Authorization": f"Bearer {token}"})
+        _raw(
+            mirror,
+            "GET",
+            "/mtest/gated-log/resolve/main/config.json?token=qs-secret-value",
+            headers={"Authorization": f"Bearer {token}"},
+        )
     log = Path(mirror.log_path).read_text()
     assert "GET /mtest/gated-log/resolve/main/config.json 200" in log
     assert "GET /mtest/gated-log/resolve/main/config.json 401" in log
@@ -513,12 +606,26 @@ def test_stats_count_requests_in_process_and_over_http(mirror, tiny_repo):
 # ---- the command line ----------------------------------------------------------------------
 def test_cli_prints_one_ready_line_and_serves(tmp_path, tiny_repo, mirror_root):
     log = tmp_path / "cli.log"
-    proc = subprocess.Popen([PY, "-m", "pybridge.mirror", "serve", "--root", str(mirror_root),
-                             "--port", "0", "--log", str(log)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "pybridge.mirror",
+            "serve",
+            "--root",
+            str(mirror_root),
+            "--port",
+            "0",
+            "--log",
+            str(log),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline().rstrip("\n")
         prefix = f"hfbridge mirror serving {mirror_root} at http://127.0.0.1:"
-        assert line.startswith(prefix) and line[len(prefix):].isdigit()
+        assert line.startswith(prefix) and line[len(prefix) :].isdigit()
         url = line.split(" at ")[1]
         assert hh.HfApi(endpoint=url).repo_info(tiny_repo).id == tiny_repo
         with httpx.Client() as client:
@@ -535,5 +642,7 @@ def test_cli_prints_one_ready_line_and_serves(tmp_path, tiny_repo, mirror_root):
 
 def test_console_script_is_installed():
     script = Path(PY).with_name("pybridge-mirror")
-    out = subprocess.run([str(script), "serve", "--help"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(script), "serve", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0 and "--root" in out.stdout

@@ -17,8 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def git(cwd, *args):
-    subprocess.run(["git", "-c", "user.name=nix-check", "-c", "user.email=nix-check@localhost",
-                    *args], cwd=cwd, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=nix-check", "-c", "user.email=nix-check@localhost", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +30,11 @@ def pristine(tmp_path_factory):
     """The tracked files of this checkout, committed in a repository of their own."""
     tree = tmp_path_factory.mktemp("nixtree") / "repo"
     tree.mkdir()
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True,
-                            capture_output=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True)
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = ROOT / name
         if not source.exists() and not source.is_symlink():
@@ -49,8 +56,9 @@ def tree(pristine, tmp_path):
 
 
 def nix_check(tree):
-    result = subprocess.run(["bash", "tools/nix-check.sh"], cwd=tree, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        ["bash", "tools/nix-check.sh"], cwd=tree, capture_output=True, text=True, timeout=600
+    )
     return result.returncode, result.stdout + result.stderr
 
 
@@ -75,8 +83,11 @@ def test_check_passes_on_the_tracked_tree(tree):
 
 
 def test_an_attribute_the_stub_lacks_fails(tree):
-    edit(tree / "nix/packages.nix", "packages = [ devPython devR pkgs.git ];",
-         "packages = [ devPython devR pkgs.git pkgs.hfbridgeNoSuchTool ];")
+    edit(
+        tree / "nix/packages.nix",
+        "packages = [ devPython devR pkgs.git ];",
+        "packages = [ devPython devR pkgs.git pkgs.hfbridgeNoSuchTool ];",
+    )
     commit(tree)
     code, output = nix_check(tree)
     assert code != 0
@@ -85,7 +96,8 @@ def test_an_attribute_the_stub_lacks_fails(tree):
 
 
 @pytest.mark.parametrize(
-    "path", ["rpackage/tests", "pybridge", "rpackage/DESCRIPTION", "tests/test_nix.py"])
+    "path", ["rpackage/tests", "pybridge", "rpackage/DESCRIPTION", "tests/test_nix.py"]
+)
 def test_a_file_missing_from_the_tree_fails(tree, path):
     git(tree, "rm", "-r", "-q", path)
     git(tree, "commit", "-q", "-m", f"remove {path}")
@@ -122,8 +134,11 @@ def test_a_parse_error_fails(tree):
 
 
 def test_an_r_wrapper_on_another_python_fails(tree):
-    edit(tree / "nix/packages.nix", 'RETICULATE_PYTHON = "${pythonEnv}/bin/python";',
-         'RETICULATE_PYTHON = "${devPython}/bin/python";')
+    edit(
+        tree / "nix/packages.nix",
+        'RETICULATE_PYTHON = "${pythonEnv}/bin/python";',
+        'RETICULATE_PYTHON = "${devPython}/bin/python";',
+    )
     commit(tree)
     code, output = nix_check(tree)
     assert code != 0
@@ -140,8 +155,15 @@ def test_a_malformed_hash_fails(tree):
 
 def test_the_check_needs_no_network_or_daemon(tree):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("http_proxy", "https_proxy"))}
-    env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9",
-               NIX_REMOTE="daemon")
-    result = subprocess.run(["bash", "tools/nix-check.sh"], cwd=tree, capture_output=True,
-                            text=True, timeout=600, env=env)
+    env.update(
+        http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9", NIX_REMOTE="daemon"
+    )
+    result = subprocess.run(
+        ["bash", "tools/nix-check.sh"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -26,8 +26,12 @@ from pybridge.fixtures import task_models as tm
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
-TEXTS = ["This course is excellent.", "The explanation was very confusing.",
-         "Alice lives in Berlin and works for Acme.", "Hello world, this is a test."]
+TEXTS = [
+    "This course is excellent.",
+    "The explanation was very confusing.",
+    "Alice lives in Berlin and works for Acme.",
+    "Hello world, this is a test.",
+]
 TOL = 1e-5
 
 
@@ -76,23 +80,30 @@ def test_text_classification_matches_transformers(hf_env, hub_models, folders):
 
 def test_batch_size_gives_the_same_scores(hf_env, hub_models):
     one = P.run("text-classification", TEXTS, hub_models["sentiment"], env=hf_env)
-    four = P.run("text-classification", TEXTS, hub_models["sentiment"], batch_size=4,
-                 env=hf_env)
+    four = P.run("text-classification", TEXTS, hub_models["sentiment"], batch_size=4, env=hf_env)
     assert one["label"] == four["label"]
     np.testing.assert_allclose(one["score"], four["score"], atol=TOL)
 
 
-MIXED = ["Short.", "Hi", "Alice lives in Berlin and works for Acme, and Bob met Carol in London.",
-         "A text of middle length.", "The explanation was very confusing, and the course long."]
+MIXED = [
+    "Short.",
+    "Hi",
+    "Alice lives in Berlin and works for Acme, and Bob met Carol in London.",
+    "A text of middle length.",
+    "The explanation was very confusing, and the course long.",
+]
 
 
-@pytest.mark.parametrize("task,name,args,texts", [
-    ("text-classification", "sentiment", {"top_k": 2}, MIXED),
-    ("zero-shot-classification", "nli", {"candidate_labels": ["travel", "work"]}, MIXED),
-    ("ner", "ner", {"aggregation_strategy": "simple"}, MIXED),
-    ("fill-mask", "fill_mask", {}, [t + " It was [MASK]." for t in MIXED]),
-    ("feature-extraction", "bert", {}, MIXED),
-])
+@pytest.mark.parametrize(
+    "task,name,args,texts",
+    [
+        ("text-classification", "sentiment", {"top_k": 2}, MIXED),
+        ("zero-shot-classification", "nli", {"candidate_labels": ["travel", "work"]}, MIXED),
+        ("ner", "ner", {"aggregation_strategy": "simple"}, MIXED),
+        ("fill-mask", "fill_mask", {}, [t + " It was [MASK]." for t in MIXED]),
+        ("feature-extraction", "bert", {}, MIXED),
+    ],
+)
 def test_length_sorted_batches_keep_the_input_order(hf_env, hub_models, task, name, args, texts):
     one_by_one = P.run(task, texts, hub_models[name], args=dict(args), env=hf_env)
     batched = P.run(task, texts, hub_models[name], batch_size=3, args=dict(args), env=hf_env)
@@ -130,7 +141,7 @@ def test_token_classification_matches_transformers(hf_env, hub_models, folders, 
     assert list(ours["start"]) == [r["start"] + 1 for _, r in rows]
     assert list(ours["end"]) == [r["end"] for _, r in rows]
     for i, s, e, (_, r) in zip(ours["text_id"], ours["start"], ours["end"], rows):
-        assert TEXTS[i - 1][s - 1:e] == TEXTS[i - 1][r["start"]:r["end"]]
+        assert TEXTS[i - 1][s - 1 : e] == TEXTS[i - 1][r["start"] : r["end"]]
 
 
 def test_fill_mask_matches_transformers(hf_env, hub_models, folders):
@@ -147,11 +158,21 @@ def test_fill_mask_matches_transformers(hf_env, hub_models, folders):
     assert list(one["text_id"]) == [1] * 5 and one["token_str"][0] == flat[0][1]["token_str"]
 
 
-@pytest.mark.parametrize("args", [
-    {"max_new_tokens": 6, "do_sample": False},
-    {"max_new_tokens": 6, "do_sample": True, "temperature": 0.8, "top_k": 20, "top_p": 0.95,
-     "num_return_sequences": 2, "seed": 42},
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"max_new_tokens": 6, "do_sample": False},
+        {
+            "max_new_tokens": 6,
+            "do_sample": True,
+            "temperature": 0.8,
+            "top_k": 20,
+            "top_p": 0.95,
+            "num_return_sequences": 2,
+            "seed": 42,
+        },
+    ],
+)
 def test_text_generation_matches_transformers(hf_env, hub_models, folders, args):
     prompts = ["Once upon a time", "The weather is"]
     ours = P.run("text-generation", prompts, hub_models["gpt2"], args=dict(args), env=hf_env)
@@ -169,8 +190,9 @@ def test_steps_give_the_texts_of_one_seeded_call(hf_env, hub_models, folders):
     """R pulls results in steps (for its progress bar): one seeded Python call all the same."""
     prompts = ["Once upon a time", "The weather is", "Hello"] * 5
     args = {"max_new_tokens": 3, "do_sample": True, "top_k": 20}
-    job = P.start("text-generation", prompts, hub_models["gpt2"], args=dict(args, seed=3),
-                  env=hf_env)
+    job = P.start(
+        "text-generation", prompts, hub_models["gpt2"], args=dict(args, seed=3), env=hf_env
+    )
     assert job.total == 15 and P.step(job, 4) == 11 and P.step(job, 4.0) == 7
     with pytest.raises(errors.InvalidArgumentError):
         P.finish(job)
@@ -194,25 +216,32 @@ def generate_reference(folder, texts, prefix, **gen):
     for text in texts:
         ids = tok(prefix + text, return_tensors="pt")
         ids.pop("token_type_ids", None)
-        out += tok.batch_decode(model.generate(**ids, **gen), skip_special_tokens=True,
-                                clean_up_tokenization_spaces=False)
+        out += tok.batch_decode(
+            model.generate(**ids, **gen),
+            skip_special_tokens=True,
+            clean_up_tokenization_spaces=False,
+        )
     return out
 
 
 @pytest.mark.parametrize("name", ["t5", "bart"])
-@pytest.mark.parametrize("task,prefix", [
-    ("summarization", "summarize: "),
-    ("translation_en_to_fr", "translate English to French: "),
-    ("text2text-generation", ""),
-])
+@pytest.mark.parametrize(
+    "task,prefix",
+    [
+        ("summarization", "summarize: "),
+        ("translation_en_to_fr", "translate English to French: "),
+        ("text2text-generation", ""),
+    ],
+)
 def test_seq2seq_matches_generate(hf_env, hub_models, folders, name, task, prefix):
     texts = TEXTS[:3]
     ours = P.run(task, texts, hub_models[name], args={"max_new_tokens": 5.0}, env=hf_env)
     beams = generate_reference(folders[name], texts, prefix, max_new_tokens=5, num_beams=4)
     assert list(ours["text_id"]) == [1, 2, 3]
     assert ours["generated_text"] == beams  # transformers 4's default: 4 beams
-    greedy = P.run(task, texts, hub_models[name], args={"max_new_tokens": 5, "num_beams": 1},
-                   env=hf_env)
+    greedy = P.run(
+        task, texts, hub_models[name], args={"max_new_tokens": 5, "num_beams": 1}, env=hf_env
+    )
     want = generate_reference(folders[name], texts, prefix, max_new_tokens=5)
     assert greedy["generated_text"] == want
     assert any(w.strip() for w in want)  # the tiny models were taught to say something
@@ -233,8 +262,9 @@ def qa_reference(folder, question, context, max_answer_len=15):
     model = transformers.AutoModelForQuestionAnswering.from_pretrained(folder).eval()
     enc = tok(question, context, return_offsets_mapping=True)
     with torch.no_grad():
-        out = model(**{k: torch.tensor([enc[k]]) for k in ("input_ids", "attention_mask",
-                                                           "token_type_ids")})
+        out = model(
+            **{k: torch.tensor([enc[k]]) for k in ("input_ids", "attention_mask", "token_type_ids")}
+        )
     seq = enc.sequence_ids(0)
     ok = np.array([s == 1 for s in seq])
     ok[0] = True  # [CLS] stays in the softmax, as transformers 4 did
@@ -255,27 +285,46 @@ def qa_reference(folder, question, context, max_answer_len=15):
 def test_question_answering_matches_the_models_logits(hf_env, hub_models, folders):
     questions = ["Where does Alice live?", "Who works for Acme?"]
     context = "Alice lives in Berlin and works for Acme. Bob met Carol in London last year."
-    ours = P.run("question-answering", None, hub_models["qa"],
-                 args={"question": questions, "context": context}, env=hf_env)
+    ours = P.run(
+        "question-answering",
+        None,
+        hub_models["qa"],
+        args={"question": questions, "context": context},
+        env=hf_env,
+    )
     assert ours["question"] == questions and ours["context"] == [context] * 2
     for k, q in enumerate(questions):
         score, a, b = qa_reference(folders["qa"], q, context)
         assert ours["start"][k] == a + 1 and ours["end"][k] == b
         assert ours["answer"][k] == context[a:b]
         assert abs(ours["score"][k] - score) < TOL
-    top = P.run("question-answering", None, hub_models["qa"],
-                args={"question": questions[0], "context": context, "top_k": 3}, env=hf_env)
+    top = P.run(
+        "question-answering",
+        None,
+        hub_models["qa"],
+        args={"question": questions[0], "context": context, "top_k": 3},
+        env=hf_env,
+    )
     assert len(top["answer"]) == 3 and list(top["score"]) == sorted(top["score"], reverse=True)
     assert abs(top["score"][0] - ours["score"][0]) < TOL
 
 
 def test_question_answering_long_context_uses_windows(hf_env, hub_models, folders):
     context = " ".join(TEXTS * 12)  # longer than the tiny model's 128 positions
-    ours = P.run("question-answering", None, hub_models["qa"],
-                 args={"question": "Where does Alice live?", "context": context,
-                       "max_seq_len": 64, "doc_stride": 16}, env=hf_env)
+    ours = P.run(
+        "question-answering",
+        None,
+        hub_models["qa"],
+        args={
+            "question": "Where does Alice live?",
+            "context": context,
+            "max_seq_len": 64,
+            "doc_stride": 16,
+        },
+        env=hf_env,
+    )
     s, e = ours["start"][0], ours["end"][0]
-    assert 1 <= s <= e <= len(context) and ours["answer"][0] == context[s - 1:e]
+    assert 1 <= s <= e <= len(context) and ours["answer"][0] == context[s - 1 : e]
 
 
 def test_feature_extraction_matches_transformers(hf_env, hub_models, folders):
@@ -283,8 +332,9 @@ def test_feature_extraction_matches_transformers(hf_env, hub_models, folders):
     want = reference("feature-extraction", folders["bert"])(TEXTS, return_tensors=True)
     lengths = [w.shape[1] for w in want]
     assert list(ours["lengths"]) == lengths and ours["lengths"].dtype == np.int32
-    np.testing.assert_allclose(ours["values"], np.concatenate([w[0].numpy() for w in want]),
-                               atol=TOL)
+    np.testing.assert_allclose(
+        ours["values"], np.concatenate([w[0].numpy() for w in want]), atol=TOL
+    )
     assert ours["tokens"][:2] == ["[CLS]", "this"]
 
 
@@ -303,8 +353,15 @@ def test_unknown_task_lists_the_supported_ones(hf_env):
     assert "text-generation" in info.value.fields["supported"]
 
 
-@pytest.mark.parametrize("task,name", [("fill-mask", "gpt2"), ("summarization", "gpt2"),
-                                       ("summarization", "bert"), ("fill-mask", "t5")])
+@pytest.mark.parametrize(
+    "task,name",
+    [
+        ("fill-mask", "gpt2"),
+        ("summarization", "gpt2"),
+        ("summarization", "bert"),
+        ("fill-mask", "t5"),
+    ],
+)
 def test_a_model_the_task_cannot_use(hf_env, hub_models, task, name):
     with pytest.raises(errors.UnsupportedError) as info:
         P.load(task, hub_models[name], env=hf_env)
@@ -342,8 +399,12 @@ def test_offline_works_from_the_cache(hf_env, hub_models):
     repo = hub_models["sentiment"]
     online = P.run("sentiment-analysis", TEXTS, repo, env=hf_env)
     models.cache_clear()
-    offline = P.run("sentiment-analysis", TEXTS, repo, env={**hf_env, "HF_HUB_OFFLINE": "1",
-                                                           "HF_ENDPOINT": "http://127.0.0.1:9"})
+    offline = P.run(
+        "sentiment-analysis",
+        TEXTS,
+        repo,
+        env={**hf_env, "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"},
+    )
     assert offline["label"] == online["label"]
 
 
@@ -361,27 +422,34 @@ def test_revision_is_honoured(hf_env, mirror, folders, tmp_path):
     subprocess.run(git + ["commit", "-qam", "v2"], check=True)
     subprocess.run(git + ["checkout", "-q", "main"], check=True)
     mirror.publish("hfbridge-tiny/sentiment-revisions", work)
-    main = P.run("sentiment-analysis", TEXTS[:2], "hfbridge-tiny/sentiment-revisions",
-                 env=hf_env)
-    v2 = P.run("sentiment-analysis", TEXTS[:2], "hfbridge-tiny/sentiment-revisions",
-               revision="v2", env=hf_env)
+    main = P.run("sentiment-analysis", TEXTS[:2], "hfbridge-tiny/sentiment-revisions", env=hf_env)
+    v2 = P.run(
+        "sentiment-analysis",
+        TEXTS[:2],
+        "hfbridge-tiny/sentiment-revisions",
+        revision="v2",
+        env=hf_env,
+    )
     assert main["label"] == ["POSITIVE", "NEGATIVE"] and v2["label"] == ["pos", "neg"]
     with pytest.raises(errors.RevisionNotFoundError):
-        P.load("sentiment-analysis", "hfbridge-tiny/sentiment-revisions", revision="v3",
-               env=hf_env)
+        P.load("sentiment-analysis", "hfbridge-tiny/sentiment-revisions", revision="v3", env=hf_env)
 
 
-def test_the_same_repo_id_on_another_endpoint_is_another_model(hf_env, hub_models, folders,
-                                                               isolated_mirror):
+def test_the_same_repo_id_on_another_endpoint_is_another_model(
+    hf_env, hub_models, folders, isolated_mirror
+):
     isolated_mirror.publish(hub_models["sentiment"], folders["nli"])  # another classifier
     here = P.run("sentiment-analysis", TEXTS[:2], hub_models["sentiment"], env=hf_env)
     there_env = {**hf_env, "HF_ENDPOINT": isolated_mirror.url}
     there = P.run("sentiment-analysis", TEXTS[:2], hub_models["sentiment"], env=there_env)
     assert here["label"] == ["POSITIVE", "NEGATIVE"]
-    assert set(there["label"]) <= set(transformers.AutoConfig.from_pretrained(
-        folders["nli"]).id2label.values())
-    assert P.run("sentiment-analysis", TEXTS[:2], hub_models["sentiment"],
-                 env=hf_env)["label"] == here["label"]
+    assert set(there["label"]) <= set(
+        transformers.AutoConfig.from_pretrained(folders["nli"]).id2label.values()
+    )
+    assert (
+        P.run("sentiment-analysis", TEXTS[:2], hub_models["sentiment"], env=hf_env)["label"]
+        == here["label"]
+    )
 
 
 def test_bad_arguments_are_classed(hf_env, hub_models):
@@ -401,8 +469,13 @@ def test_hub_and_import_do_not_load_torch(hf_env, hub_models):
         f"h.local_folder({hub_models['sentiment']!r})\n"
         "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **hf_env},
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **hf_env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.split() == ["False", "False"]
 
 
@@ -415,21 +488,40 @@ QUESTIONS = ["Where does Alice live?", "Who works for Acme?"]
 CONTEXT = "Alice lives in Berlin and works for Acme. Bob met Carol in London last year."
 LONG_CONTEXT = " ".join(TEXTS * 12)  # longer than the tiny model's 128 positions
 SEQ2SEQ_TASKS = ["summarization", "translation_en_to_fr", "text2text-generation"]
-SEQ2SEQ_KEYS = {"summarization": "summary_text", "translation_en_to_fr": "translation_text",
-                "text2text-generation": "generated_text"}
+SEQ2SEQ_KEYS = {
+    "summarization": "summary_text",
+    "translation_en_to_fr": "translation_text",
+    "text2text-generation": "generated_text",
+}
 BEAMS = {"max_new_tokens": 4, "num_beams": 3, "num_return_sequences": 2}
 
 
 def v4_cases(folders):
-    qa = [("question-answering", folders["qa"], {"question": q, "context": CONTEXT}, {})
-          for q in QUESTIONS]
-    qa.append(("question-answering", folders["qa"],
-               {"question": QUESTIONS[0], "context": CONTEXT}, {"top_k": 3}))
-    qa.append(("question-answering", folders["qa"],
-               {"question": QUESTIONS[0], "context": LONG_CONTEXT},
-               {"max_seq_len": 64, "doc_stride": 16}))
-    seq2seq = [(task, folders[name], TEXTS[:3], {"max_new_tokens": 5})
-               for name in ("t5", "bart") for task in SEQ2SEQ_TASKS]
+    qa = [
+        ("question-answering", folders["qa"], {"question": q, "context": CONTEXT}, {})
+        for q in QUESTIONS
+    ]
+    qa.append(
+        (
+            "question-answering",
+            folders["qa"],
+            {"question": QUESTIONS[0], "context": CONTEXT},
+            {"top_k": 3},
+        )
+    )
+    qa.append(
+        (
+            "question-answering",
+            folders["qa"],
+            {"question": QUESTIONS[0], "context": LONG_CONTEXT},
+            {"max_seq_len": 64, "doc_stride": 16},
+        )
+    )
+    seq2seq = [
+        (task, folders[name], TEXTS[:3], {"max_new_tokens": 5})
+        for name in ("t5", "bart")
+        for task in SEQ2SEQ_TASKS
+    ]
     seq2seq.append(("summarization", folders["t5"], TEXTS[:2], BEAMS))
     return qa + seq2seq
 
@@ -443,9 +535,14 @@ def transformers4(folders):
         pytest.skip("the transformers 4 reference is not installed (tools/setup.sh)")
     cases = [{"task": t, "model": m, "inputs": i, "call": c} for t, m, i, c in v4_cases(folders)]
     env = {**os.environ, "PYTHONPATH": TRANSFORMERS4, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, os.path.join(REFERENCE, "pipelines_v4.py")],
-                         input=json.dumps(cases), env=env, capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run(
+        [sys.executable, os.path.join(REFERENCE, "pipelines_v4.py")],
+        input=json.dumps(cases),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout)
     assert got["version"].startswith("4.")
@@ -453,31 +550,58 @@ def transformers4(folders):
 
 
 def test_question_answering_equals_transformers4(hf_env, hub_models, transformers4):
-    ours = P.run("question-answering", None, hub_models["qa"],
-                 args={"question": QUESTIONS, "context": CONTEXT}, env=hf_env)
+    ours = P.run(
+        "question-answering",
+        None,
+        hub_models["qa"],
+        args={"question": QUESTIONS, "context": CONTEXT},
+        env=hf_env,
+    )
     for k, want in enumerate(transformers4[:2]):
         assert ours["answer"][k] == want["answer"]
         assert (ours["start"][k], ours["end"][k]) == (want["start"] + 1, want["end"])
-        assert ours["context"][k][ours["start"][k] - 1:ours["end"][k]] == want["answer"]
+        assert ours["context"][k][ours["start"][k] - 1 : ours["end"][k]] == want["answer"]
         assert abs(ours["score"][k] - want["score"]) < TOL
-    top = P.run("question-answering", None, hub_models["qa"],
-                args={"question": QUESTIONS[0], "context": CONTEXT, "top_k": 3}, env=hf_env)
+    top = P.run(
+        "question-answering",
+        None,
+        hub_models["qa"],
+        args={"question": QUESTIONS[0], "context": CONTEXT, "top_k": 3},
+        env=hf_env,
+    )
     want = transformers4[2]
     assert top["answer"] == [w["answer"] for w in want]
     assert list(top["start"]) == [w["start"] + 1 for w in want]
     np.testing.assert_allclose(top["score"], [w["score"] for w in want], atol=TOL)
-    long = P.run("question-answering", None, hub_models["qa"],
-                 args={"question": QUESTIONS[0], "context": LONG_CONTEXT, "max_seq_len": 64,
-                       "doc_stride": 16}, env=hf_env)
+    long = P.run(
+        "question-answering",
+        None,
+        hub_models["qa"],
+        args={
+            "question": QUESTIONS[0],
+            "context": LONG_CONTEXT,
+            "max_seq_len": 64,
+            "doc_stride": 16,
+        },
+        env=hf_env,
+    )
     want = transformers4[3]
     assert (long["answer"][0], long["start"][0], long["end"][0]) == (
-        want["answer"], want["start"] + 1, want["end"])
+        want["answer"],
+        want["start"] + 1,
+        want["end"],
+    )
     assert abs(long["score"][0] - want["score"]) < TOL
 
 
-@pytest.mark.parametrize("k,name,task", [(4 + i * 3 + j, name, task)
-                                         for i, name in enumerate(("t5", "bart"))
-                                         for j, task in enumerate(SEQ2SEQ_TASKS)])
+@pytest.mark.parametrize(
+    "k,name,task",
+    [
+        (4 + i * 3 + j, name, task)
+        for i, name in enumerate(("t5", "bart"))
+        for j, task in enumerate(SEQ2SEQ_TASKS)
+    ],
+)
 def test_seq2seq_equals_transformers4(hf_env, hub_models, transformers4, k, name, task):
     ours = P.run(task, TEXTS[:3], hub_models[name], args={"max_new_tokens": 5}, env=hf_env)
     assert list(ours["text_id"]) == [1, 2, 3]

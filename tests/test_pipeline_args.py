@@ -37,43 +37,83 @@ TASKS = {
 }
 
 GENERATE_BAD = {
-    "max_new_tokens": ["x", 0, -1, 2.5], "num_beams": ["x", 0], "do_sample": ["yes", 1],
-    "temperature": ["hot", 0, -0.5, math.inf], "top_k": ["x", -1, 2.5],
-    "top_p": ["x", 1.5, -0.1], "num_return_sequences": ["x", 0], "seed": ["x", -1, 2**32],
-    "max_length": [0], "min_length": [-1], "repetition_penalty": [0, "x"],
-    "no_repeat_ngram_size": [-1], "early_stopping": ["sometimes"], "length_penalty": ["x"],
-    "eos_token_id": [-1, "x"], "bad_words_ids": [[[-1]], "x"],
+    "max_new_tokens": ["x", 0, -1, 2.5],
+    "num_beams": ["x", 0],
+    "do_sample": ["yes", 1],
+    "temperature": ["hot", 0, -0.5, math.inf],
+    "top_k": ["x", -1, 2.5],
+    "top_p": ["x", 1.5, -0.1],
+    "num_return_sequences": ["x", 0],
+    "seed": ["x", -1, 2**32],
+    "max_length": [0],
+    "min_length": [-1],
+    "repetition_penalty": [0, "x"],
+    "no_repeat_ngram_size": [-1],
+    "early_stopping": ["sometimes"],
+    "length_penalty": ["x"],
+    "eos_token_id": [-1, "x"],
+    "bad_words_ids": [[[-1]], "x"],
 }
-SEQ2SEQ_BAD = {**GENERATE_BAD, "prefix": [1], "truncation": ["maybe"],
-               "clean_up_tokenization_spaces": ["x"]}
+SEQ2SEQ_BAD = {
+    **GENERATE_BAD,
+    "prefix": [1],
+    "truncation": ["maybe"],
+    "clean_up_tokenization_spaces": ["x"],
+}
 
 BAD = {
-    "sentiment-analysis": {"top_k": ["two", -1, 0, 1.5, [1, 2]],
-                           "function_to_apply": [1, "cosine"], "truncation": ["maybe", 1],
-                           "max_length": ["x", 0], "batch_size": [0, "x"]},
-    "zero-shot-classification": {"candidate_labels": [3, [], [""], ""],
-                                 "multi_label": ["yes", 1],
-                                 "hypothesis_template": [2, "No place for a label."]},
-    "ner": {"aggregation_strategy": [1, "mean"], "ignore_labels": [1, []],
-            "stride": ["x", 0]},
-    "question-answering": {"question": [1, ""], "context": [1, ""], "top_k": ["x", 0, -1],
-                           "max_answer_len": ["x", 0], "doc_stride": ["x", 0],
-                           "max_seq_len": ["x", -5], "max_question_len": ["x", 0],
-                           "handle_impossible_answer": ["x"], "align_to_words": [0]},
-    "fill-mask": {"top_k": ["x", -1, 0], "targets": [1, [""], []],
-                  "tokenizer_kwargs": ["x", {"foo": 1}, {"max_length": 0}]},
+    "sentiment-analysis": {
+        "top_k": ["two", -1, 0, 1.5, [1, 2]],
+        "function_to_apply": [1, "cosine"],
+        "truncation": ["maybe", 1],
+        "max_length": ["x", 0],
+        "batch_size": [0, "x"],
+    },
+    "zero-shot-classification": {
+        "candidate_labels": [3, [], [""], ""],
+        "multi_label": ["yes", 1],
+        "hypothesis_template": [2, "No place for a label."],
+    },
+    "ner": {"aggregation_strategy": [1, "mean"], "ignore_labels": [1, []], "stride": ["x", 0]},
+    "question-answering": {
+        "question": [1, ""],
+        "context": [1, ""],
+        "top_k": ["x", 0, -1],
+        "max_answer_len": ["x", 0],
+        "doc_stride": ["x", 0],
+        "max_seq_len": ["x", -5],
+        "max_question_len": ["x", 0],
+        "handle_impossible_answer": ["x"],
+        "align_to_words": [0],
+    },
+    "fill-mask": {
+        "top_k": ["x", -1, 0],
+        "targets": [1, [""], []],
+        "tokenizer_kwargs": ["x", {"foo": 1}, {"max_length": 0}],
+    },
     "summarization": SEQ2SEQ_BAD,
     "translation_en_to_fr": {"src_lang": [1, ""], "tgt_lang": [1, ""], "num_beams": [0]},
     "text2text-generation": SEQ2SEQ_BAD,
-    "text-generation": {**GENERATE_BAD, "return_full_text": ["no", 0], "prefix": [1],
-                        "stop_sequence": [1, ""], "handle_long_generation": ["cut"],
-                        "skip_special_tokens": ["x"]},
-    "feature-extraction": {"tokenize_kwargs": ["x", {"foo": 1}, {"truncation": "sometimes"}],
-                           "truncation": ["maybe"]},
+    "text-generation": {
+        **GENERATE_BAD,
+        "return_full_text": ["no", 0],
+        "prefix": [1],
+        "stop_sequence": [1, ""],
+        "handle_long_generation": ["cut"],
+        "skip_special_tokens": ["x"],
+    },
+    "feature-extraction": {
+        "tokenize_kwargs": ["x", {"foo": 1}, {"truncation": "sometimes"}],
+        "truncation": ["maybe"],
+    },
 }
 
-CASES = [(task, arg, value) for task, table in BAD.items() for arg, values in table.items()
-         for value in values]
+CASES = [
+    (task, arg, value)
+    for task, table in BAD.items()
+    for arg, values in table.items()
+    for value in values
+]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -165,9 +205,15 @@ def reference(task, folder):
 TEXTS = ["This course is excellent.", "The explanation was very confusing."]
 
 
-@pytest.mark.parametrize("args", [{"top_k": None}, {"function_to_apply": "sigmoid"},
-                                  {"top_k": 1.0, "function_to_apply": "NONE"},
-                                  {"truncation": True, "max_length": 4.0}])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"top_k": None},
+        {"function_to_apply": "sigmoid"},
+        {"top_k": 1.0, "function_to_apply": "NONE"},
+        {"truncation": True, "max_length": 4.0},
+    ],
+)
 def test_valid_classification_arguments_match_transformers(folders, args):
     ours = P.run("sentiment-analysis", TEXTS, folders["sentiment"], args=dict(args))
     py_args = {k: int(v) if isinstance(v, float) else v for k, v in args.items()}
@@ -196,10 +242,19 @@ def test_valid_fill_mask_targets_match_transformers(folders):
 
 
 def test_valid_generation_arguments_match_transformers(folders):
-    args = {"max_new_tokens": 3, "do_sample": False, "return_full_text": False,
-            "repetition_penalty": 1.3, "no_repeat_ngram_size": 2.0}
+    args = {
+        "max_new_tokens": 3,
+        "do_sample": False,
+        "return_full_text": False,
+        "repetition_penalty": 1.3,
+        "no_repeat_ngram_size": 2.0,
+    }
     ours = P.run("text-generation", ["Once upon a time"], folders["gpt2"], args=dict(args))
     want = reference("text-generation", folders["gpt2"])(
-        ["Once upon a time"], **{k: int(v) if isinstance(v, float) and k != "repetition_penalty"
-                                 else v for k, v in args.items()})
+        ["Once upon a time"],
+        **{
+            k: int(v) if isinstance(v, float) and k != "repetition_penalty" else v
+            for k, v in args.items()
+        },
+    )
     assert ours["generated_text"] == [w[0]["generated_text"] for w in want]

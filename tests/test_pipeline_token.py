@@ -36,8 +36,7 @@ def reachable_strings(*roots):
         elif isinstance(obj, torch.Tensor) or isinstance(obj, SKIPPED):
             continue
         elif isinstance(obj, types.FunctionType):
-            stack.extend([obj.__closure__ or (), obj.__defaults__ or (),
-                          obj.__kwdefaults__ or {}])
+            stack.extend([obj.__closure__ or (), obj.__defaults__ or (), obj.__kwdefaults__ or {}])
         else:
             stack.extend(gc.get_referents(obj))
 
@@ -58,8 +57,9 @@ def test_the_model_cache_and_the_jobs_keep_no_token(hf_env, gated):
     with pytest.raises(errors.GatedRepoError):
         P.load("sentiment-analysis", gated["sentiment"], env=hf_env)
     info = P.load("sentiment-analysis", gated["sentiment"], env=hf_env, token=SECRET)
-    job = P.start("sentiment-analysis", ["good", "bad"], gated["sentiment"], env=hf_env,
-                  args={"top_k": 2})
+    job = P.start(
+        "sentiment-analysis", ["good", "bad"], gated["sentiment"], env=hf_env, args={"top_k": 2}
+    )
     embed_job = E.start(["good"], gated["bert"], env=hf_env, token=SECRET)
     hidden = E.hidden_states(["good"], gated["bert"], env=hf_env, token=SECRET)
     roots = [models._cache, info, job, embed_job, hidden]

@@ -40,8 +40,10 @@ def sgemm_binding(tmp_path, before: str) -> str:
     raise AssertionError("no binding of sgemm_ from libtorch_cpu was reported")
 
 
-pytestmark = pytest.mark.skipif(not os.path.exists(LIBBLAS) or not sys.platform.startswith("linux"),
-                                reason="needs Debian's libblas.so.3 and glibc")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(LIBBLAS) or not sys.platform.startswith("linux"),
+    reason="needs Debian's libblas.so.3 and glibc",
+)
 
 
 def test_plain_import_binds_to_the_hosts_blas(tmp_path):

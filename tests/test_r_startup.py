@@ -35,16 +35,19 @@ def _r_env(extra=None) -> dict:
 
 
 def rscript(code: str, extra_env=None) -> list:
-    out = subprocess.run(["Rscript", "-e", code], env=_r_env(extra_env), capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        ["Rscript", "-e", code], env=_r_env(extra_env), capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout.strip().splitlines()
 
 
 @pytest.fixture(scope="module")
 def installed():
-    lines = rscript('cat(requireNamespace("hfbridge", quietly = TRUE), '
-                    'exists("hub_download", envir = asNamespace("hfbridge")))')
+    lines = rscript(
+        'cat(requireNamespace("hfbridge", quietly = TRUE), '
+        'exists("hub_download", envir = asNamespace("hfbridge")))'
+    )
     if lines[-1] != "TRUE TRUE":
         pytest.skip("hfbridge with the hub verbs is not installed in R_LIBS (run make setup)")
 
@@ -59,8 +62,9 @@ def test_library_starts_no_python(installed):
     assert lines[-1] == "FALSE"
 
 
-def test_hub_calls_import_neither_torch_nor_transformers(installed, mirror, publish, hf_env,
-                                                        demo_store):
+def test_hub_calls_import_neither_torch_nor_transformers(
+    installed, mirror, publish, hf_env, demo_store
+):
     publish("rstartup/gpt2", demo_store["gpt2"])
     code = """
     library(hfbridge)
@@ -105,8 +109,9 @@ def test_seed_hub_snippets_run_unchanged(installed, isolated_mirror, hf_env, dem
     })
     cat(file.exists(model_path), file.exists(config_path), file.exists(weights_path), "\\n")
     """
-    out = subprocess.run(["Rscript", "-e", code], env=_r_env(hf_env), capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        ["Rscript", "-e", code], env=_r_env(hf_env), capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1].split() == ["TRUE", "TRUE", "TRUE"]
     assert "Model not found: Repository 'nonexistent/model'" in out.stderr
@@ -132,8 +137,9 @@ def test_child_pythons_get_the_library_path_r_inherited(installed, inherited):
     env = _r_env(extra)
     if inherited is None:
         env.pop("LD_LIBRARY_PATH", None)
-    out = subprocess.run(["Rscript", "-e", CHILD_LD], env=env, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        ["Rscript", "-e", CHILD_LD], env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == [inherited or "<unset>"] * 2
 
@@ -153,21 +159,33 @@ def light_venv(installed, tmp_path_factory):
     from PyPI (about 15 s here with pip's cache warm)."""
     venv = tmp_path_factory.mktemp("light") / "venv"
     code = f'library(hfbridge); install_pybridge(source = "{ROOT}", models = FALSE)'
-    out = subprocess.run(["Rscript", "-e", code], env=_new_user_env({"HFBRIDGE_VENV": str(venv)}),
-                         capture_output=True, text=True, timeout=1800)
+    out = subprocess.run(
+        ["Rscript", "-e", code],
+        env=_new_user_env({"HFBRIDGE_VENV": str(venv)}),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     return venv
 
 
 def _venv_python(venv, code: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return subprocess.run([str(venv / "bin" / "python"), "-c", code], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_install_pybridge_works_in_a_fresh_r_session_without_models(light_venv):
-    out = _venv_python(light_venv, "import ssl, pybridge, huggingface_hub, tokenizers, "
-                                   "safetensors; print(pybridge.__file__)")
+    out = _venv_python(
+        light_venv,
+        "import ssl, pybridge, huggingface_hub, tokenizers, safetensors; print(pybridge.__file__)",
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(ROOT / "pybridge" / "__init__.py")  # editable
     for module in ("torch", "transformers"):
@@ -197,7 +215,8 @@ cat("MODULES", reticulate::py_eval(
 
 
 def test_without_models_hub_tokenizers_and_safetensors_work_and_pipelines_say_why_not(
-        light_venv, mirror, publish, hf_env, demo_store):
+    light_venv, mirror, publish, hf_env, demo_store
+):
     import numpy as np
     from safetensors.numpy import load_file
     from tokenizers import Tokenizer
@@ -205,22 +224,32 @@ def test_without_models_hub_tokenizers_and_safetensors_work_and_pipelines_say_wh
     folder = Path(demo_store["gpt2"])
     publish("rlight/gpt2", folder)
     python = str(light_venv / "bin" / "python")
-    out = subprocess.run(["Rscript", "-e", LIGHT_R],
-                         env=_new_user_env({**hf_env, "RETICULATE_PYTHON": python}),
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        ["Rscript", "-e", LIGHT_R],
+        env=_new_user_env({**hf_env, "RETICULATE_PYTHON": python}),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
-    lines = {line.split(" ", 1)[0]: line.split(" ", 1)[1].strip()
-             for line in out.stdout.splitlines() if " " in line}
+    lines = {
+        line.split(" ", 1)[0]: line.split(" ", 1)[1].strip()
+        for line in out.stdout.splitlines()
+        if " " in line
+    }
     assert lines["PYTHON"] == python and lines["CONFIG"] == "TRUE"
-    ids = Tokenizer.from_file(str(folder / "tokenizer.json")).encode(
-        "Hello, world! Tokenizers without torch.").ids
+    ids = (
+        Tokenizer.from_file(str(folder / "tokenizer.json"))
+        .encode("Hello, world! Tokenizers without torch.")
+        .ids
+    )
     assert [int(i) for i in lines["IDS"].split()] == ids
     weights = load_file(str(folder / "model.safetensors"))
     name, *dims = lines["TENSOR"].split()
     ref = weights[name]
     assert [int(d) for d in dims] == list(ref.shape)
     values = [float(v) for v in lines["VALUES"].split()]
-    assert values == ref.reshape(-1)[:len(values)].astype(np.float64).tolist() and values
+    assert values == ref.reshape(-1)[: len(values)].astype(np.float64).tolist() and values
     assert lines["PIPELINE"] == "hfbridge_error_python_environment"
     assert "install_pybridge(models = TRUE)" in lines["MESSAGE"]
     assert lines["DOCTOR"] == "TRUE"

@@ -25,9 +25,18 @@ def test_every_r_block_of_the_readme_runs(tmp_path):
     env.pop("HF_TOKEN", None)
     env.pop("HF_HUB_OFFLINE", None)
     out = subprocess.run(
-        ["Rscript", str(ROOT / "tests" / "r" / "readme_blocks.R"), str(readme), str(store),
-         str(tmp_path / "hf-home")],
-        capture_output=True, text=True, env=env, timeout=600)
+        [
+            "Rscript",
+            str(ROOT / "tests" / "r" / "readme_blocks.R"),
+            str(readme),
+            str(store),
+            str(tmp_path / "hf-home"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     report = out.stdout + out.stderr
     assert out.returncode == 0, report[-3000:]
     ok = re.findall(r"^BLOCK OK (\d+)", out.stdout, re.M)

@@ -47,8 +47,14 @@ print(json.dumps({"cache_dir": c.HF_HUB_CACHE, "offline": c.HF_HUB_OFFLINE,
 
 def _huggingface_hub_view(env: dict) -> dict:
     base = {k: v for k, v in os.environ.items() if k not in settings.ENV_NAMES}
-    out = subprocess.run([sys.executable, "-c", _REFERENCE], env={**base, **env},
-                         capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", _REFERENCE],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return json.loads(out.stdout)
 
 
@@ -62,8 +68,13 @@ ENV_CASES = [
     {"HF_HOME": "{tmp}/a", "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "1"},
     {"HF_HOME": "{tmp}/a", "HF_HUB_OFFLINE": "yes"},
     {"HF_HOME": "{tmp}/a", "HF_HUB_ETAG_TIMEOUT": "3", "HF_HUB_DOWNLOAD_TIMEOUT": "0"},
-    {"HF_HOME": "{tmp}/a", "HF_HUB_DISABLE_SYMLINKS": "1", "HF_HUB_DISABLE_XET": "true",
-     "HF_HUB_DISABLE_SHARED_BLOBS": "ON", "HF_HUB_DISABLE_PROGRESS_BARS": "1"},
+    {
+        "HF_HOME": "{tmp}/a",
+        "HF_HUB_DISABLE_SYMLINKS": "1",
+        "HF_HUB_DISABLE_XET": "true",
+        "HF_HUB_DISABLE_SHARED_BLOBS": "ON",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    },
     {"HF_HOME": "{tmp}/a", "HF_HUB_DISABLE_PROGRESS_BARS": "0"},
     {"HF_HOME": "{tmp}/a", "DO_NOT_TRACK": "1"},
     {"HF_HOME": "{tmp}/a", "HF_HUB_DISABLE_TELEMETRY": "0", "DISABLE_TELEMETRY": "yes"},

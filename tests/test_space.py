@@ -13,21 +13,37 @@ import json
 import os
 import re
 import subprocess
-import tomllib
 from pathlib import Path
 
 import huggingface_hub as hh
 import huggingface_hub.constants
 import pytest
+import tomllib
 import yaml
 
 pytestmark = pytest.mark.r
 
 ROOT = Path(__file__).resolve().parent.parent
 WRITE = "hf_spaceTestWriteToken0123456"
-INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT",
-                "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK",
-                "SHELL"}
+INSTRUCTIONS = {
+    "FROM",
+    "RUN",
+    "CMD",
+    "LABEL",
+    "EXPOSE",
+    "ENV",
+    "ADD",
+    "COPY",
+    "ENTRYPOINT",
+    "VOLUME",
+    "USER",
+    "WORKDIR",
+    "ARG",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "HEALTHCHECK",
+    "SHELL",
+}
 
 
 def dockerfile_instructions(text: str) -> list:
@@ -65,10 +81,13 @@ def space(tmp_path_factory):
     """The folder space_scaffold() writes, from Rscript."""
     out = tmp_path_factory.mktemp("space") / "my-space"
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
-    code = (f"hfbridge::space_scaffold('{out}', title = 'Sentiment in R', emoji = '\U0001F4CA',"
-            f" color_from = 'blue', color_to = 'green', source = '{ROOT}')")
-    res = subprocess.run(["Rscript", "-e", code], env=env, capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        f"hfbridge::space_scaffold('{out}', title = 'Sentiment in R', emoji = '\U0001f4ca',"
+        f" color_from = 'blue', color_to = 'green', source = '{ROOT}')"
+    )
+    res = subprocess.run(
+        ["Rscript", "-e", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     return out
 
@@ -80,14 +99,20 @@ def test_the_dockerfile_is_valid_and_runs_the_app_on_the_readme_port_as_uid_1000
     meta = readme_yaml((space / "README.md").read_text(encoding="utf-8"))
     assert meta["sdk"] == "docker"
     assert (meta["title"], meta["emoji"], meta["colorFrom"], meta["colorTo"]) == (
-        "Sentiment in R", "\U0001F4CA", "blue", "green")
+        "Sentiment in R",
+        "\U0001f4ca",
+        "blue",
+        "green",
+    )
     exposed = [args for keyword, args in steps if keyword == "EXPOSE"]
     assert exposed == [str(meta["app_port"])]
     cmd = json.loads(next(args for keyword, args in steps if keyword == "CMD"))
     assert f"port = {meta['app_port']}" in cmd[-1] and "host = '0.0.0.0'" in cmd[-1]
     users = [(i, args) for i, (keyword, args) in enumerate(steps) if keyword == "USER"]
     assert users[-1][1] == "1000"
-    assert all(keyword != "RUN" for keyword, _ in steps[users[-1][0]:])  # nothing runs as root after
+    assert all(
+        keyword != "RUN" for keyword, _ in steps[users[-1][0] :]
+    )  # nothing runs as root after
     for keyword, args in steps:
         if keyword == "COPY":
             sources = [a for a in args.split() if not a.startswith("--")][:-1]
@@ -95,7 +120,8 @@ def test_the_dockerfile_is_valid_and_runs_the_app_on_the_readme_port_as_uid_1000
     built = [p for p in space.rglob("*") if p.suffix in (".o", ".so", ".pyc")]
     assert built == []  # sources only: the image builds them
     assert (space / "app" / "app.R").read_text() == (
-        ROOT / "rpackage/inst/apps/hfbridge-demo/app.R").read_text()
+        ROOT / "rpackage/inst/apps/hfbridge-demo/app.R"
+    ).read_text()
 
 
 def test_the_dockerfile_installs_only_what_the_project_pins(space):
@@ -122,22 +148,28 @@ def test_the_dockerfile_installs_only_what_the_project_pins(space):
     pins = project_pins()
     local = [r for r in pip_requirements if r.startswith("/")]
     assert local == ["/opt/hfbridge"]  # pybridge itself, whose dependencies are the pins
-    assert (space / "hfbridge/pyproject.toml").read_bytes() == (ROOT / "pyproject.toml").read_bytes()
+    assert (space / "hfbridge/pyproject.toml").read_bytes() == (
+        ROOT / "pyproject.toml"
+    ).read_bytes()
     assert all(r in pins for r in pip_requirements if r not in local), pip_requirements
     assert "torch==2.13.0" in pip_requirements
     assert set(re.findall(r"https?://\S+", text)) == {"https://download.pytorch.org/whl/cpu"}
     assert "--no-build-isolation" in text  # no unpinned setuptools fetched to build pybridge
 
 
-def test_hub_push_space_creates_a_docker_space_with_the_files(space, mirror, mirror_config,
-                                                               hf_env, monkeypatch):
+def test_hub_push_space_creates_a_docker_space_with_the_files(
+    space, mirror, mirror_config, hf_env, monkeypatch
+):
     mirror_config({"write": {"spaces/apptest/*": [WRITE]}})
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     env.update(hf_env, HF_TOKEN=WRITE)
-    code = ("res <- hfbridge::hub_push_space(commandArgs(TRUE)[1], 'apptest/shiny-demo', "
-            "quiet = TRUE); cat(res$commit_oid, res$url)")
-    res = subprocess.run(["Rscript", "-e", code, str(space)], env=env, capture_output=True,
-                         text=True, timeout=300)
+    code = (
+        "res <- hfbridge::hub_push_space(commandArgs(TRUE)[1], 'apptest/shiny-demo', "
+        "quiet = TRUE); cat(res$commit_oid, res$url)"
+    )
+    res = subprocess.run(
+        ["Rscript", "-e", code, str(space)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     commit, url = res.stdout.split()[-2:]
     assert url == f"{mirror.url}/spaces/apptest/shiny-demo"
@@ -148,13 +180,24 @@ def test_hub_push_space_creates_a_docker_space_with_the_files(space, mirror, mir
     info = api.repo_info("apptest/shiny-demo", repo_type="space")
     assert info.sdk == "docker"
     assert info.sha == commit
-    local = sorted(str(p.relative_to(space)) for p in space.rglob("*")
-                   if p.is_file() and "__pycache__" not in p.parts)
-    remote = sorted(f for f in api.list_repo_files("apptest/shiny-demo", repo_type="space")
-                    if f != ".gitattributes")
+    local = sorted(
+        str(p.relative_to(space))
+        for p in space.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    )
+    remote = sorted(
+        f
+        for f in api.list_repo_files("apptest/shiny-demo", repo_type="space")
+        if f != ".gitattributes"
+    )
     assert remote == local
     for name in ("Dockerfile", "README.md", "app/app.R", "hfbridge/pyproject.toml"):
-        path = hh.hf_hub_download("apptest/shiny-demo", name, repo_type="space",
-                                  endpoint=mirror.url, token=WRITE,
-                                  cache_dir=Path(hf_env["HF_HOME"]) / "hub")
+        path = hh.hf_hub_download(
+            "apptest/shiny-demo",
+            name,
+            repo_type="space",
+            endpoint=mirror.url,
+            token=WRITE,
+            cache_dir=Path(hf_env["HF_HOME"]) / "hub",
+        )
         assert Path(path).read_bytes() == (space / name).read_bytes(), name

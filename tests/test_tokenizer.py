@@ -19,9 +19,16 @@ from pybridge import tokenizer as T
 from pybridge.fixtures import tokenizers as fixtures
 
 TEXTS = fixtures.SENTENCES + [
-    "", " ", "a", "Caf\u00e9 cre\u0300me na\u00efve", "\U0001F468\u200d\U0001F469\u200d\U0001F467 family",
-    "\U0001F1EB\U0001F1F7 flag, \U0001F44D\U0001F3FD thumbs", "\u6771\u4eac\u3068\u5927\u962a\u3000\u306b\u884c\u304f",
-    "tabs\tand\nnewlines\r\n  end", "UPPER lower MiXeD 12345 3.14", "x" * 300,
+    "",
+    " ",
+    "a",
+    "Caf\u00e9 cre\u0300me na\u00efve",
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467 family",
+    "\U0001f1eb\U0001f1f7 flag, \U0001f44d\U0001f3fd thumbs",
+    "\u6771\u4eac\u3068\u5927\u962a\u3000\u306b\u884c\u304f",
+    "tabs\tand\nnewlines\r\n  end",
+    "UPPER lower MiXeD 12345 3.14",
+    "x" * 300,
 ]
 PAIRS = list(reversed(TEXTS))
 NAMES = ("minilm", "bpe", "unigram")
@@ -57,9 +64,12 @@ def check_columns(cols, encodings):
     assert split(cols, "attention_mask") == [e.attention_mask for e in encodings]
     assert split(cols, "type_ids") == [e.type_ids for e in encodings]
     assert split(cols, "special_tokens_mask") == [e.special_tokens_mask for e in encodings]
-    assert split(cols, "word_ids") == [[-1 if w is None else w for w in e.word_ids] for e in encodings]
-    assert split(cols, "sequence_ids") == [[-1 if w is None else w for w in e.sequence_ids]
-                                           for e in encodings]
+    assert split(cols, "word_ids") == [
+        [-1 if w is None else w for w in e.word_ids] for e in encodings
+    ]
+    assert split(cols, "sequence_ids") == [
+        [-1 if w is None else w for w in e.sequence_ids] for e in encodings
+    ]
     # 1-based inclusive offsets: [s, e) -> [s + 1, e].
     assert split(cols, "start") == [[s + 1 for s, _ in e.offsets] for e in encodings]
     assert split(cols, "end") == [[t for _, t in e.offsets] for e in encodings]
@@ -91,11 +101,13 @@ def test_padding_truncation_and_overflow_equal_tokenizers(pair):
     ours, ref = pair
     for tok in (ours, ref):
         tok.enable_truncation(16, stride=2, strategy="longest_first", direction="right")
-        tok.enable_padding(direction="left", pad_id=3, pad_type_id=1, pad_token="<pad>",
-                           pad_to_multiple_of=4)
+        tok.enable_padding(
+            direction="left", pad_id=3, pad_type_id=1, pad_token="<pad>", pad_to_multiple_of=4
+        )
     T.enable_truncation(ours, 16, stride=2)
-    T.enable_padding(ours, direction="left", pad_id=3, pad_type_id=1, pad_token="<pad>",
-                     pad_to_multiple_of=4)
+    T.enable_padding(
+        ours, direction="left", pad_id=3, pad_type_id=1, pad_token="<pad>", pad_to_multiple_of=4
+    )
     assert T.padding(ours) == ref.padding and T.truncation(ours) == ref.truncation
     cols = T.encode(ours, TEXTS, PAIRS)
     main = ref.encode_batch(list(zip(TEXTS, PAIRS)))
@@ -144,12 +156,14 @@ def test_decode_equals_tokenizers(pair):
     ours, ref = pair
     encs = ref.encode_batch(TEXTS)
     for skip in (True, False):
-        assert T.decode(ours, np.array(encs[6].ids, dtype=np.int32), skip) == \
-            ref.decode(encs[6].ids, skip_special_tokens=skip)
+        assert T.decode(ours, np.array(encs[6].ids, dtype=np.int32), skip) == ref.decode(
+            encs[6].ids, skip_special_tokens=skip
+        )
         flat = np.array([i for e in encs for i in e.ids], dtype=np.int32)
         splits = np.cumsum([0] + [len(e.ids) for e in encs]).astype(np.int32)
-        assert T.decode_batch(ours, flat, splits, skip) == \
-            ref.decode_batch([e.ids for e in encs], skip_special_tokens=skip)
+        assert T.decode_batch(ours, flat, splits, skip) == ref.decode_batch(
+            [e.ids for e in encs], skip_special_tokens=skip
+        )
     with pytest.raises(errors.InvalidArgumentError):
         T.decode(ours, np.array([-1], dtype=np.int32))
 
@@ -161,8 +175,9 @@ def test_vocabulary(pair):
     assert list(vocab["ids"]) == sorted(vocab["ids"])
     tokens = vocab["tokens"][:5] + ["not-a-token-\u2603\u2603"]
     assert T.token_to_id(ours, tokens).tolist() == [
-        -1 if ref.token_to_id(t) is None else ref.token_to_id(t) for t in tokens]
-    back = T.id_to_token(ours, np.array([0, 1, 10 ** 7], dtype=np.int32))
+        -1 if ref.token_to_id(t) is None else ref.token_to_id(t) for t in tokens
+    ]
+    back = T.id_to_token(ours, np.array([0, 1, 10**7], dtype=np.int32))
     assert back["tokens"][:2] == [ref.id_to_token(0), ref.id_to_token(1)]
     assert back["found"].tolist() == [True, True, False] and back["tokens"][2] == ""
     assert T.get_vocab_size(ours) == ref.get_vocab_size()
@@ -208,35 +223,81 @@ def test_padding_past_the_memory_limit_is_refused_before_allocating(folders):
         with pytest.raises(errors.InvalidArgumentError) as info:
             call()
         fields = info.value.fields
-        assert fields == {"argument": argument, "cells": float(cells),
-                          "bytes": float(cells * cell_bytes), "limit": float(limit)}
+        assert fields == {
+            "argument": argument,
+            "cells": float(cells),
+            "bytes": float(cells * cell_bytes),
+            "limit": float(limit),
+        }
         assert f"{cells} token cells" in str(info.value)
 
     half = T.padding_limit()
     assert half > 0 and T.padding_limit(1000) == 1000
     # The issue's case: 2 x (2^31 - 1) cells, refused before encoding.
-    refused(lambda: T.encode_matrix(tok, ["a", "b"], padding="max_length", max_length=2**31 - 1),
-            "max_length", 2 * (2**31 - 1), T.MATRIX_CELL_BYTES, half)
+    refused(
+        lambda: T.encode_matrix(tok, ["a", "b"], padding="max_length", max_length=2**31 - 1),
+        "max_length",
+        2 * (2**31 - 1),
+        T.MATRIX_CELL_BYTES,
+        half,
+    )
     small = dict(max_padding_bytes=10**6)
-    refused(lambda: T.encode_matrix(tok, ["a"] * 100, padding="max_length", max_length=1000, **small),
-            "max_length", 10**5, T.MATRIX_CELL_BYTES, 10**6)
-    refused(lambda: T.encode_matrix(tok, ["a"] * 100, pad_to_multiple_of=1000, **small),
-            "pad_to_multiple_of", 10**5, T.MATRIX_CELL_BYTES, 10**6)
-    refused(lambda: T.encode_matrix(tok, ["a b c d e f"], max_padding_bytes=100),
-            "texts", 8, T.MATRIX_CELL_BYTES, 100)
-    assert T.encode_matrix(tok, ["a"] * 10, padding="max_length", max_length=20, **small)["ids"].shape == (10, 20)
-    refused(lambda: T.enable_padding(tok, length=10**5, **small), "length", 10**5,
-            T.ENCODING_CELL_BYTES, 10**6)
+    refused(
+        lambda: T.encode_matrix(tok, ["a"] * 100, padding="max_length", max_length=1000, **small),
+        "max_length",
+        10**5,
+        T.MATRIX_CELL_BYTES,
+        10**6,
+    )
+    refused(
+        lambda: T.encode_matrix(tok, ["a"] * 100, pad_to_multiple_of=1000, **small),
+        "pad_to_multiple_of",
+        10**5,
+        T.MATRIX_CELL_BYTES,
+        10**6,
+    )
+    refused(
+        lambda: T.encode_matrix(tok, ["a b c d e f"], max_padding_bytes=100),
+        "texts",
+        8,
+        T.MATRIX_CELL_BYTES,
+        100,
+    )
+    assert T.encode_matrix(tok, ["a"] * 10, padding="max_length", max_length=20, **small)[
+        "ids"
+    ].shape == (10, 20)
+    refused(
+        lambda: T.enable_padding(tok, length=10**5, **small),
+        "length",
+        10**5,
+        T.ENCODING_CELL_BYTES,
+        10**6,
+    )
     assert tok.padding is None
     T.enable_padding(tok, length=1000, pad_to_multiple_of=64, **small)
-    refused(lambda: T.encode(tok, ["a"] * 100, **small), "length", 100 * 1024,
-            T.ENCODING_CELL_BYTES, 10**6)
-    refused(lambda: T.encode_ids(tok, ["a"] * 100, **small), "length", 100 * 1024,
-            T.IDS_CELL_BYTES, 10**6)
+    refused(
+        lambda: T.encode(tok, ["a"] * 100, **small),
+        "length",
+        100 * 1024,
+        T.ENCODING_CELL_BYTES,
+        10**6,
+    )
+    refused(
+        lambda: T.encode_ids(tok, ["a"] * 100, **small),
+        "length",
+        100 * 1024,
+        T.IDS_CELL_BYTES,
+        10**6,
+    )
     assert len(T.encode(tok, "a", **small)["ids"]) == 1024
     T.enable_padding(tok, pad_to_multiple_of=1000, **small)
-    refused(lambda: T.encode(tok, ["a"] * 100, **small), "pad_to_multiple_of", 10**5,
-            T.ENCODING_CELL_BYTES, 10**6)
+    refused(
+        lambda: T.encode(tok, ["a"] * 100, **small),
+        "pad_to_multiple_of",
+        10**5,
+        T.ENCODING_CELL_BYTES,
+        10**6,
+    )
     with pytest.raises(errors.InvalidArgumentError, match="max_padding_bytes"):
         T.encode_matrix(tok, ["a"], max_padding_bytes=0)
 
@@ -272,15 +333,36 @@ def test_argument_errors(folders, tmp_path):
 
 PIECES = st.one_of(
     st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCXYZ0123456789", min_size=1, max_size=8),
-    st.text(alphabet="\u00e9\u00e8\u00ea\u00eb\u00e0\u00e7\u00f1\u00fc\u00f6\u00df\u0301\u0308\u0327", min_size=1, max_size=4),
-    st.text(alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), min_size=1, max_size=4),
-    st.text(alphabet=st.characters(min_codepoint=0x3040, max_codepoint=0x30FF), min_size=1, max_size=4),
-    st.sampled_from(["\U0001F600", "\U0001F680", "\U0001F44D\U0001F3FD", "\u2764\ufe0f", "\U0001F917",
-                     "\U0001F1EB\U0001F1F7", "\U0001F468\u200d\U0001F469\u200d\U0001F467", "\u2728"]),
+    st.text(
+        alphabet="\u00e9\u00e8\u00ea\u00eb\u00e0\u00e7\u00f1\u00fc\u00f6\u00df\u0301\u0308\u0327",
+        min_size=1,
+        max_size=4,
+    ),
+    st.text(
+        alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), min_size=1, max_size=4
+    ),
+    st.text(
+        alphabet=st.characters(min_codepoint=0x3040, max_codepoint=0x30FF), min_size=1, max_size=4
+    ),
+    st.sampled_from(
+        [
+            "\U0001f600",
+            "\U0001f680",
+            "\U0001f44d\U0001f3fd",
+            "\u2764\ufe0f",
+            "\U0001f917",
+            "\U0001f1eb\U0001f1f7",
+            "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+            "\u2728",
+        ]
+    ),
     st.text(alphabet=" \t\n\r\u00a0\u3000\u2009", min_size=1, max_size=5),
     st.text(alphabet=".,;:!?'\"()[]{}<>-_/\\@#$%^&*+=~`|", min_size=1, max_size=3),
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
-            min_size=1, max_size=3),
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+        min_size=1,
+        max_size=3,
+    ),
 )
 RANDOM_TEXT = st.lists(PIECES, max_size=12).map("".join)
 
@@ -290,7 +372,10 @@ def all_pairs(folders):
     out = []
     for name in NAMES:
         folder = folders[name]
-        ours, ref = T.from_pretrained(folder), Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+        ours, ref = (
+            T.from_pretrained(folder),
+            Tokenizer.from_file(os.path.join(folder, "tokenizer.json")),
+        )
         for tok in (ours, ref):
             tok.no_padding()
             tok.no_truncation()
@@ -298,7 +383,9 @@ def all_pairs(folders):
     return out
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(texts=st.lists(RANDOM_TEXT, min_size=1, max_size=3), pair_text=RANDOM_TEXT)
 def test_property_random_texts_equal_tokenizers(all_pairs, texts, pair_text):
     for ours, ref in all_pairs:
@@ -311,13 +398,14 @@ def test_property_random_texts_equal_tokenizers(all_pairs, texts, pair_text):
             for j in range(s[i], s[i + 1]):
                 start, end = int(cols["start"][j]), int(cols["end"][j])
                 a, b = encodings[i].offsets[j - s[i]]
-                assert text[start - 1:end] == text[a:b]
+                assert text[start - 1 : end] == text[a:b]
         paired = T.encode(ours, texts[:1], [pair_text])
         check_columns(paired, ref.encode_batch([(texts[0], pair_text)]))
         ids = T.encode_ids(ours, texts)
         assert split(ids, "ids") == [e.ids for e in encodings]
         assert T.decode_batch(ours, ids["ids"], ids["splits"]) == ref.decode_batch(
-            [e.ids for e in encodings])
+            [e.ids for e in encodings]
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,7 +425,8 @@ def test_conversion_equals_autotokenizer(folders, name):
     assert split(T.encode(ours, TEXTS), "ids") == expected
     assert split(T.encode_ids(ours, TEXTS, PAIRS), "ids") == auto(TEXTS, PAIRS)["input_ids"]
     assert T.decode(ours, np.array(expected[0], dtype=np.int32)) == auto.decode(
-        expected[0], skip_special_tokens=True)
+        expected[0], skip_special_tokens=True
+    )
 
 
 def test_conversion_of_sentencepiece_model_equals_autotokenizer():
@@ -354,7 +443,8 @@ def test_conversion_of_sentencepiece_model_equals_autotokenizer():
     assert split(T.encode(ours, TEXTS, PAIRS), "ids") == auto(TEXTS, PAIRS)["input_ids"]
     expected = auto(TEXTS[:3])["input_ids"]
     assert [T.decode(ours, np.array(e, dtype=np.int32)) for e in expected] == auto.batch_decode(
-        expected, skip_special_tokens=True)
+        expected, skip_special_tokens=True
+    )
 
 
 def test_conversion_of_minilm_vocab_equals_real_tokenizer_json(folders):
@@ -376,10 +466,16 @@ def test_folder_without_tokenizer_files(tmp_path):
 
 
 def _git(folder, *args):
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    return subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True,
-                          env=env, text=True).stdout.strip()
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    return subprocess.run(
+        ["git", "-C", str(folder), *args], check=True, capture_output=True, env=env, text=True
+    ).stdout.strip()
 
 
 def _git_repo(tmp_path, folders):
@@ -431,13 +527,16 @@ def test_from_pretrained_downloads_only_tokenizer_files(folders, publish, hf_env
 
 def test_loading_and_encoding_import_neither_torch_nor_transformers(folders, publish, hf_env):
     publish("hfbridge-test-tok/light", folders["bpe"])
-    code = ("import json, sys\n"
-            "from pybridge import tokenizer as T\n"
-            "tok = T.from_pretrained('hfbridge-test-tok/light', env=json.loads(sys.argv[1]))\n"
-            "T.encode(tok, ['a b'], ['c']); T.encode_matrix(tok, ['a b']); T.decode(tok, [1, 2])\n"
-            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(hf_env)], capture_output=True,
-                         text=True, check=True)
+    code = (
+        "import json, sys\n"
+        "from pybridge import tokenizer as T\n"
+        "tok = T.from_pretrained('hfbridge-test-tok/light', env=json.loads(sys.argv[1]))\n"
+        "T.encode(tok, ['a b'], ['c']); T.encode_matrix(tok, ['a b']); T.decode(tok, [1, 2])\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(hf_env)], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -462,9 +561,12 @@ def _reference_training(model, texts, vocab_size):
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
         tok.post_processor = processors.ByteLevel(trim_offsets=False)
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                      show_progress=False)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=["<|endoftext|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
         tok.train_from_iterator(texts, trainer)
         return tok
     if model == "wordpiece":
@@ -473,21 +575,34 @@ def _reference_training(model, texts, vocab_size):
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
         special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        tok.train_from_iterator(texts, trainers.WordPieceTrainer(
-            vocab_size=vocab_size, special_tokens=special, show_progress=False))
+        tok.train_from_iterator(
+            texts,
+            trainers.WordPieceTrainer(
+                vocab_size=vocab_size, special_tokens=special, show_progress=False
+            ),
+        )
         tok.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-            special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
+        )
         return tok
     tok = Tokenizer(models.Unigram())
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
-    tok.train_from_iterator(texts, trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>",
-        show_progress=False))
+    tok.train_from_iterator(
+        texts,
+        trainers.UnigramTrainer(
+            vocab_size=vocab_size,
+            special_tokens=["<pad>", "</s>", "<unk>"],
+            unk_token="<unk>",
+            show_progress=False,
+        ),
+    )
     tok.post_processor = processors.TemplateProcessing(
-        single="$A </s>", pair="$A </s> $B:1 </s>:1", special_tokens=[("</s>", 1)])
+        single="$A </s>", pair="$A </s> $B:1 </s>:1", special_tokens=[("</s>", 1)]
+    )
     return tok
 
 
@@ -511,7 +626,9 @@ def test_train_equals_tokenizers_pipeline(model, tmp_path):
         assert len(set(ours.get_vocab()) ^ set(ref.get_vocab())) <= 6
         return
     assert set(ours.get_vocab()) == set(ref.get_vocab())
-    assert [e.tokens for e in ours.encode_batch(batch)] == [e.tokens for e in ref.encode_batch(batch)]
+    assert [e.tokens for e in ours.encode_batch(batch)] == [
+        e.tokens for e in ref.encode_batch(batch)
+    ]
     if model == "bpe":
         assert ours.get_vocab() == ref.get_vocab()
         assert [e.ids for e in ours.encode_batch(batch)] == [e.ids for e in ref.encode_batch(batch)]
@@ -526,8 +643,9 @@ def test_train_equals_tokenizers_pipeline(model, tmp_path):
 
 def test_train_options_and_errors():
     texts = fixtures.training_texts(300)
-    tok = T.train(texts=texts, model="bpe", vocab_size=400, min_frequency=3,
-                  special_tokens=["<s>", "</s>"])
+    tok = T.train(
+        texts=texts, model="bpe", vocab_size=400, min_frequency=3, special_tokens=["<s>", "</s>"]
+    )
     assert tok.token_to_id("<s>") == 0 and tok.token_to_id("</s>") == 1
     assert T.train(texts=texts, model="wordpiece", vocab_size=200).get_vocab_size() <= 200
     with pytest.raises(errors.InvalidArgumentError, match="min_frequency"):

@@ -29,18 +29,37 @@ def test_stepping_in_slices_changes_no_loss(bert, tmp_path):
     plain Trainer run's (datasets.Dataset.from_dict + map, as a Python user writes it)."""
     pytest.importorskip("datasets")
     (texts, labels), (ev_texts, ev_labels) = _split()
-    job = train.start(bert, texts, labels, ev_texts, ev_labels, epochs=2, learning_rate=1e-3,
-                      batch_size=8, seed=3, output_dir=str(tmp_path / "ours"),
-                      args={"logging_steps": 1})
+    job = train.start(
+        bert,
+        texts,
+        labels,
+        ev_texts,
+        ev_labels,
+        epochs=2,
+        learning_rate=1e-3,
+        batch_size=8,
+        seed=3,
+        output_dir=str(tmp_path / "ours"),
+        args={"logging_steps": 1},
+    )
     states = []
     while not (state := train.step(job, 0.001))["done"]:
         states.append(state)
     ours = train.finish(job)
     assert len(states) > 1 and states[-1]["total"] == 24
-    history = trainer_reference.plain_trainer(bert, texts, labels, ev_texts, ev_labels,
-                                              str(tmp_path / "ref"), epochs=2,
-                                              learning_rate=1e-3, batch_size=8, seed=3,
-                                              logging_steps=1)
+    history = trainer_reference.plain_trainer(
+        bert,
+        texts,
+        labels,
+        ev_texts,
+        ev_labels,
+        str(tmp_path / "ref"),
+        epochs=2,
+        learning_rate=1e-3,
+        batch_size=8,
+        seed=3,
+        logging_steps=1,
+    )
     ref_loss = [h["loss"] for h in history if "loss" in h]
     loss = ours["metrics"]["loss"]
     np.testing.assert_allclose(loss[~np.isnan(loss)], ref_loss, rtol=0, atol=1e-6)
@@ -61,15 +80,18 @@ def test_metrics_are_accuracy_and_macro_f1():
     assert got["f1_macro"] == pytest.approx((2 / 3 + 1 / 2 + 2 / 3) / 3)
 
 
-@pytest.mark.parametrize("kwargs, argument", [
-    ({"args": {"learnin_rate": 1}}, "learnin_rate"),
-    ({"args": {"output_dir": "x"}}, "output_dir"),
-    ({"args": {"hub_token": "hf_abcdefghijkl"}}, "hub_token"),
-    ({"epochs": 0}, "epochs"),
-    ({"learning_rate": -1.0}, "learning_rate"),
-    ({"batch_size": 0}, "batch_size"),
-    ({"lora": {"rank": 4}}, "lora"),
-])
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"args": {"learnin_rate": 1}}, "learnin_rate"),
+        ({"args": {"output_dir": "x"}}, "output_dir"),
+        ({"args": {"hub_token": "hf_abcdefghijkl"}}, "hub_token"),
+        ({"epochs": 0}, "epochs"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"lora": {"rank": 4}}, "lora"),
+    ],
+)
 def test_bad_arguments_are_refused_before_loading(bert, tmp_path, kwargs, argument):
     (texts, labels), _ = _split(20)
     with pytest.raises(errors.InvalidArgumentError) as info:
@@ -82,20 +104,23 @@ def test_label_checks(bert, tmp_path):
     with pytest.raises(errors.InvalidArgumentError, match="single class"):
         train.start(bert, texts, ["a"] * len(texts), output_dir=str(tmp_path))
     with pytest.raises(errors.InvalidArgumentError, match="gamma"):
-        train.start(bert, texts, labels, ev_texts, ["gamma"] * len(ev_texts),
-                    output_dir=str(tmp_path))
+        train.start(
+            bert, texts, labels, ev_texts, ["gamma"] * len(ev_texts), output_dir=str(tmp_path)
+        )
 
 
 def test_text_generation_on_a_model_without_a_causal_head(tmp_path):
     t5 = task_models.ensure(names=["t5"])["t5"]
     with pytest.raises(errors.UnsupportedError):
-        train.start(t5, ["a text", "another"], task="text-generation",
-                    output_dir=str(tmp_path))
+        train.start(t5, ["a text", "another"], task="text-generation", output_dir=str(tmp_path))
 
 
 def test_metric_columns_keep_one_row_per_log_and_evaluation():
-    history = [{"loss": 1.0, "epoch": 0.5, "step": 1}, {"eval_loss": 0.8, "epoch": 1.0, "step": 2},
-               {"train_runtime": 1.0, "epoch": 1.0, "step": 2}]
+    history = [
+        {"loss": 1.0, "epoch": 0.5, "step": 1},
+        {"eval_loss": 0.8, "epoch": 1.0, "step": 2},
+        {"train_runtime": 1.0, "epoch": 1.0, "step": 2},
+    ]
     cols = train.metric_columns(history)
     assert list(cols) == ["epoch", "step", "loss", "eval_loss"]
     assert cols["step"].tolist() == [1, 2]
@@ -106,8 +131,15 @@ def test_lora_on_an_architecture_peft_has_no_default_for_adapts_every_linear_lay
     """peft 0.21 names no default target modules for DistilBERT: LoRA takes every linear layer."""
     distilbert = demo_models.ensure(names=["distilbert"])["distilbert"]
     (texts, labels), _ = _split(40)
-    job = train.start(distilbert, texts, labels, epochs=1, batch_size=8,
-                      output_dir=str(tmp_path / "lora"), lora={"merge": True})
+    job = train.start(
+        distilbert,
+        texts,
+        labels,
+        epochs=1,
+        batch_size=8,
+        output_dir=str(tmp_path / "lora"),
+        lora={"merge": True},
+    )
     while not train.step(job, 1.0)["done"]:
         pass
     out = train.finish(job)

@@ -9,6 +9,7 @@ import tempfile
 import time
 
 import torch
+
 from pybridge.fixtures import task_models, trainer_reference
 
 N_TRAIN, N_EVAL = 800, 200
@@ -24,13 +25,22 @@ def run(n_train, n_eval, output_dir, epochs):
     train_part = texts[:n_train], labels[:n_train]
     eval_part = texts[-n_eval:], labels[-n_eval:]
     if mode == "py":
-        history = trainer_reference.plain_trainer(folder, *train_part, *eval_part, output_dir,
-                                                  **{**settings, "epochs": epochs})
+        history = trainer_reference.plain_trainer(
+            folder, *train_part, *eval_part, output_dir, **{**settings, "epochs": epochs}
+        )
         return max(h.get("step", 0) for h in history)
     from pybridge import train
 
-    res = train.fine_tune(folder, *train_part, *eval_part, epochs=epochs, learning_rate=1e-3,
-                          batch_size=16, seed=42, output_dir=output_dir)
+    res = train.fine_tune(
+        folder,
+        *train_part,
+        *eval_part,
+        epochs=epochs,
+        learning_rate=1e-3,
+        batch_size=16,
+        seed=42,
+        output_dir=output_dir,
+    )
     return int(res["metrics"]["step"].max())
 
 

@@ -9,8 +9,11 @@ from collections import defaultdict
 
 TARGET = 1.05  # fine_tune() from R at most 1.05x the plain Python Trainer script
 
-LABELS = {"r": "fine_tune() from R", "py": "plain Trainer script in Python",
-          "pybridge": "pybridge.train from Python"}
+LABELS = {
+    "r": "fine_tune() from R",
+    "py": "plain Trainer script in Python",
+    "pybridge": "pybridge.train from Python",
+}
 times, extra = defaultdict(list), {}
 for line in open(sys.argv[1]):
     parts = line.split()

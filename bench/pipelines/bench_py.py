@@ -40,13 +40,13 @@ def floor_embed(tok, model, texts):
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float64)
     with torch.inference_mode():
         for start in range(0, len(order), BATCH):
-            rows = order[start:start + BATCH]
+            rows = order[start : start + BATCH]
             width = max(len(ids[r]) for r in rows)
             input_ids = torch.zeros((len(rows), width), dtype=torch.long)
             mask = torch.zeros((len(rows), width), dtype=torch.long)
             for k, r in enumerate(rows):
-                input_ids[k, :len(ids[r])] = torch.tensor(ids[r])
-                mask[k, :len(ids[r])] = 1
+                input_ids[k, : len(ids[r])] = torch.tensor(ids[r])
+                mask[k, : len(ids[r])] = 1
             hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
             m = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
@@ -66,8 +66,9 @@ def run(mode, texts, data):
         model = SentenceTransformer(minilm(), device="cpu")
         return lambda x: model.encode(x, batch_size=BATCH, convert_to_numpy=True)
     if mode == "clf_py":
-        pipe = transformers.pipeline("text-classification",
-                                     model=os.path.join(data, "minilm-classifier"), device="cpu")
+        pipe = transformers.pipeline(
+            "text-classification", model=os.path.join(data, "minilm-classifier"), device="cpu"
+        )
         return lambda x: pipe(x, batch_size=BATCH)
     raise SystemExit(f"unknown mode {mode}")
 

@@ -34,7 +34,7 @@ def make_texts(n: int = N_TEXTS, seed: int = 20261123) -> list:
     lengths = np.clip(np.round(rng.lognormal(np.log(12), 0.8, size=n)), 3, 200).astype(int)
     picks = rng.integers(0, len(words), size=int(lengths.sum()))
     ends = np.cumsum(lengths)
-    return [" ".join(words[picks[e - k:e]]) + "." for e, k in zip(ends, lengths)]
+    return [" ".join(words[picks[e - k : e]]) + "." for e, k in zip(ends, lengths)]
 
 
 def make_classifier(folder: str) -> None:
@@ -45,8 +45,11 @@ def make_classifier(folder: str) -> None:
 
     torch.manual_seed(0)
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
-        minilm_folder(), num_labels=2, id2label={0: "NEGATIVE", 1: "POSITIVE"},
-        label2id={"NEGATIVE": 0, "POSITIVE": 1})
+        minilm_folder(),
+        num_labels=2,
+        id2label={0: "NEGATIVE", 1: "POSITIVE"},
+        label2id={"NEGATIVE": 0, "POSITIVE": 1},
+    )
     tmp = folder + ".partial"
     model.save_pretrained(tmp)
     transformers.AutoTokenizer.from_pretrained(minilm_folder()).save_pretrained(tmp)

@@ -11,9 +11,9 @@ from collections import defaultdict
 
 import numpy as np
 
-TARGET_A_VS_B = 1.05   # embed_text() from R at most 1.05x the Python floor
-TARGET_C_VS_A = 4.0    # ... and at least 4x faster than the feature-extraction pipeline
-TARGET_CLF = 1.10      # pipeline("text-classification") from R vs the same pipeline in Python
+TARGET_A_VS_B = 1.05  # embed_text() from R at most 1.05x the Python floor
+TARGET_C_VS_A = 4.0  # ... and at least 4x faster than the feature-extraction pipeline
+TARGET_CLF = 1.10  # pipeline("text-classification") from R vs the same pipeline in Python
 
 LABELS = {
     "embed": "(a) embed_text() from R",
@@ -54,13 +54,17 @@ if {"embed", "st"} <= med.keys():
     print(f"  (d)/(a) = {med['st'] / med['embed']:.2f}    (information)")
 if {"clf_r", "clf_py"} <= med.keys():
     r = med["clf_r"] / med["clf_py"]
-    print(f"  text-classification R/Python = {r:.3f}   target <= {TARGET_CLF}: "
-          f"{verdict(r <= TARGET_CLF)}")
+    print(
+        f"  text-classification R/Python = {r:.3f}   target <= {TARGET_CLF}: "
+        f"{verdict(r <= TARGET_CLF)}"
+    )
 
 data = sys.argv[2]
 outs = {m: os.path.join(data, f"pipelines_out_{m}.npy") for m in ("embed", "floor", "st")}
 if all(os.path.exists(p) for p in outs.values()):
     a, b, d = (np.load(outs[m]) for m in ("embed", "floor", "st"))
     d_unnormalized = a / np.linalg.norm(a, axis=1, keepdims=True)
-    print("\nsame embeddings: max |(a)-(b)| = %.2e, max |normalize((a))-(d)| = %.2e"
-          % (np.abs(a - b).max(), np.abs(d_unnormalized - d).max()))
+    print(
+        "\nsame embeddings: max |(a)-(b)| = %.2e, max |normalize((a))-(d)| = %.2e"
+        % (np.abs(a - b).max(), np.abs(d_unnormalized - d).max())
+    )

@@ -18,14 +18,22 @@ def gpt2_shapes():
     shapes = {"wte.weight": (VOCAB, D), "wpe.weight": (CTX, D)}
     for i in range(LAYERS):
         p = f"h.{i}."
-        shapes.update({
-            p + "ln_1.weight": (D,), p + "ln_1.bias": (D,),
-            p + "attn.c_attn.weight": (D, 3 * D), p + "attn.c_attn.bias": (3 * D,),
-            p + "attn.c_proj.weight": (D, D), p + "attn.c_proj.bias": (D,),
-            p + "ln_2.weight": (D,), p + "ln_2.bias": (D,),
-            p + "mlp.c_fc.weight": (D, 4 * D), p + "mlp.c_fc.bias": (4 * D,),
-            p + "mlp.c_proj.weight": (4 * D, D), p + "mlp.c_proj.bias": (D,),
-        })
+        shapes.update(
+            {
+                p + "ln_1.weight": (D,),
+                p + "ln_1.bias": (D,),
+                p + "attn.c_attn.weight": (D, 3 * D),
+                p + "attn.c_attn.bias": (3 * D,),
+                p + "attn.c_proj.weight": (D, D),
+                p + "attn.c_proj.bias": (D,),
+                p + "ln_2.weight": (D,),
+                p + "ln_2.bias": (D,),
+                p + "mlp.c_fc.weight": (D, 4 * D),
+                p + "mlp.c_fc.bias": (4 * D,),
+                p + "mlp.c_proj.weight": (4 * D, D),
+                p + "mlp.c_proj.bias": (D,),
+            }
+        )
     shapes.update({"ln_f.weight": (D,), "ln_f.bias": (D,)})
     return shapes
 
@@ -52,5 +60,7 @@ def main(out, kind):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "bench/data/gpt2_f32.safetensors",
-         sys.argv[2] if len(sys.argv) > 2 else "gpt2")
+    main(
+        sys.argv[1] if len(sys.argv) > 1 else "bench/data/gpt2_f32.safetensors",
+        sys.argv[2] if len(sys.argv) > 2 else "gpt2",
+    )

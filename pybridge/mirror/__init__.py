@@ -18,9 +18,10 @@ Store layout (see :mod:`pybridge.mirror.store`): ``DIR/models/<org>/<name>/``,
 commit.
 
 Protocol (docs/hub-protocol.md; writes in docs/publish.md): HEAD/GET
-``/{prefix}{repo}/resolve/{rev}/{path}`` with ``X-Repo-Commit``, a quoted ``ETag`` (git blob sha1; sha256 for files above 10 MB) and the
-real ``Content-Length`` (also on HEAD), byte ranges answered with 206, never a redirect and no
-Xet headers; ``/api/{models|datasets|spaces}/{repo}[/revision/{rev}]`` (``?blobs=True``),
+``/{prefix}{repo}/resolve/{rev}/{path}`` with ``X-Repo-Commit``, a quoted ``ETag`` (git blob
+sha1; sha256 for files above 10 MB) and the real ``Content-Length`` (also on HEAD), byte ranges
+answered with 206, never a redirect and no Xet headers;
+``/api/{models|datasets|spaces}/{repo}[/revision/{rev}]`` (``?blobs=True``),
 ``.../tree/{rev}[/{path}]`` (``recursive``, ``expand``), ``.../refs`` and ``.../paths-info/{rev}``.
 ``/api/agent-harnesses`` answers 404.
 
@@ -105,8 +106,12 @@ class Mirror:
         if isinstance(log, (str, os.PathLike)):
             self._log_file = log = open(log, "a", encoding="utf-8")
         self._server = MirrorServer((self.host, self.port), self.root, log=log)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="hfbridge-mirror",
-                                        kwargs={"poll_interval": 0.2}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            name="hfbridge-mirror",
+            kwargs={"poll_interval": 0.2},
+            daemon=True,
+        )
         self._thread.start()
         return self.url
 
@@ -156,7 +161,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pybridge-mirror", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve a store folder as a Hugging Face Hub")
-    serve.add_argument("--root", required=True, help="the store folder (models/, datasets/, spaces/)")
+    serve.add_argument(
+        "--root", required=True, help="the store folder (models/, datasets/, spaces/)"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=0, help="port (default 0: a free port)")
     serve.add_argument("--log", default=None, help="append request lines here instead of stderr")

@@ -49,13 +49,48 @@ COMMITTER = "hfbridge mirror <mirror@hfbridge.invalid>"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PR_REF = re.compile(r"^refs/pr/(\d+)$")
 # The .gitattributes huggingface.co puts in the first commit of a new repository (abridged).
-GITATTRIBUTES = "\n".join(
-    f"{pattern} filter=lfs diff=lfs merge=lfs -text"
-    for pattern in ("*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz", "*.h5",
-                    "*.joblib", "*.mlmodel", "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx",
-                    "*.ot", "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt", "*.pth", "*.rar",
-                    "*.safetensors", "saved_model/**/*", "*.tar.*", "*.tar", "*.tflite", "*.tgz",
-                    "*.wasm", "*.xz", "*.zip", "*.zst", "*tfevents*")) + "\n"
+GITATTRIBUTES = (
+    "\n".join(
+        f"{pattern} filter=lfs diff=lfs merge=lfs -text"
+        for pattern in (
+            "*.7z",
+            "*.arrow",
+            "*.bin",
+            "*.bz2",
+            "*.ckpt",
+            "*.ftz",
+            "*.gz",
+            "*.h5",
+            "*.joblib",
+            "*.mlmodel",
+            "*.model",
+            "*.msgpack",
+            "*.npy",
+            "*.npz",
+            "*.onnx",
+            "*.ot",
+            "*.parquet",
+            "*.pb",
+            "*.pickle",
+            "*.pkl",
+            "*.pt",
+            "*.pth",
+            "*.rar",
+            "*.safetensors",
+            "saved_model/**/*",
+            "*.tar.*",
+            "*.tar",
+            "*.tflite",
+            "*.tgz",
+            "*.wasm",
+            "*.xz",
+            "*.zip",
+            "*.zst",
+            "*tfevents*",
+        )
+    )
+    + "\n"
+)
 
 _locks: Dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -71,8 +106,11 @@ def _git(path: str, *args: str, input: Optional[bytes] = None, check: bool = Tru
     cmd = ["git", "-c", "safe.directory=*", "-C", path, *args]
     out = subprocess.run(cmd, input=input, capture_output=True, env=_git_env())
     if check and out.returncode != 0:
-        raise StoreError("GitError", f"git {args[0]} failed: "
-                         f"{out.stderr.decode('utf-8', 'replace').strip()[:300]}", status=500)
+        raise StoreError(
+            "GitError",
+            f"git {args[0]} failed: {out.stderr.decode('utf-8', 'replace').strip()[:300]}",
+            status=500,
+        )
     return out
 
 
@@ -96,14 +134,16 @@ class CommitResult:
 
 
 # ---- repositories -------------------------------------------------------------------------------
-def create_repo(store: Store, repo_type: str, repo_id: str, sdk: Optional[str] = None,
-                private: bool = False) -> str:
+def create_repo(
+    store: Store, repo_type: str, repo_id: str, sdk: Optional[str] = None, private: bool = False
+) -> str:
     """A new bare git repository for ``repo_id`` with its first commit; StoreError 409 if the
     repository (or anything else) is already at its place."""
     folder = store.repo_folder(repo_type, repo_id)
     if os.path.lexists(folder):
-        raise StoreError("RepoExists", f"You already created this {repo_type} repo: {repo_id}.",
-                         status=409)
+        raise StoreError(
+            "RepoExists", f"You already created this {repo_type} repo: {repo_id}.", status=409
+        )
     os.makedirs(os.path.dirname(folder), exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}-new-", dir=os.path.dirname(folder))
     try:
@@ -115,8 +155,9 @@ def create_repo(store: Store, repo_type: str, repo_id: str, sdk: Optional[str] =
         os.rename(tmp, folder)
     except FileExistsError:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise StoreError("RepoExists", f"You already created this {repo_type} repo: {repo_id}.",
-                         status=409) from None
+        raise StoreError(
+            "RepoExists", f"You already created this {repo_type} repo: {repo_id}.", status=409
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -129,8 +170,18 @@ def ensure_git(path: str) -> None:
         return
     _git(path, "init", "-q", "-b", "main")
     _git(path, "add", "-A")
-    _git(path, "-c", "user.name=hfbridge mirror", "-c", "user.email=mirror@hfbridge.invalid",
-         "commit", "-q", "--allow-empty", "-m", "Import folder")
+    _git(
+        path,
+        "-c",
+        "user.name=hfbridge mirror",
+        "-c",
+        "user.email=mirror@hfbridge.invalid",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "Import folder",
+    )
 
 
 # ---- LFS objects --------------------------------------------------------------------------------
@@ -160,8 +211,12 @@ def store_object(path: str, oid: str, size: int, chunks) -> None:
                 fh.write(chunk)
                 written += len(chunk)
         if written != size or digest.hexdigest() != oid:
-            raise StoreError("BadRequest", f"The uploaded object has size {written} and sha256 "
-                             f"{digest.hexdigest()}, not {size} and {oid}.", status=400)
+            raise StoreError(
+                "BadRequest",
+                f"The uploaded object has size {written} and sha256 "
+                f"{digest.hexdigest()}, not {size} and {oid}.",
+                status=400,
+            )
         os.makedirs(os.path.dirname(final), exist_ok=True)
         os.replace(tmp, final)
     except BaseException:
@@ -186,16 +241,18 @@ def resolve_ref(path: str, revision: str) -> Optional[tuple]:
 
 
 def _safe_ref(ref: str) -> bool:
-    return (subprocess.run(["git", "check-ref-format", ref], capture_output=True).returncode == 0
-            and (ref.startswith("refs/heads/") or _PR_REF.match(ref) is not None))
+    return subprocess.run(
+        ["git", "check-ref-format", ref], capture_output=True
+    ).returncode == 0 and (ref.startswith("refs/heads/") or _PR_REF.match(ref) is not None)
 
 
 def commit_of(path: str, revision: str) -> Optional[str]:
     """The commit of any revision: a branch, a tag, a ref or a (short) commit hash."""
     if revision.startswith("-") or not revision:
         return None
-    out = _git(path, "rev-parse", "--verify", "-q", "--end-of-options", revision + "^{commit}",
-               check=False)
+    out = _git(
+        path, "rev-parse", "--verify", "-q", "--end-of-options", revision + "^{commit}", check=False
+    )
     return out.stdout.decode().strip() if out.returncode == 0 else None
 
 
@@ -222,8 +279,10 @@ def create_tag(path: str, tag: str, revision: str, message: Optional[str]) -> st
         raise StoreError("RevisionNotFound", f"Invalid rev id: {revision}")
     target = commit
     if message:
-        data = (f"object {commit}\ntype commit\ntag {tag}\ntagger {COMMITTER} "
-                f"{int(time.time())} +0000\n\n{message}\n").encode()
+        data = (
+            f"object {commit}\ntype commit\ntag {tag}\ntagger {COMMITTER} "
+            f"{int(time.time())} +0000\n\n{message}\n"
+        ).encode()
         target = _git(path, "hash-object", "-t", "tag", "-w", "--stdin", input=data).stdout
         target = target.decode().strip()
     if _git(path, "update-ref", ref, target, ZERO_OID, check=False).returncode != 0:
@@ -239,8 +298,14 @@ def next_pr_ref(path: str) -> tuple:
 
 
 # ---- commits ------------------------------------------------------------------------------------
-def commit(path: str, revision: str, ops: List[Operation], message: str,
-           parent_commit: Optional[str] = None, create_pr: bool = False) -> CommitResult:
+def commit(
+    path: str,
+    revision: str,
+    ops: List[Operation],
+    message: str,
+    parent_commit: Optional[str] = None,
+    create_pr: bool = False,
+) -> CommitResult:
     """Commit ``ops`` on the branch ``revision`` (or a new ``refs/pr/N`` from it)."""
     with repo_lock(path):
         ensure_git(path)
@@ -256,8 +321,11 @@ def commit(path: str, revision: str, ops: List[Operation], message: str,
                     raise StoreError("RevisionNotFound", f"Invalid rev id: {parent_commit}")
                 base = parent
             elif parent != head:
-                raise StoreError("PreconditionFailed", "A commit has happened since. Please "
-                                 "refresh and try again.", status=412)
+                raise StoreError(
+                    "PreconditionFailed",
+                    "A commit has happened since. Please refresh and try again.",
+                    status=412,
+                )
         _check_operations(path, base, ops)
         if create_pr:
             ref, pr_num = next_pr_ref(path)
@@ -274,12 +342,17 @@ def _check_operations(path: str, base: str, ops: List[Operation]) -> None:
         if not op.path:
             raise StoreError("BadRequest", "An operation has an empty path.", status=400)
         if op.kind == "lfsFile" and not (valid_oid(op.oid) and has_object(path, op.oid, op.size)):
-            raise StoreError("BadRequest", f"The LFS object of {op.path} ({op.oid}) was not "
-                             "uploaded: upload it through the LFS batch API first.", status=400)
+            raise StoreError(
+                "BadRequest",
+                f"The LFS object of {op.path} ({op.oid}) was not "
+                "uploaded: upload it through the LFS batch API first.",
+                status=400,
+            )
         if op.kind == "deletedFile" and op.path not in present:
             raise StoreError("EntryNotFound", f"A file with this name doesn't exist: {op.path}")
-        if op.kind == "deletedFolder" and not any(p.startswith(op.path.rstrip("/") + "/")
-                                                  for p in present):
+        if op.kind == "deletedFolder" and not any(
+            p.startswith(op.path.rstrip("/") + "/") for p in present
+        ):
             raise StoreError("EntryNotFound", f"A folder with this name doesn't exist: {op.path}")
 
 
@@ -288,21 +361,37 @@ def _quote(path: str) -> bytes:
     return f'"{escaped}"'.encode("utf-8", "surrogateescape")
 
 
-def _write_commit(path: str, ref: str, base: Optional[str], ops: List[Operation], message: str,
-                  expect: Optional[str] = None) -> str:
+def _write_commit(
+    path: str,
+    ref: str,
+    base: Optional[str],
+    ops: List[Operation],
+    message: str,
+    expect: Optional[str] = None,
+) -> str:
     """One commit through ``git fast-import`` on a scratch ref, then ``ref`` moved from
     ``expect`` (compare-and-swap; a new ref when ``expect`` is None or zeros)."""
     scratch = f"refs/hfbridge-tmp/{uuid.uuid4().hex}"
     msg = message.encode("utf-8")
-    parts = [f"commit {scratch}\nmark :1\ncommitter {COMMITTER} {int(time.time())} +0000\n"
-             .encode(), b"data %d\n" % len(msg), msg, b"\n"]
+    parts = [
+        f"commit {scratch}\nmark :1\ncommitter {COMMITTER} {int(time.time())} +0000\n".encode(),
+        b"data %d\n" % len(msg),
+        msg,
+        b"\n",
+    ]
     if base:
         parts.append(f"from {base}\n".encode())
     for op in ops:
         if op.kind in ("file", "lfsFile"):
             data = op.content if op.kind == "file" else lfs_pointer(op.oid, op.size)
-            parts += [b"M 100644 inline ", _quote(op.path), b"\n", b"data %d\n" % len(data), data,
-                      b"\n"]
+            parts += [
+                b"M 100644 inline ",
+                _quote(op.path),
+                b"\n",
+                b"data %d\n" % len(data),
+                data,
+                b"\n",
+            ]
         else:
             parts += [b"D ", _quote(op.path.rstrip("/")), b"\n"]
     fd, marks = tempfile.mkstemp(prefix="marks-", dir=git_dir(path))
@@ -318,8 +407,11 @@ def _write_commit(path: str, ref: str, base: Optional[str], ops: List[Operation]
     finally:
         _git(path, "update-ref", "-d", scratch, check=False)
     if moved.returncode != 0:
-        raise StoreError("PreconditionFailed", "A commit has happened since. Please refresh and "
-                         "try again.", status=412)
+        raise StoreError(
+            "PreconditionFailed",
+            "A commit has happened since. Please refresh and try again.",
+            status=412,
+        )
     return oid
 
 

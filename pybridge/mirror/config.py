@@ -10,7 +10,8 @@ Example::
       "users":   {"alice": ["token-w"]},
       "faults":  [
         {"path": "org/name/model.safetensors", "kind": "close", "times": 1},
-        {"path": "org/name/config.json", "kind": "status", "status": 503, "times": 2, "method": "HEAD"},
+        {"path": "org/name/config.json", "kind": "status", "status": 503, "times": 2,
+         "method": "HEAD"},
         {"path": "org/*", "kind": "delay", "seconds": 0.2, "times": 3}
       ]
     }
@@ -72,7 +73,11 @@ def check_faults(faults) -> List[dict]:
         raise ConfigError("faults must be a list of objects")
     checked = []
     for fault in faults:
-        if not isinstance(fault, dict) or fault.get("kind") not in FAULT_KINDS or "path" not in fault:
+        if (
+            not isinstance(fault, dict)
+            or fault.get("kind") not in FAULT_KINDS
+            or "path" not in fault
+        ):
             raise ConfigError(f"bad fault {fault!r}: needs 'path' and 'kind' in {FAULT_KINDS}")
         fault = copy.deepcopy(fault)
         fault["times"] = int(fault.get("times", 1))

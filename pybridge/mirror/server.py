@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
-from .config import Config, ConfigError
 from .._args import REPO_FOLDERS, repo_path
+from .config import Config, ConfigError
 from .store import Entry, Snapshot, Store, StoreError, check_relative, read_meta
 from .writes import WRITE_ACTIONS, UploadKeys, WriteRoutes, repo_key, split_lfs
 
@@ -152,8 +152,13 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
         raw, _, query = self.path.partition("?")
         return raw, urllib.parse.parse_qs(query, keep_blank_values=True)
 
-    def _send_json(self, status: int, payload, headers: Optional[dict] = None,
-                   content_type: str = "application/json"):
+    def _send_json(
+        self,
+        status: int,
+        payload,
+        headers: Optional[dict] = None,
+        content_type: str = "application/json",
+    ):
         body = json.dumps(payload).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -170,8 +175,9 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
             headers["X-Repo-Commit"] = err.commit
         try:
             self._read_body()
-            self._send_json(err.status, getattr(err, "body", None) or {"error": err.message},
-                            headers)
+            self._send_json(
+                err.status, getattr(err, "body", None) or {"error": err.message}, headers
+            )
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
@@ -243,7 +249,7 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
             try:
                 self.server.config.set_faults(json.loads(self._read_body() or b"[]"))
             except (ValueError, ConfigError) as exc:
-                raise HubError(400, "BadRequest", str(exc))
+                raise HubError(400, "BadRequest", str(exc)) from None
             return self._send_json(200, {"ok": True})
         raise HubError(404, "NotFound", "Unknown mirror control path.")
 
@@ -290,15 +296,18 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
         if private is not None and token not in private:
             raise HubError(404, "RepoNotFound", f"Repository {repo_id!r} not found.")
         if gated is not None and token not in gated:
-            raise HubError(403, "GatedRepo",
-                           f"Access to model {repo_id} is restricted. You must have access to it "
-                           "and be authenticated to access it. Please log in.")
+            raise HubError(
+                403,
+                "GatedRepo",
+                f"Access to model {repo_id} is restricted. You must have access to it "
+                "and be authenticated to access it. Please log in.",
+            )
 
     def _open_repo(self, repo_type, repo_id):
         try:
             repo = self.server.store.get(repo_type, repo_id)
         except StoreError as err:
-            raise _from_store(err)
+            raise _from_store(err) from None
         self._check_access(repo_type, repo_id, repo)
         return repo
 
@@ -306,7 +315,7 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
         try:
             return repo.snapshot(revision)
         except StoreError as err:
-            raise _from_store(err)
+            raise _from_store(err) from None
 
     # ---- /resolve -------------------------------------------------------------------------
     def _resolve(self, segs, fault):
@@ -316,10 +325,12 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
         try:
             path = check_relative(path)
         except StoreError as err:
-            raise HubError(err.status, err.code, err.message, snap.commit)
+            raise HubError(err.status, err.code, err.message, snap.commit) from None
         entry = snap.files.get(path)
         if entry is None:
-            raise HubError(404, "EntryNotFound", f"{path} does not exist on {revision!r}.", snap.commit)
+            raise HubError(
+                404, "EntryNotFound", f"{path} does not exist on {revision!r}.", snap.commit
+            )
         self._send_file(repo, snap, entry, fault)
 
     def _send_file(self, repo, snap: Snapshot, entry: Entry, fault):
@@ -449,13 +460,19 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
         try:
             path = check_relative(path)
         except StoreError as err:
-            raise HubError(err.status, err.code, err.message, snap.commit)
+            raise HubError(err.status, err.code, err.message, snap.commit) from None
         recursive = _flag(query, "recursive")
         entries = tree_entries(snap, path, recursive)
         if entries is None:
-            raise HubError(404, "EntryNotFound", f"{path} does not exist on {revision!r}.", snap.commit)
+            raise HubError(
+                404, "EntryNotFound", f"{path} does not exist on {revision!r}.", snap.commit
+            )
         if _flag(query, "expand"):
-            commit = {"id": snap.commit, "title": "hfbridge mirror", "date": _iso(snap.last_modified)}
+            commit = {
+                "id": snap.commit,
+                "title": "hfbridge mirror",
+                "date": _iso(snap.last_modified),
+            }
             for item in entries:
                 item["lastCommit"] = dict(commit)
         self._send_json(200, entries)
@@ -500,8 +517,11 @@ def _sibling(entry: Entry, blobs: bool) -> dict:
     if blobs:
         item.update({"size": entry.size, "blobId": entry.blob_id})
         if entry.is_lfs:
-            item["lfs"] = {"size": entry.size, "sha256": entry.sha256,
-                           "pointerSize": entry.pointer_size}
+            item["lfs"] = {
+                "size": entry.size,
+                "sha256": entry.sha256,
+                "pointerSize": entry.pointer_size,
+            }
     return item
 
 
@@ -521,8 +541,10 @@ def _directories(snap: Snapshot) -> dict:
         parts = path.split("/")
         for i in range(1, len(parts)):
             members.setdefault("/".join(parts[:i]), []).append(f"{path}\x00{entry.blob_id}")
-    return {d: hashlib.sha1("\n".join(sorted(m)).encode("utf-8")).hexdigest()
-            for d, m in members.items()}
+    return {
+        d: hashlib.sha1("\n".join(sorted(m)).encode("utf-8")).hexdigest()
+        for d, m in members.items()
+    }
 
 
 def tree_entries(snap: Snapshot, path: str, recursive: bool):
@@ -533,9 +555,9 @@ def tree_entries(snap: Snapshot, path: str, recursive: bool):
     prefix = f"{path}/" if path else ""
     out = []
     for d in sorted(dirs):
-        if d.startswith(prefix) and (recursive or "/" not in d[len(prefix):]):
+        if d.startswith(prefix) and (recursive or "/" not in d[len(prefix) :]):
             out.append({"type": "directory", "oid": dirs[d], "path": d})
     for name in sorted(snap.files):
-        if name.startswith(prefix) and (recursive or "/" not in name[len(prefix):]):
+        if name.startswith(prefix) and (recursive or "/" not in name[len(prefix) :]):
             out.append(_tree_file(snap.files[name]))
     return out

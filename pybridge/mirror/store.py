@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional
 
 from .._args import REPO_FOLDERS
+
 LFS_THRESHOLD = 10 * 1024 * 1024
 CHUNK = 1024 * 1024
 _HEX = set("0123456789abcdef")
@@ -107,14 +108,17 @@ def _hash_file(path: str, size: int) -> tuple:
 
 
 LFS_POINTER_MAX = 200  # git-lfs pointers are about 130 bytes
-_LFS_POINTER = re.compile(rb"^version https://git-lfs\.github\.com/spec/v1\n"
-                          rb"oid sha256:([0-9a-f]{64})\nsize (\d+)\n$")
+_LFS_POINTER = re.compile(
+    rb"^version https://git-lfs\.github\.com/spec/v1\n"
+    rb"oid sha256:([0-9a-f]{64})\nsize (\d+)\n$"
+)
 
 
 def lfs_pointer(oid: str, size: int) -> bytes:
     """The git-lfs pointer file of an object."""
-    return (f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n"
-            .encode("ascii"))
+    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n".encode(
+        "ascii"
+    )
 
 
 def parse_lfs_pointer(data: bytes) -> Optional[tuple]:
@@ -185,8 +189,11 @@ class FolderRepo(Repo):
         root = os.path.realpath(self.path)
         found = []
         for dirpath, dirnames, filenames in os.walk(self.path, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS
-                                 and self._inside(root, os.path.join(dirpath, d)))
+            dirnames[:] = sorted(
+                d
+                for d in dirnames
+                if d not in _SKIP_DIRS and self._inside(root, os.path.join(dirpath, d))
+            )
             for name in filenames:
                 full = os.path.join(dirpath, name)
                 if not self._inside(root, full):
@@ -235,21 +242,28 @@ class FolderRepo(Repo):
                 live = set(files)
                 self._hashes = {k: v for k, v in self._hashes.items() if k in live}
         if revision not in ("main", snap.commit):
-            raise StoreError("RevisionNotFound", f"Revision {revision!r} not found in {self.repo_id}.")
+            raise StoreError(
+                "RevisionNotFound", f"Revision {revision!r} not found in {self.repo_id}."
+            )
         return snap
 
     def open(self, snapshot, entry, offset=0):
         full = os.path.join(self.path, entry.path)
         root = os.path.realpath(self.path)
         if not self._inside(root, full):
-            raise StoreError("EntryNotFound", f"{entry.path} does not exist.", commit=snapshot.commit)
+            raise StoreError(
+                "EntryNotFound", f"{entry.path} does not exist.", commit=snapshot.commit
+            )
         fh = open(full, "rb")
         return _file_chunks(fh, offset)
 
     def refs(self):
         snap = self.snapshot("main")
-        return {"branches": [{"name": "main", "ref": "refs/heads/main", "targetCommit": snap.commit}],
-                "tags": [], "converts": []}
+        return {
+            "branches": [{"name": "main", "ref": "refs/heads/main", "targetCommit": snap.commit}],
+            "tags": [],
+            "converts": [],
+        }
 
 
 def _file_chunks(fh, offset):
@@ -281,8 +295,9 @@ class GitRepo(Repo):
         if revision == "main":
             candidates.append("HEAD")
         for rev in candidates:
-            out = self._git("rev-parse", "--verify", "-q", "--end-of-options", rev + "^{commit}",
-                            check=False)
+            out = self._git(
+                "rev-parse", "--verify", "-q", "--end-of-options", rev + "^{commit}", check=False
+            )
             if out.returncode == 0:
                 return out.stdout.decode().strip()
         return None
@@ -290,7 +305,9 @@ class GitRepo(Repo):
     def snapshot(self, revision):
         commit = self._rev_parse(revision)
         if commit is None:
-            raise StoreError("RevisionNotFound", f"Revision {revision!r} not found in {self.repo_id}.")
+            raise StoreError(
+                "RevisionNotFound", f"Revision {revision!r} not found in {self.repo_id}."
+            )
         with self._lock:
             snap = self._trees.get(commit)
         if snap is None:
@@ -323,14 +340,18 @@ class GitRepo(Repo):
         if not small:
             return
         query = "".join(f"{e.blob_id}\n" for e in small).encode()
-        out = subprocess.run(["git", "-c", "safe.directory=*", "-C", self.path, "cat-file",
-                              "--batch"], input=query, capture_output=True, check=True,
-                             env=_git_env()).stdout
+        out = subprocess.run(
+            ["git", "-c", "safe.directory=*", "-C", self.path, "cat-file", "--batch"],
+            input=query,
+            capture_output=True,
+            check=True,
+            env=_git_env(),
+        ).stdout
         pos = 0
         for entry in small:
             end = out.index(b"\n", pos)
             size = int(out[pos:end].split()[2])
-            content = out[end + 1:end + 1 + size]
+            content = out[end + 1 : end + 1 + size]
             pos = end + 1 + size + 1
             pointer = parse_lfs_pointer(content)
             if pointer is not None:
@@ -345,7 +366,9 @@ class GitRepo(Repo):
 
     def _cat(self, oid: str, offset: int) -> Iterator[bytes]:
         cmd = ["git", "-c", "safe.directory=*", "-C", self.path, "cat-file", "blob", oid]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_git_env())
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_git_env()
+        )
         try:
             skip = offset
             for chunk in iter(lambda: proc.stdout.read(CHUNK), b""):
@@ -366,22 +389,31 @@ class GitRepo(Repo):
             try:
                 fh = open(entry.lfs_path, "rb")
             except OSError:
-                raise StoreError("EntryNotFound", f"The LFS object of {entry.path} is missing.",
-                                 commit=snapshot.commit) from None
+                raise StoreError(
+                    "EntryNotFound",
+                    f"The LFS object of {entry.path} is missing.",
+                    commit=snapshot.commit,
+                ) from None
             return _file_chunks(fh, offset)
         return self._cat(entry.blob_id, offset)
 
     def refs(self):
-        out = self._git("for-each-ref", "--format=%(refname)%00%(objectname)%00%(*objectname)",
-                        "refs/heads", "refs/tags").stdout.decode()
+        out = self._git(
+            "for-each-ref",
+            "--format=%(refname)%00%(objectname)%00%(*objectname)",
+            "refs/heads",
+            "refs/tags",
+        ).stdout.decode()
         branches, tags = [], []
         for line in out.splitlines():
             ref, obj, peeled = line.split("\x00")
             target = peeled or obj
             if ref.startswith("refs/heads/"):
-                branches.append({"name": ref[len("refs/heads/"):], "ref": ref, "targetCommit": target})
+                branches.append(
+                    {"name": ref[len("refs/heads/") :], "ref": ref, "targetCommit": target}
+                )
             else:
-                tags.append({"name": ref[len("refs/tags/"):], "ref": ref, "targetCommit": target})
+                tags.append({"name": ref[len("refs/tags/") :], "ref": ref, "targetCommit": target})
         return {"branches": branches, "tags": tags, "converts": []}
 
 
@@ -394,8 +426,11 @@ def _git_env():
 def is_git_repo(path: str) -> bool:
     if os.path.exists(os.path.join(path, ".git")):
         return True
-    return (os.path.isfile(os.path.join(path, "HEAD")) and os.path.isdir(os.path.join(path, "objects"))
-            and os.path.isdir(os.path.join(path, "refs")))
+    return (
+        os.path.isfile(os.path.join(path, "HEAD"))
+        and os.path.isdir(os.path.join(path, "objects"))
+        and os.path.isdir(os.path.join(path, "refs"))
+    )
 
 
 class Store:
@@ -408,7 +443,9 @@ class Store:
 
     def repo_folder(self, repo_type: str, repo_id: str) -> str:
         parts = repo_id.split("/")
-        if not 1 <= len(parts) <= 2 or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        if not 1 <= len(parts) <= 2 or any(
+            p in ("", ".", "..") or p.startswith(".") for p in parts
+        ):
             raise StoreError("RepoNotFound", f"Repository {repo_id!r} not found.")
         return os.path.join(self.root, REPO_FOLDERS[repo_type], *parts)
 

@@ -34,8 +34,8 @@ import time
 import urllib.parse
 from typing import List, Optional
 
-from . import commits
 from .._args import REPO_FOLDERS, SPACE_SDKS, repo_path
+from . import commits
 from .store import LFS_THRESHOLD, StoreError
 
 PREFIXES = {folder: repo_type for repo_type, folder in REPO_FOLDERS.items()}
@@ -77,13 +77,13 @@ def repo_key(repo_type: str, repo_id: str) -> str:
 def split_lfs(segs: List[str]) -> Optional[tuple]:
     """(repo_type, repo_id, rest) of ``/{prefix}{id}.git/info/lfs/objects/...``, else None."""
     for i, seg in enumerate(segs):
-        if seg.endswith(".git") and segs[i + 1:i + 4] == ["info", "lfs", "objects"]:
+        if seg.endswith(".git") and segs[i + 1 : i + 4] == ["info", "lfs", "objects"]:
             head = segs[:i] + [seg[:-4]]
             repo_type = "model"
             if len(head) > 1 and head[0] in PREFIXES:
                 repo_type, head = PREFIXES[head[0]], head[1:]
             repo_id = urllib.parse.unquote("/".join(head))
-            return repo_type, repo_id, segs[i + 4:]
+            return repo_type, repo_id, segs[i + 4 :]
     return None
 
 
@@ -156,7 +156,7 @@ class WriteRoutes:
         try:
             return fn(*args, **kwargs)
         except StoreError as err:
-            raise _from_store(err)
+            raise _from_store(err) from None
 
     def _check_write(self, repo_type: str, repo_id: str) -> str:
         """The token, if it may write to the repo; else 401 (none, unknown) or 403 (read-only)."""
@@ -166,8 +166,12 @@ class WriteRoutes:
         if token is None or token not in config.known_tokens():
             raise HubError(401, "InvalidCredentials", "Invalid credentials in Authorization header")
         if not config.can_write(repo_key(repo_type, repo_id), token):
-            raise HubError(403, "Forbidden", f"You don't have the rights to write to {repo_id}: "
-                           "the token is not granted write access (mirror.json 'write')")
+            raise HubError(
+                403,
+                "Forbidden",
+                f"You don't have the rights to write to {repo_id}: "
+                "the token is not granted write access (mirror.json 'write')",
+            )
         return token
 
     # ---- /api/... without a repo ---------------------------------------------------------------
@@ -229,9 +233,20 @@ class WriteRoutes:
             raise HubError(401, "InvalidCredentials", "Invalid credentials in Authorization header")
         role = "write" if config.writes_anything(token) else "read"
         name = config.user_of(token)
-        self._send_json(200, {"type": "user", "id": name, "name": name, "fullname": name,
-                              "orgs": [], "auth": {"type": "access_token", "accessToken": {
-                                  "displayName": "hfbridge mirror token", "role": role}}})
+        self._send_json(
+            200,
+            {
+                "type": "user",
+                "id": name,
+                "name": name,
+                "fullname": name,
+                "orgs": [],
+                "auth": {
+                    "type": "access_token",
+                    "accessToken": {"displayName": "hfbridge mirror token", "role": role},
+                },
+            },
+        )
 
     # ---- /api/{type}s/{id}/{action} -------------------------------------------------------------
     def _api_write(self, repo, action: str, rest: List[str], query) -> None:
@@ -271,8 +286,14 @@ class WriteRoutes:
                 self._bad(f"The sample of {path} is not base64.")
             lfs = size > 0 and (size >= LFS_THRESHOLD or b"\x00" in sample)
             oid = commits.file_oid(repo, revision, str(path), lfs)
-            out.append({"path": path, "uploadMode": "lfs" if lfs else "regular",
-                        "shouldIgnore": False, "oid": oid})
+            out.append(
+                {
+                    "path": path,
+                    "uploadMode": "lfs" if lfs else "regular",
+                    "shouldIgnore": False,
+                    "oid": oid,
+                }
+            )
         self._send_json(200, {"files": out, "commitOid": None})
 
     def _commit(self, repo, revision, create_pr):
@@ -289,13 +310,27 @@ class WriteRoutes:
         message = str(header.get("summary") or "Upload files")
         if header.get("description"):
             message += f"\n\n{header['description']}"
-        result = self._store_call(commits.commit, repo.path, revision, ops, message,
-                                  parent_commit=header.get("parentCommit"), create_pr=create_pr)
+        result = self._store_call(
+            commits.commit,
+            repo.path,
+            revision,
+            ops,
+            message,
+            parent_commit=header.get("parentCommit"),
+            create_pr=create_pr,
+        )
         prefix = f"{self._base_url()}/{repo_path(repo.repo_type, repo.repo_id)}"
         pr_url = f"{prefix}/discussions/{result.pr_num}" if result.pr_num else None
-        self._send_json(200, {"success": True, "commitOid": result.oid,
-                              "commitUrl": f"{prefix}/commit/{result.oid}",
-                              "pullRequestUrl": pr_url, "hookOutput": ""})
+        self._send_json(
+            200,
+            {
+                "success": True,
+                "commitOid": result.oid,
+                "commitUrl": f"{prefix}/commit/{result.oid}",
+                "pullRequestUrl": pr_url,
+                "hookOutput": "",
+            },
+        )
 
     def _commit_line(self, line: bytes, header, ops):
         if not line.strip():
@@ -315,8 +350,11 @@ class WriteRoutes:
                 self._bad("Only base64 file content is supported.")
             ops.append(commits.Operation("file", path, base64.b64decode(value.get("content", ""))))
         elif key == "lfsFile":
-            ops.append(commits.Operation("lfsFile", path, oid=str(value.get("oid")),
-                                         size=int(value.get("size") or 0)))
+            ops.append(
+                commits.Operation(
+                    "lfsFile", path, oid=str(value.get("oid")), size=int(value.get("size") or 0)
+                )
+            )
         elif key in ("deletedFile", "deletedFolder"):
             ops.append(commits.Operation(key, path))
         else:
@@ -349,24 +387,41 @@ class WriteRoutes:
         for obj in body.get("objects") or []:
             oid, size = obj.get("oid"), obj.get("size")
             if not commits.valid_oid(oid) or not isinstance(size, int) or size < 0:
-                out.append({"oid": oid, "size": size,
-                            "error": {"code": 422, "message": "Invalid oid or size."}})
+                out.append(
+                    {
+                        "oid": oid,
+                        "size": size,
+                        "error": {"code": 422, "message": "Invalid oid or size."},
+                    }
+                )
             elif commits.has_object(repo.path, oid, size):
                 out.append({"oid": oid, "size": size})
             else:
                 key = self.server.upload_keys.issue((repo_type, repo_id, oid, size))
-                out.append({"oid": oid, "size": size, "authenticated": True, "actions": {
-                    "upload": {"href": f"{prefix}/upload/{oid}?key={key}"},
-                    "verify": {"href": f"{prefix}/verify"}}})
-        self._send_json(200, {"transfer": "basic", "objects": out, "hash_algo": "sha256"},
-                        content_type=LFS_JSON)
+                out.append(
+                    {
+                        "oid": oid,
+                        "size": size,
+                        "authenticated": True,
+                        "actions": {
+                            "upload": {"href": f"{prefix}/upload/{oid}?key={key}"},
+                            "verify": {"href": f"{prefix}/verify"},
+                        },
+                    }
+                )
+        self._send_json(
+            200, {"transfer": "basic", "objects": out, "hash_algo": "sha256"}, content_type=LFS_JSON
+        )
 
     def _lfs_put(self, repo_type, repo_id, oid, query):
         key = (query.get("key") or [""])[0]
         target = self.server.upload_keys.check(key)
         if target is None or target[:3] != (repo_type, repo_id, oid):
-            self._bad("This upload link is not valid (expired or for another object).",
-                      status=403, code="Forbidden")
+            self._bad(
+                "This upload link is not valid (expired or for another object).",
+                status=403,
+                code="Forbidden",
+            )
         repo = self._store_call(self.server.store.get, repo_type, repo_id)  # the key authorizes
         self._store_call(commits.store_object, repo.path, oid, target[3], self._body_chunks())
         self.server.upload_keys.drop(key)

@@ -13,7 +13,9 @@ import sys
 import transformers
 
 if not transformers.__version__.startswith("4."):
-    sys.exit(f"expected transformers 4, got {transformers.__version__} from {transformers.__file__}")
+    sys.exit(
+        f"expected transformers 4, got {transformers.__version__} from {transformers.__file__}"
+    )
 transformers.utils.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
 
@@ -38,10 +40,14 @@ results = []
 for case in json.load(sys.stdin):
     key = (case["task"], case["model"])
     if key not in pipes:
-        pipes[key] = transformers.pipeline(case["task"], model=case["model"],
-                                           tokenizer=tokenizer(case["model"]), device="cpu")
+        pipes[key] = transformers.pipeline(
+            case["task"], model=case["model"], tokenizer=tokenizer(case["model"]), device="cpu"
+        )
     inputs = case["inputs"]
-    out = pipes[key](**inputs, **case["call"]) if isinstance(inputs, dict) else \
-        pipes[key](inputs, **case["call"])
+    out = (
+        pipes[key](**inputs, **case["call"])
+        if isinstance(inputs, dict)
+        else pipes[key](inputs, **case["call"])
+    )
     results.append(out)
 json.dump({"version": transformers.__version__, "results": results}, sys.stdout)
