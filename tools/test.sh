@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every test: the R package through R CMD check (testthat runs inside it, through Rscript and
+# Every test: the linters, the R package through R CMD check (testthat runs inside it, through Rscript and
 # reticulate, against a mirror its helper starts), then pytest. Called by `make test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +18,9 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && git diff --quiet HEAD 
   git diff --stat HEAD -- rpackage/man rpackage/NAMESPACE >&2
   exit 1
 fi
+
+echo "== Lint: ruff (Python) and lintr (R)"
+bash tools/lint.sh
 
 echo "== R CMD check (with testthat)"
 rm -rf build/check && mkdir -p build/check
