@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every test: the linters, the R package through R CMD check (testthat runs inside it, through Rscript and
-# reticulate, against a mirror its helper starts), then pytest. Called by `make test`.
+# Every test: the linters, the R package through R CMD check (testthat runs inside it, through
+# Rscript and reticulate, against a mirror its helper starts), then pytest. Called by `make test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
