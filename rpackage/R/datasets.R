@@ -304,7 +304,16 @@ dataset_vector <- function(b) {
   .Call(hfb_arrow_vector, b$type, b$length, b$offset, b$validity, b$values, b$data)
 }
 
+# The arguments of hfb_arrow_vector() as one list, for hfb_arrow_list().
+dataset_buffers <- function(b) list(b$type, b$length, b$offset, b$validity, b$values, b$data)
+
 dataset_list <- function(spec) {
+  if (spec$child$kind %in% c("integer", "logical", "string") ||
+        (spec$child$kind == "double" && !isTRUE(spec$child$inexact))) {
+    na <- if (!is.null(spec$na)) dataset_buffers(spec$na)
+    return(.Call(hfb_arrow_list, dataset_buffers(spec$offsets),
+                 dataset_buffers(spec$child$buffers), na))
+  }
   child <- dataset_column(spec$child)
   offsets <- dataset_vector(spec$offsets)
   out <- if (is.data.frame(child)) {

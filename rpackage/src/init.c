@@ -10,6 +10,7 @@ void hfb_init_alloc(DllInfo *dll);                                         /* al
 SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na); /* split_rows.c */
 SEXP hfb_arrow_vector(SEXP type, SEXP length, SEXP offset, SEXP validity, SEXP values,
                       SEXP data);                                          /* columns.c */
+SEXP hfb_arrow_list(SEXP offsets, SEXP child, SEXP na);                    /* columns.c */
 
 static const R_CallMethodDef call_methods[] = {
   {"hfb_alloc_unfilled", (DL_FUNC) &hfb_alloc_unfilled, 2},
@@ -17,6 +18,7 @@ static const R_CallMethodDef call_methods[] = {
   {"hfb_mapped_min", (DL_FUNC) &hfb_mapped_min, 0},
   {"hfb_split_rows", (DL_FUNC) &hfb_split_rows, 4},
   {"hfb_arrow_vector", (DL_FUNC) &hfb_arrow_vector, 6},
+  {"hfb_arrow_list", (DL_FUNC) &hfb_arrow_list, 3},
   {NULL, NULL, 0}
 };
 
