@@ -56,11 +56,20 @@ def split(cols, name):
     return [list(cols[name][a:b]) for a, b in zip(s[:-1], s[1:])]
 
 
+def utf8_strings(cols):
+    """The tokens column: the strings of the UTF-8 buffers R reads from their addresses."""
+    data, offsets = cols["held"].arrays
+    spec = cols["tokens"]
+    assert spec["type"] == "utf8" and spec["values"] == offsets.ctypes.data
+    assert spec["length"] == len(offsets) - 1 and spec["data"] in (0, data.ctypes.data)
+    return [bytes(data[a:b]).decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])]
+
+
 def check_columns(cols, encodings):
     """The flat columns hold exactly the reference encodings' fields."""
     assert cols["splits"].dtype == np.int32 and cols["ids"].dtype == np.int32
     assert split(cols, "ids") == [e.ids for e in encodings]
-    assert split(cols, "tokens") == [e.tokens for e in encodings]
+    assert split({**cols, "tokens": utf8_strings(cols)}, "tokens") == [e.tokens for e in encodings]
     assert split(cols, "attention_mask") == [e.attention_mask for e in encodings]
     assert split(cols, "type_ids") == [e.type_ids for e in encodings]
     assert split(cols, "special_tokens_mask") == [e.special_tokens_mask for e in encodings]

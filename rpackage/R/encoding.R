@@ -4,8 +4,9 @@
 # A list of hfbridge_encoding objects from pybridge.tokenizer.encode()'s columns, split in one
 # pass in C (src/split_rows.c): per encoding, R code would cost as much as the tokenizing.
 tok_encodings <- function(cols) {
+  on.exit(call_python(cols$held$release))
   columns <- list(
-    ids = cols$ids, tokens = as.character(cols$tokens),
+    ids = cols$ids, tokens = dataset_vector(cols$tokens),
     offsets = list(start = cols$start, end = cols$end),
     attention_mask = cols$attention_mask, type_ids = cols$type_ids,
     special_tokens_mask = cols$special_tokens_mask, word_ids = cols$word_ids,
