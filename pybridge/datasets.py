@@ -34,7 +34,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import errors, hub
+from . import columns, errors, hub
 from .settings import resolve
 
 REPO_TYPE = "dataset"
@@ -695,27 +695,11 @@ def _parquet_rows_meta(reader):
 # Arrow to R columns
 
 
-class Held:
-    """The arrow arrays whose buffers a result's columns point into. R copies each column out
-    of them in C (``hfb_arrow_vector``) and then calls :meth:`release`; until then they must
-    live, so every result holds its ``Held`` under ``"held"``."""
-
-    def __init__(self):
-        self.arrays = []
-
-    def hold(self, arr):
-        self.arrays.append(arr)
-        return arr
-
-    def release(self) -> None:
-        self.arrays = []
-
-
 def encode_table(table, features=None) -> dict:
     """``{"names", "columns", "num_rows", "held"}``: each column as :func:`column_spec`, its
-    buffers held by ``held`` (a :class:`Held`) until R releases them."""
+    buffers held by ``held`` (a :class:`pybridge.columns.Held`) until R releases them."""
     features = features or {}
-    held = Held()
+    held = columns.Held()
     specs = [
         column_spec(table.column(i), features.get(name), held)
         for i, name in enumerate(table.column_names)
@@ -732,53 +716,22 @@ def column_spec(column, feature=None, held=None) -> dict:
     """One arrow column as R's C code reads it, with no copy in Python where arrow's own buffers
     already have R's layout.
 
-    kinds (what R makes of the column): ``double``, ``integer``, ``logical``, ``string``,
-    ``factor`` (plus ``levels``), ``timestamp`` (seconds, plus ``tz``) and ``date`` (days) have
-    ``buffers``, a :func:`buffers` description of an arrow array of int32 (factor: 1-based
-    codes), float64, bool or (large) utf8 whose nulls are R's NAs; ``list`` has ``offsets``
-    (buffers of n + 1 int32, 0 first), ``child`` (the flat values' spec) and ``na`` (buffers of
-    a bool array, or None); ``struct`` has ``names`` and ``fields`` specs; ``binary`` a list of
-    bytes or None; ``null`` its ``length``. An int64 column is ``integer`` when every value fits,
-    else ``double`` with ``inexact`` telling whether a value was beyond 2^53. ``held`` (a
-    :class:`Held`) keeps the described arrays alive.
+    kinds (what R makes of the column): ``double``, ``integer``, ``logical``, ``string``, ``factor``
+    (plus ``levels``), ``timestamp`` (seconds, plus ``tz``) and ``date`` (days) have ``buffers``, a
+    :func:`pybridge.columns.buffers` description of an arrow array of int32 (factor: 1-based codes),
+    float64, bool or (large) utf8 whose nulls are R's NAs; ``list`` has ``offsets`` (buffers of n +
+    1 int32, 0 first), ``child`` (the flat values' spec) and ``na`` (buffers of a bool array, or
+    None); ``struct`` has ``names`` and ``fields`` specs; ``binary`` a list of bytes or None;
+    ``null`` its ``length``. An int64 column is ``integer`` when every value fits, else ``double``
+    with ``inexact`` telling whether a value was beyond 2^53. ``held`` (a
+    :class:`pybridge.columns.Held`) keeps the described arrays alive.
     """
     import pyarrow as pa
 
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if isinstance(arr, pa.ChunkedArray):  # an empty chunked array
         arr = pa.array([], arr.type)
-    return _array_spec(arr, feature, Held() if held is None else held)
-
-
-_BUFFER_TYPES = {
-    "int32": "int32",
-    "double": "float64",
-    "bool": "bool",
-    "string": "utf8",
-    "large_string": "large_utf8",
-}
-
-
-def buffers(arr, held) -> dict:
-    """Where R's C code finds the values of ``arr`` (int32, float64, bool, string or
-    large_string): the addresses of its validity bitmap (0: no nulls), values (bits for bool;
-    offsets for strings) and string data, its offset in elements, its length and type. ``held``
-    keeps the array alive."""
-    held.hold(arr)
-    bufs = arr.buffers()
-    return {
-        "type": _BUFFER_TYPES[str(arr.type)],
-        "length": float(len(arr)),
-        "offset": float(arr.offset),
-        "validity": _address(bufs[0]) if arr.null_count else 0.0,
-        "values": _address(bufs[1]),
-        "data": _address(bufs[2]) if len(bufs) > 2 else 0.0,
-    }
-
-
-def _address(buf) -> float:
-    """A buffer's address as a double (exact: addresses are below 2^53); 0 for none."""
-    return float(buf.address) if buf is not None and buf.size else 0.0
+    return _array_spec(arr, feature, columns.Held() if held is None else held)
 
 
 def _array_spec(arr, feature, held) -> dict:
@@ -791,33 +744,37 @@ def _array_spec(arr, feature, held) -> dict:
     if levels is not None and t.is_integer(typ):
         return {
             "kind": "factor",
-            "buffers": buffers(_codes(arr, len(levels)), held),
+            "buffers": columns.buffers(_codes(arr, len(levels)), held),
             "levels": levels,
         }
     if t.is_dictionary(typ):
         levels = [str(v) for v in arr.dictionary.to_pylist()]
         return {
             "kind": "factor",
-            "buffers": buffers(_codes(arr.indices, len(levels)), held),
+            "buffers": columns.buffers(_codes(arr.indices, len(levels)), held),
             "levels": levels,
         }
     if t.is_boolean(typ):
-        return {"kind": "logical", "buffers": buffers(arr, held)}
+        return {"kind": "logical", "buffers": columns.buffers(arr, held)}
     if t.is_integer(typ):
         return _integer_spec(arr, held)
     if t.is_floating(typ) or t.is_decimal(typ):
-        return {"kind": "double", "buffers": buffers(_cast(arr, pa.float64()), held)}
+        return {"kind": "double", "buffers": columns.buffers(_cast(arr, pa.float64()), held)}
     if t.is_string(typ) or t.is_large_string(typ):
-        return {"kind": "string", "buffers": buffers(arr, held)}
+        return {"kind": "string", "buffers": columns.buffers(arr, held)}
     if t.is_string_view(typ):
-        return {"kind": "string", "buffers": buffers(arr.cast(pa.large_string()), held)}
+        return {"kind": "string", "buffers": columns.buffers(arr.cast(pa.large_string()), held)}
     if t.is_timestamp(typ):
         micros = arr.cast(pa.timestamp("us", typ.tz)).cast(pa.int64())
         seconds = pc.divide(pc.cast(micros, pa.float64()), 1e6)
-        return {"kind": "timestamp", "buffers": buffers(seconds, held), "tz": typ.tz or "UTC"}
+        return {
+            "kind": "timestamp",
+            "buffers": columns.buffers(seconds, held),
+            "tz": typ.tz or "UTC",
+        }
     if t.is_date(typ):
         days = pc.cast(arr.cast(pa.date32()).cast(pa.int32()), pa.float64())
-        return {"kind": "date", "buffers": buffers(days, held)}
+        return {"kind": "date", "buffers": columns.buffers(days, held)}
     if t.is_list(typ) or t.is_large_list(typ) or t.is_fixed_size_list(typ) or t.is_list_view(typ):
         return _list_spec(arr, feature, held)
     if t.is_struct(typ):
@@ -868,15 +825,15 @@ def _integer_spec(arr, held) -> dict:
     import pyarrow.compute as pc
 
     if arr.type.bit_width <= 16 or arr.type == pa.int32():
-        return {"kind": "integer", "buffers": buffers(_cast(arr, pa.int32()), held)}
+        return {"kind": "integer", "buffers": columns.buffers(_cast(arr, pa.int32()), held)}
     low_high = pc.min_max(arr).as_py()
     low, high = low_high["min"], low_high["max"]
     if low is None or (low > -INT32_MAX - 1 and high <= INT32_MAX):  # R's NA is -2^31
-        return {"kind": "integer", "buffers": buffers(arr.cast(pa.int32()), held)}
+        return {"kind": "integer", "buffers": columns.buffers(arr.cast(pa.int32()), held)}
     inexact = bool(max(abs(low), abs(high)) > EXACT_DOUBLE_INT)
     return {
         "kind": "double",
-        "buffers": buffers(arr.cast(pa.float64(), safe=False), held),
+        "buffers": columns.buffers(arr.cast(pa.float64(), safe=False), held),
         "inexact": inexact,
     }
 
@@ -900,10 +857,10 @@ def _list_spec(arr, feature, held) -> dict:
     child_feature = getattr(feature, "feature", None)
     if isinstance(feature, list) and feature:
         child_feature = feature[0]
-    na = buffers(arr.is_null(), held) if arr.null_count else None
+    na = columns.buffers(arr.is_null(), held) if arr.null_count else None
     return {
         "kind": "list",
-        "offsets": buffers(pa.array(offsets.astype(np.int32)), held),
+        "offsets": columns.buffers(pa.array(offsets.astype(np.int32)), held),
         "na": na,
         "child": _array_spec(flat, child_feature, held),
     }

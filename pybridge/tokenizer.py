@@ -5,7 +5,7 @@ an R6 object). Everything else returns plain values (DESIGN.md, "Return conventi
 
 - a batch of encodings is a dict of flat columns over all tokens of all texts plus ``splits``
   (int32, n + 1 offsets into the columns); R splits them. Its tokens are UTF-8 buffers whose
-  addresses R reads in C (:func:`_utf8_buffers`), held by the result's ``held``;
+  addresses R reads in C (:func:`pybridge.columns.utf8_buffers`), held by the result's ``held``;
 - a padded batch is a dict of Fortran-ordered int32 matrices (n, L), so reticulate copies them
   into R without a transpose;
 - token offsets are 1-based inclusive (``start``, ``end``) in characters (code points), so R's
@@ -27,7 +27,7 @@ from typing import Optional
 import numpy as np
 from tokenizers import AddedToken, Tokenizer
 
-from . import _args, errors
+from . import _args, columns, errors
 
 TOKENIZER_FILES = [
     "tokenizer.json",
@@ -327,9 +327,7 @@ def _scatter(mask, values, fill) -> np.ndarray:
 
 
 def _columns(encodings, parent) -> dict:
-    from .datasets import Held
-
-    held = Held()
+    held = columns.Held()
     lengths = _lengths(encodings)
     total = int(lengths.sum())
     offsets = np.fromiter(
@@ -339,7 +337,9 @@ def _columns(encodings, parent) -> dict:
     ).reshape(total, 2)
     return {
         "ids": _flat(encodings, "ids", total),
-        "tokens": _utf8_buffers(list(chain.from_iterable(e.tokens for e in encodings)), held),
+        "tokens": columns.utf8_buffers(
+            list(chain.from_iterable(e.tokens for e in encodings)), held
+        ),
         "attention_mask": _flat(encodings, "attention_mask", total),
         "type_ids": _flat(encodings, "type_ids", total),
         "special_tokens_mask": _flat(encodings, "special_tokens_mask", total),
@@ -350,27 +350,6 @@ def _columns(encodings, parent) -> dict:
         "splits": _splits(lengths),
         "parent": parent,
         "held": held,
-    }
-
-
-def _utf8_buffers(strings, held) -> dict:
-    """``strings`` in arrow's utf8 layout, described as pybridge.datasets.buffers() describes an
-    arrow array: R makes its strings in C from one buffer, about 10x faster than reticulate
-    converts a list of str. ``held`` keeps the buffers alive until R has copied them."""
-    joined = "".join(strings)
-    data = held.hold(np.frombuffer(joined.encode("utf-8"), dtype=np.uint8))
-    sizes = map(len, strings) if joined.isascii() else (len(s.encode("utf-8")) for s in strings)
-    large = len(data) > np.iinfo(_INT32).max
-    offsets = np.zeros(len(strings) + 1, dtype=np.int64 if large else _INT32)
-    np.cumsum(np.fromiter(sizes, dtype=np.int64, count=len(strings)), out=offsets[1:])
-    held.hold(offsets)
-    return {
-        "type": "large_utf8" if large else "utf8",
-        "length": float(len(strings)),
-        "offset": 0.0,
-        "validity": 0.0,
-        "values": float(offsets.ctypes.data),
-        "data": float(data.ctypes.data) if len(data) else 0.0,
     }
 
 

@@ -263,25 +263,25 @@ dataset_column <- function(spec) {
           "A 64-bit integer column holds values beyond 2^53 in magnitude; they were rounded to ",
           "the nearest double."))
       }
-      dataset_vector(spec$buffers)
+      column_vector(spec$buffers)
     },
     integer = ,
     logical = ,
-    string = dataset_vector(spec$buffers),
+    string = column_vector(spec$buffers),
     factor = {
-      x <- dataset_vector(spec$buffers)
+      x <- column_vector(spec$buffers)
       attr(x, "levels") <- as.character(unlist(spec$levels))
       class(x) <- "factor"
       x
     },
     timestamp = {
-      x <- dataset_vector(spec$buffers)
+      x <- column_vector(spec$buffers)
       class(x) <- c("POSIXct", "POSIXt")
       attr(x, "tzone") <- spec$tz
       x
     },
     date = {
-      x <- dataset_vector(spec$buffers)
+      x <- column_vector(spec$buffers)
       class(x) <- "Date"
       x
     },
@@ -298,24 +298,15 @@ dataset_column <- function(spec) {
   )
 }
 
-# An arrow array (pybridge.datasets.buffers() says where its buffers are) as an R vector; nulls
-# are NA, and a NUL in a string is written as the two characters \0.
-dataset_vector <- function(b) {
-  .Call(hfb_arrow_vector, b$type, b$length, b$offset, b$validity, b$values, b$data)
-}
-
-# The arguments of hfb_arrow_vector() as one list, for hfb_arrow_list().
-dataset_buffers <- function(b) list(b$type, b$length, b$offset, b$validity, b$values, b$data)
-
 dataset_list <- function(spec) {
   if (spec$child$kind %in% c("integer", "logical", "string") ||
         (spec$child$kind == "double" && !isTRUE(spec$child$inexact))) {
-    na <- if (!is.null(spec$na)) dataset_buffers(spec$na)
-    return(.Call(hfb_arrow_list, dataset_buffers(spec$offsets),
-                 dataset_buffers(spec$child$buffers), na))
+    na <- if (!is.null(spec$na)) column_buffers(spec$na)
+    return(.Call(hfb_arrow_list, column_buffers(spec$offsets),
+                 column_buffers(spec$child$buffers), na))
   }
   child <- dataset_column(spec$child)
-  offsets <- dataset_vector(spec$offsets)
+  offsets <- column_vector(spec$offsets)
   out <- if (is.data.frame(child)) {
     n <- length(offsets) - 1L
     f <- factor(rep.int(seq_len(n), diff(offsets)), levels = seq_len(n))
@@ -323,7 +314,7 @@ dataset_list <- function(spec) {
   } else {
     .Call(hfb_split_rows, child, offsets, NULL, character())
   }
-  if (!is.null(spec$na)) out[dataset_vector(spec$na)] <- list(NULL)
+  if (!is.null(spec$na)) out[column_vector(spec$na)] <- list(NULL)
   out
 }
 

@@ -6,7 +6,7 @@
 tok_encodings <- function(cols) {
   on.exit(call_python(cols$held$release))
   columns <- list(
-    ids = cols$ids, tokens = dataset_vector(cols$tokens),
+    ids = cols$ids, tokens = column_vector(cols$tokens),
     offsets = list(start = cols$start, end = cols$end),
     attention_mask = cols$attention_mask, type_ids = cols$type_ids,
     special_tokens_mask = cols$special_tokens_mask, word_ids = cols$word_ids,
