@@ -53,25 +53,22 @@ redact <- function(text) {
 # none, and is never described with an earlier call's message.
 call_python <- function(f, ...) {
   reticulate::py_last_error(NULL)
-  tryCatch(python_trampoline()(f, ...), error = rethrow_python_error)
+  tryCatch(py_function("errors", "call")(f, ...), error = rethrow_python_error)
 }
 
-# Calls pybridge.<module>.<fun>(...) and maps any failure to a classed condition. The function
-# is looked up once per session: an attribute lookup through reticulate costs about 0.1 ms, as
-# much as the rest of a cached hub download.
-py_call <- function(module, fun, ...) {
+# Calls pybridge.<module>.<fun>(...) and maps any failure to a classed condition.
+py_call <- function(module, fun, ...) call_python(py_function(module, fun), ...)
+
+# pybridge.<module>.<fun>, looked up once per session: an attribute lookup through reticulate
+# costs about 0.1 ms, as much as the rest of a cached hub download.
+py_function <- function(module, fun) {
   key <- paste0(module, ".", fun)
   f <- .hfb$functions[[key]]
   if (is.null(f)) {
     f <- pybridge_module(module)[[fun]]
     .hfb$functions[[key]] <- f
   }
-  call_python(f, ...)
-}
-
-python_trampoline <- function() {
-  if (is.null(.hfb$trampoline)) .hfb$trampoline <- pybridge_module("errors")$call
-  .hfb$trampoline
+  f
 }
 
 rethrow_python_error <- function(e) {
