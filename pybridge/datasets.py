@@ -724,7 +724,8 @@ def column_spec(column, feature=None, held=None) -> dict:
     None); ``struct`` has ``names`` and ``fields`` specs; ``binary`` a list of bytes or None;
     ``null`` its ``length``. An int64 column is ``integer`` when every value fits, else ``double``
     with ``inexact`` telling whether a value was beyond 2^53. ``held`` (a
-    :class:`pybridge.columns.Held`) keeps the described arrays alive.
+    :class:`pybridge.columns.Held`) keeps the described arrays alive, but for a ``string``
+    column's, which its own ``keeper`` holds (R reads strings lazily).
     """
     import pyarrow as pa
 
@@ -761,9 +762,9 @@ def _array_spec(arr, feature, held) -> dict:
     if t.is_floating(typ) or t.is_decimal(typ):
         return {"kind": "double", "buffers": columns.buffers(_cast(arr, pa.float64()), held)}
     if t.is_string(typ) or t.is_large_string(typ):
-        return {"kind": "string", "buffers": columns.buffers(arr, held)}
+        return _string_spec(arr)
     if t.is_string_view(typ):
-        return {"kind": "string", "buffers": columns.buffers(arr.cast(pa.large_string()), held)}
+        return _string_spec(arr.cast(pa.large_string()))
     if t.is_timestamp(typ):
         micros = arr.cast(pa.timestamp("us", typ.tz)).cast(pa.int64())
         seconds = pc.divide(pc.cast(micros, pa.float64()), 1e6)
@@ -801,6 +802,13 @@ def _array_spec(arr, feature, held) -> dict:
     raise errors.UnsupportedError(
         f"Arrow type {typ} has no R conversion in hfbridge.", arrow_type=str(typ)
     )
+
+
+def _string_spec(arr) -> dict:
+    """R reads a string column lazily, from arrow's buffers: its ``keeper`` holds the array
+    for as long as the R vector lives, not just until the frame is built."""
+    keeper = columns.Held()
+    return {"kind": "string", "buffers": columns.buffers(arr, keeper), "keeper": keeper}
 
 
 def _cast(arr, typ):

@@ -1,13 +1,19 @@
-# (a) hub_dataset() from the cache of a local mirror; (c) pyarrow's read_table() through
-# reticulate by hand: reticulate 1.28 leaves a pandas 3 DataFrame unconverted, so each column
-# goes through to_pylist() and atomic ones are unlisted. One warm-up, then one timed read; prints seconds, the process's
-# peak RSS (MB) and object.size() of the result (MB).
+# (a) hub_dataset() from the cache of a local mirror (hub_dataset_nchar: then nchar() of the
+# string column, which makes every R string); (c) pyarrow's read_table() through reticulate by
+# hand: reticulate 1.28 leaves a pandas 3 DataFrame unconverted, so each column goes through
+# to_pylist() and atomic ones are unlisted. One warm-up, then one timed read; prints seconds,
+# the process's peak RSS (MB) and object.size() of the result (MB).
 args <- commandArgs(TRUE)
 mode <- args[1]
 path <- args[2]
 library(hfbridge)
 read <- switch(mode,
   hub_dataset = function() hub_dataset("bench/datasets", quiet = TRUE),
+  hub_dataset_nchar = function() {
+    df <- hub_dataset("bench/datasets", quiet = TRUE)
+    df$nchar <- nchar(df$text)
+    df
+  },
   reticulate = function() {
     pq <- reticulate::import("pyarrow.parquet", convert = FALSE)
     tbl <- pq$read_table(path)

@@ -3,6 +3,9 @@
 #   (a) hub_dataset() from R, the file in the HF cache of a local mirror (one listing request);
 #   (b) pyarrow.parquet.read_table(path).to_pandas() in Python;
 #   (c) the same read through reticulate by hand (to_pylist() per column) into an R data.frame.
+# hub_dataset() reads strings lazily, as pandas 3 does (both keep them in arrow's buffers until
+# used), so (a) and (b) are also timed with a first use of every string: nchar() in R,
+# .str.len() in pandas (modes *_nchar).
 # Each measurement is a fresh process after one warm-up read; the modes are interleaved in each
 # round. RUNS rounds (default 3), ROWS rows (default 1000000). Prints medians, ratios, the
 # process's peak RSS and the result's size.
@@ -33,9 +36,10 @@ rm -f "$store.url"
 
 for round in $(seq "$runs"); do
   echo "-- round $round"
-  for mode in hub_dataset pandas reticulate; do
+  for mode in hub_dataset pandas hub_dataset_nchar pandas_nchar reticulate; do
     case $mode in
       pandas) "$py" bench/datasets/bench_py.py "$path" ;;
+      pandas_nchar) "$py" bench/datasets/bench_py.py "$path" nchar ;;
       *) Rscript bench/datasets/bench_r.R "$mode" "$path" 2>/dev/null ;;
     esac | grep '^result' | tee -a "$results"
   done
@@ -50,8 +54,9 @@ awk '
   }
   END {
     for (k in t) med[k] = median(t[k])
-    printf "%-12s %8s %10s %10s\n", "mode", "median_s", "peak_MB", "result_MB"
-    for (k in t) printf "%-12s %8.3f %10s %10s\n", k, med[k], m[k], s[k]
+    printf "%-18s %8s %10s %10s\n", "mode", "median_s", "peak_MB", "result_MB"
+    for (k in t) printf "%-18s %8.3f %10s %10s\n", k, med[k], m[k], s[k]
     printf "\nhub_dataset / pandas      = %.2fx (target <= 1.3x)\n", med["hub_dataset"] / med["pandas"]
+    printf "  with nchar() / .str.len() of every string: %.2fx\n", med["hub_dataset_nchar"] / med["pandas_nchar"]
     printf "reticulate / hub_dataset  = %.2fx (target >= 3x)\n", med["reticulate"] / med["hub_dataset"]
   }' "$results"

@@ -2,9 +2,11 @@
 # in one pass, much faster than reticulate converts them (strings above all).
 
 # An arrow array (pybridge.columns.buffers() says where its buffers are) as an R vector; nulls
-# are NA, and a NUL in a string is written as the two characters \0.
-column_vector <- function(b) {
-  .Call(hfb_arrow_vector, b$type, b$length, b$offset, b$validity, b$values, b$data)
+# are NA, and a NUL in a string is written as the two characters \0. Strings with a `keeper`
+# (the Python object holding their array) are read lazily, element by element, as R asks for
+# them (src/lazy_strings.c); the vector keeps the keeper.
+column_vector <- function(b, keeper = NULL) {
+  .Call(hfb_arrow_vector, b$type, b$length, b$offset, b$validity, b$values, b$data, keeper)
 }
 
 # The arguments of hfb_arrow_vector() as one list, for hfb_arrow_list().

@@ -22,6 +22,11 @@
 #' frame columns; nulls `NA` (a null list is `NULL`). R strings cannot hold a NUL byte: each one is
 #' read as the two characters `\0`.
 #'
+#' String columns are read lazily, as pandas reads them: each R string is made when it is first
+#' used (making a million takes R about a quarter of a second), and until all are made the column
+#' holds the arrow buffers they come from. To R code it is an ordinary character vector; a copy,
+#' a change or `saveRDS()` gives an ordinary one.
+#'
 #' A missing config, split or column is an error of class `hfbridge_error_entry_not_found` whose
 #' fields `configs`, `splits` or `columns` name the ones that exist; a gated or missing repository
 #' gives `hfbridge_error_gated` or `hfbridge_error_repo_not_found`.
@@ -266,8 +271,8 @@ dataset_column <- function(spec) {
       column_vector(spec$buffers)
     },
     integer = ,
-    logical = ,
-    string = column_vector(spec$buffers),
+    logical = column_vector(spec$buffers),
+    string = column_vector(spec$buffers, spec$keeper),
     factor = {
       x <- column_vector(spec$buffers)
       attr(x, "levels") <- as.character(unlist(spec$levels))

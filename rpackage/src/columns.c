@@ -12,13 +12,8 @@
 #include <string.h>
 #include <R.h>
 #include <Rinternals.h>
+#include "columns.h"
 
-typedef struct {
-  R_xlen_t length, offset;  /* elements; offset counts from the buffers' start */
-  const uint8_t *validity;  /* NULL: no nulls */
-  const void *values;       /* int32 / float64 values, the bool bits, or string offsets */
-  const char *data;         /* string bytes */
-} arrow_array;
 
 static const void *address(SEXP x, const char *what) {
   if (!isReal(x) || XLENGTH(x) != 1) error("hfb_arrow_vector(): `%s` must be one double", what);
@@ -36,12 +31,12 @@ static R_xlen_t count(SEXP x, const char *what) {
   return (R_xlen_t) n;
 }
 
-static int bit(const uint8_t *bits, R_xlen_t i) {
+int arrow_bit(const uint8_t *bits, R_xlen_t i) {
   return (bits[i >> 3] >> (i & 7)) & 1;
 }
 
 static int valid(const arrow_array *a, R_xlen_t i) {
-  return a->validity == NULL || bit(a->validity, a->offset + i);
+  return a->validity == NULL || arrow_bit(a->validity, a->offset + i);
 }
 
 static void need_values(const arrow_array *a) {
@@ -79,7 +74,7 @@ static SEXP bool_vector(const arrow_array *a) {
   SEXP out = allocVector(LGLSXP, a->length);
   int *to = LOGICAL(out);
   for (R_xlen_t i = 0; i < a->length; i++)
-    to[i] = valid(a, i) ? bit(a->values, a->offset + i) : NA_LOGICAL;
+    to[i] = valid(a, i) ? arrow_bit(a->values, a->offset + i) : NA_LOGICAL;
   return out;
 }
 
@@ -103,21 +98,21 @@ static SEXP r_string(const char *p, int64_t len) {
   return mkCharLenCE(buf, n, CE_UTF8);
 }
 
+/* Element i of a (large) utf8 array: an R string, or NA. */
+SEXP arrow_string(const arrow_array *a, int wide, R_xlen_t i) {
+  if (!valid(a, i)) return NA_STRING;
+  const int32_t *o32 = (const int32_t *) a->values + a->offset;
+  const int64_t *o64 = (const int64_t *) a->values + a->offset;
+  int64_t start = wide ? o64[i] : o32[i], end = wide ? o64[i + 1] : o32[i + 1];
+  if (end < start) error("hfb_arrow_vector(): string offsets decrease");
+  if (end > start && a->data == NULL) error("hfb_arrow_vector(): no string data buffer");
+  return r_string(a->data + start, end - start);
+}
+
 static SEXP string_vector(const arrow_array *a, int wide) {
   need_values(a);
   SEXP out = PROTECT(allocVector(STRSXP, a->length));
-  const int32_t *o32 = (const int32_t *) a->values + a->offset;
-  const int64_t *o64 = (const int64_t *) a->values + a->offset;
-  for (R_xlen_t i = 0; i < a->length; i++) {
-    if (!valid(a, i)) {
-      SET_STRING_ELT(out, i, NA_STRING);
-      continue;
-    }
-    int64_t start = wide ? o64[i] : o32[i], end = wide ? o64[i + 1] : o32[i + 1];
-    if (end < start) error("hfb_arrow_vector(): string offsets decrease");
-    if (end > start && a->data == NULL) error("hfb_arrow_vector(): no string data buffer");
-    SET_STRING_ELT(out, i, r_string(a->data + start, end - start));
-  }
+  for (R_xlen_t i = 0; i < a->length; i++) SET_STRING_ELT(out, i, arrow_string(a, wide, i));
   UNPROTECT(1);
   return out;
 }
@@ -169,7 +164,7 @@ SEXP hfb_arrow_list(SEXP offsets, SEXP child, SEXP na) {
     if (at[i + 1] < at[i] || at[i + 1] > c.length) error("hfb_arrow_list(): bad offsets");
   SEXP out = PROTECT(allocVector(VECSXP, n));
   for (R_xlen_t i = 0; i < n; i++) {
-    if (nulls.values != NULL && bit(nulls.values, nulls.offset + i)) continue;
+    if (nulls.values != NULL && arrow_bit(nulls.values, nulls.offset + i)) continue;
     arrow_array row = c;
     row.offset = c.offset + at[i];
     row.length = at[i + 1] - at[i];
@@ -180,12 +175,18 @@ SEXP hfb_arrow_list(SEXP offsets, SEXP child, SEXP na) {
 }
 
 /* type: "int32", "float64", "bool", "utf8" or "large_utf8"; length and offset in elements;
- * validity, values and data: addresses as doubles, 0 for none (see pybridge.datasets.buffers).
- * Nulls become NA. */
+ * validity, values and data: addresses as doubles, 0 for none (see pybridge.columns.buffers).
+ * Nulls become NA. A string array with a `keeper` (the object that keeps it alive) is read
+ * lazily (lazy_strings.c); without one it is copied now. */
 SEXP hfb_arrow_vector(SEXP type, SEXP length, SEXP offset, SEXP validity, SEXP values,
-                      SEXP data) {
+                      SEXP data, SEXP keeper) {
   const char *name = type_name(type);
   arrow_array a = {count(length, "length"), count(offset, "offset"), address(validity, "validity"),
                    address(values, "values"), address(data, "data")};
+  int wide = !strcmp(name, "large_utf8");
+  if (!isNull(keeper) && (wide || !strcmp(name, "utf8"))) {
+    need_values(&a);
+    return lazy_strings(&a, wide, keeper);
+  }
   return typed_vector(name, &a);
 }

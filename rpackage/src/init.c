@@ -7,9 +7,10 @@ SEXP hfb_alloc_unfilled(SEXP type, SEXP length);                           /* al
 SEXP hfb_release_spare(void);                                              /* alloc.c */
 SEXP hfb_mapped_min(void);                                                 /* alloc.c */
 void hfb_init_alloc(DllInfo *dll);                                         /* alloc.c */
+void hfb_init_lazy_strings(DllInfo *dll);                                  /* lazy_strings.c */
 SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na); /* split_rows.c */
 SEXP hfb_arrow_vector(SEXP type, SEXP length, SEXP offset, SEXP validity, SEXP values,
-                      SEXP data);                                          /* columns.c */
+                      SEXP data, SEXP keeper);                             /* columns.c */
 SEXP hfb_arrow_list(SEXP offsets, SEXP child, SEXP na);                    /* columns.c */
 
 static const R_CallMethodDef call_methods[] = {
@@ -17,13 +18,14 @@ static const R_CallMethodDef call_methods[] = {
   {"hfb_release_spare", (DL_FUNC) &hfb_release_spare, 0},
   {"hfb_mapped_min", (DL_FUNC) &hfb_mapped_min, 0},
   {"hfb_split_rows", (DL_FUNC) &hfb_split_rows, 4},
-  {"hfb_arrow_vector", (DL_FUNC) &hfb_arrow_vector, 6},
+  {"hfb_arrow_vector", (DL_FUNC) &hfb_arrow_vector, 7},
   {"hfb_arrow_list", (DL_FUNC) &hfb_arrow_list, 3},
   {NULL, NULL, 0}
 };
 
 void R_init_hfbridge(DllInfo *dll) {
   hfb_init_alloc(dll);
+  hfb_init_lazy_strings(dll);
   R_registerRoutines(dll, NULL, call_methods, NULL, NULL);
   R_useDynamicSymbols(dll, FALSE);
   R_forceSymbols(dll, TRUE);

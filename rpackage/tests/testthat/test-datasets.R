@@ -135,6 +135,36 @@ test_that("every type's edge cases equal datasets.load_dataset(), whole, in chun
   expect_identical(empty[keep], df[0, keep])
 })
 
+test_that("a string column, read lazily from arrow, acts as a character vector", {
+  local_hub()
+  datasets_repos()
+  want <- datasets_expected(datasets_reference("rds/edge")$columns$s)
+  df <- hub_dataset("rds/edge", quiet = TRUE)
+  x <- df$s
+  expect_identical(x[4], want[4])  # one element made, the others still in arrow's buffers
+  rm(df)
+  invisible(gc())
+  reticulate::import("gc")$collect()  # only the vector keeps the arrow array alive now
+  expect_identical(x[1:3], want[1:3])
+  expect_true(anyNA(x))
+  expect_identical(x, want)
+  one_by_one <- hub_dataset("rds/edge", quiet = TRUE)$s  # the array goes when all are made
+  expect_identical(vapply(seq_along(want), function(i) one_by_one[[i]], ""), want)
+  expect_identical(one_by_one, want)
+  x[2] <- "changed"
+  expect_identical(hub_dataset("rds/edge", quiet = TRUE)$s, want)
+  expect_identical(x, replace(want, 2, "changed"))
+  fresh <- hub_dataset("rds/edge", quiet = TRUE)$s  # serialized before any element is made
+  expect_identical(unserialize(serialize(fresh, NULL)), want)
+  f <- withr::local_tempfile(fileext = ".rds")
+  saveRDS(hub_dataset("rds/edge", quiet = TRUE), f)
+  expect_identical(readRDS(f)$s, want)
+  fresh <- hub_dataset("rds/edge", quiet = TRUE)$s
+  expect_identical(c(sort(unique(fresh)), NA), c(sort(unique(want)), NA))
+  expect_identical(match(want, fresh), match(want, want))
+  expect_identical(paste0(fresh, "!"), paste0(want, "!"))
+})
+
 test_that("columns and n_max read only what is asked, from the first shard only", {
   local_hub()
   datasets_repos()
