@@ -303,6 +303,7 @@ def _configs(repo: _Repo) -> dict:
         for p in _data_paths(repo):
             config, split = _CONVERT_FILE.match(p).groups()
             out.setdefault(config, {}).setdefault(split, []).append(p)
+        out = {config: _in_split_order(splits) for config, splits in out.items()}
     else:
         patterns = _default_patterns(repo, "")
         out["default"] = {
@@ -310,6 +311,15 @@ def _configs(repo: _Repo) -> dict:
         }
     repo._configs = out
     return out
+
+
+def _in_split_order(splits: dict) -> dict:
+    """train, validation and test first, as datasets orders the splits it finds by name."""
+    from datasets.data_files import SPLIT_KEYWORDS
+
+    known = [str(split) for split in SPLIT_KEYWORDS]
+    order = sorted(splits, key=lambda s: known.index(s) if s in known else len(known))
+    return {split: splits[split] for split in order}
 
 
 def _data_paths(repo):

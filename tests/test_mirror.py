@@ -72,7 +72,8 @@ def _git(cwd, *args):
 
 @pytest.fixture(scope="module")
 def git_repo(tmp_path_factory, mirror_root):
-    """mtest/git: main (v1 + a tag v1.0, then v2), branch dev, and refs/pr/1."""
+    """mtest/git: main (v1 + a tag v1.0, then v2), branch dev, refs/pr/1 and
+    refs/convert/parquet."""
     src = tmp_path_factory.mktemp("gitsrc") / "repo"
     src.mkdir()
     _git(src, "init", "-q", "-b", "main")
@@ -87,6 +88,7 @@ def git_repo(tmp_path_factory, mirror_root):
     _git(src, "commit", "-q", "-m", "dev")
     dev = _git(src, "rev-parse", "HEAD")
     _git(src, "update-ref", "refs/pr/1", dev)
+    _git(src, "update-ref", "refs/convert/parquet", dev)  # as the Hub's parquet export
     _git(src, "checkout", "-q", "main")
     _write(src, {"config.json": '{"v": 2}', "data/b.txt": "b2"})
     _git(src, "add", "-A")
@@ -263,6 +265,7 @@ def test_git_branches_tags_commits_and_pr_refs(mirror, hf_env, git_repo):
     assert read("dev") == '{"v": "dev"}'
     assert read(git_repo["v1"]) == '{"v": 1}'
     assert read("refs/pr/1") == '{"v": "dev"}'
+    assert read("refs/convert/parquet") == '{"v": "dev"}'
     api = hh.HfApi(endpoint=mirror.url)
     assert api.repo_info(rid).sha == git_repo["v2"]
     assert api.repo_info(rid, revision="v1.0").sha == git_repo["v1"]
@@ -278,6 +281,9 @@ def test_git_branches_tags_commits_and_pr_refs(mirror, hf_env, git_repo):
         "dev": git_repo["dev"],
     }
     assert {t.name: t.target_commit for t in refs.tags} == {"v1.0": git_repo["v1"]}
+    assert [(c.name, c.ref, c.target_commit) for c in refs.converts] == [
+        ("parquet", "refs/convert/parquet", git_repo["dev"])
+    ]
 
 
 def test_git_snapshot_by_revision_with_patterns(mirror, hf_env, git_repo):

@@ -401,20 +401,21 @@ class GitRepo(Repo):
         out = self._git(
             "for-each-ref",
             "--format=%(refname)%00%(objectname)%00%(*objectname)",
-            "refs/heads",
-            "refs/tags",
+            *_REF_KINDS,
         ).stdout.decode()
-        branches, tags = [], []
+        out_refs = {kind: [] for kind in _REF_KINDS.values()}
         for line in out.splitlines():
             ref, obj, peeled = line.split("\x00")
-            target = peeled or obj
-            if ref.startswith("refs/heads/"):
-                branches.append(
-                    {"name": ref[len("refs/heads/") :], "ref": ref, "targetCommit": target}
-                )
-            else:
-                tags.append({"name": ref[len("refs/tags/") :], "ref": ref, "targetCommit": target})
-        return {"branches": branches, "tags": tags, "converts": []}
+            prefix = next(p for p in _REF_KINDS if ref.startswith(p + "/"))
+            out_refs[_REF_KINDS[prefix]].append(
+                {"name": ref[len(prefix) + 1 :], "ref": ref, "targetCommit": peeled or obj}
+            )
+        return out_refs
+
+
+# The refs that /api/{type}s/{id}/refs lists, by prefix: refs/convert/parquet is the Hub's
+# parquet export of a dataset.
+_REF_KINDS = {"refs/heads": "branches", "refs/tags": "tags", "refs/convert": "converts"}
 
 
 def _git_env():

@@ -135,6 +135,27 @@ test_that("every type's edge cases equal datasets.load_dataset(), whole, in chun
   expect_identical(empty[keep], df[0, keep])
 })
 
+test_that("the Hub's parquet export (refs/convert/parquet) reads as the main revision", {
+  local_hub()
+  datasets_repos()
+  export <- "refs/convert/parquet"
+  for (case in list(c("first", "train"), c("first", "validation"), c("second", "train"),
+                    c("second", "validation"))) {
+    got <- hub_dataset("rds/converted", split = case[2], config = case[1], revision = export,
+                       quiet = TRUE)
+    main <- hub_dataset("rds/converted", split = case[2], config = case[1], quiet = TRUE)
+    expect_identical(got, main, label = paste(case, collapse = "/"))
+  }
+  expect_equal_to_datasets(got, datasets_reference("rds/converted", "validation", "second"))
+  info <- hub_dataset_info("rds/converted", revision = export)
+  expect_identical(paste(info$splits$config, info$splits$split, info$splits$num_files),
+                   c("first train 1", "first validation 1", "second train 2",
+                     "second validation 1"))
+  expect_identical(info$splits$num_rows, c(60, 25, 60, 25))
+  expect_identical(nrow(hub_dataset("rds/converted", config = "second", revision = export,
+                                    n_max = 31, quiet = TRUE)), 31L)
+})
+
 test_that("a string column, read lazily from arrow, acts as a character vector", {
   local_hub()
   datasets_repos()
