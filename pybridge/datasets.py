@@ -497,9 +497,7 @@ class _Reader:
         """Tables of at most chunk_size rows (None: one per file or row-group run), at most
         n_max rows in all."""
         remaining = n_max
-        for path in self.files:
-            if remaining is not None and remaining <= 0:
-                return
+        for path in self.files:  # n_max = 0 still reads the first file's schema
             for table in self._file_tables(path, chunk_size, remaining):
                 table = self._finish(table, path)
                 if remaining is not None:

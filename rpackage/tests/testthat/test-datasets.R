@@ -195,7 +195,9 @@ test_that("columns and n_max read only what is asked, from the first shard only"
   expect_identical(nrow(df), 7L)
   full <- hub_dataset("rds/sharded", quiet = TRUE)
   expect_identical(df, full[1:7, c("text", "label")], ignore_attr = "row.names")
-  expect_identical(nrow(hub_dataset("rds/sharded", n_max = 0, quiet = TRUE)), 0L)
+  none <- hub_dataset("rds/sharded", n_max = 0, quiet = TRUE)
+  keep <- names(full) != "big"  # int64 is integer when every value fits, as none do here
+  expect_identical(none[keep], full[0, keep])  # typed columns, no rows
 })
 
 test_that("missing split, config, column, repo and gated repos are classed errors", {
