@@ -1,4 +1,4 @@
-"""Columns handed to R's C code (src/columns.c) by address, with no copy in Python.
+"""Columns handed to R's C code (src/columns.c, src/views.c) by address, with no copy in Python.
 
 R copies an arrow-layout array (int32, float64, bool, or utf8 strings with offsets) into an R
 vector in one pass in C: much faster than reticulate's conversion, above all for strings, which
@@ -77,3 +77,13 @@ def utf8_buffers(strings, held) -> dict:
         "values": float(offsets.ctypes.data),
         "data": float(data.ctypes.data) if len(data) else 0.0,
     }
+
+
+_VIEW_TYPES = {np.dtype(np.int32): "int32", np.dtype(np.float64): "float64"}
+
+
+def view(arr, held) -> dict:
+    """An int32 or float64 numpy array that R reads in place (``hfb_buffer_view``), with no
+    copy in R's heap, while ``held`` keeps it alive."""
+    arr = held.hold(np.ascontiguousarray(arr))
+    return {"type": _VIEW_TYPES[arr.dtype], "address": float(arr.ctypes.data), "length": arr.size}

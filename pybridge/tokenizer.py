@@ -4,8 +4,9 @@ A tokenizer is a ``tokenizers.Tokenizer``: the one live Python object handed to 
 an R6 object). Everything else returns plain values (DESIGN.md, "Return conventions"):
 
 - a batch of encodings is a dict of flat columns over all tokens of all texts plus ``splits``
-  (int32, n + 1 offsets into the columns); R splits them. Its tokens are UTF-8 buffers whose
-  addresses R reads in C (:func:`pybridge.columns.utf8_buffers`), held by the result's ``held``;
+  (int32, n + 1 offsets into the columns); R splits them. R reads its numbers in place and its
+  tokens from UTF-8 buffers, by address (:mod:`pybridge.columns`,
+  :mod:`pybridge.token_strings`); the result's ``held`` keeps them;
 - a padded batch is a dict of Fortran-ordered int32 matrices (n, L), so reticulate copies them
   into R without a transpose;
 - token offsets are 1-based inclusive (``start``, ``end``) in characters (code points), so R's
@@ -27,7 +28,7 @@ from typing import Optional
 import numpy as np
 from tokenizers import AddedToken, Tokenizer
 
-from . import _args, columns, errors
+from . import _args, columns, errors, token_strings
 
 TOKENIZER_FILES = [
     "tokenizer.json",
@@ -163,7 +164,7 @@ def encode(
         for extra in enc.overflowing:
             encodings.append(extra)
             parent.append(i)
-    return _columns(encodings, np.asarray(parent, dtype=_INT32))
+    return _columns(tok, encodings, np.asarray(parent, dtype=_INT32))
 
 
 def encode_ids(
@@ -326,7 +327,10 @@ def _scatter(mask, values, fill) -> np.ndarray:
     return out
 
 
-def _columns(encodings, parent) -> dict:
+def _columns(tok, encodings, parent) -> dict:
+    """Every field as one flat column over all encodings; R reads the numbers in place
+    (:func:`pybridge.columns.view`) and the tokens from utf8 buffers
+    (:func:`pybridge.token_strings.token_column`)."""
     held = columns.Held()
     lengths = _lengths(encodings)
     total = int(lengths.sum())
@@ -335,22 +339,21 @@ def _columns(encodings, parent) -> dict:
         dtype=_INT32,
         count=2 * total,
     ).reshape(total, 2)
-    return {
-        "ids": _flat(encodings, "ids", total),
-        "tokens": columns.utf8_buffers(
-            list(chain.from_iterable(e.tokens for e in encodings)), held
-        ),
-        "attention_mask": _flat(encodings, "attention_mask", total),
-        "type_ids": _flat(encodings, "type_ids", total),
-        "special_tokens_mask": _flat(encodings, "special_tokens_mask", total),
-        "word_ids": _flat_optional(encodings, "word_ids", total),
-        "sequence_ids": _flat_optional(encodings, "sequence_ids", total),
-        "start": offsets[:, 0] + 1,
-        "end": np.ascontiguousarray(offsets[:, 1]),
-        "splits": _splits(lengths),
-        "parent": parent,
-        "held": held,
-    }
+    flat = {field: _flat(encodings, field, total) for field in _FIELDS}
+    flat.update({field: _flat_optional(encodings, field, total) for field in _OPTIONAL_FIELDS})
+    flat.update(start=offsets[:, 0] + 1, end=offsets[:, 1])
+    out = {name: columns.view(values, held) for name, values in flat.items()}
+    out.update(
+        tokens=token_strings.token_column(tok, encodings, flat["ids"], held),
+        splits=_splits(lengths),
+        parent=parent,
+        held=held,
+    )
+    return out
+
+
+_FIELDS = ("ids", "attention_mask", "type_ids", "special_tokens_mask")
+_OPTIONAL_FIELDS = ("word_ids", "sequence_ids")
 
 
 # ---------------------------------------------------------------------------------------------

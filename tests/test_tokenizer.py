@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import subprocess
@@ -12,9 +13,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tokenizers import Tokenizer
+from tokenizers import AddedToken, Tokenizer, processors
 
-from pybridge import errors
+from pybridge import errors, token_strings
 from pybridge import tokenizer as T
 from pybridge.fixtures import tokenizers as fixtures
 
@@ -56,20 +57,41 @@ def split(cols, name):
     return [list(cols[name][a:b]) for a, b in zip(s[:-1], s[1:])]
 
 
-def utf8_strings(cols):
-    """The tokens column: the strings of the UTF-8 buffers R reads from their addresses."""
-    data, offsets = cols["held"].arrays
-    spec = cols["tokens"]
-    assert spec["type"] == "utf8" and spec["values"] == offsets.ctypes.data
-    assert spec["length"] == len(offsets) - 1 and spec["data"] in (0, data.ctypes.data)
-    return [bytes(data[a:b]).decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])]
+def encode(*args, **kwargs) -> dict:
+    """T.encode()'s columns as R reads them: every view and utf8 buffer read at its address."""
+    cols = T.encode(*args, **kwargs)
+    out = {
+        k: from_address(v) if isinstance(v, dict) and "address" in v else v for k, v in cols.items()
+    }
+    tokens = cols["tokens"]
+    if "index" in tokens:
+        table = utf8_at(tokens["table"])
+        out["tokens"] = [table[i - 1] for i in from_address(tokens["index"])]
+    else:
+        out["tokens"] = utf8_at(tokens["strings"])
+    out["token_lookup"] = "index" in tokens
+    return out
+
+
+def from_address(view) -> np.ndarray:
+    ctype = {"int32": ctypes.c_int32, "float64": ctypes.c_double}[view["type"]]
+    values = (ctype * int(view["length"])).from_address(int(view["address"]))
+    return np.ctypeslib.as_array(values).copy()
+
+
+def utf8_at(spec) -> list:
+    assert spec["type"] == "utf8" and spec["offset"] == 0 and spec["validity"] == 0
+    n = int(spec["length"])
+    offsets = np.ctypeslib.as_array((ctypes.c_int32 * (n + 1)).from_address(int(spec["values"])))
+    data = ctypes.string_at(int(spec["data"]), int(offsets[-1])) if offsets[-1] else b""
+    return [data[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])]
 
 
 def check_columns(cols, encodings):
     """The flat columns hold exactly the reference encodings' fields."""
     assert cols["splits"].dtype == np.int32 and cols["ids"].dtype == np.int32
     assert split(cols, "ids") == [e.ids for e in encodings]
-    assert split({**cols, "tokens": utf8_strings(cols)}, "tokens") == [e.tokens for e in encodings]
+    assert split(cols, "tokens") == [e.tokens for e in encodings]
     assert split(cols, "attention_mask") == [e.attention_mask for e in encodings]
     assert split(cols, "type_ids") == [e.type_ids for e in encodings]
     assert split(cols, "special_tokens_mask") == [e.special_tokens_mask for e in encodings]
@@ -87,21 +109,63 @@ def check_columns(cols, encodings):
 @pytest.mark.parametrize("add_special_tokens", [True, False])
 def test_encode_equals_tokenizers(pair, add_special_tokens):
     ours, ref = pair
-    cols = T.encode(ours, TEXTS, add_special_tokens=add_special_tokens)
+    cols = encode(ours, TEXTS, add_special_tokens=add_special_tokens)
     check_columns(cols, ref.encode_batch(TEXTS, add_special_tokens=add_special_tokens))
     assert list(cols["parent"]) == [-1] * len(TEXTS)
 
 
 def test_encode_pairs_equals_tokenizers(pair):
     ours, ref = pair
-    cols = T.encode(ours, TEXTS, PAIRS)
+    cols = encode(ours, TEXTS, PAIRS)
     check_columns(cols, ref.encode_batch(list(zip(TEXTS, PAIRS))))
+
+
+def test_tokens_are_looked_up_only_where_each_is_its_ids_string(folders):
+    """token_strings looks the tokens up by id for WordPiece and BPE, never for Unigram, and
+    reads every token where an added token, the padding, the post-processor or a vocabulary with
+    two strings for one id could give a token that is not its id's string."""
+
+    def load(name):
+        path = os.path.join(folders[name], "tokenizer.json")
+        return T.from_pretrained(folders[name]), Tokenizer.from_file(path)
+
+    for name, lookup in {"minilm": True, "bpe": True, "unigram": False}.items():
+        ours, ref = load(name)
+        cols = encode(ours, TEXTS)
+        assert cols["token_lookup"] is lookup, name
+        check_columns(cols, ref.encode_batch(TEXTS))
+
+    template = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 7), ("[SEP]", 102)]
+    )
+    changes = {
+        "added, strips spaces": lambda t: t.add_special_tokens(
+            [AddedToken("<mask>", lstrip=True, rstrip=True)]
+        ),
+        "added, normalized apart": lambda t: t.add_tokens([AddedToken("HeLLo", normalized=True)]),
+        "padding": lambda t: t.enable_padding(pad_id=3, pad_token="<pad>"),
+        "template": lambda t: setattr(t, "post_processor", template),
+    }
+    texts = TEXTS + ["a <mask>  b HeLLo hello"]
+    for what, change in changes.items():
+        ours, ref = load("minilm")
+        for tok in (ours, ref):
+            change(tok)
+        cols = encode(ours, texts)
+        assert not cols["token_lookup"], what
+        check_columns(cols, ref.encode_batch(texts))
+
+    state = json.loads(load("minilm")[1].to_str())
+    state["model"]["vocab"]["zzdup"] = state["model"]["vocab"]["hello"]
+    ours, ref = (Tokenizer.from_str(json.dumps(state)) for _ in range(2))
+    assert not token_strings.tokens_follow_ids(ours)
+    check_columns(encode(ours, ["zzdup hello"]), ref.encode_batch(["zzdup hello"]))
 
 
 def test_single_string_and_empty_batch(pair):
     ours, ref = pair
-    check_columns(T.encode(ours, "Hello, world!"), [ref.encode("Hello, world!")])
-    empty = T.encode(ours, [])
+    check_columns(encode(ours, "Hello, world!"), [ref.encode("Hello, world!")])
+    empty = encode(ours, [])
     assert list(empty["splits"]) == [0] and empty["ids"].size == 0
     assert T.encode_matrix(ours, [])["ids"].shape == (0, 0)
 
@@ -118,7 +182,7 @@ def test_padding_truncation_and_overflow_equal_tokenizers(pair):
         ours, direction="left", pad_id=3, pad_type_id=1, pad_token="<pad>", pad_to_multiple_of=4
     )
     assert T.padding(ours) == ref.padding and T.truncation(ours) == ref.truncation
-    cols = T.encode(ours, TEXTS, PAIRS)
+    cols = encode(ours, TEXTS, PAIRS)
     main = ref.encode_batch(list(zip(TEXTS, PAIRS)))
     extra = [(i, o) for i, e in enumerate(main) for o in e.overflowing]
     check_columns(cols, main + [o for _, o in extra])
@@ -285,7 +349,7 @@ def test_padding_past_the_memory_limit_is_refused_before_allocating(folders):
     assert tok.padding is None
     T.enable_padding(tok, length=1000, pad_to_multiple_of=64, **small)
     refused(
-        lambda: T.encode(tok, ["a"] * 100, **small),
+        lambda: encode(tok, ["a"] * 100, **small),
         "length",
         100 * 1024,
         T.ENCODING_CELL_BYTES,
@@ -298,10 +362,10 @@ def test_padding_past_the_memory_limit_is_refused_before_allocating(folders):
         T.IDS_CELL_BYTES,
         10**6,
     )
-    assert len(T.encode(tok, "a", **small)["ids"]) == 1024
+    assert len(encode(tok, "a", **small)["ids"]) == 1024
     T.enable_padding(tok, pad_to_multiple_of=1000, **small)
     refused(
-        lambda: T.encode(tok, ["a"] * 100, **small),
+        lambda: encode(tok, ["a"] * 100, **small),
         "pad_to_multiple_of",
         10**5,
         T.ENCODING_CELL_BYTES,
@@ -315,12 +379,12 @@ def test_argument_errors(folders, tmp_path):
     tok = T.from_pretrained(folders["bpe"])
     T.enable_truncation(tok, 3, stride=2)
     with pytest.raises(errors.InvalidArgumentError, match="stride"):
-        T.encode(tok, ["a b c d e f g h"], ["i j k l m n o p"])
+        encode(tok, ["a b c d e f g h"], ["i j k l m n o p"])
     T.no_truncation(tok)
     with pytest.raises(errors.InvalidArgumentError, match="positions 2"):
-        T.encode(tok, ["a", None])
+        encode(tok, ["a", None])
     with pytest.raises(errors.InvalidArgumentError, match="one pair per text"):
-        T.encode(tok, ["a", "b"], ["c"])
+        encode(tok, ["a", "b"], ["c"])
     with pytest.raises(errors.InvalidArgumentError, match="max_length"):
         T.encode_matrix(tok, ["a"], padding="max_length")
     with pytest.raises(errors.InvalidArgumentError, match="strategy"):
@@ -398,7 +462,7 @@ def all_pairs(folders):
 @given(texts=st.lists(RANDOM_TEXT, min_size=1, max_size=3), pair_text=RANDOM_TEXT)
 def test_property_random_texts_equal_tokenizers(all_pairs, texts, pair_text):
     for ours, ref in all_pairs:
-        cols = T.encode(ours, texts)
+        cols = encode(ours, texts)
         encodings = ref.encode_batch(texts)
         check_columns(cols, encodings)
         # The 1-based inclusive span is the reference's [s, e) slice of its own sequence.
@@ -408,7 +472,7 @@ def test_property_random_texts_equal_tokenizers(all_pairs, texts, pair_text):
                 start, end = int(cols["start"][j]), int(cols["end"][j])
                 a, b = encodings[i].offsets[j - s[i]]
                 assert text[start - 1 : end] == text[a:b]
-        paired = T.encode(ours, texts[:1], [pair_text])
+        paired = encode(ours, texts[:1], [pair_text])
         check_columns(paired, ref.encode_batch([(texts[0], pair_text)]))
         ids = T.encode_ids(ours, texts)
         assert split(ids, "ids") == [e.ids for e in encodings]
@@ -431,7 +495,7 @@ def test_conversion_equals_autotokenizer(folders, name):
     auto = AutoTokenizer.from_pretrained(folder, use_fast=True)
     assert ours.to_str() == auto.backend_tokenizer.to_str()
     expected = auto(TEXTS)["input_ids"]
-    assert split(T.encode(ours, TEXTS), "ids") == expected
+    assert split(encode(ours, TEXTS), "ids") == expected
     assert split(T.encode_ids(ours, TEXTS, PAIRS), "ids") == auto(TEXTS, PAIRS)["input_ids"]
     assert T.decode(ours, np.array(expected[0], dtype=np.int32)) == auto.decode(
         expected[0], skip_special_tokens=True
@@ -448,8 +512,8 @@ def test_conversion_of_sentencepiece_model_equals_autotokenizer():
     ours = T.from_pretrained(folder)
     auto = AutoTokenizer.from_pretrained(folder, use_fast=True)
     assert T.describe(ours)["model"] == "Unigram"
-    assert split(T.encode(ours, TEXTS), "ids") == auto(TEXTS)["input_ids"]
-    assert split(T.encode(ours, TEXTS, PAIRS), "ids") == auto(TEXTS, PAIRS)["input_ids"]
+    assert split(encode(ours, TEXTS), "ids") == auto(TEXTS)["input_ids"]
+    assert split(encode(ours, TEXTS, PAIRS), "ids") == auto(TEXTS, PAIRS)["input_ids"]
     expected = auto(TEXTS[:3])["input_ids"]
     assert [T.decode(ours, np.array(e, dtype=np.int32)) for e in expected] == auto.batch_decode(
         expected, skip_special_tokens=True
@@ -461,7 +525,7 @@ def test_conversion_of_minilm_vocab_equals_real_tokenizer_json(folders):
     real = Tokenizer.from_file(os.path.join(folders["minilm"], "tokenizer.json"))
     real.no_padding()
     real.no_truncation()
-    assert split(T.encode(ours, TEXTS), "ids") == [e.ids for e in real.encode_batch(TEXTS)]
+    assert split(encode(ours, TEXTS), "ids") == [e.ids for e in real.encode_batch(TEXTS)]
 
 
 def test_folder_without_tokenizer_files(tmp_path):
@@ -514,7 +578,7 @@ def test_from_pretrained_by_repo_id_and_revision(folders, publish, hf_env, tmp_p
     assert T.describe(v1)["model"] == "Unigram"
     assert by_commit.to_str() == v1.to_str()
     ref = Tokenizer.from_file(os.path.join(folders["unigram"], "tokenizer.json"))
-    assert split(T.encode(v1, TEXTS), "ids") == [e.ids for e in ref.encode_batch(TEXTS)]
+    assert split(encode(v1, TEXTS), "ids") == [e.ids for e in ref.encode_batch(TEXTS)]
     with pytest.raises(errors.RevisionNotFoundError):
         T.from_pretrained("hfbridge-test-tok/versions", revision="v9", env=hf_env)
     with pytest.raises(errors.RepoNotFoundError):
@@ -555,7 +619,7 @@ def test_conversion_fallback_through_the_hub(folders, publish, hf_env):
     publish("hfbridge-test-tok/gpt2-slow", folders["bpe_vocab_only"])
     tok = T.from_pretrained("hfbridge-test-tok/gpt2-slow", env=hf_env)
     auto = AutoTokenizer.from_pretrained(folders["bpe_vocab_only"], use_fast=True)
-    assert split(T.encode(tok, TEXTS), "ids") == auto(TEXTS)["input_ids"]
+    assert split(encode(tok, TEXTS), "ids") == auto(TEXTS)["input_ids"]
 
 
 # ---------------------------------------------------------------------------------------------

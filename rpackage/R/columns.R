@@ -11,3 +11,9 @@ column_vector <- function(b, keeper = NULL) {
 
 # The arguments of hfb_arrow_vector() as one list, for hfb_arrow_list().
 column_buffers <- function(b) list(b$type, b$length, b$offset, b$validity, b$values, b$data)
+
+# An int32 or float64 numpy array (pybridge.columns.view()) as an integer or double vector that
+# reads it in place (src/views.c), keeping `keeper`, the Python object that holds it, alive.
+column_view <- function(v, keeper) {
+  .Call(hfb_buffer_view, v$type, v$address, as.double(v$length), keeper)
+}

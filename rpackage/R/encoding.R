@@ -5,12 +5,13 @@
 # pass in C (src/split_rows.c): per encoding, R code would cost as much as the tokenizing.
 tok_encodings <- function(cols) {
   on.exit(call_python(cols$held$release))
+  view <- function(name) column_view(cols[[name]], cols$held)
   columns <- list(
-    ids = cols$ids, tokens = column_vector(cols$tokens),
-    offsets = list(start = cols$start, end = cols$end),
-    attention_mask = cols$attention_mask, type_ids = cols$type_ids,
-    special_tokens_mask = cols$special_tokens_mask, word_ids = cols$word_ids,
-    sequence_ids = cols$sequence_ids, overflowing = NULL
+    ids = view("ids"), tokens = tok_tokens(cols$tokens, cols$held),
+    offsets = list(start = view("start"), end = view("end")),
+    attention_mask = view("attention_mask"), type_ids = view("type_ids"),
+    special_tokens_mask = view("special_tokens_mask"), word_ids = view("word_ids"),
+    sequence_ids = view("sequence_ids"), overflowing = NULL
   )
   encodings <- .Call(hfb_split_rows, columns, as.vector(cols$splits), "hfbridge_encoding",
                      c("word_ids", "sequence_ids"))
@@ -23,6 +24,13 @@ tok_encodings <- function(cols) {
     main[[p]]$overflowing <- c(main[[p]]$overflowing, list(encodings[[i]]))
   }
   main
+}
+
+# Every token of pybridge.token_strings.token_column(): read one by one, or as an index into
+# the batch's distinct strings.
+tok_tokens <- function(tokens, held) {
+  if (is.null(tokens$index)) return(column_vector(tokens$strings))
+  column_vector(tokens$table)[column_view(tokens$index, held)]
 }
 
 #' @export

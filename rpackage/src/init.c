@@ -8,6 +8,8 @@ SEXP hfb_release_spare(void);                                              /* al
 SEXP hfb_mapped_min(void);                                                 /* alloc.c */
 void hfb_init_alloc(DllInfo *dll);                                         /* alloc.c */
 void hfb_init_lazy_strings(DllInfo *dll);                                  /* lazy_strings.c */
+void hfb_init_views(DllInfo *dll);                                         /* views.c */
+SEXP hfb_buffer_view(SEXP type, SEXP address, SEXP length, SEXP keeper);  /* views.c */
 SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na); /* split_rows.c */
 SEXP hfb_arrow_vector(SEXP type, SEXP length, SEXP offset, SEXP validity, SEXP values,
                       SEXP data, SEXP keeper);                             /* columns.c */
@@ -20,12 +22,14 @@ static const R_CallMethodDef call_methods[] = {
   {"hfb_split_rows", (DL_FUNC) &hfb_split_rows, 4},
   {"hfb_arrow_vector", (DL_FUNC) &hfb_arrow_vector, 7},
   {"hfb_arrow_list", (DL_FUNC) &hfb_arrow_list, 3},
+  {"hfb_buffer_view", (DL_FUNC) &hfb_buffer_view, 4},
   {NULL, NULL, 0}
 };
 
 void R_init_hfbridge(DllInfo *dll) {
   hfb_init_alloc(dll);
   hfb_init_lazy_strings(dll);
+  hfb_init_views(dll);
   R_registerRoutines(dll, NULL, call_methods, NULL, NULL);
   R_useDynamicSymbols(dll, FALSE);
   R_forceSymbols(dll, TRUE);

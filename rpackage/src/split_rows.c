@@ -32,9 +32,9 @@ static void check_column(SEXP column, R_xlen_t total) {
 
 static void copy_values(SEXP to, R_xlen_t at, SEXP from, R_xlen_t start, R_xlen_t len) {
   switch (TYPEOF(from)) {
-  case INTSXP: memcpy(INTEGER(to) + at, INTEGER(from) + start, len * sizeof(int)); break;
-  case LGLSXP: memcpy(LOGICAL(to) + at, LOGICAL(from) + start, len * sizeof(int)); break;
-  case REALSXP: memcpy(REAL(to) + at, REAL(from) + start, len * sizeof(double)); break;
+  case INTSXP: memcpy(INTEGER(to) + at, INTEGER_RO(from) + start, len * sizeof(int)); break;
+  case LGLSXP: memcpy(LOGICAL(to) + at, LOGICAL_RO(from) + start, len * sizeof(int)); break;
+  case REALSXP: memcpy(REAL(to) + at, REAL_RO(from) + start, len * sizeof(double)); break;
   default:
     for (R_xlen_t i = 0; i < len; i++) SET_STRING_ELT(to, at + i, STRING_ELT(from, start + i));
   }
@@ -63,7 +63,7 @@ static void check_splits(SEXP splits) {
   if (TYPEOF(splits) != INTSXP || XLENGTH(splits) < 1)
     error("hfb_split_rows(): at least one integer split");
   R_xlen_t n = XLENGTH(splits) - 1;
-  const int *at = INTEGER(splits);
+  const int *at = INTEGER_RO(splits);
   if (at[0] != 0) error("hfb_split_rows(): the first split must be 0");
   for (R_xlen_t i = 0; i < n; i++)
     if (at[i + 1] == NA_INTEGER || at[i + 1] < at[i]) error("hfb_split_rows(): splits must increase");
@@ -73,7 +73,7 @@ static void check_splits(SEXP splits) {
  * must have no names or dim. */
 static SEXP split_vector(SEXP values, SEXP splits) {
   R_xlen_t n = XLENGTH(splits) - 1;
-  const int *at = INTEGER(splits);
+  const int *at = INTEGER_RO(splits);
   check_column(values, at[n]);
   SEXP out = PROTECT(allocVector(VECSXP, n));
   int classed = ATTRIB(values) != R_NilValue;  /* a factor, Date or POSIXct keeps its class */
@@ -101,7 +101,7 @@ SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na) {
   R_xlen_t n = XLENGTH(splits) - 1, k = XLENGTH(columns);
   SEXP names = getAttrib(columns, R_NamesSymbol);
   if (XLENGTH(names) != k) error("hfb_split_rows(): the columns must be named");
-  const int *at = INTEGER(splits);
+  const int *at = INTEGER_RO(splits);
   for (R_xlen_t c = 0; c < k; c++) check_column(VECTOR_ELT(columns, c), at[n]);
   if (TYPEOF(negative_na) != STRSXP) error("hfb_split_rows(): negative_na must be column names");
   int *to_na = (int *) R_alloc(k, sizeof(int));
