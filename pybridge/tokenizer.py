@@ -308,8 +308,10 @@ def _flat(encodings, field, total) -> np.ndarray:
 
 
 def _flat_optional(encodings, field, total) -> np.ndarray:
+    """A field that may be None, None as -1 (read as NaN, which numpy does in C)."""
     values = chain.from_iterable(getattr(e, field) for e in encodings)
-    return np.fromiter((-1 if v is None else v for v in values), dtype=_INT32, count=total)
+    read = np.fromiter(values, dtype=np.float64, count=total)
+    return np.nan_to_num(read, nan=-1).astype(_INT32)
 
 
 def _token_mask(lengths, width, direction) -> np.ndarray:
@@ -340,6 +342,10 @@ def _columns(tok, encodings, parent) -> dict:
         count=2 * total,
     ).reshape(total, 2)
     flat = {field: _flat(encodings, field, total) for field in _FIELDS}
+    if tok.padding is None:  # only padding makes a 0 in the attention mask
+        flat["attention_mask"] = np.ones(total, dtype=_INT32)
+    else:
+        flat["attention_mask"] = _flat(encodings, "attention_mask", total)
     flat.update({field: _flat_optional(encodings, field, total) for field in _OPTIONAL_FIELDS})
     flat.update(start=offsets[:, 0] + 1, end=offsets[:, 1])
     out = {name: columns.view(values, held) for name, values in flat.items()}
@@ -352,7 +358,7 @@ def _columns(tok, encodings, parent) -> dict:
     return out
 
 
-_FIELDS = ("ids", "attention_mask", "type_ids", "special_tokens_mask")
+_FIELDS = ("ids", "type_ids", "special_tokens_mask")
 _OPTIONAL_FIELDS = ("word_ids", "sequence_ids")
 
 

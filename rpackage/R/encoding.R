@@ -26,11 +26,13 @@ tok_encodings <- function(cols) {
   main
 }
 
-# Every token of pybridge.token_strings.token_column(): read one by one, or as an index into
-# the batch's distinct strings.
+# Every token of pybridge.token_strings.token_column(): read one by one, or as 1-based codes
+# into the batch's distinct strings, which hfb_split_rows() decodes row by row.
 tok_tokens <- function(tokens, held) {
   if (is.null(tokens$index)) return(column_vector(tokens$strings))
-  column_vector(tokens$table)[column_view(tokens$index, held)]
+  codes <- column_view(tokens$index, held)
+  attr(codes, "levels") <- column_vector(tokens$table)
+  codes
 }
 
 #' @export

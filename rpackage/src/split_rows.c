@@ -7,6 +7,8 @@
 #include <Rinternals.h>
 #include <string.h>
 
+#define SHARE_MAX 4096 /* rows longer than this are never shared */
+
 static int atomic_type(SEXP x) {
   int type = TYPEOF(x);
   return type == INTSXP || type == REALSXP || type == LGLSXP || type == STRSXP;
@@ -40,8 +42,23 @@ static void copy_values(SEXP to, R_xlen_t at, SEXP from, R_xlen_t start, R_xlen_
   }
 }
 
+/* Values [start, start + len) of an integer column with levels: the strings its 1-based codes
+ * point to (NA for NA or a code out of range). */
+static SEXP decoded(SEXP column, SEXP levels, R_xlen_t start, R_xlen_t len) {
+  SEXP out = allocVector(STRSXP, len);
+  const int *code = INTEGER_RO(column) + start;
+  R_xlen_t n = XLENGTH(levels);
+  for (R_xlen_t i = 0; i < len; i++)
+    SET_STRING_ELT(out, i, code[i] >= 1 && code[i] <= n ? STRING_ELT(levels, code[i] - 1)
+                                                          : NA_STRING);
+  return out;
+}
+
 /* Values [start, start + len) of a column: a vector, or a matrix named by `dimnames`. */
 static SEXP slice(SEXP column, R_xlen_t start, R_xlen_t len, SEXP dimnames, int negative_na) {
+  SEXP levels = getAttrib(column, R_LevelsSymbol);
+  if (TYPEOF(column) == INTSXP && TYPEOF(levels) == STRSXP)
+    return decoded(column, levels, start, len);
   if (TYPEOF(column) != VECSXP) {
     SEXP out = allocVector(TYPEOF(column), len);
     copy_values(out, 0, column, start, len);
@@ -57,6 +74,20 @@ static SEXP slice(SEXP column, R_xlen_t start, R_xlen_t len, SEXP dimnames, int 
   setAttrib(out, R_DimNamesSymbol, dimnames);
   UNPROTECT(1);
   return out;
+}
+
+/* Whether `shared` holds values [start, start + len) of `column` (an integer, logical or double
+ * vector), read as slice() reads them. */
+static int same_values(SEXP shared, SEXP column, R_xlen_t start, R_xlen_t len, int negative_na) {
+  if (TYPEOF(column) != INTSXP || !negative_na) {
+    size_t width = TYPEOF(column) == REALSXP ? sizeof(double) : sizeof(int);
+    return !memcmp(DATAPTR_RO(shared), (const char *) DATAPTR_RO(column) + start * width,
+                   len * width);
+  }
+  const int *a = INTEGER_RO(shared), *b = INTEGER_RO(column) + start;
+  for (R_xlen_t i = 0; i < len; i++)
+    if (a[i] != (b[i] < 0 ? NA_INTEGER : b[i])) return 0;
+  return 1;
 }
 
 static void check_splits(SEXP splits) {
@@ -88,8 +119,9 @@ static SEXP split_vector(SEXP values, SEXP splits) {
 
 /* columns: a named list of columns (see check_column()); splits: n + 1 offsets, 0 first, each
  * >= the one before. Returns n lists named as `columns`, of class `klass`: a vector column
- * gives each row its values; a matrix column gives each row a matrix with the list's names as
- * column names; a NULL column gives each row an empty list. In the integer columns named in
+ * gives each row its values (an integer one with levels, the levels its 1-based codes point
+ * to); a matrix column gives each row a matrix with the list's names as column names; a NULL
+ * column gives each row an empty list. In the integer columns named in
  * `negative_na`, negative values become NA (pybridge's -1 for "no value").
  * When `columns` is one atomic vector, the rows are plain vectors of its values (`klass` and
  * `negative_na` are then ignored). */
@@ -129,19 +161,48 @@ SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na) {
   MARK_NOT_MUTABLE(names);
   if (klass != R_NilValue) MARK_NOT_MUTABLE(klass);
 
+  /* Rows of equal values share one vector: for single texts without padding, the attention
+   * mask, type ids, special tokens mask and sequence ids of rows of one length are alike, and
+   * sharing them halves the memory of a batch of encodings (and R's collections with it). Per
+   * numeric column, the last vector made for each length up to SHARE_MAX is kept. */
+  R_xlen_t longest = 0;
+  for (R_xlen_t i = 0; i < n; i++) if (at[i + 1] - at[i] > longest) longest = at[i + 1] - at[i];
+  SEXP last_made = PROTECT(allocVector(VECSXP, k));
+  for (R_xlen_t c = 0; c < k; c++) {
+    SEXP column = VECTOR_ELT(columns, c);
+    int type = TYPEOF(column);
+    if ((type == INTSXP || type == LGLSXP || type == REALSXP) &&
+        getAttrib(column, R_LevelsSymbol) == R_NilValue)
+      SET_VECTOR_ELT(last_made, c, allocVector(VECSXP, (longest < SHARE_MAX ? longest : SHARE_MAX)
+                                                       + 1));
+  }
+
   SEXP out = PROTECT(allocVector(VECSXP, n));
   for (R_xlen_t i = 0; i < n; i++) {
     SEXP row = PROTECT(allocVector(VECSXP, k));
+    R_xlen_t len = at[i + 1] - at[i];
     for (R_xlen_t c = 0; c < k; c++) {
-      SEXP column = VECTOR_ELT(columns, c);
-      SET_VECTOR_ELT(row, c, isNull(column) ? empty
-                     : slice(column, at[i], at[i + 1] - at[i], VECTOR_ELT(dimnames, c), to_na[c]));
+      SEXP column = VECTOR_ELT(columns, c), made = VECTOR_ELT(last_made, c);
+      if (isNull(column)) {
+        SET_VECTOR_ELT(row, c, empty);
+        continue;
+      }
+      int shareable = made != R_NilValue && len <= SHARE_MAX;
+      SEXP piece = shareable ? VECTOR_ELT(made, len) : R_NilValue;
+      if (piece == R_NilValue || !same_values(piece, column, at[i], len, to_na[c])) {
+        piece = slice(column, at[i], len, VECTOR_ELT(dimnames, c), to_na[c]);
+        if (shareable) {
+          MARK_NOT_MUTABLE(piece);  /* changing it in one row copies it first */
+          SET_VECTOR_ELT(made, len, piece);
+        }
+      }
+      SET_VECTOR_ELT(row, c, piece);
     }
     setAttrib(row, R_NamesSymbol, names);
     if (klass != R_NilValue) classgets(row, klass);
     SET_VECTOR_ELT(out, i, row);
     UNPROTECT(1);
   }
-  UNPROTECT(4);
+  UNPROTECT(5);
   return out;
 }
