@@ -74,26 +74,30 @@ check_texts <- function(x, arg) {
       "`%s` has NA at position%s %s: drop them or replace them with \"\".", arg,
       if (length(na) > 1L) "s" else "", format_positions(na)), argument = arg, positions = na)
   }
-  encoding <- Encoding(x)
-  if (any(encoding == "bytes")) {
-    bytes <- which(encoding == "bytes")
-    hfbridge_abort("invalid_argument", sprintf(
-      "`%s` has strings marked as bytes at position%s %s: convert them to UTF-8 with iconv().",
-      arg, if (length(bytes) > 1L) "s" else "", format_positions(bytes)), argument = arg,
-      positions = bytes)
+  x <- check_utf8(x, sprintf("`%s`", arg), arg, "position")
+  names(x) <- NULL
+  x
+}
+
+# `x` (without NA) as UTF-8, refusing strings marked as bytes and invalid UTF-8. `where` starts
+# the message ("`texts`"), `unit` names what is counted ("position", "row"): the error's field
+# is its plural.
+check_utf8 <- function(x, where, arg, unit) {
+  refuse <- function(found, problem) {
+    fields <- stats::setNames(list(arg, found), c("argument", paste0(unit, "s")))
+    message <- sprintf("%s %s at %s%s %s: convert %s", where, problem, unit,
+                       if (length(found) > 1L) "s" else "", format_positions(found),
+                       "it to UTF-8 first, e.g. iconv(x, from = \"latin1\", to = \"UTF-8\").")
+    do.call(hfbridge_abort, c(list("invalid_argument", message), fields))
   }
+  encoding <- Encoding(x)
+  bytes <- which(encoding == "bytes")
+  if (length(bytes)) refuse(bytes, "has strings marked as bytes")
   # enc2utf8() would turn invalid bytes into "<e9>" escapes: check the UTF-8 strings first.
   utf8 <- encoding == "UTF-8" | (encoding == "unknown" & isTRUE(l10n_info()[["UTF-8"]]))
   bad <- which(utf8 & !validUTF8(x))
-  if (length(bad)) {
-    hfbridge_abort("invalid_argument", sprintf(paste(
-      "`%s` is not valid UTF-8 at position%s %s: convert it first, e.g.",
-      "iconv(x, from = \"latin1\", to = \"UTF-8\")."), arg, if (length(bad) > 1L) "s" else "",
-      format_positions(bad)), argument = arg, positions = bad)
-  }
-  x <- enc2utf8(x)
-  names(x) <- NULL
-  x
+  if (length(bad)) refuse(bad, "is not valid UTF-8")
+  enc2utf8(x)
 }
 
 format_positions <- function(positions) {

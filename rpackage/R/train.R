@@ -193,7 +193,7 @@ train_texts <- function(x, arg, column = NULL) {
       if (length(na) > 1L) "s" else "", format_positions(na)), argument = argument,
       rows = na)
   }
-  enc2utf8(x)
+  check_utf8(x, where, argument, "row")
 }
 
 train_labels <- function(x, arg, column) {

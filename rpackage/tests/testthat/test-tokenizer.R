@@ -339,6 +339,7 @@ test_that("inputs: NA, empty strings, non-UTF-8, lists and bad arguments", {
   err <- tryCatch(tok$encode(c("ok", invalid)), error = identity)
   expect_s3_class(err, "hfbridge_error_invalid_argument")
   expect_identical(err$positions, 2L)
+  expect_match(conditionMessage(err), "`texts` is not valid UTF-8 at position 2: convert it")
   bytes <- "caf\xc3\xa9"
   Encoding(bytes) <- "bytes"
   expect_error(tok$encode(bytes), class = "hfbridge_error_invalid_argument")

@@ -97,6 +97,13 @@ test_that("bad input is refused with a classed error before any training", {
   bad(text = "review")                                       # missing column
   bad(label = "class")
   bad(train = transform(d, text = replace(text, 3, NA)))     # NA texts
+  invalid <- "caf\xe9"
+  Encoding(invalid) <- "UTF-8"
+  err <- tryCatch(fine_tune(folders$bert, transform(d, text = replace(text, 4, invalid)),
+                            output_dir = tempfile(), quiet = TRUE), error = identity)
+  expect_s3_class(err, "hfbridge_error_invalid_argument")   # invalid UTF-8, with its row
+  expect_identical(err$rows, 4L)
+  expect_match(conditionMessage(err), "Column \"text\" of `train` is not valid UTF-8 at row 4")
   bad(train = transform(d, label = replace(label, 2, NA)))
   bad(train = transform(d, label = "alpha"))                 # a single class
   bad(train = d[d$label == "alpha", ])
