@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 
 from . import errors
 
@@ -15,6 +16,7 @@ REPO_TYPES = ("model", "dataset", "space")
 SPACE_SDKS = ("gradio", "docker", "static", "streamlit")
 # The Hub's URL and the mirror's store name a model repo by its id, the others with a prefix.
 REPO_FOLDERS = {repo_type: repo_type + "s" for repo_type in REPO_TYPES}
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")  # a revision that is a commit
 
 
 def repo_path(repo_type: str, repo_id: str) -> str:

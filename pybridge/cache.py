@@ -28,7 +28,6 @@ from typing import List, Optional
 from . import _args, errors
 from .settings import resolve
 
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _PARTIAL = re.compile(r"^(?P<etag>[^.]+)(\.[0-9a-f]{8})?\.incomplete$")
 LOCK_WAIT = 0.05  # seconds to try a lock before deciding that a live process holds it
 
@@ -50,7 +49,7 @@ def heal_ref(repo_folder: str, revision: str) -> Optional[str]:
     except (OSError, UnicodeDecodeError):
         return None
     commit = raw.strip()
-    if not _COMMIT.match(commit):
+    if not _args.COMMIT_SHA.match(commit):
         return None
     if raw != commit:
         _replace_text(path, commit)

@@ -34,7 +34,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import columns, errors, hub
+from . import _args, columns, errors, hub
 from .settings import resolve
 
 REPO_TYPE = "dataset"
@@ -206,8 +206,8 @@ class _Repo:
 
 def _open_repo(repo_id, revision, env, token, quiet) -> _Repo:
     s = resolve(env, token)
-    ctx = hub._context(repo_id, revision, REPO_TYPE)
-    hub._check_common(ctx)
+    ctx = hub.repo_context(repo_id, revision, REPO_TYPE)
+    hub.check_repo_context(ctx)
     if s.offline:
         sha, paths = _cached_listing(s, ctx)
         sizes = {}
@@ -228,7 +228,7 @@ def _remember_revision(s, ctx, sha):
     fetched by commit here, and offline the branch name must still find them."""
     from huggingface_hub.file_download import _cache_commit_hash_for_specific_revision
 
-    folder = hub._repo_folder(s.cache_dir, ctx["repo_id"], REPO_TYPE)
+    folder = hub.repo_cache_folder(s.cache_dir, ctx["repo_id"], REPO_TYPE)
     try:
         _cache_commit_hash_for_specific_revision(folder, ctx["revision"], sha)
     except OSError:  # a read-only cache: offline use then needs the commit itself
@@ -237,9 +237,9 @@ def _remember_revision(s, ctx, sha):
 
 def _cached_listing(s, ctx):
     """The commit and files of a cached revision, from huggingface_hub's cache folder."""
-    folder = hub._repo_folder(s.cache_dir, ctx["repo_id"], REPO_TYPE)
+    folder = hub.repo_cache_folder(s.cache_dir, ctx["repo_id"], REPO_TYPE)
     revision = ctx["revision"]
-    sha = revision if hub._COMMIT.match(revision) else None
+    sha = revision if _args.COMMIT_SHA.match(revision) else None
     if sha is None:
         try:
             with open(os.path.join(folder, "refs", *revision.split("/")), encoding="utf-8") as f:

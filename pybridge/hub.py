@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 import time
 from typing import Optional
@@ -25,11 +24,10 @@ from .settings import Settings, resolve
 RETRIES = 3
 BACKOFF = (0.5, 1.0)
 RETRY_WINDOW = 5.0
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _hf = None
 
 
-def _hub():
+def hf_module():
     """huggingface_hub, imported once (about 0.5 s the first time)."""
     global _hf
     if _hf is None:
@@ -78,8 +76,8 @@ def download(
     token=None,
 ) -> str:
     """The cached path of one file of a repo (hf_hub_download), fetched if needed."""
-    ctx = _context(repo_id, revision, repo_type, filename=filename)
-    _check_common(ctx)
+    ctx = repo_context(repo_id, revision, repo_type, filename=filename)
+    check_repo_context(ctx)
     _check_filename(filename, ctx)
     s = resolve(env, token)
     fast = _cached_commit_path(s, ctx, force_download)
@@ -97,7 +95,7 @@ def download(
     cached = _cached_revision(s, ctx, offline)
 
     def call():
-        return _hub().hf_hub_download(
+        return hf_module().hf_hub_download(
             repo_id,
             filename,
             revision=cached,
@@ -128,16 +126,16 @@ def snapshot(
     token=None,
 ) -> str:
     """The local folder of a repo (snapshot_download), with only the files the patterns keep."""
-    ctx = _context(repo_id, revision, repo_type)
-    _check_common(ctx)
+    ctx = repo_context(repo_id, revision, repo_type)
+    check_repo_context(ctx)
     s = resolve(env, token)
     offline = bool(s.offline or local_files_only)
-    allow = _patterns(allow_patterns, "allow_patterns", ctx)
-    ignore = _patterns(ignore_patterns, "ignore_patterns", ctx)
+    allow = check_patterns(allow_patterns, "allow_patterns", ctx)
+    ignore = check_patterns(ignore_patterns, "ignore_patterns", ctx)
     cached = _cached_revision(s, ctx, offline)
 
     def call():
-        return _hub().snapshot_download(
+        return hf_module().snapshot_download(
             repo_id,
             revision=cached,
             repo_type=repo_type,
@@ -216,13 +214,13 @@ def repo_info(repo_id, revision="main", repo_type="model", env=None, token=None)
     """The repo's id, commit and files with their sizes (bytes, float64)."""
     import numpy as np
 
-    ctx = _context(repo_id, revision, repo_type)
-    _check_common(ctx)
+    ctx = repo_context(repo_id, revision, repo_type)
+    check_repo_context(ctx)
     s = resolve(env, token)
-    _refuse_offline(s, ctx, "hub_repo_info")
+    refuse_offline(s, ctx, "hub_repo_info")
 
     def call():
-        return _api(s).repo_info(
+        return hf_api(s).repo_info(
             repo_id,
             revision=revision,
             repo_type=repo_type,
@@ -243,13 +241,13 @@ def repo_info(repo_id, revision="main", repo_type="model", env=None, token=None)
 
 def list_files(repo_id, revision="main", repo_type="model", env=None, token=None) -> list:
     """The paths of every file in the repo at that revision."""
-    ctx = _context(repo_id, revision, repo_type)
-    _check_common(ctx)
+    ctx = repo_context(repo_id, revision, repo_type)
+    check_repo_context(ctx)
     s = resolve(env, token)
-    _refuse_offline(s, ctx, "hub_list_files")
+    refuse_offline(s, ctx, "hub_list_files")
 
     def call():
-        return _api(s).list_repo_files(
+        return hf_api(s).list_repo_files(
             repo_id, revision=revision, repo_type=repo_type, token=s.hf_token_arg
         )
 
@@ -264,15 +262,15 @@ def file_exists(
     As huggingface_hub's file_exists: False for a missing file, revision or repo; an error for a
     gated repo, a refused token or the network. Offline, the cache answers.
     """
-    ctx = _context(repo_id, revision, repo_type, filename=filename)
-    _check_common(ctx)
+    ctx = repo_context(repo_id, revision, repo_type, filename=filename)
+    check_repo_context(ctx)
     _check_filename(filename, ctx)
     s = resolve(env, token)
     if s.offline:
         return _exists_in_cache(s, ctx)
 
     def call():
-        return _api(s).file_exists(
+        return hf_api(s).file_exists(
             repo_id, filename, revision=revision, repo_type=repo_type, token=s.hf_token_arg
         )
 
@@ -286,14 +284,14 @@ def file_exists(
 def _cached_commit_path(s: Settings, ctx: dict, force_download) -> Optional[str]:
     """huggingface_hub's own shortcut for a pinned commit already cached, without its overhead."""
     revision = ctx["revision"]
-    if force_download or not _COMMIT.match(revision):
+    if force_download or not _args.COMMIT_SHA.match(revision):
         return None
-    folder = _repo_folder(s.cache_dir, ctx["repo_id"], ctx["repo_type"])
+    folder = repo_cache_folder(s.cache_dir, ctx["repo_id"], ctx["repo_type"])
     path = os.path.join(folder, "snapshots", revision, *ctx["filename"].split("/"))
     return path if os.path.exists(path) else None
 
 
-def _repo_folder(cache_dir, repo_id, repo_type):
+def repo_cache_folder(cache_dir, repo_id, repo_type):
     # realpath, as huggingface_hub resolves cache_dir: the same file gets the same path string
     return os.path.join(
         os.path.realpath(os.path.expanduser(cache_dir)), repo_folder_name(repo_id, repo_type)
@@ -305,9 +303,9 @@ def _cached_revision(s: Settings, ctx: dict, offline: bool) -> str:
     newline (written by the R package hfhub) is healed (:func:`pybridge.cache.heal_ref`), and
     offline it is replaced by its commit, so that a ref in a read-only cache resolves too."""
     revision = ctx["revision"]
-    if _COMMIT.match(revision):
+    if _args.COMMIT_SHA.match(revision):
         return revision
-    folder = _repo_folder(s.cache_dir, ctx["repo_id"], ctx["repo_type"])
+    folder = repo_cache_folder(s.cache_dir, ctx["repo_id"], ctx["repo_type"])
     commit = cache.heal_ref(folder, revision)
     return commit if offline and commit else revision
 
@@ -316,12 +314,14 @@ def _tidy(result, s: Settings, ctx: dict, offline: bool):
     """After a call that reached the Hub: partial downloads of the repo that an interrupted
     download left behind (and no live process holds) are removed."""
     if not offline:
-        cache.remove_stale_partials(_repo_folder(s.cache_dir, ctx["repo_id"], ctx["repo_type"]))
+        cache.remove_stale_partials(
+            repo_cache_folder(s.cache_dir, ctx["repo_id"], ctx["repo_type"])
+        )
     return result
 
 
 def _exists_in_cache(s: Settings, ctx: dict) -> bool:
-    hf = _hub()
+    hf = hf_module()
     revision = _cached_revision(s, ctx, True)
     found = hf.try_to_load_from_cache(
         ctx["repo_id"],
@@ -336,16 +336,17 @@ def _exists_in_cache(s: Settings, ctx: dict) -> bool:
         return False
     raise errors.OfflineNotCachedError(
         f"Offline (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set) and the cache in "
-        f"{s.cache_dir} does not know whether {_where(ctx)} exists. Unset it to ask the Hub.",
+        f"{s.cache_dir} does not know whether {describe_place(ctx)} exists. "
+        "Unset it to ask the Hub.",
         **ctx,
     )
 
 
-def _api(s: Settings):
-    return _hub().HfApi(endpoint=s.endpoint, token=s.hf_token_arg)
+def hf_api(s: Settings):
+    return hf_module().HfApi(endpoint=s.endpoint, token=s.hf_token_arg)
 
 
-def _refuse_offline(s: Settings, ctx: dict, verb: str):
+def refuse_offline(s: Settings, ctx: dict, verb: str):
     if s.offline:
         raise errors.OfflineNotCachedError(
             f"{verb}() asks the Hub, but HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set. Unset it, "
@@ -363,7 +364,7 @@ def _looks_like_path(identifier: str) -> bool:
     )
 
 
-def _context(repo_id, revision, repo_type, filename=None) -> dict:
+def repo_context(repo_id, revision, repo_type, filename=None) -> dict:
     ctx = {
         "repo_id": repo_id,
         "revision": "main" if revision is None else revision,
@@ -374,7 +375,7 @@ def _context(repo_id, revision, repo_type, filename=None) -> dict:
     return ctx
 
 
-def _check_common(ctx: dict):
+def check_repo_context(ctx: dict):
     for name in ("repo_id", "revision", "repo_type"):
         value = ctx[name]
         if not isinstance(value, str) or not value.strip():
@@ -402,7 +403,7 @@ def _printable(ctx):
     return {k: v for k, v in ctx.items() if isinstance(v, str)}
 
 
-def _patterns(value, name, ctx):
+def check_patterns(value, name, ctx):
     if value is None:
         return None
     if isinstance(value, str):
@@ -487,7 +488,7 @@ def _run(call, s: Settings, ctx: dict, offline: bool, quiet: bool):
     and is not retried again; quick failures (a 5xx on a GET, a refused connection while listing
     a snapshot) get up to RETRIES tries with BACKOFF sleeps.
     """
-    with _call_state(s, quiet):
+    with call_state(s, quiet):
         for attempt in range(1, RETRIES + 1):
             started = time.monotonic()
             try:
@@ -505,11 +506,11 @@ def _run(call, s: Settings, ctx: dict, offline: bool, quiet: bool):
 
 
 @contextlib.contextmanager
-def _call_state(s: Settings, quiet: bool):
+def call_state(s: Settings, quiet: bool):
     """huggingface_hub's constants that it reads from the environment once, at import, follow
     this call's settings while it runs (offline, timeouts, symlinks, Xet); quiet or
     HF_HUB_DISABLE_PROGRESS_BARS hides the progress bars."""
-    constants = _hub().constants
+    constants = hf_module().constants
     wanted = {
         "HF_HUB_OFFLINE": bool(s.offline),
         "HF_HUB_ETAG_TIMEOUT": s.etag_timeout,
@@ -530,7 +531,7 @@ def _call_state(s: Settings, quiet: bool):
         bars.HF_HUB_DISABLE_PROGRESS_BARS = saved_bars
 
 
-def _where(ctx: dict) -> str:
+def describe_place(ctx: dict) -> str:
     kind = "" if ctx.get("repo_type", "model") == "model" else f"{ctx['repo_type']} "
     where = f"{kind}repo '{ctx['repo_id']}' at revision '{ctx['revision']}'"
     if ctx.get("filename"):
@@ -547,10 +548,10 @@ def _is_network(exc) -> bool:
     import httpx2
 
     if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
-        return not isinstance(exc, _hub().errors.OfflineModeIsEnabled)
+        return not isinstance(exc, hf_module().errors.OfflineModeIsEnabled)
     status = _status(exc)
     return (
-        isinstance(exc, _hub().errors.HfHubHTTPError)
+        isinstance(exc, hf_module().errors.HfHubHTTPError)
         and status is not None
         and (status >= 500 or status in (408, 429))
     )
@@ -558,8 +559,8 @@ def _is_network(exc) -> bool:
 
 def translate(exc: BaseException, ctx: dict, s: Settings, offline: bool) -> errors.PybridgeError:
     """A huggingface_hub (or httpx) exception as a pybridge error with the call's context."""
-    e = _hub().errors
-    where = _where(ctx)
+    e = hf_module().errors
+    where = describe_place(ctx)
     token_hint = (
         f"the token (from {s.token_source}) has not been granted access"
         if s.token

@@ -35,14 +35,14 @@ import numpy as np
 from . import _args, errors
 from . import safetensors as st
 from .hub import (
-    _api,
-    _call_state,
-    _check_common,
-    _context,
-    _hub,
-    _patterns,
-    _refuse_offline,
-    _where,
+    call_state,
+    check_patterns,
+    check_repo_context,
+    describe_place,
+    hf_api,
+    hf_module,
+    refuse_offline,
+    repo_context,
     translate,
 )
 from .settings import Settings, resolve
@@ -63,13 +63,13 @@ def create_repo(
     repo_id, repo_type="model", private=False, exist_ok=False, space_sdk=None, env=None, token=None
 ) -> dict:
     """Create a repo; ``{repo_id, repo_type, url}``. A Space needs ``space_sdk``."""
-    ctx = _context(repo_id, "main", repo_type)
-    _check_common(ctx)
+    ctx = repo_context(repo_id, "main", repo_type)
+    check_repo_context(ctx)
     if repo_type == "space":
         _args.check_space_sdk(space_sdk, **ctx)
     s = _write_settings(env, token, ctx, "hub_create_repo")
     url = _call(
-        lambda: _api(s).create_repo(
+        lambda: hf_api(s).create_repo(
             repo_id,
             repo_type=repo_type,
             private=bool(private),
@@ -102,13 +102,13 @@ def upload_file(
     token=None,
 ) -> dict:
     """Upload one local file as ``path_in_repo``; one commit."""
-    ctx = _context(repo_id, revision, repo_type, filename=path_in_repo)
-    _check_common(ctx)
+    ctx = repo_context(repo_id, revision, repo_type, filename=path_in_repo)
+    check_repo_context(ctx)
     _check_repo_path(path_in_repo, "path_in_repo", ctx)
     path = _local(path, "path", ctx, folder=False)
     s = _write_settings(env, token, ctx, "hub_upload_file")
     info = _call(
-        lambda: _api(s).upload_file(
+        lambda: hf_api(s).upload_file(
             path_or_fileobj=path,
             path_in_repo=path_in_repo,
             repo_id=repo_id,
@@ -146,17 +146,17 @@ def upload_folder(
 ) -> dict:
     """Upload a local folder (filtered by glob patterns) in one commit; ``delete_patterns``
     removes matching remote files that the folder does not hold."""
-    ctx = _context(repo_id, revision, repo_type)
-    _check_common(ctx)
+    ctx = repo_context(repo_id, revision, repo_type)
+    check_repo_context(ctx)
     folder = _local(folder, "folder", ctx, folder=True)
     if path_in_repo:
         _check_repo_path(path_in_repo, "path_in_repo", ctx)
-    allow = _patterns(allow_patterns, "allow_patterns", ctx)
-    ignore = _patterns(ignore_patterns, "ignore_patterns", ctx)
-    delete = _patterns(delete_patterns, "delete_patterns", ctx)
+    allow = check_patterns(allow_patterns, "allow_patterns", ctx)
+    ignore = check_patterns(ignore_patterns, "ignore_patterns", ctx)
+    delete = check_patterns(delete_patterns, "delete_patterns", ctx)
     s = _write_settings(env, token, ctx, "hub_upload_folder")
     info = _call(
-        lambda: _api(s).upload_folder(
+        lambda: hf_api(s).upload_folder(
             folder_path=folder,
             repo_id=repo_id,
             repo_type=repo_type,
@@ -190,12 +190,12 @@ def delete_file(
     token=None,
 ) -> dict:
     """Delete one file of the repo; one commit."""
-    ctx = _context(repo_id, revision, repo_type, filename=path_in_repo)
-    _check_common(ctx)
+    ctx = repo_context(repo_id, revision, repo_type, filename=path_in_repo)
+    check_repo_context(ctx)
     _check_repo_path(path_in_repo, "path_in_repo", ctx)
     s = _write_settings(env, token, ctx, "hub_delete_file")
     info = _call(
-        lambda: _api(s).delete_file(
+        lambda: hf_api(s).delete_file(
             path_in_repo,
             repo_id,
             repo_type=repo_type,
@@ -216,12 +216,12 @@ def create_branch(
 ) -> dict:
     """Create ``branch`` at ``revision`` (the head of main by default); ``{repo_id, branch,
     commit}``."""
-    ctx = _context(repo_id, revision or "main", repo_type)
-    _check_common(ctx)
+    ctx = repo_context(repo_id, revision or "main", repo_type)
+    check_repo_context(ctx)
     _check_name(branch, "branch", ctx)
     s = _write_settings(env, token, ctx, "hub_create_branch")
     _call(
-        lambda: _api(s).create_branch(
+        lambda: hf_api(s).create_branch(
             repo_id,
             branch=branch,
             revision=revision,
@@ -247,12 +247,12 @@ def create_tag(
     token=None,
 ) -> dict:
     """Tag ``revision``; ``{repo_id, tag, commit}``."""
-    ctx = _context(repo_id, revision, repo_type)
-    _check_common(ctx)
+    ctx = repo_context(repo_id, revision, repo_type)
+    check_repo_context(ctx)
     _check_name(tag, "tag", ctx)
     s = _write_settings(env, token, ctx, "hub_create_tag")
     _call(
-        lambda: _api(s).create_tag(
+        lambda: hf_api(s).create_tag(
             repo_id,
             tag=tag,
             revision=revision,
@@ -274,8 +274,8 @@ def whoami(env=None, token=None) -> dict:
     s = resolve(env, token)
     if not s.token:
         raise _no_token(s, "hub_whoami")
-    _refuse_offline(s, ctx, "hub_whoami")
-    info = _call(lambda: _api(s).whoami(token=s.token), s, ctx)
+    refuse_offline(s, ctx, "hub_whoami")
+    info = _call(lambda: hf_api(s).whoami(token=s.token), s, ctx)
     role = ((info.get("auth") or {}).get("accessToken") or {}).get("role")
     return {
         "name": str(info.get("name") or ""),
@@ -361,8 +361,8 @@ def push_model(
 ) -> dict:
     """:func:`save_model` into ``folder`` (a temporary one by default), create the repo if
     needed, and upload the folder in one commit. Stale weight shards on the Hub are deleted."""
-    ctx = _context(repo_id, revision, "model")
-    _check_common(ctx)
+    ctx = repo_context(repo_id, revision, "model")
+    check_repo_context(ctx)
     _write_settings(env, token, ctx, "hub_push_model")  # fail before saving, not after
     with contextlib.ExitStack() as stack:
         if folder is None:
@@ -592,7 +592,7 @@ def _write_settings(env, token, ctx, verb) -> Settings:
     s = resolve(env, token)
     if not s.token:
         raise _no_token(s, verb, ctx)
-    _refuse_offline(s, ctx, verb)
+    refuse_offline(s, ctx, verb)
     return s
 
 
@@ -612,7 +612,7 @@ def _uses_xet(endpoint: str) -> bool:
 @contextlib.contextmanager
 def _xet_for(endpoint: str):
     """Xet off for this call unless the endpoint is huggingface.co."""
-    constants = _hub().constants
+    constants = hf_module().constants
     old = constants.HF_HUB_DISABLE_XET
     if not _uses_xet(endpoint):
         constants.HF_HUB_DISABLE_XET = True
@@ -625,7 +625,7 @@ def _xet_for(endpoint: str):
 def _call(fn, s: Settings, ctx: dict, quiet: bool = True, exists=None):
     """Run one huggingface_hub call with this call's settings; ``exists`` is ("branch", name)
     or ("tag", name) for the calls whose 409 means that name is taken."""
-    with _call_state(s, quiet), _xet_for(s.endpoint):
+    with call_state(s, quiet), _xet_for(s.endpoint):
         try:
             return fn()
         except errors.PybridgeError:
@@ -641,7 +641,7 @@ def _translate(exc, ctx, s: Settings, exists=None) -> errors.PybridgeError:
     while isinstance(cause, RuntimeError) and cause.__cause__ is not None:
         cause = cause.__cause__
     status = getattr(getattr(cause, "response", None), "status_code", None)
-    where = _where(ctx) if ctx.get("repo_id") else s.endpoint
+    where = describe_place(ctx) if ctx.get("repo_id") else s.endpoint
     if status == 409 and exists:
         kind, name = exists
         return errors.RefExistsError(
@@ -693,7 +693,7 @@ def _commit(info, ctx) -> dict:
 
 def _head(s: Settings, ctx, revision) -> str:
     info = _call(
-        lambda: _api(s).repo_info(
+        lambda: hf_api(s).repo_info(
             ctx["repo_id"], revision=revision, repo_type=ctx["repo_type"], token=s.token
         ),
         s,

@@ -509,7 +509,7 @@ def test_huggingface_hub_constants_follow_each_call_and_are_restored(hf_env):
 
     before = {n: getattr(constants, n) for n in ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DISABLE_XET")}
     s = settings.resolve({**hf_env, "HF_HUB_ETAG_TIMEOUT": "4", "HF_HUB_DISABLE_XET": "1"})
-    with hub._call_state(s, quiet=False):
+    with hub.call_state(s, quiet=False):
         assert constants.HF_HUB_ETAG_TIMEOUT == 4 and constants.HF_HUB_DISABLE_XET is True
     assert {n: getattr(constants, n) for n in before} == before
 
