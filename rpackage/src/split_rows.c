@@ -56,9 +56,6 @@ static SEXP decoded(SEXP column, SEXP levels, R_xlen_t start, R_xlen_t len) {
 
 /* Values [start, start + len) of a column: a vector, or a matrix named by `dimnames`. */
 static SEXP slice(SEXP column, R_xlen_t start, R_xlen_t len, SEXP dimnames, int negative_na) {
-  SEXP levels = getAttrib(column, R_LevelsSymbol);
-  if (TYPEOF(column) == INTSXP && TYPEOF(levels) == STRSXP)
-    return decoded(column, levels, start, len);
   if (TYPEOF(column) != VECSXP) {
     SEXP out = allocVector(TYPEOF(column), len);
     copy_values(out, 0, column, start, len);
@@ -168,11 +165,15 @@ SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na) {
   R_xlen_t longest = 0;
   for (R_xlen_t i = 0; i < n; i++) if (at[i + 1] - at[i] > longest) longest = at[i + 1] - at[i];
   SEXP last_made = PROTECT(allocVector(VECSXP, k));
+  SEXP levels = PROTECT(allocVector(VECSXP, k));  /* of the coded columns, else NULL */
   for (R_xlen_t c = 0; c < k; c++) {
     SEXP column = VECTOR_ELT(columns, c);
     int type = TYPEOF(column);
-    if ((type == INTSXP || type == LGLSXP || type == REALSXP) &&
-        getAttrib(column, R_LevelsSymbol) == R_NilValue)
+    if (type == INTSXP && TYPEOF(getAttrib(column, R_LevelsSymbol)) == STRSXP) {
+      SET_VECTOR_ELT(levels, c, getAttrib(column, R_LevelsSymbol));
+      continue;
+    }
+    if (type == INTSXP || type == LGLSXP || type == REALSXP)
       SET_VECTOR_ELT(last_made, c, allocVector(VECSXP, (longest < SHARE_MAX ? longest : SHARE_MAX)
                                                        + 1));
   }
@@ -185,6 +186,10 @@ SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na) {
       SEXP column = VECTOR_ELT(columns, c), made = VECTOR_ELT(last_made, c);
       if (isNull(column)) {
         SET_VECTOR_ELT(row, c, empty);
+        continue;
+      }
+      if (VECTOR_ELT(levels, c) != R_NilValue) {
+        SET_VECTOR_ELT(row, c, decoded(column, VECTOR_ELT(levels, c), at[i], len));
         continue;
       }
       int shareable = made != R_NilValue && len <= SHARE_MAX;
@@ -203,6 +208,6 @@ SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na) {
     SET_VECTOR_ELT(out, i, row);
     UNPROTECT(1);
   }
-  UNPROTECT(5);
+  UNPROTECT(6);
   return out;
 }

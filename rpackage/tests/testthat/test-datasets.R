@@ -282,6 +282,14 @@ test_that("hub_upload_dataset() round trip: equal in R, same features in dataset
   expect_identical(unlist(ref$columns$label$names), c("neg", "pos"))
   expect_identical(ref$columns$ids$type, "List")
   expect_equal_to_datasets(back, ref)
+  # Lists of classed values (factor, Date, POSIXct) keep their class in each row.
+  lists <- data.frame(id = 1:3)
+  lists$tags <- list(factor(c("b", "a"), levels = c("a", "b")), factor(character(), c("a", "b")),
+                     NULL)
+  lists$days <- list(as.Date(c("2024-01-02", "1969-12-31")), NULL, as.Date(NA))
+  hub_upload_dataset(lists, "rdsup/lists", token = datasets_write, quiet = TRUE)
+  expect_identical(hub_dataset("rdsup/lists", quiet = TRUE), lists)
+  expect_identical(datasets_reference("rdsup/lists", "train", "-")$columns$tags$type, "List")
   expect_error(hub_upload_dataset(df, "rdsup/round"), class = "hfbridge_error_auth")
   expect_error(hub_upload_dataset(data.frame(z = 1i), "rdsup/round", token = datasets_write),
                class = "hfbridge_error_invalid_argument")
