@@ -1,7 +1,7 @@
 """Tokenizers: load, encode, decode, pad, truncate, inspect the vocabulary, train.
 
 A tokenizer is a ``tokenizers.Tokenizer``: the one live Python object handed to R (R wraps it in
-an R6 object). Everything else returns plain values (DESIGN.md, "Return conventions"):
+an R6 object). Everything else returns plain values (CONTRIBUTING.md, "Return conventions"):
 
 - a batch of encodings is a dict of flat columns over all tokens of all texts plus ``splits``
   (int32, n + 1 offsets into the columns); R splits them. R reads its numbers in place and its

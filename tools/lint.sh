@@ -9,4 +9,10 @@ py_paths=(pybridge tests bench tools)
 .venv/bin/ruff check "${py_paths[@]}"
 .venv/bin/ruff format --check "${py_paths[@]}"
 Rscript -e 'lints <- lintr::lint_package("rpackage"); if (length(lints)) { print(lints); quit(status = 1) }'
+# The repo stands on its own: no file cites the design notes that live outside it.
+outside='DESIGN''\.md|ENVIRONMENT''\.md|HUB_PROTOCOL''\.md'
+if git grep -nE "$outside" -- . 2>/dev/null; then
+  echo "lint: the lines above cite documents the repo does not hold; copy what is needed into docs/"
+  exit 1
+fi
 echo "lint: clean"

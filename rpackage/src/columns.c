@@ -14,7 +14,6 @@
 #include <Rinternals.h>
 #include "columns.h"
 
-
 static const void *address(SEXP x, const char *what) {
   if (!isReal(x) || XLENGTH(x) != 1) error("hfb_arrow_vector(): `%s` must be one double", what);
   double a = REAL(x)[0];
