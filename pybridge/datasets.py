@@ -498,7 +498,9 @@ class _Reader:
         n_max rows in all."""
         remaining = n_max
         for path in self.files:  # n_max = 0 still reads the first file's schema
-            for table in self._file_tables(path, chunk_size, remaining):
+            local = self.local(path)  # the hub's errors pass as they are
+            tables = self._file_tables(path, local, chunk_size, remaining)
+            for table in _readable(tables, self.repo, path, self.format):
                 table = self._finish(table, path)
                 if remaining is not None:
                     table = table.slice(0, remaining)
@@ -507,13 +509,11 @@ class _Reader:
                 if remaining is not None and remaining <= 0:
                     return
 
-    def _file_tables(self, path, chunk_size, remaining):
+    def _file_tables(self, path, local, chunk_size, remaining):
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        local = self.local(path)
         if self.format == "parquet":
-            pf = pq.ParquetFile(local, memory_map=True)
+            pf = _parquet_file(self.repo, path, local)
             if self._schema_features is None:
                 self._schema_features = _features_from_schema(pf.schema_arrow)
             columns = self._columns_in(pf.schema_arrow.names, path)
@@ -590,6 +590,37 @@ class _Reader:
         return pa.table({c: pa.array([], pa.null()) for c in (self.columns or [])})
 
 
+def _readable(tables, repo, path, fmt):
+    """``tables``, read from the file ``path``; a file that cannot be read as ``fmt`` (cut short,
+    corrupted, not that format) is an InvalidFileError that names it."""
+    import pyarrow as pa
+
+    try:
+        yield from tables
+    except errors.PybridgeError:
+        raise
+    except (pa.ArrowException, ValueError, EOFError, OSError) as exc:
+        raise _unreadable(repo, path, fmt, exc) from None
+
+
+def _parquet_file(repo, path, local):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(local, memory_map=True)
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(repo, path, "parquet", exc) from None
+
+
+def _unreadable(repo, path, fmt, exc):
+    return errors.InvalidFileError(
+        f"'{path}' of dataset '{repo.repo_id}' cannot be read as {fmt}: {exc}",
+        format=fmt,
+        **repo.ctx(filename=path),
+    )
+
+
 def _features_from_schema(schema):
     import datasets
 
@@ -621,7 +652,6 @@ def _read_text_file(path, fmt):
 
 
 def _parquet_rows(repo, paths):
-    import pyarrow.parquet as pq
 
     total = 0
     for p in paths:
@@ -630,17 +660,18 @@ def _parquet_rows(repo, paths):
         local = _cached_or_none(repo, p)
         if local is None:
             return None
-        total += pq.ParquetFile(local).metadata.num_rows
+        total += _parquet_file(repo, p, local).metadata.num_rows
     return total
 
 
 def _parquet_features(repo, paths):
-    import pyarrow.parquet as pq
 
     for p in paths:
         if _format(p) == "parquet":
             local = _cached_or_none(repo, p)
-            return _features_from_schema(pq.read_schema(local)) if local else None
+            return (
+                _features_from_schema(_parquet_file(repo, p, local).schema_arrow) if local else None
+            )
     return None
 
 

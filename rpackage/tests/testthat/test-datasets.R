@@ -186,6 +186,41 @@ test_that("a string column, read lazily from arrow, acts as a character vector",
   expect_identical(paste0(fresh, "!"), paste0(want, "!"))
 })
 
+test_that("a file that cannot be read is an invalid_file error that names it", {
+  local_hub()
+  datasets_repos()
+  good <- hfbridge:::pybridge_module("fixtures.datasets")$ensure(names = list("sharded"))$sharded
+  shard <- file.path(good, "data", "train-00000-of-00003.parquet")
+  bytes <- readBin(shard, "raw", file.size(shard))
+  folder <- withr::local_tempdir()
+  dir.create(file.path(folder, "data"))
+  writeBin(bytes[seq_len(length(bytes) %/% 2)],  # cut short: no footer
+           file.path(folder, "data", "train-00000-of-00001.parquet"))
+  writeBin(c(bytes[1:200], as.raw(seq_len(3000) %% 251), utils::tail(bytes, 500)),
+           file.path(folder, "data", "test-00000-of-00001.parquet"))  # a corrupted middle
+  publish_repo("rds/unreadable", folder, repo_type = "dataset")
+  for (split in c("train", "test")) {
+    err <- tryCatch(hub_dataset("rds/unreadable", split = split, quiet = TRUE), error = identity)
+    expect_s3_class(err, "hfbridge_error_invalid_file")
+    expect_identical(err$filename, sprintf("data/%s-00000-of-00001.parquet", split))
+    expect_match(conditionMessage(err), "cannot be read as parquet")
+  }
+  expect_error(hub_dataset_info("rds/unreadable"), class = "hfbridge_error_invalid_file")
+  expect_error(hub_dataset_chunks("rds/unreadable", split = "test", chunk_size = 10,
+                                  callback = function(chunk, i) NULL, progress = FALSE),
+               class = "hfbridge_error_invalid_file")
+  text <- withr::local_tempdir()
+  writeLines(c("{\"a\": 1}", "{\"a\": "), file.path(text, "train.jsonl"))  # cut short
+  writeLines(c("a,b", "1,2", "\"never closed"), file.path(text, "test.csv"))
+  publish_repo("rds/unreadable_text", text, repo_type = "dataset")
+  for (split in c("train", "test")) {
+    err <- tryCatch(hub_dataset("rds/unreadable_text", split = split, quiet = TRUE),
+                    error = identity)
+    expect_s3_class(err, "hfbridge_error_invalid_file")
+    expect_identical(err$filename, if (split == "train") "train.jsonl" else "test.csv")
+  }
+})
+
 test_that("columns and n_max read only what is asked, from the first shard only", {
   local_hub()
   datasets_repos()
