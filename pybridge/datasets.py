@@ -652,7 +652,6 @@ def _read_text_file(path, fmt):
 
 
 def _parquet_rows(repo, paths):
-
     total = 0
     for p in paths:
         if _format(p) != "parquet":
@@ -665,7 +664,6 @@ def _parquet_rows(repo, paths):
 
 
 def _parquet_features(repo, paths):
-
     for p in paths:
         if _format(p) == "parquet":
             local = _cached_or_none(repo, p)
