@@ -68,35 +68,34 @@ check_texts <- function(x, arg) {
     hfbridge_abort("invalid_argument", sprintf("`%s` must be a character vector, not %s.", arg,
                                                class(x)[1L]), argument = arg)
   }
-  na <- which(is.na(x))
-  if (length(na)) {
-    hfbridge_abort("invalid_argument", sprintf(
-      "`%s` has NA at position%s %s: drop them or replace them with \"\".", arg,
-      if (length(na) > 1L) "s" else "", format_positions(na)), argument = arg, positions = na)
-  }
-  x <- check_utf8(x, sprintf("`%s`", arg), arg, "position")
+  x <- check_text_values(x, sprintf("`%s`", arg), arg, "position")
   names(x) <- NULL
   x
 }
 
-# `x` (without NA) as UTF-8, refusing strings marked as bytes and invalid UTF-8. `where` starts
+# The texts `x` as UTF-8, refusing NA, strings marked as bytes and invalid UTF-8. `where` starts
 # the message ("`texts`"), `unit` names what is counted ("position", "row"): the error's field
 # is its plural.
-check_utf8 <- function(x, where, arg, unit) {
-  refuse <- function(found, problem) {
+check_text_values <- function(x, where, arg, unit) {
+  refuse <- function(found, problem, advice) {
     fields <- stats::setNames(list(arg, found), c("argument", paste0(unit, "s")))
-    message <- sprintf("%s %s at %s%s %s: convert %s", where, problem, unit,
-                       if (length(found) > 1L) "s" else "", format_positions(found),
-                       "it to UTF-8 first, e.g. iconv(x, from = \"latin1\", to = \"UTF-8\").")
+    message <- sprintf("%s %s at %s%s %s: %s", where, problem, unit,
+                       if (length(found) > 1L) "s" else "", format_positions(found), advice)
     do.call(hfbridge_abort, c(list("invalid_argument", message), fields))
   }
+  na <- which(is.na(x))
+  if (length(na)) {
+    refuse(na, "has NA", sprintf("drop %s or replace them with \"\".",
+                                 if (unit == "row") "those rows" else "them"))
+  }
+  convert <- "convert it to UTF-8 first, e.g. iconv(x, from = \"latin1\", to = \"UTF-8\")."
   encoding <- Encoding(x)
   bytes <- which(encoding == "bytes")
-  if (length(bytes)) refuse(bytes, "has strings marked as bytes")
+  if (length(bytes)) refuse(bytes, "has strings marked as bytes", convert)
   # enc2utf8() would turn invalid bytes into "<e9>" escapes: check the UTF-8 strings first.
   utf8 <- encoding == "UTF-8" | (encoding == "unknown" & isTRUE(l10n_info()[["UTF-8"]]))
   bad <- which(utf8 & !validUTF8(x))
-  if (length(bad)) refuse(bad, "is not valid UTF-8")
+  if (length(bad)) refuse(bad, "is not valid UTF-8", convert)
   enc2utf8(x)
 }
 

@@ -186,14 +186,7 @@ train_texts <- function(x, arg, column = NULL) {
     hfbridge_abort("invalid_argument", sprintf("%s must hold texts (character), not %s.", where,
                                                class(x)[1L]), argument = argument)
   }
-  na <- which(is.na(x))
-  if (length(na)) {
-    hfbridge_abort("invalid_argument", sprintf(
-      "%s has NA texts at row%s %s: drop those rows or replace them with \"\".", where,
-      if (length(na) > 1L) "s" else "", format_positions(na)), argument = argument,
-      rows = na)
-  }
-  check_utf8(x, where, argument, "row")
+  check_text_values(x, where, argument, "row")
 }
 
 train_labels <- function(x, arg, column) {
