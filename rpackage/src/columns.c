@@ -97,12 +97,20 @@ static SEXP r_string(const char *p, int64_t len) {
   return mkCharLenCE(buf, n, CE_UTF8);
 }
 
+/* Where string i of a (large) utf8 array starts in its data, and where it ends. */
+void arrow_string_bounds(const arrow_array *a, int wide, R_xlen_t i, int64_t *start,
+                         int64_t *end) {
+  const int32_t *o32 = (const int32_t *) a->values + a->offset;
+  const int64_t *o64 = (const int64_t *) a->values + a->offset;
+  *start = wide ? o64[i] : o32[i];
+  *end = wide ? o64[i + 1] : o32[i + 1];
+}
+
 /* Element i of a (large) utf8 array: an R string, or NA. */
 SEXP arrow_string(const arrow_array *a, int wide, R_xlen_t i) {
   if (!valid(a, i)) return NA_STRING;
-  const int32_t *o32 = (const int32_t *) a->values + a->offset;
-  const int64_t *o64 = (const int64_t *) a->values + a->offset;
-  int64_t start = wide ? o64[i] : o32[i], end = wide ? o64[i + 1] : o32[i + 1];
+  int64_t start, end;
+  arrow_string_bounds(a, wide, i, &start, &end);
   if (end < start) error("hfb_arrow_vector(): string offsets decrease");
   if (end > start && a->data == NULL) error("hfb_arrow_vector(): no string data buffer");
   return r_string(a->data + start, end - start);

@@ -12,6 +12,8 @@ typedef struct {
 } arrow_array;
 
 int arrow_bit(const uint8_t *bits, R_xlen_t i);                      /* columns.c */
+void arrow_string_bounds(const arrow_array *a, int wide, R_xlen_t i, int64_t *start,
+                         int64_t *end);                              /* columns.c */
 SEXP arrow_string(const arrow_array *a, int wide, R_xlen_t i);       /* columns.c */
 SEXP lazy_strings(const arrow_array *a, int wide, SEXP keeper);     /* lazy_strings.c */
 

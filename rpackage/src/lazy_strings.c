@@ -44,12 +44,9 @@ static SEXP made_element(const lazy_t *l, R_xlen_t i) {
 static int empty_string(const lazy_t *l, R_xlen_t i) {
   const arrow_array *a = &l->array;
   if (a->validity != NULL && !arrow_bit(a->validity, a->offset + i)) return 0;
-  if (l->wide) {
-    const int64_t *o = (const int64_t *) a->values + a->offset;
-    return o[i] == o[i + 1];
-  }
-  const int32_t *o = (const int32_t *) a->values + a->offset;
-  return o[i] == o[i + 1];
+  int64_t start, end;
+  arrow_string_bounds(a, l->wide, i, &start, &end);
+  return start == end;
 }
 
 static SEXP cache_of(SEXP x, lazy_t *l) {
