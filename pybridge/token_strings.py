@@ -9,14 +9,13 @@ distinct strings with each token's index into them. Where that is not sure (see
 
 from __future__ import annotations
 
-import json
 import weakref
 from itertools import chain
 from typing import Optional
 
 import numpy as np
 
-from . import columns
+from . import columns, special_layout
 
 _VOCAB_MODELS = ("BPE", "WordPiece", "WordLevel")
 _checked = weakref.WeakKeyDictionary()  # tokenizer -> (vocab size with added tokens, result)
@@ -93,9 +92,8 @@ def _added_follow_ids(tok) -> bool:
 
 def _processor_tokens(processor) -> Optional[list]:
     """(string, id) of every token ``processor`` adds; None for a kind not known here."""
-    if processor is None:
-        return []
-    return _state_tokens(json.loads(processor.__getstate__()))
+    state = special_layout.processor_state(processor)
+    return [] if state is None else _state_tokens(state)
 
 
 def _state_tokens(state) -> Optional[list]:

@@ -5,8 +5,9 @@ an R6 object). Everything else returns plain values (CONTRIBUTING.md, "Return co
 
 - a batch of encodings is a dict of flat columns over all tokens of all texts plus ``splits``
   (int32, n + 1 offsets into the columns); R splits them. R reads its numbers in place and its
-  tokens from UTF-8 buffers, by address (:mod:`pybridge.columns`,
-  :mod:`pybridge.token_strings`); the result's ``held`` keeps them;
+  tokens from UTF-8 buffers, by address (:mod:`pybridge.columns`); the result's ``held`` keeps
+  them. Where the tokenizer's settings decide a field exactly, it is made rather than read from
+  every encoding (:mod:`pybridge.token_strings`, :mod:`pybridge.special_layout`);
 - a padded batch is a dict of Fortran-ordered int32 matrices (n, L), so reticulate copies them
   into R without a transpose;
 - token offsets are 1-based inclusive (``start``, ``end``) in characters (code points), so R's
@@ -28,7 +29,7 @@ from typing import Optional
 import numpy as np
 from tokenizers import AddedToken, Tokenizer
 
-from . import _args, columns, errors, token_strings
+from . import _args, columns, errors, special_layout, token_strings
 
 TOKENIZER_FILES = [
     "tokenizer.json",
@@ -164,7 +165,10 @@ def encode(
         for extra in enc.overflowing:
             encodings.append(extra)
             parent.append(i)
-    return _columns(tok, encodings, np.asarray(parent, dtype=_INT32))
+    layout = None
+    if pairs is None and tok.padding is None and len(encodings) == len(batch):
+        layout = special_layout.layout(tok, add_special_tokens)
+    return _columns(tok, encodings, np.asarray(parent, dtype=_INT32), layout)
 
 
 def encode_ids(
@@ -329,37 +333,44 @@ def _scatter(mask, values, fill) -> np.ndarray:
     return out
 
 
-def _columns(tok, encodings, parent) -> dict:
+def _columns(tok, encodings, parent, layout) -> dict:
     """Every field as one flat column over all encodings; R reads the numbers in place
     (:func:`pybridge.columns.view`) and the tokens from utf8 buffers
-    (:func:`pybridge.token_strings.token_column`)."""
+    (:func:`pybridge.token_strings.token_column`). With a ``layout``
+    (:mod:`pybridge.special_layout`), the fields it decides are made, not read."""
     held = columns.Held()
     lengths = _lengths(encodings)
-    total = int(lengths.sum())
+    splits = _splits(lengths)
+    total = int(splits[-1])
     offsets = np.fromiter(
         chain.from_iterable(chain.from_iterable(e.offsets for e in encodings)),
         dtype=_INT32,
         count=2 * total,
     ).reshape(total, 2)
-    flat = {field: _flat(encodings, field, total) for field in _FIELDS}
+    flat = {"ids": _flat(encodings, "ids", total)}
     if tok.padding is None:  # only padding makes a 0 in the attention mask
         flat["attention_mask"] = np.ones(total, dtype=_INT32)
     else:
         flat["attention_mask"] = _flat(encodings, "attention_mask", total)
-    flat.update({field: _flat_optional(encodings, field, total) for field in _OPTIONAL_FIELDS})
+    made = layout and special_layout.fields(layout, splits)
+    if made:
+        flat.update(made)
+    else:
+        flat.update({field: _flat(encodings, field, total) for field in _LAYOUT_FIELDS})
+        flat["sequence_ids"] = _flat_optional(encodings, "sequence_ids", total)
+    flat["word_ids"] = _flat_optional(encodings, "word_ids", total)
     flat.update(start=offsets[:, 0] + 1, end=offsets[:, 1])
     out = {name: columns.view(values, held) for name, values in flat.items()}
     out.update(
         tokens=token_strings.token_column(tok, encodings, flat["ids"], held),
-        splits=_splits(lengths),
+        splits=splits,
         parent=parent,
         held=held,
     )
     return out
 
 
-_FIELDS = ("ids", "type_ids", "special_tokens_mask")
-_OPTIONAL_FIELDS = ("word_ids", "sequence_ids")
+_LAYOUT_FIELDS = ("type_ids", "special_tokens_mask")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokenizers import AddedToken, Tokenizer, processors
 
-from pybridge import errors, token_strings
+from pybridge import errors, special_layout, token_strings
 from pybridge import tokenizer as T
 from pybridge.fixtures import tokenizers as fixtures
 
@@ -160,6 +160,59 @@ def test_tokens_are_looked_up_only_where_each_is_its_ids_string(folders):
     ours, ref = (Tokenizer.from_str(json.dumps(state)) for _ in range(2))
     assert not token_strings.tokens_follow_ids(ours)
     check_columns(encode(ours, ["zzdup hello"]), ref.encode_batch(["zzdup hello"]))
+
+
+def _post_processors():
+    """Every kind of post-processor, and whether special_layout knows where its tokens go."""
+    cls, sep = ("[CLS]", 101), ("[SEP]", 102)
+    template = processors.TemplateProcessing(
+        single="[CLS]:2 [TWO] $A:1 [SEP]:3",
+        special_tokens=[cls, sep, {"id": "[TWO]", "ids": [7, 8], "tokens": ["[X]", "[Y]"]}],
+    )
+    byte_level = processors.ByteLevel(trim_offsets=True)
+    return {
+        "none": (None, True),
+        "byte level": (byte_level, True),
+        "bert": (processors.BertProcessing(sep, cls), True),
+        "roberta": (processors.RobertaProcessing(sep, cls), True),
+        "template": (template, True),
+        "byte level, then template": (processors.Sequence([byte_level, template]), True),
+        # ByteLevel after the template gives each special token a sequence id of its own.
+        "template, then byte level": (processors.Sequence([template, byte_level]), False),
+        "two texts in one template": (
+            processors.TemplateProcessing(single="$A [SEP] $A:1", special_tokens=[sep]),
+            False,
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", ["minilm", "bpe"])
+def test_fields_made_from_the_post_processor_equal_tokenizers(folders, name):
+    """special_tokens_mask, type_ids and sequence_ids are made from the post-processor's layout
+    for one text per encoding without padding or overflow, and read otherwise; either way they
+    equal tokenizers' own, with and without special tokens, for every post-processor kind."""
+    path = os.path.join(folders[name], "tokenizer.json")
+    texts = TEXTS + ["[SEP] inside [CLS] the text", "x " * 40]
+    for what, (processor, known) in _post_processors().items():
+        ours, ref = T.from_pretrained(folders[name]), Tokenizer.from_file(path)
+        for tok in (ours, ref):
+            tok.post_processor = processor
+            tok.no_padding()
+            tok.no_truncation()
+            tok.add_special_tokens(["[SEP]", "[CLS]"])
+        for add in (True, False):
+            layout = special_layout.layout(ours, add)
+            assert (layout is not None) is known, what
+            cols = encode(ours, texts, add_special_tokens=add)
+            check_columns(cols, ref.encode_batch(texts, add_special_tokens=add))
+        for tok in (ours, ref):
+            tok.enable_truncation(12)  # "x " * 40 overflows: every field is read
+        main = ref.encode_batch(texts)
+        extra = [o for e in main for o in e.overflowing]
+        assert extra
+        check_columns(encode(ours, texts), main + extra)
+        fit = [t for t, e in zip(texts, main) if not e.overflowing]
+        check_columns(encode(ours, fit), ref.encode_batch(fit))
 
 
 def test_single_string_and_empty_batch(pair):
