@@ -591,16 +591,32 @@ class _Reader:
 
 
 def _readable(tables, repo, path, fmt):
-    """``tables``, read from the file ``path``; a file that cannot be read as ``fmt`` (cut short,
-    corrupted, not that format) is an InvalidFileError that names it."""
+    """``tables``, read from the file ``path`` and checked in full; a file that cannot be read as
+    ``fmt`` (cut short, corrupted, not that format) or holds an invalid value is an
+    InvalidFileError that names it."""
     import pyarrow as pa
 
     try:
-        yield from tables
+        for table in tables:
+            _check_values(table)
+            yield table
     except errors.PybridgeError:
         raise
     except (pa.ArrowException, ValueError, EOFError, OSError) as exc:
         raise _unreadable(repo, path, fmt, exc) from None
+
+
+def _check_values(table):
+    """Arrow's full check of every column. Parquet can hold a string that is not UTF-8, which
+    arrow reads as it is; in R such a string fails in each later use (``nchar()``, regular
+    expressions, printing)."""
+    import pyarrow as pa
+
+    for name, column in zip(table.column_names, table.columns):
+        try:
+            column.validate(full=True)
+        except pa.ArrowInvalid as exc:
+            raise pa.ArrowInvalid(f"column '{name}': {exc}") from None
 
 
 def _parquet_file(repo, path, local):

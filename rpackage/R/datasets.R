@@ -30,7 +30,8 @@
 #' A missing config, split or column is an error of class `hfbridge_error_entry_not_found` whose
 #' fields `configs`, `splits` or `columns` name the ones that exist; a gated or missing repository
 #' gives `hfbridge_error_gated` or `hfbridge_error_repo_not_found`; a file that cannot be read
-#' (cut short, corrupted, not its format) gives `hfbridge_error_invalid_file` with its `filename`.
+#' (cut short, corrupted, not its format, a string that is not UTF-8) gives
+#' `hfbridge_error_invalid_file` with its `filename`.
 #'
 #' @param repo_id The dataset's repository id, such as `"imdb"` or `"org/name"`.
 #' @param split The split, such as `"train"` or `"test"`.

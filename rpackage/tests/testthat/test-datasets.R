@@ -221,6 +221,24 @@ test_that("a file that cannot be read is an invalid_file error that names it", {
   }
 })
 
+test_that("a string that is not UTF-8 is an invalid_file error, not a string R cannot use", {
+  # datasets fails on such a row too (UnicodeDecodeError), but only when the row is read.
+  local_hub()
+  datasets_repos()
+  for (split in c("train", "test")) {
+    err <- tryCatch(hub_dataset("rds/not_utf8", split = split, quiet = TRUE), error = identity)
+    expect_s3_class(err, "hfbridge_error_invalid_file")
+    expect_identical(err$filename, sprintf("data/%s-00000-of-00001.parquet", split))
+    expect_match(conditionMessage(err), sprintf("column '%s'.*UTF8",
+                                                if (split == "train") "text" else "tags"))
+  }
+  expect_error(hub_dataset_chunks("rds/not_utf8", chunk_size = 1, progress = FALSE,
+                                  callback = function(chunk, i) NULL),
+               class = "hfbridge_error_invalid_file")
+  ok <- hub_dataset("rds/not_utf8", split = "test", columns = "id", quiet = TRUE)
+  expect_identical(ok$id, 1:2)
+})
+
 test_that("columns and n_max read only what is asked, from the first shard only", {
   local_hub()
   datasets_repos()
