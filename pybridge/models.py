@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import gc
+import json
 import os
 import sys
 import threading
@@ -125,6 +126,7 @@ def folder(
         quiet=quiet,
     )
     check_weights(path, model, revision, allow_pickle, env, token)
+    check_files(path, model, revision)
     return path
 
 
@@ -164,6 +166,34 @@ def check_weights(path, model, revision, allow_pickle, env=None, token=None):
         filename="model.safetensors",
         **where,
     )
+
+
+def check_files(path, model, revision) -> None:
+    """The folder's JSON files and safetensors headers, checked before transformers reads them,
+    so that a corrupt one (cut short, not UTF-8) is an InvalidFileError that names it rather
+    than a model that "cannot be used for the task"."""
+    from . import safetensors
+
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        if not os.path.isfile(full):
+            continue
+        try:
+            if name.endswith(".json"):
+                with open(full, "rb") as handle:
+                    json.loads(handle.read().decode("utf-8"))
+            elif name.endswith(".safetensors"):
+                safetensors.open_file(full).close()
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            # InvalidFileError is a ValueError too: its message names the file already.
+            why = exc if isinstance(exc, errors.InvalidFileError) else f"{name} is not JSON: {exc}"
+            raise errors.InvalidFileError(
+                f"The model '{model}' has a corrupt file: {why}",
+                repo_id=model,
+                revision=revision,
+                filename=name,
+                path=full,
+            ) from None
 
 
 def _remote_pickles(model, revision, env, token) -> list:

@@ -81,6 +81,8 @@
 #' unless `allow_pickle = TRUE`. Code shipped with a model runs only with
 #' `trust_remote_code = TRUE`. An unknown task, or a model the task cannot use, signals
 #' `hfbridge_error_unsupported`, whose message lists the supported tasks ([pipeline_tasks()]).
+#' A corrupt JSON or safetensors file in the model's folder signals
+#' `hfbridge_error_invalid_file` naming it (`filename`).
 #'
 #' @param task The task, such as `"sentiment-analysis"`; see Details.
 #' @param model A Hub repo id or a local folder. `NULL` uses the task's default model.

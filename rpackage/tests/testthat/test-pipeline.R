@@ -219,6 +219,30 @@ test_that("unknown tasks and unusable models are classed 'unsupported' errors", 
   expect_error(pipeline("summarization", fx$ids$bert), class = "hfbridge_error_unsupported")
 })
 
+test_that("a corrupt file in a model folder is an invalid_file error that names it", {
+  fx <- task_model_fixtures()
+  corrupt <- function(name, change) {
+    folder <- withr::local_tempdir(.local_envir = parent.frame(2))
+    file.copy(list.files(fx$folders$sentiment, full.names = TRUE), folder)
+    path <- file.path(folder, name)
+    writeBin(change(readBin(path, "raw", file.size(path))), path)
+    folder
+  }
+  cases <- list(
+    config.json = function(b) b[seq_len(length(b) %/% 2)],
+    tokenizer.json = function(b) c(b[1:20], as.raw(0xff), b[-(1:20)]),
+    model.safetensors = function(b) b[seq_len(length(b) - 10L)]
+  )
+  for (name in names(cases)) {
+    folder <- corrupt(name, cases[[name]])
+    err <- tryCatch(pipeline("sentiment-analysis", folder), error = identity)
+    expect_s3_class(err, "hfbridge_error_invalid_file")
+    expect_identical(err$filename, name)
+    expect_match(conditionMessage(err), name, fixed = TRUE)
+    expect_error(embed_text("hello", model = folder), class = "hfbridge_error_invalid_file")
+  }
+})
+
 test_that("pickle-only repos are refused unless allow_pickle = TRUE", {
   local_hub()
   fx <- task_model_fixtures()
