@@ -10,12 +10,7 @@
 # round. RUNS rounds (default 3), ROWS rows (default 1000000). Prints medians, ratios, the
 # process's peak RSS and the result's size.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export RETICULATE_PYTHON=${RETICULATE_PYTHON:-$root/.venv/bin/python}
-export R_LIBS=${R_LIBS:-$root/.rlib}
-export HF_HUB_DISABLE_TELEMETRY=1
-py=$RETICULATE_PYTHON
+source "$(dirname "$0")/../env.sh"
 runs=${RUNS:-3}
 rows=${ROWS:-1000000}
 data=$root/bench/data

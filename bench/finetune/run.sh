@@ -10,13 +10,8 @@
 # (default 5). TORCH_THREADS (default 1: tiny models lose on a shared 2-core machine) sets
 # torch's threads in all. Prints medians and the ratios R / Python (target <= 1.05).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export RETICULATE_PYTHON=${RETICULATE_PYTHON:-$root/.venv/bin/python}
-export R_LIBS=${R_LIBS:-$root/.rlib}
-export HF_HUB_DISABLE_TELEMETRY=1
+source "$(dirname "$0")/../env.sh"
 export OMP_NUM_THREADS=${TORCH_THREADS:-1}
-py=$RETICULATE_PYTHON
 runs=${RUNS:-5}
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT

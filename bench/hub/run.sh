@@ -4,9 +4,5 @@
 # local mirror that counts the requests. Prints medians, ratios and the request counts.
 # Usage: bash bench/hub/run.sh [N]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export RETICULATE_PYTHON=${RETICULATE_PYTHON:-$root/.venv/bin/python}
-export R_LIBS=${R_LIBS:-$root/.rlib}
-export HF_HUB_DISABLE_TELEMETRY=1
+source "$(dirname "$0")/../env.sh"
 Rscript bench/hub/bench.R "${1:-200}"

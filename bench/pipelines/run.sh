@@ -9,13 +9,8 @@
 # modes are interleaved in each round. RUNS rounds (default 3; RUNS=1 for a quick look), MODES
 # to pick modes. Prints medians and ratios. TORCH_THREADS sets torch's threads in every mode.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export RETICULATE_PYTHON=${RETICULATE_PYTHON:-$root/.venv/bin/python}
-export R_LIBS=${R_LIBS:-$root/.rlib}
-export HF_HUB_DISABLE_TELEMETRY=1
+source "$(dirname "$0")/../env.sh"
 if [ -n "${TORCH_THREADS:-}" ]; then export OMP_NUM_THREADS=$TORCH_THREADS; fi
-py=$RETICULATE_PYTHON
 runs=${RUNS:-3}
 modes=${MODES:-"floor embed st fe_pipeline clf_py clf_r"}
 data=$root/bench/data

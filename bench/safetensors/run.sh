@@ -9,11 +9,7 @@
 # modes for each file; RESULTS keeps the raw result lines in that file. Prints medians and
 # ratios per file.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export RETICULATE_PYTHON=${RETICULATE_PYTHON:-$root/.venv/bin/python}
-export R_LIBS=${R_LIBS:-$root/.rlib}
-py=$RETICULATE_PYTHON
+source "$(dirname "$0")/../env.sh"
 runs=${RUNS:-3}
 modes=${MODES:-"hfbridge reticulate hfbridge_reversed fortran64 readbin_aperm reversed open warm"}
 small_modes=${SMALL_MODES:-"hfbridge reticulate warm"}

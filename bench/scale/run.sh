@@ -4,10 +4,7 @@
 # chunks in one process; plus the model-load overhead per worker and the per-chunk overhead.
 # Usage: bash bench/scale/run.sh [N_TEXTS] [ROUNDS]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export RETICULATE_PYTHON=${RETICULATE_PYTHON:-$root/.venv/bin/python}
-export R_LIBS=${R_LIBS:-$root/.rlib}
+source "$(dirname "$0")/../env.sh"
 n=${1:-20000}
 rounds=${2:-1}
 texts="bench/data/tokenizer_texts_${n}.txt"

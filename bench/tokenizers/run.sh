@@ -7,10 +7,7 @@
 #   Python's encode_batch with every field read.
 # Usage: bash bench/tokenizers/run.sh [N_TEXTS] [RUNS] [N_TEXTS_ENCODINGS] [RUNS_ENCODINGS]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export RETICULATE_PYTHON=${RETICULATE_PYTHON:-$root/.venv/bin/python}
-export R_LIBS=${R_LIBS:-$root/.rlib}
+source "$(dirname "$0")/../env.sh"
 texts_of() {
   local file="bench/data/tokenizer_texts_$1.txt"
   [ -f "$file" ] || "$RETICULATE_PYTHON" bench/tokenizers/make_texts.py "$1" "$file" >/dev/null

@@ -4,9 +4,5 @@
 # one run. Prints medians and the ratio R / Python.
 # Usage: bash bench/upload/run.sh [ROUNDS] [TOTAL_MB]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export RETICULATE_PYTHON=${RETICULATE_PYTHON:-$root/.venv/bin/python}
-export R_LIBS=${R_LIBS:-$root/.rlib}
-export HF_HUB_DISABLE_TELEMETRY=1
+source "$(dirname "$0")/../env.sh"
 Rscript bench/upload/bench.R "${1:-3}" "${2:-500}"
