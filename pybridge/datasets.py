@@ -207,7 +207,6 @@ class _Repo:
 def _open_repo(repo_id, revision, env, token, quiet) -> _Repo:
     s = resolve(env, token)
     ctx = hub.repo_context(repo_id, revision, REPO_TYPE)
-    hub.check_repo_context(ctx)
     if s.offline:
         sha, paths = _cached_listing(s, ctx)
         sizes = {}

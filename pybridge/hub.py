@@ -77,7 +77,6 @@ def download(
 ) -> str:
     """The cached path of one file of a repo (hf_hub_download), fetched if needed."""
     ctx = repo_context(repo_id, revision, repo_type, filename=filename)
-    check_repo_context(ctx)
     _check_filename(filename, ctx)
     s = resolve(env, token)
     fast = _cached_commit_path(s, ctx, force_download)
@@ -127,7 +126,6 @@ def snapshot(
 ) -> str:
     """The local folder of a repo (snapshot_download), with only the files the patterns keep."""
     ctx = repo_context(repo_id, revision, repo_type)
-    check_repo_context(ctx)
     s = resolve(env, token)
     offline = bool(s.offline or local_files_only)
     allow = check_patterns(allow_patterns, "allow_patterns", ctx)
@@ -215,7 +213,6 @@ def repo_info(repo_id, revision="main", repo_type="model", env=None, token=None)
     import numpy as np
 
     ctx = repo_context(repo_id, revision, repo_type)
-    check_repo_context(ctx)
     s = resolve(env, token)
     refuse_offline(s, ctx, "hub_repo_info")
 
@@ -242,7 +239,6 @@ def repo_info(repo_id, revision="main", repo_type="model", env=None, token=None)
 def list_files(repo_id, revision="main", repo_type="model", env=None, token=None) -> list:
     """The paths of every file in the repo at that revision."""
     ctx = repo_context(repo_id, revision, repo_type)
-    check_repo_context(ctx)
     s = resolve(env, token)
     refuse_offline(s, ctx, "hub_list_files")
 
@@ -263,7 +259,6 @@ def file_exists(
     gated repo, a refused token or the network. Offline, the cache answers.
     """
     ctx = repo_context(repo_id, revision, repo_type, filename=filename)
-    check_repo_context(ctx)
     _check_filename(filename, ctx)
     s = resolve(env, token)
     if s.offline:
@@ -365,6 +360,8 @@ def _looks_like_path(identifier: str) -> bool:
 
 
 def repo_context(repo_id, revision, repo_type, filename=None) -> dict:
+    """The fields every error about this repo carries; a repo id, revision or repo type that
+    cannot be one is an InvalidArgumentError."""
     ctx = {
         "repo_id": repo_id,
         "revision": "main" if revision is None else revision,
@@ -372,10 +369,6 @@ def repo_context(repo_id, revision, repo_type, filename=None) -> dict:
     }
     if filename is not None:
         ctx["filename"] = filename
-    return ctx
-
-
-def check_repo_context(ctx: dict):
     for name in ("repo_id", "revision", "repo_type"):
         value = ctx[name]
         if not isinstance(value, str) or not value.strip():
@@ -383,6 +376,7 @@ def check_repo_context(ctx: dict):
                 f"{name} must be a non-empty string.", argument=name, **_printable(ctx)
             )
     _args.check_repo_type(ctx["repo_type"], **ctx)
+    return ctx
 
 
 def _check_filename(filename, ctx):

@@ -37,7 +37,6 @@ from . import safetensors as st
 from .hub import (
     call_state,
     check_patterns,
-    check_repo_context,
     describe_place,
     hf_api,
     hf_module,
@@ -64,7 +63,6 @@ def create_repo(
 ) -> dict:
     """Create a repo; ``{repo_id, repo_type, url}``. A Space needs ``space_sdk``."""
     ctx = repo_context(repo_id, "main", repo_type)
-    check_repo_context(ctx)
     if repo_type == "space":
         _args.check_space_sdk(space_sdk, **ctx)
     s = _write_settings(env, token, ctx, "hub_create_repo")
@@ -103,7 +101,6 @@ def upload_file(
 ) -> dict:
     """Upload one local file as ``path_in_repo``; one commit."""
     ctx = repo_context(repo_id, revision, repo_type, filename=path_in_repo)
-    check_repo_context(ctx)
     _check_repo_path(path_in_repo, "path_in_repo", ctx)
     path = _local(path, "path", ctx, folder=False)
     s = _write_settings(env, token, ctx, "hub_upload_file")
@@ -147,7 +144,6 @@ def upload_folder(
     """Upload a local folder (filtered by glob patterns) in one commit; ``delete_patterns``
     removes matching remote files that the folder does not hold."""
     ctx = repo_context(repo_id, revision, repo_type)
-    check_repo_context(ctx)
     folder = _local(folder, "folder", ctx, folder=True)
     if path_in_repo:
         _check_repo_path(path_in_repo, "path_in_repo", ctx)
@@ -191,7 +187,6 @@ def delete_file(
 ) -> dict:
     """Delete one file of the repo; one commit."""
     ctx = repo_context(repo_id, revision, repo_type, filename=path_in_repo)
-    check_repo_context(ctx)
     _check_repo_path(path_in_repo, "path_in_repo", ctx)
     s = _write_settings(env, token, ctx, "hub_delete_file")
     info = _call(
@@ -217,7 +212,6 @@ def create_branch(
     """Create ``branch`` at ``revision`` (the head of main by default); ``{repo_id, branch,
     commit}``."""
     ctx = repo_context(repo_id, revision or "main", repo_type)
-    check_repo_context(ctx)
     _check_name(branch, "branch", ctx)
     s = _write_settings(env, token, ctx, "hub_create_branch")
     _call(
@@ -248,7 +242,6 @@ def create_tag(
 ) -> dict:
     """Tag ``revision``; ``{repo_id, tag, commit}``."""
     ctx = repo_context(repo_id, revision, repo_type)
-    check_repo_context(ctx)
     _check_name(tag, "tag", ctx)
     s = _write_settings(env, token, ctx, "hub_create_tag")
     _call(
@@ -362,7 +355,6 @@ def push_model(
     """:func:`save_model` into ``folder`` (a temporary one by default), create the repo if
     needed, and upload the folder in one commit. Stale weight shards on the Hub are deleted."""
     ctx = repo_context(repo_id, revision, "model")
-    check_repo_context(ctx)
     _write_settings(env, token, ctx, "hub_push_model")  # fail before saving, not after
     with contextlib.ExitStack() as stack:
         if folder is None:
