@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test: the linters, the R package through R CMD check (testthat runs inside it, through
-# Rscript and reticulate, against a mirror its helper starts), then pytest. Called by `make test`.
+# Every test: the dependency check, the linters, the R package through R CMD check (testthat
+# runs inside it, through Rscript and reticulate, against a mirror its helper starts), then
+# pytest. Called by `make test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -18,6 +19,9 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && git diff --quiet HEAD 
   git diff --stat HEAD -- rpackage/man rpackage/NAMESPACE >&2
   exit 1
 fi
+
+echo "== Dependencies: every package the repo names is installed by tools/setup.sh"
+.venv/bin/python tools/check_deps.py
 
 echo "== Lint: ruff (Python) and lintr (R)"
 bash tools/lint.sh
