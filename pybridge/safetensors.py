@@ -239,6 +239,8 @@ def parse_header(buf, path: str):
         isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())
     ):
         raise _invalid(path, "its __metadata__ is not a map of strings")
+    for key, value in (metadata or {}).items():
+        _check_no_nul(path, "metadata entry", key, value)
     base = 8 + n
     infos = [_tensor_info(name, entry, base, path) for name, entry in header.items()]
     infos.sort(key=lambda t: (t.start, t.end))
@@ -260,7 +262,21 @@ def parse_header(buf, path: str):
     return infos, metadata
 
 
+def _check_no_nul(path, what, name, value="") -> None:
+    """Python's safetensors accepts NUL bytes in names, but no R string can hold one."""
+    if "\x00" in name or "\x00" in value:
+        where = "name" if "\x00" in name else "value"
+        raise UnsupportedError(
+            f"{path} has a {what} '{name}' whose {where} holds a NUL byte (shown as \\0). R "
+            "strings cannot hold NUL, so hfbridge cannot read this file; rename it in Python with "
+            "safetensors.numpy.load_file and save_file.",
+            path=path,
+            tensor=name if what == "tensor" else None,
+        )
+
+
 def _tensor_info(name, entry, base, path) -> TensorInfo:
+    _check_no_nul(path, "tensor", name)
     if not isinstance(entry, dict):
         raise _invalid(path, f"the entry of tensor '{name}' is not an object")
     code, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")

@@ -233,6 +233,33 @@ test_that("invalid files are hfbridge_error_invalid_file, never a crash", {
   }
 })
 
+test_that("a NUL byte in a tensor name or metadata is unsupported, named, never a bare error", {
+  st_py()
+  dir <- withr::local_tempdir()
+  nul_name <- file.path(dir, "nul-name.safetensors")
+  nul_meta <- file.path(dir, "nul-meta.safetensors")
+  reticulate::py_run_string(sprintf(paste0(  # Python's safetensors writes and reads both
+    "safetensors.numpy.save_file({'ok': np.ones(2), 'we\\x00ight': np.zeros(3)}, r'%s')\n",
+    "assert len(safetensors.numpy.load_file(r'%s')) == 2\n",
+    "safetensors.numpy.save_file({'a': np.ones(2)}, r'%s', metadata={'note': 'a\\x00b'})"),
+    nul_name, nul_name, nul_meta))
+  for (path in c(nul_name, nul_meta)) {
+    raw <- readBin(path, "raw", file.size(path))
+    for (err in list(st_expect_class(safe_load_file(path), "hfbridge_error_unsupported"),
+                     st_expect_class(safe_open(path), "hfbridge_error_unsupported"),
+                     st_expect_class(safe_deserialize(raw), "hfbridge_error_unsupported"))) {
+      expect_match(conditionMessage(err), "NUL byte", fixed = TRUE)
+      expect_match(conditionMessage(err), "R strings cannot hold NUL", fixed = TRUE)
+    }
+  }
+  err <- st_expect_class(safe_load_file(nul_name), "hfbridge_error_unsupported")
+  expect_identical(err$tensor, "we\\0ight")
+  expect_match(conditionMessage(err), "tensor 'we\\0ight'", fixed = TRUE)
+  expect_match(conditionMessage(st_expect_class(safe_open(nul_meta),
+                                                "hfbridge_error_unsupported")),
+               "metadata entry 'note' whose value", fixed = TRUE)
+})
+
 test_that("int64 beyond 2^53 warns with a class, or refuses with int64 = 'error'", {
   st_py()
   path <- withr::local_tempfile(fileext = ".safetensors")
