@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -154,14 +155,53 @@ def _new_user_env(extra=None) -> dict:
 
 
 @pytest.fixture(scope="module")
-def light_venv(installed, tmp_path_factory):
-    """install_pybridge(models = FALSE) run as a new user would, into a temporary venv: real pip
-    from PyPI (about 15 s here with pip's cache warm)."""
+def tarball_library(tmp_path_factory):
+    """hfbridge as a user installs it: R CMD build, then R CMD INSTALL of the tarball into an
+    empty library. The tarball must carry pybridge (inst/python) and the R sources (inst/source)
+    as files, made from the links to the one copy in the repo."""
+    work = tmp_path_factory.mktemp("tarball")
+    env = _new_user_env()
+    env.pop("R_LIBS", None)
+    build = subprocess.run(
+        ["R", "CMD", "build", "--no-build-vignettes", "--no-manual", str(ROOT / "rpackage")],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert build.returncode == 0, (build.stdout + build.stderr)[-3000:]
+    (tarball,) = work.glob("hfbridge_*.tar.gz")
+    with tarfile.open(tarball) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    for name in ("inst/python/pyproject.toml", "inst/python/pybridge/hub.py",
+                 "inst/source/R/python.R", "inst/source/src/init.c"):  # fmt: skip
+        assert members["hfbridge/" + name].isfile(), name
+    assert not [n for n in members if n.endswith((".pyc", ".o", ".so")) or "__pycache__" in n]
+    library = work / "library"
+    library.mkdir()
+    install = subprocess.run(
+        ["R", "CMD", "INSTALL", "--no-multiarch", "-l", str(library), str(tarball)],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert install.returncode == 0, (install.stdout + install.stderr)[-3000:]
+    return library
+
+
+@pytest.fixture(scope="module")
+def light_venv(tarball_library, tmp_path_factory):
+    """install_pybridge(models = FALSE) run as a new user would: hfbridge from its tarball, in a
+    folder outside the repo, with no RETICULATE_PYTHON and no source named, into a temporary
+    venv, with real pip (about 15 s here with pip's cache warm)."""
     venv = tmp_path_factory.mktemp("light") / "venv"
-    code = f'library(hfbridge); install_pybridge(source = "{ROOT}", models = FALSE)'
     out = subprocess.run(
-        ["Rscript", "-e", code],
-        env=_new_user_env({"HFBRIDGE_VENV": str(venv)}),
+        ["Rscript", "-e", "library(hfbridge); install_pybridge(models = FALSE)"],
+        cwd=tmp_path_factory.mktemp("elsewhere"),
+        env=_new_user_env({"HFBRIDGE_VENV": str(venv), "R_LIBS": str(tarball_library)}),
         capture_output=True,
         text=True,
         timeout=1800,
@@ -174,6 +214,7 @@ def _venv_python(venv, code: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     return subprocess.run(
         [str(venv / "bin" / "python"), "-c", code],
+        cwd=venv,  # not the checkout, whose pybridge/ would shadow the installed one
         env=env,
         capture_output=True,
         text=True,
@@ -181,15 +222,61 @@ def _venv_python(venv, code: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_install_pybridge_works_in_a_fresh_r_session_without_models(light_venv):
+def test_install_pybridge_works_in_a_fresh_r_session_without_models(light_venv, tarball_library):
     out = _venv_python(
         light_venv,
         "import ssl, pybridge, huggingface_hub, tokenizers, safetensors; print(pybridge.__file__)",
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == str(ROOT / "pybridge" / "__init__.py")  # editable
+    installed = Path(out.stdout.strip())
+    assert installed.is_relative_to(light_venv)  # a copy: not the repo, not the R library
+    carried = tarball_library / "hfbridge" / "python" / "pybridge"
+    assert not list(carried.parent.glob("*.egg-info")) and not (carried.parent / "build").exists()
+    for name in ("hub.py", "errors.py", "mirror/__init__.py"):
+        assert (installed.parent / name).read_bytes() == (ROOT / "pybridge" / name).read_bytes()
     for module in ("torch", "transformers"):
         assert _venv_python(light_venv, f"import {module}").returncode != 0
+
+
+@pytest.mark.slow
+def test_the_tarball_install_lists_the_mirror_and_writes_a_space_outside_the_repo(
+    light_venv, tarball_library, mirror, publish, hf_env, demo_store, tmp_path
+):
+    publish("rtarball/gpt2", Path(demo_store["gpt2"]))
+    code = """
+library(hfbridge)
+cat("SOURCE", hfbridge:::default_pybridge_source(), "\\n")
+cat("FILES", sort(hub_list_files("rtarball/gpt2")), "\\n")
+dir <- space_scaffold("space")
+cat("SPACE", file.exists(file.path(dir, c("Dockerfile", "hfbridge/pyproject.toml",
+  "hfbridge/pybridge/hub.py", "hfbridge/rpackage/R/space.R", "hfbridge/rpackage/src/init.c",
+  "hfbridge/rpackage/inst/python/pybridge/hub.py"))), "\\n")
+cat("PYTHON", reticulate::py_config()$python, "\\n")
+"""
+    out = subprocess.run(
+        ["Rscript", "-e", code],
+        cwd=tmp_path,
+        env=_new_user_env(
+            {**hf_env, "HFBRIDGE_VENV": str(light_venv), "R_LIBS": str(tarball_library)}
+        ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+    assert lines["SOURCE"].strip() == str(tarball_library / "hfbridge" / "python")
+    from huggingface_hub import HfApi
+
+    expected = HfApi(endpoint=hf_env["HF_ENDPOINT"]).list_repo_files("rtarball/gpt2")
+    assert sorted(lines["FILES"].split()) == sorted(expected) and expected
+    assert lines["SPACE"].split() == ["TRUE"] * 6
+    assert lines["PYTHON"].strip() == str(light_venv / "bin" / "python")
+    dockerfile = (tmp_path / "space" / "Dockerfile").read_text()
+    assert "COPY hfbridge /opt/hfbridge" in dockerfile
+    shipped = tmp_path / "space" / "hfbridge"
+    assert (shipped / "pyproject.toml").read_bytes() == (ROOT / "pyproject.toml").read_bytes()
+    assert not list(shipped.rglob("__pycache__")) and not list(shipped.rglob("*.o"))
 
 
 LIGHT_R = """

@@ -39,10 +39,9 @@ fi
 
 mkdir -p .rlib
 rstamp=.rlib/.hfbridge-installed
-if [ ! -f "$rstamp" ] || [ -n "$(find rpackage -newer "$rstamp" -type f -print -quit)" ]; then
+if [ ! -f "$rstamp" ] || [ -n "$(find rpackage pybridge pyproject.toml -newer "$rstamp" -type f -print -quit)" ]; then
   echo "setup: documenting and installing the R package into .rlib"
   R_LIBS=.rlib Rscript -e 'roxygen2::roxygenise("rpackage")' >/dev/null
   R_LIBS=.rlib R CMD INSTALL --no-multiarch -l .rlib rpackage >/dev/null
-  echo "$root" > .rlib/hfbridge/pybridge_source
   touch "$rstamp"
 fi

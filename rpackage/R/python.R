@@ -186,10 +186,12 @@ pybridge_module <- function(name) {
 #' `hfbridge_error_python_environment`) names the command and quotes pip's last lines.
 #'
 #' @param source Where to install pybridge from: a source folder holding `pyproject.toml`, or a pip
-#'   requirement. By default the folder recorded when hfbridge was installed from its source tree.
+#'   requirement. By default the copy of pybridge (with the `pyproject.toml` that pins its stack)
+#'   that the installed hfbridge package carries, so the Python side always matches the R side.
 #' @param envname The virtualenv folder.
 #' @param python The Python used to create the virtualenv.
-#' @param editable Install a source folder in editable mode.
+#' @param editable Install a source folder in editable mode (for developers working in a
+#'   checkout). Otherwise the folder is copied and installed, and pip writes nothing into it.
 #' @param models Also install transformers and torch (the `models` extra). `FALSE` gives a much
 #'   smaller install for the Hub, tokenizers and safetensors.
 #' @return The path of the virtualenv's Python, invisibly.
@@ -200,18 +202,18 @@ pybridge_module <- function(name) {
 #' install_pybridge(models = FALSE)   # Hub, tokenizers and safetensors only: no torch
 #' }
 install_pybridge <- function(source = default_pybridge_source(), envname = pybridge_venv_path(),
-                             python = Sys.which("python3"), editable = TRUE, models = TRUE) {
-  if (!nzchar(source)) {
-    hfbridge_abort("invalid_argument",
-                   "No pybridge source is known: pass `source`, a folder holding pyproject.toml.",
-                   argument = "source")
-  }
+                             python = Sys.which("python3"), editable = FALSE, models = TRUE) {
+  check_string(source, "source")
   check_flags(editable = editable, models = models)
   dir.create(dirname(envname), recursive = TRUE, showWarnings = FALSE)
   if (!file.exists(venv_python(envname))) {
     run_child_python(python, c("-m", "venv", envname),
                      sprintf("Creating the virtualenv %s with %s", envname, python),
                      "A Python >= 3.9 with the venv module is needed: pass it as `python`.")
+  }
+  if (dir.exists(source) && !editable) {
+    source <- copy_python_source(source)
+    on.exit(unlink(source, recursive = TRUE), add = TRUE)
   }
   requirement <- pybridge_requirement(source, models)
   target <- if (dir.exists(source) && editable) c("-e", requirement) else requirement
@@ -255,11 +257,18 @@ run_child_python <- function(python, args, what, fix) {
   )
 }
 
+# The copy of pybridge the installed package carries: inst/python holds links to the repo's
+# pybridge/ and pyproject.toml, which R CMD build turns into files.
 default_pybridge_source <- function() {
-  recorded <- system.file("pybridge_source", package = "hfbridge")
-  if (nzchar(recorded)) {
-    path <- readLines(recorded, warn = FALSE)[1]
-    if (file.exists(file.path(path, "pyproject.toml"))) return(path)
-  }
-  ""
+  system.file("python", package = "hfbridge", mustWork = TRUE)
+}
+
+# pip builds a folder in place (build/, *.egg-info), so a non-editable install builds a copy of
+# what the Python package is made of, never the package library or a checkout.
+copy_python_source <- function(source) {
+  to <- tempfile("pybridge-source-")
+  dir.create(to)
+  parts <- file.path(source, c("pyproject.toml", "pybridge"))
+  file.copy(parts[file.exists(parts)], to, recursive = TRUE)
+  to
 }

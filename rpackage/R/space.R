@@ -13,7 +13,7 @@ space_port <- 7860L
 #' Write a Hugging Face Space for a Shiny app
 #'
 #' Writes a Docker Space into `dir`: the app (in `app/`), the sources of hfbridge and pybridge
-#' (in `hfbridge/`), a `Dockerfile` that installs R from Debian, pybridge with its pinned Python
+#' (in `hfbridge/`: by default the copies this installed package carries), a `Dockerfile` that installs R from Debian, pybridge with its pinned Python
 #' stack (torch from PyTorch's CPU index) and hfbridge, and runs the app on port 7860 as the
 #' user with UID 1000 (the Spaces rule), and a `README.md` with the Space's YAML header
 #' (`sdk: docker`, `app_port: 7860`, title, emoji, colours). Push it with [hub_push_space()].
@@ -22,8 +22,9 @@ space_port <- 7860L
 #' @param app A Shiny app folder (with `app.R`); by default the example app of
 #'   [run_example_app()].
 #' @param title,emoji,color_from,color_to The Space's card.
-#' @param source The hfbridge source tree (with `pyproject.toml`, `pybridge/`, `rpackage/`); by
-#'   default the one hfbridge was installed from.
+#' @param source `NULL` (the default) for the sources this installed hfbridge carries: its R
+#'   code, and pybridge with the `pyproject.toml` that pins its stack. Or an hfbridge source tree
+#'   (with `pyproject.toml`, `pybridge/`, `rpackage/`), for example a checkout with changes.
 #' @param overwrite If `TRUE`, files in `dir` are replaced.
 #' @return `dir`, invisibly.
 #' @family apps
@@ -35,7 +36,7 @@ space_port <- 7860L
 #' }
 space_scaffold <- function(dir, app = example_app_dir(), title = "hfbridge Shiny app",
                            emoji = "\U0001F917", color_from = "blue", color_to = "green",
-                           source = default_pybridge_source(), overwrite = FALSE) {
+                           source = NULL, overwrite = FALSE) {
   check_string(dir, "dir")
   check_string(app, "app")
   for (arg in c("title", "emoji", "color_from", "color_to")) check_string(get(arg), arg)
@@ -44,12 +45,7 @@ space_scaffold <- function(dir, app = example_app_dir(), title = "hfbridge Shiny
     hfbridge_abort("invalid_argument", sprintf("`app` must be a folder with app.R; %s has none.",
                                                app), argument = "app", path = app)
   }
-  if (!nzchar(source) || !file.exists(file.path(source, "pyproject.toml")) ||
-      !dir.exists(file.path(source, "rpackage"))) {
-    hfbridge_abort("invalid_argument", paste(
-      "`source` must be the hfbridge source tree (pyproject.toml, pybridge/, rpackage/):",
-      "pass it, e.g. source = \"~/src/hfbridge\"."), argument = "source")
-  }
+  if (!is.null(source)) check_source_tree(source)
   if (dir.exists(dir) && length(list.files(dir, all.files = TRUE, no.. = TRUE)) && !overwrite) {
     hfbridge_abort("invalid_argument", sprintf(
       "%s is not empty: choose a new folder or pass overwrite = TRUE.", dir), argument = "dir",
@@ -57,11 +53,8 @@ space_scaffold <- function(dir, app = example_app_dir(), title = "hfbridge Shiny
   }
   dir.create(dir, recursive = TRUE, showWarnings = FALSE)
   space_copy(app, file.path(dir, "app"))
-  space_copy(file.path(source, "pybridge"), file.path(dir, "hfbridge", "pybridge"))
-  space_copy(file.path(source, "rpackage"), file.path(dir, "hfbridge", "rpackage"),
-             skip = "^tests(/|$)")
-  file.copy(file.path(source, "pyproject.toml"), file.path(dir, "hfbridge"), overwrite = TRUE)
-  writeLines(space_dockerfile(space_python_pins(file.path(source, "pyproject.toml"))),
+  space_copy_sources(source, file.path(dir, "hfbridge"))
+  writeLines(space_dockerfile(space_python_pins(file.path(dir, "hfbridge", "pyproject.toml"))),
              file.path(dir, "Dockerfile"), useBytes = TRUE)
   writeLines(enc2utf8(space_readme(title, emoji, color_from, color_to)),
              file.path(dir, "README.md"), useBytes = TRUE)
@@ -113,6 +106,39 @@ space_copy <- function(from, to, skip = NULL) {
   for (f in files) {
     dir.create(dirname(file.path(to, f)), recursive = TRUE, showWarnings = FALSE)
     file.copy(file.path(from, f), file.path(to, f), overwrite = TRUE)
+  }
+  invisible(to)
+}
+
+# What the image installs, as in a checkout: pyproject.toml, pybridge/ and rpackage/. From the
+# installed package: inst/python (pybridge) and inst/source (DESCRIPTION, NAMESPACE, R/, src/,
+# man/), which R CMD build made from links to the one copy in the repo, and the other folders of
+# inst/, which the installed package holds at its top level.
+space_inst_folders <- c("apps", "batchtools", "python")
+
+check_source_tree <- function(source) {
+  check_string(source, "source")
+  if (!file.exists(file.path(source, "pyproject.toml")) ||
+      !dir.exists(file.path(source, "rpackage"))) {
+    hfbridge_abort("invalid_argument", paste(
+      "`source` must be an hfbridge source tree (pyproject.toml, pybridge/, rpackage/), or NULL",
+      "for the sources this installed hfbridge carries."), argument = "source", path = source)
+  }
+}
+
+space_copy_sources <- function(source, to) {
+  if (!is.null(source)) {
+    space_copy(file.path(source, "pybridge"), file.path(to, "pybridge"))
+    space_copy(file.path(source, "rpackage"), file.path(to, "rpackage"),
+               skip = "^(tests|inst/source)(/|$)")
+    file.copy(file.path(source, "pyproject.toml"), to, overwrite = TRUE)
+    return(invisible(to))
+  }
+  installed <- function(...) system.file(..., package = "hfbridge", mustWork = TRUE)
+  space_copy(installed("python"), to)
+  space_copy(installed("source"), file.path(to, "rpackage"))
+  for (folder in space_inst_folders) {
+    space_copy(installed(folder), file.path(to, "rpackage", "inst", folder))
   }
   invisible(to)
 }
