@@ -5,60 +5,20 @@ Every function takes ``env=None, token=None`` (R passes ``hf_env()``), resolves 
 ``local_files_only`` explicitly to huggingface_hub, and sets the constants it reads from the
 environment only once, at import (offline, timeouts...), for the length of the call. Failures
 leave as :mod:`pybridge.errors` classes with the fields ``repo_id``, ``filename``, ``revision``
-and ``repo_type``.
+and ``repo_type``. The HTTP machinery (call state, retries, statuses to errors) is
+:mod:`pybridge.hub_call`'s.
 
 Nothing here imports torch or transformers. huggingface_hub itself is imported on first use.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-import time
 from typing import Optional
 
 from . import _args, cache, errors
+from .hub_call import describe_place, hf_api, hf_module, progress_bars, refuse_offline, run
 from .settings import Settings, resolve
-
-RETRIES = 3
-BACKOFF = (0.5, 1.0)
-RETRY_WINDOW = 5.0
-_hf = None
-
-
-def hf_module():
-    """huggingface_hub, imported once (about 0.5 s the first time)."""
-    global _hf
-    if _hf is None:
-        import huggingface_hub
-        import huggingface_hub.constants
-        import huggingface_hub.errors
-        import huggingface_hub.utils.tqdm
-
-        _hf = huggingface_hub
-    return _hf
-
-
-BAR_DELAY = 2.0  # seconds a download runs before its progress bar shows
-_bar_class = None
-
-
-def _bars():
-    """huggingface_hub's progress bar, shown only once a download has run for BAR_DELAY
-    seconds: fetching small or cached files (and "Fetching 3 files") prints nothing."""
-    global _bar_class
-    if _bar_class is None:
-        from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
-
-        class DelayedBar(hf_tqdm):
-            def __init__(self, *args, **kwargs):
-                kwargs.setdefault("delay", BAR_DELAY)
-                super().__init__(*args, **kwargs)
-
-        _bar_class = DelayedBar
-    return _bar_class
-
 
 # ---------------------------------------------------------------------------------------------
 # The verbs
@@ -105,10 +65,10 @@ def download(
             local_files_only=offline,
             force_download=bool(force_download),
             etag_timeout=s.etag_timeout,
-            tqdm_class=_bars(),
+            tqdm_class=progress_bars(),
         )
 
-    return _tidy(_run(call, s, ctx, offline, quiet), s, ctx, offline)
+    return _tidy(run(call, s, ctx, offline, quiet), s, ctx, offline)
 
 
 def snapshot(
@@ -146,10 +106,10 @@ def snapshot(
             allow_patterns=allow,
             ignore_patterns=ignore,
             etag_timeout=s.etag_timeout,
-            tqdm_class=_bars(),
+            tqdm_class=progress_bars(),
         )
 
-    return _tidy(_run(call, s, ctx, offline, quiet), s, ctx, offline)
+    return _tidy(run(call, s, ctx, offline, quiet), s, ctx, offline)
 
 
 def local_folder(
@@ -225,7 +185,7 @@ def repo_info(repo_id, revision="main", repo_type="model", env=None, token=None)
             token=s.hf_token_arg,
         )
 
-    info = _run(call, s, ctx, False, True)
+    info = run(call, s, ctx, False, True)
     siblings = list(info.siblings or [])
     sizes = [float(f.size) if f.size is not None else np.nan for f in siblings]
     return {
@@ -247,7 +207,7 @@ def list_files(repo_id, revision="main", repo_type="model", env=None, token=None
             repo_id, revision=revision, repo_type=repo_type, token=s.hf_token_arg
         )
 
-    return [str(p) for p in _run(call, s, ctx, False, True)]
+    return [str(p) for p in run(call, s, ctx, False, True)]
 
 
 def file_exists(
@@ -269,7 +229,7 @@ def file_exists(
             repo_id, filename, revision=revision, repo_type=repo_type, token=s.hf_token_arg
         )
 
-    return bool(_run(call, s, ctx, False, True))
+    return bool(run(call, s, ctx, False, True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,19 +295,6 @@ def _exists_in_cache(s: Settings, ctx: dict) -> bool:
         "Unset it to ask the Hub.",
         **ctx,
     )
-
-
-def hf_api(s: Settings):
-    return hf_module().HfApi(endpoint=s.endpoint, token=s.hf_token_arg)
-
-
-def refuse_offline(s: Settings, ctx: dict, verb: str):
-    if s.offline:
-        raise errors.OfflineNotCachedError(
-            f"{verb}() asks the Hub, but HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set. Unset it, "
-            "or use hub_snapshot(..., local_files_only = TRUE) to work from the cache.",
-            **ctx,
-        )
 
 
 def _looks_like_path(identifier: str) -> bool:
@@ -468,170 +415,6 @@ def _load_spec(spec, cwd: str) -> dict:
 
 def _absolute(path: str, cwd: str) -> str:
     return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
-
-
-# ---------------------------------------------------------------------------------------------
-# Running a call: offline switch, progress bars, retries, error translation
-
-
-def _run(call, s: Settings, ctx: dict, offline: bool, quiet: bool):
-    """Runs ``call`` with bounded retries on network failures; translates every failure.
-
-    huggingface_hub already retries a failing HEAD and a tree listing with its own backoff
-    (about 23 s). A failure that took longer than RETRY_WINDOW seconds went through that backoff
-    and is not retried again; quick failures (a 5xx on a GET, a refused connection while listing
-    a snapshot) get up to RETRIES tries with BACKOFF sleeps.
-    """
-    with call_state(s, quiet):
-        for attempt in range(1, RETRIES + 1):
-            started = time.monotonic()
-            try:
-                return call()
-            except errors.PybridgeError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - every failure is translated below
-                err = translate(exc, ctx, s, offline)
-                quick = time.monotonic() - started < RETRY_WINDOW
-                if isinstance(err, errors.NetworkError) and quick and attempt < RETRIES:
-                    time.sleep(BACKOFF[min(attempt - 1, len(BACKOFF) - 1)])
-                    continue
-                raise err from None
-    raise AssertionError("unreachable")
-
-
-@contextlib.contextmanager
-def call_state(s: Settings, quiet: bool):
-    """huggingface_hub's constants that it reads from the environment once, at import, follow
-    this call's settings while it runs (offline, timeouts, symlinks, Xet); quiet or
-    HF_HUB_DISABLE_PROGRESS_BARS hides the progress bars."""
-    constants = hf_module().constants
-    wanted = {
-        "HF_HUB_OFFLINE": bool(s.offline),
-        "HF_HUB_ETAG_TIMEOUT": s.etag_timeout,
-        "HF_HUB_DOWNLOAD_TIMEOUT": s.download_timeout,
-        **s.flags,
-    }
-    saved = {name: getattr(constants, name) for name in wanted}
-    bars = sys.modules["huggingface_hub.utils.tqdm"]  # huggingface_hub.utils.tqdm is the class
-    saved_bars = bars.HF_HUB_DISABLE_PROGRESS_BARS
-    for name, value in wanted.items():
-        setattr(constants, name, value)
-    bars.HF_HUB_DISABLE_PROGRESS_BARS = True if quiet or s.progress_bars is False else None
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(constants, name, value)
-        bars.HF_HUB_DISABLE_PROGRESS_BARS = saved_bars
-
-
-def describe_place(ctx: dict) -> str:
-    kind = "" if ctx.get("repo_type", "model") == "model" else f"{ctx['repo_type']} "
-    where = f"{kind}repo '{ctx['repo_id']}' at revision '{ctx['revision']}'"
-    if ctx.get("filename"):
-        where = f"'{ctx['filename']}' in {where}"
-    return where
-
-
-def _status(exc) -> Optional[int]:
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
-
-
-def _is_network(exc) -> bool:
-    import httpx2
-
-    if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
-        return not isinstance(exc, hf_module().errors.OfflineModeIsEnabled)
-    status = _status(exc)
-    return (
-        isinstance(exc, hf_module().errors.HfHubHTTPError)
-        and status is not None
-        and (status >= 500 or status in (408, 429))
-    )
-
-
-def translate(exc: BaseException, ctx: dict, s: Settings, offline: bool) -> errors.PybridgeError:
-    """A huggingface_hub (or httpx) exception as a pybridge error with the call's context."""
-    e = hf_module().errors
-    where = describe_place(ctx)
-    token_hint = (
-        f"the token (from {s.token_source}) has not been granted access"
-        if s.token
-        else "no token was sent"
-    )
-    if isinstance(exc, e.GatedRepoError):
-        return errors.GatedRepoError(
-            f"{where} is gated and {token_hint}. Request access on its Hub page, then set "
-            "HF_TOKEN to a token of an account that was granted access.",
-            **ctx,
-        )
-    if isinstance(exc, e.RepositoryNotFoundError):
-        if _status(exc) == 401 and s.token:
-            return _auth_error(where, s, ctx)
-        return errors.RepoNotFoundError(
-            f"Repository '{ctx['repo_id']}' ({ctx['repo_type']}) was not found at {s.endpoint}. "
-            "Check the repo id and repo_type, or set HF_TOKEN if it is private.",
-            **ctx,
-        )
-    if isinstance(exc, e.RevisionNotFoundError):
-        return errors.RevisionNotFoundError(
-            f"Revision '{ctx['revision']}' does not exist in repo '{ctx['repo_id']}'. Check the "
-            "branch, tag or commit; hub_repo_info() shows the current commit.",
-            **ctx,
-        )
-    if isinstance(exc, e.RemoteEntryNotFoundError):
-        return errors.EntryNotFoundError(
-            f"{where} does not exist. Check the file name; hub_list_files() lists the repo's "
-            "files.",
-            **ctx,
-        )
-    if isinstance(exc, e.IncompleteSnapshotError) and not offline:
-        return errors.NetworkError(
-            f"Could not reach {s.endpoint} for {where}, and the cache holds only part of it. "
-            "Check the connection or HF_ENDPOINT, then try again.",
-            **ctx,
-        )
-    if isinstance(exc, e.IncompleteSnapshotError) or (
-        isinstance(exc, (e.LocalEntryNotFoundError, e.OfflineModeIsEnabled)) and offline
-    ):
-        return errors.OfflineNotCachedError(
-            f"{where} is not (fully) in the cache at {s.cache_dir}, and the call is offline "
-            "(HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE or local_files_only). Download it once online, "
-            "or point HF_HOME / HF_HUB_CACHE at a cache that has it.",
-            **ctx,
-        )
-    if isinstance(exc, e.HfHubHTTPError) and _status(exc) in (401, 403):
-        return _auth_error(where, s, ctx)
-    cause = (exc.__cause__ or exc) if isinstance(exc, e.LocalEntryNotFoundError) else exc
-    if isinstance(exc, e.LocalEntryNotFoundError) and cause is not None and cause is not exc:
-        inner = translate(cause, ctx, s, offline)
-        if not isinstance(inner, errors.PybridgeError) or inner.code != "error":
-            return inner
-    if _is_network(cause) or isinstance(exc, e.LocalEntryNotFoundError):
-        return errors.NetworkError(
-            f"Could not reach {s.endpoint} for {where}, also after retrying "
-            f"({type(cause).__name__}). Check the connection or HF_ENDPOINT; files already in the "
-            "cache work with HF_HUB_OFFLINE=1.",
-            **ctx,
-        )
-    if isinstance(exc, e.HFValidationError) or isinstance(exc, ValueError):
-        return errors.InvalidArgumentError(f"{where}: {exc}", **ctx)
-    return errors.PybridgeError(f"{where}: {type(exc).__name__}: {exc}", **ctx)
-
-
-def _auth_error(where, s: Settings, ctx):
-    if s.token:
-        return errors.AuthError(
-            f"The Hub refused the token (from {s.token_source}) for {where}. Check HF_TOKEN or the "
-            "token file, or unset it for a public repo.",
-            **ctx,
-        )
-    return errors.AuthError(
-        f"The Hub needs a token for {where} and none was sent. Set HF_TOKEN, or write the token "
-        "to $HF_HOME/token.",
-        **ctx,
-    )
 
 
 def repo_folder_name(repo_id: str, repo_type: str = "model") -> str:

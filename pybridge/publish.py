@@ -1,14 +1,10 @@
 """Writes to the Hub: repos, uploads, deletions, branches and tags; saving and pushing a model.
 
 Every verb takes ``env=None, token=None`` (R passes ``hf_env()``) and resolves them with
-:func:`pybridge.settings.resolve`, as :mod:`pybridge.hub` does, whose helpers it reuses (argument
-checks, the call state, :func:`pybridge.hub.translate`). A write always needs a token: without
-one the verb fails at once with ``AuthError`` and makes no request.
-
-huggingface_hub uploads through Xet when ``hf_xet`` is installed. A Hub other than huggingface.co
-(the local mirror, a company Hub) may not speak Xet, so for those endpoints Xet is turned off for
-the call only (``huggingface_hub.constants.HF_HUB_DISABLE_XET``); uploads to huggingface.co keep
-huggingface_hub's default.
+:func:`pybridge.hub_call.write_settings`, and runs each request through
+:func:`pybridge.hub_call.write` (the call state, Xet only for huggingface.co, statuses to errors).
+A write always needs a token: without one the verb fails at once with ``AuthError`` and makes
+no request.
 
 Commits are not retried here (a lost answer would make a second commit); huggingface_hub retries
 the LFS uploads itself. A commit returns ``{commit_oid, commit_url, pr_url, repo_id, revision}``.
@@ -28,25 +24,15 @@ import os
 import re
 import shutil
 import tempfile
-import urllib.parse
 
 import numpy as np
 
-from . import _args, errors
+from . import _args, errors, hub_call
 from . import safetensors as st
-from .hub import (
-    call_state,
-    check_patterns,
-    describe_place,
-    hf_api,
-    hf_module,
-    refuse_offline,
-    repo_context,
-    translate,
-)
-from .settings import Settings, resolve
+from .hub import check_patterns, repo_context
+from .hub_call import hf_api
+from .settings import Settings
 
-HF_HOSTS = ("huggingface.co", "hf.co")
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 DEFAULT_MAX_SHARD_SIZE = "50GB"  # transformers 5's save_pretrained default
@@ -65,8 +51,8 @@ def create_repo(
     ctx = repo_context(repo_id, "main", repo_type)
     if repo_type == "space":
         _args.check_space_sdk(space_sdk, **ctx)
-    s = _write_settings(env, token, ctx, "hub_create_repo")
-    url = _call(
+    s = hub_call.write_settings(env, token, ctx, "hub_create_repo")
+    url = hub_call.write(
         lambda: hf_api(s).create_repo(
             repo_id,
             repo_type=repo_type,
@@ -103,8 +89,8 @@ def upload_file(
     ctx = repo_context(repo_id, revision, repo_type, filename=path_in_repo)
     _check_repo_path(path_in_repo, "path_in_repo", ctx)
     path = _local(path, "path", ctx, folder=False)
-    s = _write_settings(env, token, ctx, "hub_upload_file")
-    info = _call(
+    s = hub_call.write_settings(env, token, ctx, "hub_upload_file")
+    info = hub_call.write(
         lambda: hf_api(s).upload_file(
             path_or_fileobj=path,
             path_in_repo=path_in_repo,
@@ -150,8 +136,8 @@ def upload_folder(
     allow = check_patterns(allow_patterns, "allow_patterns", ctx)
     ignore = check_patterns(ignore_patterns, "ignore_patterns", ctx)
     delete = check_patterns(delete_patterns, "delete_patterns", ctx)
-    s = _write_settings(env, token, ctx, "hub_upload_folder")
-    info = _call(
+    s = hub_call.write_settings(env, token, ctx, "hub_upload_folder")
+    info = hub_call.write(
         lambda: hf_api(s).upload_folder(
             folder_path=folder,
             repo_id=repo_id,
@@ -188,8 +174,8 @@ def delete_file(
     """Delete one file of the repo; one commit."""
     ctx = repo_context(repo_id, revision, repo_type, filename=path_in_repo)
     _check_repo_path(path_in_repo, "path_in_repo", ctx)
-    s = _write_settings(env, token, ctx, "hub_delete_file")
-    info = _call(
+    s = hub_call.write_settings(env, token, ctx, "hub_delete_file")
+    info = hub_call.write(
         lambda: hf_api(s).delete_file(
             path_in_repo,
             repo_id,
@@ -213,8 +199,8 @@ def create_branch(
     commit}``."""
     ctx = repo_context(repo_id, revision or "main", repo_type)
     _check_name(branch, "branch", ctx)
-    s = _write_settings(env, token, ctx, "hub_create_branch")
-    _call(
+    s = hub_call.write_settings(env, token, ctx, "hub_create_branch")
+    hub_call.write(
         lambda: hf_api(s).create_branch(
             repo_id,
             branch=branch,
@@ -243,8 +229,8 @@ def create_tag(
     """Tag ``revision``; ``{repo_id, tag, commit}``."""
     ctx = repo_context(repo_id, revision, repo_type)
     _check_name(tag, "tag", ctx)
-    s = _write_settings(env, token, ctx, "hub_create_tag")
-    _call(
+    s = hub_call.write_settings(env, token, ctx, "hub_create_tag")
+    hub_call.write(
         lambda: hf_api(s).create_tag(
             repo_id,
             tag=tag,
@@ -264,11 +250,8 @@ def create_tag(
 def whoami(env=None, token=None) -> dict:
     """The account of the token: ``{name, type, role, token_source, endpoint}``; never the token."""
     ctx = {"repo_id": "", "revision": "", "repo_type": "model"}
-    s = resolve(env, token)
-    if not s.token:
-        raise _no_token(s, "hub_whoami")
-    refuse_offline(s, ctx, "hub_whoami")
-    info = _call(lambda: hf_api(s).whoami(token=s.token), s, ctx)
+    s = hub_call.write_settings(env, token, ctx, "hub_whoami")
+    info = hub_call.write(lambda: hf_api(s).whoami(token=s.token), s, ctx)
     role = ((info.get("auth") or {}).get("accessToken") or {}).get("role")
     return {
         "name": str(info.get("name") or ""),
@@ -355,7 +338,7 @@ def push_model(
     """:func:`save_model` into ``folder`` (a temporary one by default), create the repo if
     needed, and upload the folder in one commit. Stale weight shards on the Hub are deleted."""
     ctx = repo_context(repo_id, revision, "model")
-    _write_settings(env, token, ctx, "hub_push_model")  # fail before saving, not after
+    hub_call.write_settings(env, token, ctx, "hub_push_model")  # fail before saving, not after
     with contextlib.ExitStack() as stack:
         if folder is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="hfbridge-push-"))
@@ -580,95 +563,6 @@ def _move_in(scratch, folder) -> list:
 # Helpers
 
 
-def _write_settings(env, token, ctx, verb) -> Settings:
-    s = resolve(env, token)
-    if not s.token:
-        raise _no_token(s, verb, ctx)
-    refuse_offline(s, ctx, verb)
-    return s
-
-
-def _no_token(s: Settings, verb, ctx=None):
-    return errors.AuthError(
-        f"{verb}() writes to {s.endpoint} and needs a token with write access, but none was "
-        "found (token argument, HF_TOKEN, HUGGING_FACE_HUB_TOKEN or $HF_HOME/token).",
-        **{k: v for k, v in (ctx or {}).items() if v},
-    )
-
-
-def _uses_xet(endpoint: str) -> bool:
-    host = (urllib.parse.urlparse(endpoint).hostname or "").lower()
-    return any(host == h or host.endswith("." + h) for h in HF_HOSTS)
-
-
-@contextlib.contextmanager
-def _xet_for(endpoint: str):
-    """Xet off for this call unless the endpoint is huggingface.co."""
-    constants = hf_module().constants
-    old = constants.HF_HUB_DISABLE_XET
-    if not _uses_xet(endpoint):
-        constants.HF_HUB_DISABLE_XET = True
-    try:
-        yield
-    finally:
-        constants.HF_HUB_DISABLE_XET = old
-
-
-def _call(fn, s: Settings, ctx: dict, quiet: bool = True, exists=None):
-    """Run one huggingface_hub call with this call's settings; ``exists`` is ("branch", name)
-    or ("tag", name) for the calls whose 409 means that name is taken."""
-    with call_state(s, quiet), _xet_for(s.endpoint):
-        try:
-            return fn()
-        except errors.PybridgeError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure is translated
-            raise _translate(exc, ctx, s, exists) from None
-
-
-def _translate(exc, ctx, s: Settings, exists=None) -> errors.PybridgeError:
-    """A write failure as a pybridge error; huggingface_hub wraps LFS upload failures in a
-    RuntimeError, so the cause is looked at first."""
-    cause = exc
-    while isinstance(cause, RuntimeError) and cause.__cause__ is not None:
-        cause = cause.__cause__
-    status = getattr(getattr(cause, "response", None), "status_code", None)
-    where = describe_place(ctx) if ctx.get("repo_id") else s.endpoint
-    if status == 409 and exists:
-        kind, name = exists
-        return errors.RefExistsError(
-            f"The {kind} '{name}' already exists in repo '{ctx['repo_id']}'. Pass exist_ok = TRUE "
-            "to keep it as it is, or choose another name.",
-            **{kind: name},
-            **_fields(ctx),
-        )
-    if status == 409:
-        return errors.RepoExistsError(
-            f"Repository '{ctx['repo_id']}' ({ctx['repo_type']}) already exists at {s.endpoint}. "
-            "Pass exist_ok = TRUE to use it as it is.",
-            **_fields(ctx),
-        )
-    if status == 412:
-        return errors.StaleParentError(
-            f"{where} has moved on since parent_commit: someone committed in between. Read the "
-            "new head with hub_repo_info() and try again.",
-            **_fields(ctx),
-        )
-    if status == 403 and s.token:
-        return errors.AuthError(
-            f"The token (from {s.token_source}) may not write to {where}. Use a token with write "
-            "access to this repo.",
-            **_fields(ctx),
-        )
-    if status == 401:
-        return errors.AuthError(
-            f"The Hub refused the token (from {s.token_source}) for {where}. Check HF_TOKEN or the "
-            "token file.",
-            **_fields(ctx),
-        )
-    return translate(cause, ctx, s, False)
-
-
 def _fields(ctx):
     return {k: v for k, v in ctx.items() if isinstance(v, str) and v}
 
@@ -684,7 +578,7 @@ def _commit(info, ctx) -> dict:
 
 
 def _head(s: Settings, ctx, revision) -> str:
-    info = _call(
+    info = hub_call.write(
         lambda: hf_api(s).repo_info(
             ctx["repo_id"], revision=revision, repo_type=ctx["repo_type"], token=s.token
         ),

@@ -15,7 +15,7 @@ from pathlib import Path
 import huggingface_hub as hfh
 import pytest
 
-from pybridge import cache, errors, hub, settings
+from pybridge import cache, errors, hub, hub_call, settings
 from pybridge.fixtures import models
 
 TINY = "hubtest/tiny"
@@ -246,7 +246,7 @@ def test_network_error_after_retries(hf_env, mirror, tiny):
     mirror.reset_stats()
     with pytest.raises(errors.NetworkError) as info:
         hub.repo_info(TINY, env=hf_env)
-    assert mirror.stats()["by_status"].get("503") == hub.RETRIES
+    assert mirror.stats()["by_status"].get("503") == hub_call.RETRIES
     assert "HF_HUB_OFFLINE" in str(info.value)
     with pytest.raises(errors.NetworkError):  # nothing listens on port 9
         hub.repo_info(TINY, env={**hf_env, "HF_ENDPOINT": "http://127.0.0.1:9"})
@@ -335,7 +335,7 @@ def test_progress_bars_show_only_for_slow_downloads(hf_env, mirror, tiny):
             {
                 "path": f"{TINY}/weights.bin",
                 "kind": "delay",
-                "seconds": hub.BAR_DELAY + 1,
+                "seconds": hub_call.BAR_DELAY + 1,
                 "method": "GET",
             }
         ]
@@ -479,7 +479,7 @@ def test_progress_bars_variable_set_after_start_is_honoured(hf_env, mirror, tiny
             {
                 "path": f"{TINY}/weights.bin",
                 "kind": "delay",
-                "seconds": hub.BAR_DELAY + 1,
+                "seconds": hub_call.BAR_DELAY + 1,
                 "method": "GET",
             }
         ]
@@ -509,7 +509,7 @@ def test_huggingface_hub_constants_follow_each_call_and_are_restored(hf_env):
 
     before = {n: getattr(constants, n) for n in ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DISABLE_XET")}
     s = settings.resolve({**hf_env, "HF_HUB_ETAG_TIMEOUT": "4", "HF_HUB_DISABLE_XET": "1"})
-    with hub.call_state(s, quiet=False):
+    with hub_call.call_state(s, quiet=False):
         assert constants.HF_HUB_ETAG_TIMEOUT == 4 and constants.HF_HUB_DISABLE_XET is True
     assert {n: getattr(constants, n) for n in before} == before
 

@@ -1,0 +1,351 @@
+"""The Hub's HTTP machinery, in one place: every verb that talks to a Hub goes through here.
+
+- huggingface_hub, imported once, on first use (nothing here imports torch or transformers);
+- the call state: the constants huggingface_hub reads from the environment once, at import
+  (offline, timeouts, symlinks, Xet), follow this call's settings while it runs, and the
+  progress bars show only once a download has run for a while;
+- running a call: reads get bounded retries on quick network failures, writes get none (a lost
+  answer would make a second commit);
+- the one table from huggingface_hub's exceptions and HTTP statuses to :mod:`pybridge.errors`,
+  as ``huggingface_hub.utils._http.hf_raise_for_status`` maps them to its own. Nothing else in
+  pybridge maps a status.
+
+Xet: huggingface_hub uploads through Xet when ``hf_xet`` is installed. A Hub other than
+huggingface.co (the local mirror, a company Hub) may not speak it, so for those endpoints it is
+turned off for the call only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+import urllib.parse
+from typing import Optional
+
+from . import errors
+from .settings import Settings, resolve
+
+RETRIES = 3
+BACKOFF = (0.5, 1.0)
+RETRY_WINDOW = 5.0
+BAR_DELAY = 2.0  # seconds a download runs before its progress bar shows
+HF_HOSTS = ("huggingface.co", "hf.co")
+_hf = None
+_bar_class = None
+
+
+def hf_module():
+    """huggingface_hub, imported once (about 0.5 s the first time)."""
+    global _hf
+    if _hf is None:
+        import huggingface_hub
+        import huggingface_hub.constants
+        import huggingface_hub.errors
+        import huggingface_hub.utils.tqdm
+
+        _hf = huggingface_hub
+    return _hf
+
+
+def hf_api(s: Settings):
+    return hf_module().HfApi(endpoint=s.endpoint, token=s.hf_token_arg)
+
+
+def progress_bars():
+    """huggingface_hub's progress bar, shown only once a download has run for BAR_DELAY
+    seconds: fetching small or cached files (and "Fetching 3 files") prints nothing."""
+    global _bar_class
+    if _bar_class is None:
+        from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
+
+        class DelayedBar(hf_tqdm):
+            def __init__(self, *args, **kwargs):
+                kwargs.setdefault("delay", BAR_DELAY)
+                super().__init__(*args, **kwargs)
+
+        _bar_class = DelayedBar
+    return _bar_class
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings a call needs before it may start
+
+
+def refuse_offline(s: Settings, ctx: dict, verb: str):
+    if s.offline:
+        raise errors.OfflineNotCachedError(
+            f"{verb}() asks the Hub, but HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set. Unset it, "
+            "or use hub_snapshot(..., local_files_only = TRUE) to work from the cache.",
+            **ctx,
+        )
+
+
+def write_settings(env, token, ctx, verb) -> Settings:
+    """The settings of a write: a token is required, and the Hub must be reachable."""
+    s = resolve(env, token)
+    if not s.token:
+        raise no_token(s, verb, ctx)
+    refuse_offline(s, ctx, verb)
+    return s
+
+
+def no_token(s: Settings, verb, ctx=None):
+    return errors.AuthError(
+        f"{verb}() writes to {s.endpoint} and needs a token with write access, but none was "
+        "found (token argument, HF_TOKEN, HUGGING_FACE_HUB_TOKEN or $HF_HOME/token).",
+        **_fields(ctx or {}),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a call
+
+
+def run(call, s: Settings, ctx: dict, offline: bool, quiet: bool):
+    """Runs a read with bounded retries on network failures; translates every failure.
+
+    huggingface_hub already retries a failing HEAD and a tree listing with its own backoff
+    (about 23 s). A failure that took longer than RETRY_WINDOW seconds went through that backoff
+    and is not retried again; quick failures (a 5xx on a GET, a refused connection while listing
+    a snapshot) get up to RETRIES tries with BACKOFF sleeps.
+    """
+    with call_state(s, quiet):
+        for attempt in range(1, RETRIES + 1):
+            started = time.monotonic()
+            try:
+                return call()
+            except errors.PybridgeError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is translated below
+                err = translate(exc, ctx, s, offline)
+                quick = time.monotonic() - started < RETRY_WINDOW
+                if isinstance(err, errors.NetworkError) and quick and attempt < RETRIES:
+                    time.sleep(BACKOFF[min(attempt - 1, len(BACKOFF) - 1)])
+                    continue
+                raise err from None
+    raise AssertionError("unreachable")
+
+
+def write(fn, s: Settings, ctx: dict, quiet: bool = True, exists=None):
+    """Runs one write, once, with Xet as the endpoint allows; ``exists`` is ("branch", name) or
+    ("tag", name) for the calls whose 409 means that name is taken."""
+    with call_state(s, quiet), _xet_for(s.endpoint):
+        try:
+            return fn()
+        except errors.PybridgeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure is translated
+            raise translate(exc, ctx, s, write=True, exists=exists) from None
+
+
+@contextlib.contextmanager
+def call_state(s: Settings, quiet: bool):
+    """huggingface_hub's constants that it reads from the environment once, at import, follow
+    this call's settings while it runs (offline, timeouts, symlinks, Xet); quiet or
+    HF_HUB_DISABLE_PROGRESS_BARS hides the progress bars."""
+    constants = hf_module().constants
+    wanted = {
+        "HF_HUB_OFFLINE": bool(s.offline),
+        "HF_HUB_ETAG_TIMEOUT": s.etag_timeout,
+        "HF_HUB_DOWNLOAD_TIMEOUT": s.download_timeout,
+        **s.flags,
+    }
+    saved = {name: getattr(constants, name) for name in wanted}
+    bars = sys.modules["huggingface_hub.utils.tqdm"]  # huggingface_hub.utils.tqdm is the class
+    saved_bars = bars.HF_HUB_DISABLE_PROGRESS_BARS
+    for name, value in wanted.items():
+        setattr(constants, name, value)
+    bars.HF_HUB_DISABLE_PROGRESS_BARS = True if quiet or s.progress_bars is False else None
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(constants, name, value)
+        bars.HF_HUB_DISABLE_PROGRESS_BARS = saved_bars
+
+
+def is_hf_host(endpoint: str) -> bool:
+    host = (urllib.parse.urlparse(endpoint).hostname or "").lower()
+    return any(host == h or host.endswith("." + h) for h in HF_HOSTS)
+
+
+@contextlib.contextmanager
+def _xet_for(endpoint: str):
+    """Xet off for this call unless the endpoint is huggingface.co."""
+    constants = hf_module().constants
+    old = constants.HF_HUB_DISABLE_XET
+    if not is_hf_host(endpoint):
+        constants.HF_HUB_DISABLE_XET = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_DISABLE_XET = old
+
+
+# ---------------------------------------------------------------------------------------------
+# Failures as pybridge errors
+
+
+def describe_place(ctx: dict) -> str:
+    kind = "" if ctx.get("repo_type", "model") == "model" else f"{ctx['repo_type']} "
+    where = f"{kind}repo '{ctx['repo_id']}' at revision '{ctx['revision']}'"
+    if ctx.get("filename"):
+        where = f"'{ctx['filename']}' in {where}"
+    return where
+
+
+def _fields(ctx):
+    return {k: v for k, v in ctx.items() if isinstance(v, str) and v}
+
+
+def _status(exc) -> Optional[int]:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _is_network(exc) -> bool:
+    import httpx2
+
+    if isinstance(exc, (httpx2.TransportError, ConnectionError, TimeoutError)):
+        return not isinstance(exc, hf_module().errors.OfflineModeIsEnabled)
+    status = _status(exc)
+    return (
+        isinstance(exc, hf_module().errors.HfHubHTTPError)
+        and status is not None
+        and (status >= 500 or status in (408, 429))
+    )
+
+
+def translate(
+    exc: BaseException, ctx: dict, s: Settings, offline: bool = False, write=False, exists=None
+) -> errors.PybridgeError:
+    """A huggingface_hub (or httpx) exception as a pybridge error with the call's context.
+
+    A write's failure is first looked up by status (huggingface_hub wraps LFS upload failures in
+    a RuntimeError, so the cause is looked at); what a write and a read share follows."""
+    if write:
+        while isinstance(exc, RuntimeError) and exc.__cause__ is not None:
+            exc = exc.__cause__
+        err = _write_status_error(_status(exc), ctx, s, exists)
+        if err is not None:
+            return err
+    return _read_error(exc, ctx, s, offline)
+
+
+def _write_status_error(status, ctx, s: Settings, exists) -> Optional[errors.PybridgeError]:
+    where = describe_place(ctx) if ctx.get("repo_id") else s.endpoint
+    if status == 409 and exists:
+        kind, name = exists
+        return errors.RefExistsError(
+            f"The {kind} '{name}' already exists in repo '{ctx['repo_id']}'. Pass exist_ok = TRUE "
+            "to keep it as it is, or choose another name.",
+            **{kind: name},
+            **_fields(ctx),
+        )
+    if status == 409:
+        return errors.RepoExistsError(
+            f"Repository '{ctx['repo_id']}' ({ctx['repo_type']}) already exists at {s.endpoint}. "
+            "Pass exist_ok = TRUE to use it as it is.",
+            **_fields(ctx),
+        )
+    if status == 412:
+        return errors.StaleParentError(
+            f"{where} has moved on since parent_commit: someone committed in between. Read the "
+            "new head with hub_repo_info() and try again.",
+            **_fields(ctx),
+        )
+    if status in (401, 403):
+        return auth_error(where, s, ctx, status, write=True)
+    return None
+
+
+def _read_error(exc, ctx: dict, s: Settings, offline: bool) -> errors.PybridgeError:
+    e = hf_module().errors
+    where = describe_place(ctx)
+    if isinstance(exc, e.GatedRepoError):
+        token_hint = (
+            f"the token (from {s.token_source}) has not been granted access"
+            if s.token
+            else "no token was sent"
+        )
+        return errors.GatedRepoError(
+            f"{where} is gated and {token_hint}. Request access on its Hub page, then set "
+            "HF_TOKEN to a token of an account that was granted access.",
+            **ctx,
+        )
+    if isinstance(exc, e.RepositoryNotFoundError):
+        if _status(exc) == 401 and s.token:
+            return auth_error(where, s, ctx, 401)
+        return errors.RepoNotFoundError(
+            f"Repository '{ctx['repo_id']}' ({ctx['repo_type']}) was not found at {s.endpoint}. "
+            "Check the repo id and repo_type, or set HF_TOKEN if it is private.",
+            **ctx,
+        )
+    if isinstance(exc, e.RevisionNotFoundError):
+        return errors.RevisionNotFoundError(
+            f"Revision '{ctx['revision']}' does not exist in repo '{ctx['repo_id']}'. Check the "
+            "branch, tag or commit; hub_repo_info() shows the current commit.",
+            **ctx,
+        )
+    if isinstance(exc, e.RemoteEntryNotFoundError):
+        return errors.EntryNotFoundError(
+            f"{where} does not exist. Check the file name; hub_list_files() lists the repo's "
+            "files.",
+            **ctx,
+        )
+    if isinstance(exc, e.IncompleteSnapshotError) and not offline:
+        return errors.NetworkError(
+            f"Could not reach {s.endpoint} for {where}, and the cache holds only part of it. "
+            "Check the connection or HF_ENDPOINT, then try again.",
+            **ctx,
+        )
+    if isinstance(exc, e.IncompleteSnapshotError) or (
+        isinstance(exc, (e.LocalEntryNotFoundError, e.OfflineModeIsEnabled)) and offline
+    ):
+        return errors.OfflineNotCachedError(
+            f"{where} is not (fully) in the cache at {s.cache_dir}, and the call is offline "
+            "(HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE or local_files_only). Download it once online, "
+            "or point HF_HOME / HF_HUB_CACHE at a cache that has it.",
+            **ctx,
+        )
+    if isinstance(exc, e.HfHubHTTPError) and _status(exc) in (401, 403):
+        return auth_error(where, s, ctx, _status(exc))
+    cause = (exc.__cause__ or exc) if isinstance(exc, e.LocalEntryNotFoundError) else exc
+    if isinstance(exc, e.LocalEntryNotFoundError) and cause is not None and cause is not exc:
+        inner = _read_error(cause, ctx, s, offline)
+        if not isinstance(inner, errors.PybridgeError) or inner.code != "error":
+            return inner
+    if _is_network(cause) or isinstance(exc, e.LocalEntryNotFoundError):
+        return errors.NetworkError(
+            f"Could not reach {s.endpoint} for {where}, also after retrying "
+            f"({type(cause).__name__}). Check the connection or HF_ENDPOINT; files already in the "
+            "cache work with HF_HUB_OFFLINE=1.",
+            **ctx,
+        )
+    if isinstance(exc, e.HFValidationError) or isinstance(exc, ValueError):
+        return errors.InvalidArgumentError(f"{where}: {exc}", **ctx)
+    return errors.PybridgeError(f"{where}: {type(exc).__name__}: {exc}", **ctx)
+
+
+def auth_error(where, s: Settings, ctx, status, write=False) -> errors.AuthError:
+    """401 and 403, for reads and writes: the one place their messages are written."""
+    fields = _fields(ctx)
+    if not s.token:
+        return errors.AuthError(
+            f"The Hub needs a token for {where} and none was sent. Set HF_TOKEN, or write the "
+            "token to $HF_HOME/token.",
+            **fields,
+        )
+    if write and status == 403:
+        return errors.AuthError(
+            f"The token (from {s.token_source}) may not write to {where}. Use a token with write "
+            "access to this repo.",
+            **fields,
+        )
+    public = "" if write else ", or unset it for a public repo"
+    return errors.AuthError(
+        f"The Hub refused the token (from {s.token_source}) for {where}. Check HF_TOKEN or the "
+        f"token file{public}.",
+        **fields,
+    )
