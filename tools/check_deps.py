@@ -47,6 +47,13 @@ PY_DISTRIBUTION = {
     "dateutil": "python-dateutil",
 }
 PY_SELF = "pybridge"
+# Modules that come with a pinned dependency and are not declared on their own, each with why.
+PY_CARRIED = {
+    # huggingface_hub's HTTP client: pybridge only catches the exceptions huggingface_hub lets
+    # through, so it must be the very one huggingface_hub==2.4.0 brings. (Declaring it would also
+    # ask the Nix flake for a python3Packages.httpx2 that its pinned nixpkgs is not known to have.)
+    "httpx2": "huggingface-hub",
+}
 
 
 def repo_files(root: str) -> list[str]:
@@ -160,6 +167,8 @@ def missing_python(root: str, files: list[str]) -> list[str]:
             problems.append(f"{path}: cannot be parsed ({e.msg}, line {e.lineno})")
             continue
         for module in sorted(modules - own - beside):
+            if PY_CARRIED.get(module) in declared:
+                continue
             distribution = normalise(PY_DISTRIBUTION.get(module, module))
             if distribution not in declared:
                 problems.append(
