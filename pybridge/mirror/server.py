@@ -16,6 +16,7 @@ from typing import Optional
 
 from .._args import REPO_FOLDERS, repo_path
 from .config import Config, ConfigError
+from .hub_error import HubError, from_store
 from .store import Entry, Snapshot, Store, StoreError, check_relative, read_meta
 from .writes import WRITE_ACTIONS, UploadKeys, WriteRoutes, repo_key, split_lfs
 
@@ -82,16 +83,6 @@ class MirrorServer(ThreadingHTTPServer):
                 self.log_stream.flush()
             except (OSError, ValueError):
                 pass
-
-
-class HubError(Exception):
-    def __init__(self, status: int, code: str, message: str, commit: Optional[str] = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.commit = status, code, message, commit
-
-
-def _from_store(err: StoreError) -> HubError:
-    return HubError(err.status, err.code, err.message, err.commit)
 
 
 def _iso(ts: float) -> str:
@@ -307,7 +298,7 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
         try:
             repo = self.server.store.get(repo_type, repo_id)
         except StoreError as err:
-            raise _from_store(err) from None
+            raise from_store(err) from None
         self._check_access(repo_type, repo_id, repo)
         return repo
 
@@ -315,7 +306,7 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
         try:
             return repo.snapshot(revision)
         except StoreError as err:
-            raise _from_store(err) from None
+            raise from_store(err) from None
 
     # ---- /resolve -------------------------------------------------------------------------
     def _resolve(self, segs, fault):

@@ -36,6 +36,7 @@ from typing import List, Optional
 
 from .._args import REPO_FOLDERS, SPACE_SDKS, repo_path
 from . import commits
+from .hub_error import HubError, from_store
 from .store import LFS_THRESHOLD, StoreError
 
 PREFIXES = {folder: repo_type for repo_type, folder in REPO_FOLDERS.items()}
@@ -146,22 +147,16 @@ class WriteRoutes:
             self._bad("The body is not valid JSON.")
 
     def _bad(self, message: str, status: int = 400, code: str = "BadRequest"):
-        from .server import HubError
-
         raise HubError(status, code, message)
 
     def _store_call(self, fn, *args, **kwargs):
-        from .server import _from_store
-
         try:
             return fn(*args, **kwargs)
         except StoreError as err:
-            raise _from_store(err) from None
+            raise from_store(err) from None
 
     def _check_write(self, repo_type: str, repo_id: str) -> str:
         """The token, if it may write to the repo; else 401 (none, unknown) or 403 (read-only)."""
-        from .server import HubError
-
         config, token = self.server.config, self._token()
         if token is None or token not in config.known_tokens():
             raise HubError(401, "InvalidCredentials", "Invalid credentials in Authorization header")
@@ -202,8 +197,6 @@ class WriteRoutes:
         private = body.get("private") is True or body.get("visibility") == "private"
         store = self.server.store
         if store.exists(repo_type, repo_id):
-            from .server import HubError
-
             err = HubError(409, "RepoExists", f"You already created this {repo_type} repo")
             err.body = {"error": err.message, "url": url}
             raise err
@@ -226,8 +219,6 @@ class WriteRoutes:
         self._send_json(200, {"errors": errors, "warnings": []})
 
     def _whoami(self):
-        from .server import HubError
-
         config, token = self.server.config, self._token()
         if token is None or token not in config.known_tokens():
             raise HubError(401, "InvalidCredentials", "Invalid credentials in Authorization header")
