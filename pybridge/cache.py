@@ -1,4 +1,8 @@
-"""The local HF cache: what is in it, deleting repos or revisions from it, and repairs.
+"""The local HF cache: its layout, what is in it, deleting repos or revisions, and repairs.
+
+The layout is huggingface_hub's, and this module is the one place pybridge reads or writes it
+outside huggingface_hub's own calls: ``{cache}/models--org--name/`` with ``refs/<revision>``
+(the commit), ``snapshots/<commit>/<path>`` (links to ``blobs/<etag>``) and ``.no_exist/``.
 
 Built on huggingface_hub's ``scan_cache_dir`` and ``HFCacheInfo.delete_revisions``, on the
 cache folder of this call's settings (HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE, else
@@ -33,6 +37,82 @@ LOCK_WAIT = 0.05  # seconds to try a lock before deciding that a live process ho
 
 
 # ---------------------------------------------------------------------------------------------
+# layout
+
+
+def repo_folder_name(repo_id: str, repo_type: str = "model") -> str:
+    """The cache folder name of a repo, e.g. models--org--name."""
+    return "--".join([f"{repo_type}s", *repo_id.split("/")])
+
+
+def repo_cache_folder(cache_dir, repo_id, repo_type):
+    # realpath, as huggingface_hub resolves cache_dir: the same file gets the same path string
+    return os.path.join(
+        os.path.realpath(os.path.expanduser(cache_dir)), repo_folder_name(repo_id, repo_type)
+    )
+
+
+def cached_commit_path(cache_dir, ctx: dict, force_download) -> Optional[str]:
+    """huggingface_hub's own shortcut for a pinned commit already cached, without its overhead."""
+    revision = ctx["revision"]
+    if force_download or not _args.COMMIT_SHA.match(revision):
+        return None
+    folder = repo_cache_folder(cache_dir, ctx["repo_id"], ctx["repo_type"])
+    path = os.path.join(folder, "snapshots", revision, *ctx["filename"].split("/"))
+    return path if os.path.exists(path) else None
+
+
+def cached_revision(cache_dir, ctx: dict, offline: bool) -> str:
+    """The revision to hand to huggingface_hub. A branch or tag whose cached ref has a trailing
+    newline (written by the R package hfhub) is healed (:func:`heal_ref`), and offline it is
+    replaced by its commit, so that a ref in a read-only cache resolves too."""
+    revision = ctx["revision"]
+    if _args.COMMIT_SHA.match(revision):
+        return revision
+    commit = heal_ref(repo_cache_folder(cache_dir, ctx["repo_id"], ctx["repo_type"]), revision)
+    return commit if offline and commit else revision
+
+
+def cached_snapshot(cache_dir, ctx: dict):
+    """``(commit, paths)`` of a cached revision (a ref or a commit) from the snapshot folder,
+    paths sorted with ``/``; None when the revision or its snapshot is not cached."""
+    folder = repo_cache_folder(cache_dir, ctx["repo_id"], ctx["repo_type"])
+    revision = ctx["revision"]
+    sha = revision if _args.COMMIT_SHA.match(revision) else heal_ref(folder, revision)
+    snapshot = os.path.join(folder, "snapshots", sha or "-")
+    if not sha or not os.path.isdir(snapshot):
+        return None
+    paths = []
+    for root, _, names in os.walk(snapshot):
+        for name in names:
+            paths.append(os.path.relpath(os.path.join(root, name), snapshot).replace(os.sep, "/"))
+    return sha, sorted(paths)
+
+
+def write_ref(cache_dir, ctx: dict, commit: str) -> None:
+    """Records revision -> commit in ``refs/``, as hf_hub_download does for a branch, so that
+    files fetched by commit are found by the branch name offline. A commit needs no ref; a
+    read-only cache is left as it is (offline use then needs the commit itself)."""
+    revision = ctx["revision"]
+    if revision == commit or not _args.COMMIT_SHA.match(commit) or not _is_ref_name(revision):
+        return
+    path = os.path.join(repo_cache_folder(cache_dir, ctx["repo_id"], ctx["repo_type"]), "refs")
+    path = os.path.join(path, *revision.split("/"))
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, encoding="utf-8") as handle:
+            if handle.read() == commit:
+                return
+    except (OSError, UnicodeDecodeError):
+        pass
+    _replace_text(path, commit)
+
+
+def _is_ref_name(revision: str) -> bool:
+    return not os.path.isabs(revision) and ".." not in revision.replace("\\", "/").split("/")
+
+
+# ---------------------------------------------------------------------------------------------
 # refs
 
 
@@ -40,7 +120,7 @@ def heal_ref(repo_folder: str, revision: str) -> Optional[str]:
     """The commit that ``refs/<revision>`` names, whitespace removed; None if there is no such
     ref. A ref with surrounding whitespace is rewritten to the bare commit when the cache is
     writable (see the module docstring); a read-only cache is left as it is."""
-    if os.path.isabs(revision) or ".." in revision.replace("\\", "/").split("/"):
+    if not _is_ref_name(revision):
         return None  # not a ref name: never read or rewrite a file outside refs/
     path = os.path.join(repo_folder, "refs", revision)
     try:
@@ -240,8 +320,6 @@ def delete(repo_id, revision=None, repo_type="model", env=None) -> dict:
     bytes (float64) and the deleted commits."""
     ctx = {"repo_id": repo_id, "revision": revision, "repo_type": repo_type}
     _args.check_repo_type(repo_type, **ctx)
-    from .hub import repo_folder_name
-
     s = resolve(env)
     folder = os.path.join(s.cache_dir, repo_folder_name(repo_id, repo_type))
     freed = float(remove_stale_partials(folder))

@@ -14,7 +14,6 @@ Nothing here imports torch or transformers. huggingface_hub itself is imported o
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from . import _args, cache, errors
 from .hub_call import describe_place, hf_api, hf_module, progress_bars, refuse_offline, run
@@ -39,7 +38,7 @@ def download(
     ctx = repo_context(repo_id, revision, repo_type, filename=filename)
     _check_filename(filename, ctx)
     s = resolve(env, token)
-    fast = _cached_commit_path(s, ctx, force_download)
+    fast = cache.cached_commit_path(s.cache_dir, ctx, force_download)
     if fast is not None:
         return fast
     offline = bool(s.offline or local_files_only)
@@ -51,7 +50,7 @@ def download(
             **ctx,
         )
 
-    cached = _cached_revision(s, ctx, offline)
+    cached = cache.cached_revision(s.cache_dir, ctx, offline)
 
     def call():
         return hf_module().hf_hub_download(
@@ -90,7 +89,7 @@ def snapshot(
     offline = bool(s.offline or local_files_only)
     allow = check_patterns(allow_patterns, "allow_patterns", ctx)
     ignore = check_patterns(ignore_patterns, "ignore_patterns", ctx)
-    cached = _cached_revision(s, ctx, offline)
+    cached = cache.cached_revision(s.cache_dir, ctx, offline)
 
     def call():
         return hf_module().snapshot_download(
@@ -236,48 +235,19 @@ def file_exists(
 # Fast paths and helpers
 
 
-def _cached_commit_path(s: Settings, ctx: dict, force_download) -> Optional[str]:
-    """huggingface_hub's own shortcut for a pinned commit already cached, without its overhead."""
-    revision = ctx["revision"]
-    if force_download or not _args.COMMIT_SHA.match(revision):
-        return None
-    folder = repo_cache_folder(s.cache_dir, ctx["repo_id"], ctx["repo_type"])
-    path = os.path.join(folder, "snapshots", revision, *ctx["filename"].split("/"))
-    return path if os.path.exists(path) else None
-
-
-def repo_cache_folder(cache_dir, repo_id, repo_type):
-    # realpath, as huggingface_hub resolves cache_dir: the same file gets the same path string
-    return os.path.join(
-        os.path.realpath(os.path.expanduser(cache_dir)), repo_folder_name(repo_id, repo_type)
-    )
-
-
-def _cached_revision(s: Settings, ctx: dict, offline: bool) -> str:
-    """The revision to hand to huggingface_hub. A branch or tag whose cached ref has a trailing
-    newline (written by the R package hfhub) is healed (:func:`pybridge.cache.heal_ref`), and
-    offline it is replaced by its commit, so that a ref in a read-only cache resolves too."""
-    revision = ctx["revision"]
-    if _args.COMMIT_SHA.match(revision):
-        return revision
-    folder = repo_cache_folder(s.cache_dir, ctx["repo_id"], ctx["repo_type"])
-    commit = cache.heal_ref(folder, revision)
-    return commit if offline and commit else revision
-
-
 def _tidy(result, s: Settings, ctx: dict, offline: bool):
     """After a call that reached the Hub: partial downloads of the repo that an interrupted
     download left behind (and no live process holds) are removed."""
     if not offline:
         cache.remove_stale_partials(
-            repo_cache_folder(s.cache_dir, ctx["repo_id"], ctx["repo_type"])
+            cache.repo_cache_folder(s.cache_dir, ctx["repo_id"], ctx["repo_type"])
         )
     return result
 
 
 def _exists_in_cache(s: Settings, ctx: dict) -> bool:
     hf = hf_module()
-    revision = _cached_revision(s, ctx, True)
+    revision = cache.cached_revision(s.cache_dir, ctx, True)
     found = hf.try_to_load_from_cache(
         ctx["repo_id"],
         ctx["filename"],
@@ -415,8 +385,3 @@ def _load_spec(spec, cwd: str) -> dict:
 
 def _absolute(path: str, cwd: str) -> str:
     return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
-
-
-def repo_folder_name(repo_id: str, repo_type: str = "model") -> str:
-    """The cache folder name of a repo, e.g. models--org--name."""
-    return "--".join([f"{repo_type}s", *repo_id.split("/")])

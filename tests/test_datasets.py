@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from pybridge import columns as C
 from pybridge import datasets as D
 from pybridge import errors
 from pybridge.fixtures import datasets as fixture_datasets
@@ -173,11 +174,11 @@ def test_edge_columns_equal_arrow_sliced_and_large_string():
     schema = edge_features().arrow_schema
     table = pa.Table.from_pydict(edge_rows(), schema=schema)
     for part in (table, table.slice(1), table.slice(3, 2), table.slice(6)):
-        res = D.encode_table(part, dict(edge_features()))
+        res = C.encode_table(part, dict(edge_features()))
         for name, spec in zip(res["names"], res["columns"]):
             expected = part.column(name).to_pylist()
             assert same(decode(spec), expected), name
-    res = D.encode_table(table, dict(edge_features()))
+    res = C.encode_table(table, dict(edge_features()))
     kinds = {
         n: (c["kind"], c.get("buffers", {}).get("type"))
         for n, c in zip(res["names"], res["columns"])

@@ -520,7 +520,7 @@ def test_huggingface_hub_constants_follow_each_call_and_are_restored(hf_env):
 
 def _as_hfhub_leaves_it(hf_env, repo_id) -> Path:
     """refs/main rewritten with the trailing newline hfhub's writeLines() adds."""
-    ref = Path(hf_env["HF_HOME"], "hub", hub.repo_folder_name(repo_id), "refs", "main")
+    ref = Path(hf_env["HF_HOME"], "hub", cache.repo_folder_name(repo_id), "refs", "main")
     ref.write_text(ref.read_text() + "\n")
     return ref
 
@@ -605,7 +605,7 @@ def _start_slow_download(hf_env, mirror, repo_id, filename):
     mirror.set_faults(
         [{"path": f"{repo_id}/{filename}", "kind": "delay", "seconds": 120, "method": "GET"}]
     )
-    blobs = Path(hf_env["HF_HOME"], "hub", hub.repo_folder_name(repo_id), "blobs")
+    blobs = Path(hf_env["HF_HOME"], "hub", cache.repo_folder_name(repo_id), "blobs")
     before = set(blobs.glob("*.incomplete"))
     code = f"from pybridge import hub; hub.download({repo_id!r}, {filename!r}, quiet=True)"
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, **hf_env})

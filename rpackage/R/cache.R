@@ -33,25 +33,12 @@
 #' }
 hub_cache_scan <- function() {
   res <- py_call("cache", "scan", env = hf_env())
-  out <- data.frame(
-    repo_id = as.character(unlist(res$repo_id)),
-    repo_type = as.character(unlist(res$repo_type)),
-    revisions = as.character(unlist(res$revisions)),
-    size_on_disk = as.numeric(res$size_on_disk),
-    nb_files = as.integer(res$nb_files),
-    last_accessed = as.POSIXct(as.numeric(res$last_accessed), origin = "1970-01-01"),
-    path = as.character(unlist(res$path)),
-    stringsAsFactors = FALSE
-  )
-  partial <- res$incomplete
-  incomplete <- data.frame(
-    repo_id = as.character(unlist(partial$repo_id)),
-    repo_type = as.character(unlist(partial$repo_type)),
-    path = as.character(unlist(partial$path)),
-    size = as.numeric(partial$size),
-    in_use = as.logical(partial$in_use),
-    stringsAsFactors = FALSE
-  )
+  out <- columns_frame(res, c(
+    repo_id = "character", repo_type = "character", revisions = "character",
+    size_on_disk = "double", nb_files = "integer", last_accessed = "POSIXct", path = "character"))
+  incomplete <- columns_frame(res$incomplete, c(
+    repo_id = "character", repo_type = "character", path = "character", size = "double",
+    in_use = "logical"))
   attr(out, "cache_dir") <- res$cache_dir
   attr(out, "warnings") <- as.character(unlist(res$warnings))
   attr(out, "incomplete") <- incomplete

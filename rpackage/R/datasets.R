@@ -1,6 +1,7 @@
-# Datasets on the Hub as data frames, and data frames back to the Hub. pybridge.datasets finds
-# the configs and splits as the datasets library does and reads with pyarrow; R copies each
-# column out of arrow's buffers in C (src/columns.c) and builds the data frame (dataset_frame()).
+# Datasets on the Hub as data frames, and data frames back to the Hub: the verbs and their
+# argument checks. pybridge.datasets finds the configs and splits as the datasets library does and
+# reads with pyarrow; columns.R makes the data frame (dataset_frame(): R copies each column out of
+# arrow's buffers in C) and the columns written back (dataset_spec()).
 
 #' Read a dataset from the Hugging Face Hub as a data frame
 #'
@@ -93,17 +94,11 @@ hub_dataset <- function(repo_id, split = "train", config = NULL, revision = "mai
 hub_dataset_info <- function(repo_id, revision = "main", token = NULL) {
   dataset_check_common(repo_id, "train", NULL, revision, token)
   res <- dataset_py("info", repo_id, revision = revision, env = hf_env(), token = token)
-  splits <- data.frame(
-    config = as.character(unlist(res$splits$config)),
-    split = as.character(unlist(res$splits$split)),
-    num_rows = as.numeric(res$splits$num_rows), num_bytes = as.numeric(res$splits$num_bytes),
-    num_files = as.integer(res$splits$num_files),
-    format = as.character(unlist(res$splits$format)), stringsAsFactors = FALSE)
-  features <- data.frame(
-    config = as.character(unlist(res$features$config)),
-    column = as.character(unlist(res$features$column)),
-    type = as.character(unlist(res$features$type)),
-    levels = as.character(unlist(res$features$levels)), stringsAsFactors = FALSE)
+  splits <- columns_frame(res$splits, c(
+    config = "character", split = "character", num_rows = "double", num_bytes = "double",
+    num_files = "integer", format = "character"))
+  features <- columns_frame(res$features, c(
+    config = "character", column = "character", type = "character", levels = "character"))
   list(repo_id = res$repo_id, sha = res$sha,
        default_config = if (is.null(res$default_config)) NA_character_ else res$default_config,
        splits = splits, features = features)
@@ -247,127 +242,4 @@ dataset_check_columns <- function(columns) {
       describe_value(columns)), argument = "columns")
   }
   as.list(unique(columns))
-}
-
-# ---- Python columns to a data frame ------------------------------------------------------------
-
-# The columns are copied in C out of the arrow arrays that `res$held` keeps alive in Python,
-# which are released as soon as they are copied.
-dataset_frame <- function(res) {
-  on.exit(call_python(res$held$release))
-  n <- as.integer(res$num_rows)
-  cols <- lapply(res$columns, dataset_column)
-  names(cols) <- as.character(unlist(res$names))
-  structure(cols, class = "data.frame", row.names = .set_row_names(n))
-}
-
-dataset_column <- function(spec) {
-  switch(
-    spec$kind,
-    double = {
-      if (isTRUE(spec$inexact)) {
-        hfbridge_warn("precision_loss", paste0(
-          "A 64-bit integer column holds values beyond 2^53 in magnitude; they were rounded to ",
-          "the nearest double."))
-      }
-      column_vector(spec$buffers)
-    },
-    integer = ,
-    logical = column_vector(spec$buffers),
-    string = column_vector(spec$buffers, spec$keeper),
-    factor = {
-      x <- column_vector(spec$buffers)
-      attr(x, "levels") <- as.character(unlist(spec$levels))
-      class(x) <- "factor"
-      x
-    },
-    timestamp = {
-      x <- column_vector(spec$buffers)
-      class(x) <- c("POSIXct", "POSIXt")
-      attr(x, "tzone") <- spec$tz
-      x
-    },
-    date = {
-      x <- column_vector(spec$buffers)
-      class(x) <- "Date"
-      x
-    },
-    list = dataset_list(spec),
-    struct = {
-      fields <- lapply(spec$fields, dataset_column)
-      names(fields) <- as.character(unlist(spec$names))
-      n <- if (length(fields)) NROW(fields[[1]]) else 0L
-      structure(fields, class = "data.frame", row.names = .set_row_names(n))
-    },
-    binary = lapply(spec$values, function(v) if (is.null(v)) NULL else v),
-    null = rep(NA, as.integer(spec$length)),
-    hfbridge_abort("unsupported", sprintf("Unknown column kind '%s'.", spec$kind))
-  )
-}
-
-dataset_list <- function(spec) {
-  if (spec$child$kind %in% c("integer", "logical", "string") ||
-        (spec$child$kind == "double" && !isTRUE(spec$child$inexact))) {
-    na <- if (!is.null(spec$na)) column_buffers(spec$na)
-    return(.Call(hfb_arrow_list, column_buffers(spec$offsets),
-                 column_buffers(spec$child$buffers), na))
-  }
-  child <- dataset_column(spec$child)
-  offsets <- column_vector(spec$offsets)
-  out <- if (is.data.frame(child)) {
-    n <- length(offsets) - 1L
-    f <- factor(rep.int(seq_len(n), diff(offsets)), levels = seq_len(n))
-    unname(split(child, f))
-  } else {
-    .Call(hfb_split_rows, child, offsets, NULL, character())
-  }
-  if (!is.null(spec$na)) out[column_vector(spec$na)] <- list(NULL)
-  out
-}
-
-# ---- a data frame to Python columns -------------------------------------------------------------
-
-dataset_spec <- function(x, name) {
-  na <- if (is.list(x)) vapply(x, is.null, logical(1)) else is.na(x)
-  na <- if (any(na)) as.array(na) else NULL
-  if (is.factor(x)) {
-    codes <- as.integer(x) - 1L
-    codes[is.na(codes)] <- 0L
-    return(list(kind = "factor", values = as.array(codes), na = na,
-                levels = as.list(levels(x))))
-  }
-  if (inherits(x, "POSIXct")) {
-    tz <- attr(x, "tzone")
-    tz <- if (is.null(tz) || !nzchar(tz[1])) "UTC" else tz[1]
-    return(list(kind = "timestamp", values = as.array(dataset_fill(unclass(x), 0)), na = na,
-                tz = tz))
-  }
-  if (inherits(x, "Date")) {
-    return(list(kind = "date", values = as.array(dataset_fill(unclass(x), 0)), na = na))
-  }
-  if (is.list(x) && !is.data.frame(x)) return(dataset_list_spec(x, name, na))
-  kind <- if (is.integer(x)) "integer" else if (is.double(x)) "double" else if (is.logical(x))
-    "logical" else if (is.character(x)) "string" else NULL
-  if (is.null(kind) || !is.null(attr(x, "class"))) {
-    hfbridge_abort("invalid_argument", sprintf(
-      paste0("Column '%s' is %s; hub_upload_dataset() writes integer, double, logical, ",
-             "character, factor, Date, POSIXct and lists of these."), name, class(x)[1]),
-      argument = "df", column = name)
-  }
-  if (kind == "string") return(list(kind = kind, values = as.list(dataset_fill(x, "")), na = na))
-  fill <- switch(kind, integer = 0L, double = 0, logical = FALSE)
-  list(kind = kind, values = as.array(dataset_fill(as.vector(x), fill)), na = na)
-}
-
-dataset_fill <- function(x, value) {
-  x[is.na(x)] <- value
-  x
-}
-
-dataset_list_spec <- function(x, name, na) {
-  lengths <- lengths(x)
-  flat <- do.call(c, unname(x[lengths > 0L]))
-  if (is.null(flat)) flat <- integer()
-  list(kind = "list", offsets = as.array(c(0L, cumsum(as.integer(lengths)))), na = na,
-       child = dataset_spec(flat, name))
 }

@@ -151,8 +151,7 @@ hub_repo_info <- function(repo_id, revision = "main", repo_type = "model", token
   hub_check_token(token)
   res <- hub_py("repo_info", repo_id, revision = revision, repo_type = repo_type,
                  env = hf_env(), token = token)
-  files <- data.frame(path = as.character(unlist(res$path)), size = as.numeric(res$size),
-                      stringsAsFactors = FALSE)
+  files <- columns_frame(res, c(path = "character", size = "double"))
   list(id = res$id, sha = res$sha, files = files)
 }
 
