@@ -1,4 +1,4 @@
-"""Columns handed to R's C code (src/columns.c, src/views.c) by address, with no copy in Python.
+"""Columns handed to R's C code (src/arrow_read.c, src/views.c) by address, with no copy in Python.
 
 R copies an arrow-layout array (int32, float64, bool, or utf8 strings with offsets) into an R
 vector in one pass in C: much faster than reticulate's conversion, above all for strings, which

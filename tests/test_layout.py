@@ -88,3 +88,31 @@ def test_only_hub_call_maps_http_statuses_to_errors():
         if STATUS.search(p.read_text()) and "mirror" not in p.parts
     )
     assert readers == ["pybridge/hub_call.py"]
+
+
+C_SOURCE = ROOT / "rpackage" / "src"
+C_DEFINITION = re.compile(r"^(?!static\b)[A-Za-z_][\w \t\*]*?\b(\w+)\s*\([^;{]*\)\s*\{", re.M)
+C_CALL = re.compile(r"\b(\w+)\s*\(")
+C_INCLUDE = re.compile(r'^#include\s+"([^"]+)"', re.M)
+C_NOISE = re.compile(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\])*"', re.S)  # comments, strings
+
+
+def c_graph() -> dict:
+    """Which .c file needs which: a file uses a function another defines (not static). init.c,
+    which registers every entry point with R, is left out; it needs all and none needs it."""
+    sources = {
+        p.name: C_NOISE.sub("", p.read_text()) for p in C_SOURCE.glob("*.c") if p.name != "init.c"
+    }
+    owner = {name: f for f, text in sources.items() for name in C_DEFINITION.findall(text)}
+    return {
+        f: {owner[n] for n in C_CALL.findall(text) if owner.get(n, f) != f}
+        for f, text in sources.items()
+    }
+
+
+def test_rpackage_src_has_no_dependency_loops_between_files_or_headers():
+    graph = c_graph()
+    assert "arrow_read.c" in graph["columns.c"]  # the graph sees real calls
+    assert cycles(graph) == []
+    headers = {p.name: set(C_INCLUDE.findall(p.read_text())) for p in C_SOURCE.glob("*.h")}
+    assert cycles(headers) == []

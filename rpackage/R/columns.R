@@ -1,5 +1,5 @@
 # Columns between Python and R. pybridge.columns describes arrow and numpy arrays by address:
-# src/columns.c copies them into R vectors in one pass, much faster than reticulate converts them
+# src/arrow_read.c copies them into R vectors in one pass, much faster than reticulate converts them
 # (strings above all). Here: those vectors, hub_dataset()'s data frames made of them
 # (dataset_frame()) and a data frame's columns sent back for writing (dataset_spec()), and
 # columns_frame(), the data frame of a plain table pybridge returns (a dict of column arrays).

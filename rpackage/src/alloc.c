@@ -18,16 +18,16 @@
  *
  * To R such a vector is an ordinary double or integer vector: it is read, modified, copied and
  * serialized like one (a copy or a readRDS() gives an ordinary vector). */
-#define _GNU_SOURCE /* dladdr */
 #include <stdlib.h>
 #include <string.h>
 #include <R.h>
 #include <Rinternals.h>
 #include <R_ext/Altrep.h>
 #include <R_ext/Rdynload.h>
+#include "altrep_base.h"
+#include "hfbridge.h"
 
 #if defined(__unix__) || defined(__APPLE__)
-#include <dlfcn.h>
 #include <sys/mman.h>
 #define HFB_MAPPED 1
 #endif
@@ -96,13 +96,9 @@ static void finalize_block(SEXP ptr) {
 #endif
 
 static void *block_data(SEXP x) {
-  block_t *b = R_ExternalPtrAddr(R_altrep_data1(x));
+  block_t *b = hfb_altrep_state(x);
   if (b == NULL || b->addr == NULL) error("hfbridge: the memory of this tensor was freed");
   return b->addr;
-}
-
-static R_xlen_t block_length(SEXP x) {
-  return (R_xlen_t) REAL(R_altrep_data2(x))[0];
 }
 
 static void *block_dataptr(SEXP x, Rboolean writeable) {
@@ -129,20 +125,18 @@ static SEXP alloc_mapped(SEXPTYPE type, R_xlen_t n, size_t bytes) {
   }
   block_t *b = calloc(1, sizeof(block_t));
   if (b == NULL) return allocVector(type, n);
-  /* The pointer owns the block from here on: an R error below frees it through the finalizer. */
-  SEXP ptr = PROTECT(R_MakeExternalPtr(b, R_NilValue, R_NilValue));
-  R_RegisterCFinalizerEx(ptr, finalize_block, FALSE);
-  SEXP length = PROTECT(ScalarReal((double) n));
-  SEXP x = PROTECT(R_new_altrep(type == REALSXP ? real_class : integer_class, ptr, length));
+  /* The vector's pointer owns the block from here on: an R error frees it (finalize_block). */
+  SEXP x = PROTECT(hfb_altrep_new(type == REALSXP ? real_class : integer_class, b, n, R_NilValue,
+                                  finalize_block));
   b->addr = take_block(bytes);
   if (b->addr == NULL) {
-    UNPROTECT(3);
+    UNPROTECT(1);
     return allocVector(type, n);  /* R's own error if memory is really short */
   }
   b->bytes = bytes;
   live_bytes += bytes;
   if (live_bytes > peak_bytes) peak_bytes = live_bytes;
-  UNPROTECT(3);
+  UNPROTECT(1);
   return x;
 }
 #endif
@@ -189,28 +183,9 @@ SEXP hfb_mapped_min(void) {
 #endif
 }
 
-static R_altrep_class_t make_class(R_altrep_class_t cls) {
-  R_set_altrep_Length_method(cls, block_length);
-  R_set_altrep_Inspect_method(cls, block_inspect);
-  R_set_altvec_Dataptr_method(cls, block_dataptr);
-  R_set_altvec_Dataptr_or_null_method(cls, block_dataptr_or_null);
-  return cls;
-}
-
-/* The finalizers of live vectors point into this library: it must stay mapped even when R
- * unloads it (dyn.unload()), or the next collection crashes R. (R itself turns the methods of
- * such vectors into errors.) */
-static void keep_loaded(void) {
-#ifdef HFB_MAPPED
-  Dl_info self;
-  if (dladdr((void *) &keep_loaded, &self) && self.dli_fname != NULL)
-    dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
-#endif
-}
-
 /* Called once by R_init_hfbridge (init.c). */
 void hfb_init_alloc(DllInfo *dll) {
-  keep_loaded();
-  real_class = make_class(R_make_altreal_class("hfbridge_tensor_double", "hfbridge", dll));
-  integer_class = make_class(R_make_altinteger_class("hfbridge_tensor_integer", "hfbridge", dll));
+  static const hfb_altrep_methods methods = {block_inspect, block_dataptr, block_dataptr_or_null};
+  real_class = hfb_altrep_class("hfbridge_tensor_double", REALSXP, dll, &methods);
+  integer_class = hfb_altrep_class("hfbridge_tensor_integer", INTSXP, dll, &methods);
 }

@@ -2,18 +2,7 @@
 #include <R.h>
 #include <Rinternals.h>
 #include <R_ext/Rdynload.h>
-
-SEXP hfb_alloc_unfilled(SEXP type, SEXP length);                           /* alloc.c */
-SEXP hfb_release_spare(void);                                              /* alloc.c */
-SEXP hfb_mapped_min(void);                                                 /* alloc.c */
-void hfb_init_alloc(DllInfo *dll);                                         /* alloc.c */
-void hfb_init_lazy_strings(DllInfo *dll);                                  /* lazy_strings.c */
-void hfb_init_views(DllInfo *dll);                                         /* views.c */
-SEXP hfb_buffer_view(SEXP type, SEXP address, SEXP length, SEXP keeper);  /* views.c */
-SEXP hfb_split_rows(SEXP columns, SEXP splits, SEXP klass, SEXP negative_na); /* split_rows.c */
-SEXP hfb_arrow_vector(SEXP type, SEXP length, SEXP offset, SEXP validity, SEXP values,
-                      SEXP data, SEXP keeper);                             /* columns.c */
-SEXP hfb_arrow_list(SEXP offsets, SEXP child, SEXP na);                    /* columns.c */
+#include "hfbridge.h"
 
 static const R_CallMethodDef call_methods[] = {
   {"hfb_alloc_unfilled", (DL_FUNC) &hfb_alloc_unfilled, 2},
@@ -27,6 +16,7 @@ static const R_CallMethodDef call_methods[] = {
 };
 
 void R_init_hfbridge(DllInfo *dll) {
+  hfb_init_altrep();
   hfb_init_alloc(dll);
   hfb_init_lazy_strings(dll);
   hfb_init_views(dll);

@@ -9,16 +9,22 @@
  * string functions) turns the whole vector into an ordinary one, after which the arrow array
  * is let go. Serialized, duplicated or modified, it behaves as an ordinary character vector.
  *
- * data1: an external pointer to the column's `lazy_t`, protecting the Python keeper; NULL
- * address once materialized. data2: the cache, a character vector allocated at the first read,
- * where R_BlankString marks an element not yet made (an empty string is cheap to make again). */
+ * hfb_arrow_vector(), the entry point for one arrow array, lives here: it reads a string array
+ * with a keeper lazily, and copies anything else now (src/arrow_read.c).
+ *
+ * data1: an external pointer to the column's `lazy_t`, protecting the Python keeper
+ * (src/altrep_base.h); NULL address once materialized. data2: the cache, a character vector
+ * allocated at the first read, where R_BlankString marks an element not yet made (an empty
+ * string is cheap to make again). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <R.h>
 #include <Rinternals.h>
 #include <R_ext/Altrep.h>
-#include "columns.h"
+#include "altrep_base.h"
+#include "arrow_read.h"
+#include "hfbridge.h"
 
 typedef struct {
   arrow_array array;
@@ -27,10 +33,6 @@ typedef struct {
 } lazy_t;
 
 static R_altrep_class_t lazy_class;
-
-static lazy_t *lazy_of(SEXP x) {
-  return R_ExternalPtrAddr(R_altrep_data1(x));
-}
 
 static void finalize_lazy(SEXP ptr) {
   free(R_ExternalPtrAddr(ptr));
@@ -42,10 +44,9 @@ static SEXP made_element(const lazy_t *l, R_xlen_t i) {
 }
 
 static int empty_string(const lazy_t *l, R_xlen_t i) {
-  const arrow_array *a = &l->array;
-  if (a->validity != NULL && !arrow_bit(a->validity, a->offset + i)) return 0;
+  if (!arrow_valid(&l->array, i)) return 0;
   int64_t start, end;
-  arrow_string_bounds(a, l->wide, i, &start, &end);
+  arrow_string_bounds(&l->array, l->wide, i, &start, &end);
   return start == end;
 }
 
@@ -62,7 +63,7 @@ static SEXP cache_of(SEXP x, lazy_t *l) {
 
 /* Makes every element not yet made, then lets the arrow array go. */
 static SEXP materialized(SEXP x) {
-  lazy_t *l = lazy_of(x);
+  lazy_t *l = hfb_altrep_state(x);
   if (l == NULL) return R_altrep_data2(x);
   SEXP cache = cache_of(x, l);
   for (R_xlen_t i = 0; i < l->array.length; i++)
@@ -73,13 +74,8 @@ static SEXP materialized(SEXP x) {
   return cache;
 }
 
-static R_xlen_t lazy_length(SEXP x) {
-  lazy_t *l = lazy_of(x);
-  return l == NULL ? XLENGTH(R_altrep_data2(x)) : l->array.length;
-}
-
 static SEXP lazy_elt(SEXP x, R_xlen_t i) {
-  lazy_t *l = lazy_of(x);
+  lazy_t *l = hfb_altrep_state(x);
   if (l == NULL) return STRING_ELT(R_altrep_data2(x), i);
   SEXP cache = cache_of(x, l);
   SEXP s = STRING_ELT(cache, i);
@@ -100,41 +96,49 @@ static void *lazy_dataptr(SEXP x, Rboolean writeable) {
 }
 
 static const void *lazy_dataptr_or_null(SEXP x) {
-  return lazy_of(x) == NULL ? DATAPTR(R_altrep_data2(x)) : NULL;
+  return hfb_altrep_state(x) == NULL ? DATAPTR(R_altrep_data2(x)) : NULL;
 }
 
 static int lazy_no_na(SEXP x) {
-  lazy_t *l = lazy_of(x);
+  lazy_t *l = hfb_altrep_state(x);
   return l != NULL && l->array.validity == NULL;
 }
 
 static Rboolean lazy_inspect(SEXP x, int pre, int deep, int pvec,
                              void (*inspect_subtree)(SEXP, int, int, int)) {
   Rprintf(" hfbridge arrow strings (length %.0f, %s)\n", (double) XLENGTH(x),
-          lazy_of(x) == NULL ? "materialized" : "read from arrow's buffers");
+          hfb_altrep_state(x) == NULL ? "materialized" : "read from arrow's buffers");
   return TRUE;
 }
 
-SEXP lazy_strings(const arrow_array *a, int wide, SEXP keeper) {
+static SEXP lazy_strings(const arrow_array *a, int wide, SEXP keeper) {
   lazy_t *l = malloc(sizeof(lazy_t));
   if (l == NULL) error("hfbridge: out of memory");
   l->array = *a;
   l->wide = wide;
   l->pending = 0;
-  SEXP ptr = PROTECT(R_MakeExternalPtr(l, R_NilValue, keeper));
-  R_RegisterCFinalizerEx(ptr, finalize_lazy, FALSE);
-  SEXP x = R_new_altrep(lazy_class, ptr, R_NilValue);
-  UNPROTECT(1);
-  return x;
+  return hfb_altrep_new(lazy_class, l, a->length, keeper, finalize_lazy);
+}
+
+/* type: "int32", "float64", "bool", "utf8" or "large_utf8"; the others: the array's buffers, as
+ * arrow_array_at() (src/arrow_read.c) reads them. Nulls become NA. A string array with a
+ * `keeper` (the object that keeps it alive) is read lazily; without one it is copied now. */
+SEXP hfb_arrow_vector(SEXP type, SEXP length, SEXP offset, SEXP validity, SEXP values,
+                      SEXP data, SEXP keeper) {
+  const char *name = arrow_type_name(type);
+  arrow_array a = arrow_array_at(length, offset, validity, values, data);
+  int wide = !strcmp(name, "large_utf8");
+  if (!isNull(keeper) && (wide || !strcmp(name, "utf8"))) {
+    arrow_need_values(&a);
+    return lazy_strings(&a, wide, keeper);
+  }
+  return arrow_copy(name, &a);
 }
 
 /* Called once by R_init_hfbridge (init.c). */
 void hfb_init_lazy_strings(DllInfo *dll) {
-  lazy_class = R_make_altstring_class("hfbridge_arrow_strings", "hfbridge", dll);
-  R_set_altrep_Length_method(lazy_class, lazy_length);
-  R_set_altrep_Inspect_method(lazy_class, lazy_inspect);
-  R_set_altvec_Dataptr_method(lazy_class, lazy_dataptr);
-  R_set_altvec_Dataptr_or_null_method(lazy_class, lazy_dataptr_or_null);
+  static const hfb_altrep_methods methods = {lazy_inspect, lazy_dataptr, lazy_dataptr_or_null};
+  lazy_class = hfb_altrep_class("hfbridge_arrow_strings", STRSXP, dll, &methods);
   R_set_altstring_Elt_method(lazy_class, lazy_elt);
   R_set_altstring_Set_elt_method(lazy_class, lazy_set_elt);
   R_set_altstring_No_NA_method(lazy_class, lazy_no_na);

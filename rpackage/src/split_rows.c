@@ -6,6 +6,7 @@
 #include <R.h>
 #include <Rinternals.h>
 #include <string.h>
+#include "hfbridge.h"
 
 #define SHARE_MAX 4096 /* rows longer than this are never shared */
 
@@ -67,7 +68,8 @@ static SEXP slice(SEXP column, R_xlen_t start, R_xlen_t len, SEXP dimnames, int 
   }
   int m = (int) XLENGTH(column);
   SEXP out = PROTECT(allocMatrix(TYPEOF(VECTOR_ELT(column, 0)), (int) len, m));
-  for (int j = 0; j < m; j++) copy_values(out, (R_xlen_t) j * len, VECTOR_ELT(column, j), start, len);
+  for (int j = 0; j < m; j++)
+    copy_values(out, (R_xlen_t) j * len, VECTOR_ELT(column, j), start, len);
   setAttrib(out, R_DimNamesSymbol, dimnames);
   UNPROTECT(1);
   return out;
@@ -94,7 +96,8 @@ static void check_splits(SEXP splits) {
   const int *at = INTEGER_RO(splits);
   if (at[0] != 0) error("hfb_split_rows(): the first split must be 0");
   for (R_xlen_t i = 0; i < n; i++)
-    if (at[i + 1] == NA_INTEGER || at[i + 1] < at[i]) error("hfb_split_rows(): splits must increase");
+    if (at[i + 1] == NA_INTEGER || at[i + 1] < at[i])
+      error("hfb_split_rows(): splits must increase");
 }
 
 /* An atomic vector cut into n vectors with its attributes (a list column of hub_dataset()). It

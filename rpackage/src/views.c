@@ -7,14 +7,16 @@
  * object that owns the buffer (its keeper) alive, and is read through DATAPTR_RO; a request
  * for a writable pointer gets a copy in R's heap first, so the buffer is never written.
  *
- * data1: an external pointer to the buffer, its tag the length (a double), protecting the
- * keeper. data2: the copy, once one was asked for. */
+ * data1: an external pointer to the buffer, protecting the keeper (src/altrep_base.h). data2:
+ * the copy, once one was asked for. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <R.h>
 #include <Rinternals.h>
 #include <R_ext/Altrep.h>
+#include "altrep_base.h"
+#include "hfbridge.h"
 
 static R_altrep_class_t int_view_class, real_view_class;
 
@@ -22,16 +24,12 @@ static size_t width(SEXP x) {
   return TYPEOF(x) == REALSXP ? sizeof(double) : sizeof(int);
 }
 
-static R_xlen_t view_length(SEXP x) {
-  return (R_xlen_t) REAL(R_ExternalPtrTag(R_altrep_data1(x)))[0];
-}
-
 static void *view_copy(SEXP x) {
   SEXP copy = R_altrep_data2(x);
   if (copy == R_NilValue) {
-    R_xlen_t n = view_length(x);
+    R_xlen_t n = hfb_altrep_length(x);
     copy = allocVector(TYPEOF(x), n);
-    if (n) memcpy(DATAPTR(copy), R_ExternalPtrAddr(R_altrep_data1(x)), n * width(x));
+    if (n) memcpy(DATAPTR(copy), hfb_altrep_state(x), n * width(x));
     R_set_altrep_data2(x, copy);
   }
   return DATAPTR(copy);
@@ -39,7 +37,7 @@ static void *view_copy(SEXP x) {
 
 static void *view_dataptr(SEXP x, Rboolean writeable) {
   if (writeable || R_altrep_data2(x) != R_NilValue) return view_copy(x);
-  return R_ExternalPtrAddr(R_altrep_data1(x));
+  return hfb_altrep_state(x);
 }
 
 static const void *view_dataptr_or_null(SEXP x) {
@@ -80,26 +78,14 @@ SEXP hfb_buffer_view(SEXP type, SEXP address, SEXP length, SEXP keeper) {
   } else {
     error("hfb_buffer_view(): type must be \"int32\" or \"float64\"");
   }
-  SEXP tag = PROTECT(ScalarReal(n));
-  SEXP ptr = PROTECT(R_MakeExternalPtr((void *) (uintptr_t) a, tag, keeper));
-  SEXP x = R_new_altrep(cls, ptr, R_NilValue);
-  UNPROTECT(2);
-  return x;
-}
-
-static void set_methods(R_altrep_class_t cls) {
-  R_set_altrep_Length_method(cls, view_length);
-  R_set_altrep_Inspect_method(cls, view_inspect);
-  R_set_altvec_Dataptr_method(cls, view_dataptr);
-  R_set_altvec_Dataptr_or_null_method(cls, view_dataptr_or_null);
+  return hfb_altrep_new(cls, (void *) (uintptr_t) a, (R_xlen_t) n, keeper, NULL);
 }
 
 /* Called once by R_init_hfbridge (init.c). */
 void hfb_init_views(DllInfo *dll) {
-  int_view_class = R_make_altinteger_class("hfbridge_view_integer", "hfbridge", dll);
-  real_view_class = R_make_altreal_class("hfbridge_view_double", "hfbridge", dll);
-  set_methods(int_view_class);
-  set_methods(real_view_class);
+  static const hfb_altrep_methods methods = {view_inspect, view_dataptr, view_dataptr_or_null};
+  int_view_class = hfb_altrep_class("hfbridge_view_integer", INTSXP, dll, &methods);
+  real_view_class = hfb_altrep_class("hfbridge_view_double", REALSXP, dll, &methods);
   R_set_altinteger_Elt_method(int_view_class, view_int_elt);
   R_set_altreal_Elt_method(real_view_class, view_real_elt);
 }
