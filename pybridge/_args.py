@@ -17,11 +17,107 @@ SPACE_SDKS = ("gradio", "docker", "static", "streamlit")
 # The Hub's URL and the mirror's store name a model repo by its id, the others with a prefix.
 REPO_FOLDERS = {repo_type: repo_type + "s" for repo_type in REPO_TYPES}
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")  # a revision that is a commit
+# "name" or "org/name", as R's hub_check_repo_id() says it (R/hub.R): the same rule on both sides.
+REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+REPO_ID_MAX = 96
 
 
 def repo_path(repo_type: str, repo_id: str) -> str:
     """``org/name``, ``datasets/org/name`` or ``spaces/org/name``: the repo as URLs name it."""
     return repo_id if repo_type == "model" else f"{REPO_FOLDERS[repo_type]}/{repo_id}"
+
+
+def fields_of(ctx: dict) -> dict:
+    """The string fields of a call's context that an error can carry."""
+    return {k: v for k, v in ctx.items() if isinstance(v, str) and v}
+
+
+def is_repo_id(value) -> bool:
+    return (
+        isinstance(value, str)
+        and REPO_ID.fullmatch(value) is not None
+        and ".." not in value
+        and "--" not in value
+        and len(value) <= REPO_ID_MAX
+    )
+
+
+_NO_FILE = object()  # repo_context() for a verb that takes no file (None is a missing one)
+
+
+def repo_context(repo_id, revision, repo_type, filename=_NO_FILE, filename_argument="filename"):
+    """The fields every error about this repo carries; a repo id, revision, repo type or
+    filename (the verb's argument ``filename_argument``) that cannot be one is an
+    InvalidArgumentError."""
+    ctx = {
+        "repo_id": repo_id,
+        "revision": "main" if revision is None else revision,
+        "repo_type": "model" if repo_type is None else repo_type,
+    }
+    if filename is not _NO_FILE and filename is not None:
+        ctx["filename"] = filename
+    for name in ("repo_id", "revision", "repo_type"):
+        if not _is_text(ctx[name]):
+            raise errors.InvalidArgumentError(
+                f"{name} must be a non-empty string.", argument=name, **fields_of(ctx)
+            )
+    if not is_repo_id(repo_id):
+        raise errors.InvalidArgumentError(
+            f"repo_id '{repo_id}' is not a valid repo id: use 'name' or 'org/name' with letters, "
+            f"digits, '-', '_' and '.', without '..' or '--' (at most {REPO_ID_MAX} characters).",
+            argument="repo_id",
+            **fields_of(ctx),
+        )
+    check_repo_type(ctx["repo_type"], **ctx)
+    if filename is not _NO_FILE:
+        check_repo_path(filename, filename_argument, ctx)
+    return ctx
+
+
+def check_repo_path(value, name, ctx) -> str:
+    """A path inside a repo: a non-empty string, without '..' or a leading '/'."""
+    if not _is_text(value):
+        raise errors.InvalidArgumentError(
+            f"{name} must be a non-empty string.", argument=name, **fields_of(ctx)
+        )
+    parts = value.replace("\\", "/").split("/")
+    if value.startswith("/") or ".." in parts:
+        raise errors.InvalidArgumentError(
+            f"{name} '{value}' must be a path inside the repo, without '..' or a leading '/'.",
+            argument=name,
+            **fields_of(ctx),
+        )
+    return value
+
+
+def check_patterns(value, name, ctx):
+    """None, or a non-empty list of non-empty globs (one string is a list of one)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not (
+        isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v for v in value)
+    ):
+        raise errors.InvalidArgumentError(
+            f"{name} must be NULL or glob patterns such as '*.json'.",
+            argument=name,
+            **fields_of(ctx),
+        )
+    return list(value)
+
+
+def check_ref_name(value, name, ctx) -> str:
+    """A branch or tag name to create."""
+    if not _is_text(value) or value.startswith("-"):
+        raise errors.InvalidArgumentError(
+            f"{name} must be a non-empty name.", argument=name, **fields_of(ctx)
+        )
+    return value
+
+
+def _is_text(value) -> bool:
+    return isinstance(value, str) and bool(value.strip())
 
 
 def check_repo_type(value, **fields) -> str:
@@ -104,3 +200,57 @@ def positions(found) -> str:
     """1-based positions for a message: the first ten, and how many more."""
     shown = ", ".join(str(p) for p in found[:10])
     return shown + (f" and {len(found) - 10} more" if len(found) > 10 else "")
+
+
+# ---- datasets
+
+
+def check_columns(columns):
+    if columns is None:
+        return None
+    if isinstance(columns, str):
+        columns = [columns]
+    if (
+        not isinstance(columns, (list, tuple))
+        or not columns
+        or not all(isinstance(c, str) and c for c in columns)
+    ):
+        raise errors.InvalidArgumentError(
+            "columns must be NULL or column names.", argument="columns"
+        )
+    return list(dict.fromkeys(columns))
+
+
+def check_n_max(n_max):
+    if n_max is None or (isinstance(n_max, float) and n_max == float("inf")):
+        return None
+    if (
+        isinstance(n_max, bool)
+        or not isinstance(n_max, (int, float))
+        or n_max < 0
+        or int(n_max) != n_max
+    ):
+        raise errors.InvalidArgumentError(
+            "n_max must be a whole number >= 0, or Inf.", argument="n_max"
+        )
+    return int(n_max)
+
+
+def check_chunk_size(chunk_size):
+    if (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, (int, float))
+        or chunk_size < 1
+        or int(chunk_size) != chunk_size
+    ):
+        raise errors.InvalidArgumentError(
+            "chunk_size must be a whole number >= 1.", argument="chunk_size"
+        )
+    return int(chunk_size)
+
+
+def check_split_name(split):
+    if not isinstance(split, str) or not re.match(r"^\w+(\.\w+)*$", split):
+        raise errors.InvalidArgumentError(
+            "split must be a name of letters, digits and '_' (such as 'train').", argument="split"
+        )

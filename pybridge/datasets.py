@@ -35,7 +35,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import cache, errors, hub
+from . import _args, cache, errors, hub
 from .columns import decode_table, encode_table, feature_levels, feature_type
 from .settings import resolve
 
@@ -62,10 +62,11 @@ def read(
 ) -> dict:
     """One split as columns for R (see the module docstring); only the files, columns and row
     groups needed."""
+    n_max = _args.check_n_max(n_max)
+    columns = _args.check_columns(columns)
     repo = _open_repo(repo_id, revision, env, token, quiet)
     config, files = _split_files(repo, config, split)
     reader = _Reader(repo, config, split, files, columns, quiet)
-    n_max = _check_n_max(n_max)
     table = reader.read(n_max)
     return encode_table(table, reader.features(table))
 
@@ -127,9 +128,10 @@ def open_chunks(
 ) -> "Chunks":
     """A reader of one split, chunk by chunk: ``.next()`` gives the next chunk's columns for R,
     or None at the end. Parquet shards are downloaded one at a time, as they are reached."""
+    chunk_size = _args.check_chunk_size(chunk_size)
+    columns = _args.check_columns(columns)
     repo = _open_repo(repo_id, revision, env, token, quiet)
     config, files = _split_files(repo, config, split)
-    chunk_size = _check_chunk_size(chunk_size)
     return Chunks(_Reader(repo, config, split, files, columns, quiet), chunk_size)
 
 
@@ -158,7 +160,7 @@ def upload(
     uses) and push it in one commit, creating the dataset repo if needed."""
     from . import publish
 
-    _check_split_name(split)
+    _args.check_split_name(split)
     with tempfile.TemporaryDirectory(prefix="hfbridge-upload-") as tmp:
         path = os.path.join(tmp, f"{split}-00000-of-00001.parquet")
         write(columns, path, split)
@@ -206,7 +208,7 @@ class _Repo:
 
 def _open_repo(repo_id, revision, env, token, quiet) -> _Repo:
     s = resolve(env, token)
-    ctx = hub.repo_context(repo_id, revision, REPO_TYPE)
+    ctx = _args.repo_context(repo_id, revision, REPO_TYPE)
     if s.offline:
         sha, paths = _cached_listing(s, ctx)
         sizes = {}
@@ -439,9 +441,10 @@ class _Reader:
     """Reads one split's files in order, downloading each when it is reached."""
 
     def __init__(self, repo, config, split, files, columns, quiet):
+        """``columns``: checked by the verb (``_args.check_columns``), before any request."""
         self.repo, self.config, self.split, self.files = repo, config, split, files
         self.format = _format_of(files, repo, config, split)
-        self.columns = _check_columns(columns)
+        self.columns = columns
         self.quiet = quiet
         self.yaml_features = None
         known = repo.dataset_infos.get(config)
@@ -720,54 +723,3 @@ def _parquet_rows_meta(reader):
 
 # ---------------------------------------------------------------------------------------------
 # Argument checks
-
-
-def _check_columns(columns):
-    if columns is None:
-        return None
-    if isinstance(columns, str):
-        columns = [columns]
-    if (
-        not isinstance(columns, (list, tuple))
-        or not columns
-        or not all(isinstance(c, str) and c for c in columns)
-    ):
-        raise errors.InvalidArgumentError(
-            "columns must be NULL or column names.", argument="columns"
-        )
-    return list(dict.fromkeys(columns))
-
-
-def _check_n_max(n_max):
-    if n_max is None or (isinstance(n_max, float) and n_max == float("inf")):
-        return None
-    if (
-        isinstance(n_max, bool)
-        or not isinstance(n_max, (int, float))
-        or n_max < 0
-        or int(n_max) != n_max
-    ):
-        raise errors.InvalidArgumentError(
-            "n_max must be a whole number >= 0, or Inf.", argument="n_max"
-        )
-    return int(n_max)
-
-
-def _check_chunk_size(chunk_size):
-    if (
-        isinstance(chunk_size, bool)
-        or not isinstance(chunk_size, (int, float))
-        or chunk_size < 1
-        or int(chunk_size) != chunk_size
-    ):
-        raise errors.InvalidArgumentError(
-            "chunk_size must be a whole number >= 1.", argument="chunk_size"
-        )
-    return int(chunk_size)
-
-
-def _check_split_name(split):
-    if not isinstance(split, str) or not re.match(r"^\w+(\.\w+)*$", split):
-        raise errors.InvalidArgumentError(
-            "split must be a name of letters, digits and '_' (such as 'train').", argument="split"
-        )

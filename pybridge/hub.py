@@ -35,8 +35,7 @@ def download(
     token=None,
 ) -> str:
     """The cached path of one file of a repo (hf_hub_download), fetched if needed."""
-    ctx = repo_context(repo_id, revision, repo_type, filename=filename)
-    _check_filename(filename, ctx)
+    ctx = _args.repo_context(repo_id, revision, repo_type, filename=filename)
     s = resolve(env, token)
     fast = cache.cached_commit_path(s.cache_dir, ctx, force_download)
     if fast is not None:
@@ -84,11 +83,11 @@ def snapshot(
     token=None,
 ) -> str:
     """The local folder of a repo (snapshot_download), with only the files the patterns keep."""
-    ctx = repo_context(repo_id, revision, repo_type)
+    ctx = _args.repo_context(repo_id, revision, repo_type)
     s = resolve(env, token)
     offline = bool(s.offline or local_files_only)
-    allow = check_patterns(allow_patterns, "allow_patterns", ctx)
-    ignore = check_patterns(ignore_patterns, "ignore_patterns", ctx)
+    allow = _args.check_patterns(allow_patterns, "allow_patterns", ctx)
+    ignore = _args.check_patterns(ignore_patterns, "ignore_patterns", ctx)
     cached = cache.cached_revision(s.cache_dir, ctx, offline)
 
     def call():
@@ -171,7 +170,7 @@ def repo_info(repo_id, revision="main", repo_type="model", env=None, token=None)
     """The repo's id, commit and files with their sizes (bytes, float64)."""
     import numpy as np
 
-    ctx = repo_context(repo_id, revision, repo_type)
+    ctx = _args.repo_context(repo_id, revision, repo_type)
     s = resolve(env, token)
     refuse_offline(s, ctx, "hub_repo_info")
 
@@ -197,7 +196,7 @@ def repo_info(repo_id, revision="main", repo_type="model", env=None, token=None)
 
 def list_files(repo_id, revision="main", repo_type="model", env=None, token=None) -> list:
     """The paths of every file in the repo at that revision."""
-    ctx = repo_context(repo_id, revision, repo_type)
+    ctx = _args.repo_context(repo_id, revision, repo_type)
     s = resolve(env, token)
     refuse_offline(s, ctx, "hub_list_files")
 
@@ -217,8 +216,7 @@ def file_exists(
     As huggingface_hub's file_exists: False for a missing file, revision or repo; an error for a
     gated repo, a refused token or the network. Offline, the cache answers.
     """
-    ctx = repo_context(repo_id, revision, repo_type, filename=filename)
-    _check_filename(filename, ctx)
+    ctx = _args.repo_context(repo_id, revision, repo_type, filename=filename)
     s = resolve(env, token)
     if s.offline:
         return _exists_in_cache(s, ctx)
@@ -274,56 +272,6 @@ def _looks_like_path(identifier: str) -> bool:
         or os.sep in identifier.replace("/", "")
         or ".." in identifier
     )
-
-
-def repo_context(repo_id, revision, repo_type, filename=None) -> dict:
-    """The fields every error about this repo carries; a repo id, revision or repo type that
-    cannot be one is an InvalidArgumentError."""
-    ctx = {
-        "repo_id": repo_id,
-        "revision": "main" if revision is None else revision,
-        "repo_type": "model" if repo_type is None else repo_type,
-    }
-    if filename is not None:
-        ctx["filename"] = filename
-    for name in ("repo_id", "revision", "repo_type"):
-        value = ctx[name]
-        if not isinstance(value, str) or not value.strip():
-            raise errors.InvalidArgumentError(
-                f"{name} must be a non-empty string.", argument=name, **_printable(ctx)
-            )
-    _args.check_repo_type(ctx["repo_type"], **ctx)
-    return ctx
-
-
-def _check_filename(filename, ctx):
-    if not isinstance(filename, str) or not filename.strip():
-        raise errors.InvalidArgumentError(
-            "filename must be a non-empty string.", argument="filename", **_printable(ctx)
-        )
-    parts = filename.replace("\\", "/").split("/")
-    if filename.startswith("/") or ".." in parts:
-        raise errors.InvalidArgumentError(
-            f"filename '{filename}' must be a path inside the repo, without '..' or a leading '/'.",
-            argument="filename",
-            **ctx,
-        )
-
-
-def _printable(ctx):
-    return {k: v for k, v in ctx.items() if isinstance(v, str)}
-
-
-def check_patterns(value, name, ctx):
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
-        raise errors.InvalidArgumentError(
-            f"{name} must be NULL or glob patterns such as '*.json'.", argument=name, **ctx
-        )
-    return list(value)
 
 
 _SPEC_KEYS = {

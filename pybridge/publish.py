@@ -29,7 +29,6 @@ import numpy as np
 
 from . import _args, errors, hub_call
 from . import safetensors as st
-from .hub import check_patterns, repo_context
 from .hub_call import hf_api
 from .settings import Settings
 
@@ -48,7 +47,7 @@ def create_repo(
     repo_id, repo_type="model", private=False, exist_ok=False, space_sdk=None, env=None, token=None
 ) -> dict:
     """Create a repo; ``{repo_id, repo_type, url}``. A Space needs ``space_sdk``."""
-    ctx = repo_context(repo_id, "main", repo_type)
+    ctx = _args.repo_context(repo_id, "main", repo_type)
     if repo_type == "space":
         _args.check_space_sdk(space_sdk, **ctx)
     s = hub_call.write_settings(env, token, ctx, "hub_create_repo")
@@ -86,8 +85,9 @@ def upload_file(
     token=None,
 ) -> dict:
     """Upload one local file as ``path_in_repo``; one commit."""
-    ctx = repo_context(repo_id, revision, repo_type, filename=path_in_repo)
-    _check_repo_path(path_in_repo, "path_in_repo", ctx)
+    ctx = _args.repo_context(
+        repo_id, revision, repo_type, filename=path_in_repo, filename_argument="path_in_repo"
+    )
     path = _local(path, "path", ctx, folder=False)
     s = hub_call.write_settings(env, token, ctx, "hub_upload_file")
     info = hub_call.write(
@@ -129,13 +129,13 @@ def upload_folder(
 ) -> dict:
     """Upload a local folder (filtered by glob patterns) in one commit; ``delete_patterns``
     removes matching remote files that the folder does not hold."""
-    ctx = repo_context(repo_id, revision, repo_type)
+    ctx = _args.repo_context(repo_id, revision, repo_type)
     folder = _local(folder, "folder", ctx, folder=True)
     if path_in_repo:
-        _check_repo_path(path_in_repo, "path_in_repo", ctx)
-    allow = check_patterns(allow_patterns, "allow_patterns", ctx)
-    ignore = check_patterns(ignore_patterns, "ignore_patterns", ctx)
-    delete = check_patterns(delete_patterns, "delete_patterns", ctx)
+        _args.check_repo_path(path_in_repo, "path_in_repo", ctx)
+    allow = _args.check_patterns(allow_patterns, "allow_patterns", ctx)
+    ignore = _args.check_patterns(ignore_patterns, "ignore_patterns", ctx)
+    delete = _args.check_patterns(delete_patterns, "delete_patterns", ctx)
     s = hub_call.write_settings(env, token, ctx, "hub_upload_folder")
     info = hub_call.write(
         lambda: hf_api(s).upload_folder(
@@ -172,8 +172,9 @@ def delete_file(
     token=None,
 ) -> dict:
     """Delete one file of the repo; one commit."""
-    ctx = repo_context(repo_id, revision, repo_type, filename=path_in_repo)
-    _check_repo_path(path_in_repo, "path_in_repo", ctx)
+    ctx = _args.repo_context(
+        repo_id, revision, repo_type, filename=path_in_repo, filename_argument="path_in_repo"
+    )
     s = hub_call.write_settings(env, token, ctx, "hub_delete_file")
     info = hub_call.write(
         lambda: hf_api(s).delete_file(
@@ -197,8 +198,8 @@ def create_branch(
 ) -> dict:
     """Create ``branch`` at ``revision`` (the head of main by default); ``{repo_id, branch,
     commit}``."""
-    ctx = repo_context(repo_id, revision or "main", repo_type)
-    _check_name(branch, "branch", ctx)
+    ctx = _args.repo_context(repo_id, revision or "main", repo_type)
+    _args.check_ref_name(branch, "branch", ctx)
     s = hub_call.write_settings(env, token, ctx, "hub_create_branch")
     hub_call.write(
         lambda: hf_api(s).create_branch(
@@ -227,8 +228,8 @@ def create_tag(
     token=None,
 ) -> dict:
     """Tag ``revision``; ``{repo_id, tag, commit}``."""
-    ctx = repo_context(repo_id, revision, repo_type)
-    _check_name(tag, "tag", ctx)
+    ctx = _args.repo_context(repo_id, revision, repo_type)
+    _args.check_ref_name(tag, "tag", ctx)
     s = hub_call.write_settings(env, token, ctx, "hub_create_tag")
     hub_call.write(
         lambda: hf_api(s).create_tag(
@@ -337,7 +338,7 @@ def push_model(
 ) -> dict:
     """:func:`save_model` into ``folder`` (a temporary one by default), create the repo if
     needed, and upload the folder in one commit. Stale weight shards on the Hub are deleted."""
-    ctx = repo_context(repo_id, revision, "model")
+    ctx = _args.repo_context(repo_id, revision, "model")
     hub_call.write_settings(env, token, ctx, "hub_push_model")  # fail before saving, not after
     with contextlib.ExitStack() as stack:
         if folder is None:
@@ -563,10 +564,6 @@ def _move_in(scratch, folder) -> list:
 # Helpers
 
 
-def _fields(ctx):
-    return {k: v for k, v in ctx.items() if isinstance(v, str) and v}
-
-
 def _commit(info, ctx) -> dict:
     return {
         "commit_oid": str(info.oid),
@@ -591,7 +588,7 @@ def _head(s: Settings, ctx, revision) -> str:
 def _local(path, name, ctx, folder: bool) -> str:
     if not isinstance(path, str) or not path.strip():
         raise errors.InvalidArgumentError(
-            f"{name} must be a local path.", argument=name, **_fields(ctx)
+            f"{name} must be a local path.", argument=name, **_args.fields_of(ctx)
         )
     full = os.path.abspath(os.path.expanduser(path))
     ok = os.path.isdir(full) if folder else os.path.isfile(full)
@@ -599,27 +596,9 @@ def _local(path, name, ctx, folder: bool) -> str:
         what = "folder" if folder else "file"
         problem = f"is not a {what}" if os.path.exists(full) else "does not exist"
         raise errors.InvalidArgumentError(
-            f"The local {what} '{path}' {problem}.", argument=name, path=path, **_fields(ctx)
+            f"The local {what} '{path}' {problem}.",
+            argument=name,
+            path=path,
+            **_args.fields_of(ctx),
         )
     return full
-
-
-def _check_repo_path(value, name, ctx):
-    if not isinstance(value, str) or not value.strip():
-        raise errors.InvalidArgumentError(
-            f"{name} must be a non-empty string.", argument=name, **_fields(ctx)
-        )
-    parts = value.replace("\\", "/").split("/")
-    if value.startswith("/") or ".." in parts:
-        raise errors.InvalidArgumentError(
-            f"{name} '{value}' must be a path inside the repo, without '..' or a leading '/'.",
-            argument=name,
-            **_fields(ctx),
-        )
-
-
-def _check_name(value, name, ctx):
-    if not isinstance(value, str) or not value.strip() or value.startswith("-"):
-        raise errors.InvalidArgumentError(
-            f"{name} must be a non-empty name.", argument=name, **_fields(ctx)
-        )

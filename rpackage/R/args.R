@@ -117,8 +117,8 @@ check_choice <- function(x, allowed, arg) {
 
 check_count <- function(x, arg, minimum = 0L) {
   if (!is.numeric(x) || length(x) != 1L || is.na(x) || x != round(x) || x < minimum || x >= 2^31) {
-    hfbridge_abort("invalid_argument", sprintf("`%s` must be a whole number >= %d.", arg, minimum),
-                   argument = arg)
+    hfbridge_abort("invalid_argument", sprintf("`%s` must be a whole number >= %d, not %s.", arg,
+                                               minimum, describe_value(x)), argument = arg)
   }
   as.integer(x)
 }

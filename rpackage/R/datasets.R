@@ -221,12 +221,7 @@ dataset_check_common <- function(repo_id, split, config, revision, token) {
 }
 
 dataset_check_chunking <- function(chunk_size, callback) {
-  if (!is.numeric(chunk_size) || length(chunk_size) != 1L || is.na(chunk_size) ||
-      chunk_size < 1 || chunk_size != floor(chunk_size) || chunk_size > .Machine$integer.max) {
-    hfbridge_abort("invalid_argument", sprintf(
-      "`chunk_size` must be a whole number >= 1, not %s.", describe_value(chunk_size)),
-      argument = "chunk_size")
-  }
+  check_count(chunk_size, "chunk_size", 1L)
   if (!is.function(callback)) {
     hfbridge_abort("invalid_argument", "`callback` must be a function(chunk, index).",
                    argument = "callback")

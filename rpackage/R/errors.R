@@ -20,7 +20,7 @@
 #' res
 NULL
 
-hfbridge_abort <- function(code, message, ..., call = NULL) {
+hfbridge_abort <- function(code, message, ..., call = user_call()) {
   fields <- list(...)
   fields <- fields[!vapply(fields, is.null, logical(1))]
   cond <- structure(
@@ -28,6 +28,23 @@ hfbridge_abort <- function(code, message, ..., call = NULL) {
     class = c(paste0("hfbridge_error_", code), "hfbridge_error", "error", "condition")
   )
   stop(cond)
+}
+
+# The call the user made, for a condition's `call`: the outermost frame that runs one of
+# hfbridge's functions (an export, a method of a handle, a function a verb returned), so every
+# error names the verb the user called, however deep it was raised, without each check passing
+# rlang's `call = caller_env()` along. Only the function is kept, never the arguments: a token
+# given as an argument must not reach a printed error. NULL when no hfbridge frame is found.
+user_call <- function() {
+  ns <- topenv(environment(user_call))
+  for (i in seq_len(sys.nframe())) {
+    if (identical(topenv(environment(sys.function(i))), ns)) {
+      fn <- sys.call(i)[[1L]]
+      named <- is.symbol(fn) || (is.call(fn) && as.character(fn[[1L]]) %in% c("$", "::", ":::"))
+      return(if (named) as.call(list(fn)) else NULL)
+    }
+  }
+  NULL
 }
 
 hfbridge_warn <- function(code, message, ...) {

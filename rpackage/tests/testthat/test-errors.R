@@ -41,3 +41,33 @@ test_that("fields of an error raised on a worker thread reach R", {
   err <- expect_error(safe_load_file(path, int64 = "error"), class = "hfbridge_error_unsupported")
   expect_identical(err$tensor, "big")
 })
+
+test_that("every error names the verb the user called, never its arguments", {
+  # A user's functions live under the global environment; testthat's test environment is a
+  # child of hfbridge's namespace, so functions defined here directly would count as hfbridge's.
+  user <- new.env(parent = globalenv())
+  call_of <- evalq(function(expr) conditionCall(tryCatch(expr, hfbridge_error = identity)), user)
+  secret <- "hf_VerbCallSecret0123456789"
+  # raised in R, by a check several helpers deep
+  expect_identical(call_of(hub_download("", "config.json", token = secret)),
+                   quote(hub_download()))
+  expect_identical(call_of(hf_hub_download("a b", "config.json")), quote(hf_hub_download()))
+  expect_identical(call_of(hfbridge::hub_snapshot("x", allow_patterns = NA)),
+                   quote(hfbridge::hub_snapshot()))
+  # raised in Python and mapped in R
+  expect_identical(call_of(safe_load_file(tempfile())), quote(safe_load_file()))
+  # a method of a handle
+  path <- tempfile(fileext = ".safetensors")
+  safe_save_file(list(a = 1:3), path)
+  h <- safe_open(path)
+  expect_identical(call_of(h$get_tensor("zzz")), quote(h$get_tensor()))
+  h$close()
+  # inside the user's own function, the hfbridge verb is named, not the user's function
+  mine <- evalq(function() safe_load_file(tempfile()), user)
+  expect_identical(call_of(mine()), quote(safe_load_file()))
+  printed <- tryCatch(hub_download("", "x", token = secret), error = function(e) {
+    paste(utils::capture.output(print(e)), collapse = "\n")
+  })
+  expect_match(printed, "hub_download()", fixed = TRUE)
+  expect_false(grepl(secret, printed, fixed = TRUE))
+})
