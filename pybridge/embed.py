@@ -22,7 +22,8 @@ import os
 
 import numpy as np
 
-from . import _args, errors, models, parallel
+from . import _args, errors, models
+from .threads import run_parallel
 
 POOLINGS = ("mean", "cls", "max")
 
@@ -237,7 +238,7 @@ def run_batches(run_batch, batches, device) -> None:
         return
     torch.set_num_threads(1)
     try:
-        parallel.run_parallel([lambda rows=rows: work(rows) for rows in batches], threads)
+        run_parallel([lambda rows=rows: work(rows) for rows in batches], threads)
     finally:
         torch.set_num_threads(threads)
 

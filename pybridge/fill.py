@@ -20,7 +20,7 @@ from typing import Callable, List
 import numpy as np
 
 from .errors import InvalidArgumentError
-from .parallel import run_parallel
+from .threads import run_parallel
 
 _TILE = 128  # a 128 x 128 tile of a transposing copy stays in cache
 _TILE_ELEMENTS = _TILE * _TILE

@@ -7,8 +7,8 @@ Character offsets go to R 1-based and inclusive, so that ``substr(text, start, e
 
 transformers 5 removed the pipelines of question-answering, summarization, translation and
 text2text-generation. For those tasks the model runs the way transformers 4's pipelines did
-(:mod:`pybridge.pipeline_v4`): the tokenizer, the model's logits or ``generate()``, and the same
-post-processing.
+(:mod:`pybridge.removed_pipelines`): the tokenizer, the model's logits or ``generate()``, and
+the same post-processing.
 
 torch and transformers are imported on the first load, never at import.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _args, errors, models, pipeline_args
-from .pipeline_v4 import QuestionAnswering, Seq2Seq
+from .removed_pipelines import QuestionAnswering, Seq2Seq
 
 ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
 NATIVE = (

@@ -17,6 +17,7 @@ from tokenizers import AddedToken, Tokenizer, processors
 
 from pybridge import errors, special_layout, token_strings
 from pybridge import tokenizer as T
+from pybridge import tokenizer_train as TT
 from pybridge.fixtures import tokenizers as fixtures
 
 TEXTS = fixtures.SENTENCES + [
@@ -735,7 +736,7 @@ def _reference_training(model, texts, vocab_size):
 @pytest.mark.parametrize("model", ["bpe", "wordpiece", "unigram"])
 def test_train_equals_tokenizers_pipeline(model, tmp_path):
     texts = fixtures.training_texts(800, seed=3)
-    ours = T.train(texts=texts, model=model, vocab_size=300)
+    ours = TT.train(texts=texts, model=model, vocab_size=300)
     ref = _reference_training(model, texts, 300)
     batch = list(zip(TEXTS, TEXTS))
     # The same pipeline: everything but the learned vocabulary is identical.
@@ -762,23 +763,23 @@ def test_train_equals_tokenizers_pipeline(model, tmp_path):
     # From files, read line by line keeping the newlines: the same as the lines with "\n".
     path = tmp_path / "corpus.txt"
     path.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    from_files = T.train(files=[str(path)], model=model, vocab_size=300)
-    lines = T.train(texts=[t + "\n" for t in texts], model=model, vocab_size=300)
+    from_files = TT.train(files=[str(path)], model=model, vocab_size=300)
+    lines = TT.train(texts=[t + "\n" for t in texts], model=model, vocab_size=300)
     assert set(from_files.get_vocab()) == set(lines.get_vocab())
 
 
 def test_train_options_and_errors():
     texts = fixtures.training_texts(300)
-    tok = T.train(
+    tok = TT.train(
         texts=texts, model="bpe", vocab_size=400, min_frequency=3, special_tokens=["<s>", "</s>"]
     )
     assert tok.token_to_id("<s>") == 0 and tok.token_to_id("</s>") == 1
-    assert T.train(texts=texts, model="wordpiece", vocab_size=200).get_vocab_size() <= 200
+    assert TT.train(texts=texts, model="wordpiece", vocab_size=200).get_vocab_size() <= 200
     with pytest.raises(errors.InvalidArgumentError, match="min_frequency"):
-        T.train(texts=texts, model="unigram", min_frequency=2)
+        TT.train(texts=texts, model="unigram", min_frequency=2)
     with pytest.raises(errors.InvalidArgumentError):
-        T.train(model="bpe")
+        TT.train(model="bpe")
     with pytest.raises(errors.InvalidArgumentError):
-        T.train(texts=texts, model="sentencepiece")
+        TT.train(texts=texts, model="sentencepiece")
     with pytest.raises(errors.InvalidArgumentError, match="No such file"):
-        T.train(files=["/nonexistent/corpus.txt"])
+        TT.train(files=["/nonexistent/corpus.txt"])

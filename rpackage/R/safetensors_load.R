@@ -1,7 +1,7 @@
 # Reading safetensors into R: safe_load_file() and safe_load_model(). R checks the arguments,
 # pybridge.safetensors checks and maps the files (with the Hugging Face safetensors library), and
 # the tensors are read through a handle (safetensors_handle.R), most of them by the fill fast path
-# (fill.R).
+# (safetensors_fill.R).
 
 #' Read a safetensors file into R arrays
 #'

@@ -42,7 +42,7 @@ tokenizer_train <- function(texts = NULL, type = c("bpe", "wordpiece", "unigram"
     special_tokens <- as.list(check_texts(special_tokens, "special_tokens"))
   }
   handle <- py_call(
-    "tokenizer", "train", texts = texts, files = if (!is.null(files)) as.list(files),
+    "tokenizer_train", "train", texts = texts, files = if (!is.null(files)) as.list(files),
     model = type, vocab_size = check_optional_count(vocab_size, "vocab_size"),
     min_frequency = if (!is.null(min_frequency)) check_count(min_frequency, "min_frequency", 0L),
     special_tokens = special_tokens, show_progress = check_flag(show_progress, "show_progress")

@@ -1,0 +1,49 @@
+# The bridge from R to pybridge: every call goes through pybridge.errors.call(), and every
+# Python failure comes back as a classed condition (hfbridge_abort(), errors.R). Python itself is
+# found and started by python.R.
+
+# Calls a Python function for R through pybridge.errors.call(), so that every Python failure
+# leaves as a pybridge error with a code and fields, and maps it to a classed condition. The
+# last Python error is cleared first: a failure in R's conversion of the result then finds
+# none, and is never described with an earlier call's message.
+call_python <- function(f, ...) {
+  reticulate::py_last_error(NULL)
+  tryCatch(py_function("errors", "call")(f, ...), error = rethrow_python_error)
+}
+
+# Calls pybridge.<module>.<fun>(...) and maps any failure to a classed condition.
+py_call <- function(module, fun, ...) call_python(py_function(module, fun), ...)
+
+# pybridge.<module>.<fun>, looked up once per session: an attribute lookup through reticulate
+# costs about 0.1 ms, as much as the rest of a cached hub download.
+py_function <- function(module, fun) {
+  key <- paste0(module, ".", fun)
+  f <- .hfb$functions[[key]]
+  if (is.null(f)) {
+    f <- pybridge_module(module)[[fun]]
+    .hfb$functions[[key]] <- f
+  }
+  f
+}
+
+rethrow_python_error <- function(e) {
+  if (inherits(e, "hfbridge_error")) stop(e)
+  py_err <- reticulate::py_last_error()
+  if (is.null(py_err)) {
+    hfbridge_abort("python", paste("R could not take the result of a Python call:",
+                                   conditionMessage(e)))
+  }
+  exc <- attr(py_err, "exception")
+  code <- python_field(exc, "code")
+  if (is.null(code)) {  # not pybridge's (an interrupt, or an error before the call started)
+    hfbridge_abort("python", sprintf("Python raised %s: %s", py_err$type, py_err$value),
+                   python_type = py_err$type)
+  }
+  do.call(hfbridge_abort, c(list(code, python_field(exc, "message")),
+                            python_field(exc, "fields")))
+}
+
+python_field <- function(exc, name) {
+  if (!reticulate::py_has_attr(exc, name)) return(NULL)
+  reticulate::py_to_r(reticulate::py_get_attr(exc, name))
+}
