@@ -17,10 +17,12 @@ let
        else builtins.head m;
   distribution = requirement: normalise (written requirement);
   extras = project.optional-dependencies or { };
-  # The flake's Python is the whole stack: the dependencies and the `models` extra (torch,
-  # transformers), which pip installs only on request.
-  runtime = (project.dependencies or [ ]) ++ (extras.models or [ ]);
-  # The `test` extra names pybridge[models] itself: that is the package being built.
+  # The flake's Python is the whole stack: the dependencies, the `models` extra (torch,
+  # transformers) and the `serve` extra (the inference server), which pip installs only on
+  # request. The `serve` extra names pybridge[models] itself: that is the package being built.
+  runtime = (project.dependencies or [ ]) ++ (extras.models or [ ])
+    ++ builtins.filter notSelf (extras.serve or [ ]);
+  # The `test` extra names pybridge[models,serve] itself, likewise.
   notSelf = requirement: distribution requirement != normalise project.name;
 in
 {

@@ -7,7 +7,8 @@
     "numpy" "huggingface-hub" "tokenizers" "safetensors" "transformers" "torch"
     "pytest" "hypothesis" "sentence-transformers" "sentencepiece" "protobuf"
     "setuptools" "ruff" "datasets" "pyarrow" "selenium" "accelerate" "peft"
-    "filelock" "fsspec" "pandas" "pyyaml"
+    "filelock" "fsspec" "pandas" "pyyaml" "fastapi" "uvicorn" "openai"
+    "starlette"
   ];
   # CRAN packages: those Debian ships for this project (tools/apt-packages.txt), so that a
   # dependency added to rpackage/DESCRIPTION from that list evaluates; '.' written '_'.

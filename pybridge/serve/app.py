@@ -1,0 +1,272 @@
+"""The ASGI app and its process: transformers serve's chat and completion handlers, the routes of
+routes.py, the guard of guard.py, on uvicorn.
+
+``transformers serve`` streams chat without the closing ``data: [DONE]`` that OpenAI's and
+huggingface_hub's clients look for, puts ``usage`` on the last content chunk whether asked or
+not, and defaults ``max_tokens`` to 1024: :func:`_openai_stream` and :func:`_chat_body` make
+those what OpenAI's API says (usage only with ``stream_options.include_usage``, on a last chunk
+with empty ``choices``; the server's ``max_tokens`` limit as the default).
+"""
+
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from .config import READY_LINE, ServeConfig
+from .guard import Guard, ServeError, install_error_handlers
+from .routes import Routes, check_max_tokens
+
+log = logging.getLogger("pybridge.serve")
+
+
+def build_app(config: ServeConfig, registry):
+    from .batching import Batcher
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(app)
+    if config.cors:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"])
+    batchers = {
+        m.name: Batcher(_runner(m), config.batch_size, config.max_queue, m.name)
+        for m in registry.models.values()
+        if m.kind in ("embedding", "classification")
+    }
+    routes = Routes(registry, batchers, config)
+    chat, completion = _handlers(registry)
+
+    @app.get("/health")
+    def health():
+        state = registry.generation_state
+        if state is not None and not state.is_cb_alive():
+            raise ServeError(503, "The generation worker has stopped.", "unhealthy")
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    def models():
+        return {"object": "list", "data": [m.card() for m in registry.models.values()]}
+
+    @app.get("/info")
+    def info():
+        return routes.info()
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request, body: dict):
+        body = _chat_body(_named(body, request), registry, config)
+        return await _openai_answer(chat, body, request)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request, body: dict):
+        body = _chat_body(_named(body, request), registry, config)
+        return await _openai_answer(completion, body, request)
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request, body: dict):
+        body = _named(body, request)
+        return await routes.openai_embeddings(body)
+
+    @app.post("/embed")
+    async def embed(request: Request, body: dict):
+        body = _named(body, request)
+        return await routes.tei_embed(body)
+
+    @app.post("/predict")
+    async def predict(request: Request, body: dict):
+        body = _named(body, request)
+        rows = await routes.tei_predict(body)
+        return rows[0] if isinstance(body.get("inputs"), str) else rows
+
+    @app.post("/generate")
+    async def generate(request: Request, body: dict):
+        body = _named(body, request)
+        return await routes.generate(body)
+
+    @app.post("/generate_stream")
+    async def generate_stream(request: Request, body: dict):
+        body = _named(body, request)
+        return StreamingResponse(routes.generate_stream(body), media_type="text/event-stream")
+
+    @app.post("/")
+    async def root(request: Request, body: dict):
+        """TGI's and TEI's root route, for the model the body (or a /models/<name>/ base URL)
+        names, else the first served one."""
+        body = _named(body, request)
+        served = registry.get(body.get("model"))
+        if served.kind == "generation":
+            if body.get("stream"):
+                stream = routes.generate_stream(body)
+                return StreamingResponse(stream, media_type="text/event-stream")
+            return [await routes.generate(body)]
+        if served.kind == "embedding":
+            return await routes.tei_embed({**body, "model": served.name})
+        rows = await routes.tei_predict({**body, "model": served.name})
+        return JSONResponse(rows if isinstance(body.get("inputs"), list) else rows[:1])
+
+    return app
+
+
+class ModelPrefix:
+    """``/models/<served name>/...`` is the server as seen by one model: a client given that base
+    URL (InferenceClient(base_url=...) posts every task but chat to the base URL itself) reaches
+    the usual routes with that model as the default."""
+
+    def __init__(self, app, names):
+        self.app = app
+        self.names = sorted(names, key=len, reverse=True)
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith("/models/"):
+            rest = path[len("/models/") :]
+            for name in self.names:
+                if rest == name or rest.startswith(name + "/"):
+                    tail = rest[len(name) :] or "/"
+                    scope = {**scope, "path": tail, "raw_path": tail.encode(), "model": name}
+                    break
+        await self.app(scope, receive, send)
+
+
+def _named(body: dict, request: Request) -> dict:
+    """The body, with the model of a /models/<name>/ base URL when it names none."""
+    if not isinstance(body, dict):
+        raise ServeError(422, "The request body must be a JSON object.")
+    model = request.scope.get("model")
+    return {**body, "model": model} if model and not body.get("model") else body
+
+
+def _handlers(registry):
+    if registry.manager is None:
+        return None, None
+    from transformers.cli.serving.chat_completion import ChatCompletionHandler
+    from transformers.cli.serving.completion import CompletionHandler
+
+    shared = {"model_manager": registry.manager, "generation_state": registry.generation_state}
+    return ChatCompletionHandler(**shared), CompletionHandler(**shared)
+
+
+# Names a client sends for "the model this server runs": TGI's documented "tgi", and the
+# placeholder huggingface_hub's InferenceClient(base_url=...) sends when given no model.
+DEFAULT_MODEL_NAMES = ("tgi", "dummy")
+
+
+def _chat_body(body: dict, registry, config) -> dict:
+    body = dict(body)
+    if not body.get("model") or body["model"] in DEFAULT_MODEL_NAMES:
+        body["model"] = registry.get(None, "generation").name
+    else:
+        registry.get(body["model"], "generation")  # a served generation model, or 404
+    name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    body["max_completion_tokens"] = check_max_tokens(body.get(name), config.max_tokens, name)
+    body.pop("max_tokens", None)
+    messages = body.get("messages")
+    if "messages" in body and not (isinstance(messages, list) and messages):
+        raise ServeError(422, "`messages` must be a non-empty list of {role, content}.")
+    return body
+
+
+async def _openai_answer(handler, body, request):
+    if handler is None:
+        raise ServeError(404, "No generation model is served here.", "not_found")
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    name = body["model"]
+    response = await handler.handle_request(body, request.headers.get("x-request-id") or _rid())
+    if body.get("stream"):
+        stream = _openai_stream(response.body_iterator, include_usage, name)
+        return StreamingResponse(stream, media_type="text/event-stream")
+    answer = json.loads(response.body)
+    answer["model"] = name  # transformers names its folder@revision; clients sent the served name
+    return JSONResponse(answer, response.status_code)
+
+
+async def _openai_stream(parts, include_usage: bool, name: str):
+    try:
+        async for part in parts:
+            text = part.decode() if isinstance(part, bytes) else part
+            yield "".join(_openai_events(text, include_usage, name))
+        yield "data: [DONE]\n\n"
+    finally:
+        await parts.aclose()  # a client that left stops the generation (GeneratorExit inside)
+
+
+def _openai_events(text: str, include_usage: bool, name: str):
+    for event in text.split("\n\n"):
+        if not event.strip():
+            continue
+        if not event.startswith("data: {"):
+            yield event + "\n\n"
+            continue
+        chunk = json.loads(event[len("data: ") :])
+        if "model" in chunk:
+            chunk["model"] = name
+        usage = chunk.pop("usage", None)
+        yield f"data: {json.dumps(chunk)}\n\n"
+        if usage and include_usage:
+            last = {k: chunk.get(k) for k in ("id", "object", "created", "model")}
+            yield f"data: {json.dumps({**last, 'choices': [], 'usage': usage})}\n\n"
+
+
+def _rid() -> str:
+    return uuid.uuid4().hex
+
+
+def _runner(served):
+    if served.kind == "embedding":
+        from .. import embed
+
+        pooling = served.pooling()
+        return lambda texts: embed.embed(texts, served.folder, **pooling).tolist()
+    from .. import pipeline
+
+    def classify(texts):
+        cols = pipeline.run("text-classification", texts, model=served.folder, args={"top_k": None})
+        rows = [[] for _ in texts]
+        for i, label, score in zip(cols["text_id"], cols["label"], cols["score"]):
+            rows[int(i) - 1].append({"label": str(label), "score": float(score)})
+        return [sorted(r, key=lambda d: -d["score"]) for r in rows]
+
+    return classify
+
+
+# ---------------------------------------------------------------------------------------------
+# The process
+
+
+def run(config: ServeConfig) -> int:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+    if config.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    import uvicorn
+
+    from .registry import Registry
+
+    registry = Registry(config, env=None)
+    registry.load()
+    app = ModelPrefix(build_app(config, registry), list(registry.models))
+    app = Guard(app, config.api_key, config.max_body_bytes)
+    sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.host, config.port))
+    sock.listen(2048)
+    host, port = sock.getsockname()[:2]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+    )
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    threading.Thread(target=_announce, args=(server, url), daemon=True).start()
+    server.run(sockets=[sock])
+    return 0
+
+
+def _announce(server, url):
+    while not server.started:
+        time.sleep(0.02)
+    print(READY_LINE.format(url=url), flush=True)

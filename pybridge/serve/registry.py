@@ -1,0 +1,164 @@
+"""The served models: each resolved once, at start, to a folder pinned to one commit, and loaded
+once. Clients name a model by the repo id (or folder) it was started with.
+
+Generation models live in ``transformers serve``'s model manager (:class:`PinnedModels`), which
+its chat and completion handlers use; it answers only for the served names. Embedding and
+classification models run through pybridge's own embedding and pipeline code, so a result equals
+``embed_text()`` and ``pipeline()`` in process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from .. import hub
+from .config import ModelSpec, ServeConfig
+
+
+class NotServed(LookupError):
+    def __init__(self, name, served):
+        super().__init__(
+            f"The model '{name}' is not served here; GET /v1/models lists the served ones: "
+            f"{', '.join(served)}."
+        )
+
+
+@dataclass
+class Served:
+    name: str
+    spec: ModelSpec
+    folder: str
+    commit: Optional[str]
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    def pooling(self) -> dict:
+        """sentence-transformers' pooling and normalisation, from the folder's own files."""
+        pooling, normalize = "mean", False
+        modules = _json(os.path.join(self.folder, "modules.json")) or []
+        for module in modules:
+            kind = str(module.get("type", ""))
+            if kind.endswith("Normalize"):
+                normalize = True
+            if kind.endswith("Pooling"):
+                cfg = _json(os.path.join(self.folder, module.get("path", ""), "config.json")) or {}
+                if cfg.get("pooling_mode_cls_token"):
+                    pooling = "cls"
+                elif cfg.get("pooling_mode_max_tokens"):
+                    pooling = "max"
+        return {"pooling": pooling, "normalize": normalize}
+
+    def card(self) -> dict:
+        """The entry of ``/v1/models``."""
+        return {
+            "id": self.name,
+            "object": "model",
+            "created": 0,
+            "owned_by": self.name.split("/")[0] if "/" in self.name else "local",
+            "task": self.spec.task,
+            "revision": self.commit or self.spec.revision,
+        }
+
+
+def _json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+class Registry:
+    def __init__(self, config: ServeConfig, env: dict):
+        self.config = config
+        self.models: Dict[str, Served] = {}
+        for spec in config.models:
+            served = _resolve(spec, env)
+            self.models[served.name] = served
+        self.manager = None  # transformers serve's model manager, when a generation model is served
+        self.generation_state = None
+
+    def of_kind(self, kind) -> List[Served]:
+        return [m for m in self.models.values() if m.kind == kind]
+
+    def get(self, name: Optional[str], kind: Optional[str] = None) -> Served:
+        """The model a request names, or without a name the first of that kind."""
+        if name is None:
+            candidates = self.of_kind(kind) if kind else list(self.models.values())
+            if candidates:
+                return candidates[0]
+            raise NotServed(f"(any {kind} model)", list(self.models))
+        served = self.models.get(name)
+        if served is None or (kind and served.kind != kind):
+            raise NotServed(name, [m for m, s in self.models.items() if not kind or s.kind == kind])
+        return served
+
+    def load(self) -> None:
+        """Loads every model once, before the server answers."""
+        generation = self.of_kind("generation")
+        if generation:
+            self._load_generation(generation)
+        for served in self.of_kind("embedding"):
+            from .. import embed
+
+            embed.embed(["warm-up"], served.folder, **served.pooling())
+        for served in self.of_kind("classification"):
+            from .. import pipeline
+
+            pipeline.load("text-classification", served.folder)
+
+    def _load_generation(self, served: List[Served]) -> None:
+        from transformers.cli.serving.utils import GenerationState
+
+        self.manager = PinnedModels({s.name: s.folder for s in served})
+        self.generation_state = GenerationState(continuous_batching=self.config.continuous_batching)
+        for s in served:
+            self.manager.load_model_and_processor(self.manager.process_model_name(s.name))
+
+    def generation_model(self, name: Optional[str]):
+        """(served, model, tokenizer) of a loaded generation model."""
+        served = self.get(name, "generation")
+        key = self.manager.process_model_name(served.name)
+        model, processor = self.manager.load_model_and_processor(key)
+        return served, model, processor
+
+
+def _resolve(spec: ModelSpec, env: dict) -> Served:
+    source = os.path.expanduser(spec.source)
+    if os.path.isdir(source):
+        return Served(spec.source, spec, os.path.abspath(source), None)
+    folder = hub.local_folder(spec.source, revision=spec.revision, env=env, quiet=True)
+    parent = os.path.basename(os.path.dirname(folder))
+    commit = os.path.basename(folder) if parent == "snapshots" else None
+    return Served(spec.source, spec, folder, commit)
+
+
+def _pinned_models_class():
+    from transformers.cli.serving.model_manager import ModelManager
+
+    class PinnedModelsImpl(ModelManager):
+        """transformers serve's manager, answering only for the served names, each loaded from
+        its pinned folder and never unloaded."""
+
+        def __init__(self, folders: Dict[str, str]):
+            super().__init__(device="cpu", dtype="auto", model_timeout=-1)
+            self.folders = folders
+            self.model_timeout = -1
+
+        def process_model_name(self, model_id: str) -> str:
+            if model_id in self.folders:
+                return f"{self.folders[model_id]}@main"
+            if model_id.endswith("@main") and model_id[:-5] in self.folders.values():
+                return model_id
+            raise NotServed(model_id, list(self.folders))
+
+    return PinnedModelsImpl
+
+
+def PinnedModels(folders: Dict[str, str]):  # noqa: N802 - a class made on first use
+    return _pinned_models_class()(folders)

@@ -1,0 +1,232 @@
+"""The routes ``transformers serve`` lacks, in the shapes the field's clients read:
+OpenAI's embeddings and model list, TGI's generate family and info, TEI's embed and predict.
+
+TGI generation runs ``generate()`` on the loaded model under a per-model lock, greedy unless the
+request samples; chat and completions go through ``transformers serve``'s handlers (app.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any, List
+
+from .guard import ServeError
+
+
+def check_texts(value: Any, limit: int, name="input") -> List[str]:
+    texts = [value] if isinstance(value, str) else value
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise ServeError(422, f"`{name}` must be a string or a non-empty list of strings.")
+    if len(texts) > limit:
+        raise ServeError(413, f"`{name}` has {len(texts)} texts; the limit is {limit}.")
+    return texts
+
+
+def check_max_tokens(value, limit: int, name: str) -> int:
+    if value is None:
+        return limit
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ServeError(422, f"`{name}` must be a whole number >= 1.")
+    if value > limit:
+        raise ServeError(422, f"`{name}` is {value}; this server allows at most {limit}.")
+    return value
+
+
+class Routes:
+    def __init__(self, registry, batchers, config):
+        self.registry, self.batchers, self.config = registry, batchers, config
+        self.locks = {name: threading.Lock() for name in registry.models}
+
+    async def _timed(self, awaitable):
+        try:
+            return await asyncio.wait_for(awaitable, self.config.timeout)
+        except asyncio.TimeoutError:
+            raise ServeError(
+                503, f"The request took longer than {self.config.timeout} s.", "timeout", 1
+            ) from None
+
+    # ---- embeddings and classification (batched) ----------------------------------------
+
+    async def embed(self, texts, model=None):
+        served = self.registry.get(model, "embedding")
+        rows = await self._timed(self.batchers[served.name].submit(texts))
+        return served, rows
+
+    async def classify(self, texts, model=None):
+        served = self.registry.get(model, "classification")
+        rows = await self._timed(self.batchers[served.name].submit(texts))
+        return served, rows
+
+    async def openai_embeddings(self, body: dict):
+        texts = check_texts(body.get("input"), self.config.max_inputs)
+        served, rows = await self.embed(texts, body.get("model"))
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(x) for x in row]}
+            for i, row in enumerate(rows)
+        ]
+        tokens = sum(len(t.split()) for t in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return {"object": "list", "data": data, "model": served.name, "usage": usage}
+
+    async def tei_embed(self, body: dict):
+        texts = check_texts(body.get("inputs"), self.config.max_inputs, "inputs")
+        _, rows = await self.embed(texts, body.get("model"))
+        return [[float(x) for x in row] for row in rows]
+
+    async def tei_predict(self, body: dict):
+        texts = check_texts(body.get("inputs"), self.config.max_inputs, "inputs")
+        _, rows = await self.classify(texts, body.get("model"))
+        return rows
+
+    # ---- TGI generation ------------------------------------------------------------------
+
+    def _generation_args(self, body: dict):
+        inputs = body.get("inputs")
+        if not isinstance(inputs, str) or not inputs:
+            raise ServeError(422, "`inputs` must be a non-empty string.")
+        params = body.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise ServeError(422, "`parameters` must be an object.")
+        limit = self.config.max_tokens
+        max_new = check_max_tokens(params.get("max_new_tokens", 100), limit, "max_new_tokens")
+        return inputs, params, max_new
+
+    def _generate_kwargs(self, params, max_new, tokenizer):
+        kwargs = {"max_new_tokens": max_new, "pad_token_id": tokenizer.pad_token_id}
+        temperature = params.get("temperature")
+        if params.get("do_sample") or (temperature is not None and temperature > 0):
+            kwargs.update(do_sample=True, temperature=temperature or 1.0)
+            for name in ("top_k", "top_p"):
+                if params.get(name) is not None:
+                    kwargs[name] = params[name]
+        else:
+            kwargs["do_sample"] = False
+        if params.get("repetition_penalty") is not None:
+            kwargs["repetition_penalty"] = float(params["repetition_penalty"])
+        return kwargs
+
+    def _run_generate(self, served, model, tokenizer, inputs, params, max_new, streamer=None):
+        import torch
+
+        encoded = tokenizer(inputs, return_tensors="pt")
+        kwargs = self._generate_kwargs(params, max_new, tokenizer)
+        with self.locks[served.name], torch.inference_mode():
+            if params.get("seed") is not None:
+                torch.manual_seed(int(params["seed"]))
+            out = model.generate(**encoded, streamer=streamer, **kwargs)
+        new = out[0, encoded["input_ids"].shape[1] :].tolist()
+        return encoded["input_ids"].shape[1], new
+
+    async def generate(self, body: dict):
+        inputs, params, max_new = self._generation_args(body)
+        served, model, tokenizer = self.registry.generation_model(body.get("model"))
+        n_in, new = await self._timed(
+            asyncio.to_thread(self._run_generate, served, model, tokenizer, inputs, params, max_new)
+        )
+        text = tokenizer.decode(new, skip_special_tokens=True)
+        if params.get("return_full_text"):
+            text = inputs + text
+        eos = tokenizer.eos_token_id
+        reason = "eos_token" if new and new[-1] == eos else "length"
+        out = {"generated_text": text}
+        if params.get("details"):
+            out["details"] = {
+                "finish_reason": reason,
+                "generated_tokens": len(new),
+                "seed": params.get("seed"),
+                "prefill": [],
+                "tokens": [_token(tokenizer, i) for i in new],
+            }
+        return out
+
+    def generate_stream(self, body: dict):
+        """TGI's token events; the last carries ``generated_text`` and ``details``."""
+        inputs, params, max_new = self._generation_args(body)
+        served, model, tokenizer = self.registry.generation_model(body.get("model"))
+        streamer = _TokenStreamer(tokenizer)
+        worker = threading.Thread(
+            target=self._stream_worker,
+            args=(streamer, served, model, tokenizer, inputs, params, max_new),
+            daemon=True,
+        )
+
+        async def events():
+            worker.start()
+            ids, held = [], None  # the last token waits: it goes out with generated_text
+            loop = asyncio.get_running_loop()
+            while True:
+                item = await loop.run_in_executor(None, streamer.queue.get)
+                if item is None:
+                    break
+                if isinstance(item, Exception):
+                    yield _sse(
+                        {"error": f"{type(item).__name__}: {item}", "error_type": "generation"}
+                    )
+                    return
+                if held is not None:
+                    yield _sse({"token": _token(tokenizer, held), "generated_text": None})
+                ids.append(item)
+                held = item
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            reason = "eos_token" if ids and ids[-1] == tokenizer.eos_token_id else "length"
+            details = {"finish_reason": reason, "generated_tokens": len(ids), "seed": None}
+            last = _token(tokenizer, held) if held is not None else None
+            yield _sse({"token": last, "generated_text": text, "details": details})
+
+        return events()
+
+    def _stream_worker(self, streamer, served, model, tokenizer, inputs, params, max_new):
+        try:
+            self._run_generate(served, model, tokenizer, inputs, params, max_new, streamer)
+        except Exception as exc:  # noqa: BLE001 - sent to the client as an error event
+            streamer.queue.put(exc)
+        finally:
+            streamer.queue.put(None)
+
+    def info(self) -> dict:
+        first = next(iter(self.registry.models.values()))
+        return {
+            "model_id": first.name,
+            "model_sha": first.commit,
+            "model_pipeline_tag": first.spec.task,
+            "max_input_tokens": None,
+            "max_total_tokens": None,
+            "max_new_tokens": self.config.max_tokens,
+            "max_client_batch_size": self.config.max_inputs,
+            "router": "hfbridge-serve",
+            "version": "1",
+            "models": [m.card() for m in self.registry.models.values()],
+        }
+
+
+class _TokenStreamer:
+    """A generate() streamer (transformers' BaseStreamer interface: put, end) that hands each new
+    token id to a queue; the first put() is the prompt, and is skipped."""
+
+    def __init__(self, tokenizer):
+        import queue
+
+        self.queue: "queue.Queue" = queue.Queue()
+        self.prompt_seen = False
+
+    def put(self, value):
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        for i in value.reshape(-1).tolist():
+            self.queue.put(int(i))
+
+    def end(self):
+        pass
+
+
+def _token(tokenizer, token_id: int) -> dict:
+    special = token_id in set(tokenizer.all_special_ids)
+    text = tokenizer.decode([token_id], skip_special_tokens=False)
+    return {"id": token_id, "text": text, "logprob": None, "special": special}
+
+
+def _sse(obj) -> str:
+    return f"data: {json.dumps(obj)}\n\n"

@@ -1,0 +1,429 @@
+"""The local inference server (python -m pybridge.serve) against real clients: openai,
+huggingface_hub's InferenceClient, plain HTTP, and the bodies ellmer sends. Every answer is
+compared with transformers or sentence-transformers run in this process on the same input.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import numpy as np
+import pytest
+
+from pybridge.fixtures import models as model_fixtures
+from pybridge.fixtures import task_models
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAT = "hfbridge-tiny/chat"
+MESSAGES = [
+    {"role": "system", "content": "You are brief."},
+    {"role": "user", "content": "The food was excellent."},
+]
+
+
+class Server:
+    def __init__(self, args, env=None, log=None):
+        self.log = log
+        full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pybridge.serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=open(log, "w") if log else subprocess.DEVNULL,
+            text=True,
+            env=full_env,
+        )
+        line = self.proc.stdout.readline()
+        if not line.startswith("hfbridge serve ready at "):
+            self.stop()
+            raise RuntimeError(f"the server did not start: {line!r}; log: {self.read_log()}")
+        self.url = line.split(" at ", 1)[1].strip()
+
+    def read_log(self) -> str:
+        return Path(self.log).read_text() if self.log and Path(self.log).exists() else ""
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def folders():
+    built = task_models.ensure(names=["chat", "gpt2", "sentiment"])
+    built["minilm"] = model_fixtures.minilm_folder()
+    return built
+
+
+@pytest.fixture(scope="module")
+def served(folders, mirror, mirror_root, tmp_path_factory):
+    from pybridge.mirror import publish_folder
+
+    publish_folder(mirror_root, CHAT, folders["chat"])
+    home = tmp_path_factory.mktemp("serve-home")
+    env = {"HF_ENDPOINT": mirror.url, "HF_HOME": str(home), "HF_HUB_DISABLE_TELEMETRY": "1"}
+    log = tmp_path_factory.mktemp("serve-log") / "serve.log"
+    args = [
+        "--model", f"chat={CHAT}",
+        "--model", f"text-generation={folders['gpt2']}",
+        "--model", f"feature-extraction={folders['minilm']}",
+        "--model", f"text-classification={folders['sentiment']}",
+        "--max-tokens", "48", "--max-inputs", "300", "--max-body-bytes", "200000",
+    ]  # fmt: skip
+    server = Server(args, env, log)
+    server.env, server.home = env, home
+    yield server
+    server.stop()
+
+
+def post(server, route, body, **kw):
+    return httpx.post(server.url + route, json=body, timeout=60, **kw)
+
+
+# ---- in-process references --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chat_reference(folders):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.cli.serving.utils import parse_assistant_message
+
+    tok = AutoTokenizer.from_pretrained(folders["chat"])
+    model = AutoModelForCausalLM.from_pretrained(folders["chat"])
+
+    def reply(messages, max_new_tokens=16):
+        import torch
+
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
+        ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+        with torch.inference_mode():
+            out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False)
+        new = out[0, ids.shape[1] :].tolist()
+        # transformers' own reading of a reply (its response template, for Qwen2 models)
+        content, _, _ = parse_assistant_message(
+            tok,
+            model,
+            new,
+            input_ids=ids,
+            cleaned_content=tok.decode(new, skip_special_tokens=True),
+        )
+        return content, ids.shape[1], len(new)
+
+    return reply
+
+
+@pytest.fixture(scope="module")
+def st_model(folders):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(folders["minilm"], device="cpu")
+
+
+# ---- OpenAI -----------------------------------------------------------------------------------
+
+
+def test_openai_chat_equals_transformers_generate(served, chat_reference):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=served.url + "/v1", api_key="unused")
+    out = client.chat.completions.create(
+        model=CHAT, messages=MESSAGES, max_tokens=16, temperature=0
+    )
+    text, n_in, n_out = chat_reference(MESSAGES, 16)
+    assert out.choices[0].message.content == text
+    assert out.usage.prompt_tokens == n_in and out.usage.completion_tokens == n_out
+    assert out.model == CHAT
+
+
+def test_openai_stream_joins_to_the_same_reply_and_ends_with_done(served, chat_reference):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=served.url + "/v1", api_key="unused")
+    chunks = list(
+        client.chat.completions.create(
+            model=CHAT,
+            messages=MESSAGES,
+            max_completion_tokens=16,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text, n_in, n_out = chat_reference(MESSAGES, 16)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    last = chunks[-1]
+    assert last.choices == [] and last.usage.completion_tokens == n_out
+    assert all(c.usage is None for c in chunks[:-1])
+    with httpx.stream(
+        "POST",
+        served.url + "/v1/chat/completions",
+        json={"messages": MESSAGES, "stream": True, "max_tokens": 4},
+        timeout=60,
+    ) as raw:
+        events = [line for line in raw.iter_lines() if line]
+    assert events[-1] == "data: [DONE]"
+    assert not any('"usage"' in e for e in events)  # usage only when asked for
+
+
+def test_openai_embeddings_equal_sentence_transformers(served, st_model, folders):
+    from openai import OpenAI
+
+    texts = ["A cat sat on the mat.", "Deep learning is powerful.", "Paris is in France."]
+    client = OpenAI(base_url=served.url + "/v1", api_key="unused")
+    out = client.embeddings.create(model=folders["minilm"], input=texts)
+    got = np.array([d.embedding for d in out.data])
+    np.testing.assert_allclose(got, st_model.encode(texts), atol=1e-5)
+    assert [d.index for d in out.data] == [0, 1, 2]
+
+
+def test_models_lists_each_served_model_with_its_task_and_pinned_commit(served):
+    data = httpx.get(served.url + "/v1/models").json()["data"]
+    by_id = {m["id"]: m for m in data}
+    assert by_id[CHAT]["task"] == "chat"
+    assert len(by_id[CHAT]["revision"]) == 40  # resolved through the Hub to a commit
+    assert {m["task"] for m in data} == {
+        "chat",
+        "text-generation",
+        "feature-extraction",
+        "text-classification",
+    }
+
+
+# ---- huggingface_hub's InferenceClient ---------------------------------------------------------
+
+
+def test_inference_client_chat_and_stream(served, chat_reference):
+    from huggingface_hub import InferenceClient
+
+    client = InferenceClient(base_url=served.url, api_key="unused")
+    out = client.chat_completion(MESSAGES, model=CHAT, max_tokens=16, temperature=0)
+    text, _, _ = chat_reference(MESSAGES, 16)
+    assert out.choices[0].message.content == text
+    streamed = client.chat_completion(MESSAGES, max_tokens=16, temperature=0, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == text
+
+
+def test_inference_client_text_generation_equals_generate(served, folders):
+    from huggingface_hub import InferenceClient
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folders["gpt2"])
+    model = AutoModelForCausalLM.from_pretrained(folders["gpt2"])
+    ids = tok("The cat", return_tensors="pt")["input_ids"]
+    ref = model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
+    expected = tok.decode(ref[0, ids.shape[1] :], skip_special_tokens=True)
+    client = InferenceClient(base_url=f"{served.url}/models/{folders['gpt2']}", api_key="unused")
+    assert client.text_generation("The cat", max_new_tokens=8) == expected
+    stream = client.text_generation("The cat", max_new_tokens=8, stream=True, details=True)
+    events = list(stream)
+    assert "".join(e.token.text for e in events if not e.token.special) == expected
+    assert events[-1].generated_text == expected and events[-1].details.generated_tokens <= 8
+    raw = post(
+        served,
+        "/",
+        {"inputs": "The cat", "parameters": {"max_new_tokens": 8}, "model": folders["gpt2"]},
+    )
+    assert raw.json() == [{"generated_text": expected}]  # return_full_text is false, as in TGI
+    full = post(
+        served,
+        "/generate",
+        {
+            "inputs": "The cat",
+            "parameters": {"max_new_tokens": 8, "return_full_text": True},
+            "model": folders["gpt2"],
+        },
+    )
+    assert full.json()["generated_text"] == "The cat" + expected
+
+
+def test_inference_client_feature_extraction_and_classification(served, folders, st_model):
+    from huggingface_hub import InferenceClient
+    from transformers import pipeline
+
+    emb = InferenceClient(base_url=f"{served.url}/models/{folders['minilm']}", api_key="x")
+    got = np.asarray(emb.feature_extraction("The weather is lovely today."))
+    np.testing.assert_allclose(
+        got.reshape(-1), st_model.encode(["The weather is lovely today."])[0], atol=1e-5
+    )
+    clf = InferenceClient(base_url=f"{served.url}/models/{folders['sentiment']}", api_key="x")
+    out = clf.text_classification("I love this wonderful film.", top_k=2)
+    ref = pipeline("text-classification", model=folders["sentiment"], top_k=None)(
+        "I love this wonderful film."
+    )
+    ref = ref[0] if ref and isinstance(ref[0], list) else ref
+    assert [o.label for o in out] == [r["label"] for r in ref]
+    np.testing.assert_allclose([o.score for o in out], [r["score"] for r in ref], atol=1e-5)
+
+
+# ---- TEI, TGI and plain HTTP -------------------------------------------------------------------
+
+
+def test_tei_embed_is_nested_and_predict_batches(served, folders, st_model):
+    embedded = post(served, "/embed", {"inputs": "hello", "model": folders["minilm"]}).json()
+    assert isinstance(embedded, list) and len(embedded) == 1 and len(embedded[0]) == 384
+    np.testing.assert_allclose(embedded[0], st_model.encode(["hello"])[0], atol=1e-5)
+    rows = post(served, "/predict", {"inputs": ["good", "bad"]}).json()
+    assert len(rows) == 2 and all(set(r[0]) == {"label", "score"} for r in rows)
+    info = httpx.get(served.url + "/info").json()
+    assert info["max_new_tokens"] == 48 and len(info["models"]) == 4
+    assert httpx.get(served.url + "/health").json() == {"status": "ok"}
+
+
+def test_curl_gets_the_same_embeddings_as_the_client(served, folders):
+    out = subprocess.run(
+        ["curl", "-s", "-X", "POST", served.url + "/embed", "-H", "Content-Type: application/json",
+         "-d", json.dumps({"inputs": ["hello"], "model": folders["minilm"]})],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    if out.returncode == 127:
+        pytest.skip("curl is not installed")
+    ref = post(served, "/embed", {"inputs": ["hello"], "model": folders["minilm"]}).json()
+    np.testing.assert_allclose(json.loads(out.stdout), ref, atol=0)
+
+
+def test_the_bodies_ellmer_sends_are_accepted(served):
+    schema = {
+        "type": "object",
+        "properties": {"sentiment": {"type": "string"}},
+        "required": ["sentiment"],
+        "additionalProperties": False,
+    }
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            "strict": True,
+        },
+    }
+    body = {
+        "model": CHAT,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi there"}]}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_completion_tokens": 8,
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "structured_data", "schema": schema, "strict": True},
+        },
+        "tools": [tool],
+        "seed": 1,
+        "temperature": 0,
+    }
+    with httpx.stream("POST", served.url + "/v1/chat/completions", json=body, timeout=60) as r:
+        assert r.status_code == 200
+        events = [line for line in r.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]", events
+    usage = json.loads(events[-2][len("data: ") :])
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] <= 8
+
+
+# ---- bad requests -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "route, content, status",
+    [
+        ("/v1/embeddings", b"{not json", 422),
+        ("/v1/embeddings", b'{"input": 5}', 422),
+        ("/embed", b'{"inputs": ["\xff\xfe"]}', 422),
+        ("/v1/chat/completions", b'{"messages": "hi"}', 422),
+        ("/v1/chat/completions", b'{"messages": [{"role": "user"}], "max_tokens": 4096}', 422),
+        ("/v1/chat/completions", b'{"model": "nope/none", "messages": [{"role": "user"}]}', 404),
+        ("/generate", b'{"inputs": ""}', 422),
+        ("/embed", json.dumps({"inputs": ["x"] * 301}).encode(), 413),
+        ("/embed", json.dumps({"inputs": ["x" * 250_000]}).encode(), 413),
+        ("/v1/embeddings", b"[1, 2]", 422),
+    ],
+)  # fmt: skip
+def test_bad_requests_get_the_error_shape(served, route, content, status):
+    r = httpx.post(
+        served.url + route, content=content, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error", "error_type"} and body["error"]
+
+
+def test_a_client_that_leaves_mid_stream_and_fifty_at_once_leave_it_healthy(served, folders):
+    with httpx.stream(
+        "POST",
+        served.url + "/v1/chat/completions",
+        json={"messages": MESSAGES, "stream": True, "max_tokens": 48},
+        timeout=60,
+    ) as r:
+        next(r.iter_lines())  # one event, then the client goes
+    texts = [f"text number {i}" for i in range(50)]
+
+    def one(text):
+        return post(served, "/v1/embeddings", {"input": text, "model": folders["minilm"]})
+
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(one, texts))
+    assert [a.status_code for a in answers] == [200] * 50
+    assert httpx.get(served.url + "/health").json() == {"status": "ok"}
+
+
+def test_the_log_holds_no_prompt_and_no_authorization(served):
+    body = {"messages": [{"role": "user", "content": "SECRETPROMPT"}], "max_tokens": 2}
+    auth = {"Authorization": "Bearer hf_LogLeakCheck0123456789"}
+    assert post(served, "/v1/chat/completions", body, headers=auth).status_code == 200
+    time.sleep(0.2)
+    log = served.read_log()
+    assert "POST /v1/chat/completions 200" in log
+    assert "SECRETPROMPT" not in log and "LogLeakCheck" not in log
+
+
+# ---- security and start-up ----------------------------------------------------------------------
+
+
+def test_an_api_key_guards_every_route(folders, tmp_path):
+    key = "sk-local-test-key-123"
+    server = Server(
+        ["--model", f"feature-extraction={folders['minilm']}", "--api-key-env", "TEST_KEY"],
+        {"TEST_KEY": key},
+        tmp_path / "key.log",
+    )
+    try:
+        for route in ("/health", "/v1/models", "/info"):
+            assert httpx.get(server.url + route).status_code == 401
+            wrong = httpx.get(server.url + route, headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401 and wrong.json()["error_type"] == "authentication"
+            ok = httpx.get(server.url + route, headers={"Authorization": f"Bearer {key}"})
+            assert ok.status_code == 200
+        assert key not in " ".join(server.proc.args)
+    finally:
+        server.stop()
+    assert key not in server.read_log()
+
+
+def test_a_non_loopback_host_without_a_key_is_refused_before_loading(folders):
+    out = subprocess.run(
+        [sys.executable, "-m", "pybridge.serve", "--model", f"chat={folders['chat']}",
+         "--host", "0.0.0.0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2 and "needs an API key" in out.stderr
+
+
+def test_offline_serves_the_pinned_commit_from_the_cache(served, tmp_path):
+    env = {**served.env, "HF_ENDPOINT": "http://127.0.0.1:9"}  # nothing listens there
+    server = Server(["--model", f"chat={CHAT}", "--offline"], env, tmp_path / "off.log")
+    try:
+        online = httpx.get(served.url + "/v1/models").json()["data"]
+        offline = httpx.get(server.url + "/v1/models").json()["data"]
+        pick = {m["id"]: m["revision"] for m in online}
+        assert offline[0]["revision"] == pick[CHAT]
+    finally:
+        server.stop()
