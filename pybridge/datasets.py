@@ -35,7 +35,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import _args, cache, errors, hub
+from . import _args, cache, errors, hub, jobs
 from .columns import decode_table, encode_table, feature_levels, feature_type
 from .settings import resolve
 
@@ -126,8 +126,8 @@ def open_chunks(
     token=None,
     quiet=False,
 ) -> "Chunks":
-    """A reader of one split, chunk by chunk: ``.next()`` gives the next chunk's columns for R,
-    or None at the end. Parquet shards are downloaded one at a time, as they are reached."""
+    """A reader of one split, chunk by chunk (a :class:`Chunks` job). Parquet shards are
+    downloaded one at a time, as they are reached."""
     chunk_size = _args.check_chunk_size(chunk_size)
     columns = _args.check_columns(columns)
     repo = _open_repo(repo_id, revision, env, token, quiet)
@@ -674,20 +674,42 @@ def _cached_or_none(repo, path):
         return None
 
 
-class Chunks:
-    """A split read chunk by chunk; R calls ``next()`` until it returns None."""
+class Chunks(jobs.Job):
+    """A split read chunk by chunk, as a job (:mod:`pybridge.jobs`) whose units are rows: each
+    step reads one chunk and gives its columns for R in the state's ``chunk`` (None at the end),
+    whatever ``units`` and ``seconds`` say. ``total`` is -1 when the rows are not known before
+    reading (csv and json files)."""
 
     def __init__(self, reader: _Reader, chunk_size: int):
         self.reader = reader
         self.chunk_size = chunk_size
         self._batches = None
         self._pending = None
+        self._ended = False
         known = reader.repo.dataset_infos.get(reader.config)
         split = (known.splits or {}).get(reader.split) if known is not None else None
         rows = split.num_examples if split is not None else _parquet_rows_meta(reader)
-        self.total_rows = float("nan") if rows is None else float(rows)
+        self.total = -1 if rows is None else int(rows)
 
-    def next(self):
+    @property
+    def finished(self) -> bool:
+        return self.stopped or self._ended
+
+    def step(self, units=None, seconds=None) -> dict:
+        chunk = None if self.finished else self._next()
+        self._ended = chunk is None
+        return {**self.state(), "chunk": chunk}
+
+    def stop(self) -> dict:
+        if self._batches is not None:
+            self._batches.close()  # closes the file being read
+        self._batches = self._pending = None
+        return super().stop()
+
+    def output(self):
+        return None  # the chunks went to R one by one
+
+    def _next(self):
         import pyarrow as pa
 
         if self._batches is None:
@@ -710,6 +732,7 @@ class Chunks:
         table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
         if table.num_rows == 0:
             return None
+        self.position += table.num_rows
         return encode_table(table, self.reader.features(table))
 
 

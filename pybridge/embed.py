@@ -10,9 +10,9 @@ is one (256 for all-MiniLM-L6-v2), else to what the tokenizer and the position e
 
 On a CPU the batches run side by side, one per torch thread (:func:`run_batches`).
 
-A :class:`Job` lets R show progress: :func:`start` tokenizes and plans the batches, :func:`step`
-runs some of them, :func:`finish` returns the result. :func:`embed` and :func:`hidden_states` do
-all three at once.
+:func:`start` tokenizes the texts and plans the batches in a :class:`Job` (the protocol of
+:mod:`pybridge.jobs`: a step runs some batches, so that R shows progress). :func:`embed` and
+:func:`hidden_states` run one to the end.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from . import _args, errors, models
+from . import _args, errors, jobs, models
 from .threads import run_parallel
 
 POOLINGS = ("mean", "cls", "max")
@@ -62,8 +62,7 @@ def embed(
         env=env,
         token=token,
     )
-    step(job)
-    return finish(job)
+    return jobs.run(job)
 
 
 def hidden_states(
@@ -94,8 +93,7 @@ def hidden_states(
         env=env,
         token=token,
     )
-    step(job)
-    return finish(job)
+    return jobs.run(job)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,20 +127,6 @@ def start(
     max_length = None if max_length is None else _args.count(max_length, "max_length")
     encoder = load(model, revision, device, allow_pickle, trust_remote_code, env, token, quiet)
     return Job(encoder, texts, kind, pooling, bool(normalize), layers, batch_size, max_length)
-
-
-def step(job: "Job", n_batches=None) -> int:
-    """Run the next ``n_batches`` batches (all by default); returns how many remain."""
-    return job.run(None if n_batches is None else _args.count(n_batches, "n_batches"))
-
-
-def finish(job: "Job"):
-    """The job's result; all batches must have run."""
-    return job.result()
-
-
-def n_batches(job: "Job") -> int:
-    return job.total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,8 +244,9 @@ def plan_batches(lengths: np.ndarray, batch_size: int) -> list:
     return batches
 
 
-class Job:
-    """Tokenized texts in length-sorted batches, and the results gathered so far."""
+class Job(jobs.Job):
+    """Tokenized texts in length-sorted batches, and the results gathered so far. Its units are
+    batches."""
 
     def __init__(self, encoder, texts, kind, pooling, normalize, layers, batch_size, max_length):
         self.encoder, self.kind = encoder, kind
@@ -278,7 +263,6 @@ class Job:
         lengths = np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
         self.lengths = lengths
         self.batches = plan_batches(lengths, batch_size)
-        self.done = 0
         self.layers = self._layers(layers) if kind == "hidden" else None
         self.out = [None] * len(texts)
 
@@ -301,11 +285,10 @@ class Job:
             out.append(int(layer) % n)
         return out
 
-    def run(self, n=None) -> int:
-        end = len(self.batches) if n is None else min(len(self.batches), self.done + n)
-        run_batches(self._run_batch, self.batches[self.done : end], self.encoder.model.device)
-        self.done = end
-        return len(self.batches) - self.done
+    def advance(self, units, seconds) -> None:
+        end = self.total if units is None else min(self.total, self.position + units)
+        run_batches(self._run_batch, self.batches[self.position : end], self.encoder.model.device)
+        self.position = end
 
     def _tensors(self, rows):
         torch = models.import_torch()
@@ -347,11 +330,7 @@ class Job:
                 [states[layer][k][mask[k]].float().cpu().numpy() for layer in self.layers], axis=-1
             )
 
-    def result(self):
-        if self.done < len(self.batches):
-            raise errors.InvalidArgumentError(
-                "The job has batches left; call step() first.", argument="job"
-            )
+    def output(self):
         if self.kind == "embed":
             return self.embed_result()
         return self.hidden_result()

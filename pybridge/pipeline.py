@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _args, errors, models, pipeline_args
+from . import _args, errors, jobs, models, pipeline_args
 from .removed_pipelines import QuestionAnswering, Seq2Seq
 
 ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
@@ -163,8 +163,7 @@ def run(
         env,
         token,
     )
-    step(job)
-    return finish(job)
+    return jobs.run(job)
 
 
 def start(
@@ -182,9 +181,9 @@ def start(
 ) -> "Job":
     """A job over the inputs: the pipeline called once, lazily, on a generator of them.
 
-    R pulls the results in steps (:func:`step`) to move a progress bar. One call of the pipeline
-    over the whole input consumes the random numbers as one Python call does, so that a seeded
-    generation gives the same texts as in Python, however many steps R takes.
+    R pulls the results in steps (:func:`pybridge.jobs.step`) to move a progress bar. One call
+    of the pipeline over the whole input consumes the random numbers as one Python call does, so
+    that a seeded generation gives the same texts as in Python, however many steps R takes.
     """
     name = canonical(task)
     args = pipeline_args.check(task, name, dict(args or {}))
@@ -226,18 +225,9 @@ def length_order(tokenizer, texts) -> list:
     return sorted(range(len(texts)), key=lambda i: -lengths[i])
 
 
-def step(job: "Job", n=None) -> int:
-    """Process the next ``n`` inputs (all by default); returns how many remain."""
-    return job.run(None if n is None else _args.count(n, "n"))
-
-
-def finish(job: "Job"):
-    """The job's columns (or stacked matrices for feature-extraction)."""
-    return job.result()
-
-
-class Job:
-    """One pipeline call over many inputs, consumed step by step."""
+class Job(jobs.Job):
+    """One pipeline call over many inputs, consumed step by step; its units are inputs. The
+    result is the columns (or stacked matrices for feature-extraction)."""
 
     def __init__(self, name, pipe, items, outputs, args, order=None, task=None):
         self.name, self.pipe, self.items, self.args = name, pipe, items, args
@@ -251,25 +241,24 @@ class Job:
         return len(self.items)
 
     @property
-    def remaining(self) -> int:
-        return len(self.items) - len(self.results)
+    def position(self) -> int:
+        return len(self.results)
 
-    def run(self, n=None) -> int:
-        todo = self.remaining if n is None else min(n, self.remaining)
+    def advance(self, units, seconds) -> None:
+        left = self.total - self.position
         try:
-            for _ in range(todo):
+            for _ in range(left if units is None else min(units, left)):
                 self.results.append(next(self.outputs))
         except ValueError as exc:
             # transformers' way to refuse arguments that do not fit together or the model
             # (num_return_sequences = 2 without sampling or beams), which only it can tell
             raise errors.InvalidArgumentError(f"{self.task}: {exc}", task=self.task) from exc
-        return self.remaining
 
-    def result(self):
-        if self.remaining:
-            raise errors.InvalidArgumentError(
-                "The job has inputs left; call step() first.", argument="job"
-            )
+    def stop(self) -> dict:
+        self.outputs = iter(())  # lets go of the pipeline's generator and what it holds
+        return super().stop()
+
+    def output(self):
         if self.order is not None:
             results = [None] * len(self.results)
             for output, position in zip(self.results, self.order):

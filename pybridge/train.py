@@ -7,12 +7,13 @@ needs no ``datasets`` (pyarrow, pandas) and writes no Arrow cache: the Trainer o
 ``len()`` and indexing, and its sampler, collator and loss are the same either way (the tests
 compare the losses with a plain ``datasets.Dataset`` + ``Trainer`` run).
 
-A :class:`Job` lets R show progress and stop cleanly: :func:`start` loads the model and builds
-the Trainer, :func:`step` lets the training (in a worker thread) run for a while and returns the
-step and the last loss, :func:`interrupt` asks it to save a checkpoint and stop at the end of the
-current step, :func:`finish` saves the model and returns the metrics. The worker only runs while
-R waits inside :func:`step` (R holds the GIL otherwise), and it is one ``trainer.train()`` call
-however it is stepped, so stepping changes no result. :func:`fine_tune` does it all at once.
+R drives a run as a job of :mod:`pybridge.jobs`, to show progress and stop cleanly: :func:`start`
+checks the arguments (a :class:`Plan`) and :func:`build` loads the model and makes the Trainer;
+the :class:`Job` runs ``trainer.train()`` in a worker thread for a while at each step and
+returns the step and the last loss; stopping it saves a checkpoint at the end of the current
+step; its result saves the model and returns the metrics. The worker only runs while R waits
+inside a step (R holds the GIL otherwise), and it is one ``trainer.train()`` call however it is
+stepped, so stepping changes no result. :func:`fine_tune` does it all at once.
 
 Output folder: the model's weights as safetensors (or the LoRA adapter's), its config with
 ``id2label``/``label2id`` and the tokenizer files; no pickles (no ``training_args.bin``).
@@ -32,7 +33,7 @@ import warnings
 
 import numpy as np
 
-from . import _args, errors, models
+from . import _args, errors, jobs, models
 
 TASKS = ("text-classification", "text-generation")
 CHECKPOINTS = "checkpoints"
@@ -74,7 +75,7 @@ def fine_tune(
     env=None,
     token=None,
 ) -> dict:
-    """Train, save and return the result (see :func:`finish`)."""
+    """Train, save and return the result (see :meth:`Job.output`)."""
     job = start(
         model,
         train_texts,
@@ -95,12 +96,7 @@ def fine_tune(
         env,
         token,
     )
-    try:
-        step(job, None)
-    except KeyboardInterrupt:
-        job.stop()  # with a checkpoint, as from R
-        raise
-    return finish(job)
+    return jobs.run(job)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,24 +147,7 @@ def start(
     plan.output_dir = _output_dir(output_dir, plan.resume)
     plan.args = _training_args(args or {})
     path = models.folder(model, revision, env=env, token=token, quiet=quiet)
-    return Job(plan, model, path)
-
-
-def step(job: "Job", seconds=0.5) -> dict:
-    """Let training run for up to ``seconds`` (None: to the end); its state (see Job.state)."""
-    job.run_for(None if seconds is None else float(seconds))
-    return job.state()
-
-
-def interrupt(job: "Job") -> dict:
-    """Stop at the end of the current step with a checkpoint; the state, with ``checkpoint``."""
-    job.stop()
-    return job.state()
-
-
-def finish(job: "Job") -> dict:
-    """Save the model and return the metrics columns, the folder and the parameter counts."""
-    return job.result()
+    return Job(build(plan, model, path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,106 +365,128 @@ def classification_metrics(prediction) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# The job
+# Building: the model and the Trainer
 
 
-class Job:
-    """A Trainer, the worker thread that runs ``train()``, and what it reported."""
+@dataclasses.dataclass
+class Built:
+    """What one run trains: the tokenizer, the model (with its new head or LoRA) in the Trainer,
+    and the parameter counts."""
 
-    def __init__(self, plan: Plan, model_name: str, path: str):
-        self.plan, self.model_name = plan, model_name
-        self.stop_requested = False
-        self.stopped_at = None
-        self.step_no, self.total, self.loss = 0, 0, float("nan")
+    plan: Plan
+    tokenizer: object
+    trainer: object
+    trainable: int
+    parameters: int
+
+
+def build(plan: Plan, model_name: str, path: str) -> Built:
+    """Load the model and tokenizer from the folder ``path``, tokenize the data and make the
+    Trainer."""
+    tokenizer, model = _load(plan, model_name, path)
+    trainable, parameters = _parameter_counts(model)
+    trainer = _trainer(plan, tokenizer, model)
+    return Built(plan, tokenizer, trainer, trainable, parameters)
+
+
+def _load(plan, model_name, path):
+    transformers = models.import_transformers()
+    transformers.set_seed(plan.seed)  # a new head's initial weights depend on it
+    with models.quiet_transformers():
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+            kwargs = {"use_safetensors": models.use_safetensors(path)}
+            if plan.classification:
+                auto = transformers.AutoModelForSequenceClassification
+                kwargs.update(
+                    num_labels=len(plan.classes),
+                    id2label=dict(enumerate(plan.classes)),
+                    label2id={c: i for i, c in enumerate(plan.classes)},
+                    ignore_mismatched_sizes=True,
+                )
+            else:
+                auto = transformers.AutoModelForCausalLM
+            model = auto.from_pretrained(path, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - transformers raises many kinds here
+            raise _head_error(exc, model_name, plan.task) from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if plan.lora is not None:
+        model = _with_lora(model, plan)
+    return tokenizer, model
+
+
+def _trainer(plan, tok, model):
+    transformers = models.import_transformers()
+    limit = max_length(tok, model.config)
+    lm = not plan.classification
+    train = encode(tok, plan.texts, limit, plan.labels, append_eos=lm)
+    evals = (
+        None
+        if plan.eval_texts is None
+        else encode(tok, plan.eval_texts, limit, plan.eval_labels, append_eos=lm)
+    )
+    steps = math.ceil(plan.epochs * math.ceil(len(train) / plan.batch_size))
+    defaults = dict(
+        per_device_eval_batch_size=plan.batch_size,
+        logging_strategy="steps",
+        logging_steps=max(1, steps // 50),
+        eval_strategy="epoch" if evals else "no",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_pin_memory=models.import_torch().cuda.is_available(),
+    )
+    args = transformers.TrainingArguments(
+        output_dir=os.path.join(plan.output_dir, CHECKPOINTS),
+        num_train_epochs=plan.epochs,
+        learning_rate=plan.learning_rate,
+        per_device_train_batch_size=plan.batch_size,
+        seed=plan.seed,
+        **{**defaults, **plan.args},
+    )
+    if lm:
+        collator = transformers.DataCollatorForLanguageModeling(tok, mlm=False)
+    else:
+        collator = transformers.DataCollatorWithPadding(tok)
+    trainer = transformers.Trainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=evals,
+        processing_class=tok,
+        data_collator=collator,
+        compute_metrics=classification_metrics if plan.classification and evals else None,
+    )
+    # R shows progress itself; these would print every log line to the console.
+    trainer.remove_callback(transformers.PrinterCallback)
+    trainer.remove_callback(transformers.ProgressCallback)
+    return trainer
+
+
+# ---------------------------------------------------------------------------------------------
+# Running: the job
+
+
+class Job(jobs.Job):
+    """Runs a built Trainer's ``train()`` on a worker thread, in slices of time; its units are
+    training steps (``total`` is 0 until the Trainer has counted them). ``stop()`` ends the run
+    at the end of the current step, with a checkpoint; the result saves the model."""
+
+    def __init__(self, built: Built):
+        self.built, self.plan = built, built.plan
+        self.loss = float("nan")
         self.error = None
         self.resumed_from = 0
         self.progress = threading.Condition()
         self.thread = None
-        self.finished = False
-        self.tokenizer, self.model = self._load(path)
-        self.trainable, self.parameters = _parameter_counts(self.model)
-        self.trainer = self._trainer()
+        self.ended = False
+        built.trainer.add_callback(_Reporter(self))
 
-    # -- building
-
-    def _load(self, path):
-        transformers = models.import_transformers()
-        plan = self.plan
-        transformers.set_seed(plan.seed)  # a new head's initial weights depend on it
-        with models.quiet_transformers():
-            try:
-                tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-                kwargs = {"use_safetensors": models.use_safetensors(path)}
-                if plan.classification:
-                    auto = transformers.AutoModelForSequenceClassification
-                    kwargs.update(
-                        num_labels=len(plan.classes),
-                        id2label=dict(enumerate(plan.classes)),
-                        label2id={c: i for i, c in enumerate(plan.classes)},
-                        ignore_mismatched_sizes=True,
-                    )
-                else:
-                    auto = transformers.AutoModelForCausalLM
-                model = auto.from_pretrained(path, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - transformers raises many kinds here
-                raise _head_error(exc, self.model_name, plan.task) from exc
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-        if getattr(model.config, "pad_token_id", None) is None:
-            model.config.pad_token_id = tokenizer.pad_token_id
-        if plan.lora is not None:
-            model = _with_lora(model, plan)
-        return tokenizer, model
-
-    def _trainer(self):
-        transformers = models.import_transformers()
-        plan, tok = self.plan, self.tokenizer
-        limit = max_length(tok, self.model.config)
-        lm = not plan.classification
-        train = encode(tok, plan.texts, limit, plan.labels, append_eos=lm)
-        evals = (
-            None
-            if plan.eval_texts is None
-            else encode(tok, plan.eval_texts, limit, plan.eval_labels, append_eos=lm)
-        )
-        steps = math.ceil(plan.epochs * math.ceil(len(train) / plan.batch_size))
-        defaults = dict(
-            per_device_eval_batch_size=plan.batch_size,
-            logging_strategy="steps",
-            logging_steps=max(1, steps // 50),
-            eval_strategy="epoch" if evals else "no",
-            report_to="none",
-            disable_tqdm=True,
-            dataloader_pin_memory=models.import_torch().cuda.is_available(),
-        )
-        args = transformers.TrainingArguments(
-            output_dir=os.path.join(plan.output_dir, CHECKPOINTS),
-            num_train_epochs=plan.epochs,
-            learning_rate=plan.learning_rate,
-            per_device_train_batch_size=plan.batch_size,
-            seed=plan.seed,
-            **{**defaults, **plan.args},
-        )
-        if lm:
-            collator = transformers.DataCollatorForLanguageModeling(tok, mlm=False)
-        else:
-            collator = transformers.DataCollatorWithPadding(tok)
-        trainer = transformers.Trainer(
-            model=self.model,
-            args=args,
-            train_dataset=train,
-            eval_dataset=evals,
-            processing_class=tok,
-            data_collator=collator,
-            compute_metrics=classification_metrics if plan.classification and evals else None,
-            callbacks=[_Reporter(self)],
-        )
-        # R shows progress itself; these would print every log line to the console.
-        trainer.remove_callback(transformers.PrinterCallback)
-        trainer.remove_callback(transformers.ProgressCallback)
-        return trainer
-
-    # -- running
+    @property
+    def finished(self) -> bool:
+        return self.stopped or self.ended
 
     def _work(self, threads):
         # OpenMP keeps the thread count per thread: take the caller's (torch.set_num_threads).
@@ -493,15 +494,15 @@ class Job:
         try:
             resume = _last_checkpoint(self.plan.output_dir) if self.plan.resume else None
             with models.quiet_transformers():
-                self.trainer.train(resume_from_checkpoint=resume)
+                self.built.trainer.train(resume_from_checkpoint=resume)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller of step()
             self.error = exc
         finally:
             with self.progress:
-                self.finished = True
+                self.ended = True
                 self.progress.notify_all()
 
-    def run_for(self, seconds):
+    def advance(self, units, seconds) -> None:
         if self.thread is None:
             threads = models.import_torch().get_num_threads()
             self.thread = threading.Thread(
@@ -512,18 +513,19 @@ class Job:
         # holds the GIL, and the worker waits.
         deadline = None if seconds is None else time.monotonic() + seconds
         with self.progress:
-            while not self.finished:
+            while not self.ended:
                 wait = None if deadline is None else deadline - time.monotonic()
                 if wait is not None and wait <= 0:
                     break
                 self.progress.wait(wait)
         self._raise_error()
 
-    def stop(self):
-        self.stop_requested = True
+    def stop(self) -> dict:
+        self.stopped = True  # the Reporter ends the run at the end of the current step
         if self.thread is not None:
             self.thread.join()
         self._raise_error()
+        return self.state()
 
     def _raise_error(self):
         if self.error is None:
@@ -538,51 +540,44 @@ class Job:
         ) from exc
 
     def state(self) -> dict:
-        return {
-            "step": int(self.step_no),
-            "total": int(self.total),
-            "loss": float(self.loss),
-            "done": bool(self.finished),
-            "checkpoint": self._checkpoint(),
-        }
+        """With the last logged ``loss`` and the last ``checkpoint`` ("" when none)."""
+        return {**super().state(), "loss": float(self.loss), "checkpoint": self._checkpoint()}
 
     def _checkpoint(self) -> str:
         return _last_checkpoint(self.plan.output_dir) or ""
 
-    # -- the result
+    def unfinished(self) -> errors.PybridgeError:
+        if not self.stopped:
+            return super().unfinished()
+        return errors.InvalidArgumentError(
+            "Training was interrupted; resume it with resume = TRUE.",
+            argument="job",
+            path=self._checkpoint(),
+        )
 
-    def result(self) -> dict:
-        if not self.finished:
-            raise errors.InvalidArgumentError(
-                "Training has not finished; call step() first.", argument="job"
-            )
+    def output(self) -> dict:
+        """Saves the model; the metrics columns, the folder and the parameter counts."""
         self._raise_error()
-        if self.stop_requested:
-            raise errors.InvalidArgumentError(
-                "Training was interrupted; resume it with resume = TRUE.",
-                argument="job",
-                path=self._checkpoint(),
-            )
         out = self.plan.output_dir
         with models.quiet_transformers():
             self._save(out)
         shutil.rmtree(os.path.join(out, CHECKPOINTS), ignore_errors=True)
-        history = self.trainer.state.log_history
+        history = self.built.trainer.state.log_history
         return {
             "metrics": metric_columns(history),
             "summary": _summary(history),
             "output_dir": out,
             "task": self.plan.task,
             "classes": list(self.plan.classes or []),
-            "trainable": float(self.trainable),
-            "parameters": float(self.parameters),
+            "trainable": float(self.built.trainable),
+            "parameters": float(self.built.parameters),
             "lora": self.plan.lora is not None,
             "merged": bool(self.plan.lora and self.plan.lora["merge"]),
             "resumed_from": int(self.resumed_from),
         }
 
     def _save(self, out):
-        model = self.trainer.model
+        model = self.built.trainer.model
         os.makedirs(out, exist_ok=True)
         if self.plan.lora is not None:
             if self.plan.lora["merge"]:
@@ -594,7 +589,7 @@ class Job:
                 model.save_pretrained(out)
                 model = model.unload()
         model.save_pretrained(out)
-        self.tokenizer.save_pretrained(out)
+        self.built.tokenizer.save_pretrained(out)
 
 
 def _parameter_counts(model):
@@ -680,14 +675,14 @@ class _Reporter:
                 job.resumed_from = state.global_step
                 with job.progress:
                     job.total = state.max_steps
-                    job.step_no = state.global_step
+                    job.position = state.global_step
 
             def on_step_end(self, args, state, control, **kwargs):
-                if job.stop_requested:
+                if job.stopped:
                     control.should_save = True
                     control.should_training_stop = True
                 with job.progress:
-                    job.step_no = state.global_step
+                    job.position = state.global_step
                     job.progress.notify_all()
 
             def on_log(self, args, state, control, logs=None, **kwargs):

@@ -21,7 +21,7 @@ import pytest
 
 from pybridge import columns as C
 from pybridge import datasets as D
-from pybridge import errors
+from pybridge import errors, jobs
 from pybridge.fixtures import datasets as fixture_datasets
 
 WRITE_TOKEN = "hf_pyDatasetsWriteToken012345"
@@ -223,6 +223,29 @@ def test_columns_and_n_max_read_only_what_is_needed(repos, mirror):
     paths = [p for p in mirror.stats()["by_path"] if p.endswith(".parquet")]
     assert paths
     assert all("train-00000" in p for p in paths)  # the first shard holds 100 rows
+
+
+def test_chunks_are_a_job_of_one_chunk_a_step(repos):
+    """R's job_run() reads chunks as it runs any job: each step's state carries the next chunk,
+    counts the rows read and says done at the end; stop() ends a read early."""
+    whole = D.read("pyds/sharded", columns=["idx"], env=repos, quiet=True)
+    reader = D.open_chunks("pyds/sharded", columns=["idx"], chunk_size=100, env=repos, quiet=True)
+    assert reader.total == 321
+    states, idx = [], []
+    while not (state := jobs.step(reader))["done"]:
+        states.append({k: v for k, v in state.items() if k != "chunk"})
+        idx += decode(state["chunk"]["columns"][0])
+        state["chunk"]["held"].release()
+    assert states == [{"done": False, "step": n, "total": 321} for n in (100, 200, 300, 321)]
+    assert state["chunk"] is None and state["step"] == 321
+    assert idx == decode(whole["columns"][0])
+    assert jobs.result(reader) is None
+    csv = D.open_chunks("pyds/csv", chunk_size=2, env=repos, quiet=True)
+    assert csv.total == -1
+    first = jobs.step(csv)
+    assert first["chunk"]["num_rows"] == 2 and not first["done"]
+    assert jobs.stop(csv) == {"done": True, "step": 2, "total": -1}
+    assert jobs.step(csv)["chunk"] is None
 
 
 def test_missing_split_config_and_column_name_what_exists(repos):

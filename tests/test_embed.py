@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pybridge import embed as E
-from pybridge import errors, models
+from pybridge import errors, jobs, models
 from pybridge.fixtures import task_models as tm
 
 torch = pytest.importorskip("torch")
@@ -119,12 +119,14 @@ def test_max_length_truncates():
 
 def test_job_steps():
     job = E.start(TEXTS, MINILM, batch_size=2)
-    n = E.n_batches(job)
+    n = job.total
     assert n == len(E.plan_batches(job.lengths, 2)) and n >= 4
     with pytest.raises(errors.InvalidArgumentError):
-        E.finish(job)
-    assert E.step(job, 1) == n - 1 and E.step(job, 2.0) == n - 3 and E.step(job) == 0
-    np.testing.assert_allclose(E.finish(job), E.embed(TEXTS, MINILM, batch_size=2), atol=1e-6)
+        jobs.result(job)
+    assert jobs.step(job, 1) == {"done": False, "step": 1, "total": n}
+    assert jobs.step(job, 2.0) == {"done": False, "step": 3, "total": n}
+    assert jobs.step(job) == {"done": True, "step": n, "total": n}
+    np.testing.assert_allclose(jobs.result(job), E.embed(TEXTS, MINILM, batch_size=2), atol=1e-6)
 
 
 def test_hidden_states_equal_transformers(folders):

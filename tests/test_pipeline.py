@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import pytest
 
-from pybridge import errors, models
+from pybridge import errors, jobs, models
 from pybridge import pipeline as P
 from pybridge.fixtures import task_models as tm
 
@@ -193,13 +193,14 @@ def test_steps_give_the_texts_of_one_seeded_call(hf_env, hub_models, folders):
     job = P.start(
         "text-generation", prompts, hub_models["gpt2"], args=dict(args, seed=3), env=hf_env
     )
-    assert job.total == 15 and P.step(job, 4) == 11 and P.step(job, 4.0) == 7
+    assert job.total == 15 and jobs.step(job, 4) == {"done": False, "step": 4, "total": 15}
+    assert jobs.step(job, 4.0) == {"done": False, "step": 8, "total": 15}
     with pytest.raises(errors.InvalidArgumentError):
-        P.finish(job)
-    assert P.step(job) == 0
+        jobs.result(job)
+    assert jobs.step(job) == {"done": True, "step": 15, "total": 15}
     transformers.set_seed(3)
     want = reference("text-generation", folders["gpt2"])(prompts, **args)
-    assert P.finish(job)["generated_text"] == [w[0]["generated_text"] for w in want]
+    assert jobs.result(job)["generated_text"] == [w[0]["generated_text"] for w in want]
 
 
 def test_text_generation_seed_is_reproducible(hf_env, hub_models):

@@ -11,7 +11,7 @@ import types
 import pytest
 
 from pybridge import embed as E
-from pybridge import errors, models
+from pybridge import errors, jobs, models
 from pybridge import pipeline as P
 from pybridge.fixtures import task_models as tm
 
@@ -64,8 +64,8 @@ def test_the_model_cache_and_the_jobs_keep_no_token(hf_env, gated):
     hidden = E.hidden_states(["good"], gated["bert"], env=hf_env, token=SECRET)
     roots = [models._cache, info, job, embed_job, hidden]
     assert len(models._cache) == 2 and not any(SECRET in s for s in reachable_strings(*roots))
-    P.step(job)
-    E.step(embed_job)
-    assert not any(SECRET in s for s in reachable_strings(*roots, P.finish(job)))
+    jobs.step(job)
+    jobs.step(embed_job)
+    assert not any(SECRET in s for s in reachable_strings(*roots, jobs.result(job)))
     # the walk does find a string that is there
     assert any(gated["sentiment"] in s for s in reachable_strings(models._cache))

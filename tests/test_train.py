@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pybridge import errors, train
+from pybridge import errors, jobs, train
 from pybridge.fixtures import models as demo_models
 from pybridge.fixtures import task_models, trainer_reference
 
@@ -43,9 +43,9 @@ def test_stepping_in_slices_changes_no_loss(bert, tmp_path):
         args={"logging_steps": 1},
     )
     states = []
-    while not (state := train.step(job, 0.001))["done"]:
+    while not (state := jobs.step(job, seconds=0.001))["done"]:
         states.append(state)
-    ours = train.finish(job)
+    ours = jobs.result(job)
     assert len(states) > 1 and states[-1]["total"] == 24
     history = trainer_reference.plain_trainer(
         bert,
@@ -140,7 +140,7 @@ def test_lora_on_an_architecture_peft_has_no_default_for_adapts_every_linear_lay
         output_dir=str(tmp_path / "lora"),
         lora={"merge": True},
     )
-    while not train.step(job, 1.0)["done"]:
+    while not jobs.step(job, seconds=1.0)["done"]:
         pass
-    out = train.finish(job)
+    out = jobs.result(job)
     assert 0 < out["trainable"] < out["parameters"] / 10

@@ -133,28 +133,12 @@ hub_dataset_chunks <- function(repo_id, split = "train", chunk_size = 10000L, ca
   columns <- dataset_check_columns(columns)
   dataset_check_chunking(chunk_size, callback)
   check_flags(progress = progress, quiet = quiet)
-  reader <- dataset_py("open_chunks", repo_id, split = split, config = config,
-                       revision = revision, columns = columns, chunk_size = as.integer(chunk_size),
-                       env = hf_env(), token = token, quiet = quiet)
-  total <- as.numeric(reader$total_rows)
-  if (progress) {
-    cli::cli_progress_bar(sprintf("Reading %s (%s)", repo_id, split),
-                          total = if (is.na(total)) NA else total)
-  }
-  out <- list()
-  done <- 0
-  repeat {
-    res <- call_python(reader$`next`)
-    if (is.null(res)) break
-    chunk <- dataset_frame(res)
-    done <- done + nrow(chunk)
-    value <- callback(chunk, length(out) + 1L)
-    out[length(out) + 1L] <- list(value)
-    if (progress) cli::cli_progress_update(set = done)
-    if (isFALSE(value)) break
-  }
-  if (progress) cli::cli_progress_done()
-  invisible(out)
+  reader <- dataset_chunk_reader$new(dataset_py(
+    "open_chunks", repo_id, split = split, config = config, revision = revision,
+    columns = columns, chunk_size = as.integer(chunk_size), env = hf_env(), token = token,
+    quiet = quiet), sprintf("Reading %s (%s)", repo_id, split))
+  on.exit(reader$close())
+  invisible(reader$read(callback, progress))
 }
 
 #' Upload a data frame to the Hub as a dataset split
@@ -202,6 +186,37 @@ hub_upload_dataset <- function(df, repo_id, split = "train", private = FALSE,
 }
 
 # ---- calling pybridge.datasets ------------------------------------------------------------------
+
+# A split read chunk by chunk: a pybridge.datasets.Chunks job, whose steps give one chunk each.
+dataset_chunk_reader <- R6::R6Class(
+  classname = "hfbridge_dataset_chunks",
+  inherit = hfbridge_handle,
+  cloneable = FALSE,
+  public = list(
+    label = NULL,
+    initialize = function(py, label) {
+      super$initialize(py)
+      self$label <- label
+    },
+    # callback(chunk, index) for each chunk, until it returns FALSE; their values, as a list.
+    read = function(callback, progress) {
+      out <- list()
+      each <- function(state) {
+        if (is.null(state$chunk)) return(TRUE)
+        value <- callback(dataset_frame(state$chunk), length(out) + 1L)
+        out[length(out) + 1L] <<- list(value)
+        !isFALSE(value)
+      }
+      job_run(private$live(), self$label, quiet = !progress, whole = FALSE, each = each)
+      out
+    }
+  ),
+  private = list(
+    noun = "dataset chunk reader",
+    remedy = "Call hub_dataset_chunks() again.",
+    describe = function(...) sprintf("<hfbridge_dataset_chunks> %s%s", self$label, private$status())
+  )
+)
 
 dataset_py <- function(fun, ...) py_call("datasets", fun, ...)
 

@@ -1,5 +1,5 @@
 # Embeddings and hidden states: pybridge.embed tokenizes once, sorts the texts by length and runs
-# the batches in inference mode; R steps through the batches under a cli progress bar.
+# the batches in inference mode; job_run() steps through the batches under a cli progress bar.
 
 #' Sentence embeddings as a numeric matrix
 #'
@@ -65,8 +65,7 @@ embed_text <- function(texts, model, pooling = c("mean", "cls", "max"), normaliz
   job <- embed_start(texts, model, "embed", list(pooling = pooling,
                      normalize = check_flag(normalize, "normalize")), batch_size, max_length,
                      revision, device, token, allow_pickle, trust_remote_code, quiet)
-  pipeline_steps("embed", job, quiet, embed_chunk(job), "Embedding")
-  out <- py_call("embed", "finish", job)
+  out <- job_run(job, "Embedding", quiet, units = embed_chunk)
   rownames(out) <- row_names
   out
 }
@@ -103,8 +102,7 @@ hidden_states <- function(texts, model, layers = -1, batch_size = 32, max_length
   job <- embed_start(texts, model, "hidden", list(layers = as.list(as.integer(layers))),
                      batch_size, max_length, revision, device, token, allow_pickle,
                      trust_remote_code, quiet)
-  pipeline_steps("embed", job, quiet, embed_chunk(job), "Computing hidden states")
-  res <- py_call("embed", "finish", job)
+  res <- job_run(job, "Computing hidden states", quiet, units = embed_chunk)
   out <- pipeline_matrices(res)
   if (length(dim(res$values)) == 3L) {
     layer_names <- paste0("layer_", as.integer(res$layers))
@@ -135,4 +133,4 @@ embed_start <- function(texts, model, kind, options, batch_size, max_length, rev
 
 # Batches per progress step: about 50 steps, and at least 4 batches each, so that the batches of
 # one step can run side by side on the CPU's cores.
-embed_chunk <- function(job) max(4L, as.integer(job$total) %/% 50L)
+embed_chunk <- function(total) max(4L, as.integer(total) %/% 50L)

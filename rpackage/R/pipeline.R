@@ -243,28 +243,10 @@ pipeline_call <- function(spec, inputs, args, quiet) {
                  revision = spec$revision, device = spec$device, batch_size = spec$batch_size,
                  args = args, allow_pickle = spec$allow_pickle,
                  trust_remote_code = spec$trust_remote_code, env = hf_env())
-  pipeline_steps("pipeline", job, quiet, pipeline_step_size(spec$batch_size),
-                 sprintf("Running %s", spec$task))
-  res <- py_call("pipeline", "finish", job)
+  res <- job_run(job, sprintf("Running %s", spec$task), quiet,
+                 units = pipeline_step_size(spec$batch_size))
   if (identical(spec$kind, "feature-extraction")) return(pipeline_matrices(res))
   pipeline_frame(res)
-}
-
-# Runs a job of pybridge.<module> (pipeline or embed): at once when quiet or short, else in
-# steps of `size` units (inputs or batches) under a cli progress bar.
-pipeline_steps <- function(module, job, quiet, size, label) {
-  total <- as.integer(job$total)
-  if (quiet || total <= size) {
-    py_call(module, "step", job)
-    return(invisible(total))
-  }
-  cli::cli_progress_bar(label, total = total)
-  remaining <- total
-  while (remaining > 0L) {
-    remaining <- as.integer(py_call(module, "step", job, size))
-    cli::cli_progress_update(set = total - remaining)
-  }
-  invisible(total)
 }
 
 # The task's own arguments: a named list (vectors of several strings become lists). pybridge

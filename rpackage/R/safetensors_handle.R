@@ -45,31 +45,10 @@ safe_open <- function(path, ..., framework = "torch", device = "cpu") {
 }
 
 #' @export
-print.hfbridge_safetensors <- function(x, ..., n = Inf) {
-  cat(format(x, n = n), sep = "\n")
-  invisible(x)
-}
+print.hfbridge_safetensors <- function(x, ..., n = Inf) x$print(n = n)
 
 #' @export
-format.hfbridge_safetensors <- function(x, ..., n = Inf) {
-  t <- x$table
-  head <- sprintf("<hfbridge_safetensors> %s: %d tensors, %s%s", x$path, length(t$names),
-                  st_format_bytes(sum(t$nbytes)), if (x$is_closed()) " (closed)" else "")
-  meta <- x$metadata
-  if (length(meta)) {
-    head <- c(head, paste0("metadata: ", paste(names(meta), meta, sep = " = ", collapse = ", ")))
-  }
-  shown <- seq_len(min(length(t$names), n))
-  if (!length(shown)) return(head)
-  shapes <- vapply(t$shapes[shown], function(s) {
-    if (length(s)) st_format_shape(s, " x ") else "scalar"
-  }, "")
-  rows <- paste(format(c("name", t$names[shown])), format(c("shape", shapes)),
-                format(c("dtype", t$dtypes[shown])),
-                format(c("size", st_format_bytes(t$nbytes[shown])), justify = "right"))
-  more <- length(t$names) - length(shown)
-  c(head, paste0("  ", rows), if (more > 0) sprintf("  ... %d more (print(x, n = Inf))", more))
-}
+format.hfbridge_safetensors <- function(x, ..., n = Inf) x$format(n = n)
 
 # ---- the handle ------------------------------------------------------------------------------
 
@@ -77,9 +56,9 @@ format.hfbridge_safetensors <- function(x, ..., n = Inf) {
 # ShardedFile. The Python object unmaps its files when it is garbage collected.
 st_handle <- R6::R6Class(
   classname = "hfbridge_safetensors",
+  inherit = hfbridge_handle,
   cloneable = FALSE,
   public = list(
-    py = NULL,
     path = NULL,
     table = NULL,
     names = NULL,
@@ -87,7 +66,7 @@ st_handle <- R6::R6Class(
 
     initialize = function(py, source) {
       info <- st_method(py, "info")
-      self$py <- py
+      super$initialize(py)
       self$path <- if (identical(source, "<raw vector>")) source else path.expand(source)
       self$table <- st_table(info)
       self$names <- self$table$names
@@ -106,17 +85,38 @@ st_handle <- R6::R6Class(
       x <- st_read(self, name, st_index(index, self$table$shapes[[i]], name),
                    st_read_options(int64, "python"))
       if (isTRUE(drop)) drop(x) else x
-    },
-    is_closed = function() private$closed,
-    close = function() {
-      if (!private$closed) st_method(self$py, "close")
-      private$closed <- TRUE
-      invisible(NULL)
     }
   ),
+  active = list(
+    # The Python object, for the st_*() functions below.
+    py = function() private$live()
+  ),
   private = list(
-    closed = FALSE,
-    sorted_keys = NULL
+    sorted_keys = NULL,
+    noun = "safetensors handle",
+    remedy = "Open the file again with safe_open() or safe_load_model(lazy = TRUE).",
+    subject = function() sprintf("The safetensors handle on %s", self$path),
+    fields = function() list(path = self$path),
+    describe = function(n = Inf) {
+      t <- self$table
+      head <- sprintf("<hfbridge_safetensors> %s: %d tensors, %s%s", self$path, length(t$names),
+                      st_format_bytes(sum(t$nbytes)), private$status())
+      meta <- self$metadata
+      if (length(meta)) {
+        head <- c(head, paste0("metadata: ",
+                               paste(names(meta), meta, sep = " = ", collapse = ", ")))
+      }
+      shown <- seq_len(min(length(t$names), n))
+      if (!length(shown)) return(head)
+      shapes <- vapply(t$shapes[shown], function(s) {
+        if (length(s)) st_format_shape(s, " x ") else "scalar"
+      }, "")
+      rows <- paste(format(c("name", t$names[shown])), format(c("shape", shapes)),
+                    format(c("dtype", t$dtypes[shown])),
+                    format(c("size", st_format_bytes(t$nbytes[shown])), justify = "right"))
+      more <- length(t$names) - length(shown)
+      c(head, paste0("  ", rows), if (more > 0) sprintf("  ... %d more (print(x, n = Inf))", more))
+    }
   )
 )
 
@@ -155,10 +155,7 @@ st_position <- function(handle, name) {
 
 # One tensor, or the part picked by `index` (a list of 0-based integer arrays or NULL per axis).
 st_read <- function(handle, name, index, opts) {
-  if (handle$is_closed()) {
-    hfbridge_abort("invalid_argument", sprintf("The safetensors handle on %s is closed.",
-                                               handle$path), path = handle$path)
-  }
+  py <- handle$py  # first: a closed handle says so, whatever the name
   i <- st_position(handle, name)
   st_check_fits(handle, i)
   shape <- handle$table$shapes[[i]]
@@ -170,9 +167,9 @@ st_read <- function(handle, name, index, opts) {
   r_type <- handle$table$r_types[[i]]
   if (r_type %in% c("double", "integer") && st_fill_works()) {
     x <- st_alloc(r_type, st_dims(shape, opts))
-    lossy <- st_method(handle$py, "fill", name, x, index, opts$int64, opts$reversed)
+    lossy <- st_method(py, "fill", name, x, index, opts$int64, opts$reversed)
   } else {
-    res <- st_method(handle$py, "read", name, index, opts$int64, opts$reversed)
+    res <- st_method(py, "read", name, index, opts$int64, opts$reversed)
     x <- res[[1]]
     lossy <- res[[2]]
   }

@@ -28,8 +28,12 @@
 #' peak, while the Python and R copies coexist. `$enable_padding()` refuses a `length` that a
 #' single encoding could not be padded to; the encoding methods check the whole batch.
 #'
-#' The object holds a live Python tokenizer: it lives as long as the R session. Saved with
-#' [saveRDS()] it cannot be used in another session; use `$save()` and [tokenizer_from_file()].
+#' Printing a tokenizer shows its model type, vocabulary size, special tokens, padding and
+#' truncation.
+#'
+#' The object holds a live Python tokenizer: it lives as long as the R session, or until
+#' `$close()` lets it go. Saved with [saveRDS()] it cannot be used in another session (an error of
+#' class `hfbridge_error_invalid_argument`); use `$save()` and [tokenizer_from_file()].
 #'
 #' @format An R6 class generator with the static functions `$from_pretrained()` and
 #'   `$from_file()`.
@@ -48,6 +52,7 @@
 #' }
 tokenizer <- R6::R6Class(
   classname = "hfbridge_tokenizer",
+  inherit = hfbridge_handle,
   cloneable = FALSE,
   public = list(
     #' @description Wraps a Python `tokenizers.Tokenizer`; use `$from_pretrained()`,
@@ -59,15 +64,7 @@ tokenizer <- R6::R6Class(
           "tokenizer$new() takes a Python tokenizer; load one with",
           "tokenizer$from_pretrained() or tokenizer$from_file()."), argument = "handle")
       }
-      private$py <- handle
-    },
-
-    #' @description Prints the model type, vocabulary size, special tokens, padding and
-    #'   truncation.
-    #' @param ... Ignored.
-    print = function(...) {
-      cat(format_tokenizer(private$call("describe")), sep = "\n")
-      invisible(self)
+      super$initialize(handle)
     },
 
     #' @description Encodes one text (and optionally its pair).
@@ -319,21 +316,18 @@ tokenizer <- R6::R6Class(
     #' @field handle The Python `tokenizers.Tokenizer` (for advanced use through reticulate).
     handle = function(value) {
       if (!missing(value)) tok_read_only("handle", "tokenizer$from_file()")
-      private$checked()
+      private$live()
     }
   ),
   private = list(
-    py = NULL,
-    checked = function() {
-      if (is.null(private$py) || reticulate::py_is_null_xptr(private$py)) {
-        hfbridge_abort("invalid_argument", paste(
-          "This tokenizer belongs to an R session that has ended (it was saved with saveRDS()",
-          "or similar). Save tokenizers with $save() and load them with tokenizer_from_file()."))
-      }
-      private$py
+    noun = "tokenizer",
+    remedy = "Save tokenizers with $save() and load them with tokenizer_from_file().",
+    describe = function(...) {
+      if (!private$usable()) return(super$describe())
+      format_tokenizer(private$call("describe"))
     },
     call = function(fun, ...) {
-      py_call("tokenizer", fun, private$checked(), ...)
+      py_call("tokenizer", fun, private$live(), ...)
     }
   )
 )

@@ -1,6 +1,6 @@
 # Fine-tuning: R checks the data.frame and coerces its columns, pybridge.train runs transformers'
-# Trainer in a worker thread; R steps through it under a cli progress bar, stops it cleanly on an
-# interrupt, and builds the metrics data.frame.
+# Trainer in a worker thread; job_run() steps through it under a cli progress bar and stops it
+# cleanly on an interrupt; R builds the metrics data.frame.
 
 #' Fine-tune a transformers model on an R data.frame
 #'
@@ -114,8 +114,13 @@ fine_tune <- function(model, train, eval = NULL, text = "text", label = "label",
                  args = pipeline_named_args(list(...)),
                  revision = check_string(revision, "revision"), env = hf_env(), token = token,
                  quiet = quiet)
-  train_steps(job, quiet)
-  res <- py_call("train", "finish", job)
+  # Slices of time, not one call per step: R holds the GIL between calls, which pauses the
+  # worker. 2 s when quiet, for a prompt response to an interrupt.
+  res <- job_run(job, "Fine-tuning", quiet, seconds = if (quiet) 2 else 0.5, whole = FALSE,
+                 format = paste(
+                   "Fine-tuning {cli::pb_bar} {cli::pb_current}/{cli::pb_total} steps",
+                   "| loss {train_loss_text(state$loss)} | ETA {cli::pb_eta}"),
+                 interrupted = train_interrupted)
   train_result(res, model)
 }
 
@@ -240,42 +245,12 @@ train_lora <- function(lora) {
 
 # ---- running ---------------------------------------------------------------------------------
 
-# Lets the Trainer run in slices of half a second (2 s when quiet), updating the bar between them;
-# an R interrupt between (or during) slices stops it with a checkpoint. R holds the GIL between
-# slices, which pauses the worker: so slices of time, not one call per step.
-train_steps <- function(job, quiet) {
-  bar <- NULL
-  loss <- NA_real_
-  frame <- environment()
-  state <- list(done = FALSE)
-  # Any other way out (an error in R) must not leave the worker training on.
-  on.exit(if (!isTRUE(state$done)) try(py_call("train", "interrupt", job), silent = TRUE),
-          add = TRUE)
-  on_interrupt <- function(e) {
-    state <<- py_call("train", "interrupt", job)
-    hfbridge_abort("interrupted", sprintf(paste(
-      "Training was interrupted at step %d of %d. The checkpoint is in %s: run the same",
-      "fine_tune() call with resume = TRUE to continue."), state$step, state$total,
-      state$checkpoint), step = state$step, checkpoint = state$checkpoint)
-  }
-  tryCatch({
-    repeat {
-      state <- py_call("train", "step", job, if (quiet) 2 else 0.5)
-      if (!quiet && state$total > 0L) {
-        loss <- state$loss
-        if (is.null(bar)) {
-          bar <- cli::cli_progress_bar(
-            "Fine-tuning", total = state$total, auto_terminate = FALSE, .envir = frame,
-            format = paste("Fine-tuning {cli::pb_bar} {cli::pb_current}/{cli::pb_total} steps",
-                           "| loss {train_loss_text(loss)} | ETA {cli::pb_eta}"))
-        }
-        cli::cli_progress_update(id = bar, set = state$step)
-      }
-      if (isTRUE(state$done)) break
-    }
-  }, interrupt = on_interrupt)
-  if (!is.null(bar)) cli::cli_progress_done(id = bar)
-  invisible(state)
+# The error of an interrupt: the job has stopped with a checkpoint.
+train_interrupted <- function(state) {
+  hfbridge_abort("interrupted", sprintf(paste(
+    "Training was interrupted at step %d of %d. The checkpoint is in %s: run the same",
+    "fine_tune() call with resume = TRUE to continue."), state$step, state$total,
+    state$checkpoint), step = state$step, checkpoint = state$checkpoint)
 }
 
 train_loss_text <- function(loss) {
