@@ -92,6 +92,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _api_key(a) -> Optional[str]:
+    if a.api_key_stdin:
+        import sys
+
+        return sys.stdin.readline().strip() or None
+    return os.environ.get(a.api_key_env) or None if a.api_key_env else None
+
+
 def parse_args(argv=None) -> ServeConfig:
     p = argparse.ArgumentParser(
         prog="python -m pybridge.serve",
@@ -100,10 +108,14 @@ def parse_args(argv=None) -> ServeConfig:
     p.add_argument("--model", action="append", default=[], metavar="TASK=REPO[@REV]")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    p.add_argument(
+    key = p.add_mutually_exclusive_group()
+    key.add_argument(
         "--api-key-env",
         metavar="VAR",
         help="the environment variable that holds the API key (never the key on the command line)",
+    )
+    key.add_argument(
+        "--api-key-stdin", action="store_true", help="read the API key from the first line of stdin"
     )
     p.add_argument("--offline", action="store_true", help="serve from the cache only")
     p.add_argument("--max-body-bytes", type=int, default=2 * 1024 * 1024)
@@ -121,7 +133,7 @@ def parse_args(argv=None) -> ServeConfig:
             models=[ModelSpec.parse(m) for m in a.model],
             host=a.host,
             port=a.port,
-            api_key=os.environ.get(a.api_key_env) or None if a.api_key_env else None,
+            api_key=_api_key(a),
             offline=a.offline,
             max_body_bytes=a.max_body_bytes,
             max_inputs=a.max_inputs,

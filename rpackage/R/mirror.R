@@ -48,25 +48,18 @@
 #' }
 hub_mirror_start <- function(root, host = "127.0.0.1", port = 0L, timeout = 30,
                              log = tempfile("hfbridge-mirror-", fileext = ".log"),
-                             python = mirror_python()) {
+                             python = service_python()) {
   check_string(root, "root")
   check_string(host, "host")
-  port <- mirror_check_port(port)
+  port <- check_port(port)
   check_string(python, "python")
   root <- normalizePath(root, mustWork = FALSE)
   dir.create(root, recursive = TRUE, showWarnings = FALSE)
-  if (!file.exists(python)) {
-    python_environment_error(
-      sprintf("The Python meant to run the mirror does not exist: %s", python),
-      "Set RETICULATE_PYTHON to a Python that has pybridge, or run install_pybridge()."
-    )
-  }
   args <- c("-m", "pybridge.mirror", "serve", "--root", root, "--host", host, "--port", port)
-  process <- processx::process$new(
-    python, args, stdout = "|", stderr = log, cleanup = TRUE, supervise = TRUE,
-    env = child_python_env(PYTHONUNBUFFERED = "1")
-  )
-  url <- wait_for_ready_line(process, timeout, log)
+  ready <- "^hfbridge mirror serving .* at (http://\\S+)\\s*$"
+  started <- service_start(python, args, "mirror", ready, timeout, log)
+  process <- started$process
+  url <- started$url
   structure(
     list(url = url, root = root, log = log, python = python, process = process),
     class = "hfbridge_mirror"
@@ -86,12 +79,7 @@ hub_mirror_start <- function(root, host = "127.0.0.1", port = 0L, timeout = 30,
 #' }
 hub_mirror_stop <- function(mirror, timeout = 5) {
   mirror_check(mirror)
-  process <- mirror$process
-  if (process$is_alive()) {
-    process$signal(tools::SIGTERM)
-    process$wait(as.integer(timeout * 1000))
-    if (process$is_alive()) process$kill()
-  }
+  service_stop(mirror$process, timeout)
   invisible(mirror)
 }
 
@@ -176,59 +164,8 @@ print.hfbridge_mirror <- function(x, ...) {
   invisible(x)
 }
 
-# The Python that runs the mirror: RETICULATE_PYTHON, the hfbridge venv, or reticulate's pick.
-mirror_python <- function() {
-  configured <- Sys.getenv("RETICULATE_PYTHON")
-  if (nzchar(configured)) return(configured)
-  venv <- venv_python(pybridge_venv_path())
-  if (file.exists(venv)) return(venv)
-  found <- tryCatch(reticulate::py_exe(), error = function(e) NULL)
-  if (is.null(found) || !nzchar(found)) {
-    python_environment_error(
-      "No Python was found to run the mirror.",
-      "Set RETICULATE_PYTHON to a Python that has pybridge, or run install_pybridge()."
-    )
-  }
-  found
-}
-
-wait_for_ready_line <- function(process, timeout, log) {
-  deadline <- Sys.time() + timeout
-  pattern <- "^hfbridge mirror serving .* at (http://\\S+)\\s*$"
-  while (Sys.time() < deadline) {
-    process$poll_io(200L)
-    lines <- process$read_output_lines()
-    hit <- grep(pattern, lines, value = TRUE)
-    if (length(hit)) return(sub(pattern, "\\1", hit[1]))
-    if (!process$is_alive()) mirror_died(process, log)
-  }
-  process$kill()
-  hfbridge_abort("network", sprintf("The mirror did not answer within %s seconds. Its log: %s",
-                                    timeout, log), path = log)
-}
-
-mirror_died <- function(process, log) {
-  lines <- if (file.exists(log)) utils::tail(readLines(log, warn = FALSE), 20) else character()
-  text <- paste(lines, collapse = "\n")
-  if (grepl("No module named|ModuleNotFoundError|ImportError", text)) {
-    python_environment_error(
-      sprintf("The mirror could not start: pybridge is missing from that Python.\n%s", text),
-      "Set RETICULATE_PYTHON to a Python that has pybridge, or run install_pybridge()."
-    )
-  }
-  hfbridge_abort("network", sprintf("The mirror exited with status %s before serving:\n%s",
-                                    process$get_exit_status(), text), path = log)
-}
-
 mirror_check <- function(mirror) {
   if (!inherits(mirror, "hfbridge_mirror")) {
     hfbridge_abort("invalid_argument", "`mirror` must come from hub_mirror_start().")
   }
-}
-
-mirror_check_port <- function(port) {
-  ok <- is.numeric(port) && length(port) == 1 && !is.na(port) && port == round(port) &&
-    port >= 0 && port <= 65535
-  if (!ok) hfbridge_abort("invalid_argument", "`port` must be a whole number from 0 to 65535.")
-  as.integer(port)
 }

@@ -3,9 +3,12 @@ test_that("hub_mirror_start() serves a published folder and hub_mirror_stop() en
   src <- withr::local_tempdir()
   writeLines('{"model_type": "bert"}', file.path(src, "config.json"))
   hub_mirror_publish(store, "mtest/r-start", src)
+  token <- "hf_MirrorHandleToken0123456789"
+  withr::local_envvar(HF_TOKEN = token)
   mirror <- hub_mirror_start(store)
   on.exit(hub_mirror_stop(mirror), add = TRUE)
   expect_s3_class(mirror, "hfbridge_mirror")
+  expect_length(grepRaw(token, serialize(mirror, NULL), fixed = TRUE), 0)  # processx keeps no env
   expect_match(mirror$url, "^http://127\\.0\\.0\\.1:[0-9]+$")
   expect_true(mirror$process$is_alive())
   got <- readLines(paste0(mirror$url, "/mtest/r-start/resolve/main/config.json"), warn = FALSE)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Inference server bench: the same work through a local server (python -m pybridge.serve) and
+# in process, side by side in one run. Prints medians and ratios.
+# Usage: bash bench/serve/run.sh [ROUNDS]
+set -euo pipefail
+source "$(dirname "$0")/../env.sh"
+"$py" bench/pipelines/make_data.py bench/data >/dev/null
+"$py" bench/serve/bench.py bench/data "${1:-5}"

