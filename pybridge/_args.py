@@ -222,31 +222,14 @@ def check_columns(columns):
 
 
 def check_n_max(n_max):
+    """None for all rows (None or Inf), else a whole number >= 0."""
     if n_max is None or (isinstance(n_max, float) and n_max == float("inf")):
         return None
-    if (
-        isinstance(n_max, bool)
-        or not isinstance(n_max, (int, float))
-        or n_max < 0
-        or int(n_max) != n_max
-    ):
-        raise errors.InvalidArgumentError(
-            "n_max must be a whole number >= 0, or Inf.", argument="n_max"
-        )
-    return int(n_max)
+    return count(n_max, "n_max", minimum=0)
 
 
 def check_chunk_size(chunk_size):
-    if (
-        isinstance(chunk_size, bool)
-        or not isinstance(chunk_size, (int, float))
-        or chunk_size < 1
-        or int(chunk_size) != chunk_size
-    ):
-        raise errors.InvalidArgumentError(
-            "chunk_size must be a whole number >= 1.", argument="chunk_size"
-        )
-    return int(chunk_size)
+    return count(chunk_size, "chunk_size", minimum=1)
 
 
 def check_split_name(split):

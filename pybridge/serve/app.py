@@ -16,8 +16,9 @@ import sys
 import threading
 import time
 import uuid
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from .config import READY_LINE, ServeConfig
@@ -25,6 +26,17 @@ from .guard import Guard, ServeError, install_error_handlers
 from .routes import Routes, check_max_tokens
 
 log = logging.getLogger("pybridge.serve")
+
+
+def _named(request: Request, body: dict) -> dict:
+    """The JSON body, with the model of a /models/<name>/ base URL when it names none."""
+    if not isinstance(body, dict):
+        raise ServeError(422, "The request body must be a JSON object.")
+    model = request.scope.get("model")
+    return {**body, "model": model} if model and not body.get("model") else body
+
+
+NamedBody = Annotated[dict, Depends(_named)]
 
 
 def build_app(config: ServeConfig, registry):
@@ -60,46 +72,40 @@ def build_app(config: ServeConfig, registry):
         return routes.info()
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request, body: dict):
-        body = _chat_body(_named(body, request), registry, config)
+    async def chat_completions(request: Request, body: NamedBody):
+        body = _chat_body(body, registry, config)
         return await _openai_answer(chat, body, request)
 
     @app.post("/v1/completions")
-    async def completions(request: Request, body: dict):
-        body = _chat_body(_named(body, request), registry, config)
+    async def completions(request: Request, body: NamedBody):
+        body = _chat_body(body, registry, config)
         return await _openai_answer(completion, body, request)
 
     @app.post("/v1/embeddings")
-    async def embeddings(request: Request, body: dict):
-        body = _named(body, request)
+    async def embeddings(body: NamedBody):
         return await routes.openai_embeddings(body)
 
     @app.post("/embed")
-    async def embed(request: Request, body: dict):
-        body = _named(body, request)
+    async def embed(body: NamedBody):
         return await routes.tei_embed(body)
 
     @app.post("/predict")
-    async def predict(request: Request, body: dict):
-        body = _named(body, request)
+    async def predict(body: NamedBody):
         rows = await routes.tei_predict(body)
         return rows[0] if isinstance(body.get("inputs"), str) else rows
 
     @app.post("/generate")
-    async def generate(request: Request, body: dict):
-        body = _named(body, request)
+    async def generate(body: NamedBody):
         return await routes.generate(body)
 
     @app.post("/generate_stream")
-    async def generate_stream(request: Request, body: dict):
-        body = _named(body, request)
+    async def generate_stream(body: NamedBody):
         return StreamingResponse(routes.generate_stream(body), media_type="text/event-stream")
 
     @app.post("/")
-    async def root(request: Request, body: dict):
+    async def root(body: NamedBody):
         """TGI's and TEI's root route, for the model the body (or a /models/<name>/ base URL)
         names, else the first served one."""
-        body = _named(body, request)
         served = registry.get(body.get("model"))
         if served.kind == "generation":
             if body.get("stream"):
@@ -133,14 +139,6 @@ class ModelPrefix:
                     scope = {**scope, "path": tail, "raw_path": tail.encode(), "model": name}
                     break
         await self.app(scope, receive, send)
-
-
-def _named(body: dict, request: Request) -> dict:
-    """The body, with the model of a /models/<name>/ base URL when it names none."""
-    if not isinstance(body, dict):
-        raise ServeError(422, "The request body must be a JSON object.")
-    model = request.scope.get("model")
-    return {**body, "model": model} if model and not body.get("model") else body
 
 
 def _handlers(registry):
