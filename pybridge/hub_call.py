@@ -24,6 +24,7 @@ import urllib.parse
 from typing import Optional
 
 from . import errors
+from ._args import fields_of
 from .settings import Settings, resolve
 
 RETRIES = 3
@@ -94,7 +95,7 @@ def no_token(s: Settings, verb, ctx=None):
     return errors.AuthError(
         f"{verb}() writes to {s.endpoint} and needs a token with write access, but none was "
         "found (token argument, HF_TOKEN, HUGGING_FACE_HUB_TOKEN or $HF_HOME/token).",
-        **_fields(ctx or {}),
+        **fields_of(ctx or {}),
     )
 
 
@@ -195,10 +196,6 @@ def describe_place(ctx: dict) -> str:
     return where
 
 
-def _fields(ctx):
-    return {k: v for k, v in ctx.items() if isinstance(v, str) and v}
-
-
 def _status(exc) -> Optional[int]:
     response = getattr(exc, "response", None)
     return getattr(response, "status_code", None)
@@ -241,19 +238,19 @@ def _write_status_error(status, ctx, s: Settings, exists) -> Optional[errors.Pyb
             f"The {kind} '{name}' already exists in repo '{ctx['repo_id']}'. Pass exist_ok = TRUE "
             "to keep it as it is, or choose another name.",
             **{kind: name},
-            **_fields(ctx),
+            **fields_of(ctx),
         )
     if status == 409:
         return errors.RepoExistsError(
             f"Repository '{ctx['repo_id']}' ({ctx['repo_type']}) already exists at {s.endpoint}. "
             "Pass exist_ok = TRUE to use it as it is.",
-            **_fields(ctx),
+            **fields_of(ctx),
         )
     if status == 412:
         return errors.StaleParentError(
             f"{where} has moved on since parent_commit: someone committed in between. Read the "
             "new head with hub_repo_info() and try again.",
-            **_fields(ctx),
+            **fields_of(ctx),
         )
     if status in (401, 403):
         return auth_error(where, s, ctx, status, write=True)
@@ -330,7 +327,7 @@ def _read_error(exc, ctx: dict, s: Settings, offline: bool) -> errors.PybridgeEr
 
 def auth_error(where, s: Settings, ctx, status, write=False) -> errors.AuthError:
     """401 and 403, for reads and writes: the one place their messages are written."""
-    fields = _fields(ctx)
+    fields = fields_of(ctx)
     if not s.token:
         return errors.AuthError(
             f"The Hub needs a token for {where} and none was sent. Set HF_TOKEN, or write the "

@@ -1,10 +1,11 @@
 """Concurrent embedding and classification requests, batched together.
 
 Each model has one worker thread. A request puts its texts in the queue and waits; the worker
-takes whatever has queued up (up to ``batch_size`` texts, whole requests), runs the model once
-on all of them, and hands each request its rows. Under load, eight clients sending 250 texts
-each are served by the same forward passes one client with 2,000 texts would get. A queue longer
-than ``max_queue`` texts refuses new work (429) instead of growing without bound.
+takes whatever has queued up (whole requests, up to ``max_batch_texts`` texts), runs the model
+once on all of them (in its own length-sorted batches), and hands each request its rows. Under
+load, eight clients sending 250 texts each are served by nearly the forward passes one client
+with 2,000 texts would get. A queue longer than ``max_queue`` texts refuses new work (429)
+instead of growing without bound.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ class Overloaded(RuntimeError):
 
 
 class Batcher:
-    def __init__(self, run: Callable[[List[str]], list], batch_size: int, max_queue: int, name):
-        self.run, self.batch_size, self.max_queue = run, batch_size, max_queue
+    def __init__(self, run: Callable[[List[str]], list], max_texts: int, max_queue: int, name):
+        self.run, self.max_texts, self.max_queue = run, max_texts, max_queue
         self.queue: "queue.Queue" = queue.Queue()
         self.waiting = 0  # texts queued and not yet taken
         self.lock = threading.Lock()
@@ -42,7 +43,7 @@ class Batcher:
     def _take(self):
         first = self.queue.get()
         taken, count = [first], len(first[0])
-        while count < self.batch_size:
+        while count < self.max_texts:
             try:
                 item = self.queue.get_nowait()
             except queue.Empty:

@@ -61,8 +61,8 @@ class ServeConfig:
     max_inputs: int = 512
     max_tokens: int = 512
     timeout: float = 120.0
-    max_queue: int = 1024
-    batch_size: int = 32
+    max_queue: int = 8192
+    max_batch_texts: int = 2048
     continuous_batching: bool = True
     cors: bool = False
     log_prompts: bool = False
@@ -75,7 +75,7 @@ class ServeConfig:
                 f"Binding to {self.host}, which other machines can reach, needs an API key: "
                 "set one (--api-key-env VAR with the key in that variable), or bind to 127.0.0.1."
             )
-        for name in ("max_body_bytes", "max_inputs", "max_tokens", "max_queue", "batch_size"):
+        for name in ("max_body_bytes", "max_inputs", "max_tokens", "max_queue", "max_batch_texts"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1.")
         if not 0 <= self.port <= 65535:
@@ -122,8 +122,8 @@ def parse_args(argv=None) -> ServeConfig:
     p.add_argument("--max-inputs", type=int, default=512)
     p.add_argument("--max-tokens", type=int, default=512)
     p.add_argument("--timeout", type=float, default=120.0)
-    p.add_argument("--max-queue", type=int, default=1024)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-queue", type=int, default=8192)
+    p.add_argument("--max-batch-texts", type=int, default=2048)
     p.add_argument("--no-continuous-batching", action="store_true")
     p.add_argument("--cors", action="store_true", help="allow every origin (off by default)")
     p.add_argument("--log-prompts", action="store_true", help="log prompts (off by default)")
@@ -140,7 +140,7 @@ def parse_args(argv=None) -> ServeConfig:
             max_tokens=a.max_tokens,
             timeout=a.timeout,
             max_queue=a.max_queue,
-            batch_size=a.batch_size,
+            max_batch_texts=a.max_batch_texts,
             continuous_batching=not a.no_continuous_batching,
             cors=a.cors,
             log_prompts=a.log_prompts,
