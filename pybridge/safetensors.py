@@ -723,7 +723,7 @@ def _family(target: str) -> str:
     return "b" if target == "bool" else ("f" if target.startswith(("float", "bfloat")) else "i")
 
 
-def _save_dtype(name: str, arr: np.ndarray, asked, default) -> str:
+def save_dtype(name: str, arr: np.ndarray, asked, default) -> str:
     """The dtype a tensor is saved as: its own ``asked``, else a global ``default`` of the same
     family (float, integer, bool) as the array, else float64 / int32 / bool."""
     kind = arr.dtype.kind
@@ -746,6 +746,12 @@ def _save_dtype(name: str, arr: np.ndarray, asked, default) -> str:
             dtype=target,
         )
     return target
+
+
+def saved_nbytes(name: str, arr, asked=None, default=None) -> int:
+    """The bytes tensor ``name`` takes in a file when saved as :func:`save_dtype` decides."""
+    arr = np.asarray(arr)
+    return int(arr.size) * DTYPES[SAVE_DTYPES[save_dtype(name, arr, asked, default)]].bits // 8
 
 
 def _bfloat16_bits(x: np.ndarray) -> np.ndarray:
@@ -819,7 +825,7 @@ def _specs(tensors, dtypes, default_dtype, reversed=False):
         arr = np.asarray(value)
         if reversed:  # R dims are the reversed shape: the memory is already row-major
             arr = arr.T
-        target = _save_dtype(name, arr, dtypes.pop(name, None), default)
+        target = save_dtype(name, arr, dtypes.pop(name, None), default)
         out = _encode(name, arr, target)
         keep.append(out)
         specs[name] = _st.TensorSpec(

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from huggingface_hub.errors import HfHubHTTPError
 
-from pybridge import errors, publish
+from pybridge import errors, model_folder, publish
 from pybridge.mirror.store import lfs_object_path
 
 WRITE = "hf_writeTokenForPublishTests01"
@@ -416,7 +416,7 @@ def test_save_model_writes_what_save_pretrained_writes(gpt2, tmp_path):
         "description": "Changed in R.",
     }
     out = tmp_path / "saved"
-    written = publish.save_model(
+    written = model_folder.save_model(
         str(out), gpt2["weights"], gpt2["config"], tokenizer=tok, card=card
     )
     names = {Path(p).name for p in written}
@@ -452,7 +452,7 @@ def test_shards_and_index_as_transformers_writes_them(gpt2, tmp_path):
     ours = tmp_path / "ours"
     # transformers saves the LM model's names (transformer.*, tied lm_head left out)
     weights = {f"transformer.{k}": v for k, v in gpt2["weights"].items()}
-    publish.save_model(str(ours), weights, gpt2["config"], max_shard_size="20KB")
+    model_folder.save_model(str(ours), weights, gpt2["config"], max_shard_size="20KB")
     index = json.loads((ours / "model.safetensors.index.json").read_text())
     assert index["weight_map"] == ref_index["weight_map"]
     assert index["metadata"]["total_size"] == ref_index["metadata"]["total_size"]
@@ -463,7 +463,7 @@ def test_shards_and_index_as_transformers_writes_them(gpt2, tmp_path):
     for name, value in model.state_dict().items():
         assert np.array_equal(loaded.state_dict()[name].numpy(), value.numpy()), name
     # saving again unsharded removes the old shards, as save_pretrained does
-    publish.save_model(str(ours), weights, gpt2["config"])
+    model_folder.save_model(str(ours), weights, gpt2["config"])
     assert not list(ours.glob("model-*.safetensors"))
     assert not (ours / "model.safetensors.index.json").exists()
 
@@ -473,11 +473,11 @@ def test_save_model_refuses_bad_input_and_leaves_the_folder_as_it_was(gpt2, tmp_
     out.mkdir()
     (out / "modeling_custom.py").write_text("# mine\n")
     with pytest.raises(errors.InvalidArgumentError):
-        publish.save_model(str(out), gpt2["weights"], {"n_embd": 32})  # no model_type
+        model_folder.save_model(str(out), gpt2["weights"], {"n_embd": 32})  # no model_type
     with pytest.raises(errors.InvalidArgumentError):
-        publish.save_model(str(out), {"w": np.array(["a"])}, gpt2["config"])
+        model_folder.save_model(str(out), {"w": np.array(["a"])}, gpt2["config"])
     with pytest.raises(errors.InvalidArgumentError):
-        publish.save_model(str(out), gpt2["weights"], gpt2["config"], card={"licence": "mit"})
+        model_folder.save_model(str(out), gpt2["weights"], gpt2["config"], card={"licence": "mit"})
     assert [p.name for p in out.iterdir()] == ["modeling_custom.py"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 

@@ -253,7 +253,7 @@ hub_save_model <- function(dir, weights, config, tokenizer = NULL, card = NULL,
   check_string(dir, "dir")
   args <- publish_model_args(weights, config, tokenizer, card, max_shard_size, dtype)
   hub_check_token(token)
-  files <- publish_py("save_model", path.expand(dir), args$weights, args$config,
+  files <- model_folder_py("save_model", path.expand(dir), args$weights, args$config,
                       tokenizer = args$tokenizer, card = args$card,
                       max_shard_size = args$max_shard_size, dtypes = args$dtypes,
                       default_dtype = args$default_dtype, env = hf_env(), token = token)
@@ -289,6 +289,7 @@ hub_push_model <- function(repo_id, weights, config, tokenizer = NULL, card = NU
 # ---- helpers ----------------------------------------------------------------------------------
 
 publish_py <- function(fun, ...) py_call("publish", fun, ...)
+model_folder_py <- function(fun, ...) py_call("model_folder", fun, ...)
 
 publish_commit <- function(res) {
   res$pr_url <- if (is.null(res$pr_url)) NA_character_ else res$pr_url
