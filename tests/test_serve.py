@@ -60,7 +60,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def folders():
-    built = task_models.ensure(names=["chat", "gpt2", "sentiment"])
+    built = task_models.ensure(names=["chat", "gpt2", "sentiment", "reranker"])
     built["minilm"] = model_fixtures.minilm_folder()
     return built
 
@@ -78,6 +78,7 @@ def served(folders, mirror, mirror_root, tmp_path_factory):
         "--model", f"text-generation={folders['gpt2']}",
         "--model", f"feature-extraction={folders['minilm']}",
         "--model", f"text-classification={folders['sentiment']}",
+        "--model", f"rerank={folders['reranker']}",
         "--max-tokens", "48", "--max-inputs", "300", "--max-body-bytes", "200000",
     ]  # fmt: skip
     server = Server(args, env, log)
@@ -196,6 +197,7 @@ def test_models_lists_each_served_model_with_its_task_and_pinned_commit(served):
         "text-generation",
         "feature-extraction",
         "text-classification",
+        "rerank",
     }
 
 
@@ -275,8 +277,25 @@ def test_tei_embed_is_nested_and_predict_batches(served, folders, st_model):
     rows = post(served, "/predict", {"inputs": ["good", "bad"]}).json()
     assert len(rows) == 2 and all(set(r[0]) == {"label", "score"} for r in rows)
     info = httpx.get(served.url + "/info").json()
-    assert info["max_new_tokens"] == 48 and len(info["models"]) == 4
+    assert info["max_new_tokens"] == 48 and len(info["models"]) == 5
     assert httpx.get(served.url + "/health").json() == {"status": "ok"}
+
+
+def test_tei_rerank_equals_sentence_transformers_cross_encoder(served, folders):
+    from sentence_transformers import CrossEncoder
+
+    query = "Where does Alice live?"
+    texts = ["Alice lives in Berlin.", "The cat sat on the mat.", "Bob met Carol in London."]
+    ref = CrossEncoder(folders["reranker"], device="cpu").predict([(query, t) for t in texts])
+    got = post(served, "/rerank", {"query": query, "texts": texts, "return_text": True}).json()
+    assert [g["index"] for g in got] == list(np.argsort(-np.asarray(ref), kind="stable"))
+    np.testing.assert_allclose([g["score"] for g in got], sorted(ref, reverse=True), atol=1e-6)
+    assert [g["text"] for g in got] == [texts[g["index"]] for g in got]
+    raw = post(served, "/rerank", {"query": query, "texts": texts, "raw_scores": True}).json()
+    logits = np.log(np.asarray(ref) / (1 - np.asarray(ref)))
+    np.testing.assert_allclose(sorted(g["score"] for g in raw), sorted(logits), atol=1e-4)
+    bad = post(served, "/rerank", {"texts": texts})
+    assert bad.status_code == 422 and bad.json()["error_type"] == "validation"
 
 
 def test_curl_gets_the_same_embeddings_as_the_client(served, folders):

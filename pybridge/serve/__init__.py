@@ -9,7 +9,8 @@ It speaks the routes the field's clients already speak, on one ASGI app (FastAPI
   batching); the rest is added here.
 - TGI: ``POST /`` with ``{"inputs", "parameters"}``, ``/generate``, ``/generate_stream``,
   ``/info`` and ``/health``.
-- TEI: ``/embed``, ``/predict``, and ``POST /`` for an embedding or classification model.
+- TEI: ``/embed``, ``/predict``, ``/rerank``, and ``POST /`` for an embedding or classification
+  model.
 
 Every model is named at start (``task=repo[@revision]`` or ``task=folder``), loaded once and
 pinned to the commit it resolved to; ``--offline`` serves from the cache alone. Errors have one

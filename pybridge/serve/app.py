@@ -51,7 +51,7 @@ def build_app(config: ServeConfig, registry):
     batchers = {
         m.name: Batcher(_runner(m), config.max_batch_texts, config.max_queue, m.name)
         for m in registry.models.values()
-        if m.kind in ("embedding", "classification")
+        if m.kind in ("embedding", "classification", "rerank")
     }
     routes = Routes(registry, batchers, config)
     chat, completion = _handlers(registry)
@@ -93,6 +93,10 @@ def build_app(config: ServeConfig, registry):
     async def predict(body: NamedBody):
         rows = await routes.tei_predict(body)
         return rows[0] if isinstance(body.get("inputs"), str) else rows
+
+    @app.post("/rerank")
+    async def rerank(body: NamedBody):
+        return await routes.tei_rerank(body)
 
     @app.post("/generate")
     async def generate(body: NamedBody):
@@ -217,6 +221,8 @@ def _rid() -> str:
 
 
 def _runner(served):
+    if served.kind == "rerank":
+        return lambda pairs: served.scorer(pairs)
     if served.kind == "embedding":
         from .. import embed
 

@@ -19,6 +19,8 @@ TASKS = {
     "sentence-similarity": "embedding",
     "text-classification": "classification",
     "sentiment-analysis": "classification",
+    "rerank": "rerank",
+    "text-ranking": "rerank",
 }
 
 

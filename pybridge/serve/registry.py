@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from .. import hub
@@ -32,6 +32,7 @@ class Served:
     spec: ModelSpec
     folder: str
     commit: Optional[str]
+    scorer: Optional[object] = field(default=None, repr=False)  # a reranker's CrossEncoder
 
     @property
     def kind(self) -> str:
@@ -63,6 +64,30 @@ class Served:
             "task": self.spec.task,
             "revision": self.commit or self.spec.revision,
         }
+
+
+class CrossEncoder:
+    """A reranker: one logit per (query, text) pair (the route applies the sigmoid that
+    sentence-transformers' CrossEncoder applies to a one-label model)."""
+
+    def __init__(self, folder):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+        if self.model.config.num_labels != 1:
+            raise ValueError(
+                f"{folder} has {self.model.config.num_labels} labels; a reranker has 1."
+            )
+
+    def __call__(self, pairs, raw=False) -> list:
+        import torch
+
+        queries, texts = [q for q, _ in pairs], [t for _, t in pairs]
+        encoded = self.tokenizer(queries, texts, padding=True, truncation=True, return_tensors="pt")
+        with torch.inference_mode():
+            logits = self.model(**encoded).logits[:, 0]
+        return logits.tolist()
 
 
 def _json(path):
@@ -111,6 +136,8 @@ class Registry:
             from .. import pipeline
 
             pipeline.load("text-classification", served.folder)
+        for served in self.of_kind("rerank"):
+            served.scorer = CrossEncoder(served.folder)
 
     def _load_generation(self, served: List[Served]) -> None:
         from transformers.cli.serving.utils import GenerationState

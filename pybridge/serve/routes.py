@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 from typing import Any, List
 
@@ -79,6 +80,24 @@ class Routes:
         texts = check_texts(body.get("inputs"), self.config.max_inputs, "inputs")
         _, rows = await self.classify(texts, body.get("model"))
         return rows
+
+    async def tei_rerank(self, body: dict):
+        """TEI's /rerank: ``{"query", "texts"}`` -> ``[{"index", "score"}]``, best first, with
+        ``"text"`` when ``return_text``; ``raw_scores`` leaves out the sigmoid."""
+        query = body.get("query")
+        if not isinstance(query, str) or not query:
+            raise ServeError(422, "`query` must be a non-empty string.")
+        texts = check_texts(body.get("texts"), self.config.max_inputs, "texts")
+        served = self.registry.get(body.get("model"), "rerank")
+        logits = await self._timed(self.batchers[served.name].submit([(query, t) for t in texts]))
+        raw = bool(body.get("raw_scores"))
+        scores = logits if raw else [0.5 * (1 + math.tanh(x / 2)) for x in logits]  # sigmoid
+        ranked = sorted(range(len(texts)), key=lambda i: -scores[i])
+        out = [{"index": i, "score": float(scores[i])} for i in ranked]
+        if body.get("return_text"):
+            for row in out:
+                row["text"] = texts[row["index"]]
+        return out
 
     # ---- TGI generation ------------------------------------------------------------------
 

@@ -13,7 +13,8 @@
 #'     completions are transformers' own `transformers serve` handlers, with continuous batching;
 #'   \item TGI: `POST /` with `{"inputs", "parameters"}`, `/generate`, `/generate_stream`,
 #'     `GET /info`, `GET /health`;
-#'   \item TEI: `POST /embed` (always `[[f32]]`), `/predict` (`[[{label, score}]]` for a batch).
+#'   \item TEI: `POST /embed` (always `[[f32]]`), `/predict` (`[[{label, score}]]` for a batch),
+#'     `/rerank` (`{"query", "texts"}` to `[{index, score}]`, best first, for a cross-encoder).
 #' }
 #' `url/models/<name>` is the server as seen by one model, for clients that post every task to
 #' their base URL (`InferenceClient(base_url = ...)`). Errors are JSON `{"error", "error_type"}`:
@@ -31,7 +32,8 @@
 #' @param models The models, named by task: `c(chat = "org/chat-model",
 #'   "feature-extraction" = "sentence-transformers/all-MiniLM-L6-v2")`. A value is a Hub repo id
 #'   (optionally `"repo@revision"`) or a local folder. Tasks: `"chat"` or `"text-generation"`,
-#'   `"feature-extraction"` (or `"embedding"`), `"text-classification"`.
+#'   `"feature-extraction"` (or `"embedding"`), `"text-classification"`, `"rerank"` (a
+#'   cross-encoder with one label).
 #' @param host The address to bind.
 #' @param port The port; `NULL` picks a free one.
 #' @param api_key A key clients must send; required for a `host` other than loopback.
