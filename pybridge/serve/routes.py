@@ -50,35 +50,28 @@ class Routes:
 
     # ---- embeddings and classification (batched) ----------------------------------------
 
-    async def embed(self, texts, model=None):
-        served = self.registry.get(model, "embedding")
-        rows = await self._timed(self.batchers[served.name].submit(texts))
-        return served, rows
-
-    async def classify(self, texts, model=None):
-        served = self.registry.get(model, "classification")
-        rows = await self._timed(self.batchers[served.name].submit(texts))
-        return served, rows
+    async def _batched(self, kind, items, model=None):
+        """The served model of ``kind`` a request names, and its rows for ``items`` (texts, or
+        (query, text) pairs), run in the model's batcher with the other requests waiting."""
+        served = self.registry.get(model, kind)
+        return served, await self._timed(self.batchers[served.name].submit(items))
 
     async def openai_embeddings(self, body: dict):
         texts = check_texts(body.get("input"), self.config.max_inputs)
-        served, rows = await self.embed(texts, body.get("model"))
-        data = [
-            {"object": "embedding", "index": i, "embedding": [float(x) for x in row]}
-            for i, row in enumerate(rows)
-        ]
+        served, rows = await self._batched("embedding", texts, body.get("model"))
+        data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)]
         tokens = sum(len(t.split()) for t in texts)
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return {"object": "list", "data": data, "model": served.name, "usage": usage}
 
     async def tei_embed(self, body: dict):
         texts = check_texts(body.get("inputs"), self.config.max_inputs, "inputs")
-        _, rows = await self.embed(texts, body.get("model"))
-        return [[float(x) for x in row] for row in rows]
+        _, rows = await self._batched("embedding", texts, body.get("model"))
+        return rows  # lists of floats already (the runner's tolist())
 
     async def tei_predict(self, body: dict):
         texts = check_texts(body.get("inputs"), self.config.max_inputs, "inputs")
-        _, rows = await self.classify(texts, body.get("model"))
+        _, rows = await self._batched("classification", texts, body.get("model"))
         return rows
 
     async def tei_rerank(self, body: dict):
@@ -88,8 +81,8 @@ class Routes:
         if not isinstance(query, str) or not query:
             raise ServeError(422, "`query` must be a non-empty string.")
         texts = check_texts(body.get("texts"), self.config.max_inputs, "texts")
-        served = self.registry.get(body.get("model"), "rerank")
-        logits = await self._timed(self.batchers[served.name].submit([(query, t) for t in texts]))
+        pairs = [(query, t) for t in texts]
+        _, logits = await self._batched("rerank", pairs, body.get("model"))
         raw = bool(body.get("raw_scores"))
         scores = logits if raw else [0.5 * (1 + math.tanh(x / 2)) for x in logits]  # sigmoid
         ranked = sorted(range(len(texts)), key=lambda i: -scores[i])
