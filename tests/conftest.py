@@ -11,6 +11,9 @@
 - ``mirror_config(dict)``: write ``mirror.json`` (gated, private, tokens, faults); restored after
   the test.
 - ``isolated_mirror``: a mirror of its own over its own store, for tests that need one.
+- ``fault_server``: tests/fault_server.py (an OpenAI-compatible server that misbehaves on
+  command) in a process of the session, reset before each test; ``.url``,
+  ``.script(actions)``, ``.requests()``.
 
 The store is shared by the session: use repo ids unique to your test module.
 """
@@ -18,6 +21,9 @@ The store is shared by the session: use repo ids unique to your test module.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,3 +123,66 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+class FaultServer:
+    """tests/fault_server.py in a subprocess, started once its ready line is printed."""
+
+    READY = "fault server ready at "
+
+    def __init__(self, log: Path):
+        script = Path(__file__).with_name("fault_server.py")
+        self.log = log
+        self._log_file = open(log, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script)],
+            stdout=subprocess.PIPE,
+            stderr=self._log_file,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        line = self.proc.stdout.readline()
+        if not line.startswith(self.READY):
+            self.stop()
+            raise RuntimeError(f"the fault server did not start: {line!r}; {log.read_text()}")
+        self.url = line[len(self.READY) :].strip()
+
+    def _control(self, method: str, route: str, body=None):
+        import httpx2
+
+        answer = httpx2.request(method, self.url + route, json=body, timeout=30)
+        answer.raise_for_status()
+        return answer.json()
+
+    def script(self, actions: list) -> None:
+        self._control("POST", "/_script", {"actions": actions})
+
+    def requests(self) -> list:
+        return self._control("GET", "/_requests")
+
+    def reset(self) -> None:
+        self._control("POST", "/_reset")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self._log_file.close()
+
+
+@pytest.fixture(scope="session")
+def _fault_server_process(tmp_path_factory):
+    server = FaultServer(tmp_path_factory.mktemp("fault-server") / "fault_server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fault_server(_fault_server_process) -> FaultServer:
+    _fault_server_process.reset()
+    return _fault_server_process
