@@ -109,10 +109,46 @@ class UnsupportedError(PybridgeError, ValueError):
     code = "unsupported"
 
 
+class NoChatTemplateError(PybridgeError, ValueError):
+    """A conversation given to a tokenizer or model whose folder has no chat template."""
+
+    code = "no_chat_template"
+
+
 class PickleWeightsError(PybridgeError, ValueError):
     """The repo holds weights only as pickles, which can run code when loaded."""
 
     code = "pickle_weights"
+
+
+class RateLimitError(PybridgeError, ConnectionError):
+    """429 from an inference endpoint, after the retries; ``retry_after`` is in seconds."""
+
+    code = "rate_limit"
+
+
+class OverloadedError(PybridgeError, ConnectionError):
+    """503 (overloaded, loading or unhealthy) from an inference endpoint, after the retries."""
+
+    code = "overloaded"
+
+
+class ValidationError(PybridgeError, ValueError):
+    """An inference endpoint refused the request as not valid (400, 422)."""
+
+    code = "validation"
+
+
+class ContextLengthError(PybridgeError, ValueError):
+    """The prompt and the tokens asked for do not fit the model's context."""
+
+    code = "context_length"
+
+
+class UnreachableError(PybridgeError, ConnectionError):
+    """Every endpoint of a chain failed; ``errors`` holds each one's message."""
+
+    code = "unreachable"
 
 
 class PythonEnvironmentError(PybridgeError, ImportError):

@@ -10,6 +10,11 @@
   as ``huggingface_hub.utils._http.hf_raise_for_status`` maps them to its own. Nothing else in
   pybridge maps a status.
 
+Tokens: the HF token goes only to Hugging Face hosts and to the Hub the call names (HF_ENDPOINT,
+the local mirror). huggingface_hub's ``InferenceClient`` sends the saved token as a Bearer token
+to any ``base_url``; the request hook of :func:`_client_factory`, on the one HTTP session every
+huggingface_hub call shares, takes it off a request to any other host.
+
 Xet: huggingface_hub uploads through Xet when ``hf_xet`` is installed. A Hub other than
 huggingface.co (the local mirror, a company Hub) may not speak it, so for those endpoints it is
 turned off for the call only.
@@ -18,6 +23,7 @@ turned off for the call only.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import sys
 import time
 import urllib.parse
@@ -32,8 +38,13 @@ BACKOFF = (0.5, 1.0)
 RETRY_WINDOW = 5.0
 BAR_DELAY = 2.0  # seconds a download runs before its progress bar shows
 HF_HOSTS = ("huggingface.co", "hf.co")
+TOKEN_HOSTS = HF_HOSTS + ("huggingface.cloud",)  # + Inference Endpoints
 _hf = None
 _bar_class = None
+_hub_hosts: set = set()  # hosts of every Hub endpoint a call has named (HF_ENDPOINT)
+_hf_tokens: set = set()  # every HF token a call has resolved
+# An endpoint's own key, which a request to that endpoint may carry even if it looks like a token.
+endpoint_key: contextvars.ContextVar = contextvars.ContextVar("endpoint_key", default=None)
 
 
 def hf_module():
@@ -45,11 +56,53 @@ def hf_module():
         import huggingface_hub.errors
         import huggingface_hub.utils.tqdm
 
+        huggingface_hub.set_client_factory(_client_factory)
         _hf = huggingface_hub
     return _hf
 
 
+def _client_factory():
+    """huggingface_hub's default session, with :func:`_keep_token_home` after its own hook."""
+    from huggingface_hub.utils._http import default_client_factory
+
+    client = default_client_factory()
+    client.event_hooks = {
+        **client.event_hooks,
+        "request": [*client.event_hooks["request"], _keep_token_home],
+    }
+    return client
+
+
+def token_may_reach(url_or_host: str) -> bool:
+    """Whether the HF token may be sent to this URL's host: a Hugging Face host, or a Hub a call
+    has named."""
+    host = urllib.parse.urlparse(url_or_host).hostname if "//" in url_or_host else url_or_host
+    host = (host or "").lower()
+    return host in _hub_hosts or any(host == h or host.endswith("." + h) for h in TOKEN_HOSTS)
+
+
+def _keep_token_home(request) -> None:
+    auth = request.headers.get("authorization")
+    if not auth or token_may_reach(request.url.host):
+        return
+    value = auth[len("Bearer ") :] if auth.startswith("Bearer ") else auth
+    if value == endpoint_key.get():
+        return
+    from huggingface_hub import get_token
+
+    if value in _hf_tokens or value == get_token() or value.startswith("hf_"):
+        del request.headers["authorization"]
+
+
+def note_hub(s: Settings) -> None:
+    """Remembers the call's Hub and token, for :func:`_keep_token_home`."""
+    _hub_hosts.add((urllib.parse.urlparse(s.endpoint).hostname or "").lower())
+    if s.token:
+        _hf_tokens.add(s.token)
+
+
 def hf_api(s: Settings):
+    note_hub(s)
     return hf_module().HfApi(endpoint=s.endpoint, token=s.hf_token_arg)
 
 
@@ -146,6 +199,7 @@ def call_state(s: Settings, quiet: bool):
     this call's settings while it runs (offline, timeouts, symlinks, Xet); quiet or
     HF_HUB_DISABLE_PROGRESS_BARS hides the progress bars."""
     constants = hf_module().constants
+    note_hub(s)
     wanted = {
         "HF_HUB_OFFLINE": bool(s.offline),
         "HF_HUB_ETAG_TIMEOUT": s.etag_timeout,

@@ -1,0 +1,363 @@
+"""Remote inference through huggingface_hub's ``InferenceClient``: endpoints, their keys, the
+failover chain, and the task verbs, with results in the shapes of the local pipelines.
+
+An endpoint is one of:
+- a URL of any OpenAI-compatible, TGI or TEI server (hfbridge's own, vLLM, llama.cpp, Ollama);
+- an HF Inference Provider (``provider="auto"`` or a named one), routed by huggingface_hub.
+
+Keys: the HF token goes to Hugging Face hosts only (and to the Hub HF_ENDPOINT names). Any other
+endpoint gets its own ``api_key``, or nothing; :mod:`hub_call`'s session hook makes sure of it
+for every request, as ``InferenceClient`` would otherwise send the saved token anywhere.
+
+Failover: ``InferenceClient`` never retries. :func:`run_chain` tries each endpoint in order,
+retrying one with backoff (honouring ``Retry-After``) on 429, 503, timeouts and refused
+connections, moving on after its tries or on any other server failure, and never on 400, 401,
+403 or 422, which another endpoint would refuse too. Every result records which endpoint
+answered, after how many tries, and how long it took.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, List, Optional
+
+import numpy as np
+
+from . import errors, hub_call
+from .settings import resolve
+
+BACKOFF = 0.5  # seconds before the second try; doubles after
+MAX_WAIT = 30.0  # a Retry-After longer than this moves on to the next endpoint at once
+RETRY_STATUSES = (429, 502, 503, 504)
+FATAL_STATUSES = (400, 401, 403, 404, 413, 422)
+
+
+@dataclasses.dataclass
+class Endpoint:
+    url: Optional[str] = None
+    provider: Optional[str] = None
+    model: Optional[str] = None
+    api_key: Optional[str] = dataclasses.field(default=None, repr=False)
+    timeout: float = 120.0
+    retries: int = 2
+
+    @property
+    def label(self) -> str:
+        if self.url:
+            return self.url
+        return f"provider:{self.provider}" + (f" ({self.model})" if self.model else "")
+
+    def sends_hf_token(self) -> bool:
+        return self.provider is not None or hub_call.token_may_reach(self.url)
+
+
+def endpoint(spec: dict) -> Endpoint:
+    """An :class:`Endpoint` from R's list (url or provider, model, api_key, timeout, retries)."""
+    spec = dict(spec or {})
+    url, provider = spec.get("url"), spec.get("provider")
+    if (url is None) == (provider is None):
+        raise errors.InvalidArgumentError(
+            'An endpoint is a URL (endpoint = "http://host:port/v1") or an Inference Provider '
+            '(provider = "auto"), not both and not neither.',
+            argument="endpoint",
+        )
+    if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+        raise errors.InvalidArgumentError(
+            f"An endpoint URL must start with http:// or https://, not '{url}'.",
+            argument="endpoint",
+        )
+    key = spec.get("api_key")
+    errors.register_secret(key)
+    return Endpoint(
+        url=url.rstrip("/") if url else None,
+        provider=provider,
+        model=spec.get("model"),
+        api_key=key or None,
+        timeout=float(spec.get("timeout") or 120.0),
+        retries=int(spec.get("retries") if spec.get("retries") is not None else 2),
+    )
+
+
+def client(ep: Endpoint, env=None, token=None, task_url: Optional[str] = None):
+    """The ``InferenceClient`` of one endpoint, with the key that may go there."""
+    from huggingface_hub import InferenceClient
+
+    s = resolve(env, token)
+    hub_call.note_hub(s)
+    key = ep.api_key or (s.token if ep.sends_hf_token() else None)
+    if ep.url:
+        return InferenceClient(base_url=task_url or ep.url, api_key=key, timeout=ep.timeout)
+    return InferenceClient(provider=ep.provider, api_key=key, timeout=ep.timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# The failover chain
+
+
+@dataclasses.dataclass
+class Answer:
+    value: object
+    endpoint: str
+    tries: int
+    latency_ms: float
+
+
+def run_chain(endpoints: List[Endpoint], call: Callable, what: str) -> Answer:
+    """``call(endpoint)`` on the first endpoint that answers; see the module's docstring.
+    ``tries`` counts every try, on every endpoint; ``latency_ms`` is the whole call's."""
+    failures, tries, started = [], 0, time.monotonic()
+    for ep in endpoints:
+        for attempt in range(1, ep.retries + 2):
+            tries += 1
+            key = hub_call.endpoint_key.set(ep.api_key)
+            try:
+                value = call(ep)
+                return Answer(value, ep.label, tries, (time.monotonic() - started) * 1000)
+            except errors.PybridgeError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is classified
+                err, wait = classify(exc, ep, what)
+            finally:
+                hub_call.endpoint_key.reset(key)
+            if wait is None and (len(endpoints) == 1 or isinstance(err, FATAL)):
+                raise err from None
+            if wait is None or attempt > ep.retries or wait > MAX_WAIT:
+                break
+            time.sleep(max(wait, BACKOFF * 2 ** (attempt - 1)))
+        failures.append((ep.label, err))
+    if len(failures) == 1:
+        raise failures[0][1]
+    raise errors.UnreachableError(
+        f"Every endpoint failed for {what}: "
+        + "; ".join(f"{label}: {err.message}" for label, err in failures),
+        errors=[f"{label}: {err.message}" for label, err in failures],
+        endpoints=[label for label, _ in failures],
+    )
+
+
+FATAL = (errors.AuthError, errors.ValidationError, errors.ContextLengthError)
+
+
+def classify(exc, ep: Endpoint, what: str):
+    """(the pybridge error, seconds to wait before trying again or None for no retry)."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+
+    where = ep.label
+    if isinstance(exc, (InferenceTimeoutError, httpx2.TimeoutException, TimeoutError)):
+        msg = f"{where} did not answer {what} within {ep.timeout:g} s."
+        return errors.NetworkError(msg, endpoint=where), BACKOFF
+    if isinstance(exc, (httpx2.TransportError, ConnectionError)):
+        msg = f"Could not reach {where} for {what} ({type(exc).__name__}: {exc})."
+        return errors.NetworkError(msg, endpoint=where), BACKOFF
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if not isinstance(exc, HfHubHTTPError) or status is None:
+        return errors.PybridgeError(f"{where}: {type(exc).__name__}: {exc}", endpoint=where), None
+    detail = _server_message(exc.response)
+    retry_after = _retry_after(exc.response)
+    if status == 429:
+        wait = BACKOFF if retry_after is None else retry_after
+        msg = f"{where} is rate-limiting {what}: {detail} Try again in {wait:g} s."
+        return errors.RateLimitError(msg, endpoint=where, retry_after=wait), wait
+    if status in (502, 503, 504):
+        wait = BACKOFF if retry_after is None else retry_after
+        msg = f"{where} is overloaded or not ready ({status}): {detail}"
+        return errors.OverloadedError(msg, endpoint=where, retry_after=wait, status=status), wait
+    if status in (401, 403):
+        sent = (
+            "its own api_key" if ep.api_key else "the HF token" if ep.sends_hf_token() else "no key"
+        )
+        msg = f"{where} refused the request ({status}; hfbridge sent {sent}): {detail}"
+        return errors.AuthError(msg, endpoint=where, status=status), None
+    if _is_context_length(detail):
+        msg = f"The request does not fit the model's context at {where}: {detail}"
+        return errors.ContextLengthError(msg, endpoint=where), None
+    if status in FATAL_STATUSES:
+        msg = f"{where} refused the request as not valid ({status}): {detail}"
+        return errors.ValidationError(msg, endpoint=where, status=status), None
+    return errors.PybridgeError(f"{where} failed ({status}): {detail}", endpoint=where), None
+
+
+def _server_message(response) -> str:
+    """The message of an error answer: OpenAI's {"error": {"message"}}, TGI's {"error"}."""
+    try:
+        body = response.json()
+    except Exception:  # noqa: BLE001 - not JSON, or a body already consumed by a stream
+        try:
+            return (response.text or "").strip()[:300] or "(no message)"
+        except Exception:  # noqa: BLE001
+            return "(no message)"
+    err = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(err, dict):
+        err = err.get("message") or err.get("error") or err
+    return str(err)[:300]
+
+
+def _retry_after(response) -> Optional[float]:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _is_context_length(detail: str) -> bool:
+    d = detail.lower()
+    return "context length" in d or "context_length" in d or "maximum context" in d
+
+
+# ---------------------------------------------------------------------------------------------
+# Task verbs, in the local pipelines' shapes
+
+TASKS = (
+    "text-generation",
+    "feature-extraction",
+    "text-classification",
+    "token-classification",
+    "zero-shot-classification",
+)
+
+
+PARALLEL = 8  # requests in flight at once: a server batches them (hfbridge's, TEI, vLLM)
+EMBED_CHUNK = 64  # texts per feature-extraction request (TEI's /embed takes a list)
+
+
+def infer(task: str, inputs, endpoints: list, model=None, args=None, env=None, token=None):
+    """One task on a list of texts through the chain; returns the pipeline's columns (or the
+    matrix of feature-extraction) and the answer's record (endpoint, tries, latency_ms)."""
+    if task not in TASKS:
+        raise errors.UnsupportedError(
+            f"hf_inference() runs {', '.join(TASKS)}; not '{task}'.", task=task
+        )
+    texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise errors.InvalidArgumentError(
+            "`inputs` must be a non-empty character vector.", argument="inputs"
+        )
+    chain = [endpoint(e) for e in endpoints]
+    args = dict(args or {})
+    run = _RUNNERS[task]
+    items = (
+        [texts[i : i + EMBED_CHUNK] for i in range(0, len(texts), EMBED_CHUNK)]
+        if task == "feature-extraction"
+        else texts
+    )
+
+    def call(ep):
+        c = client(ep, env, token, task_url=_task_url(ep, model))
+        m = None if ep.url else (model or ep.model)
+        if len(items) == 1:
+            return [run(c, items[0], m, args)]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(PARALLEL, len(items))) as pool:
+            return list(pool.map(lambda item: run(c, item, m, args), items))
+
+    answer = run_chain(chain, call, task)
+    record = {"endpoint": answer.endpoint, "tries": answer.tries, "latency_ms": answer.latency_ms}
+    return _COLUMNS[task](texts, answer.value), record
+
+
+def _task_url(ep: Endpoint, model) -> Optional[str]:
+    """InferenceClient(base_url=) posts every task but chat to the base URL itself. A URL that
+    ends in /v1 is an OpenAI base: the TGI/TEI routes are at its root, and an hfbridge server
+    serves one model's at /models/<name>."""
+    if not ep.url:
+        return None
+    base = ep.url[: -len("/v1")] if ep.url.endswith("/v1") else ep.url
+    name = model or ep.model
+    return f"{base}/models/{name}" if name and ep.url.endswith("/v1") else base
+
+
+def _generate(c, text, model, args):
+    return c.text_generation(text, model=model, **args)
+
+
+def _embed(c, texts, model, args):
+    """A list of texts in one request, as TEI's /embed takes it: [n, d], or [n, tokens, d]."""
+    out = np.asarray(c.feature_extraction(texts, model=model, **args), dtype=np.float64)
+    return out if out.ndim >= 2 and out.shape[0] == len(texts) else out[None, ...]
+
+
+def _classify(c, text, model, args):
+    """The best ``top_k`` labels (1 by default, as the local pipeline), whatever the server
+    sends."""
+    top_k = args.get("top_k") or 1
+    rest = {k: v for k, v in args.items() if k != "top_k"}
+    res = c.text_classification(text, model=model, top_k=top_k, **rest)
+    return sorted(res, key=lambda r: -r.score)[:top_k]
+
+
+def _tokens(c, text, model, args):
+    return c.token_classification(text, model=model, **args)
+
+
+def _zero_shot(c, text, model, args):
+    labels = args.get("candidate_labels")
+    if not labels:
+        raise errors.InvalidArgumentError(
+            "zero-shot-classification needs `candidate_labels`.", argument="candidate_labels"
+        )
+    rest = {k: v for k, v in args.items() if k != "candidate_labels"}
+    return c.zero_shot_classification(text, list(labels), model=model, **rest)
+
+
+_RUNNERS = {
+    "text-generation": _generate,
+    "feature-extraction": _embed,
+    "text-classification": _classify,
+    "token-classification": _tokens,
+    "zero-shot-classification": _zero_shot,
+}
+
+
+def _ids(values):
+    return np.asarray(values, dtype=np.int32)
+
+
+def _generated_columns(texts, results):
+    ids = _ids(range(1, len(texts) + 1))
+    return {"text_id": ids, "prompt": list(texts), "generated_text": [str(r) for r in results]}
+
+
+def _embedding_matrix(texts, results):
+    """n x d. TEI and hfbridge's server pool on the server; a server that answers per token
+    ([n, tokens, d]) is mean-pooled here."""
+    rows = [r.mean(axis=1) if r.ndim == 3 else r for r in results]
+    return np.vstack(rows)
+
+
+def _label_columns(texts, results, with_text=True):
+    ids, text, label, score = [], [], [], []
+    for i, res in enumerate(results):
+        for r in res:
+            ids.append(i + 1)
+            text.append(texts[i])
+            label.append(str(r.label))
+            score.append(float(r.score))
+    cols = {"text_id": _ids(ids), "text": text, "label": label, "score": np.asarray(score)}
+    if not with_text:
+        del cols["text"]
+    return cols
+
+
+def _token_columns(texts, results):
+    rows = [(i + 1, r) for i, res in enumerate(results) for r in res]
+    return {
+        "text_id": _ids([i for i, _ in rows]),
+        "entity_group": [str(r.entity_group or getattr(r, "entity", "")) for _, r in rows],
+        "score": np.asarray([float(r.score) for _, r in rows]),
+        "word": [str(r.word) for _, r in rows],
+        "start": _ids([-1 if r.start is None else r.start + 1 for _, r in rows]),
+        "end": _ids([-1 if r.end is None else r.end for _, r in rows]),
+    }
+
+
+_COLUMNS = {
+    "text-generation": _generated_columns,
+    "feature-extraction": _embedding_matrix,
+    "text-classification": _label_columns,
+    "token-classification": _token_columns,
+    "zero-shot-classification": lambda t, r: _label_columns(t, r, with_text=False),
+}

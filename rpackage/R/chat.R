@@ -1,0 +1,281 @@
+# Chat: one object for a Hub model run here, an Inference Provider, any OpenAI-compatible endpoint,
+# or a failover chain of them, modelled on ellmer's Chat. pybridge/chat.py keeps the turns and
+# talks to the backends; R runs the tools (they are R functions).
+
+#' Chat with a model: local, an Inference Provider, or any OpenAI-compatible endpoint
+#'
+#' `hf_chat()` returns a chat object modelled on ellmer's `Chat`. With `model` alone, the Hub
+#' model runs in this R session through transformers (its chat template, greedy unless
+#' `temperature` is set); `provider` uses HF Inference Providers through huggingface_hub's
+#' `InferenceClient`; `endpoint` is any OpenAI-compatible server (TGI, vLLM, `transformers
+#' serve`, llama.cpp, Ollama) or a server from [hf_serve()]; `endpoints` is a failover chain of
+#' these (see [hf_endpoint()]).
+#'
+#' The object's methods:
+#' \describe{
+#'   \item{`$chat(...)`}{Sends the strings in `...` (pasted together) as the user's turn and
+#'     returns the reply, a string of class `hfbridge_reply` with the attributes `endpoint`,
+#'     `tries`, `latency_ms`, `tokens_in` and `tokens_out`. Registered tools are called when the
+#'     model asks, and their results are sent back, until the model replies with text.}
+#'   \item{`$stream(..., callback = NULL)`}{As `$chat()`, but calls `callback(chunk)` once per
+#'     chunk as it arrives (by default it writes the chunk to the console), and returns the whole
+#'     reply. The chain is tried until the first chunk; after that, the stream stays with the
+#'     endpoint that sent it.}
+#'   \item{`$chat_structured(..., schema)`}{Asks for a reply that follows the JSON schema
+#'     `schema` (an R list) through `response_format`, and returns it parsed: a data frame for an
+#'     array of objects, otherwise a list or a vector.}
+#'   \item{`$register_tool(tool)`}{Registers a tool from [hf_tool()].}
+#'   \item{`$get_turns()`}{A data frame of the turns: `role`, `content`, `tool_calls`,
+#'     `tokens_in`, `tokens_out`, `endpoint`, `tries`, `latency_ms`.}
+#'   \item{`$get_tokens()`}{A data frame of the tokens of each reply: `input`, `output`.}
+#'   \item{`$clone()`}{A copy with the same turns, which then goes its own way.}
+#' }
+#' A failed request leaves the turns as they were. Errors are classed: `hfbridge_error_rate_limit`
+#' (field `retry_after`), `hfbridge_error_overloaded`, `hfbridge_error_validation`,
+#' `hfbridge_error_context_length`, `hfbridge_error_auth`, `hfbridge_error_network`, and
+#' `hfbridge_error_unreachable` when every endpoint of a chain failed (field `errors`, one per
+#' endpoint). Keys and tokens are never printed.
+#'
+#' @param model A Hub repo id (or a local folder) to run here, or the model to ask an endpoint
+#'   or provider for.
+#' @param endpoint A URL of an OpenAI-compatible server (`"http://host:port/v1"`), or a server
+#'   from [hf_serve()].
+#' @param provider An Inference Provider: `"auto"` or a name.
+#' @param system_prompt The system prompt.
+#' @param ... Default parameters of every request: `max_tokens`, `temperature`, `top_p`,
+#'   `seed`, `stop`.
+#' @param endpoints A failover chain: a list of [hf_endpoint()]s, URLs and servers.
+#' @param api_key A key for `endpoint` or `provider` (the HF token goes only to Hugging Face
+#'   hosts, and is used for providers by default).
+#' @param timeout Seconds one request may take.
+#' @param token An HF token, for Hugging Face hosts only.
+#' @return An R6 object of class `hfbridge_chat`.
+#' @seealso [hf_tool()], [hf_endpoint()], [hf_serve()], [hf_inference()]
+#' @export
+#' @examples
+#' \dontrun{
+#' chat <- hf_chat("Qwen/Qwen2.5-0.5B-Instruct", system_prompt = "Be brief.", max_tokens = 64)
+#' chat$chat("What is the capital of France?")
+#' chat$stream("And of Italy?")
+#' chat$get_turns()
+#'
+#' srv <- hf_serve(c(chat = "Qwen/Qwen2.5-0.5B-Instruct"))
+#' remote <- hf_chat(endpoint = srv)
+#' remote$chat("Hello!")
+#' }
+hf_chat <- function(model = NULL, endpoint = NULL, provider = NULL, system_prompt = NULL, ...,
+                    endpoints = NULL, api_key = NULL, timeout = 120, token = NULL) {
+  if (!is.null(model)) check_string(model, "model")
+  if (!is.null(system_prompt)) check_string(system_prompt, "system_prompt")
+  chain <- endpoint_chain(endpoint, provider, endpoints, model, api_key, timeout,
+                          local_ok = !is.null(model))
+  py <- py_call("chat", "Chat", chain, model = model, system_prompt = system_prompt,
+                params = chat_params(list(...)), env = hf_env(), token = token)
+  hfbridge_chat$new(py)
+}
+
+#' A tool a chat model may call
+#'
+#' Wraps an R function for `chat$register_tool()` (see [hf_chat()]). When the model asks for the
+#' tool, the function is called with the arguments the model gave, by name, and its result is
+#' sent back to the model as JSON.
+#'
+#' @param fun The R function.
+#' @param name The tool's name, as the model sees it.
+#' @param description What the tool does, for the model.
+#' @param parameters The JSON schema of the arguments, as an R list: for example
+#'   `list(type = "object", properties = list(city = list(type = "string")),
+#'   required = list("city"))`.
+#' @return An object of class `hfbridge_tool`.
+#' @export
+#' @examples
+#' weather <- hf_tool(
+#'   function(city) paste("Sunny in", city), "get_weather", "The weather in a city.",
+#'   list(type = "object", properties = list(city = list(type = "string")),
+#'        required = list("city"))
+#' )
+#' weather
+hf_tool <- function(fun, name, description, parameters = list(type = "object",
+                                                                properties = list())) {
+  if (!is.function(fun)) {
+    hfbridge_abort("invalid_argument", "`fun` must be a function.", argument = "fun")
+  }
+  check_string(name, "name")
+  check_string(description, "description")
+  if (!is.list(parameters)) {
+    hfbridge_abort("invalid_argument", "`parameters` must be a JSON schema as an R list.",
+                   argument = "parameters")
+  }
+  structure(list(fun = fun, name = name, description = description, parameters = parameters),
+            class = "hfbridge_tool")
+}
+
+#' @export
+print.hfbridge_tool <- function(x, ...) {
+  cat(sprintf("<hfbridge_tool> %s: %s\n", x$name, x$description))
+  invisible(x)
+}
+
+#' @export
+print.hfbridge_reply <- function(x, ...) {
+  cat(unclass(x), "\n", sep = "")
+  invisible(x)
+}
+
+hfbridge_chat <- R6::R6Class(
+  classname = "hfbridge_chat",
+  inherit = hfbridge_handle,
+  cloneable = TRUE,
+  public = list(
+    initialize = function(py) {
+      super$initialize(py)
+      # R6's clone() would share the Python chat, and its turns, between the two objects: this
+      # one copies them. (R6 reserves the name, so it is replaced here rather than declared.)
+      unlockBinding("clone", self)
+      self$clone <- function(deep = FALSE) private$copy()
+      lockBinding("clone", self)
+    },
+    chat = function(...) {
+      private$converse(chat_content(...))
+    },
+    stream = function(..., callback = NULL) {
+      callback <- callback %||% function(chunk) cat(chunk)
+      if (!is.function(callback)) {
+        hfbridge_abort("invalid_argument", "`callback` must be a function of one chunk.",
+                       argument = "callback")
+      }
+      stream <- call_python(private$live()$stream, chat_content(...))
+      finished <- FALSE
+      on.exit(if (!finished) call_python(stream$close))
+      chunks <- character()
+      repeat {
+        chunk <- call_python(stream$next_chunk)
+        if (is.null(chunk)) break
+        chunks[[length(chunks) + 1L]] <- chunk
+        callback(chunk)
+      }
+      finished <- TRUE
+      turn <- utils::tail(self$get_turns(), 1L)
+      chat_reply(paste(chunks, collapse = ""), call_python(stream$record), turn)
+    },
+    chat_structured = function(..., schema) {
+      if (missing(schema) || !is.list(schema)) {
+        hfbridge_abort("invalid_argument", "`schema` must be a JSON schema as an R list.",
+                       argument = "schema")
+      }
+      res <- call_python(private$live()$structured, chat_content(...), schema)
+      if (identical(res$kind, "frame")) {
+        cols <- lapply(res$value, function(col) unlist(lapply(col, function(v) v %||% NA)))
+        return(as.data.frame(cols, stringsAsFactors = FALSE))
+      }
+      res$value
+    },
+    register_tool = function(tool) {
+      if (!inherits(tool, "hfbridge_tool")) {
+        hfbridge_abort("invalid_argument", "`tool` must come from hf_tool().", argument = "tool")
+      }
+      private$tools[[tool$name]] <- tool
+      invisible(self)
+    },
+    get_turns = function() {
+      cols <- call_python(private$live()$turn_columns)
+      frame <- columns_frame(cols, c(
+        role = "character", content = "character", tool_calls = "character",
+        tokens_in = "integer", tokens_out = "integer", endpoint = "character",
+        tries = "integer", latency_ms = "double"))
+      for (name in c("tokens_in", "tokens_out", "tries")) {
+        frame[[name]][frame[[name]] < 0L] <- NA_integer_
+      }
+      frame$endpoint[!nzchar(frame$endpoint)] <- NA_character_
+      frame
+    },
+    get_tokens = function() {
+      turns <- self$get_turns()
+      replies <- turns[turns$role == "assistant", , drop = FALSE]
+      data.frame(input = replies$tokens_in, output = replies$tokens_out)
+    }
+  ),
+  private = list(
+    noun = "chat",
+    copy = function() {
+      twin <- hfbridge_chat$new(call_python(private$live()$clone))
+      for (tool in private$tools) twin$register_tool(tool)
+      twin
+    },
+    remedy = "Make it again with hf_chat().",
+    tools = list(),
+    describe = function(...) {
+      if (!private$usable()) return(sprintf("<hfbridge_chat>%s", private$status()))
+      py <- private$py
+      turns <- self$get_turns()
+      c(sprintf("<hfbridge_chat> %d turns", nrow(turns)),
+        paste0("  backends: ", paste(unlist(call_python(py$backend_labels)), collapse = " -> ")),
+        if (length(private$tools)) paste0("  tools: ", paste(names(private$tools),
+                                                             collapse = ", ")))
+    },
+    converse = function(content) {
+      res <- private$send(content)
+      rounds <- 0L
+      while (length(res$tool_calls)) {
+        rounds <- rounds + 1L
+        if (rounds > 10L) {
+          hfbridge_abort("unsupported", "The model kept calling tools (10 rounds); stopped.")
+        }
+        for (call in res$tool_calls) private$run_tool(call)
+        res <- private$send(NULL)
+      }
+      turn <- utils::tail(self$get_turns(), 1L)
+      chat_reply(res$text, res, turn)
+    },
+    send = function(content) {
+      tools <- lapply(unname(private$tools), function(t) list(
+        type = "function",
+        `function` = list(name = t$name, description = t$description, parameters = t$parameters)))
+      call_python(private$live()$send, content, tools = if (length(tools)) tools)
+    },
+    run_tool = function(call) {
+      tool <- private$tools[[call$name]]
+      result <- if (is.null(tool)) {
+        sprintf("Error: no tool named '%s'.", call$name)
+      } else {
+        args <- call_python(chat_py()$tool_arguments, call$arguments)
+        tryCatch(do.call(tool$fun, args),
+                 error = function(e) paste("Error:", conditionMessage(e)))
+      }
+      call_python(private$live()$add_tool_result, call$id, call$name, result)
+    }
+  )
+)
+
+chat_py <- function() pybridge_module("chat")
+
+chat_content <- function(...) {
+  parts <- c(...)
+  if (!is.character(parts) || !length(parts) || anyNA(parts)) {
+    hfbridge_abort("invalid_argument", "Give the message as one or more strings.",
+                   argument = "...")
+  }
+  paste(enc2utf8(parts), collapse = "\n")
+}
+
+chat_params <- function(params) {
+  if (length(params) && (is.null(names(params)) || !all(nzchar(names(params))))) {
+    hfbridge_abort("invalid_argument", paste(
+      "Chat parameters must be named: max_tokens, temperature, top_p, seed, stop."),
+      argument = "...")
+  }
+  for (name in intersect(names(params), c("max_tokens", "seed"))) {
+    if (is.numeric(params[[name]]) && length(params[[name]]) == 1L && !is.na(params[[name]]) &&
+        params[[name]] == round(params[[name]])) {
+      params[[name]] <- as.integer(params[[name]])
+    }
+  }
+  params
+}
+
+chat_reply <- function(text, record, turn) {
+  structure(text, class = c("hfbridge_reply", "character"),
+            endpoint = record$endpoint, tries = as.integer(record$tries),
+            latency_ms = record$latency_ms, tokens_in = turn$tokens_in,
+            tokens_out = turn$tokens_out)
+}

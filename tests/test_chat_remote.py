@@ -1,0 +1,266 @@
+"""Chat and task verbs on remote endpoints (pybridge.chat, pybridge.inference), over real HTTP:
+the failover chain against tests/fault_server.py (429 with Retry-After, 503, refused
+connections, slow answers, streams dropped mid-way, tool calls), and the HF token's scope,
+read from the headers that server records. The results against hfbridge's own server are
+compared with huggingface_hub's InferenceClient and with the in-process models in
+test_serve_clients.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from pybridge import chat, errors, inference
+
+REFUSED = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
+HF_TOKEN = "hf_faketokenfaketoken1234"
+
+
+def link(url, **kw):
+    return {"url": url, "retries": 0, **kw}
+
+
+def a_chat(*links, **kw):
+    return chat.Chat(list(links), model="fault-model", **kw)
+
+
+def chat_posts(fault_server):
+    return [r for r in fault_server.requests() if r["path"].endswith("/chat/completions")]
+
+
+def test_reply_records_endpoint_tries_and_tokens(fault_server):
+    fault_server.script([{"kind": "ok", "text": "fine thanks"}])
+    c = a_chat(link(fault_server.url + "/v1"), system_prompt="Be brief.", params={"max_tokens": 9})
+    reply = c.send("How are you?")
+    assert reply["text"] == "fine thanks"
+    assert (reply["endpoint"], reply["tries"]) == (fault_server.url + "/v1", 1)
+    assert reply["completion_tokens"] > 0
+    body = chat_posts(fault_server)[0]["body"]
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "How are you?"},
+    ]
+    assert body["max_tokens"] == 9 and body["model"] == "fault-model"
+    turns = c.turn_columns()
+    assert turns["role"] == ["user", "assistant"]
+    assert turns["content"] == ["How are you?", "fine thanks"]
+
+
+def test_429_is_retried_after_retry_after_then_answers(fault_server):
+    fault_server.script([{"kind": "status", "status": 429, "retry_after": 1}, {"kind": "ok"}])
+    c = a_chat(link(fault_server.url + "/v1", retries=2))
+    reply = c.send("hi")
+    assert reply["tries"] == 2
+    assert len(chat_posts(fault_server)) == 2
+
+
+def test_rate_limit_after_the_tries_is_classed_with_the_delay(fault_server):
+    fault_server.script([{"kind": "status", "status": 429, "retry_after": 0}] * 3)
+    c = a_chat(link(fault_server.url + "/v1", retries=1))
+    with pytest.raises(errors.RateLimitError) as caught:
+        c.send("hi")
+    assert caught.value.fields["retry_after"] == 0
+    assert len(chat_posts(fault_server)) == 2
+    assert c.turn_columns()["role"] == []  # a failed request leaves the turns as they were
+
+
+def test_503_and_refused_fail_over_to_the_next_endpoint(fault_server):
+    fault_server.script([{"kind": "status", "status": 503}, {"kind": "ok", "text": "second"}])
+    first = link(fault_server.url + "/v1")
+    second = link(fault_server.url + "/v1/", model="other")
+    c = a_chat(link(REFUSED), first, second)
+    reply = c.send("hi")
+    assert reply["text"] == "second" and reply["tries"] == 3
+    assert reply["endpoint"] == fault_server.url + "/v1"  # the second URL, without its slash
+    assert [p["body"]["model"] for p in chat_posts(fault_server)] == ["fault-model", "other"]
+
+
+@pytest.mark.parametrize(
+    "status, error",
+    [(400, errors.ValidationError), (401, errors.AuthError), (403, errors.AuthError),
+     (422, errors.ValidationError)],
+)  # fmt: skip
+def test_client_errors_never_fail_over(fault_server, status, error):
+    fault_server.script([{"kind": "status", "status": status, "message": "no"}, {"kind": "ok"}])
+    c = a_chat(link(fault_server.url + "/v1", retries=2), link(fault_server.url + "/v1"))
+    with pytest.raises(error):
+        c.send("hi")
+    assert len(chat_posts(fault_server)) == 1
+
+
+def test_context_length_is_its_own_error(fault_server):
+    fault_server.script([{"kind": "context_length"}])
+    with pytest.raises(errors.ContextLengthError, match="maximum context length"):
+        a_chat(link(fault_server.url + "/v1")).send("a very long prompt")
+
+
+def test_every_endpoint_failing_lists_each_error(fault_server):
+    fault_server.script([{"kind": "status", "status": 503}])
+    c = a_chat(link(REFUSED), link(fault_server.url + "/v1"))
+    with pytest.raises(errors.UnreachableError) as caught:
+        c.send("hi")
+    found = caught.value.fields["errors"]
+    assert len(found) == 2
+    assert "Connection refused" in found[0] or "ConnectError" in found[0]
+    assert "503" in found[1]
+
+
+def test_a_slow_endpoint_times_out_and_the_next_answers(fault_server):
+    fault_server.script([{"kind": "slow", "seconds": 3}, {"kind": "ok", "text": "quick"}])
+    c = a_chat(link(fault_server.url + "/v1", timeout=0.5), link(fault_server.url + "/v1"))
+    assert c.send("hi")["text"] == "quick"
+
+
+def test_a_stream_fails_over_before_its_first_chunk(fault_server):
+    fault_server.script([{"kind": "status", "status": 503}, {"kind": "ok", "text": "a b c"}])
+    c = a_chat(link(fault_server.url + "/v1"), link(fault_server.url + "/v1/"))
+    s = c.stream("hi")
+    chunks = list(iter(s.next_chunk, None))
+    assert "".join(chunks) == "a b c" and len(chunks) == 3
+    assert s.record()["tries"] == 2
+    assert c.turn_columns()["content"] == ["hi", "a b c"]
+    assert c.turn_columns()["tokens_out"][1] > 0  # the usage chunk (include_usage) was read
+
+
+def test_a_stream_never_switches_after_its_first_chunk(fault_server):
+    fault_server.script([{"kind": "drop", "after": 2, "text": "one two three four"}])
+    c = a_chat(link(fault_server.url + "/v1"), link(fault_server.url + "/v1/"))
+    s = c.stream("hi")
+    assert s.next_chunk() and s.next_chunk()
+    with pytest.raises(errors.NetworkError, match="broke after 2 chunks"):
+        s.next_chunk()
+    assert len(chat_posts(fault_server)) == 1
+    assert c.turn_columns()["role"] == []
+
+
+def test_tool_calls_come_back_and_their_results_are_sent(fault_server):
+    fault_server.script(
+        [
+            {"kind": "tool_call", "name": "get_weather", "arguments": {"city": "Paris"}},
+            {"kind": "ok", "text": "It is sunny in Paris."},
+        ]
+    )
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "The weather in a city.",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    c = a_chat(link(fault_server.url + "/v1"))
+    first = c.send("Weather in Paris?", tools=tools)
+    (call,) = first["tool_calls"]
+    assert call["name"] == "get_weather"
+    assert chat.tool_arguments(call["arguments"]) == {"city": "Paris"}
+    c.add_tool_result(call["id"], call["name"], {"forecast": "sunny"})
+    assert c.send(None, tools=tools)["text"] == "It is sunny in Paris."
+    sent = chat_posts(fault_server)[1]["body"]["messages"]
+    assert sent[1]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert sent[2] == {
+        "role": "tool",
+        "content": '{"forecast": "sunny"}',
+        "tool_call_id": call["id"],
+        "name": "get_weather",
+    }
+
+
+def test_structured_reply_is_parsed_and_tables_become_columns(fault_server):
+    rows = '[{"name": "a", "n": 1}, {"name": "b", "n": 2}]'
+    fault_server.script([{"kind": "ok", "text": rows}, {"kind": "ok", "text": "not json"}])
+    schema = {"type": "array", "items": {"type": "object"}}
+    c = a_chat(link(fault_server.url + "/v1"))
+    assert c.structured("list two", schema) == {
+        "kind": "frame",
+        "value": {"name": ["a", "b"], "n": [1, 2]},
+    }
+    # InferenceClient(base_url=) sends TGI's grammar shape for OpenAI's json_schema
+    fmt = chat_posts(fault_server)[0]["body"]["response_format"]
+    assert fmt == {"type": "json_object", "value": schema}
+    with pytest.raises(errors.ValidationError, match="not JSON"):
+        c.structured("again", schema)
+
+
+# ---- keys: the HF token goes only to Hugging Face hosts ---------------------------------------
+
+
+def auth_headers(fault_server):
+    return [r["headers"].get("authorization") for r in fault_server.requests()]
+
+
+def test_hf_token_never_reaches_another_host(fault_server):
+    env = {"HF_TOKEN": HF_TOKEN, "HF_ENDPOINT": "https://huggingface.co"}
+    fault_server.script([{"kind": "ok"}, {"kind": "ok"}])
+    a_chat(link(fault_server.url + "/v1"), env=env).send("hi")
+    inference.infer("text-generation", ["x"], [link(fault_server.url)], env=env)
+    assert auth_headers(fault_server) == [None, None]
+
+
+def test_an_endpoint_gets_its_own_key(fault_server):
+    env = {"HF_TOKEN": HF_TOKEN}
+    a_chat(link(fault_server.url + "/v1", api_key="endpoint-key"), env=env).send("hi")
+    assert auth_headers(fault_server) == ["Bearer endpoint-key"]
+
+
+def test_the_hub_hf_endpoint_names_gets_the_token(fault_server):
+    env = {"HF_TOKEN": HF_TOKEN, "HF_ENDPOINT": fault_server.url}
+    a_chat(link(fault_server.url + "/v1"), env=env).send("hi")
+    assert auth_headers(fault_server) == [f"Bearer {HF_TOKEN}"]
+
+
+def test_no_message_shows_a_key(fault_server):
+    fault_server.script([{"kind": "status", "status": 401, "message": "bad key endpoint-key"}])
+    c = a_chat(link(fault_server.url + "/v1", api_key="endpoint-key"))
+    with pytest.raises(errors.AuthError) as caught:
+        c.send("hi")
+    assert "endpoint-key" not in str(caught.value)
+    assert "its own api_key" in str(caught.value)
+    assert "endpoint-key" not in repr(inference.endpoint({"url": "http://x", "api_key": "k"}))
+
+
+# ---- task verbs ---------------------------------------------------------------------------------
+
+
+def test_task_verbs_read_the_shapes_of_tgi_and_tei(fault_server):
+    fault_server.script(
+        [
+            {"kind": "ok", "json": [[{"label": "POSITIVE", "score": 0.9},
+                                     {"label": "NEGATIVE", "score": 0.1}]]},
+            {"kind": "ok", "json": [[0.5, 0.25], [1.0, 2.0]]},
+            {"kind": "ok", "json": [{"entity_group": "PER", "score": 0.8, "word": "Ada",
+                                     "start": 0, "end": 3}]},
+            {"kind": "ok", "json": [{"label": "sport", "score": 0.7},
+                                    {"label": "food", "score": 0.3}]},
+        ]
+    )  # fmt: skip
+    url = [link(fault_server.url)]
+    cols, record = inference.infer("text-classification", ["good"], url)
+    assert cols["label"] == ["POSITIVE"] and list(cols["score"]) == [0.9]
+    assert record["endpoint"] == fault_server.url and record["tries"] == 1
+    matrix, _ = inference.infer("feature-extraction", ["a", "b"], url)
+    assert matrix.tolist() == [[0.5, 0.25], [1.0, 2.0]]
+    cols, _ = inference.infer("token-classification", ["Ada codes"], url)
+    assert (cols["entity_group"], cols["word"], list(cols["start"]), list(cols["end"])) == (
+        ["PER"],
+        ["Ada"],
+        [1],
+        [3],
+    )
+    cols, _ = inference.infer(
+        "zero-shot-classification", ["goal!"], url, args={"candidate_labels": ["sport", "food"]}
+    )
+    assert cols["label"] == ["sport", "food"]
+    bodies = [r["body"] for r in fault_server.requests()]
+    assert bodies[3]["parameters"]["candidate_labels"] == ["sport", "food"]
+
+
+def test_bad_task_and_inputs_are_classed():
+    with pytest.raises(errors.UnsupportedError):
+        inference.infer("image-to-text", ["x"], [link(REFUSED)])
+    with pytest.raises(errors.InvalidArgumentError):
+        inference.infer("text-generation", [], [link(REFUSED)])
+    with pytest.raises(errors.InvalidArgumentError):
+        inference.endpoint({"url": "ftp://x"})
+    with pytest.raises(errors.InvalidArgumentError):
+        inference.endpoint({"url": "http://x", "provider": "auto"})
