@@ -19,7 +19,7 @@ from typing import Iterator, List, Optional
 
 import numpy as np
 
-from . import errors, hub, inference
+from . import errors, inference
 
 PARAMS = ("max_tokens", "temperature", "top_p", "seed", "stop")
 LOCAL_PARAMS = {"max_tokens": "max_new_tokens"}
@@ -36,12 +36,15 @@ class Local:
         self.label = f"local:{model}"
 
     def engine(self):
+        """transformers' model, loaded once per repo and revision (pipeline()'s cache)."""
         from .generation import LocalChat
 
-        folder = hub.local_folder(self.model, revision=self.revision, env=self.env, quiet=True)
-        if folder not in _local_models:
-            _local_models[folder] = LocalChat(folder)
-        return _local_models[folder]
+        key = (self.model, self.revision)
+        if key not in _local_models:
+            _local_models[key] = LocalChat(
+                self.model, self.revision, env=self.env, token=self.token
+            )
+        return _local_models[key]
 
     def reply(self, messages, params, tools, response_format) -> dict:
         if response_format is not None:
@@ -59,7 +62,8 @@ def _local(params: dict) -> dict:
 def _structured(engine, response_format):
     from . import structured
 
-    return structured.logits_processor(engine.tokenizer, response_format)
+    constraint = structured.from_openai(response_format)
+    return [structured.logits_processor(engine.tokenizer, constraint)]
 
 
 class Remote:
@@ -153,6 +157,8 @@ class Chat:
         self.system_prompt = _text(system_prompt, "system_prompt") if system_prompt else None
         self.params = _params(params)
         self.turns: List[dict] = []
+        if isinstance(self.backends[0], Local):
+            self.backends[0].engine()  # a model that cannot load fails here, not at the first turn
 
     # ---- asking ------------------------------------------------------------------------------
 

