@@ -8,7 +8,7 @@
     "pytest" "hypothesis" "sentence-transformers" "sentencepiece" "protobuf"
     "setuptools" "ruff" "datasets" "pyarrow" "selenium" "accelerate" "peft"
     "filelock" "fsspec" "pandas" "pyyaml" "fastapi" "uvicorn" "openai"
-    "starlette"
+    "starlette" "llguidance" "jinja2"
   ];
   # CRAN packages: those Debian ships for this project (tools/apt-packages.txt), so that a
   # dependency added to rpackage/DESCRIPTION from that list evaluates; '.' written '_'.

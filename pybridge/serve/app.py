@@ -22,6 +22,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from .config import READY_LINE, ServeConfig
+from .constrained import chat_handler
 from .guard import Guard, ServeError, install_error_handlers
 from .routes import Routes, check_max_tokens
 
@@ -74,7 +75,8 @@ def build_app(config: ServeConfig, registry):
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request, body: NamedBody):
         body = _chat_body(body, registry, config)
-        return await _openai_answer(chat, body, request)
+        handler, body = chat_handler(chat, body, registry)  # response_format, tool_choice
+        return await _openai_answer(handler, body, request)
 
     @app.post("/v1/completions")
     async def completions(request: Request, body: NamedBody):
