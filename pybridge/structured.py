@@ -99,12 +99,19 @@ def from_openai(response_format=None, tools=None, tool_choice=None) -> Optional[
 
 
 def answer_schema(response_format) -> Optional[dict]:
-    """The JSON schema of an OpenAI ``response_format``; None for text."""
+    """The JSON schema of an OpenAI ``response_format``; None for text. TGI's grammar shape,
+    ``{"type": "json_object" or "json", "value": schema}``, is what huggingface_hub's
+    InferenceClient sends for OpenAI's json_schema to a ``base_url``."""
     if response_format is None:
         return None
     kind = response_format.get("type") if isinstance(response_format, dict) else None
     if kind == "text":
         return None
+    if kind in ("json_object", "json") and "value" in response_format:
+        schema = response_format["value"]
+        if not isinstance(schema, dict):
+            raise InvalidArgumentError("`response_format.value` must be a JSON schema.")
+        return schema
     if kind == "json_object":
         return dict(ANY_OBJECT)
     if kind != "json_schema":

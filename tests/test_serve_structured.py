@@ -183,6 +183,18 @@ def test_json_schema_stream_joins_to_the_same_answer_and_ends_with_done(served, 
     assert events[-1] == "data: [DONE]" and not any('"usage"' in e for e in events)
 
 
+def test_inference_client_json_schema_arrives_as_tgi_grammar_and_is_enforced(served, reference):
+    from huggingface_hub import InferenceClient
+
+    # InferenceClient(base_url=) sends OpenAI's json_schema as {"type": "json_object", "value"}
+    out = InferenceClient(base_url=served.url + "/v1").chat_completion(
+        MESSAGES, model="tgi", response_format=STRICT, temperature=0
+    )
+    content = out.choices[0].message.content
+    check_against(REVIEW, json.loads(content))
+    assert content == reference(response_format=STRICT)[0]
+
+
 def test_json_object_answer_is_a_json_object(client, reference):
     out = client.chat.completions.create(
         model="tgi", messages=MESSAGES, response_format={"type": "json_object"}, temperature=0
