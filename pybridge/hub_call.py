@@ -7,8 +7,8 @@
 - running a call: reads get bounded retries on quick network failures, writes get none (a lost
   answer would make a second commit);
 - the one table from huggingface_hub's exceptions and HTTP statuses to :mod:`pybridge.errors`,
-  as ``huggingface_hub.utils._http.hf_raise_for_status`` maps them to its own. Nothing else in
-  pybridge maps a status.
+  as ``huggingface_hub.utils._http.hf_raise_for_status`` maps them to its own, and the one for
+  inference endpoints (:func:`translate_inference`). Nothing else in pybridge maps a status.
 
 Tokens: the HF token goes only to Hugging Face hosts and to the Hub the call names (HF_ENDPOINT,
 the local mirror). huggingface_hub's ``InferenceClient`` sends the saved token as a Bearer token
@@ -377,6 +377,80 @@ def _read_error(exc, ctx: dict, s: Settings, offline: bool) -> errors.PybridgeEr
     if isinstance(exc, e.HFValidationError) or isinstance(exc, ValueError):
         return errors.InvalidArgumentError(f"{where}: {exc}", **ctx)
     return errors.PybridgeError(f"{where}: {type(exc).__name__}: {exc}", **ctx)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inference endpoints' failures (pybridge.inference's failover chain)
+
+INFERENCE_BACKOFF = 0.5
+INFERENCE_FATAL_STATUSES = (400, 401, 403, 404, 413, 422)
+
+
+def translate_inference(exc, where: str, what: str, timeout: float, sent: str):
+    """An inference endpoint's failure as (the pybridge error, seconds to wait before trying
+    again, or None: no retry). 429 and 502-504 wait (Retry-After when sent), timeouts and
+    refused connections wait INFERENCE_BACKOFF; 401, 403, 400, 404, 413 and 422 never retry.
+    ``sent`` says which key went (never the key itself)."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+
+    if isinstance(exc, (InferenceTimeoutError, httpx2.TimeoutException, TimeoutError)):
+        msg = f"{where} did not answer {what} within {timeout:g} s."
+        return errors.NetworkError(msg, endpoint=where), INFERENCE_BACKOFF
+    if isinstance(exc, (httpx2.TransportError, ConnectionError)):
+        msg = f"Could not reach {where} for {what} ({type(exc).__name__}: {exc})."
+        return errors.NetworkError(msg, endpoint=where), INFERENCE_BACKOFF
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if not isinstance(exc, HfHubHTTPError) or status is None:
+        return errors.PybridgeError(f"{where}: {type(exc).__name__}: {exc}", endpoint=where), None
+    detail = _server_message(exc.response)
+    retry_after = _retry_after(exc.response)
+    if status == 429:
+        wait = INFERENCE_BACKOFF if retry_after is None else retry_after
+        msg = f"{where} is rate-limiting {what}: {detail} Try again in {wait:g} s."
+        return errors.RateLimitError(msg, endpoint=where, retry_after=wait), wait
+    if status in (502, 503, 504):
+        wait = INFERENCE_BACKOFF if retry_after is None else retry_after
+        msg = f"{where} is overloaded or not ready ({status}): {detail}"
+        return errors.OverloadedError(msg, endpoint=where, retry_after=wait, status=status), wait
+    if status in (401, 403):
+        msg = f"{where} refused the request ({status}; hfbridge sent {sent}): {detail}"
+        return errors.AuthError(msg, endpoint=where, status=status), None
+    if _is_context_length(detail):
+        msg = f"The request does not fit the model's context at {where}: {detail}"
+        return errors.ContextLengthError(msg, endpoint=where), None
+    if status in INFERENCE_FATAL_STATUSES:
+        msg = f"{where} refused the request as not valid ({status}): {detail}"
+        return errors.ValidationError(msg, endpoint=where, status=status), None
+    return errors.PybridgeError(f"{where} failed ({status}): {detail}", endpoint=where), None
+
+
+def _server_message(response) -> str:
+    """The message of an error answer: OpenAI's {"error": {"message"}}, TGI's {"error"}."""
+    try:
+        body = response.json()
+    except Exception:  # noqa: BLE001 - not JSON, or a body already consumed by a stream
+        try:
+            return (response.text or "").strip()[:300] or "(no message)"
+        except Exception:  # noqa: BLE001
+            return "(no message)"
+    err = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(err, dict):
+        err = err.get("message") or err.get("error") or err
+    return str(err)[:300]
+
+
+def _retry_after(response) -> Optional[float]:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _is_context_length(detail: str) -> bool:
+    d = detail.lower()
+    return "context length" in d or "context_length" in d or "maximum context" in d
 
 
 def auth_error(where, s: Settings, ctx, status, write=False) -> errors.AuthError:

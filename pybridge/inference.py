@@ -27,10 +27,8 @@ import numpy as np
 from . import errors, hub_call
 from .settings import resolve
 
-BACKOFF = 0.5  # seconds before the second try; doubles after
+BACKOFF = hub_call.INFERENCE_BACKOFF  # seconds before the second try; doubles after
 MAX_WAIT = 30.0  # a Retry-After longer than this moves on to the next endpoint at once
-RETRY_STATUSES = (429, 502, 503, 504)
-FATAL_STATUSES = (400, 401, 403, 404, 413, 422)
 
 
 @dataclasses.dataclass
@@ -139,72 +137,13 @@ def run_chain(endpoints: List[Endpoint], call: Callable, what: str) -> Answer:
 FATAL = (errors.AuthError, errors.ValidationError, errors.ContextLengthError)
 
 
-def classify(exc, ep: Endpoint, what: str):
-    """(the pybridge error, seconds to wait before trying again or None for no retry)."""
-    import httpx2
-    from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
-
-    where = ep.label
-    if isinstance(exc, (InferenceTimeoutError, httpx2.TimeoutException, TimeoutError)):
-        msg = f"{where} did not answer {what} within {ep.timeout:g} s."
-        return errors.NetworkError(msg, endpoint=where), BACKOFF
-    if isinstance(exc, (httpx2.TransportError, ConnectionError)):
-        msg = f"Could not reach {where} for {what} ({type(exc).__name__}: {exc})."
-        return errors.NetworkError(msg, endpoint=where), BACKOFF
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    if not isinstance(exc, HfHubHTTPError) or status is None:
-        return errors.PybridgeError(f"{where}: {type(exc).__name__}: {exc}", endpoint=where), None
-    detail = _server_message(exc.response)
-    retry_after = _retry_after(exc.response)
-    if status == 429:
-        wait = BACKOFF if retry_after is None else retry_after
-        msg = f"{where} is rate-limiting {what}: {detail} Try again in {wait:g} s."
-        return errors.RateLimitError(msg, endpoint=where, retry_after=wait), wait
-    if status in (502, 503, 504):
-        wait = BACKOFF if retry_after is None else retry_after
-        msg = f"{where} is overloaded or not ready ({status}): {detail}"
-        return errors.OverloadedError(msg, endpoint=where, retry_after=wait, status=status), wait
-    if status in (401, 403):
-        sent = (
-            "its own api_key" if ep.api_key else "the HF token" if ep.sends_hf_token() else "no key"
-        )
-        msg = f"{where} refused the request ({status}; hfbridge sent {sent}): {detail}"
-        return errors.AuthError(msg, endpoint=where, status=status), None
-    if _is_context_length(detail):
-        msg = f"The request does not fit the model's context at {where}: {detail}"
-        return errors.ContextLengthError(msg, endpoint=where), None
-    if status in FATAL_STATUSES:
-        msg = f"{where} refused the request as not valid ({status}): {detail}"
-        return errors.ValidationError(msg, endpoint=where, status=status), None
-    return errors.PybridgeError(f"{where} failed ({status}): {detail}", endpoint=where), None
-
-
-def _server_message(response) -> str:
-    """The message of an error answer: OpenAI's {"error": {"message"}}, TGI's {"error"}."""
-    try:
-        body = response.json()
-    except Exception:  # noqa: BLE001 - not JSON, or a body already consumed by a stream
-        try:
-            return (response.text or "").strip()[:300] or "(no message)"
-        except Exception:  # noqa: BLE001
-            return "(no message)"
-    err = body.get("error", body) if isinstance(body, dict) else body
-    if isinstance(err, dict):
-        err = err.get("message") or err.get("error") or err
-    return str(err)[:300]
-
-
-def _retry_after(response) -> Optional[float]:
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _is_context_length(detail: str) -> bool:
-    d = detail.lower()
-    return "context length" in d or "context_length" in d or "maximum context" in d
+def classify(exc, ep, what: str):
+    """(the pybridge error, seconds to wait before trying again, or None for no retry)."""
+    if ep.api_key:
+        sent = "its own api_key"
+    else:
+        sent = "the HF token" if ep.sends_hf_token() else "no key"
+    return hub_call.translate_inference(exc, ep.label, what, ep.timeout, sent)
 
 
 # ---------------------------------------------------------------------------------------------
