@@ -271,6 +271,23 @@ class Job(jobs.Job):
 # Loading
 
 
+def text_generator(
+    model,
+    revision="main",
+    device="cpu",
+    allow_pickle=False,
+    trust_remote_code=False,
+    env=None,
+    token=None,
+    quiet=True,
+):
+    """transformers' text-generation pipeline of ``model``, from the cache (or loaded into it):
+    :class:`pybridge.generation.LocalChat` answers with its model and tokenizer, so a chat and a
+    pipeline of the same model share one load."""
+    name = "text-generation"
+    return _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, quiet)
+
+
 def _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, quiet):
     key = (
         "pipeline:" + name,

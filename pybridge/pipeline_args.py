@@ -172,6 +172,20 @@ class Either(Spec):
         raise Bad()
 
 
+class Tools(Spec):
+    """Tool definitions for a chat template: a list of named lists, one named list, or JSON text
+    (:func:`pybridge.tokenizer.chat_tools` reads them)."""
+
+    describe = "tool definitions: a list of named lists (OpenAI's JSON-schema shape), or JSON text"
+
+    def __call__(self, value):
+        if isinstance(value, (str, dict)):
+            return value
+        if not isinstance(value, (list, tuple)) or not all(isinstance(t, dict) for t in value):
+            raise Bad()
+        return value
+
+
 class Options(Spec):
     """A named list of tokenizer options, each with its own spec."""
 
@@ -297,12 +311,21 @@ TASKS = {
 }
 # Every task: the texts a forward pass takes at once (pipeline()'s batch_size, per call).
 COMMON = {"batch_size": COUNT}
+# text-generation called on messages (pybridge.generation.pipeline_reply): one reply, so the
+# generate() settings but num_return_sequences, the seed, a stop text and tools for the template;
+# the arguments about a prompt's text do not apply.
+CHAT = {
+    **{k: v for k, v in GENERATE.items() if k != "num_return_sequences"},
+    "seed": SEED,
+    "stop_sequence": Text(),
+    "tools": Tools(),
+}
 
 
-def check(task: str, name: str, args: dict) -> dict:
-    """``args`` checked against the table of the task ``name`` (canonical); ``task`` is the name
-    the user gave, for the messages. Returns them normalised."""
-    specs = {**TASKS[name], **COMMON}
+def check(task: str, name: str, args: dict, table=None) -> dict:
+    """``args`` checked against the table of the task ``name`` (canonical), or ``table`` when
+    given; ``task`` is the name the user gave, for the messages. Returns them normalised."""
+    specs = {**(TASKS[name] if table is None else table), **COMMON}
     out = {}
     for arg, value in args.items():
         spec = specs.get(arg)

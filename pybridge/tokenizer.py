@@ -16,13 +16,16 @@ an R6 object). Everything else returns plain values (CONTRIBUTING.md, "Return co
 - "no value" in an int32 column (a special token's word id, an unknown token's id) is -1.
 
 Only ``tokenizers`` and the hub layer are imported; transformers is imported only by
-:func:`_convert_with_transformers`, for repos that ship no tokenizer.json.
+:func:`_convert_with_transformers`, for repos that ship no tokenizer.json, and by
+:func:`apply_chat_template`, which loads transformers' tokenizer of the same folder the first
+time a conversation is formatted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 from itertools import chain
 from typing import Optional
@@ -43,6 +46,8 @@ TOKENIZER_FILES = [
     "merges.txt",
     "*.model",
     "*.tiktoken",
+    "chat_template.jinja",  # where transformers 5 saves a chat template
+    "additional_chat_templates/*",
 ]
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
 DIRECTIONS = ("left", "right")
@@ -68,8 +73,8 @@ def from_pretrained(identifier, revision="main", env=None, token=None) -> Tokeni
     )
     path = os.path.join(folder, "tokenizer.json")
     if os.path.isfile(path):
-        return from_file(path)
-    return _convert_with_transformers(folder, identifier)
+        return _remember_folder(from_file(path), folder, identifier)
+    return _remember_folder(_convert_with_transformers(folder, identifier), folder, identifier)
 
 
 def from_file(path) -> Tokenizer:
@@ -82,11 +87,14 @@ def from_file(path) -> Tokenizer:
             f"No tokenizer file at '{path}'. Give the path of a tokenizer.json file.", path=path
         )
     try:
-        return Tokenizer.from_file(path)
+        tok = Tokenizer.from_file(path)
     except Exception as exc:  # tokenizers raises a bare Exception for bad JSON or a bad model
         raise errors.InvalidFileError(
             f"'{path}' is not a valid tokenizer.json file: {exc}", path=path
         ) from None
+    if os.path.basename(path) == "tokenizer.json":  # what transformers reads in that folder
+        _remember_folder(tok, os.path.dirname(os.path.abspath(path)))
+    return tok
 
 
 def from_str(json_text: str) -> Tokenizer:
@@ -605,3 +613,224 @@ def add_tokens(tok: Tokenizer, tokens, special=False) -> int:
             [AddedToken(t, special=True, normalized=False) for t in tokens]
         )
     return tok.add_tokens(tokens)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chat templates
+
+# Kept on a tokenizers.Tokenizer (it has a __dict__): the folder it was loaded from and its name
+# for messages, then transformers' tokenizer of that folder once a conversation was formatted.
+_SOURCE = "_hfbridge_source"
+_CHAT = "_hfbridge_chat_tokenizer"
+_TEMPLATE_FILE = "chat_template.jinja"
+_TEMPLATE_DIR = "additional_chat_templates"
+
+
+def _remember_folder(tok: Tokenizer, folder: str, name: Optional[str] = None) -> Tokenizer:
+    setattr(tok, _SOURCE, (folder, name or folder))
+    return tok
+
+
+def apply_chat_template(
+    tok: Tokenizer, messages, add_generation_prompt=True, tokenize=False, tools=None
+):
+    """A conversation formatted by transformers' own ``apply_chat_template``, with the template
+    of the folder (or repo) ``tok`` was loaded from.
+
+    transformers' tokenizer of that folder is loaded on the first call and kept with ``tok``;
+    with ``tokenize`` the ids (int32, 0-based) are what it encodes, from the folder's files (tokens
+    added to ``tok`` later are not seen). ``messages`` and ``tools`` are checked by
+    :func:`chat_messages` and :func:`chat_tools`. A tokenizer whose folder has no template (a
+    trained one, a tokenizer.json on its own) raises :class:`~pybridge.errors.NoChatTemplateError`.
+    """
+    messages, tools = chat_messages(messages), chat_tools(tools)
+    add_generation_prompt = _flag(add_generation_prompt, "add_generation_prompt")
+    tokenize = _flag(tokenize, "tokenize")
+    folder, name = getattr(tok, _SOURCE, (None, None))
+    out = render_chat(
+        _chat_tokenizer(tok), messages, tools, add_generation_prompt, tokenize, name, folder
+    )
+    return np.asarray(out, dtype=_INT32) if tokenize else out
+
+
+def render_chat(
+    hf_tokenizer,
+    messages,
+    tools=None,
+    add_generation_prompt=True,
+    tokenize=False,
+    name=None,
+    folder=None,
+):
+    """transformers' ``apply_chat_template`` on checked messages: the text, or a list of ids.
+
+    A template that refuses the conversation (many call ``raise_exception`` when roles do not
+    alternate) is an InvalidArgumentError; no template at all a NoChatTemplateError naming
+    ``name`` (a repo id or folder).
+    """
+    if hf_tokenizer is None or hf_tokenizer.chat_template is None:
+        raise no_chat_template(name, folder)
+    import jinja2
+
+    try:
+        return hf_tokenizer.apply_chat_template(
+            messages,
+            tools=tools,
+            add_generation_prompt=add_generation_prompt,
+            tokenize=tokenize,
+            return_dict=False,
+        )
+    except jinja2.TemplateError as exc:
+        raise errors.InvalidArgumentError(
+            f"The chat template refused the messages: {exc}", argument="messages"
+        ) from None
+
+
+def _chat_tokenizer(tok: Tokenizer):
+    """transformers' tokenizer of ``tok``'s folder, loaded once; None when there is no template."""
+    loaded = getattr(tok, _CHAT, None)
+    if loaded is not None:
+        return loaded
+    folder, _name = getattr(tok, _SOURCE, (None, None))
+    if folder is None or not has_chat_template(folder):
+        return None
+    from . import models
+
+    transformers = models.import_transformers()
+    try:
+        with models.quiet_transformers():
+            loaded = transformers.AutoTokenizer.from_pretrained(folder)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds here
+        raise errors.InvalidFileError(
+            f"transformers could not load the tokenizer files of '{folder}' for their chat "
+            f"template: {type(exc).__name__}: {exc}",
+            path=folder,
+        ) from None
+    setattr(tok, _CHAT, loaded)
+    return loaded
+
+
+def has_chat_template(folder: str) -> bool:
+    """Whether transformers finds a chat template in ``folder``: chat_template.jinja,
+    additional_chat_templates/*.jinja, or ``chat_template`` in tokenizer_config.json."""
+    if os.path.isfile(os.path.join(folder, _TEMPLATE_FILE)):
+        return True
+    extra = os.path.join(folder, _TEMPLATE_DIR)
+    if os.path.isdir(extra) and any(n.endswith(".jinja") for n in os.listdir(extra)):
+        return True
+    try:
+        with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as handle:
+            return bool(json.load(handle).get("chat_template"))
+    except (OSError, ValueError, AttributeError):  # no file, not JSON, not an object
+        return False
+
+
+def no_chat_template(name=None, folder=None) -> errors.NoChatTemplateError:
+    if name is None:
+        return errors.NoChatTemplateError(
+            "This tokenizer has no chat template: it was not loaded from a model's folder or repo "
+            "(it was trained, or read from a tokenizer.json file on its own). Load the tokenizer "
+            "of a chat model with tokenizer_from_pretrained(): its folder has chat_template.jinja "
+            "or a chat_template in tokenizer_config.json."
+        )
+    return errors.NoChatTemplateError(
+        f"The tokenizer of '{name}' has no chat template (no chat_template.jinja, and no "
+        "chat_template in tokenizer_config.json). Use a chat (instruct) model, or save one "
+        "with a template: in Python, tokenizer.chat_template = '...' then save_pretrained().",
+        path=folder,
+    )
+
+
+def chat_messages(value) -> list:
+    """A conversation, checked: a non-empty list of dicts, each with a non-empty string ``role``
+    and a string ``content`` (an assistant turn with ``tool_calls`` may have none). Other keys
+    (``tool_calls``, ``tool_call_id``, ``name``) pass as given. Positions are 1-based."""
+    if isinstance(value, dict) and "role" in value:
+        raise _bad_messages(
+            "messages is one message: give a list of messages, list(list(role = , content = ))."
+        )
+    if not isinstance(value, (list, tuple)):
+        raise _bad_messages(
+            "messages must be a data frame with the columns role and content, or a list of "
+            f"messages, each list(role = , content = ); not {_kind(value)}."
+        )
+    if not value:
+        raise _bad_messages("messages is empty: give at least one message.")
+    return [_chat_message(message, i) for i, message in enumerate(value, start=1)]
+
+
+def _chat_message(message, i) -> dict:
+    if not isinstance(message, dict):
+        raise _bad_messages(
+            f"Message {i} must be a named list with role and content, not {_kind(message)}.", i
+        )
+    role, content = message.get("role"), message.get("content")
+    if role is None:
+        raise _bad_messages(f"Message {i} has no role (such as 'system', 'user', 'assistant').", i)
+    if not isinstance(role, str) or not role.strip():
+        raise _bad_messages(f"Message {i}: role must be a non-empty string, not {_kind(role)}.", i)
+    if content is None and not (role == "assistant" and message.get("tool_calls")):
+        raise _bad_messages(f"Message {i} ({role}) has no content.", i)
+    if content is not None and not isinstance(content, str):
+        raise _bad_messages(
+            f"Message {i} ({role}): content must be a string, not {_kind(content)}.", i
+        )
+    return dict(message)
+
+
+def _bad_messages(message, position=None) -> errors.InvalidArgumentError:
+    return errors.InvalidArgumentError(message, argument="messages", position=position)
+
+
+def chat_tools(value):
+    """None, or tool definitions for the template: dicts in OpenAI's JSON-schema shape (or Python
+    functions, which transformers describes from their signature). JSON text of a list or of one
+    tool is parsed; one tool becomes a list of one; an empty list is None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise errors.InvalidArgumentError(
+                f"tools is not valid JSON: {exc}", argument="tools"
+            ) from None
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise errors.InvalidArgumentError(
+            f"tools must be NULL or a list of tool definitions, not {_kind(value)}.",
+            argument="tools",
+        )
+    bad = [i + 1 for i, tool in enumerate(value) if not (isinstance(tool, dict) or callable(tool))]
+    if bad:
+        raise errors.InvalidArgumentError(
+            'tools must be tool definitions: named lists such as list(type = "function", '
+            "`function` = list(name = , description = , parameters = )), or their JSON text; "
+            f"not at positions {_args.positions(bad)}.",
+            argument="tools",
+        )
+    return list(value) or None
+
+
+def _flag(value, name) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise errors.InvalidArgumentError(f"{name} must be TRUE or FALSE.", argument=name)
+    return bool(value)
+
+
+def _kind(value) -> str:
+    """What R gave, in R's words, for a message."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a named list"
+    if isinstance(value, (list, tuple)):
+        return f"a vector or list of {len(value)}"
+    if isinstance(value, bool):
+        return "a logical"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return type(value).__name__

@@ -8,8 +8,9 @@
 #' model repository with only pickle weights, refused unless `allow_pickle = TRUE`),
 #' `repo_exists` and `ref_exists` (creating a repository, branch or tag that exists, without
 #' `exist_ok = TRUE`), `stale_parent` (a commit whose parent is no longer the head of its
-#' branch), and `python` for an unexpected Python failure (with the field `python_type`). No
-#' message ever contains a token.
+#' branch), `no_chat_template` (a conversation given to a tokenizer or model whose folder has no
+#' chat template), and `python` for an unexpected Python failure (with the field
+#' `python_type`). No message ever contains a token.
 #'
 #' @name hfbridge_errors
 #' @examples

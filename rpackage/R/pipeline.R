@@ -36,6 +36,12 @@
 #'   - arguments: `seed`, `return_full_text`, `prefix`, `stop_sequence`, `truncation`,
 #'     `handle_long_generation`, `clean_up_tokenization_spaces`, `skip_special_tokens`, and
 #'     `generate()` settings
+#'   - on a conversation (`messages`, see below): one row with `generated_text` (the
+#'     assistant's reply), `finish_reason` (`"stop"`: the model ended its turn or met
+#'     `stop_sequence`; `"length"`: it ran out of tokens), `prompt_tokens` and
+#'     `completion_tokens`; arguments: `seed`, `stop_sequence` (left out of the reply),
+#'     `tools` (tool definitions for the chat template), and `generate()` settings but
+#'     `num_return_sequences`
 #' * `"feature-extraction"`
 #'   - result: a list of token x hidden matrices (rownames: the tokens)
 #'   - arguments: `tokenize_kwargs`, `truncation`
@@ -64,6 +70,14 @@
 #' the same seed gives the same text as `transformers.set_seed(seed)` before the same pipeline
 #' in Python. A `translation_xx_to_yy` task name picks that language pair of a multilingual
 #' model.
+#'
+#' A text-generation pipeline also answers a conversation: `messages` is a data frame with the
+#' columns `role` and `content` (one row per message), or a list of messages, each
+#' `list(role = , content = )`, given as the input or as `messages =`. It is formatted with the
+#' model's chat template (see the tokenizer's `$apply_chat_template()`) and answered as
+#' transformers' pipeline answers a chat: its defaults sample (temperature 0.7, up to 256 new
+#' tokens) unless the model's generation config or the call says otherwise; `do_sample = FALSE`
+#' is greedy. A model without a chat template signals `hfbridge_error_no_chat_template`.
 #'
 #' Without `model`, the task's default model is used, as in transformers (for sentiment analysis
 #' `"distilbert/distilbert-base-uncased-finetuned-sst-2-english"`), downloaded from the configured
@@ -105,11 +119,11 @@
 #' @param quiet If `TRUE`, no progress bar (a bar shows for long inputs, which run in chunks).
 #' @return A function of class `hfbridge_pipeline`: `f(inputs, ..., quiet, parallel,
 #'   chunk_size, retry)`, where `inputs` is a character vector or a list of strings (for
-#'   question answering, `question =` and `context =`, or a data frame with those columns) and
-#'   `...` are the task's arguments. It returns a data frame, or for `"feature-extraction"` a
-#'   list of matrices. With `parallel = TRUE` or a `chunk_size` it runs in chunks on the
-#'   workers of the active future plan, retrying a failed chunk `retry` times (see
-#'   [hfbridge_parallel]).
+#'   question answering, `question =` and `context =`, or a data frame with those columns; for
+#'   text generation, also a conversation) and `...` are the task's arguments. It returns a data
+#'   frame, or for `"feature-extraction"` a list of matrices. With `parallel = TRUE` or a
+#'   `chunk_size` it runs in chunks on the workers of the active future plan, retrying a failed
+#'   chunk `retry` times (see [hfbridge_parallel]).
 #' @family pipelines
 #' @export
 #' @examples
@@ -123,6 +137,10 @@
 #'
 #' generator <- pipeline("text-generation", "gpt2")
 #' generator("Once upon a time", max_new_tokens = 20, do_sample = TRUE, seed = 42)
+#'
+#' chat <- pipeline("text-generation", "Qwen/Qwen2.5-0.5B-Instruct")
+#' chat(data.frame(role = c("system", "user"),
+#'                 content = c("You are brief.", "What is R?")), seed = 1)
 #'
 #' qa <- pipeline("question-answering")
 #' qa(question = "Where does Alice live?", context = "Alice lives in Berlin.")
@@ -156,6 +174,9 @@ pipeline <- function(task, model = NULL, revision = "main", device = "cpu", batc
 pipeline_function <- function(spec) {
   force(spec)
   function(inputs = NULL, ..., quiet = NULL, parallel = FALSE, chunk_size = NULL, retry = 0L) {
+    if (pipeline_is_chat(spec, inputs, list(...))) {
+      return(pipeline_chat(spec, inputs, list(...), parallel_wanted(parallel, chunk_size)))
+    }
     if (parallel_wanted(parallel, chunk_size)) {
       quiet <- if (is.null(quiet)) spec$quiet else check_flag(quiet, "quiet")
       return(parallel_pipeline(spec, inputs, list(...), quiet, chunk_size, retry))
@@ -249,6 +270,35 @@ pipeline_call <- function(spec, inputs, args, quiet) {
   pipeline_frame(res)
 }
 
+# A conversation for text generation: `messages =`, a data frame, or a list of lists.
+pipeline_is_chat <- function(spec, inputs, args) {
+  identical(spec$kind, "text-generation") &&
+    (!is.null(args$messages) || is.data.frame(inputs) ||
+       (is.list(inputs) && length(inputs) > 0L && all(vapply(inputs, is.list, TRUE))))
+}
+
+# One reply to one conversation, through pybridge.generation (LocalChat), as one row.
+pipeline_chat <- function(spec, inputs, args, parallel) {
+  if (!is.null(args$messages) && !is.null(inputs)) {
+    hfbridge_abort("invalid_argument",
+                   "Give the conversation once: as the input or as messages =, not both.",
+                   argument = "messages", task = spec$task)
+  }
+  if (parallel) {
+    hfbridge_abort("invalid_argument",
+                   "A conversation gets one reply: parallel and chunk_size are for many texts.",
+                   argument = "parallel", task = spec$task)
+  }
+  messages <- if (is.null(inputs)) args$messages else inputs
+  args$messages <- NULL
+  args <- pipeline_merge_args(spec$defaults, pipeline_named_args(args, spec$task))
+  res <- py_call("generation", "pipeline_reply", spec$task, tok_chat_messages(messages),
+                 model = spec$model, revision = spec$revision, device = spec$device,
+                 args = args, allow_pickle = spec$allow_pickle,
+                 trust_remote_code = spec$trust_remote_code, env = hf_env())
+  pipeline_frame(res)
+}
+
 # The task's own arguments: a named list (vectors of several strings become lists). pybridge
 # checks their types and ranges; NA is refused here, because reticulate turns a logical NA into
 # True and a character NA into "NA".
@@ -331,5 +381,5 @@ pipeline_matrices <- function(res) {
 
 # Whether Python has loaded any model (without starting Python).
 pipeline_python_loaded <- function() {
-  any(c("pipeline", "embed", "models") %in% names(.hfb$modules))
+  any(c("pipeline", "embed", "models", "generation") %in% names(.hfb$modules))
 }

@@ -164,6 +164,35 @@ tokenizer <- R6::R6Class(
                                 skip_special_tokens = skip))
     },
 
+    #' @description Formats a conversation with the chat template of the model folder or
+    #'   repo the tokenizer was loaded from, by transformers' own `apply_chat_template()`
+    #'   (`chat_template.jinja`, or `chat_template` in `tokenizer_config.json`). transformers'
+    #'   tokenizer is loaded on the first call (loading a tokenizer does not import it).
+    #' @param messages A data frame with the columns `role` and `content`, one row per message,
+    #'   or a list of messages, each `list(role = , content = )` (other fields, such as an
+    #'   assistant's `tool_calls`, are passed on).
+    #' @param add_generation_prompt Whether to end with the start of the assistant's turn.
+    #' @param tokenize `FALSE` for the text; `TRUE` for its token ids.
+    #' @param tools `NULL`, or tool definitions: a list of named lists in OpenAI's JSON-schema
+    #'   shape (`list(type = "function", "function" = list(name = , description = ,
+    #'   parameters = ))`), or their JSON text.
+    #' @return A string, or with `tokenize = TRUE` an integer vector of 0-based ids, as
+    #'   transformers encodes the text from the folder's tokenizer files (tokens added with
+    #'   `$add_tokens()` are not seen). A tokenizer without a template (a trained one, a
+    #'   `tokenizer.json` on its own, a model that is not a chat model) signals
+    #'   `hfbridge_error_no_chat_template`; a message without a role or with a content that is not
+    #'   a string, `hfbridge_error_invalid_argument` naming its position.
+    apply_chat_template = function(messages, add_generation_prompt = TRUE, tokenize = FALSE,
+                                   tools = NULL) {
+      tokenize <- check_flag(tokenize, "tokenize")
+      out <- private$call(
+        "apply_chat_template", tok_chat_messages(messages),
+        add_generation_prompt = check_flag(add_generation_prompt, "add_generation_prompt"),
+        tokenize = tokenize, tools = tok_chat_tools(tools)
+      )
+      if (tokenize) as.vector(out) else out
+    },
+
     #' @description Pads every batch (as `tokenizers`' `enable_padding`).
     #' @param direction `"right"` or `"left"`.
     #' @param pad_id The id used for padding.
@@ -504,4 +533,41 @@ tok_ids <- function(ids, allow_na = FALSE) {
 tok_read_only <- function(field, instead) {
   hfbridge_abort("invalid_argument", sprintf("`%s` is read-only: use %s.", field, instead),
                  argument = field)
+}
+
+# ---- Conversations --------------------------------------------------------------------------
+
+# A conversation as pybridge takes it: a list of named lists, a data frame's rows becoming
+# messages. A field that is a single NA is left out of its message (a column only some messages
+# have); reticulate would pass it on as "NA" or TRUE. pybridge checks the rest and names the
+# message.
+tok_chat_messages <- function(messages) {
+  if (is.data.frame(messages)) {
+    messages[] <- lapply(messages, function(col) if (is.factor(col)) as.character(col) else col)
+    messages <- lapply(seq_len(nrow(messages)), function(i) lapply(messages, `[[`, i))
+  }
+  if (!is.list(messages)) return(messages)
+  for (i in seq_along(messages)) messages[i] <- list(tok_chat_message(messages[[i]], i))
+  messages
+}
+
+tok_chat_message <- function(message, i) {
+  if (!is.list(message)) return(message)
+  single_na <- vapply(message, function(v) is.atomic(v) && length(v) == 1L && is.na(v), TRUE)
+  message <- message[!single_na]
+  if (anyNA(message, recursive = TRUE)) {
+    hfbridge_abort("invalid_argument", sprintf("Message %d holds NA.", i),
+                   argument = "messages", position = i)
+  }
+  message
+}
+
+# NULL, JSON text (a string; a class such as jsonlite's "json" is dropped), or a list.
+tok_chat_tools <- function(tools) {
+  if (is.null(tools)) return(NULL)
+  if (anyNA(tools, recursive = TRUE)) {
+    hfbridge_abort("invalid_argument", "tools must not hold NA.", argument = "tools")
+  }
+  if (is.character(tools)) return(paste(as.character(tools), collapse = "\n"))
+  tools
 }

@@ -1,0 +1,457 @@
+"""Local chat generation: a causal language model answering a conversation.
+
+:class:`LocalChat` holds one model and its tokenizer: those ``pipeline("text-generation")``
+loads and caches (:func:`pybridge.pipeline.text_generator`, :mod:`pybridge.models`), so the
+folder is the repo's pinned snapshot, weights are safetensors only, and a chat and a pipeline of
+the same model share one load. It formats the messages with the model's chat template
+(transformers' ``apply_chat_template`` with ``add_generation_prompt=True``, through
+:func:`pybridge.tokenizer.render_chat`) and answers with ``model.generate()``:
+
+- :meth:`LocalChat.reply` returns ``{"text", "prompt_tokens", "completion_tokens",
+  "finish_reason"}``;
+- :meth:`LocalChat.stream` returns a :class:`ChatStream`, an iterator of text chunks whose
+  ``result`` attribute holds that same dict once the iteration has ended.
+
+:func:`pipeline_reply` is R's ``pipeline("text-generation")`` called on messages.
+
+torch and transformers are imported when a model loads, never at import.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from . import errors, models, pipeline, pipeline_args, tokenizer
+
+DEFAULT_MAX_NEW_TOKENS = 256  # as transformers' text-generation pipeline
+_TEMPERATURE = pipeline_args.Number(0)
+_TOP_P = pipeline_args.Number(0, 1, open=("low",))
+
+
+class LocalChat:
+    """One causal LM and its tokenizer answering conversations.
+
+    ``model`` is a Hub repo id or a local folder; the other arguments are those of
+    :func:`pybridge.pipeline.load`. One generation runs at a time per LocalChat (a seeded reply
+    then does not depend on other calls).
+    """
+
+    def __init__(
+        self,
+        model,
+        revision="main",
+        device="cpu",
+        allow_pickle=False,
+        trust_remote_code=False,
+        env=None,
+        token=None,
+        quiet=True,
+    ):
+        pipe = pipeline.text_generator(
+            model, revision, device, allow_pickle, trust_remote_code, env, token, quiet
+        )
+        self.name = model
+        self.model, self.tokenizer = pipe.model, pipe.tokenizer
+        # transformers' pipeline's own defaults, for temperature=None (see reply())
+        self._pipeline_defaults = getattr(pipe, "_prepare_generate_kwargs", dict)
+        self._lock = threading.Lock()
+
+    def reply(
+        self,
+        messages,
+        max_new_tokens=DEFAULT_MAX_NEW_TOKENS,
+        temperature=0.0,
+        top_p=1.0,
+        seed=None,
+        tools=None,
+        stop=None,
+        logits_processor=None,
+        generate_kwargs=None,
+    ) -> dict:
+        """The assistant's reply to ``messages``.
+
+        - ``messages``: a list of dicts with ``role`` and ``content``
+          (:func:`pybridge.tokenizer.chat_messages`);
+        - ``max_new_tokens``: the most tokens to generate (None: the model's generation config);
+        - ``temperature``: 0 is greedy; above 0 samples with it and ``top_p``. None settles
+          everything as transformers' text-generation pipeline does: ``generate_kwargs``, then
+          the model's generation config, then the pipeline's defaults (up to 256 new tokens,
+          sampling at temperature 0.7);
+        - ``seed``: seeds torch, numpy and Python (``transformers.set_seed``) right before
+          generating: the same seed gives the same sampled reply;
+        - ``tools``: tool definitions for the template (:func:`pybridge.tokenizer.chat_tools`);
+        - ``stop``: a string or strings that end the reply; the text stops before the first one
+          (it is left out, as OpenAI's ``stop`` does);
+        - ``logits_processor``: a list of transformers ``LogitsProcessor`` objects;
+        - ``generate_kwargs``: other ``generate()`` settings (top_k, repetition_penalty,
+          do_sample, ...), checked as pipeline()'s are; they win over the settings above.
+
+        Returns ``{"text": str, "prompt_tokens": int, "completion_tokens": int,
+        "finish_reason": "stop" | "length"}``. ``text`` is the new tokens decoded without
+        special tokens; ``completion_tokens`` counts every generated token, the end-of-turn
+        token too; "length" when neither an end-of-turn token nor a stop string ended it.
+        """
+        job = _Generation(
+            self, messages, max_new_tokens, temperature, top_p, seed, tools, stop,
+            logits_processor, generate_kwargs,
+        )  # fmt: skip
+        with self._lock:
+            new = job.generate()
+        return job.result(new)
+
+    def stream(
+        self,
+        messages,
+        max_new_tokens=DEFAULT_MAX_NEW_TOKENS,
+        temperature=0.0,
+        top_p=1.0,
+        seed=None,
+        tools=None,
+        stop=None,
+        logits_processor=None,
+        generate_kwargs=None,
+    ) -> "ChatStream":
+        """The reply of :meth:`reply` (same arguments) as a :class:`ChatStream` of text chunks;
+        generation starts at once, in a thread. The arguments are checked before it starts."""
+        job = _Generation(
+            self, messages, max_new_tokens, temperature, top_p, seed, tools, stop,
+            logits_processor, generate_kwargs,
+        )  # fmt: skip
+        return ChatStream(job, self._lock)
+
+
+class ChatStream:
+    """The text chunks of one reply, generated in a thread (transformers' TextIteratorStreamer).
+
+    Iterating gives non-empty strings whose concatenation is the reply's text (a possible
+    beginning of a stop string is held back until it is known not to be one). Once the
+    iteration has ended, ``result`` is the dict :meth:`LocalChat.reply` returns; it is None
+    before. ``close()`` (also called by ``with`` and when the stream is collected) stops the
+    generation at its next token and waits for the thread; ``result`` then holds the reply so
+    far with ``finish_reason = "cancelled"`` (unless the generation had already ended). An error
+    raised by ``generate()`` is raised by the iteration.
+    """
+
+    def __init__(self, job, lock):
+        transformers = models.import_transformers()
+        self.result = None
+        self._done = False
+        self._job, self._lock = job, lock
+        self._streamer = transformers.TextIteratorStreamer(
+            job.tokenizer, skip_prompt=True, skip_special_tokens=True
+        )
+        self._cancel, self._outcome = _Cancel(), _Outcome()
+        self._seen = self._sent = ""
+        # The thread holds no reference to the stream, so that a stream dropped unfinished is
+        # collected, and its generation stopped.
+        self._thread = threading.Thread(
+            target=_generate_in_thread,
+            args=(job, lock, self._streamer, self._cancel, self._outcome),
+            name="hfbridge-chat",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        while not self._done:
+            try:
+                chunk = next(self._streamer)
+            except StopIteration:
+                rest = self._finish()
+                if rest:
+                    return rest
+                break
+            out = self._take(chunk)
+            if out:
+                return out
+        raise StopIteration
+
+    def _take(self, chunk: str) -> str:
+        self._seen += chunk
+        safe = _before_stop(self._seen, self._job.stop)
+        out, self._sent = safe[len(self._sent) :], safe
+        return out
+
+    def _finish(self) -> str:
+        self._thread.join()
+        self._done = True
+        if self._outcome.error is not None:
+            raise self._outcome.error
+        self.result = self._job.result(self._outcome.new)
+        text = self.result["text"]
+        rest = text[len(self._sent) :] if text.startswith(self._sent) else ""
+        self._sent = text
+        return rest
+
+    def close(self) -> None:
+        """Stops the generation (at its next token) and waits for it; safe to call again."""
+        if self._done:
+            return
+        self._cancel.set()
+        self._thread.join()
+        self._done = True
+        if self._outcome.error is None and self._outcome.new is not None:
+            self.result = self._job.result(self._outcome.new)
+            if self._cancel.fired:
+                self.result["finish_reason"] = "cancelled"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001, S110 - nothing to tell at collection
+            pass
+
+
+class _Outcome:
+    """What the generating thread leaves: the new ids, or the error it met."""
+
+    new = None
+    error = None
+
+
+def _generate_in_thread(job, lock, streamer, cancel, outcome) -> None:
+    try:
+        with lock:
+            outcome.new = job.generate(streamer, cancel)
+    except BaseException as exc:  # noqa: BLE001 - raised again by the iteration
+        outcome.error = exc
+        streamer.end()
+
+
+class _Cancel:
+    """A generate() stopping criterion that ends generation once :meth:`set`."""
+
+    def __init__(self):
+        self._event = threading.Event()
+        self.fired = False
+
+    def set(self):
+        self._event.set()
+
+    def criterion(self):
+        torch, transformers = models.import_torch(), models.import_transformers()
+        cancel = self
+
+        class Cancelled(transformers.StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                stop = cancel._event.is_set()
+                cancel.fired = cancel.fired or stop
+                return torch.full((input_ids.shape[0],), stop, dtype=torch.bool)
+
+        return Cancelled()
+
+
+class _Generation:
+    """One reply: its prompt ids and generate() settings, checked, and how its new tokens become
+    the result."""
+
+    def __init__(
+        self, chat, messages, max_new_tokens, temperature, top_p, seed, tools, stop,
+        logits_processor, generate_kwargs,
+    ):  # fmt: skip
+        self.model, self.tokenizer = chat.model, chat.tokenizer
+        self.stop = _stop(stop)
+        self.seed = _checked(pipeline_args.SEED, seed, "seed")
+        self.logits_processor = _processors(logits_processor)
+        self.settings = {
+            **_length(max_new_tokens),
+            **_sampling(temperature, top_p),
+            **_generate_settings(generate_kwargs),
+        }
+        if temperature is None:
+            self.settings = chat._pipeline_defaults(self.settings)
+        elif self.tokenizer.pad_token_id is not None:
+            self.settings.setdefault("pad_token_id", self.tokenizer.pad_token_id)
+        messages, tools = tokenizer.chat_messages(messages), tokenizer.chat_tools(tools)
+        self.prompt = tokenizer.render_chat(
+            self.tokenizer, messages, tools, True, True, name=chat.name
+        )
+
+    def generate(self, streamer=None, cancel=None) -> list:
+        """The new token ids (generate() with the prompt, settings and seed)."""
+        torch, transformers = models.import_torch(), models.import_transformers()
+        kwargs = dict(self.settings)
+        if self.stop:
+            kwargs.update(stop_strings=self.stop, tokenizer=self.tokenizer)
+        if self.logits_processor:
+            kwargs["logits_processor"] = transformers.LogitsProcessorList(self.logits_processor)
+        if cancel is not None:
+            kwargs["stopping_criteria"] = transformers.StoppingCriteriaList([cancel.criterion()])
+        if streamer is not None:
+            kwargs["streamer"] = streamer
+        ids = torch.tensor([self.prompt], dtype=torch.long, device=self.model.device)
+        if self.seed is not None:
+            transformers.set_seed(self.seed)
+        try:
+            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
+        except ValueError as exc:  # generate()'s way to refuse settings that do not fit
+            raise errors.InvalidArgumentError(f"generate() refused: {exc}") from exc
+        return out[0, len(self.prompt) :].tolist()
+
+    def result(self, new: list) -> dict:
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        kept = _before_stop(text, self.stop, hold=False)
+        if len(kept) < len(text):
+            finish = "stop"
+        else:
+            finish = "stop" if new and new[-1] in self._eos() else "length"
+        return {
+            "text": kept,
+            "prompt_tokens": len(self.prompt),
+            "completion_tokens": len(new),
+            "finish_reason": finish,
+        }
+
+    def _eos(self) -> set:
+        found = set()
+        for ids in (
+            self.settings.get("eos_token_id"),
+            self.model.generation_config.eos_token_id,
+            self.tokenizer.eos_token_id,
+        ):
+            found |= set(ids if isinstance(ids, (list, tuple)) else [ids])
+        return found - {None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+
+
+def _checked(spec, value, name):
+    if value is None:
+        return None
+    try:
+        return spec(value)
+    except pipeline_args.Bad:
+        raise pipeline_args.refusal("chat", name, value, spec.describe) from None
+
+
+def _length(max_new_tokens) -> dict:
+    value = _checked(pipeline_args.COUNT, max_new_tokens, "max_new_tokens")
+    return {} if value is None else {"max_new_tokens": value}
+
+
+def _sampling(temperature, top_p) -> dict:
+    """temperature 0 is greedy; above, sampling; None leaves it to the pipeline's rules."""
+    temperature = _checked(_TEMPERATURE, temperature, "temperature")
+    top_p = _checked(_TOP_P, top_p, "top_p")
+    if temperature is None:
+        return {} if top_p is None else {"top_p": top_p}
+    if temperature == 0:
+        return {"do_sample": False}
+    return {"do_sample": True, "temperature": temperature, "top_p": 1.0 if top_p is None else top_p}
+
+
+def _generate_settings(generate_kwargs) -> dict:
+    out = {}
+    for name, value in dict(generate_kwargs or {}).items():
+        spec = pipeline_args.GENERATE.get(name)
+        if spec is None:
+            raise errors.InvalidArgumentError(
+                f"chat: '{name}' is not a generate() setting. The settings: "
+                f"{', '.join(sorted(pipeline_args.GENERATE))}.",
+                argument=name,
+            )
+        out[name] = _checked(spec, value, name)
+    return out
+
+
+def _stop(stop) -> list:
+    """Stop strings as a list (a string is one)."""
+    if stop is None:
+        return []
+    items = [stop] if isinstance(stop, str) else stop
+    if not isinstance(items, (list, tuple)) or not all(isinstance(s, str) and s for s in items):
+        raise pipeline_args.refusal("chat", "stop", stop, "a non-empty string or a vector of them")
+    return list(items)
+
+
+def _processors(logits_processor) -> list:
+    if logits_processor is None:
+        return []
+    items = list(logits_processor) if isinstance(logits_processor, (list, tuple)) else None
+    if items is None or not all(callable(p) for p in items):
+        raise errors.InvalidArgumentError(
+            "logits_processor must be a list of transformers LogitsProcessor objects.",
+            argument="logits_processor",
+        )
+    return items
+
+
+def _before_stop(text: str, stops, hold=True) -> str:
+    """``text`` up to its first stop string; with ``hold``, also without an ending that could be
+    the beginning of one (a stream cannot tell yet)."""
+    if not stops:
+        return text
+    cuts = [i for i in (text.find(s) for s in stops) if i >= 0]
+    if cuts:
+        return text[: min(cuts)]
+    if hold:
+        for k in range(min(len(text), max(map(len, stops)) - 1), 0, -1):
+            if any(s.startswith(text[-k:]) for s in stops):
+                return text[:-k]
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# pipeline("text-generation") on messages
+
+
+def pipeline_reply(
+    task,
+    messages,
+    model=None,
+    revision="main",
+    device="cpu",
+    args=None,
+    allow_pickle=False,
+    trust_remote_code=False,
+    env=None,
+    token=None,
+) -> dict:
+    """The reply to one conversation as one row of columns: ``generated_text``,
+    ``finish_reason``, ``prompt_tokens`` and ``completion_tokens`` (int32).
+
+    ``args`` are the text-generation task's, checked against :data:`pipeline_args.CHAT`, and
+    settled as transformers' text-generation pipeline settles them: the call's, then the model's
+    generation config, then the pipeline's defaults (up to 256 new tokens, sampling at
+    temperature 0.7; ``do_sample = FALSE`` is greedy). ``seed`` makes sampling reproducible;
+    ``stop_sequence`` ends the reply (left out of the text); ``tools`` reach the template.
+    """
+    name = pipeline.canonical(task)
+    if name != "text-generation":
+        raise errors.UnsupportedError(
+            f"Only text-generation takes messages (a conversation); {task} takes texts.",
+            task=task,
+        )
+    args = pipeline_args.check(task, name, dict(args or {}), pipeline_args.CHAT)
+    args.pop("batch_size", None)
+    chat = LocalChat(
+        model or pipeline.default_model(name),
+        revision, device, allow_pickle, trust_remote_code, env, token,
+    )  # fmt: skip
+    out = chat.reply(
+        messages,
+        max_new_tokens=args.pop("max_new_tokens", None),
+        temperature=None,
+        top_p=None,
+        seed=args.pop("seed", None),
+        tools=args.pop("tools", None),
+        stop=args.pop("stop_sequence", None),
+        generate_kwargs=args,
+    )
+    counts = {
+        k: np.asarray([out[k]], dtype=np.int32) for k in ("prompt_tokens", "completion_tokens")
+    }
+    return {"generated_text": [out["text"]], "finish_reason": [out["finish_reason"]], **counts}
