@@ -329,7 +329,13 @@ class Stream:
             self._abandon()
 
     def record(self) -> dict:
-        return _record(self.answer) if self.answer else {}
+        """Which backend answered, after how many tries, how long it took, and the finished
+        turn's tokens."""
+        if not self.answer:
+            return {}
+        turn = self.chat.turns[-1] if self.done and self.chat.turns else {}
+        tokens = {k: turn.get(k) for k in ("prompt_tokens", "completion_tokens")}
+        return {**_record(self.answer), **tokens}
 
 
 # ---- helpers -----------------------------------------------------------------------------------

@@ -446,3 +446,35 @@ def test_offline_serves_the_pinned_commit_from_the_cache(served, tmp_path):
         assert offline[0]["revision"] == pick[CHAT]
     finally:
         server.stop()
+
+
+def test_continuous_batching_is_greedy_and_sampling_requests_stay_reproducible(
+    folders, chat_reference, tmp_path
+):
+    """With --continuous-batching, greedy requests share the batch (whose sampling settings are
+    fixed when its cache is made, at start); a request that samples runs on the sequential path,
+    so its seed is honoured."""
+    from openai import OpenAI
+
+    server = Server(
+        ["--model", f"chat={folders['chat']}", "--continuous-batching"], log=tmp_path / "l"
+    )
+    try:
+        client = OpenAI(base_url=server.url + "/v1", api_key="unused")
+
+        def ask(**kw):
+            return (
+                client.chat.completions.create(
+                    model=folders["chat"], messages=MESSAGES, max_tokens=16, **kw
+                )
+                .choices[0]
+                .message.content
+            )
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            greedy = list(pool.map(lambda _: ask(temperature=0), range(4)))
+        assert greedy == [chat_reference(MESSAGES, 16)[0]] * 4
+        sampled = [ask(temperature=1.5, seed=s) for s in (7, 7, 8)]
+        assert sampled[0] == sampled[1] and sampled[0] != greedy[0]
+    finally:
+        server.stop()

@@ -4,8 +4,9 @@
   through reticulate) against pybridge.embed.embed() in process, which embed_text() runs;
 - concurrency: 8 clients each embedding 250 of the bench's 2,000 texts at once, against the
   2,000 in one in-process call, and against the same 8 requests one after another;
-- generation: 8 concurrent chat requests (continuous batching) against the same 8 run one after
-  another in process with generate() (the tiny chat fixture, 32 new tokens, greedy).
+- generation: 8 concurrent chat requests, to a server with continuous batching and to one
+  without (the default, as in transformers serve), against the same 8 run one after another in
+  process with generate() (the tiny chat fixture, 32 new tokens, greedy).
 
 Usage: python bench.py DATA_DIR ROUNDS
 """
@@ -63,8 +64,8 @@ def main(data_dir, rounds):
     minilm = models.minilm_folder()
     chat = task_models.ensure(names=["chat"])["chat"]
     proc, url = start(
-        ["--model", f"feature-extraction={minilm}", "--model", f"chat={chat}",
-         "--max-inputs", "2000", "--max-body-bytes", "20000000", "--max-tokens", "64"]
+        ["--model", f"feature-extraction={minilm}",
+         "--max-inputs", "2000", "--max-body-bytes", "20000000"]
     )  # fmt: skip
     client = httpx.Client(timeout=600)
     try:
@@ -95,13 +96,13 @@ def main(data_dir, rounds):
         report("8 clients x 250 texts vs 2,000 in one call", together, one_call)
         print(f"result 8 concurrent vs 8 sequential requests: {together / sequential:.2f}x")
 
-        bench_generation(url, chat, rounds)
     finally:
         proc.terminate()
         proc.wait(10)
+    bench_generation(chat, rounds)
 
 
-def bench_generation(url, chat, rounds):
+def bench_generation(chat, rounds):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -109,6 +110,8 @@ def bench_generation(url, chat, rounds):
     body = {"max_tokens": 32, "temperature": 0}
     tok = AutoTokenizer.from_pretrained(chat)
     model = AutoModelForCausalLM.from_pretrained(chat)
+
+    url = None
 
     def ask(p):
         messages = [{"role": "user", "content": p}]
@@ -126,15 +129,21 @@ def bench_generation(url, chat, rounds):
             with torch.inference_mode():
                 model.generate(ids, max_new_tokens=32, do_sample=False)
 
-    ask(prompts[0])  # the continuous batching cache is made on the first request
-
     def concurrent_chat():
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(pool.map(ask, prompts))
 
-    served = median_time(concurrent_chat, rounds)
     local = median_time(in_process, rounds)
-    report("8 concurrent chats vs 8 generate() one after another", served, local)
+    for batching in ([], ["--continuous-batching"]):
+        proc, url = start(["--model", f"chat={chat}", "--max-tokens", "64", *batching])
+        try:
+            ask(prompts[0])
+            served = median_time(concurrent_chat, rounds)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        name = "with" if batching else "without"
+        report(f"8 concurrent chats ({name} continuous batching) vs 8 generate()", served, local)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ those what OpenAI's API says (usage only with ``stream_options.include_usage``, 
 with empty ``choices``; the server's ``max_tokens`` limit as the default).
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -43,7 +44,15 @@ NamedBody = Annotated[dict, Depends(_named)]
 def build_app(config: ServeConfig, registry):
     from .batching import Batcher
 
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    chat, completion = _handlers(registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        if chat is not None and config.continuous_batching:
+            await _warm_up(chat, registry)
+        yield
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     install_error_handlers(app)
     if config.cors:
         from fastapi.middleware.cors import CORSMiddleware
@@ -55,7 +64,6 @@ def build_app(config: ServeConfig, registry):
         if m.kind in ("embedding", "classification", "rerank")
     }
     routes = Routes(registry, batchers, config)
-    chat, completion = _handlers(registry)
 
     @app.get("/health")
     def health():
@@ -147,14 +155,28 @@ class ModelPrefix:
         await self.app(scope, receive, send)
 
 
+async def _warm_up(chat, registry):
+    """Makes continuous batching's cache, greedy, before the server says it is ready: the first
+    request would otherwise pay for it."""
+    for served in registry.of_kind("generation"):
+        body = {
+            "model": served.name,
+            "messages": [{"role": "user", "content": "Hello"}],
+            "max_completion_tokens": 1,
+            "temperature": 0,
+        }
+        await chat.handle_request(body, "warm-up")
+
+
 def _handlers(registry):
     if registry.manager is None:
         return None, None
-    from transformers.cli.serving.chat_completion import ChatCompletionHandler
     from transformers.cli.serving.completion import CompletionHandler
 
+    from .constrained import handler_class
+
     shared = {"model_manager": registry.manager, "generation_state": registry.generation_state}
-    return ChatCompletionHandler(**shared), CompletionHandler(**shared)
+    return handler_class()(**shared), CompletionHandler(**shared)
 
 
 # Names a client sends for "the model this server runs": TGI's documented "tgi", and the

@@ -65,7 +65,8 @@ class ServeConfig:
     timeout: float = 120.0
     max_queue: int = 8192
     max_batch_texts: int = 2048
-    continuous_batching: bool = True
+    continuous_batching: bool = False
+    cb_cache_tokens: int = 32768
     cors: bool = False
     log_prompts: bool = False
 
@@ -126,7 +127,13 @@ def parse_args(argv=None) -> ServeConfig:
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--max-queue", type=int, default=8192)
     p.add_argument("--max-batch-texts", type=int, default=2048)
-    p.add_argument("--no-continuous-batching", action="store_true")
+    p.add_argument(
+        "--continuous-batching",
+        action="store_true",
+        help="greedy chat requests share transformers' continuous batching (off, as in "
+        "transformers serve; its paged cache takes up to --cb-cache-tokens tokens)",
+    )
+    p.add_argument("--cb-cache-tokens", type=int, default=32768, help=argparse.SUPPRESS)
     p.add_argument("--cors", action="store_true", help="allow every origin (off by default)")
     p.add_argument("--log-prompts", action="store_true", help="log prompts (off by default)")
     a = p.parse_args(argv)
@@ -143,7 +150,8 @@ def parse_args(argv=None) -> ServeConfig:
             timeout=a.timeout,
             max_queue=a.max_queue,
             max_batch_texts=a.max_batch_texts,
-            continuous_batching=not a.no_continuous_batching,
+            continuous_batching=a.continuous_batching,
+            cb_cache_tokens=a.cb_cache_tokens,
             cors=a.cors,
             log_prompts=a.log_prompts,
         ).check()

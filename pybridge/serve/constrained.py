@@ -19,7 +19,9 @@ CONSTRAINT_FIELDS = ("response_format", "tool_choice")
 
 
 def chat_handler(chat, body: dict, registry):
-    """(handler, body) for a chat request: ``chat`` itself when nothing is constrained."""
+    """(handler, body) for a chat request: ``chat`` itself when nothing is constrained and the
+    request may share continuous batching (which is greedy: its sampling settings are fixed when
+    its cache is made, so a request that samples runs on the sequential path)."""
     try:
         constraint = structured.from_openai(
             body.get("response_format"), body.get("tools"), body.get("tool_choice")
@@ -29,9 +31,64 @@ def chat_handler(chat, body: dict, registry):
     rest = {k: v for k, v in body.items() if k not in CONSTRAINT_FIELDS}
     if body.get("tool_choice") == "none":
         rest.pop("tools", None)
-    if constraint is None or chat is None:
+    if chat is None:
         return chat, rest
+    if constraint is None:
+        shared = registry.config.continuous_batching and _greedy(rest, registry)
+        return (chat if shared else SequentialChat(chat)), rest
     return ConstrainedChat(chat, registry, constraint), rest
+
+
+def _greedy(body: dict, registry) -> bool:
+    """Whether the request decodes greedily: temperature 0, or none given for a model whose
+    generation config does not sample; and no top_p or seed."""
+    if body.get("top_p") not in (None, 1, 1.0) or body.get("seed") is not None:
+        return False
+    temperature = body.get("temperature")
+    if temperature is None:
+        _, model, _ = registry.generation_model(body.get("model"))
+        return not model.generation_config.do_sample
+    return temperature in (0, 0.0)
+
+
+class SequentialChat:
+    """A chat handler on transformers serve's sequential path, for a request that samples."""
+
+    def __init__(self, chat):
+        self.chat = chat
+
+    async def handle_request(self, body: dict, request_id: str):
+        return await sequential_handler(self.chat, None).handle_request(body, request_id)
+
+
+def handler_class():
+    """transformers serve's ChatCompletionHandler, sampling as OpenAI's API does: a temperature
+    above 0 (or a top_p below 1) samples, whatever the model's generation config says
+    (transformers serve only ever turns sampling off, for temperature 0)."""
+    global _handler_class
+    if _handler_class is None:
+        from transformers.cli.serving.chat_completion import ChatCompletionHandler
+
+        class OpenAIChatHandler(ChatCompletionHandler):
+            def _build_generation_config(self, body, model_generation_config, use_cb=False):
+                config = super()._build_generation_config(body, model_generation_config, use_cb)
+                if (body.get("temperature") or 0) > 0 or body.get("top_p") not in (None, 1):
+                    config.do_sample = True
+                return config
+
+        _handler_class = OpenAIChatHandler
+    return _handler_class
+
+
+_handler_class = None
+
+
+def sequential_handler(chat, logits):
+    return handler_class()(
+        model_manager=chat.model_manager,
+        generation_state=_Sequential(chat.generation_state, logits),
+        chat_template_kwargs=chat.chat_template_kwargs,
+    )
 
 
 class ConstrainedChat:
@@ -41,8 +98,6 @@ class ConstrainedChat:
         self.chat, self.registry, self.constraint = chat, registry, constraint
 
     async def handle_request(self, body: dict, request_id: str):
-        from transformers.cli.serving.chat_completion import ChatCompletionHandler
-
         _, model, processor = self.registry.generation_model(body["model"])
         tokenizer = getattr(processor, "tokenizer", processor)
         if self.constraint.tools:
@@ -53,12 +108,7 @@ class ConstrainedChat:
             )
         except PybridgeError as e:
             raise ServeError(422, str(e)) from None
-        handler = ChatCompletionHandler(
-            model_manager=self.chat.model_manager,
-            generation_state=_Sequential(self.chat.generation_state, logits),
-            chat_template_kwargs=self.chat.chat_template_kwargs,
-        )
-        return await handler.handle_request(body, request_id)
+        return await sequential_handler(self.chat, logits).handle_request(body, request_id)
 
 
 def _check_tool_call_format(tokenizer, model) -> None:
@@ -121,6 +171,8 @@ class _WithLogitsProcessor:
     def _inputs(self, inputs) -> dict:
         from transformers import LogitsProcessorList
 
+        if self.logits is None:
+            return inputs
         # GenerateManager hands its inputs to generate() as keyword arguments; a
         # GenerationConfig cannot carry a logits processor.
         return {**inputs, "logits_processor": LogitsProcessorList([self.logits])}

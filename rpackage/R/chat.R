@@ -155,8 +155,7 @@ hfbridge_chat <- R6::R6Class(
         callback(chunk)
       }
       finished <- TRUE
-      turn <- utils::tail(self$get_turns(), 1L)
-      chat_reply(paste(chunks, collapse = ""), call_python(stream$record), turn)
+      chat_reply(paste(chunks, collapse = ""), call_python(stream$record))
     },
     chat_structured = function(..., schema) {
       if (missing(schema) || !is.list(schema)) {
@@ -224,8 +223,7 @@ hfbridge_chat <- R6::R6Class(
         for (call in res$tool_calls) private$run_tool(call)
         res <- private$send(NULL)
       }
-      turn <- utils::tail(self$get_turns(), 1L)
-      chat_reply(res$text, res, turn)
+      chat_reply(res$text, res)
     },
     send = function(content) {
       tools <- lapply(unname(private$tools), function(t) list(
@@ -273,9 +271,11 @@ chat_params <- function(params) {
   params
 }
 
-chat_reply <- function(text, record, turn) {
+# The reply with its record (pybridge.chat's reply, or a stream's record()).
+chat_reply <- function(text, record) {
+  count <- function(x) if (is.null(x)) NA_integer_ else as.integer(x)
   structure(text, class = c("hfbridge_reply", "character"),
             endpoint = record$endpoint, tries = as.integer(record$tries),
-            latency_ms = record$latency_ms, tokens_in = turn$tokens_in,
-            tokens_out = turn$tokens_out)
+            latency_ms = record$latency_ms, tokens_in = count(record$prompt_tokens),
+            tokens_out = count(record$completion_tokens))
 }

@@ -10,7 +10,8 @@
 #' \itemize{
 #'   \item OpenAI: `POST /v1/chat/completions` (with `stream = true`, server-sent events ending
 #'     with `data: [DONE]`), `/v1/completions`, `/v1/embeddings`, `GET /v1/models`. Chat and
-#'     completions are transformers' own `transformers serve` handlers, with continuous batching;
+#'     completions are transformers' own `transformers serve` handlers (with its continuous
+#'     batching when `continuous_batching = TRUE`);
 #'   \item TGI: `POST /` with `{"inputs", "parameters"}`, `/generate`, `/generate_stream`,
 #'     `GET /info`, `GET /health`;
 #'   \item TEI: `POST /embed` (always `[[f32]]`), `/predict` (`[[{label, score}]]` for a batch),
@@ -38,6 +39,10 @@
 #' @param port The port; `NULL` picks a free one.
 #' @param api_key A key clients must send; required for a `host` other than loopback.
 #' @param offline Serve from the cache only (`HF_HUB_OFFLINE=1` in the server).
+#' @param continuous_batching Let concurrent greedy chat requests share transformers'
+#'   continuous batching, with a paged cache of 32k tokens made at start. Off by default, as in
+#'   `transformers serve`: requests then run one after another per model. Requests that sample
+#'   (a `temperature` above 0, `top_p` or `seed`) and structured ones always run on their own.
 #' @param max_tokens The most new tokens a request may ask for, and the default.
 #' @param max_inputs The most texts in one embedding or classification request.
 #' @param max_body_bytes The largest request body.
@@ -56,7 +61,7 @@
 #' hf_serve_stop(srv)
 #' }
 hf_serve <- function(models, host = "127.0.0.1", port = NULL, api_key = NULL, offline = FALSE,
-                     max_tokens = 512L, max_inputs = 512L, max_body_bytes = 2 * 1024^2,
+                     continuous_batching = FALSE, max_tokens = 512L, max_inputs = 512L, max_body_bytes = 2 * 1024^2,
                      timeout = 300, log = tempfile("hfbridge-serve-", fileext = ".log"),
                      python = service_python()) {
   specs <- serve_model_specs(models)
@@ -69,13 +74,15 @@ hf_serve <- function(models, host = "127.0.0.1", port = NULL, api_key = NULL, of
       "\"127.0.0.1\"."), host), argument = "api_key")
   }
   check_flag(offline, "offline")
+  check_flag(continuous_batching, "continuous_batching")
   args <- c("-m", "pybridge.serve", rbind("--model", specs), "--host", host, "--port", port,
             "--max-tokens", check_count(max_tokens, "max_tokens", 1L),
             "--max-inputs", check_count(max_inputs, "max_inputs", 1L),
             "--max-body-bytes", format(check_count(max_body_bytes, "max_body_bytes", 1L),
                                        scientific = FALSE),
             "--timeout", format(serve_positive(timeout, "timeout")),
-            if (offline) "--offline", if (!is.null(api_key)) "--api-key-stdin")
+            if (offline) "--offline", if (continuous_batching) "--continuous-batching",
+            if (!is.null(api_key)) "--api-key-stdin")
   started <- service_start(check_string(python, "python"), args, "server",
                            "^hfbridge serve ready at (http://\\S+)\\s*$", timeout, log, api_key)
   server <- structure(
