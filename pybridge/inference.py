@@ -176,6 +176,8 @@ def infer(task: str, inputs, endpoints: list, model=None, args=None, env=None, t
         )
     chain = [endpoint(e) for e in endpoints]
     args = dict(args or {})
+    # rows scaled to unit length here, as embed_text(normalize = TRUE), whatever the server does
+    normalize = bool(args.pop("normalize", False)) and task == "feature-extraction"
     run = _RUNNERS[task]
     items = (
         [texts[i : i + EMBED_CHUNK] for i in range(0, len(texts), EMBED_CHUNK)]
@@ -195,7 +197,10 @@ def infer(task: str, inputs, endpoints: list, model=None, args=None, env=None, t
 
     answer = run_chain(chain, call, task)
     record = {"endpoint": answer.endpoint, "tries": answer.tries, "latency_ms": answer.latency_ms}
-    return _COLUMNS[task](texts, answer.value), record
+    out = _COLUMNS[task](texts, answer.value)
+    if normalize:
+        out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out, record
 
 
 def _task_url(ep: Endpoint, model) -> Optional[str]:

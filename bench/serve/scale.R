@@ -1,7 +1,7 @@
 # Scale-out through one server (see run.sh): all-MiniLM-L6-v2 embeddings of N texts by 4 future
 # workers, two ways, start-up included: (1) each worker loads the model (embed_text(parallel =
-# TRUE)); (2) one hf_serve() server loads it once and the workers send it their chunks (through
-# Python's httpx, as R has no POST client here). Prints both times and their ratio.
+# TRUE)); (2) one hf_serve() server loads it once and the workers send it their chunks
+# (embed_text(endpoint = url)). Prints both times and their ratio.
 # Usage: Rscript bench/serve/scale.R TEXTS_FILE [WORKERS]
 suppressPackageStartupMessages({
   library(hfbridge)
@@ -16,17 +16,6 @@ seconds <- function(expr) unname(system.time(expr)[["elapsed"]])
 cat(sprintf("%d texts, all-MiniLM-L6-v2, %d workers, %d cores\n", length(texts), workers,
             parallelly::availableCores()))
 
-post_chunk <- function(url, chunk) {
-  httpx <- reticulate::import("httpx2")
-  rows <- list()
-  for (part in split(chunk, ceiling(seq_along(chunk) / 500))) {
-    res <- httpx$post(paste0(url, "/v1/embeddings"), json = list(input = as.list(part)),
-                      timeout = 3600)
-    rows <- c(rows, lapply(res$json()$data, function(d) unlist(d$embedding)))
-  }
-  do.call(rbind, rows)
-}
-
 direct <- seconds({
   plan(multisession, workers = workers)
   own <- embed_text(texts, model, normalize = TRUE, parallel = TRUE,
@@ -37,7 +26,9 @@ served <- seconds({
   srv <- hf_serve(c("feature-extraction" = model), max_inputs = 500L, timeout = 600)
   plan(multisession, workers = workers)
   url <- srv$url
-  parts <- lapply(chunks, function(chunk) future(post_chunk(url, chunk), seed = NULL))
+  parts <- lapply(chunks, function(chunk) {
+    future(hfbridge::embed_text(chunk, model, normalize = TRUE, endpoint = url), seed = NULL)
+  })
   via <- do.call(rbind, lapply(parts, value))
 })
 plan(sequential)

