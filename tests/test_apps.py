@@ -4,13 +4,17 @@ pytest starts the app with Rscript (hfbridge::run_example_app) on 127.0.0.1 agai
 over the demo store, and drives Chromium through chromium-driver (Selenium Manager off, nothing
 downloaded). What the app shows is compared with the reference computed apart from it:
 pipeline() run by Rscript on the same texts, sentence-transformers for the search's top hit,
-tokenizers for the token ids. Screenshots are saved under build/apps/.
+tokenizers for the token ids, the app's own server asked by huggingface_hub's InferenceClient
+for the chat. A second app runs with the server setting (its models in one hf_serve() process)
+and a chat model. Screenshots are saved under build/apps/.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -37,6 +41,14 @@ TEXTS = [
     "The food was cold and bad.",
 ]
 QUERY = "Which animal played outside?"
+# The tiny chat model answers a short message in about ten tokens, within a few milliseconds: too
+# fast for a page to show the reply growing. Its slow copy has layers added that change nothing
+# (their output projections are zero), so it gives the same replies at about the pace of a real
+# model on a CPU.
+CHAT_SLOW = "hfbridge-tiny/chat-slow"
+CHAT_EXTRA_LAYERS = 150
+CHAT_MAX_TOKENS = 48
+CHAT_SYSTEM = "You are a helpful assistant."  # the app's system prompt
 CHROMIUM_FLAGS = [
     "--headless=new",
     "--no-sandbox",
@@ -67,30 +79,59 @@ def _r_env(mirror_url: str, hf_home: Path) -> dict:
     return env
 
 
+def _slow_chat(folder: Path) -> Path:
+    """hfbridge-tiny/chat with CHAT_EXTRA_LAYERS more decoder layers that add exactly zero."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2ForCausalLM
+
+    from pybridge.fixtures import task_models
+
+    source = task_models.ensure(names=["chat"])["chat"]
+    model = AutoModelForCausalLM.from_pretrained(source)
+    config = model.config
+    layers = config.num_hidden_layers
+    config.num_hidden_layers = layers + CHAT_EXTRA_LAYERS
+    config.layer_types = ["full_attention"] * config.num_hidden_layers
+    torch.manual_seed(0)
+    slow = Qwen2ForCausalLM(config)
+    slow.load_state_dict(model.state_dict(), strict=False)
+    with torch.no_grad():
+        for layer in slow.model.layers[layers:]:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+    slow.generation_config = model.generation_config
+    slow.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def demo_mirror(tmp_path_factory):
+    from pybridge.mirror import publish_folder
+
     root = tmp_path_factory.mktemp("apps-store")
     build_demo_store(str(root), [MINILM, SENTIMENT])
+    publish_folder(root, CHAT_SLOW, _slow_chat(tmp_path_factory.mktemp("chat-slow")))
     m = Mirror(root, log=root.parent / "apps-mirror.log")
     m.start()
     yield m
     m.stop()
 
 
-@pytest.fixture(scope="module")
-def app(demo_mirror, tmp_path_factory):
-    """The example app, run by Rscript as a user runs it; its URL."""
-    home = tmp_path_factory.mktemp("apps-hf-home")
+@contextlib.contextmanager
+def _run_app(mirror, home: Path, arguments: str, env=None):
+    """Runs the example app with Rscript as a user runs it; yields its URL, log and R env."""
     port = _free_port()
-    log = open(home.parent / "app.log", "w")
+    log = open(home.parent / f"{home.name}.log", "w")
     code = (
         f"hfbridge::run_example_app(port = {port}, host = '127.0.0.1', "
-        "launch.browser = FALSE, workers = 2)"
+        f"launch.browser = FALSE, {arguments})"
     )
+    r_env = {**_r_env(mirror.url, home), **(env or {})}
     started = time.monotonic()
     proc = subprocess.Popen(
         ["Rscript", "-e", code],
-        env=_r_env(demo_mirror.url, home),
+        env=r_env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -108,15 +149,34 @@ def app(demo_mirror, tmp_path_factory):
                 pass
             assert time.monotonic() - started < 300, Path(log.name).read_text()[-3000:]
             time.sleep(0.5)
-        print(f"\napp ready in {time.monotonic() - started:.1f} s")
-        yield {"url": url, "log": Path(log.name), "env": _r_env(demo_mirror.url, home)}
+        print(f"\napp ({arguments}) ready in {time.monotonic() - started:.1f} s")
+        yield {"url": url, "log": Path(log.name), "env": r_env}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the app and its worker sessions
+        os.killpg(proc.pid, signal.SIGTERM)  # the app, its worker sessions and its server
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def app(demo_mirror, tmp_path_factory):
+    """The example app with its models in its own processes."""
+    with _run_app(demo_mirror, tmp_path_factory.mktemp("apps-hf-home"), "workers = 2") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server_app(demo_mirror, tmp_path_factory):
+    """The example app with the server setting and a chat model; `server` is its server's URL."""
+    home = tmp_path_factory.mktemp("apps-server-hf-home")
+    arguments = f"workers = 2, server = TRUE, chat_model = '{CHAT_SLOW}'"
+    env = {"HFBRIDGE_CHAT_MAX_TOKENS": str(CHAT_MAX_TOKENS)}
+    with _run_app(demo_mirror, home, arguments, env) as running:
+        line = re.search(r"models served at (http://\S+) \(log: (.+)\)", running["log"].read_text())
+        assert line, running["log"].read_text()[-3000:]
+        yield {**running, "server": line.group(1), "server_log": Path(line.group(2))}
 
 
 @pytest.fixture
@@ -340,3 +400,155 @@ def test_a_long_job_in_one_session_does_not_block_another(app, browser):
     print(f"\ntwo sessions: {timing}")
     assert "hfbridge progress" not in app["log"].read_text()
     assert "Embedding" not in app["log"].read_text()  # no cli bar in the app's console
+
+
+# ---- the server setting and the Chat tab -------------------------------------------------------
+
+
+def _sentiment_rows(driver, texts):
+    _type(driver, "sentiment_text", "\n".join(texts))
+    _click(driver, "sentiment_run")
+    _wait_status(driver, "sentiment", "done")
+    return _table(driver, "sentiment_table")
+
+
+def _search_rows(driver, query):
+    _tab(driver, "Semantic search")
+    _type(driver, "search_query", query)
+    _click(driver, "search_run")
+    _wait_status(driver, "search", "done")
+    return _table(driver, "search_table")
+
+
+def test_the_server_setting_gives_the_same_sentiment_and_search(app, server_app, browser):
+    local, served = browser(app["url"]), browser(server_app["url"])
+    expected, got = _sentiment_rows(local, TEXTS), _sentiment_rows(served, TEXTS)
+    assert [r[:2] for r in got] == [r[:2] for r in expected]
+    assert [float(r[2]) for r in got] == pytest.approx([float(r[2]) for r in expected], abs=1e-5)
+    _shot(served, "server-sentiment.png")
+
+    expected, got = _search_rows(local, QUERY), _search_rows(served, QUERY)
+    assert [r[:2] for r in got] == [r[:2] for r in expected]
+    assert [float(r[2]) for r in got] == pytest.approx([float(r[2]) for r in expected], abs=2e-4)
+    _shot(served, "server-search.png")
+
+    # The server did the work (its log has one line per request, and never a text).
+    log = server_app["server_log"].read_text()
+    assert f"POST /models/{SENTIMENT} 200" in log
+    assert f"POST /models/{MINILM} 200" in log
+    assert TEXTS[0] not in log and QUERY not in log
+
+
+# Records each text the reply being streamed shows, as the page changes.
+RECORD_REPLY = """
+window.replyStates = [];
+new MutationObserver(function () {
+  var el = document.querySelector('#chat_reply .chat-content');
+  var text = el ? el.innerText : '';
+  var states = window.replyStates;
+  if (text && states[states.length - 1] !== text) states.push(text);
+}).observe(document.getElementById('chat_pending'),
+           {childList: true, subtree: true, characterData: true});
+"""
+
+
+def _chat_reference(server_url, messages):
+    """The reply the app's server gives to the same turns, greedy, asked by InferenceClient."""
+    from huggingface_hub import InferenceClient
+
+    client = InferenceClient(base_url=server_url, api_key="unused")
+    out = client.chat_completion(
+        messages, model=CHAT_SLOW, max_tokens=CHAT_MAX_TOKENS, temperature=0
+    )
+    return out.choices[0].message.content
+
+
+def _send(driver, message):
+    """Sends a message and waits for its reply; returns the texts the reply showed meanwhile."""
+    count = len(_turns(driver))
+    driver.execute_script(RECORD_REPLY)
+    _type(driver, "chat_text", message)
+    _click(driver, "chat_send")
+    _wait(
+        driver,
+        f"return document.querySelectorAll('#chat_history .chat-turn').length > {count}"
+        " || document.getElementById('chat_status').innerText === 'error'",
+        180,
+    )
+    _wait_status(driver, "chat", "done")
+    return driver.execute_script("return window.replyStates")
+
+
+def _turns(driver):
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#chat_history .chat-turn')).map(t =>"
+        " [t.classList.contains('chat-user') ? 'user' : 'assistant',"
+        "  t.querySelector('.chat-content').innerText])"
+    )
+
+
+def test_the_chat_streams_the_reply_the_server_gives_and_keeps_the_turns(server_app, browser):
+    messages = [{"role": "system", "content": CHAT_SYSTEM}]
+    turns = []
+    driver = browser(server_app["url"])
+    _tab(driver, "Chat")
+    _wait(driver, f"return document.getElementById('chat_note').innerText.includes('{CHAT_SLOW}')")
+
+    for i, text in enumerate(["Hello!", "Tell me something."]):
+        messages.append({"role": "user", "content": text})
+        expected = _chat_reference(server_app["server"], messages)  # the first warms it up
+        states = _send(driver, text)
+        messages.append({"role": "assistant", "content": expected})
+        turns += [["user", text], ["assistant", expected]]
+        assert _turns(driver) == turns
+        # The reply grew in the page: several partial texts, each longer, each a beginning of it.
+        assert len(states) >= 2, states
+        assert all(expected.startswith(s) for s in states), (states, expected)
+        assert [len(s) for s in states] == sorted({len(s) for s in states}), states
+        print(f"\nreply {i + 1}: {len(states)} states shown while streaming")
+    assert driver.execute_script("return document.getElementById('chat_text').value") == ""
+    _shot(driver, "chat.png")
+
+    _type(driver, "chat_text", " ")
+    _click(driver, "chat_send")
+    _wait_status(driver, "chat", "error")
+    assert "Type a message." in driver.execute_script(
+        "return document.getElementById('chat_error').innerText"
+    )
+
+    # A server error (a body over the server's 2 MB) is a message; the turns stay as they were.
+    driver.execute_script(
+        "var el = document.getElementById('chat_text'); el.value = arguments[0];"
+        "$(el).trigger('change');",
+        "word " * 450_000,
+    )
+    _idle(driver)
+    _click(driver, "chat_send")
+    error = _wait(
+        driver,
+        "var e = document.getElementById('chat_error').innerText;"
+        " return e && e !== 'Type a message.' && e",
+        180,
+    )
+    print(f"\nthe error shown: {error[:300]}")
+    assert "413" in error or "large" in error, error
+    assert _turns(driver) == turns
+    _shot(driver, "chat-error.png")
+
+    messages.append({"role": "user", "content": "Say a sentence."})
+    expected = _chat_reference(server_app["server"], messages)
+    _send(driver, "Say a sentence.")
+    assert _turns(driver)[-2:] == [["user", "Say a sentence."], ["assistant", expected]]
+
+
+def test_the_chat_tab_says_when_no_chat_model_is_set(app, browser):
+    driver = browser(app["url"])
+    _tab(driver, "Chat")
+    _wait(driver, "return document.getElementById('chat_note').innerText.length > 0")
+    assert "No chat model is configured" in driver.execute_script(
+        "return document.getElementById('chat_note').innerText"
+    )
+    _type(driver, "chat_text", "Hello!")
+    _click(driver, "chat_send")
+    _wait_status(driver, "chat", "error")
+    _shot(driver, "chat-no-model.png")

@@ -48,7 +48,7 @@ def build_app(config: ServeConfig, registry):
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        if chat is not None and config.continuous_batching:
+        if chat is not None:
             await _warm_up(chat, registry)
         yield
 
@@ -156,8 +156,9 @@ class ModelPrefix:
 
 
 async def _warm_up(chat, registry):
-    """Makes continuous batching's cache, greedy, before the server says it is ready: the first
-    request would otherwise pay for it."""
+    """One token of greedy generation per model before the server says it is ready: the first
+    request would otherwise pay for generation's lazy set-up (and continuous batching's cache,
+    made greedy here)."""
     for served in registry.of_kind("generation"):
         body = {
             "model": served.name,

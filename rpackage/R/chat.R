@@ -18,8 +18,8 @@
 #'     `tries`, `latency_ms`, `tokens_in` and `tokens_out`. Registered tools are called when the
 #'     model asks, and their results are sent back, until the model replies with text.}
 #'   \item{`$stream(..., callback = NULL)`}{As `$chat()`, but calls `callback(chunk)` once per
-#'     chunk as it arrives (by default it writes the chunk to the console), and returns the whole
-#'     reply. The chain is tried until the first chunk; after that, the stream stays with the
+#'     chunk as it arrives (by default it writes the chunk to the console, and a newline at the
+#'     end), and returns the whole reply, invisibly. The chain is tried until the first chunk; after that, the stream stays with the
 #'     endpoint that sent it.}
 #'   \item{`$chat_structured(..., schema)`}{Asks for a reply that follows the JSON schema
 #'     `schema` (an R list) through `response_format`, and returns it parsed: a data frame for an
@@ -139,6 +139,7 @@ hfbridge_chat <- R6::R6Class(
       private$converse(chat_content(...))
     },
     stream = function(..., callback = NULL) {
+      console <- is.null(callback)
       callback <- callback %||% function(chunk) cat(chunk)
       if (!is.function(callback)) {
         hfbridge_abort("invalid_argument", "`callback` must be a function of one chunk.",
@@ -155,7 +156,8 @@ hfbridge_chat <- R6::R6Class(
         callback(chunk)
       }
       finished <- TRUE
-      chat_reply(paste(chunks, collapse = ""), call_python(stream$record))
+      if (console) cat("\n")
+      invisible(chat_reply(paste(chunks, collapse = ""), call_python(stream$record)))
     },
     chat_structured = function(..., schema) {
       if (missing(schema) || !is.list(schema)) {
