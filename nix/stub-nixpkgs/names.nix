@@ -9,6 +9,7 @@
     "setuptools" "ruff" "datasets" "pyarrow" "selenium" "accelerate" "peft"
     "filelock" "fsspec" "pandas" "pyyaml" "fastapi" "uvicorn" "openai"
     "starlette" "llguidance" "jinja2"
+    "diffusers" "pillow"  # text_to_image() (issue 24)
   ];
   # CRAN packages: those Debian ships for this project (tools/apt-packages.txt), so that a
   # dependency added to rpackage/DESCRIPTION from that list evaluates; '.' written '_'.
