@@ -33,7 +33,7 @@ R_SELF = "hfbridge"
 R_NAME = r"([A-Za-z][A-Za-z0-9.]*[A-Za-z0-9])"
 R_PATTERNS = [
     re.compile(r"\b(?:library|require|requireNamespace|loadNamespace)\(\s*[\"']?" + R_NAME),
-    re.compile(r"(?<![A-Za-z0-9._$@])" + R_NAME + r":::?[A-Za-z._]"),
+    re.compile(r"(?<![A-Za-z0-9._$@:])" + R_NAME + r":::?[A-Za-z._]"),  # not CSS `:empty::after`
 ]
 R_SUFFIXES = (".R", ".r", ".Rmd", ".sh", ".Rprofile")
 PY_FOLDERS = ("pybridge/", "tests/", "bench/", "tools/")
