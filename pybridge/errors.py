@@ -97,6 +97,12 @@ class NetworkError(PybridgeError, ConnectionError):
     code = "network"
 
 
+class TLSError(PybridgeError, ConnectionError):
+    """A server's certificate that the CAs in use cannot verify (a company CA: SSL_CERT_FILE)."""
+
+    code = "tls"
+
+
 class InvalidFileError(PybridgeError, ValueError):
     code = "invalid_file"
 
@@ -153,6 +159,12 @@ class UnreachableError(PybridgeError, ConnectionError):
 
 class PythonEnvironmentError(PybridgeError, ImportError):
     code = "python_environment"
+
+
+class SystemDependencyError(PybridgeError, FileNotFoundError):
+    """A program outside Python that a task needs is missing (ffmpeg for audio); ``program``."""
+
+    code = "system_dependency"
 
 
 class PythonError(PybridgeError, RuntimeError):

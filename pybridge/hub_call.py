@@ -13,7 +13,14 @@
 Tokens: the HF token goes only to Hugging Face hosts and to the Hub the call names (HF_ENDPOINT,
 the local mirror). huggingface_hub's ``InferenceClient`` sends the saved token as a Bearer token
 to any ``base_url``; the request hook of :func:`_client_factory`, on the one HTTP session every
-huggingface_hub call shares, takes it off a request to any other host.
+huggingface_hub call shares, takes it off an inference call's request to any other host.
+
+Proxies and CA: R passes the proxy and CA variables with the HF_* ones at every call
+(:data:`pybridge.settings.NETWORK_NAMES`), since Sys.setenv() in R never reaches os.environ, and
+httpx2 reads os.environ only when a session is made. :func:`follow_network` remakes the shared
+session when a call's settings differ from those it was made with, with its proxies and CA given
+explicitly (``trust_env=False``): os.environ, a copy taken when Python started, is never read
+for them. The table from proxy variables to mounts is httpx2's own (:func:`_routes`).
 
 Xet: huggingface_hub uploads through Xet when ``hf_xet`` is installed. A Hub other than
 huggingface.co (the local mirror, a company Hub) may not speak it, so for those endpoints it is
@@ -24,14 +31,17 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
+import os
+import ssl
 import sys
 import time
 import urllib.parse
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 from . import errors
 from ._args import fields_of
-from .settings import Settings, resolve
+from .settings import Network, Settings, proxy_label, resolve
 
 RETRIES = 3
 BACKOFF = (0.5, 1.0)
@@ -41,10 +51,16 @@ HF_HOSTS = ("huggingface.co", "hf.co")
 TOKEN_HOSTS = HF_HOSTS + ("huggingface.cloud",)  # + Inference Endpoints
 _hf = None
 _bar_class = None
-_hub_hosts: set = set()  # hosts of every Hub endpoint a call has named (HF_ENDPOINT)
+# The Hub (scheme://host:port) of the call running in this context: its HF_ENDPOINT.
+_call_hub: contextvars.ContextVar = contextvars.ContextVar("call_hub", default=None)
 _hf_tokens: set = set()  # every HF token a call has resolved
-# An endpoint's own key, which a request to that endpoint may carry even if it looks like a token.
+# Set while an inference call runs (pybridge.inference.run_chain): the hook guards its requests
+# only, so huggingface_hub used directly in this process (HfApi(endpoint=...)) is left alone.
+# The value is the endpoint's own key, which a request to it may carry even if it looks like a
+# token ("" for none).
 endpoint_key: contextvars.ContextVar = contextvars.ContextVar("endpoint_key", default=None)
+# The proxies and CA the shared session was made with; None: huggingface_hub's own (os.environ).
+_network: Optional[Network] = None
 
 
 def hf_module():
@@ -61,11 +77,25 @@ def hf_module():
     return _hf
 
 
-def _client_factory():
-    """huggingface_hub's default session, with :func:`_keep_token_home` after its own hook."""
-    from huggingface_hub.utils._http import default_client_factory
+def _client_factory(net: Optional[Network] = None):
+    """huggingface_hub's default session, with :func:`_keep_token_home` after its own hook. With
+    ``net``, its proxies and CA are exactly those of ``net``."""
+    from huggingface_hub.utils._http import default_client_factory, hf_request_event_hook
 
-    client = default_client_factory()
+    if net is None:
+        client = default_client_factory()
+    else:
+        import httpx2
+
+        verify = _ssl_context(net)
+        client = httpx2.Client(  # default_client_factory's settings, and the network's
+            event_hooks={"request": [hf_request_event_hook]},
+            follow_redirects=True,
+            timeout=None,
+            trust_env=False,
+            verify=verify,
+            mounts=_proxy_mounts(net, verify),
+        )
     client.event_hooks = {
         **client.event_hooks,
         "request": [*client.event_hooks["request"], _keep_token_home],
@@ -73,20 +103,148 @@ def _client_factory():
     return client
 
 
-def token_may_reach(url_or_host: str) -> bool:
-    """Whether the HF token may be sent to this URL's host: a Hugging Face host, or a Hub a call
-    has named."""
-    host = urllib.parse.urlparse(url_or_host).hostname if "//" in url_or_host else url_or_host
-    host = (host or "").lower()
-    return host in _hub_hosts or any(host == h or host.endswith("." + h) for h in TOKEN_HOSTS)
+# ---------------------------------------------------------------------------------------------
+# Proxies and CA
+
+
+def follow_network(net: Network) -> None:
+    """The shared session follows this call's proxies and CA: it is remade when they differ
+    from those it was made with, so a change in R takes effect at the next call; equal settings
+    cost a comparison. A bad proxy URL or CA file fails here, naming its variable."""
+    global _network
+    if net == _network:
+        return
+    hf = hf_module()
+    hf.set_client_factory(functools.partial(_client_factory, net))
+    _network = None
+    hf.get_session()
+    _network = net
+
+
+def _ssl_context(net: Network):
+    if net.ca is None:
+        return True  # with trust_env=False: the system's CAs
+    try:
+        if os.path.isdir(net.ca):
+            return ssl.create_default_context(capath=net.ca)
+        return ssl.create_default_context(cafile=net.ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise errors.InvalidArgumentError(
+            f"{net.ca_variable} is '{net.ca}', which is not a readable CA file (PEM) or folder "
+            f"({exc}). Fix or unset it.",
+            argument=net.ca_variable,
+        ) from None
+
+
+def _proxy_mounts(net: Network, verify) -> dict:
+    import httpx2
+
+    mounts = {}
+    for pattern, route in _routes(net).items():
+        if route is None:
+            mounts[pattern] = None  # direct, as no_proxy says
+            continue
+        url, variable = route
+        try:
+            mounts[pattern] = httpx2.HTTPTransport(verify=verify, trust_env=False, proxy=url)
+        except (ValueError, ImportError, httpx2.InvalidURL) as exc:
+            raise errors.InvalidArgumentError(
+                f"The proxy in {variable} ({proxy_label(url)}) cannot be used: "
+                f"{errors.safe_text(exc)}. Use http://host:port (or https://, socks5:// with the "
+                "Python package socksio), or unset it.",
+                argument=variable,
+            ) from None
+    return mounts
+
+
+def _routes(net: Network) -> Dict[str, Optional[Tuple[str, str]]]:
+    """URL pattern -> (proxy URL, variable), or None for no proxy: httpx2's reading of the
+    proxy variables (``httpx2._utils.get_environment_proxies``), applied to ``net``."""
+    from httpx2 import InvalidURL
+    from httpx2._utils import URLPattern
+
+    routes: Dict[str, Optional[Tuple[str, str]]] = {}
+    for scheme, url, variable in net.proxies:
+        routes[f"{scheme}://"] = (url, variable)
+    for host in (h.strip() for h in net.no_proxy.split(",")):
+        if host == "*":
+            return {}
+        pattern = _no_proxy_pattern(host) if host else None
+        if pattern is not None:
+            routes[pattern] = None
+    for pattern in list(routes):
+        try:
+            URLPattern(pattern)
+        except (ValueError, InvalidURL):
+            del routes[pattern]  # as httpx2: an entry that cannot be parsed is ignored
+    return routes
+
+
+def _no_proxy_pattern(host: str) -> Optional[str]:
+    import ipaddress
+
+    def is_ip(kind) -> bool:
+        try:
+            kind(host.split("/")[0])
+        except ValueError:
+            return False
+        return True
+
+    if "://" in host:
+        return host
+    if is_ip(ipaddress.IPv4Address):
+        return f"all://{host}"
+    if is_ip(ipaddress.IPv6Address):
+        addr, slash, subnet = host.partition("/")
+        return f"all://[{addr}]/{subnet}" if slash else f"all://[{host.replace('%', '%25')}]"
+    if host.lower() == "localhost" or host.startswith("["):
+        return f"all://{host}"
+    if "/" in host:
+        return None
+    return f"all://{host}" if host.startswith("*.") else f"all://*{host}"
+
+
+def proxy_route(url: str) -> Optional[Tuple[str, str]]:
+    """(proxy URL without credentials, its variable) that the shared session sends a request
+    for ``url`` through, or None (direct, or a session that pybridge did not make)."""
+    if _network is None or "://" not in str(url):
+        return None
+    import httpx2
+    from httpx2._utils import URLPattern
+
+    target = httpx2.URL(str(url))
+    routes = sorted(((URLPattern(p), r) for p, r in _routes(_network).items()), key=lambda x: x[0])
+    for pattern, route in routes:
+        if pattern.matches(target):
+            return None if route is None else (proxy_label(route[0]), route[1])
+    return None
+
+
+def token_may_reach(url: str) -> bool:
+    """Whether the HF token may be sent to this URL: a Hugging Face host, or the Hub the running
+    call names (HF_ENDPOINT), or the one huggingface_hub was configured with, on the same scheme,
+    host and port (a local mirror does not vouch for another server on the same machine)."""
+    parts = urllib.parse.urlparse(url)
+    host = (parts.hostname or "").lower()
+    if any(host == h or host.endswith("." + h) for h in TOKEN_HOSTS):
+        return True
+    hubs = (_call_hub.get(), hf_module().constants.ENDPOINT)
+    return _origin(url) in {_origin(h) for h in hubs if h}
+
+
+def _origin(url: str):
+    parts = urllib.parse.urlparse(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return (parts.scheme, (parts.hostname or "").lower(), port)
 
 
 def _keep_token_home(request) -> None:
+    key = endpoint_key.get()
     auth = request.headers.get("authorization")
-    if not auth or token_may_reach(request.url.host):
+    if key is None or not auth or token_may_reach(str(request.url)):
         return
     value = auth[len("Bearer ") :] if auth.startswith("Bearer ") else auth
-    if value == endpoint_key.get():
+    if key and value == key:
         return
     from huggingface_hub import get_token
 
@@ -95,8 +253,10 @@ def _keep_token_home(request) -> None:
 
 
 def note_hub(s: Settings) -> None:
-    """Remembers the call's Hub and token, for :func:`_keep_token_home`."""
-    _hub_hosts.add((urllib.parse.urlparse(s.endpoint).hostname or "").lower())
+    """Remembers the call's Hub and token, for :func:`_keep_token_home`, and makes the shared
+    session follow the call's proxies and CA (:func:`follow_network`)."""
+    follow_network(s.network)
+    _call_hub.set(s.endpoint)
     if s.token:
         _hf_tokens.add(s.token)
 
@@ -314,6 +474,9 @@ def _write_status_error(status, ctx, s: Settings, exists) -> Optional[errors.Pyb
 def _read_error(exc, ctx: dict, s: Settings, offline: bool) -> errors.PybridgeError:
     e = hf_module().errors
     where = describe_place(ctx)
+    tls = tls_error(exc, s.endpoint, **ctx)
+    if tls is not None:
+        return tls
     if isinstance(exc, e.GatedRepoError):
         token_hint = (
             f"the token (from {s.token_source}) has not been granted access"
@@ -346,10 +509,12 @@ def _read_error(exc, ctx: dict, s: Settings, offline: bool) -> errors.PybridgeEr
             **ctx,
         )
     if isinstance(exc, e.IncompleteSnapshotError) and not offline:
+        via, proxy = _proxy_note(exc, s.endpoint)
         return errors.NetworkError(
-            f"Could not reach {s.endpoint} for {where}, and the cache holds only part of it. "
-            "Check the connection or HF_ENDPOINT, then try again.",
+            f"Could not reach {s.endpoint}{via} for {where}, and the cache holds only part of "
+            f"it. Check the connection{_proxy_advice(proxy)} or HF_ENDPOINT, then try again.",
             **ctx,
+            proxy=proxy and proxy[0],
         )
     if isinstance(exc, e.IncompleteSnapshotError) or (
         isinstance(exc, (e.LocalEntryNotFoundError, e.OfflineModeIsEnabled)) and offline
@@ -368,15 +533,73 @@ def _read_error(exc, ctx: dict, s: Settings, offline: bool) -> errors.PybridgeEr
         if not isinstance(inner, errors.PybridgeError) or inner.code != "error":
             return inner
     if _is_network(cause) or isinstance(exc, e.LocalEntryNotFoundError):
+        via, proxy = _proxy_note(cause, s.endpoint)
         return errors.NetworkError(
-            f"Could not reach {s.endpoint} for {where}, also after retrying "
-            f"({type(cause).__name__}). Check the connection or HF_ENDPOINT; files already in the "
-            "cache work with HF_HUB_OFFLINE=1.",
+            f"Could not reach {s.endpoint}{via} for {where}, also after retrying "
+            f"({type(cause).__name__}). Check the connection{_proxy_advice(proxy)} or "
+            "HF_ENDPOINT; files already in the cache work with HF_HUB_OFFLINE=1.",
             **ctx,
+            proxy=proxy and proxy[0],
         )
     if isinstance(exc, e.HFValidationError) or isinstance(exc, ValueError):
         return errors.InvalidArgumentError(f"{where}: {exc}", **ctx)
     return errors.PybridgeError(f"{where}: {type(exc).__name__}: {exc}", **ctx)
+
+
+def _chain(exc) -> list:
+    """``exc`` and the exceptions behind it, outermost first."""
+    found = []
+    while exc is not None and len(found) < 12 and exc not in found:
+        found.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return found
+
+
+def _request_url(exc, fallback: str) -> str:
+    """The URL of the request that failed (httpx2 keeps it on its errors), else ``fallback``."""
+    for e in _chain(exc):
+        try:
+            return str(e.request.url)
+        except (AttributeError, RuntimeError):  # no request, or httpx2's "not set"
+            continue
+    return fallback
+
+
+def tls_error(exc, url: str, **fields) -> Optional[errors.TLSError]:
+    """A certificate that could not be verified, behind ``exc``, as an error that says which
+    variable to set; None for any other failure."""
+    failure = next((e for e in _chain(exc) if isinstance(e, ssl.SSLCertVerificationError)), None)
+    if failure is None:
+        return None
+    target = urllib.parse.urlsplit(_request_url(exc, url))
+    origin = f"{target.scheme}://{target.netloc}" if target.netloc else url
+    net = _network
+    cas = f"the CAs in {net.ca_variable} ({net.ca})" if net and net.ca else "the system's CAs"
+    return errors.TLSError(
+        f"The TLS certificate of {origin} could not be verified with {cas}: "
+        f"{failure.verify_message or failure.reason}. If your network or Hub uses a certificate "
+        "authority of its own, set SSL_CERT_FILE to its CA file (PEM), as in Sys.setenv("
+        'SSL_CERT_FILE = "/path/to/ca.pem"); the next call uses it.',
+        variable="SSL_CERT_FILE",
+        **fields,
+    )
+
+
+def _proxy_note(exc, url: str):
+    """(" through the proxy ... (from VAR)", (proxy, VAR)) when the failed request went through a
+    proxy, else ("", None); with what the proxy answered to a refused tunnel."""
+    import httpx2
+
+    route = proxy_route(_request_url(exc, url))
+    if route is None:
+        return "", None
+    refused = next((e for e in _chain(exc) if isinstance(e, httpx2.ProxyError)), None)
+    answer = f", which answered {errors.safe_text(refused)}" if refused is not None else ""
+    return f" through the proxy {route[0]} (from {route[1]}{answer})", route
+
+
+def _proxy_advice(proxy) -> str:
+    return f", the proxy ({proxy[1]}) and no_proxy," if proxy else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,12 +617,17 @@ def translate_inference(exc, where: str, what: str, timeout: float, sent: str):
     import httpx2
     from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
 
+    tls = tls_error(exc, where, endpoint=where)
+    if tls is not None:
+        return tls, None
     if isinstance(exc, (InferenceTimeoutError, httpx2.TimeoutException, TimeoutError)):
         msg = f"{where} did not answer {what} within {timeout:g} s."
         return errors.NetworkError(msg, endpoint=where), INFERENCE_BACKOFF
     if isinstance(exc, (httpx2.TransportError, ConnectionError)):
-        msg = f"Could not reach {where} for {what} ({type(exc).__name__}: {exc})."
-        return errors.NetworkError(msg, endpoint=where), INFERENCE_BACKOFF
+        via, proxy = _proxy_note(exc, where)
+        msg = f"Could not reach {where}{via} for {what} ({type(exc).__name__}: {exc})."
+        err = errors.NetworkError(msg, endpoint=where, proxy=proxy and proxy[0])
+        return err, INFERENCE_BACKOFF
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if not isinstance(exc, HfHubHTTPError) or status is None:
         return errors.PybridgeError(f"{where}: {type(exc).__name__}: {exc}", endpoint=where), None

@@ -18,6 +18,7 @@ answered, after how many tries, and how long it took.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import time
 from typing import Callable, List, Optional
@@ -108,7 +109,7 @@ def run_chain(endpoints: List[Endpoint], call: Callable, what: str) -> Answer:
     for ep in endpoints:
         for attempt in range(1, ep.retries + 2):
             tries += 1
-            key = hub_call.endpoint_key.set(ep.api_key)
+            key = hub_call.endpoint_key.set(ep.api_key or "")
             try:
                 value = call(ep)
                 return Answer(value, ep.label, tries, (time.monotonic() - started) * 1000)
@@ -192,8 +193,11 @@ def infer(task: str, inputs, endpoints: list, model=None, args=None, env=None, t
             return [run(c, items[0], m, args)]
         from concurrent.futures import ThreadPoolExecutor
 
+        # each request runs in a copy of this context: the call's Hub and endpoint key, which
+        # hub_call's token hook reads in the thread that sends the request
+        context = contextvars.copy_context()
         with ThreadPoolExecutor(min(PARALLEL, len(items))) as pool:
-            return list(pool.map(lambda item: run(c, item, m, args), items))
+            return list(pool.map(lambda item: context.copy().run(run, c, item, m, args), items))
 
     answer = run_chain(chain, call, task)
     record = {"endpoint": answer.endpoint, "tries": answer.tries, "latency_ms": answer.latency_ms}

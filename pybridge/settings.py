@@ -9,10 +9,12 @@ hfbridge does with it.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Tuple
 
 from .errors import InvalidArgumentError, register_secret
 
@@ -25,6 +27,18 @@ _TRUE = {"1", "ON", "YES", "TRUE"}
 FLAG_CONSTANTS = ("HF_HUB_DISABLE_SYMLINKS", "HF_HUB_DISABLE_XET", "HF_HUB_DISABLE_SHARED_BLOBS")
 # Any of these true sets constants.HF_HUB_DISABLE_TELEMETRY (a shorter user-agent).
 TELEMETRY_NAMES = ("HF_HUB_DISABLE_TELEMETRY", "DISABLE_TELEMETRY", "DO_NOT_TRACK")
+
+# The proxy and CA variables, read as Python's HTTP clients read them: urllib's getproxies()
+# (lower case wins, and a lower-case empty value unsets) for httpx2, and the CA files of httpx2
+# (SSL_CERT_FILE, SSL_CERT_DIR) and requests (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE).
+PROXY_SCHEMES = ("http", "https", "all")
+PROXY_NAMES = tuple(
+    name
+    for scheme in PROXY_SCHEMES + ("no",)
+    for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY")
+)
+CA_NAMES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+NETWORK_NAMES = PROXY_NAMES + CA_NAMES
 
 ENV_NAMES = (
     (
@@ -45,7 +59,30 @@ ENV_NAMES = (
     )
     + FLAG_CONSTANTS
     + TELEMETRY_NAMES
+    + NETWORK_NAMES
 )
+
+
+@dataclass(frozen=True)
+class Network:
+    """The proxies and CA of one call. Two equal values give the same HTTP session
+    (:func:`pybridge.hub_call.follow_network`)."""
+
+    proxies: Tuple[Tuple[str, str, str], ...] = ()  # (scheme or "all", proxy URL, variable)
+    no_proxy: str = ""
+    ca: Optional[str] = None  # a CA file or folder
+    ca_variable: Optional[str] = None
+
+    def __repr__(self) -> str:  # never the proxies' credentials
+        shown = ", ".join(f"{var}={proxy_label(url)}" for _, url, var in self.proxies)
+        return f"Network({shown}; no_proxy={self.no_proxy!r}; {self.ca_variable}={self.ca!r})"
+
+
+def proxy_label(url: str) -> str:
+    """A proxy URL without its user and password, for messages. Read as text, not parsed, so
+    that a malformed URL (an unencoded "@" or "/" in the password) loses them too."""
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rpartition("@")[2] if "@" in rest else url
 
 
 @dataclass(frozen=True)
@@ -60,6 +97,7 @@ class Settings:
     download_timeout: int = DEFAULT_TIMEOUT
     progress_bars: Optional[bool] = None  # False: HF_HUB_DISABLE_PROGRESS_BARS is true
     flags: Dict[str, bool] = field(default_factory=dict)
+    network: Network = Network()
 
     @property
     def hf_token_arg(self):
@@ -142,7 +180,45 @@ def resolve(env: Optional[Mapping[str, str]] = None, token: Optional[str] = None
             **{name: _is_true(_clean(env, name)) for name in FLAG_CONSTANTS},
             "HF_HUB_DISABLE_TELEMETRY": any(_is_true(_clean(env, n)) for n in TELEMETRY_NAMES),
         },
+        network=_network(tuple(env.get(name) for name in NETWORK_NAMES)),
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _network(values: tuple) -> Network:
+    """The Network of the NETWORK_NAMES values (None: unset), cached: the same values at every
+    call cost a lookup."""
+    env = {name: str(v) for name, v in zip(NETWORK_NAMES, values) if v is not None}
+    proxies = []
+    for scheme in PROXY_SCHEMES:
+        found = _proxy_variable(env, scheme)
+        if found is not None:
+            value, name = found
+            url = value if "://" in value else f"http://{value}"  # as httpx2 reads a bare host
+            _register_credentials(url)
+            proxies.append((scheme, url, name))
+    no_proxy = _proxy_variable(env, "no")
+    ca = next(((_clean(env, n), n) for n in CA_NAMES if _clean(env, n)), (None, None))
+    return Network(tuple(proxies), no_proxy[0] if no_proxy else "", *ca)
+
+
+def _proxy_variable(env: Mapping[str, str], scheme: str):
+    """(value, variable) as urllib.request.getproxies_environment() picks it, or None."""
+    for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
+        value = env.get(name)
+        if value is not None and (value or name.islower()):
+            return (value, name) if value else None
+    return None
+
+
+def _register_credentials(url: str) -> None:
+    """A proxy's user:password and password (as written and decoded) never reach a message."""
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    if not password:
+        return
+    for secret in (userinfo, password, urllib.parse.unquote(password)):
+        register_secret(secret)
 
 
 def _resolve_token(env, hf_home, explicit):

@@ -197,6 +197,13 @@ def test_hf_token_never_reaches_another_host(fault_server):
     assert auth_headers(fault_server) == [None, None]
 
 
+def test_a_hub_on_the_same_host_does_not_vouch_for_another_port(fault_server):
+    host = fault_server.url.rsplit(":", 1)[0]
+    env = {"HF_TOKEN": HF_TOKEN, "HF_ENDPOINT": f"{host}:1"}  # the Hub: same host, other port
+    a_chat(link(fault_server.url + "/v1"), env=env).send("hi")
+    assert auth_headers(fault_server) == [None]
+
+
 def test_an_endpoint_gets_its_own_key(fault_server):
     env = {"HF_TOKEN": HF_TOKEN}
     a_chat(link(fault_server.url + "/v1", api_key="endpoint-key"), env=env).send("hi")

@@ -3,13 +3,15 @@
 #' Every failure arrives as a condition with the classes
 #' `c("hfbridge_error_<code>", "hfbridge_error", "error", "condition")` and fields for what it is
 #' about (`repo_id`, `filename`, `revision`, `path`, ...). The codes are `repo_not_found`,
-#' `revision_not_found`, `entry_not_found`, `gated`, `auth`, `offline_not_cached`, `network`,
-#' `invalid_file`, `invalid_argument`, `python_environment`, `unsupported`, `pickle_weights` (a
-#' model repository with only pickle weights, refused unless `allow_pickle = TRUE`),
-#' `repo_exists` and `ref_exists` (creating a repository, branch or tag that exists, without
-#' `exist_ok = TRUE`), `stale_parent` (a commit whose parent is no longer the head of its
-#' branch), `no_chat_template` (a conversation given to a tokenizer or model whose folder has no
-#' chat template), and `python` for an unexpected Python failure (with the field
+#' `revision_not_found`, `entry_not_found`, `gated`, `auth`, `offline_not_cached`, `network` (a
+#' failure through a proxy names it in the field `proxy`, never with its password), `tls` (a
+#' server certificate the CAs in use cannot verify: set `SSL_CERT_FILE`), `invalid_file`,
+#' `invalid_argument`, `python_environment`, `unsupported`, `pickle_weights` (a model repository
+#' with only pickle weights, refused unless `allow_pickle = TRUE`), `repo_exists` and
+#' `ref_exists` (creating a repository, branch or tag that exists, without `exist_ok = TRUE`),
+#' `stale_parent` (a commit whose parent is no longer the head of its branch),
+#' `no_chat_template` (a conversation given to a tokenizer or model whose folder has no chat
+#' template), and `python` for an unexpected Python failure (with the field
 #' `python_type`). No message ever contains a token.
 #'
 #' @name hfbridge_errors

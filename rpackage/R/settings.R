@@ -6,10 +6,15 @@ hf_env_names <- c(
   "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH",
   "HF_HUB_DISABLE_IMPLICIT_TOKEN", "HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT",
   "HF_HUB_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_SYMLINKS", "HF_HUB_DISABLE_XET",
-  "HF_HUB_DISABLE_SHARED_BLOBS", "HF_HUB_DISABLE_TELEMETRY", "DISABLE_TELEMETRY", "DO_NOT_TRACK"
+  "HF_HUB_DISABLE_SHARED_BLOBS", "HF_HUB_DISABLE_TELEMETRY", "DISABLE_TELEMETRY", "DO_NOT_TRACK",
+  # proxies and CAs (pybridge.settings.NETWORK_NAMES)
+  "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+  "no_proxy", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"
 )
 
+# An empty lower-case proxy variable is passed on: as in Python, it unsets the upper-case one.
 hf_env <- function() {
   values <- Sys.getenv(hf_env_names, unset = NA_character_)
-  as.list(values[!is.na(values) & nzchar(values)])
+  keep <- !is.na(values) & (nzchar(values) | grepl("^[a-z]+_proxy$", names(values)))
+  as.list(values[keep])
 }
