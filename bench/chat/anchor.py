@@ -60,16 +60,18 @@ def main(url, model, folder, rounds, max_tokens):
     lm = AutoModelForCausalLM.from_pretrained(folder).eval()
 
     def generate():
-        ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
-                                      return_tensors="pt")
+        ids = tok.apply_chat_template(
+            messages, add_generation_prompt=True, return_dict=True, return_tensors="pt"
+        )
         with torch.inference_mode():
             out = lm.generate(**ids, max_new_tokens=max_tokens, do_sample=False)
-        tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
 
     generate()  # the first call pays for lazy set-up
     local = median(generate, rounds)
-    print(json.dumps({"request": request, "first_chunk": first, "chunks_per_s": rate,
-                      "local": local}))
+    print(
+        json.dumps({"request": request, "first_chunk": first, "chunks_per_s": rate, "local": local})
+    )
 
 
 if __name__ == "__main__":
