@@ -26,7 +26,8 @@ let
     RETICULATE_USE_MANAGED_VENV = "no";
   };
   setFlags = lib.concatStringsSep " "
-    (lib.mapAttrsToList (name: value: "--set ${name} ${lib.escapeShellArg value}") wrapperEnv);
+    (lib.mapAttrsToList (name: value: "--set ${name} ${lib.escapeShellArg value}") wrapperEnv)
+    + " --prefix PATH : ${pkgs.ffmpeg}/bin";  # speech to text decodes audio with ffmpeg
 
   # R and Rscript with hfbridge (and the packages its tests suggest) and RETICULATE_PYTHON set.
   rWithHfbridge = pkgs.symlinkJoin {
@@ -89,7 +90,7 @@ let
     ]);
   };
   devShell = pkgs.mkShell {
-    packages = [ devPython devR pkgs.git ];
+    packages = [ devPython devR pkgs.git pkgs.ffmpeg ];
     RETICULATE_PYTHON = "${devPython}/bin/python";
     RETICULATE_USE_MANAGED_VENV = "no";
     HF_HUB_DISABLE_TELEMETRY = "1";

@@ -92,6 +92,7 @@ let
     python3Packages = pythonPackages;
     callPackage = callPackageWith pkgs;
     git = fake "git-stub" { };
+    ffmpeg = fake "ffmpeg-stub" { };  # decodes audio (speech to text)
     makeWrapper = fake "make-wrapper-hook" { };
 
     symlinkJoin = attrs:

@@ -102,6 +102,9 @@ parallel_pipeline <- function(spec, inputs, args, quiet, chunk_size, retry) {
   if (identical(spec$kind, "feature-extraction")) return(do.call(c, parts))
   for (k in seq_along(parts)) {
     if (!is.null(parts[[k]]$text_id)) parts[[k]]$text_id <- parts[[k]]$text_id + chunks[[k]][1] - 1L
+    if (!is.null(parts[[k]]$audio_id)) {  # speech (audio.R): files of a chunk
+      parts[[k]]$audio_id <- parts[[k]]$audio_id + chunks[[k]][1] - 1L
+    }
   }
   out <- do.call(rbind, parts)
   rownames(out) <- NULL

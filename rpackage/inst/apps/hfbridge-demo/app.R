@@ -191,7 +191,7 @@ ui <- fluidPage(
     ".chat-turn{margin:.6em 0;padding:.5em .8em;border-radius:6px;max-width:48em}",
     ".chat-user{background:#e8f0fe}.chat-assistant{background:#f1f3f4}",
     ".chat-role{font-size:.8em;color:#666}.chat-content{white-space:pre-wrap}",
-    ".chat-content:empty::after{content:'\\2026';color:#999}"
+    ".chat-content:empty:after{content:'\\2026';color:#999}"
   ))),
   titlePanel("hfbridge: Hugging Face models in Shiny"),
   uiOutput("startup_error"),
