@@ -156,7 +156,13 @@ TASKS = (
     "text-classification",
     "token-classification",
     "zero-shot-classification",
+    "image-classification",
+    "zero-shot-image-classification",
+    "object-detection",
+    "image-to-text",
+    "automatic-speech-recognition",
 )
+MEDIA_TASKS = TASKS[5:]  # inputs are file paths or URLs, sent as the files' bytes
 
 
 PARALLEL = 8  # requests in flight at once: a server batches them (hfbridge's, TEI, vLLM)
@@ -175,6 +181,8 @@ def infer(task: str, inputs, endpoints: list, model=None, args=None, env=None, t
         raise errors.InvalidArgumentError(
             "`inputs` must be a non-empty character vector.", argument="inputs"
         )
+    if task in MEDIA_TASKS:
+        _check_files(texts)
     chain = [endpoint(e) for e in endpoints]
     args = dict(args or {})
     # rows scaled to unit length here, as embed_text(normalize = TRUE), whatever the server does
@@ -205,6 +213,28 @@ def infer(task: str, inputs, endpoints: list, model=None, args=None, env=None, t
     if normalize:
         out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
     return out, record
+
+
+def _check_files(paths) -> None:
+    """Each input of an image or audio task is a URL or a file that exists."""
+    import os
+
+    for i, path in enumerate(paths, start=1):
+        if not path.startswith(("http://", "https://")) and not os.path.isfile(
+            os.path.expanduser(path)
+        ):
+            raise errors.InvalidArgumentError(
+                f"Input {i}, '{path}', is not a file or an http(s) URL.",
+                argument="inputs",
+                path=path,
+                position=i,
+            )
+
+
+def _media(path: str):
+    import os
+
+    return path if path.startswith(("http://", "https://")) else os.path.expanduser(path)
 
 
 def _task_url(ep: Endpoint, model) -> Optional[str]:
@@ -251,12 +281,46 @@ def _zero_shot(c, text, model, args):
     return c.zero_shot_classification(text, list(labels), model=model, **rest)
 
 
+def _image_labels(c, path, model, args):
+    res = c.image_classification(_media(path), model=model, **args)
+    return sorted(res, key=lambda r: -r.score)
+
+
+def _image_zero_shot(c, path, model, args):
+    labels = args.get("candidate_labels")
+    if not labels:
+        raise errors.InvalidArgumentError(
+            "zero-shot-image-classification needs `candidate_labels`.",
+            argument="candidate_labels",
+        )
+    rest = {k: v for k, v in args.items() if k != "candidate_labels"}
+    res = c.zero_shot_image_classification(_media(path), list(labels), model=model, **rest)
+    return sorted(res, key=lambda r: -r.score)
+
+
+def _detect(c, path, model, args):
+    return c.object_detection(_media(path), model=model, **args)
+
+
+def _caption(c, path, model, args):
+    return [c.image_to_text(_media(path), model=model, **args)]
+
+
+def _transcribe(c, path, model, args):
+    return [c.automatic_speech_recognition(_media(path), model=model, **args)]
+
+
 _RUNNERS = {
     "text-generation": _generate,
     "feature-extraction": _embed,
     "text-classification": _classify,
     "token-classification": _tokens,
     "zero-shot-classification": _zero_shot,
+    "image-classification": _image_labels,
+    "zero-shot-image-classification": _image_zero_shot,
+    "object-detection": _detect,
+    "image-to-text": _caption,
+    "automatic-speech-recognition": _transcribe,
 }
 
 
@@ -302,10 +366,52 @@ def _token_columns(texts, results):
     }
 
 
+def _image_rows(paths, results):
+    return [(paths[i], r) for i, res in enumerate(results) for r in res]
+
+
+def _image_label_columns(paths, results):
+    rows = _image_rows(paths, results)
+    return {
+        "image": [p for p, _ in rows],
+        "label": [str(r.label) for _, r in rows],
+        "score": np.asarray([float(r.score) for _, r in rows]),
+    }
+
+
+def _box_columns(paths, results):
+    rows = _image_rows(paths, results)
+    cols = _image_label_columns(paths, results)
+    for side in ("xmin", "ymin", "xmax", "ymax"):
+        cols[side] = _ids([int(getattr(r.box, side)) for _, r in rows])
+    return cols
+
+
+def _caption_columns(paths, results):
+    rows = _image_rows(paths, results)
+    return {
+        "image": [p for p, _ in rows],
+        "generated_text": [str(r.generated_text) for _, r in rows],
+    }
+
+
+def _transcript_columns(paths, results):
+    return {
+        "audio_id": _ids(range(1, len(paths) + 1)),
+        "file": list(paths),
+        "text": [str(res[0].text) for res in results],
+    }
+
+
 _COLUMNS = {
     "text-generation": _generated_columns,
     "feature-extraction": _embedding_matrix,
     "text-classification": _label_columns,
     "token-classification": _token_columns,
     "zero-shot-classification": lambda t, r: _label_columns(t, r, with_text=False),
+    "image-classification": _image_label_columns,
+    "zero-shot-image-classification": _image_label_columns,
+    "object-detection": _box_columns,
+    "image-to-text": _caption_columns,
+    "automatic-speech-recognition": _transcript_columns,
 }

@@ -271,3 +271,36 @@ def test_bad_task_and_inputs_are_classed():
         inference.endpoint({"url": "ftp://x"})
     with pytest.raises(errors.InvalidArgumentError):
         inference.endpoint({"url": "http://x", "provider": "auto"})
+
+
+def test_image_and_audio_tasks_read_inference_client_shapes(fault_server, tmp_path):
+    image, audio = tmp_path / "a.png", tmp_path / "a.wav"
+    image.write_bytes(b"\x89PNG not really")
+    audio.write_bytes(b"RIFF not really")
+    fault_server.script(
+        [
+            {"kind": "ok", "json": [{"label": "cat", "score": 0.25},
+                                    {"label": "dog", "score": 0.75}]},
+            {"kind": "ok", "json": [{"label": "car", "score": 0.5, "box": {
+                "xmin": 1, "ymin": 2, "xmax": 30, "ymax": 40}}]},
+            {"kind": "ok", "json": [{"generated_text": "a red square"}]},
+            {"kind": "ok", "json": {"text": "hello world"}},
+        ]
+    )  # fmt: skip
+    url = [link(fault_server.url)]
+    cols, _ = inference.infer("image-classification", [str(image)], url)
+    assert (cols["image"], cols["label"], list(cols["score"])) == (
+        [str(image)] * 2,
+        ["dog", "cat"],
+        [0.75, 0.25],
+    )
+    cols, _ = inference.infer("object-detection", [str(image)], url)
+    assert [cols[k][0] for k in ("label", "xmin", "ymin", "xmax", "ymax")] == ["car", 1, 2, 30, 40]
+    cols, _ = inference.infer("image-to-text", [str(image)], url)
+    assert cols["generated_text"] == ["a red square"]
+    cols, _ = inference.infer("automatic-speech-recognition", [str(audio)], url)
+    assert (list(cols["audio_id"]), cols["text"]) == ([1], ["hello world"])
+    sent = [r for r in fault_server.requests() if r["method"] == "POST"]
+    assert len(sent) == 4 and sent[0]["body"] is None  # the file's bytes, not JSON
+    with pytest.raises(errors.InvalidArgumentError, match="not a file"):
+        inference.infer("image-classification", [str(tmp_path / "missing.png")], url)

@@ -12,7 +12,8 @@
 #'
 #' Keys: the HF token (`HF_TOKEN` or the saved token) is sent only to Hugging Face hosts and to
 #' the Hub `HF_ENDPOINT` names. Any other endpoint gets `api_key`, or the variable `api_key_env`
-#' names (read at each call), or no key at all. Keys are never printed.
+#' names (read when the chat is made, or at each [hf_inference()] call), or no key at all. Keys
+#' are never printed.
 #'
 #' @param url The server's base URL, for example `"http://127.0.0.1:8000/v1"`.
 #' @param provider An Inference Provider: `"auto"`, or a name such as `"together"`.
@@ -73,7 +74,11 @@ print.hfbridge_endpoint <- function(x, ...) {
 #' `generated_text`), text-classification (`text_id`, `text`, `label`, `score`; the best label
 #' unless `top_k` says otherwise), token-classification (`text_id`, `entity_group`, `score`,
 #' `word`, `start`, `end`) and zero-shot-classification (`text_id`, `label`, `score`), and an
-#' n x d matrix for feature-extraction.
+#' n x d matrix for feature-extraction. Image and audio tasks take file paths or URLs (a file is
+#' sent as its bytes): image-classification and zero-shot-image-classification (`image`,
+#' `label`, `score`), object-detection (and `xmin`, `ymin`, `xmax`, `ymax` in pixels),
+#' image-to-text (`image`, `generated_text`) and automatic-speech-recognition (`audio_id`,
+#' `file`, `text`).
 #'
 #' Requests run 8 at a time (feature-extraction sends 64 texts a request), so a server that
 #' batches (hfbridge's, TEI, vLLM) answers them together. With `endpoints`, the chain is tried
@@ -83,8 +88,10 @@ print.hfbridge_endpoint <- function(x, ...) {
 #' say which endpoint answered, after how many tries in all, and how long the call took.
 #'
 #' @param task One of `"text-generation"`, `"feature-extraction"`, `"text-classification"`,
-#'   `"token-classification"`, `"zero-shot-classification"`.
-#' @param inputs A character vector.
+#'   `"token-classification"`, `"zero-shot-classification"`, `"image-classification"`,
+#'   `"zero-shot-image-classification"`, `"object-detection"`, `"image-to-text"`,
+#'   `"automatic-speech-recognition"`.
+#' @param inputs A character vector: texts, or file paths or URLs for the image and audio tasks.
 #' @param model The model: a Hub repo id for a provider, or the name a server serves (the
 #'   default model of the server when `NULL`).
 #' @param endpoint A URL, or a server from [hf_serve()].
@@ -136,7 +143,16 @@ inference_value <- function(task, cols) {
                                                        score = "double")),
     "token-classification" = columns_frame(cols, c(
       text_id = "integer", entity_group = "character", score = "double", word = "character",
-      start = "integer", end = "integer"))
+      start = "integer", end = "integer")),
+    "image-classification" = ,
+    "zero-shot-image-classification" = columns_frame(cols, c(
+      image = "character", label = "character", score = "double")),
+    "object-detection" = columns_frame(cols, c(
+      image = "character", label = "character", score = "double", xmin = "integer",
+      ymin = "integer", xmax = "integer", ymax = "integer")),
+    "image-to-text" = columns_frame(cols, c(image = "character", generated_text = "character")),
+    "automatic-speech-recognition" = columns_frame(cols, c(
+      audio_id = "integer", file = "character", text = "character"))
   )
 }
 
