@@ -5,8 +5,8 @@ over the demo store, and drives Chromium through chromium-driver (Selenium Manag
 downloaded). What the app shows is compared with the reference computed apart from it:
 pipeline() run by Rscript on the same texts, sentence-transformers for the search's top hit,
 tokenizers for the token ids, the app's own server asked by huggingface_hub's InferenceClient
-for the chat. A second app runs with the server setting (its models in one hf_serve() process)
-and a chat model. Screenshots are saved under build/apps/.
+for the chat, transformers' CLIP for the image search. A second app runs with the server setting
+(its models in one hf_serve() process) and a chat model. Screenshots are saved under build/apps/.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pybridge.fixtures import vision_models
 from pybridge.fixtures.demo import build_demo_store
 from pybridge.mirror import Mirror
 
@@ -41,6 +42,12 @@ TEXTS = [
     "The food was cold and bad.",
 ]
 QUERY = "Which animal played outside?"
+CLIP = vision_models.REPO_IDS["clip"]
+IMAGES = ROOT / "rpackage/inst/apps/hfbridge-demo/images"
+# Queries for which the tiny CLIP keeps the bundled images apart: neighbouring similarities
+# differ by 0.03 or more (checked below), so the order is the model's, not rounding's. Each with
+# its top k.
+IMAGE_QUERIES = {"a green triangle": 6, "a red square": 3}
 # The tiny chat model answers a short message in about ten tokens, within a few milliseconds: too
 # fast for a page to show the reply growing. Its slow copy has layers added that change nothing
 # (their output projections are zero), so it gives the same replies at about the pace of a real
@@ -110,7 +117,7 @@ def demo_mirror(tmp_path_factory):
     from pybridge.mirror import publish_folder
 
     root = tmp_path_factory.mktemp("apps-store")
-    build_demo_store(str(root), [MINILM, SENTIMENT])
+    build_demo_store(str(root), [MINILM, SENTIMENT, CLIP])
     publish_folder(root, CHAT_SLOW, _slow_chat(tmp_path_factory.mktemp("chat-slow")))
     m = Mirror(root, log=root.parent / "apps-mirror.log")
     m.start()
@@ -162,8 +169,9 @@ def _run_app(mirror, home: Path, arguments: str, env=None):
 
 @pytest.fixture(scope="module")
 def app(demo_mirror, tmp_path_factory):
-    """The example app with its models in its own processes."""
-    with _run_app(demo_mirror, tmp_path_factory.mktemp("apps-hf-home"), "workers = 2") as running:
+    """The example app with its models in its own processes, and the tiny CLIP."""
+    home = tmp_path_factory.mktemp("apps-hf-home")
+    with _run_app(demo_mirror, home, f"workers = 2, clip_model = '{CLIP}'") as running:
         yield running
 
 
@@ -402,6 +410,91 @@ def test_a_long_job_in_one_session_does_not_block_another(app, browser):
     assert "Embedding" not in app["log"].read_text()  # no cli bar in the app's console
 
 
+# ---- the Image search tab ----------------------------------------------------------------------
+
+
+def _clip_similarities(query):
+    """{file: cosine} of the query's and each bundled image's features, by transformers' CLIP
+    (each image opened as its pipelines open it, one at a time)."""
+    import torch
+    import transformers
+    from transformers.image_utils import load_image
+
+    folder = vision_models.ensure(names=["clip"])["clip"]  # the folder the mirror serves
+    model = transformers.CLIPModel.from_pretrained(folder).eval()
+    processor = transformers.CLIPProcessor.from_pretrained(folder)
+    files = sorted(IMAGES.iterdir())
+    with torch.no_grad():
+        images = np.stack(
+            [
+                model.get_image_features(
+                    **processor(images=load_image(str(f)), return_tensors="pt")
+                )
+                .pooler_output[0]
+                .numpy()
+                for f in files
+            ]
+        )
+        text = model.get_text_features(**processor.tokenizer([query], return_tensors="pt"))
+    text = text.pooler_output[0].numpy()
+    images /= np.linalg.norm(images, axis=1, keepdims=True)
+    cosines = images @ (text / np.linalg.norm(text))
+    return {f.name: float(c) for f, c in zip(files, cosines)}
+
+
+def _image_hits(driver):
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#images_hits .image-hit')).map(h => {"
+        " var img = h.querySelector('img');"
+        " return [h.querySelector('.image-name').innerText,"
+        "  h.querySelector('.image-similarity').innerText, img.getAttribute('src'),"
+        "  img.complete && img.naturalWidth]; })"
+    )
+
+
+def test_image_search_shows_the_images_clip_ranks_first(app, browser):
+    driver = browser(app["url"])
+    _tab(driver, "Image search")
+    _wait(driver, f"return document.getElementById('images_note').innerText.includes('{CLIP}')")
+    for query, k in IMAGE_QUERIES.items():
+        expected = sorted(_clip_similarities(query).items(), key=lambda kv: -kv[1])
+        similarities = [s for _, s in expected]
+        assert min(np.diff(similarities[::-1])) >= 0.03, expected  # a stable order
+        _type(driver, "images_query", query)
+        _type(driver, "images_k", str(k))
+        _click(driver, "images_run")
+        _wait(
+            driver,
+            "var h = document.querySelector('#images_hits .image-query');"
+            f" return h && h.innerText.includes({json.dumps(query)})",
+        )
+        _wait_status(driver, "images", "done")
+        # the images have loaded (their natural size is the file's) before the screenshot
+        _wait(
+            driver,
+            "return Array.from(document.querySelectorAll('#images_hits img'))"
+            ".every(i => i.complete && i.naturalWidth === 96)",
+        )
+        hits = _image_hits(driver)
+        assert [h[0] for h in hits] == [
+            f"{i + 1}. {name}" for i, (name, _) in enumerate(expected[:k])
+        ]
+        assert [float(h[1]) for h in hits] == pytest.approx(similarities[:k], abs=1e-4)
+        assert all(h[3] == 96 for h in hits)
+        _shot(driver, f"image-search-{query.replace(' ', '-')}.png")
+    # the thumbnails are the bundled files, byte for byte
+    for name, _, src, _ in hits:
+        with urllib.request.urlopen(app["url"] + src, timeout=10) as response:
+            assert response.read() == (IMAGES / name.split(" ", 1)[1]).read_bytes()
+
+    _type(driver, "images_query", " ")
+    _click(driver, "images_run")
+    _wait_status(driver, "images", "error")
+    assert "Type a query." in driver.execute_script(
+        "return document.getElementById('images_error').innerText"
+    )
+
+
 # ---- the server setting and the Chat tab -------------------------------------------------------
 
 
@@ -539,6 +632,21 @@ def test_the_chat_streams_the_reply_the_server_gives_and_keeps_the_turns(server_
     expected = _chat_reference(server_app["server"], messages)
     _send(driver, "Say a sentence.")
     assert _turns(driver)[-2:] == [["user", "Say a sentence."], ["assistant", expected]]
+
+
+def test_the_image_tab_says_when_no_clip_model_is_set(server_app, browser):
+    driver = browser(server_app["url"])
+    _tab(driver, "Image search")
+    _wait(driver, "return document.getElementById('images_note').innerText.length > 0")
+    assert "No CLIP model is configured" in driver.execute_script(
+        "return document.getElementById('images_note').innerText"
+    )
+    _click(driver, "images_run")
+    _wait_status(driver, "images", "error")
+    assert "No CLIP model is configured." in driver.execute_script(
+        "return document.getElementById('images_error').innerText"
+    )
+    _shot(driver, "image-search-no-model.png")
 
 
 def test_the_chat_tab_says_when_no_chat_model_is_set(app, browser):

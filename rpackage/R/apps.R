@@ -140,12 +140,14 @@ hfbridge_workers_stop <- function() {
 
 #' Run hfbridge's example Shiny app
 #'
-#' Four tabs: **Sentiment** (a table and a bar plot of [pipeline()]'s labels and scores for the
+#' Five tabs: **Sentiment** (a table and a bar plot of [pipeline()]'s labels and scores for the
 #' texts you type), **Semantic search** (the top-k documents of a bundled corpus by cosine
 #' similarity of [embed_text()] embeddings, computed once; you can add many documents, embedded
 #' in a background worker with a progress bar), **Tokens** (a text's tokens highlighted at
-#' their offsets, with their ids) and **Chat** (a conversation with `chat_model`, the reply
-#' streaming into the page as it is generated). Models load once at start-up with
+#' their offsets, with their ids), **Chat** (a conversation with `chat_model`, the reply
+#' streaming into the page as it is generated) and **Image search** (the bundled images nearest
+#' to a text, by cosine similarity of `clip_model`'s [embed_image()] and [embed_text()]
+#' features; the images are embedded once). Models load once at start-up with
 #' [hfbridge_preload()]; long calls run through [hfbridge_async()].
 #'
 #' With `server = TRUE` the app starts one [hf_serve()] process with its sentiment and
@@ -158,10 +160,11 @@ hfbridge_workers_stop <- function() {
 #' The app is in `system.file("apps", "hfbridge-demo", package = "hfbridge")`; it reads its
 #' settings from the options `hfbridge.app.sentiment_model`, `hfbridge.app.embed_model`,
 #' `hfbridge.app.tokenizer`, `hfbridge.app.workers`, `hfbridge.app.server`,
-#' `hfbridge.app.chat_model` and `hfbridge.app.chat_max_tokens` (or the variables
-#' `HFBRIDGE_SENTIMENT_MODEL`, `HFBRIDGE_EMBED_MODEL`, `HFBRIDGE_TOKENIZER`, `HFBRIDGE_WORKERS`,
-#' `HFBRIDGE_SERVER` (`true` or `1`), `HFBRIDGE_CHAT_MODEL` and `HFBRIDGE_CHAT_MAX_TOKENS`, 256
-#' by default); this function sets the options from its arguments.
+#' `hfbridge.app.chat_model`, `hfbridge.app.chat_max_tokens` and `hfbridge.app.clip_model` (or
+#' the variables `HFBRIDGE_SENTIMENT_MODEL`, `HFBRIDGE_EMBED_MODEL`, `HFBRIDGE_TOKENIZER`,
+#' `HFBRIDGE_WORKERS`, `HFBRIDGE_SERVER` (`true` or `1`), `HFBRIDGE_CHAT_MODEL`,
+#' `HFBRIDGE_CHAT_MAX_TOKENS`, 256 by default, and `HFBRIDGE_CLIP_MODEL`); this function sets
+#' the options from its arguments.
 #'
 #' @param sentiment_model A text-classification model; `NULL` takes the task's default.
 #' @param embed_model A sentence-embedding model.
@@ -171,6 +174,9 @@ hfbridge_workers_stop <- function() {
 #'   that every worker sends its calls to; `NULL` reads `HFBRIDGE_SERVER` (off by default).
 #' @param chat_model A chat model (a Hub repo id or a folder, with a chat template) for the Chat
 #'   tab; `NULL` reads `HFBRIDGE_CHAT_MODEL`, and without it the tab shows a note.
+#' @param clip_model An image-text model such as CLIP for the Image search tab (the workers
+#'   hold it for the queries, also with `server = TRUE`); `NULL` reads `HFBRIDGE_CLIP_MODEL`,
+#'   and without it the tab shows a note.
 #' @param port,host,launch.browser Passed to [shiny::runApp()].
 #' @return What [shiny::runApp()] returns, when the app stops.
 #' @family apps
@@ -180,11 +186,12 @@ hfbridge_workers_stop <- function() {
 #' run_example_app()
 #' run_example_app(embed_model = "sentence-transformers/all-MiniLM-L6-v2", port = 7860)
 #' run_example_app(server = TRUE, chat_model = "Qwen/Qwen2.5-0.5B-Instruct")
+#' run_example_app(clip_model = "openai/clip-vit-base-patch32")
 #' }
 run_example_app <- function(sentiment_model = NULL,
                             embed_model = "sentence-transformers/all-MiniLM-L6-v2",
                             tokenizer = embed_model, workers = 2L, server = NULL,
-                            chat_model = NULL,
+                            chat_model = NULL, clip_model = NULL,
                             port = getOption("shiny.port"), host = getOption("shiny.host",
                                                                              "127.0.0.1"),
                             launch.browser = interactive()) { # nolint: object_name_linter.
@@ -194,11 +201,12 @@ run_example_app <- function(sentiment_model = NULL,
   workers <- check_count(workers, "workers", 0L)
   if (!is.null(server)) check_flag(server, "server")
   if (!is.null(chat_model)) check_string(chat_model, "chat_model")
+  if (!is.null(clip_model)) check_string(clip_model, "clip_model")
   apps_need(c("shiny", "promises", "later", "callr"))
   old <- options(hfbridge.app.sentiment_model = sentiment_model,
                  hfbridge.app.embed_model = embed_model, hfbridge.app.tokenizer = tokenizer,
                  hfbridge.app.workers = workers, hfbridge.app.server = server,
-                 hfbridge.app.chat_model = chat_model)
+                 hfbridge.app.chat_model = chat_model, hfbridge.app.clip_model = clip_model)
   on.exit(options(old), add = TRUE)
   shiny::runApp(example_app_dir(), port = port, host = host, launch.browser = launch.browser)
 }

@@ -1,4 +1,4 @@
-# hfbridge's example Shiny app: sentiment, semantic search, tokens and chat.
+# hfbridge's example Shiny app: sentiment, semantic search, tokens, chat and image search.
 #
 # Run it with hfbridge::run_example_app(), or shiny::runApp() on this folder. Models come from
 # the options hfbridge.app.* (run_example_app() sets them) or the HFBRIDGE_* variables, so the
@@ -35,7 +35,12 @@ use_server <- tolower(as.character(app_setting("server", "HFBRIDGE_SERVER", FALS
 chat_model <- app_setting("chat_model", "HFBRIDGE_CHAT_MODEL", NULL)
 chat_max_tokens <- as.integer(app_setting("chat_max_tokens", "HFBRIDGE_CHAT_MAX_TOKENS", 256L))
 chat_system_prompt <- "You are a helpful assistant."
+clip_model <- app_setting("clip_model", "HFBRIDGE_CLIP_MODEL", NULL)
 corpus <- readLines("corpus.txt", encoding = "UTF-8")
+image_files <- normalizePath(list.files("images", pattern = "[.](png|jpe?g)$", full.names = TRUE,
+                                        ignore.case = TRUE))
+# The page shows the bundled images from this URL prefix.
+shiny::addResourcePath("hfbridge-images", normalizePath("images"))
 
 # ---- the calls that run in a worker (they see only their arguments) --------------------------
 # With `url` (the server's), the worker sends the texts to the server, which does the work and
@@ -120,15 +125,23 @@ if (!is.null(srv)) {
   shiny::onStop(function() hf_serve_stop(srv))
 }
 
+# The images' CLIP embeddings, once; the workers then hold the CLIP model for the queries' text
+# embeddings (with the server setting too: the server has no image side).
+image_embeddings <- if (!is.null(clip_model)) {
+  tryCatch(embed_image(image_files, clip_model, normalize = TRUE, quiet = TRUE),
+           error = startup_failed)
+}
+clip_loaded <- if (!is.null(image_embeddings)) clip_model
+
 preload_models <- function() {
   if (use_server) {
-    # The workers hold no model: they send requests (the tokenizer only starts their Python).
-    models <- hfbridge_preload(tokenizer = tokenizer_id, workers = workers)
+    # The workers hold no other model: they send requests (the tokenizer starts their Python).
+    models <- hfbridge_preload(embed = clip_loaded, tokenizer = tokenizer_id, workers = workers)
     corpus_embeddings <<- embed_in_chunks(corpus, embed_model, server_url, chunk = 256L)
   } else {
     models <- hfbridge_preload(
       pipeline = list(sentiment = list("sentiment-analysis", model = sentiment_model)),
-      embed = embed_model, workers = workers
+      embed = c(embed_model, clip_loaded), workers = workers
     )
     corpus_embeddings <<- embed_text(corpus, embed_model, normalize = TRUE, quiet = TRUE)
   }
@@ -162,6 +175,15 @@ top_k <- function(query_embedding, embeddings, documents, k) {
              similarity = sprintf("%.4f", similarity[best]))
 }
 
+# A thumbnail of a bundled image with its rank and its similarity to the query.
+image_hit <- function(rank, file, similarity) {
+  div(class = "image-hit",
+      tags$img(src = paste0("hfbridge-images/", utils::URLencode(file, reserved = TRUE)),
+               alt = file),
+      div(class = "image-name", sprintf("%d. %s", rank, file)),
+      div(class = "image-similarity", similarity))
+}
+
 # The text as one HTML string (no whitespace between tags: the text keeps its own spaces), each
 # token a coloured span at its offsets, its token and id in the tooltip.
 highlight_tokens <- function(text, offsets, ids, tokens) {
@@ -191,7 +213,12 @@ ui <- fluidPage(
     ".chat-turn{margin:.6em 0;padding:.5em .8em;border-radius:6px;max-width:48em}",
     ".chat-user{background:#e8f0fe}.chat-assistant{background:#f1f3f4}",
     ".chat-role{font-size:.8em;color:#666}.chat-content{white-space:pre-wrap}",
-    ".chat-content:empty:after{content:'\\2026';color:#999}"
+    ".chat-content:empty:after{content:'\\2026';color:#999}",
+    ".image-hits{display:flex;flex-wrap:wrap;gap:1em;margin:1em 0}",
+    ".image-hit{width:13em;text-align:center;border:1px solid #ddd;border-radius:6px;",
+    "padding:.5em;overflow-wrap:anywhere}",
+    ".image-hit img{width:128px;height:128px;object-fit:contain;display:block;margin:0 auto}",
+    ".image-similarity{font-family:monospace;color:#555}"
   ))),
   titlePanel("hfbridge: Hugging Face models in Shiny"),
   uiOutput("startup_error"),
@@ -239,13 +266,25 @@ ui <- fluidPage(
       actionButton("chat_send", "Send", class = "btn-primary"),
       span(id = "chat_status", textOutput("chat_status", inline = TRUE)),
       uiOutput("chat_error")
+    ),
+    tabPanel(
+      "Image search", value = "images",
+      uiOutput("images_note"),
+      textInput("images_query", "Describe an image", "a red circle", width = "100%"),
+      numericInput("images_k", "Top k", min(3L, length(image_files)), min = 1,
+                   max = length(image_files), width = "120px"),
+      actionButton("images_run", "Search", class = "btn-primary"),
+      span(id = "images_status", textOutput("images_status", inline = TRUE)),
+      uiOutput("images_error"),
+      uiOutput("images_hits")
     )
   )
 )
 
 # ---- server ----------------------------------------------------------------------------------
 server <- function(input, output, session) {
-  state <- reactiveValues(sentiment = NULL, search = NULL, tokens = NULL, errors = list(),
+  state <- reactiveValues(sentiment = NULL, search = NULL, tokens = NULL, images = NULL,
+                          errors = list(),
                           status = list(), docs = character(0), docs_embeddings = NULL,
                           chat_turns = NULL, chat_pending = NULL, chat_reply = "",
                           chat_active = FALSE)
@@ -279,7 +318,7 @@ server <- function(input, output, session) {
       error_box(paste("Some models could not be loaded:", paste(startup_error, collapse = " ")))
     }
   })
-  for (what in c("sentiment", "search", "docs", "tokens", "chat")) local({
+  for (what in c("sentiment", "search", "docs", "tokens", "chat", "images")) local({
     what <- what
     output[[paste0(what, "_error")]] <- renderUI(error_box(state$errors[[what]]))
     output[[paste0(what, "_status")]] <- renderText(state$status[[what]] %||% "")
@@ -290,6 +329,7 @@ server <- function(input, output, session) {
   docs_server(input, output, session, state, run, fail, can_call)
   tokens_server(input, output, state, fail)
   chat_server(input, output, session, state, fail)
+  images_server(input, output, state, run, fail)
 }
 
 # One function per tab; `state` holds what the tabs show, `run()` starts a job, `fail()` shows
@@ -502,6 +542,44 @@ chat_stopped <- function(chat, state, fail, message) {
   chat$waiting <- NULL
   state$chat_pending <- NULL
   fail("chat", message)
+}
+
+# The query's CLIP text embedding runs in a worker; the images' embeddings are ready.
+images_server <- function(input, output, state, run, fail) {
+  observeEvent(input$images_run, {
+    query <- trimws(input$images_query %||% "")
+    k <- input$images_k
+    if (is.null(clip_model)) return(fail("images", "No CLIP model is configured."))
+    if (is.null(image_embeddings)) return(fail("images", "The images could not be embedded."))
+    if (!nzchar(query)) return(fail("images", "Type a query."))
+    if (!is.numeric(k) || is.na(k) || k < 1) return(fail("images", "Top k must be at least 1."))
+    run("images", hfbridge_async(hfbridge::embed_text, query, clip_model, normalize = TRUE,
+                                 quiet = TRUE),
+        function(q) {
+          state$images <- list(query = query,
+                               hits = top_k(q, image_embeddings, basename(image_files), k))
+        })
+  })
+  output$images_note <- renderUI({
+    if (is.null(clip_model)) {
+      return(div(class = "alert alert-info", "No CLIP model is configured: start the app with",
+                 code("run_example_app(clip_model = \"openai/clip-vit-base-patch32\")"),
+                 "or set the variable", code("HFBRIDGE_CLIP_MODEL")))
+    }
+    p(class = "text-muted", sprintf("%d bundled images, embedded with %s", length(image_files),
+                                    clip_model))
+  })
+  output$images_hits <- renderUI({
+    res <- state$images
+    if (is.null(res)) return(NULL)
+    hits <- res$hits
+    tagList(
+      h4(class = "image-query", sprintf("The images nearest to \u201c%s\u201d", res$query)),
+      div(class = "image-hits", lapply(seq_len(nrow(hits)), function(i) {
+        image_hit(hits$rank[i], hits$document[i], hits$similarity[i])
+      }))
+    )
+  })
 }
 
 shinyApp(ui, server)
