@@ -602,6 +602,28 @@ def _proxy_advice(proxy) -> str:
     return f", the proxy ({proxy[1]}) and no_proxy," if proxy else ""
 
 
+def fetch(url: str, timeout: float, what: str) -> bytes:
+    """The body of a plain URL (an image to classify), on the shared session, once; a failure is
+    a NetworkError naming ``what``."""
+    import httpx2
+
+    try:
+        response = hf_module().get_session().get(url, timeout=timeout, follow_redirects=True)
+        response.raise_for_status()
+    except httpx2.HTTPStatusError as exc:
+        status = exc.response.status_code
+        raise errors.NetworkError(
+            f"Could not download {what} {url}: the server answered HTTP {status}.",
+            url=url,
+            status=status,
+        ) from None
+    except httpx2.HTTPError as exc:
+        raise errors.NetworkError(
+            f"Could not download {what} {url} ({type(exc).__name__}: {exc}).", url=url
+        ) from None
+    return response.content
+
+
 # ---------------------------------------------------------------------------------------------
 # Inference endpoints' failures (pybridge.inference's failover chain)
 
