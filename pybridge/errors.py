@@ -4,8 +4,8 @@ Each class carries a ``code``; R turns it into the condition class ``hfbridge_er
 the keyword ``fields`` (repo_id, filename, revision, path, ...) into fields of that condition. R
 reads them from the exception object itself, which reticulate keeps after a failed call. Each
 class also subclasses the matching built-in (``ValueError``, ``FileNotFoundError``,
-``PermissionError``, ``ConnectionError``, ``ImportError``), so that Python callers can catch them
-as they would huggingface_hub's.
+``PermissionError``, ``ConnectionError``, ``ImportError``, ``MemoryError``), so that Python callers
+can catch them as they would huggingface_hub's.
 
 Messages and fields are made safe once, here: tokens are redacted, and NUL bytes (which no R
 string can hold) are written as ``\\0``.
@@ -109,6 +109,13 @@ class InvalidFileError(PybridgeError, ValueError):
 
 class InvalidArgumentError(PybridgeError, ValueError):
     code = "invalid_argument"
+
+
+class MemoryLimitError(PybridgeError, MemoryError):
+    """A result that would not fit in memory, refused before it is allocated: ``bytes`` is the
+    memory it needs and ``limit`` what may be used (free memory, or a configured limit)."""
+
+    code = "memory"
 
 
 class UnsupportedError(PybridgeError, ValueError):

@@ -30,6 +30,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import safetensors as _st  # the Hugging Face library, not this module
 
+from . import memory
 from .errors import (
     EntryNotFoundError,
     InvalidArgumentError,
@@ -414,6 +415,7 @@ class SafetensorsFile:
         lossy in R."""
         t = self.tensor_info(name)
         src = self._source(t, index)
+        check_memory(src.size * np.dtype(t.dtype.wire).itemsize, [t.name], self.path)
         out = np.empty(src.shape[::-1] if reversed else src.shape, dtype=t.dtype.wire, order="F")
         decoder = _Decoder(t.dtype, t.name, _check_int64(int64), self.path)
         copy_tiled(out.T if reversed else out, src, decoder.convert)
@@ -484,6 +486,23 @@ class ShardedFile:
     def close(self):
         for f in self.files:
             f.close()
+
+
+def check_memory(need, names, path) -> None:
+    """Refuses to read tensors whose results need ``need`` bytes when less memory is free
+    (R calls it with the size of its results before it allocates them)."""
+    names = list(names)
+    one = len(names) == 1
+    subject = f"Tensor '{names[0]}'" if one else f"Reading {len(names)} tensors"
+    memory.check(
+        need,
+        f"{subject} of {path}",
+        "Read it in parts with safe_open() and $get_slice(), or free memory."
+        if one
+        else "Read fewer at a time (`tensors =`), or in parts with safe_open() and $get_slice().",
+        path=path,
+        tensor=names[0] if one else None,
+    )
 
 
 def _preview(names, n=5):

@@ -24,7 +24,6 @@ time a conversation is formatted.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 from itertools import chain
@@ -33,7 +32,7 @@ from typing import Optional
 import numpy as np
 from tokenizers import AddedToken, Tokenizer
 
-from . import _args, columns, errors, special_layout, token_strings
+from . import _args, columns, errors, memory, special_layout, token_strings
 
 TOKENIZER_FILES = [
     "tokenizer.json",
@@ -219,13 +218,7 @@ def encode_matrix(
         )
     batch = _batch(texts, pairs)
     if padding == "max_length":
-        _check_padded(
-            len(batch),
-            _round_up(max_length, pad_to_multiple_of),
-            MATRIX_CELL_BYTES,
-            max_padding_bytes,
-            "max_length",
-        )
+        check_matrix(len(batch), max_length, pad_to_multiple_of, max_padding_bytes)
     pad = dict(tok.padding or {"pad_id": 0, "pad_type_id": 0, "direction": "right"})
     with _settings(tok, max_length):
         encodings = _encode(tok, batch, add_special_tokens, fast=True)
@@ -397,23 +390,22 @@ def padding_limit(max_padding_bytes=None) -> int:
     the memory of this machine (or of its cgroup, when that is smaller)."""
     if max_padding_bytes is not None:
         return _args.count(max_padding_bytes, "max_padding_bytes", minimum=1)
-    return _memory() // 2
+    return memory.total() // 2
 
 
-@functools.lru_cache(maxsize=None)
-def _memory() -> int:
-    """This machine's memory, or its cgroup's limit when smaller; 8 GiB when unknown."""
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
-        memory = 8 * 2**30
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            with open(path, encoding="ascii") as handle:
-                memory = min(memory, int(handle.read().strip()))
-        except (OSError, ValueError):  # no cgroup limit ("max"), or no such file
-            pass
-    return memory
+def check_matrix(rows, max_length, pad_to_multiple_of=None, max_padding_bytes=None) -> None:
+    """Refuses ``rows`` texts padded to ``max_length`` (rounded up to the multiple) as
+    :func:`encode_matrix` would make them, when they would need more memory than the limit."""
+    _check_padded(
+        _args.count(rows, "rows", minimum=0),
+        _round_up(
+            _args.count(max_length, "max_length", minimum=1),
+            _args.optional_count(pad_to_multiple_of, "pad_to_multiple_of"),
+        ),
+        MATRIX_CELL_BYTES,
+        max_padding_bytes,
+        "max_length",
+    )
 
 
 def _round_up(width, multiple) -> int:
@@ -454,22 +446,16 @@ def _check_padded(rows, width, cell_bytes, max_padding_bytes, argument) -> None:
         if rows == 1
         else f"Lower {argument}, or encode fewer texts at a time."
     )
-    raise errors.InvalidArgumentError(
+    raise errors.MemoryLimitError(
         f"Padding {rows} encoding{'' if rows == 1 else 's'} to {width} tokens makes {cells} token "
-        f"cells, which need about {_size(need)} of memory; the limit is {_size(limit)}{why}. "
+        f"cells, which need about {memory.size(need)} of memory; the limit is "
+        f"{memory.size(limit)}{why}. "
         f"{advice}",
         argument=argument,
         cells=float(cells),
         bytes=float(need),
         limit=float(limit),
     )
-
-
-def _size(n) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
 
 
 # ---------------------------------------------------------------------------------------------

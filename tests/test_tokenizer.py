@@ -347,7 +347,7 @@ def test_padding_past_the_memory_limit_is_refused_before_allocating(folders):
     tok.no_padding()
 
     def refused(call, argument, cells, cell_bytes, limit):
-        with pytest.raises(errors.InvalidArgumentError) as info:
+        with pytest.raises(errors.MemoryLimitError) as info:
             call()
         fields = info.value.fields
         assert fields == {

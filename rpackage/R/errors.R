@@ -6,10 +6,15 @@
 #' `revision_not_found`, `entry_not_found`, `gated`, `auth`, `offline_not_cached`, `network` (a
 #' failure through a proxy names it in the field `proxy`, never with its password), `tls` (a
 #' server certificate the CAs in use cannot verify: set `SSL_CERT_FILE`), `invalid_file`,
-#' `invalid_argument`, `python_environment`, `unsupported`, `pickle_weights` (a model repository
+#' `invalid_argument`, `python_environment`, `system_dependency` (a program a task needs is
+#' missing, named in the field `program`: ffmpeg for audio), `unsupported`, `pickle_weights` (a
+#' model repository
 #' with only pickle weights, refused unless `allow_pickle = TRUE`), `repo_exists` and
 #' `ref_exists` (creating a repository, branch or tag that exists, without `exist_ok = TRUE`),
-#' `stale_parent` (a commit whose parent is no longer the head of its branch),
+#' `stale_parent` (a commit whose parent is no longer the head of its branch), `memory` (a
+#' result whose size is known beforehand and that cannot fit in memory, refused before it is
+#' allocated: a padded token matrix, a tensor read into R; the fields `bytes`, the memory it
+#' needs, and `limit`, the memory free or allowed),
 #' `no_chat_template` (a conversation given to a tokenizer or model whose folder has no chat
 #' template), and `python` for an unexpected Python failure (with the field
 #' `python_type`). No message ever contains a token.

@@ -314,13 +314,22 @@ parallel_set_env <- function(env) {
 }
 
 # For the tests only: HFBRIDGE_TEST_KILL_CHUNK names a file holding a chunk number; the worker
-# that gets that chunk removes the file and kills its own process (once).
+# that gets that chunk removes the file and kills its own process (once): at once, or with
+# "<chunk> mid" when its model starts on the chunk's second batch, after writing `<file>.killed`.
 parallel_test_fault <- function(k) {
   path <- Sys.getenv("HFBRIDGE_TEST_KILL_CHUNK")
   if (!nzchar(path) || !file.exists(path)) return(invisible())
-  if (identical(as.integer(readLines(path, warn = FALSE)[1]), k) && file.remove(path)) {
-    tools::pskill(Sys.getpid(), tools::SIGKILL)
-  }
+  order <- strsplit(readLines(path, warn = FALSE)[1], " ", fixed = TRUE)[[1]]
+  if (!identical(as.integer(order[1]), k) || !file.remove(path)) return(invisible())
+  if (!identical(order[2], "mid")) return(tools::pskill(Sys.getpid(), tools::SIGKILL))
+  # A forward pre-hook on every torch module: the first module called is the model itself.
+  reticulate::py_run_string(sprintf(paste(sep = "\n",
+    "import os, signal, torch", "_seen = []", "def _kill_in_second_batch(module, args):",
+    "    if not _seen or module is _seen[0]:", "        _seen.append(module)",
+    "    if len(_seen) == 2:", "        open(%s, 'w').write('killed in batch 2')",
+    "        os.kill(os.getpid(), signal.SIGKILL)",
+    "torch.nn.modules.module.register_module_forward_pre_hook(_kill_in_second_batch)"),
+    shQuote(paste0(path, ".killed"))))
 }
 
 parallel_embed_chunk <- function(job, input) {

@@ -165,7 +165,9 @@ st_read <- function(handle, name, index, opts) {
     }, 1L)
   }
   r_type <- handle$table$r_types[[i]]
-  if (r_type %in% c("double", "integer") && st_fill_works()) {
+  fill <- r_type %in% c("double", "integer") && st_fill_works()
+  st_check_memory(handle, i, list(shape), fill)
+  if (fill) {
     x <- st_alloc(r_type, st_dims(shape, opts))
     lossy <- st_method(py, "fill", name, x, index, opts$int64, opts$reversed)
   } else {
@@ -189,6 +191,17 @@ st_check_fits <- function(handle, rows) {
   hfbridge_abort("unsupported", sprintf(
     "Tensor '%s' has shape [%s], and R array dimensions are limited to 2^31 - 1.", name,
     st_format_shape(handle$table$shapes[[too_long[1]]], ", ")), tensor = name, path = handle$path)
+}
+
+# The memory the R results of tensors `rows` of these shapes need, asked of pybridge before any
+# is allocated (a result that cannot fit is hfbridge_error_memory, not R's "cannot allocate
+# vector"). A result that comes through numpy (not `filled`) exists twice for a moment.
+st_check_memory <- function(handle, rows, shapes, filled) {
+  width <- c(double = 8, integer = 4, logical = 4, complex = 16)[handle$table$r_types[rows]]
+  cells <- vapply(shapes, function(s) prod(as.numeric(s)), 1)
+  need <- sum(width * cells * ifelse(filled, 1, 2))
+  if (need < 2^20) return(invisible(NULL))
+  py_call("safetensors", "check_memory", need, as.list(handle$table$names[rows]), handle$path)
 }
 
 st_format_shape <- function(shape, sep) {

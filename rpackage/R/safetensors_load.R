@@ -40,6 +40,12 @@
 #' an unknown dtype) gives an error of class `hfbridge_error_invalid_file` with the field `path`.
 #' The file is checked by Python's safetensors library and by hfbridge before any byte is read.
 #'
+#' Tensors whose R results need more memory than is free (on the machine, or under the cgroup's
+#' limit in a container) are refused before anything is allocated, with an error of class
+#' `hfbridge_error_memory` whose fields `bytes` (the memory needed) and `limit` (the memory
+#' free) say how large they would be; read such a tensor in parts with [safe_open()] and
+#' `$get_slice()`. The same holds for `$get_tensor()` and `$get_slice()`.
+#'
 #' @section Speed and memory:
 #' R allocates each result without writing it, and Python writes the converted values straight
 #' into it, in one pass over the data shared between the CPU's cores (reticulate's own
@@ -139,6 +145,7 @@ st_read_all <- function(handle, tensors, opts) {
   rows <- vapply(wanted, function(name) st_position(handle, name), 1L, USE.NAMES = FALSE)
   st_check_fits(handle, rows)
   fillable <- handle$table$r_types[rows] %in% c("double", "integer") & st_fill_works()
+  st_check_memory(handle, rows, handle$table$shapes[rows], fillable)
   st_reserve(handle$table, rows, fillable)
   out <- vector("list", length(wanted))
   if (any(fillable)) out[fillable] <- st_fill_many(handle, wanted[fillable], rows[fillable], opts)

@@ -22,11 +22,12 @@
 #' Padding to a length (or a multiple) is refused, before anything is allocated, when the result
 #' would need more than half of the machine's memory (or of its cgroup), or more than the
 #' option `hfbridge.max_padding_bytes` (a number of bytes) when it is set: an error of class
-#' `hfbridge_error_invalid_argument` whose fields `cells` (encodings x padded length), `bytes`
-#' (the estimated memory) and `limit` say how large it would be. The estimate is 32 bytes a
-#' cell for `$encode_matrix()`, 280 for encodings and 120 for `$encode_ids()`, measured at the
-#' peak, while the Python and R copies coexist. `$enable_padding()` refuses a `length` that a
-#' single encoding could not be padded to; the encoding methods check the whole batch.
+#' `hfbridge_error_memory` whose fields `cells` (encodings x padded length), `bytes` (the
+#' estimated memory), `limit` and `argument` (what to lower) say how large it would be. The
+#' estimate is 32 bytes a cell for `$encode_matrix()`, 280 for encodings and 120 for
+#' `$encode_ids()`, measured at the peak, while the Python and R copies coexist.
+#' `$enable_padding()` refuses a `length` that a single encoding could not be padded to; the
+#' encoding methods check the whole batch.
 #'
 #' Printing a tokenizer shows its model type, vocabulary size, special tokens, padding and
 #' truncation.
@@ -120,8 +121,8 @@ tokenizer <- R6::R6Class(
     #' @return A list of three integer matrices `ids`, `attention_mask` and `type_ids`
     #'   (texts x tokens). Pad id, pad type id and side come from `$enable_padding()`, or are
     #'   0, 0 and right when padding is off. A width that would need more than the memory
-    #'   limit (32 bytes a cell; see [tokenizer]) is refused with
-    #'   `hfbridge_error_invalid_argument`, before anything is allocated.
+    #'   limit (32 bytes a cell; see [tokenizer]) is refused with `hfbridge_error_memory`,
+    #'   before anything is allocated (with `parallel`, before any chunk runs).
     encode_matrix = function(texts, pairs = NULL, add_special_tokens = TRUE,
                              padding = c("longest", "max_length"), max_length = NULL,
                              pad_to_multiple_of = NULL, parallel = FALSE, chunk_size = NULL,
@@ -132,6 +133,11 @@ tokenizer <- R6::R6Class(
       args$max_length <- check_optional_count(max_length, "max_length")
       args$pad_to_multiple_of <- check_optional_count(pad_to_multiple_of, "pad_to_multiple_of")
       if (parallel_wanted(parallel, chunk_size)) {
+        # Each chunk fits, but their rows bound together might not.
+        if (padding == "max_length" && !is.null(args$max_length)) {
+          py_call("tokenizer", "check_matrix", length(args$texts), args$max_length,
+                  args$pad_to_multiple_of, args$max_padding_bytes)
+        }
         return(parallel_encode(self, "encode_matrix", args, chunk_size, retry))
       }
       do.call(private$call, c(list("encode_matrix"), args))

@@ -367,7 +367,7 @@ test_that("padding past the memory limit is refused with its size, before it is 
   withr::local_options(hfbridge.max_padding_bytes = 1e6)
   refused <- function(expr, argument, cells) {
     err <- tryCatch(expr, error = identity)
-    expect_s3_class(err, "hfbridge_error_invalid_argument")
+    expect_s3_class(err, "hfbridge_error_memory")
     expect_identical(err$argument, argument)
     expect_identical(err$cells, cells)
     expect_gt(err$bytes, 1e6)
@@ -401,13 +401,12 @@ test_that("an absurd max_length or padding length is refused with its size, not 
   tok <- load_fixture("minilm")
   err <- tryCatch(tok$encode_matrix(c("a", "b"), max_length = 2^31 - 1, padding = "max_length"),
                   error = identity)
-  expect_s3_class(err, "hfbridge_error_invalid_argument")
+  expect_s3_class(err, "hfbridge_error_memory")
   expect_identical(err$cells, 2 * (2^31 - 1))
   expect_gt(err$bytes, err$limit)
   expect_match(conditionMessage(err), "4294967294 token cells, which need about 128.0 GiB")
-  expect_error(tok$enable_padding(length = 2^31 - 1), class = "hfbridge_error_invalid_argument")
-  expect_error(tok$enable_padding(pad_to_multiple_of = 2^31 - 1),
-               class = "hfbridge_error_invalid_argument")
+  expect_error(tok$enable_padding(length = 2^31 - 1), class = "hfbridge_error_memory")
+  expect_error(tok$enable_padding(pad_to_multiple_of = 2^31 - 1), class = "hfbridge_error_memory")
   expect_null(tok$padding)
   expect_identical(dim(tok$encode_matrix(c("a", "b"), max_length = 4, padding = "max_length")$ids),
                    c(2L, 4L))
