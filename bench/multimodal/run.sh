@@ -6,3 +6,4 @@ source "$(dirname "$0")/../env.sh"
 rounds=${ROUNDS:-3}
 Rscript bench/multimodal/text_to_image.R "$rounds" "${STEPS:-5}"
 Rscript bench/multimodal/images.R "$rounds" "${IMAGES:-500}"  # images (issue 24)
+Rscript bench/multimodal/asr.R "$rounds" "${ASR_SECONDS:-300}"  # speech to text (issue 24)
