@@ -10,6 +10,11 @@ is one (256 for all-MiniLM-L6-v2), else to what the tokenizer and the position e
 
 On a CPU the batches run side by side, one per torch thread (:func:`run_batches`).
 
+An image-text model (CLIP: a config with a text and a vision tower, and ``get_text_features``)
+embeds each text with its own pooling and projection, ``get_text_features``, into the space of
+its image features (``embed_image()``, :mod:`pybridge.vision`); ``pooling`` does not apply, and
+hidden states are those of its text tower.
+
 :func:`start` tokenizes the texts and plans the batches in a :class:`Job` (the protocol of
 :mod:`pybridge.jobs`: a step runs some batches, so that R shows progress). :func:`embed` and
 :func:`hidden_states` run one to the end.
@@ -22,7 +27,7 @@ import os
 
 import numpy as np
 
-from . import _args, errors, jobs, models
+from . import _args, errors, fastpath, jobs, models
 from .threads import run_parallel
 
 POOLINGS = ("mean", "cls", "max")
@@ -45,8 +50,12 @@ def embed(
     trust_remote_code=False,
     env=None,
     token=None,
+    backend="torch",
+    precision="fp32",
 ) -> np.ndarray:
-    """An (n, d) float64 matrix of pooled embeddings, one row per text, in input order."""
+    """An (n, d) float64 matrix of pooled embeddings, one row per text, in input order.
+    ``backend`` and ``precision`` other than torch fp32 take the fast path
+    (:mod:`pybridge.fastpath`)."""
     job = start(
         texts,
         model,
@@ -61,6 +70,8 @@ def embed(
         trust_remote_code=trust_remote_code,
         env=env,
         token=token,
+        backend=backend,
+        precision=precision,
     )
     return jobs.run(job)
 
@@ -116,6 +127,8 @@ def start(
     env=None,
     token=None,
     quiet=True,
+    backend="torch",
+    precision="fp32",
 ) -> "Job":
     """Load the model (cached), tokenize the texts and plan length-sorted batches."""
     texts = _args.texts(texts, "texts")
@@ -125,7 +138,10 @@ def start(
         )
     batch_size = _args.count(batch_size, "batch_size")
     max_length = None if max_length is None else _args.count(max_length, "max_length")
-    encoder = load(model, revision, device, allow_pickle, trust_remote_code, env, token, quiet)
+    fast = fastpath.choice(backend, precision)
+    encoder = load(
+        model, revision, device, allow_pickle, trust_remote_code, env, token, quiet, *fast
+    )
     return Job(encoder, texts, kind, pooling, bool(normalize), layers, batch_size, max_length)
 
 
@@ -134,11 +150,28 @@ def start(
 
 
 class Encoder:
-    """A tokenizer, a bare model (AutoModel) and the default max_length, cached together."""
+    """A tokenizer, a bare model (AutoModel) and the default max_length, cached together.
+    ``text`` is the model that reads the texts (an image-text model's text tower), ``dim`` the
+    width of an embedding."""
 
     def __init__(self, tokenizer, model, max_length):
         self.tokenizer, self.model, self.max_length = tokenizer, model, max_length
         self.inputs = set(tokenizer.model_input_names)
+        self.dual = is_dual_encoder(model)
+        self.text = model.text_model if self.dual else model
+        self.dim = int(model.config.projection_dim if self.dual else model.config.hidden_size)
+        self.fastpath = None  # the quality record of a fast model (pybridge.fastpath)
+
+
+def is_dual_encoder(model) -> bool:
+    """An image-text model such as CLIP: text and image features in one space."""
+    return hasattr(model, "get_text_features") and hasattr(model, "get_image_features")
+
+
+def projected(out):
+    """What ``get_text_features``/``get_image_features`` give: a tensor, or (transformers 5)
+    an output whose ``pooler_output`` is the projection."""
+    return out if hasattr(out, "shape") else out.pooler_output
 
 
 def load(
@@ -150,9 +183,12 @@ def load(
     env=None,
     token=None,
     quiet=True,
+    backend="torch",
+    precision="fp32",
 ) -> Encoder:
+    exact = fastpath.is_exact(backend, precision)
     key = (
-        "encoder",
+        "encoder" if exact else f"encoder ({backend} {precision})",
         model,
         revision or "main",
         str(device),
@@ -166,6 +202,8 @@ def load(
 
         path = models.folder(model, revision, allow_pickle, env=env, token=token, quiet=quiet)
         dev = models.torch_device(device)
+        if not exact:
+            return _fast_encoder(path, dev, backend, precision, trust_remote_code, env)
         with models.quiet_transformers():
             try:
                 tok = transformers.AutoTokenizer.from_pretrained(
@@ -183,6 +221,17 @@ def load(
         return Encoder(tok, net.to(dev).eval(), _default_max_length(path, tok, net.config))
 
     return models.cached(key, loader)
+
+
+def _fast_encoder(path, dev, backend, precision, trust_remote_code, env) -> Encoder:
+    """The encoder of :mod:`pybridge.fastpath`; onnxruntime runs one thread per batch, the
+    batches side by side (:func:`run_batches`)."""
+    fastpath.require_cpu_device(dev)
+    net, quality = fastpath.load(path, "base", backend, precision, trust_remote_code, env)
+    tok = fastpath.load_tokenizer(path, bool(trust_remote_code))
+    encoder = Encoder(tok, net, _default_max_length(path, tok, net.config))
+    encoder.fastpath = quality
+    return encoder
 
 
 def _default_max_length(path, tokenizer, config):
@@ -272,7 +321,7 @@ class Job(jobs.Job):
         return len(self.batches)
 
     def _layers(self, layers):
-        n = self.encoder.model.config.num_hidden_layers + 1
+        n = self.encoder.text.config.num_hidden_layers + 1
         layers = [layers] if isinstance(layers, (int, float)) else list(layers)
         out = []
         for layer in layers:
@@ -317,13 +366,20 @@ class Job(jobs.Job):
 
     def _run_batch(self, rows):
         feed = self._tensors(rows)
+        if self.kind == "embed" and self.encoder.dual:
+            out = projected(self.encoder.model.get_text_features(**feed))
+            if self.normalize:
+                out = models.import_torch().nn.functional.normalize(out, p=2, dim=1)
+            for k, r in enumerate(rows):
+                self.out[r] = out[k].float().cpu().numpy()
+            return
         if self.kind == "embed":
             hidden = self.encoder.model(**feed).last_hidden_state
             pooled = pool(hidden, feed["attention_mask"], self.pooling, self.normalize)
             for k, r in enumerate(rows):
                 self.out[r] = pooled[k]
             return
-        states = self.encoder.model(**feed, output_hidden_states=True).hidden_states
+        states = self.encoder.text(**feed, output_hidden_states=True).hidden_states
         mask = feed["attention_mask"].bool()
         for k, r in enumerate(rows):
             self.out[r] = np.stack(
@@ -337,14 +393,14 @@ class Job(jobs.Job):
 
     def embed_result(self) -> np.ndarray:
         if not self.out:
-            return np.zeros((0, self.encoder.model.config.hidden_size), dtype=np.float64)
+            return np.zeros((0, self.encoder.dim), dtype=np.float64)
         return np.stack(self.out).astype(np.float64)
 
     def hidden_result(self) -> dict:
         """``values``: (total tokens, hidden) float64, or (total tokens, hidden, layers) when
         several layers are asked; ``lengths``: tokens per text (int32); ``tokens``: their
         strings, all texts one after the other."""
-        hidden = self.encoder.model.config.hidden_size
+        hidden = self.encoder.text.config.hidden_size
         mats = self.out or [np.zeros((0, hidden, len(self.layers)))]
         values = np.concatenate(mats).astype(np.float64)
         if len(self.layers) == 1:

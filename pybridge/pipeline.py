@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _args, errors, jobs, models, pipeline_args
+from . import _args, audio, errors, fastpath, jobs, models, pipeline_args, vision
 from .removed_pipelines import QuestionAnswering, Seq2Seq
 
 ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
@@ -63,6 +63,8 @@ def supported_tasks() -> list:
         "text2text-generation",
         "text-generation",
         "feature-extraction",
+        *vision.TASKS,  # images (pybridge.vision)
+        *audio.TASKS,  # speech (pybridge.audio)
     ]
 
 
@@ -75,7 +77,7 @@ def canonical(task) -> str:
     name = ALIASES.get(task, task)
     if name.startswith("translation_") and "_to_" in name:
         name = "translation"
-    if name not in NATIVE + OWN:
+    if name not in NATIVE + OWN + vision.TASKS + audio.TASKS:
         raise errors.UnsupportedError(
             f"The task '{task}' is not supported. Supported tasks: {', '.join(supported_tasks())}.",
             task=task,
@@ -89,6 +91,8 @@ def default_model(task: str) -> str:
     name = canonical(task)
     if name in OWN_DEFAULTS:
         return OWN_DEFAULTS[name]
+    if name in vision.DEFAULTS:
+        return vision.DEFAULTS[name]
     models.import_transformers()
     from transformers.pipelines import SUPPORTED_TASKS
 
@@ -109,24 +113,41 @@ def load(
     token=None,
     quiet=True,
     args=None,
+    backend="torch",
+    precision="fp32",
 ) -> dict:
     """Load the task's pipeline into the cache; returns what R prints and passes to :func:`run`.
 
     ``args``, the default arguments of the task's calls, are checked first
     (:func:`pybridge.pipeline_args.check`), so that a bad one fails before the model loads.
+    ``backend`` and ``precision`` other than torch fp32 take the fast path
+    (:mod:`pybridge.fastpath`); ``fastpath`` is then its quality record.
     """
     name = canonical(task)
-    args = pipeline_args.check(task, name, dict(args or {}))
+    args = _check_args(task, name, args)
+    fast = _fast(name, backend, precision)
     model = model or default_model(name)
-    pipe = _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, quiet)
-    pipeline_args.check_with_model(task, name, args, pipe.tokenizer)
+    pipe = _entry(
+        name, model, revision, device, allow_pickle, trust_remote_code, env, token, quiet, fast
+    )
+    if name not in vision.TASKS + audio.TASKS:
+        pipeline_args.check_with_model(task, name, args, pipe.tokenizer)
     return {
         "task": task,
         "kind": name,
         "model": model,
         "revision": revision or "main",
         "device": str(device),
+        "fastpath": getattr(pipe, "fastpath", None),
     }
+
+
+def _fast(name, backend, precision) -> tuple:
+    """(backend, precision), checked: the fast path takes only the tasks it can measure."""
+    fast = fastpath.choice(backend, precision)
+    if fast != ("torch", "fp32"):
+        fastpath.head_of(name)
+    return fast
 
 
 def run(
@@ -141,6 +162,8 @@ def run(
     trust_remote_code=False,
     env=None,
     token=None,
+    backend="torch",
+    precision="fp32",
 ):
     """Run the task's pipeline on ``inputs`` (a list of str) with the task's own ``args``.
 
@@ -162,6 +185,8 @@ def run(
         trust_remote_code,
         env,
         token,
+        backend,
+        precision,
     )
     return jobs.run(job)
 
@@ -178,6 +203,8 @@ def start(
     trust_remote_code=False,
     env=None,
     token=None,
+    backend="torch",
+    precision="fp32",
 ) -> "Job":
     """A job over the inputs: the pipeline called once, lazily, on a generator of them.
 
@@ -186,9 +213,20 @@ def start(
     that a seeded generation gives the same texts as in Python, however many steps R takes.
     """
     name = canonical(task)
-    args = pipeline_args.check(task, name, dict(args or {}))
+    args = _check_args(task, name, args)
+    if name in vision.TASKS:  # images: checked before the model loads
+        inputs = vision.check_images(inputs)
+    if name in audio.TASKS:  # speech: files and samples, checked before the model loads
+        audio_inputs = audio.check_inputs(inputs, args)
+    fast = _fast(name, backend, precision)
     model = model or default_model(name)
-    pipe = _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, True)
+    pipe = _entry(
+        name, model, revision, device, allow_pickle, trust_remote_code, env, token, True, fast
+    )
+    if name in vision.TASKS:
+        return vision.start(task, name, pipe, inputs, args, batch_size)
+    if name in audio.TASKS:
+        return audio.start(task, name, pipe, audio_inputs, args, batch_size)
     pipeline_args.check_with_model(task, name, args, pipe.tokenizer)
     if batch_size is not None:
         args["batch_size"] = _args.count(batch_size, "batch_size")
@@ -215,6 +253,14 @@ def start(
         feed = items if order is None else [items[i] for i in order]
         outputs = iter(pipe((x for x in feed), **args)) if items else iter(())
     return Job(name, pipe, items, outputs, args, order, task)
+
+
+def _check_args(task, name, args) -> dict:
+    if name in vision.TASKS:
+        return vision.check_args(task, name, dict(args or {}))
+    if name in audio.TASKS:
+        return audio.check_args(task, name, dict(args or {}))
+    return pipeline_args.check(task, name, dict(args or {}))
 
 
 def length_order(tokenizer, texts) -> list:
@@ -288,9 +334,12 @@ def text_generator(
     return _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, quiet)
 
 
-def _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, token, quiet):
+def _entry(
+    name, model, revision, device, allow_pickle, trust_remote_code, env, token, quiet, fast=None
+):
+    fast = fast or ("torch", "fp32")
     key = (
-        "pipeline:" + name,
+        "pipeline:" + name + ("" if fast == ("torch", "fp32") else " ({} {})".format(*fast)),
         model,
         revision or "main",
         str(device),
@@ -304,6 +353,8 @@ def _entry(name, model, revision, device, allow_pickle, trust_remote_code, env, 
         dev = models.torch_device(device)
         with models.quiet_transformers():
             try:
+                if fast != ("torch", "fp32"):
+                    return fastpath.pipeline(name, path, dev, *fast, bool(trust_remote_code), env)
                 return _build(
                     name, path, dev, models.use_safetensors(path), bool(trust_remote_code)
                 )
@@ -319,7 +370,12 @@ def _build(name, path, dev, use_safetensors, trust_remote_code):
     transformers = models.import_transformers()
 
     kwargs = {"trust_remote_code": trust_remote_code, "use_safetensors": use_safetensors}
+    if name in vision.TASKS:
+        return vision.build(name, path, dev, use_safetensors, trust_remote_code)
+    if name in audio.TASKS:
+        return audio.build(name, path, dev, use_safetensors, trust_remote_code)
     if name in NATIVE:
+        audio.refuse_speech_model(path)  # transformers would load it, and fail on a text
         return transformers.pipeline(
             name,
             model=path,

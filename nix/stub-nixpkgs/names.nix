@@ -10,6 +10,7 @@
     "filelock" "fsspec" "pandas" "pyyaml" "fastapi" "uvicorn" "openai"
     "starlette" "llguidance" "jinja2"
     "diffusers" "pillow"  # text_to_image() (issue 24)
+    "onnxruntime" "onnx"  # the fast path (issue 25)
   ];
   # CRAN packages: those Debian ships for this project (tools/apt-packages.txt), so that a
   # dependency added to rpackage/DESCRIPTION from that list evaluates; '.' written '_'.

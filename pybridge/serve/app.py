@@ -252,11 +252,18 @@ def _runner(served):
         from .. import embed
 
         pooling = served.pooling()
-        return lambda texts: embed.embed(texts, served.folder, **pooling).tolist()
+        fast = served.spec.fast()
+        return lambda texts: embed.embed(texts, served.folder, **pooling, **fast).tolist()
     from .. import pipeline
 
     def classify(texts):
-        cols = pipeline.run("text-classification", texts, model=served.folder, args={"top_k": None})
+        cols = pipeline.run(
+            "text-classification",
+            texts,
+            model=served.folder,
+            args={"top_k": None},
+            **served.spec.fast(),
+        )
         rows = [[] for _ in texts]
         for i, label, score in zip(cols["text_id"], cols["label"], cols["score"]):
             rows[int(i) - 1].append({"label": str(label), "score": float(score)})

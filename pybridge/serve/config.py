@@ -24,6 +24,12 @@ TASKS = {
 }
 
 
+# The kinds that take the fast path (pybridge.fastpath), and its choices.
+FAST_KINDS = ("embedding", "classification")
+BACKENDS = ("torch", "onnx")
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
 class ConfigError(ValueError):
     pass
 
@@ -33,6 +39,8 @@ class ModelSpec:
     task: str  # a key of TASKS
     source: str  # a repo id or a local folder
     revision: str = "main"
+    backend: Optional[str] = None  # None: the server's --backend
+    precision: Optional[str] = None
 
     @property
     def kind(self) -> str:
@@ -40,16 +48,33 @@ class ModelSpec:
 
     @classmethod
     def parse(cls, text: str) -> "ModelSpec":
-        """``task=repo[@revision]`` or ``task=folder``."""
+        """``task=repo[@revision][#backend-precision]`` or ``task=folder[#backend-precision]``."""
         task, sep, source = text.partition("=")
         if not sep or not source:
             raise ConfigError(f"--model {text!r}: write task=repo_id[@revision] or task=folder.")
         if task not in TASKS:
             raise ConfigError(f"--model {text!r}: the task must be one of {', '.join(TASKS)}.")
+        backend = precision = None
+        if "#" in source and not os.path.isdir(source):
+            source, fast = source.rsplit("#", 1)
+            backend, _, precision = fast.partition("-")
+            _check_fast(text, backend, precision)
         revision = "main"
         if "@" in source and not os.path.isdir(source):
             source, revision = source.rsplit("@", 1)
-        return cls(task, source, revision or "main")
+        return cls(task, source, revision or "main", backend, precision)
+
+    def fast(self) -> dict:
+        """The fast path's arguments of embed() and pipeline.run()."""
+        return {"backend": self.backend or "torch", "precision": self.precision or "fp32"}
+
+
+def _check_fast(where, backend, precision) -> None:
+    if backend not in BACKENDS or precision not in PRECISIONS:
+        raise ConfigError(
+            f"{where}: the fast path is backend-precision, with a backend of "
+            f"{', '.join(BACKENDS)} and a precision of {', '.join(PRECISIONS)}, e.g. torch-bf16."
+        )
 
 
 @dataclass
@@ -69,10 +94,22 @@ class ServeConfig:
     cb_cache_tokens: int = 32768
     cors: bool = False
     log_prompts: bool = False
+    backend: str = "torch"
+    precision: str = "fp32"
 
     def check(self) -> "ServeConfig":
         if not self.models:
             raise ConfigError("Name at least one model: --model task=repo_id.")
+        _check_fast("--backend/--precision", self.backend, self.precision)
+        for spec in self.models:
+            if spec.kind in FAST_KINDS:
+                spec.backend = spec.backend or self.backend
+                spec.precision = spec.precision or self.precision
+            elif spec.backend and spec.fast() != {"backend": "torch", "precision": "fp32"}:
+                raise ConfigError(
+                    f"--model {spec.task}={spec.source}: the fast path serves feature-extraction "
+                    "and text-classification models."
+                )
         if not _is_loopback(self.host) and not self.api_key:
             raise ConfigError(
                 f"Binding to {self.host}, which other machines can reach, needs an API key: "
@@ -136,6 +173,14 @@ def parse_args(argv=None) -> ServeConfig:
     p.add_argument("--cb-cache-tokens", type=int, default=32768, help=argparse.SUPPRESS)
     p.add_argument("--cors", action="store_true", help="allow every origin (off by default)")
     p.add_argument("--log-prompts", action="store_true", help="log prompts (off by default)")
+    p.add_argument(
+        "--backend",
+        default="torch",
+        choices=BACKENDS,
+        help="the fast path of the embedding and classification models (pybridge.fastpath); "
+        "a model's own task=repo#backend-precision wins",
+    )
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     a = p.parse_args(argv)
     try:
         return ServeConfig(
@@ -154,6 +199,8 @@ def parse_args(argv=None) -> ServeConfig:
             cb_cache_tokens=a.cb_cache_tokens,
             cors=a.cors,
             log_prompts=a.log_prompts,
+            backend=a.backend,
+            precision=a.precision,
         ).check()
     except ConfigError as e:
         p.error(str(e))

@@ -10,12 +10,15 @@ classification models run through pybridge's own embedding and pipeline code, so
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from .. import hub
 from .config import ModelSpec, ServeConfig
+
+log = logging.getLogger("pybridge.serve")
 
 
 class NotServed(LookupError):
@@ -33,6 +36,7 @@ class Served:
     folder: str
     commit: Optional[str]
     scorer: Optional[object] = field(default=None, repr=False)  # a reranker's CrossEncoder
+    quality: Optional[dict] = None  # the fast path's measures against fp32 (pybridge.fastpath)
 
     @property
     def kind(self) -> str:
@@ -63,6 +67,7 @@ class Served:
             "owned_by": self.name.split("/")[0] if "/" in self.name else "local",
             "task": self.spec.task,
             "revision": self.commit or self.spec.revision,
+            **({"fastpath": self.quality} if self.quality else {}),
         }
 
 
@@ -129,13 +134,16 @@ class Registry:
         if generation:
             self._load_generation(generation)
         for served in self.of_kind("embedding"):
-            from .. import embed
+            from .. import embed, fastpath, jobs
 
-            embed.embed(["warm-up"], served.folder, **served.pooling())
+            job = embed.start(["warm-up"], served.folder, **served.pooling(), **served.spec.fast())
+            jobs.run(job)
+            _fast_loaded(served, fastpath.quality_of(job))
         for served in self.of_kind("classification"):
             from .. import pipeline
 
-            pipeline.load("text-classification", served.folder)
+            info = pipeline.load("text-classification", served.folder, **served.spec.fast())
+            _fast_loaded(served, info["fastpath"])
         for served in self.of_kind("rerank"):
             served.scorer = CrossEncoder(served.folder)
 
@@ -156,6 +164,22 @@ class Registry:
         key = self.manager.process_model_name(served.name)
         model, processor = self.manager.load_model_and_processor(key)
         return served, model, processor
+
+
+def _fast_loaded(served: Served, quality: Optional[dict]) -> None:
+    """Keeps the fast path's measures for /v1/models, and logs them (a warning below the
+    threshold)."""
+    if quality is None:
+        return
+    from .. import fastpath
+
+    served.quality = {k: v for k, v in quality.items() if k != "folder"}
+    fast = f"{quality['backend']} {quality['precision']}"
+    line = f"{served.name}: {fast}, {fastpath.describe(quality)}"
+    if quality["ok"]:
+        log.info(line)
+    else:
+        log.warning(f"{line}: below {quality['threshold']}")
 
 
 CB_PAGE_TOKENS = 256  # ContinuousBatchingConfig's default page_size

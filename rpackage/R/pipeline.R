@@ -1,10 +1,10 @@
 # Pipelines: R checks and shapes the arguments, pybridge.pipeline runs transformers, R builds
 # data frames. Long inputs run in chunks under a cli progress bar.
 
-#' Create a Hugging Face pipeline for a text task
+#' Create a Hugging Face pipeline for a text or image task
 #'
 #' Loads the model of a task once (through the Hub cache, from safetensors weights) and returns
-#' an R function that runs it on texts and returns a data frame, one row per result.
+#' an R function that runs it on texts (or images) and returns a data frame, one row per result.
 #'
 #' Each task returns these columns and takes these arguments of its own:
 #'
@@ -45,6 +45,32 @@
 #' * `"feature-extraction"`
 #'   - result: a list of token x hidden matrices (rownames: the tokens)
 #'   - arguments: `tokenize_kwargs`, `truncation`
+#'
+#' Image tasks take image paths (PNG, JPEG and the other formats Pillow reads) or http(s) URLs;
+#' `image` is the input as given. See also [embed_image()].
+#'
+#' * `"image-classification"`
+#'   - columns: `image`, `label`, `score`
+#'   - arguments: `top_k` (rows per image: 5 by default, at most the number of labels),
+#'     `function_to_apply`, `timeout` (seconds for one URL)
+#' * `"zero-shot-image-classification"` (an image-text model such as CLIP)
+#'   - columns: `image`, `label`, `score`
+#'   - arguments: `candidate_labels`, `hypothesis_template` (default
+#'     `"This is a photo of {}."`), `timeout`
+#' * `"object-detection"`
+#'   - columns: `image`, `label`, `score`, `xmin`, `ymin`, `xmax`, `ymax` (pixels of the image
+#'     as given, integers)
+#'   - arguments: `threshold` (the lowest score kept, 0.5 by default), `timeout`
+#' * `"image-to-text"` (a captioning model such as BLIP; transformers 5 runs it as
+#'   `"image-text-to-text"`)
+#'   - columns: `image`, `generated_text`
+#'   - arguments: `prompt` (text the caption starts with), `seed`, `timeout`, and `generate()`
+#'     settings
+#'
+#' An image path that does not exist, a folder, or text given to an image task signals
+#' `hfbridge_error_invalid_argument`, and a file that is not an image
+#' `hfbridge_error_invalid_file`, with the fields `path` and `position`, before the model runs;
+#' a URL that cannot be fetched signals `hfbridge_error_network`.
 #'
 #' The `generate()` settings are `max_new_tokens`, `max_length`, `min_length`,
 #' `min_new_tokens`, `do_sample`, `num_beams`, `num_beam_groups`, `num_return_sequences`,
@@ -117,8 +143,13 @@
 #' @param trust_remote_code Run Python code shipped with the model. Only for repositories you
 #'   trust.
 #' @param quiet If `TRUE`, no progress bar (a bar shows for long inputs, which run in chunks).
+#' @param backend,precision For `"feature-extraction"`, `"text-classification"` and
+#'   `"token-classification"`: `"torch"` and `"fp32"` (the defaults) are exact; `precision =
+#'   "bf16"`, `"int8"` and `backend = "onnx"` run a converted model, measured against fp32 when
+#'   it is made (the printed pipeline shows the measures; see [fastpath]).
 #' @return A function of class `hfbridge_pipeline`: `f(inputs, ..., quiet, parallel,
-#'   chunk_size, retry)`, where `inputs` is a character vector or a list of strings (for
+#'   chunk_size, retry)`, where `inputs` is a character vector or a list of strings (image
+#'   paths or URLs for the image tasks; for
 #'   question answering, `question =` and `context =`, or a data frame with those columns; for
 #'   text generation, also a conversation) and `...` are the task's arguments. It returns a data
 #'   frame, or for `"feature-extraction"` a list of matrices. With `parallel = TRUE` or a
@@ -144,10 +175,16 @@
 #'
 #' qa <- pipeline("question-answering")
 #' qa(question = "Where does Alice live?", context = "Alice lives in Berlin.")
+#'
+#' classify <- pipeline("image-classification", "google/vit-base-patch16-224")
+#' classify(c("cat.jpg", "https://example.org/dog.png"), top_k = 2)
+#' detect <- pipeline("object-detection", "facebook/detr-resnet-50")
+#' detect("street.jpg", threshold = 0.9)
 #' }
 pipeline <- function(task, model = NULL, revision = "main", device = "cpu", batch_size = NULL,
                      ..., token = NULL, allow_pickle = FALSE, trust_remote_code = FALSE,
-                     quiet = FALSE) {
+                     quiet = FALSE, backend = c("torch", "onnx"),
+                     precision = c("fp32", "bf16", "int8")) {
   task <- check_string(task, "task")
   if (!is.null(model)) model <- check_string(model, "model")
   spec <- list(
@@ -158,15 +195,20 @@ pipeline <- function(task, model = NULL, revision = "main", device = "cpu", batc
     trust_remote_code = check_flag(trust_remote_code, "trust_remote_code"),
     quiet = check_flag(quiet, "quiet"), defaults = pipeline_named_args(list(...), task)
   )
+  spec[c("backend", "precision")] <- fastpath_choice(backend, precision)
   hub_check_token(token)
   info <- py_call("pipeline", "load", task, model = model, revision = spec$revision,
                   device = spec$device, allow_pickle = spec$allow_pickle,
                   trust_remote_code = spec$trust_remote_code, env = hf_env(), token = token,
-                  quiet = spec$quiet, args = spec$defaults)
+                  quiet = spec$quiet, args = spec$defaults, backend = spec$backend,
+                  precision = spec$precision)
   spec$model <- info$model
   spec$kind <- info$kind
+  quality <- fastpath_quality(info$fastpath)
+  fastpath_warn(quality, info$model)
   structure(pipeline_function(spec), class = c("hfbridge_pipeline", "function"), task = task,
-            model = info$model, revision = spec$revision, device = spec$device)
+            model = info$model, revision = spec$revision, device = spec$device,
+            fastpath = quality)
 }
 
 # The function pipeline() returns. Made here, its environment holds `spec` only: made inside
@@ -196,7 +238,8 @@ format.hfbridge_pipeline <- function(x, ...) {
   c(sprintf("<hfbridge pipeline> %s", attr(x, "task")),
     sprintf("  model:    %s", attr(x, "model")),
     sprintf("  revision: %s", attr(x, "revision")),
-    sprintf("  device:   %s", attr(x, "device")))
+    sprintf("  device:   %s", attr(x, "device")),
+    fastpath_format(attr(x, "fastpath")))
 }
 
 #' The tasks pipeline() supports
@@ -219,7 +262,8 @@ pipeline_tasks <- function() {
 #' lists them; `pipeline_cache_clear()` frees them (the next call loads them again).
 #'
 #' @return `pipeline_cache_info()`: a data frame with the columns `kind` (the pipeline task, or
-#'   `"encoder"` for embeddings), `model`, `revision`, `device` and `hits` (how many times the
+#'   `"encoder"` for embeddings; a fast model adds its backend and precision, as in
+#'   `"encoder (torch bf16)"`), `model`, `revision`, `device` and `hits` (how many times the
 #'   loaded model was reused). `pipeline_cache_clear()`: the number of models freed, invisibly.
 #' @family pipelines
 #' @export
@@ -257,16 +301,20 @@ pipeline_call <- function(spec, inputs, args, quiet) {
     args$question <- as.list(pairs$question)
     args$context <- as.list(pairs$context)
     texts <- NULL
+  } else if (audio_kind(spec)) {
+    texts <- audio_inputs(inputs)  # speech: paths and samples (audio.R)
   } else {
     texts <- as.list(check_texts(inputs, "inputs"))
   }
   job <- py_call("pipeline", "start", spec$task, texts, model = spec$model,
                  revision = spec$revision, device = spec$device, batch_size = spec$batch_size,
                  args = args, allow_pickle = spec$allow_pickle,
-                 trust_remote_code = spec$trust_remote_code, env = hf_env())
+                 trust_remote_code = spec$trust_remote_code, env = hf_env(),
+                 backend = spec$backend, precision = spec$precision)
   res <- job_run(job, sprintf("Running %s", spec$task), quiet,
-                 units = pipeline_step_size(spec$batch_size))
+                 units = if (audio_kind(spec)) 1L else pipeline_step_size(spec$batch_size))
   if (identical(spec$kind, "feature-extraction")) return(pipeline_matrices(res))
+  if (audio_kind(spec)) return(audio_frame(res))
   pipeline_frame(res)
 }
 
@@ -381,5 +429,7 @@ pipeline_matrices <- function(res) {
 
 # Whether Python has loaded any model (without starting Python).
 pipeline_python_loaded <- function() {
-  any(c("pipeline", "embed", "models", "generation") %in% names(.hfb$modules))
+  # diffusion: text_to_image(); vision: embed_image() (issue 24)
+  any(c("pipeline", "embed", "models", "generation", "diffusion", "vision") %in%
+        names(.hfb$modules))
 }
