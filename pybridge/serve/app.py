@@ -160,6 +160,9 @@ async def _warm_up(chat, registry):
     request would otherwise pay for generation's lazy set-up (and continuous batching's cache,
     made greedy here)."""
     for served in registry.of_kind("generation"):
+        _, _, processor = registry.generation_model(served.name)
+        if not getattr(getattr(processor, "tokenizer", processor), "chat_template", None):
+            continue  # a plain language model (TGI's routes only): nothing to warm through chat
         body = {
             "model": served.name,
             "messages": [{"role": "user", "content": "Hello"}],
