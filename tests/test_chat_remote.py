@@ -264,7 +264,7 @@ def test_task_verbs_read_the_shapes_of_tgi_and_tei(fault_server):
 
 def test_bad_task_and_inputs_are_classed():
     with pytest.raises(errors.UnsupportedError):
-        inference.infer("image-to-text", ["x"], [link(REFUSED)])
+        inference.infer("summarization", ["x"], [link(REFUSED)])
     with pytest.raises(errors.InvalidArgumentError):
         inference.infer("text-generation", [], [link(REFUSED)])
     with pytest.raises(errors.InvalidArgumentError):
