@@ -56,7 +56,11 @@ rss_mb <- function() {
   as.numeric(sub("^VmRSS:\\s*([0-9]+) kB$", "\\1", grep("^VmRSS:", status, value = TRUE))) / 1024
 }
 heap_mb <- function() sum(gc(full = TRUE)[, 2])  # Ncells and Vcells in use, in MB
-open_files <- function() length(list.files("/proc/self/fd"))
+# Open files on disk, and sockets apart: pooled connections to the mirror come and go, and are
+# bounded by the pool rather than by the number of calls.
+fd_targets <- function() Sys.readlink(list.files("/proc/self/fd", full.names = TRUE))
+open_files <- function() sum(startsWith(fd_targets(), "/"), na.rm = TRUE)
+open_sockets <- function() sum(startsWith(fd_targets(), "socket:"), na.rm = TRUE)
 # Maps of the weights file still in place (the dropped handles' maps must be gone after gc()).
 weights_maps <- function() {
   sum(grepl(normalizePath(weights), readLines("/proc/self/maps"), fixed = TRUE))
@@ -71,13 +75,14 @@ started <- proc.time()[["elapsed"]]
 for (r in seq_len(warmup)) one_round(r)
 before <- probe()
 samples <- data.frame(round = seq_len(rounds), rss_mb = NA_real_, heap_mb = NA_real_,
-                      files = NA_integer_, maps = NA_integer_)
+                      files = NA_integer_, maps = NA_integer_, sockets = NA_integer_)
 for (r in seq_len(rounds)) {
   one_round(warmup + r)
   samples$heap_mb[r] <- heap_mb()
   samples$rss_mb[r] <- rss_mb()
   samples$files[r] <- open_files()
   samples$maps[r] <- weights_maps()
+  samples$sockets[r] <- open_sockets()
 }
 utils::write.table(samples, out_file, sep = "\t", row.names = FALSE, quote = FALSE)
 jsonlite::write_json(list(texts = pool[1:3], before = before, after = probe()),
