@@ -80,7 +80,110 @@ hub_mirror_start <- function(root, host = "127.0.0.1", port = 0L, timeout = 30,
 hub_mirror_stop <- function(mirror, timeout = 5) {
   mirror_check(mirror)
   service_stop(mirror$process, timeout)
+  if (!is.null(mirror$previous_env)) restore_env(mirror$previous_env)
   invisible(mirror)
+}
+
+#' A local Hub with small demo models
+#'
+#' `hub_mirror_demo()` builds the demo store and serves it with [hub_mirror_start()], so that
+#' hfbridge can be tried, taught and tested with no network and no account. The store holds the
+#' real `sentence-transformers/all-MiniLM-L6-v2`, and small models built offline under the ids
+#' the documentation uses: `gpt2`, `bert-base-uncased`, `distilbert-base-uncased`,
+#' `distilbert/distilbert-base-uncased-finetuned-sst-2-english` (the default sentiment model), a
+#' tiny model for every pipeline task under `hfbridge-tiny/`, a chat model
+#' (`hfbridge-tiny/chat`), and the datasets `imdb` and `c4` (small samples). The stand-ins give
+#' the real models' tokens and shapes, not their answers.
+#'
+#' With `use = TRUE`, `HF_ENDPOINT` points at the mirror and `HF_HOME` at a fresh temporary
+#' folder, so the stand-ins never enter your own cache. [hub_mirror_stop()] puts both back.
+#'
+#' The store is built by Python (`python -m pybridge.fixtures.demo`); builds are cached, so a
+#' second call takes about a second.
+#'
+#' @param root The store folder.
+#' @param use Point this R session at the mirror (see above).
+#' @param ... Passed to [hub_mirror_start()].
+#' @return An `hfbridge_mirror`, as from [hub_mirror_start()].
+#' @seealso [hub_mirror_start()], [hub_mirror_stop()].
+#' @export
+#' @examplesIf hfbridge:::examples_ready()
+#' demo <- hub_mirror_demo()
+#' Sys.getenv("HF_ENDPOINT") == demo$url
+#' hub_list_files("gpt2")
+#' hub_mirror_stop(demo)
+hub_mirror_demo <- function(root = file.path(tempdir(), "hfbridge-demo-store"), use = TRUE, ...) {
+  check_string(root, "root")
+  check_flag(use, "use")
+  python <- service_python()
+  run_child_python(python, c("-m", "pybridge.fixtures.demo", root), "Building the demo store",
+                   "Run install_pybridge() to give that Python the pybridge package.",
+                   echo = FALSE)
+  mirror <- hub_mirror_start(root, python = python, ...)
+  if (use) {
+    mirror$previous_env <- Sys.getenv(demo_env_names, unset = NA)
+    home <- tempfile("hfbridge-demo-home-")
+    dir.create(home)
+    Sys.unsetenv(demo_env_names)
+    Sys.setenv(HF_ENDPOINT = mirror$url, HF_HOME = home)
+  }
+  mirror
+}
+
+# What hub_mirror_demo(use = TRUE) changes: the endpoint, and every way to name the cache or to
+# turn the network off.
+demo_env_names <- c("HF_ENDPOINT", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE",
+                    "HF_HUB_OFFLINE")
+
+restore_env <- function(previous) {
+  unset <- is.na(previous)
+  Sys.unsetenv(names(previous)[unset])
+  if (any(!unset)) do.call(Sys.setenv, as.list(previous[!unset]))
+}
+
+# For help-page examples (`@examplesIf hfbridge:::examples_ready()`): TRUE when the Python side
+# is there, and then this session points at one demo mirror, started on first use. Examples run
+# as written where pybridge is installed, and are shown un-run where it is not (as on CRAN).
+# example_hub_done() puts the session's Hub settings back.
+# With HFBRIDGE_EXAMPLES_REQUIRED=true (make test), a missing Python side is an error rather
+# than examples and vignettes quietly shown un-run.
+examples_ready <- function() {
+  if (!python_side_available()) {
+    if (identical(Sys.getenv("HFBRIDGE_EXAMPLES_REQUIRED"), "true")) {
+      stop("HFBRIDGE_EXAMPLES_REQUIRED is set but no Python with pybridge was found ",
+           "(RETICULATE_PYTHON is \"", Sys.getenv("RETICULATE_PYTHON"), "\").", call. = FALSE)
+    }
+    return(FALSE)
+  }
+  demo <- .hfb$example_hub
+  if (is.null(demo) || !demo$process$is_alive()) {
+    demo <- hub_mirror_demo(file.path(tempdir(), "hfbridge-example-store"), use = FALSE)
+    .hfb$example_hub <- demo
+  }
+  if (is.null(.hfb$example_env)) .hfb$example_env <- Sys.getenv(demo_env_names, unset = NA)
+  home <- file.path(tempdir(), "hfbridge-example-home")
+  dir.create(home, showWarnings = FALSE)
+  Sys.unsetenv(demo_env_names)
+  Sys.setenv(HF_ENDPOINT = demo$url, HF_HOME = home)
+  TRUE
+}
+
+example_hub_done <- function() {
+  if (!is.null(.hfb$example_env)) restore_env(.hfb$example_env)
+  .hfb$example_env <- NULL
+  invisible()
+}
+
+# TRUE when a Python with pybridge can be found, without starting Python in this session.
+python_side_available <- function() {
+  python <- tryCatch(service_python(), error = function(e) "")
+  if (!nzchar(python) || !file.exists(python)) return(FALSE)
+  res <- tryCatch(
+    processx::run(python, c("-c", "import pybridge"), env = child_python_env(),
+                  error_on_status = FALSE),
+    error = function(e) list(status = 1L)
+  )
+  identical(res$status, 0L)
 }
 
 #' Publish a folder as a repository of a local Hub mirror

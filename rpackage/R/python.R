@@ -240,10 +240,10 @@ pybridge_requirement <- function(source, models) {
 }
 
 # Runs a Python child process (with the library path R inherited, see child_python_env()),
-# showing its output live; on failure, says which step failed and quotes the output's end.
-run_child_python <- function(python, args, what, fix) {
+# showing its output live unless `echo = FALSE`; on failure, says which step failed and quotes the output's end.
+run_child_python <- function(python, args, what, fix, echo = TRUE) {
   res <- tryCatch(
-    processx::run(python, args, env = child_python_env(), echo = TRUE, stderr_to_stdout = TRUE,
+    processx::run(python, args, env = child_python_env(), echo = echo, stderr_to_stdout = TRUE,
                   error_on_status = FALSE),
     error = function(e) list(status = NA_integer_, stdout = conditionMessage(e))
   )
