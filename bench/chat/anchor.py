@@ -1,6 +1,7 @@
 """The Python side of bench/chat: huggingface_hub's InferenceClient against a server, and
 transformers' generate() in process, with the settings bench.R uses. Prints one JSON object of
-medians (seconds).
+each round's times (seconds): bench.R runs it before and after its own rounds and pools them, so
+that a server or machine that speeds up or slows down over the run favours neither side.
 
 Usage: python anchor.py URL MODEL FOLDER ROUNDS MAX_TOKENS
 """
@@ -8,7 +9,6 @@ Usage: python anchor.py URL MODEL FOLDER ROUNDS MAX_TOKENS
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 
@@ -18,17 +18,17 @@ QUESTION = "The food was excellent."
 SYSTEM = "Be brief."
 
 
-def median(fn, rounds):
+def timed(fn, rounds):
     times = []
     for _ in range(rounds):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return times
 
 
 def stream_times(client, model, messages, max_tokens, rounds):
-    """(time to the first content chunk, content chunks per second after it), medians."""
+    """(times to the first content chunk, content chunks per second after it), per round."""
     firsts, rates = [], []
     for _ in range(rounds):
         t = time.perf_counter()
@@ -41,8 +41,8 @@ def stream_times(client, model, messages, max_tokens, rounds):
                 first = first or time.perf_counter() - t
         total = time.perf_counter() - t
         firsts.append(first)
-        rates.append((n - 1) / (total - first) if n > 1 else float("nan"))
-    return statistics.median(firsts), statistics.median(rates)
+        rates.append((n - 1) / (total - first) if n > 1 else None)
+    return firsts, rates
 
 
 def main(url, model, folder, rounds, max_tokens):
@@ -51,7 +51,7 @@ def main(url, model, folder, rounds, max_tokens):
 
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
     client = InferenceClient(base_url=url)
-    request = median(
+    request = timed(
         lambda: client.chat_completion(messages, model=model, max_tokens=max_tokens), rounds
     )
     first, rate = stream_times(client, model, messages, max_tokens, rounds)
@@ -68,7 +68,7 @@ def main(url, model, folder, rounds, max_tokens):
         tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
 
     generate()  # the first call pays for lazy set-up
-    local = median(generate, rounds)
+    local = timed(generate, rounds)
     print(
         json.dumps({"request": request, "first_chunk": first, "chunks_per_s": rate, "local": local})
     )

@@ -52,17 +52,18 @@
 #' @return An R6 object of class `hfbridge_chat`.
 #' @seealso [hf_tool()], [hf_endpoint()], [hf_serve()], [hf_inference()]
 #' @export
-#' @examples
-#' \dontrun{
-#' chat <- hf_chat("Qwen/Qwen2.5-0.5B-Instruct", system_prompt = "Be brief.", max_tokens = 64)
+#' @examplesIf hfbridge:::examples_ready()
+#' # A tiny stand-in chat model from the demo Hub: real chat template, no sensible answers.
+#' chat <- hf_chat("hfbridge-tiny/chat", system_prompt = "Be brief.", max_tokens = 8)
 #' chat$chat("What is the capital of France?")
 #' chat$stream("And of Italy?")
 #' chat$get_turns()
 #'
-#' srv <- hf_serve(c(chat = "Qwen/Qwen2.5-0.5B-Instruct"))
-#' remote <- hf_chat(endpoint = srv)
+#' srv <- hf_serve(c(chat = "hfbridge-tiny/chat"))
+#' remote <- hf_chat(endpoint = srv, max_tokens = 8)
 #' remote$chat("Hello!")
-#' }
+#' hf_serve_stop(srv)
+#' \dontshow{hfbridge:::example_hub_done()}
 hf_chat <- function(model = NULL, endpoint = NULL, provider = NULL, system_prompt = NULL, ...,
                     endpoints = NULL, api_key = NULL, timeout = 120, token = NULL) {
   if (!is.null(model)) check_string(model, "model")
@@ -148,9 +149,10 @@ hfbridge_chat <- R6::R6Class(
       stream <- call_python(private$live()$stream, chat_content(...))
       finished <- FALSE
       on.exit(if (!finished) call_python(stream$close))
+      next_chunk <- stream$next_chunk  # looked up once: each `$` on a Python object costs
       chunks <- character()
       repeat {
-        chunk <- call_python(stream$next_chunk)
+        chunk <- call_python(next_chunk)
         if (is.null(chunk)) break
         chunks[[length(chunks) + 1L]] <- chunk
         callback(chunk)
