@@ -176,6 +176,25 @@ def test_feature_extraction_bf16_is_close_to_transformers(env, folders):
     assert cosines(got["values"], stacked).min() > 0.99
 
 
+def test_bf16_gelu_runs_inside_the_intermediate_matmul():
+    """pack_linears() moves BERT's GELU into its intermediate layer's oneDNN product: the layer
+    then answers what the unfused bf16 layer does, within bf16's rounding."""
+    model = transformers.AutoModel.from_pretrained(MINILM, dtype=torch.bfloat16).eval()
+    layer = model.encoder.layer[0].intermediate
+    x = torch.randn(4, 9, model.config.hidden_size, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        unfused = layer(x).float()
+    fastpath.pack_linears(model)
+    if not hasattr(layer.dense, "post"):
+        pytest.skip("this torch has no oneDNN linear ops")
+    assert layer.dense.post == ("gelu", "none")
+    assert isinstance(layer.intermediate_act_fn, torch.nn.Identity)
+    with torch.inference_mode():
+        fused = layer(x).float()
+    # bf16 keeps 8 bits of mantissa: a relative step of 2**-8 of the largest value
+    assert (fused - unfused).abs().max() <= unfused.abs().max() * 2**-6
+
+
 # ---- the cache: a second process, offline --------------------------------------------------
 
 CHILD = """
