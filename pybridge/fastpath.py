@@ -166,9 +166,14 @@ def head_of(task) -> str:
 
 
 def root(env=None) -> str:
-    """``<HF_HOME>/assets/hfbridge/fastpath`` (or ``$HF_ASSETS_CACHE/hfbridge/fastpath``)."""
+    """``<HF_HOME>/assets/hfbridge/fastpath``, or under ``HF_ASSETS_CACHE`` (or its old name
+    ``HUGGINGFACE_ASSETS_CACHE``), as huggingface_hub's ``cached_assets_path()`` reads them."""
     values = os.environ if env is None else dict(env or {})
-    assets = values.get("HF_ASSETS_CACHE") or os.path.join(settings.resolve(env).hf_home, "assets")
+    assets = (
+        values.get("HF_ASSETS_CACHE")
+        or values.get("HUGGINGFACE_ASSETS_CACHE")
+        or os.path.join(settings.resolve(env).hf_home, "assets")
+    )
     return os.path.join(os.path.expanduser(assets), "hfbridge", "fastpath")
 
 

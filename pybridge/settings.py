@@ -46,6 +46,8 @@ ENV_NAMES = (
         "XDG_CACHE_HOME",
         "HF_HUB_CACHE",
         "HUGGINGFACE_HUB_CACHE",
+        "HF_ASSETS_CACHE",
+        "HUGGINGFACE_ASSETS_CACHE",
         "HF_ENDPOINT",
         "HF_HUB_OFFLINE",
         "TRANSFORMERS_OFFLINE",

@@ -176,6 +176,24 @@ def test_feature_extraction_bf16_is_close_to_transformers(env, folders):
     assert cosines(got["values"], stacked).min() > 0.99
 
 
+def test_conversions_live_where_huggingface_hub_keeps_assets(tmp_path):
+    from huggingface_hub import constants
+
+    home = str(tmp_path / "home")
+    assert fastpath.root({"HF_HOME": home}) == os.path.join(home, "assets", "hfbridge", "fastpath")
+    for name in ("HF_ASSETS_CACHE", "HUGGINGFACE_ASSETS_CACHE"):
+        where = fastpath.root({"HF_HOME": home, name: str(tmp_path / name)})
+        assert where == str(tmp_path / name / "hfbridge" / "fastpath")
+    code = (
+        "from huggingface_hub import cached_assets_path; "
+        "print(cached_assets_path('hfbridge', namespace='fastpath', subfolder='x'))"
+    )
+    env = {**os.environ, "HF_HOME": home, "HF_ASSETS_CACHE": str(tmp_path / "assets")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip().startswith(str(tmp_path / "assets" / "hfbridge" / "fastpath"))
+    assert constants.HF_ASSETS_CACHE  # the names above are huggingface_hub's own
+
+
 def test_bf16_gelu_runs_inside_the_intermediate_matmul():
     """pack_linears() moves BERT's GELU into its intermediate layer's oneDNN product: the layer
     then answers what the unfused bf16 layer does, within bf16's rounding."""

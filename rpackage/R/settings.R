@@ -2,7 +2,8 @@
 # reach os.environ, so every call that touches the Hub passes these on (CONTRIBUTING.md). The same
 # names as pybridge.settings.ENV_NAMES (a test checks it); docs/environment.md says what each does.
 hf_env_names <- c(
-  "HF_HOME", "XDG_CACHE_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ENDPOINT",
+  "HF_HOME", "XDG_CACHE_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ASSETS_CACHE",
+  "HUGGINGFACE_ASSETS_CACHE", "HF_ENDPOINT",
   "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH",
   "HF_HUB_DISABLE_IMPLICIT_TOKEN", "HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT",
   "HF_HUB_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_SYMLINKS", "HF_HUB_DISABLE_XET",
