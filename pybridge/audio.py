@@ -312,36 +312,16 @@ def start(task, name, pipe, items, args, batch_size=None) -> "Job":
     return Job(task, items, outputs, args)
 
 
-class Job(jobs.Job):
+class Job(jobs.PipelineJob):
     """One pipeline call over many inputs, consumed step by step; its units are inputs."""
 
+    # transformers' refusals: a ValueError, or a TypeError for a language it does not know or
+    # timestamps a CTC model cannot give
+    refused = (ValueError, TypeError)
+
     def __init__(self, task, items, outputs, args):
-        self.task, self.items, self.outputs, self.args = task, items, outputs, args
-        self.results = []
-
-    @property
-    def total(self) -> int:
-        return len(self.items)
-
-    @property
-    def position(self) -> int:
-        return len(self.results)
-
-    def advance(self, units, seconds) -> None:
-        left = self.total - self.position
-        try:
-            for _ in range(left if units is None else min(units, left)):
-                self.results.append(next(self.outputs))
-        except errors.PybridgeError:
-            raise
-        except (ValueError, TypeError) as exc:
-            # transformers' way to refuse arguments that do not fit the model (a language it
-            # does not know, timestamps a CTC model cannot give)
-            raise errors.InvalidArgumentError(f"{self.task}: {exc}", task=self.task) from exc
-
-    def stop(self) -> dict:
-        self.outputs = iter(())
-        return super().stop()
+        super().__init__(task, items, outputs)
+        self.args = args
 
     def output(self) -> dict:
         return columns(self.items, self.results, self.args)

@@ -75,6 +75,41 @@ class Job:
         )
 
 
+class PipelineJob(Job):
+    """A transformers pipeline over ``items``, its outputs taken from the generator ``outputs``
+    one unit (one input) at a time into ``results``. The exceptions in ``refused`` are
+    transformers' way to refuse arguments that do not fit the model, which only it can tell:
+    they become :class:`errors.InvalidArgumentError` naming the task."""
+
+    refused: tuple = (ValueError,)
+
+    def __init__(self, task, items, outputs):
+        self.task, self.items, self.outputs = task, items, outputs
+        self.results = []
+
+    @property
+    def total(self) -> int:
+        return len(self.items)
+
+    @property
+    def position(self) -> int:
+        return len(self.results)
+
+    def advance(self, units, seconds) -> None:
+        left = self.total - self.position
+        try:
+            for _ in range(left if units is None else min(units, left)):
+                self.results.append(next(self.outputs))
+        except errors.PybridgeError:
+            raise
+        except self.refused as exc:
+            raise errors.InvalidArgumentError(f"{self.task}: {exc}", task=self.task) from exc
+
+    def stop(self) -> dict:
+        self.outputs = iter(())  # lets go of the pipeline's generator and what it holds
+        return super().stop()
+
+
 def step(job: Job, units=None, seconds=None) -> dict:
     """``job.step()``, with R's numbers checked (3 arrives as 3.0)."""
     units = None if units is None else _args.count(units, "units")

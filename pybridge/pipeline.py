@@ -271,38 +271,14 @@ def length_order(tokenizer, texts) -> list:
     return sorted(range(len(texts)), key=lambda i: -lengths[i])
 
 
-class Job(jobs.Job):
+class Job(jobs.PipelineJob):
     """One pipeline call over many inputs, consumed step by step; its units are inputs. The
     result is the columns (or stacked matrices for feature-extraction)."""
 
     def __init__(self, name, pipe, items, outputs, args, order=None, task=None):
-        self.name, self.pipe, self.items, self.args = name, pipe, items, args
-        self.task = task
-        self.outputs, self.results = outputs, []
+        super().__init__(task, items, outputs)
+        self.name, self.pipe, self.args = name, pipe, args
         self.order = order  # the position in items of each output, when not in input order
-
-    @property
-    def total(self) -> int:
-        """How many inputs the job has."""
-        return len(self.items)
-
-    @property
-    def position(self) -> int:
-        return len(self.results)
-
-    def advance(self, units, seconds) -> None:
-        left = self.total - self.position
-        try:
-            for _ in range(left if units is None else min(units, left)):
-                self.results.append(next(self.outputs))
-        except ValueError as exc:
-            # transformers' way to refuse arguments that do not fit together or the model
-            # (num_return_sequences = 2 without sampling or beams), which only it can tell
-            raise errors.InvalidArgumentError(f"{self.task}: {exc}", task=self.task) from exc
-
-    def stop(self) -> dict:
-        self.outputs = iter(())  # lets go of the pipeline's generator and what it holds
-        return super().stop()
 
     def output(self):
         if self.order is not None:

@@ -211,35 +211,12 @@ def _generate_args(args: dict) -> dict:
     return {**keep, "generate_kwargs": args} if args else keep
 
 
-class Job(jobs.Job):
+class Job(jobs.PipelineJob):
     """One pipeline call over many images, consumed step by step; its units are images."""
 
     def __init__(self, name, task, items, outputs):
-        self.name, self.task, self.items = name, task, items
-        self.outputs, self.results = outputs, []
-
-    @property
-    def total(self) -> int:
-        return len(self.items)
-
-    @property
-    def position(self) -> int:
-        return len(self.results)
-
-    def advance(self, units, seconds) -> None:
-        left = self.total - self.position
-        try:
-            for _ in range(left if units is None else min(units, left)):
-                self.results.append(next(self.outputs))
-        except errors.PybridgeError:
-            raise
-        except ValueError as exc:
-            # transformers' way to refuse arguments that do not fit the model
-            raise errors.InvalidArgumentError(f"{self.task}: {exc}", task=self.task) from exc
-
-    def stop(self) -> dict:
-        self.outputs = iter(())
-        return super().stop()
+        super().__init__(task, items, outputs)
+        self.name = name
 
     def output(self) -> dict:
         return _CONVERTERS[self.name](self)
