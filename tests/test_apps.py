@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pybridge.fixtures import vision_models
+from pybridge.fixtures import task_models, vision_models
 from pybridge.fixtures.demo import build_demo_store
 from pybridge.mirror import Mirror
 
@@ -48,12 +48,8 @@ IMAGES = ROOT / "rpackage/inst/apps/hfbridge-demo/images"
 # differ by 0.03 or more (checked below), so the order is the model's, not rounding's. Each with
 # its top k.
 IMAGE_QUERIES = {"a green triangle": 6, "a red square": 3}
-# The tiny chat model answers a short message in about ten tokens, within a few milliseconds: too
-# fast for a page to show the reply growing. Its slow copy has layers added that change nothing
-# (their output projections are zero), so it gives the same replies at about the pace of a real
-# model on a CPU.
-CHAT_SLOW = "hfbridge-tiny/chat-slow"
-CHAT_EXTRA_LAYERS = 150
+# The chat model's slow copy: the same replies at a real model's pace, so a reply shows growing.
+CHAT_SLOW = task_models.REPO_IDS["chat_slow"]
 CHAT_MAX_TOKENS = 48
 CHAT_SYSTEM = "You are a helpful assistant."  # the app's system prompt
 CHROMIUM_FLAGS = [
@@ -86,39 +82,13 @@ def _r_env(mirror_url: str, hf_home: Path) -> dict:
     return env
 
 
-def _slow_chat(folder: Path) -> Path:
-    """hfbridge-tiny/chat with CHAT_EXTRA_LAYERS more decoder layers that add exactly zero."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2ForCausalLM
-
-    from pybridge.fixtures import task_models
-
-    source = task_models.ensure(names=["chat"])["chat"]
-    model = AutoModelForCausalLM.from_pretrained(source)
-    config = model.config
-    layers = config.num_hidden_layers
-    config.num_hidden_layers = layers + CHAT_EXTRA_LAYERS
-    config.layer_types = ["full_attention"] * config.num_hidden_layers
-    torch.manual_seed(0)
-    slow = Qwen2ForCausalLM(config)
-    slow.load_state_dict(model.state_dict(), strict=False)
-    with torch.no_grad():
-        for layer in slow.model.layers[layers:]:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
-    slow.generation_config = model.generation_config
-    slow.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def demo_mirror(tmp_path_factory):
     from pybridge.mirror import publish_folder
 
     root = tmp_path_factory.mktemp("apps-store")
     build_demo_store(str(root), [MINILM, SENTIMENT, CLIP])
-    publish_folder(root, CHAT_SLOW, _slow_chat(tmp_path_factory.mktemp("chat-slow")))
+    publish_folder(root, CHAT_SLOW, task_models.ensure(names=["chat_slow"])["chat_slow"])
     m = Mirror(root, log=root.parent / "apps-mirror.log")
     m.start()
     yield m

@@ -2,48 +2,16 @@
 # is reading, and a future worker killed in the middle of a chunk. The R session lives through
 # both, and what comes after equals a run that was never interrupted.
 
-# hfbridge-tiny/chat with decoder layers added that change nothing (their output projections are
-# zero): the same replies at about the pace of a real model, so that the server is still
-# generating when it is killed after its first chunk.
-slow_chat_folder <- function(source, extra_layers = 40L) {
-  folder <- file.path(tempdir(), "kill-chat-slow")
-  if (dir.exists(folder)) return(folder)
-  code <- "
-def build(source, folder, extra):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2ForCausalLM
-    from transformers.utils import logging
-    logging.disable_progress_bar()
-    model = AutoModelForCausalLM.from_pretrained(source)
-    config = model.config
-    layers = config.num_hidden_layers
-    config.num_hidden_layers = layers + extra
-    config.layer_types = ['full_attention'] * config.num_hidden_layers
-    torch.manual_seed(0)
-    slow = Qwen2ForCausalLM(config)
-    slow.load_state_dict(model.state_dict(), strict=False)
-    with torch.no_grad():
-        for layer in slow.model.layers[layers:]:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
-    slow.generation_config = model.generation_config
-    slow.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
-"
-  build <- reticulate::py_run_string(code, local = TRUE)$build
-  build(source, folder, as.integer(extra_layers))
-  folder
-}
-
 test_that("a server killed mid-stream gives a classed error; a new one serves the same cache", {
   local_hub()
-  fx <- task_model_fixtures()
-  publish_repo("rkill/chat-slow", slow_chat_folder(fx$folders$chat))
-  models <- c(chat = "rkill/chat-slow")
+  # The chat model's slow copy (the same replies at a real model's pace): the server is still
+  # generating when it is killed after its first chunk.
+  slow <- task_model_fixtures()$ids$chat_slow
+  models <- c(chat = slow)
   question <- "The food was excellent."
   srv <- hf_serve(models, max_tokens = 32L, timeout = 300)
   on.exit(hf_serve_stop(srv), add = TRUE)
-  chat <- hf_chat("rkill/chat-slow", endpoint = srv, max_tokens = 32)
+  chat <- hf_chat(slow, endpoint = srv, max_tokens = 32)
   chunks <- character()
   kill_after_first <- function(chunk) {
     chunks <<- c(chunks, chunk)
@@ -66,8 +34,8 @@ test_that("a server killed mid-stream gives a classed error; a new one serves th
   again <- hf_serve(models, offline = TRUE, max_tokens = 32L, timeout = 300)
   on.exit(hf_serve_stop(again), add = TRUE)
   expect_identical(again$models$revision, srv$models$revision)
-  reply <- hf_chat("rkill/chat-slow", endpoint = again, max_tokens = 8)$chat(question)
-  local <- hf_chat("rkill/chat-slow", max_tokens = 8)$chat(question)
+  reply <- hf_chat(slow, endpoint = again, max_tokens = 8)$chat(question)
+  local <- hf_chat(slow, max_tokens = 8)$chat(question)
   expect_identical(attr(reply, "endpoint"), paste0(again$url, "/v1"))
   expect_identical(as.character(unclass(reply)), as.character(unclass(local)))
   expect_identical(substr(as.character(unclass(reply)), 1L, nchar(chunks)), chunks)
