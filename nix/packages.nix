@@ -86,11 +86,11 @@ let
   devPython = python.withPackages (_: pybridge.pythonDependencies ++ pybridge.pythonTestDependencies);
   devR = pkgs.rWrapper.override {
     packages = hfbridge.rDependencies ++ hfbridge.rSuggests ++ (with pkgs.rPackages; [
-      reticulate testthat roxygen2 pkgload rcmdcheck
+      reticulate testthat roxygen2 pkgload rcmdcheck pkgdown
     ]);
   };
   devShell = pkgs.mkShell {
-    packages = [ devPython devR pkgs.git pkgs.ffmpeg ];
+    packages = [ devPython devR pkgs.git pkgs.ffmpeg pkgs.pandoc pkgs.qpdf ];
     RETICULATE_PYTHON = "${devPython}/bin/python";
     RETICULATE_USE_MANAGED_VENV = "no";
     HF_HUB_DISABLE_TELEMETRY = "1";

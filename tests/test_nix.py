@@ -85,8 +85,8 @@ def test_check_passes_on_the_tracked_tree(tree):
 def test_an_attribute_the_stub_lacks_fails(tree):
     edit(
         tree / "nix/packages.nix",
-        "packages = [ devPython devR pkgs.git pkgs.ffmpeg ];",
-        "packages = [ devPython devR pkgs.git pkgs.ffmpeg pkgs.hfbridgeNoSuchTool ];",
+        "pkgs.qpdf ];",
+        "pkgs.qpdf pkgs.hfbridgeNoSuchTool ];",
     )
     commit(tree)
     code, output = nix_check(tree)

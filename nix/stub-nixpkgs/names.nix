@@ -21,5 +21,6 @@
     "httr" "curl" "fs" "filelock"
     "roxygen2" "rcmdcheck" "covr" "bench" "devtools" "pkgload" "R6"
     "data_table" "tibble" "digest" "yaml" "bit64"
+    "knitr" "rmarkdown" "pkgdown"  # vignettes and the site (issue 26)
   ];
 }

@@ -93,6 +93,8 @@ let
     callPackage = callPackageWith pkgs;
     git = fake "git-stub" { };
     ffmpeg = fake "ffmpeg-stub" { };  # decodes audio (speech to text)
+    pandoc = fake "pandoc-stub" { };  # builds the vignettes
+    qpdf = fake "qpdf-stub" { };  # R CMD check --as-cran
     makeWrapper = fake "make-wrapper-hook" { };
 
     symlinkJoin = attrs:

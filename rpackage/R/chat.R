@@ -63,7 +63,6 @@
 #' remote <- hf_chat(endpoint = srv, max_tokens = 8)
 #' remote$chat("Hello!")
 #' hf_serve_stop(srv)
-#' \dontshow{hfbridge:::example_hub_done()}
 hf_chat <- function(model = NULL, endpoint = NULL, provider = NULL, system_prompt = NULL, ...,
                     endpoints = NULL, api_key = NULL, timeout = 120, token = NULL) {
   if (!is.null(model)) check_string(model, "model")
@@ -166,7 +165,7 @@ hfbridge_chat <- R6::R6Class(
         hfbridge_abort("invalid_argument", "`schema` must be a JSON schema as an R list.",
                        argument = "schema")
       }
-      res <- call_python(private$live()$structured, chat_content(...), schema)
+      res <- call_python(private$live()$structured, chat_content(...), chat_json_whole(schema))
       if (identical(res$kind, "frame")) {
         cols <- lapply(res$value, function(col) unlist(lapply(col, function(v) v %||% NA)))
         return(as.data.frame(cols, stringsAsFactors = FALSE))
@@ -232,7 +231,8 @@ hfbridge_chat <- R6::R6Class(
     send = function(content) {
       tools <- lapply(unname(private$tools), function(t) list(
         type = "function",
-        `function` = list(name = t$name, description = t$description, parameters = t$parameters)))
+        `function` = list(name = t$name, description = t$description,
+                          parameters = chat_json_whole(t$parameters))))
       call_python(private$live()$send, content, tools = if (length(tools)) tools)
     },
     run_tool = function(call) {
@@ -273,6 +273,20 @@ chat_params <- function(params) {
     }
   }
   params
+}
+
+# A JSON schema written in R holds doubles: `minItems = 2` would reach Python as 2.0, which
+# llguidance refuses where the schema wants an integer. Whole numbers go as integers.
+chat_json_whole <- function(x) {
+  if (is.list(x)) {
+    x[] <- lapply(x, chat_json_whole)
+    return(x)
+  }
+  if (is.double(x) && length(x) && all(is.finite(x)) && all(x == trunc(x)) &&
+      all(abs(x) <= .Machine$integer.max)) {
+    storage.mode(x) <- "integer"
+  }
+  x
 }
 
 # The reply with its record (pybridge.chat's reply, or a stream's record()).

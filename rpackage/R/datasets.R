@@ -48,12 +48,10 @@
 #' @return A data frame.
 #' @family datasets
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' imdb <- hub_dataset("imdb")
 #' table(imdb$label)
 #' head(hub_dataset("imdb", split = "test", columns = "text", n_max = 5))
-#' }
 hub_dataset <- function(repo_id, split = "train", config = NULL, revision = "main",
                         columns = NULL, n_max = Inf, ..., token = NULL, quiet = FALSE) {
   dataset_check_dots(...)
@@ -85,18 +83,17 @@ hub_dataset <- function(repo_id, split = "train", config = NULL, revision = "mai
 #'   frame: `config`, `column`, `type`, `levels`, the ClassLabel names joined by `|`).
 #' @family datasets
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' info <- hub_dataset_info("imdb")
 #' info$splits
 #' info$features
-#' }
 hub_dataset_info <- function(repo_id, revision = "main", token = NULL) {
   dataset_check_common(repo_id, "train", NULL, revision, token)
   res <- dataset_py("info", repo_id, revision = revision, env = hf_env(), token = token)
   splits <- columns_frame(res$splits, c(
     config = "character", split = "character", num_rows = "double", num_bytes = "double",
     num_files = "integer", format = "character"))
+  splits$num_rows[is.nan(splits$num_rows)] <- NA_real_  # unknown (csv, json): NA, not NaN
   features <- columns_frame(res$features, c(
     config = "character", column = "character", type = "character", levels = "character"))
   list(repo_id = res$repo_id, sha = res$sha,
@@ -119,13 +116,11 @@ hub_dataset_info <- function(repo_id, revision = "main", token = NULL) {
 #' @return The callback's results, as a list, invisibly.
 #' @family datasets
 #' @export
-#' @examples
-#' \dontrun{
-#' counts <- hub_dataset_chunks("imdb", "train", chunk_size = 5000, function(chunk, i) {
+#' @examplesIf hfbridge:::examples_ready()
+#' counts <- hub_dataset_chunks("imdb", "train", chunk_size = 10, function(chunk, i) {
 #'   table(chunk$label)
 #' })
 #' Reduce(`+`, counts)
-#' }
 hub_dataset_chunks <- function(repo_id, split = "train", chunk_size = 10000L, callback,
                                config = NULL, revision = "main", columns = NULL, token = NULL,
                                progress = !quiet, quiet = FALSE) {
@@ -161,11 +156,10 @@ hub_dataset_chunks <- function(repo_id, split = "train", chunk_size = 10000L, ca
 #' @return The commit, as [hub_upload_file()] returns it.
 #' @family datasets
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' df <- data.frame(text = c("good", "bad"), label = factor(c("pos", "neg")))
 #' hub_upload_dataset(df, "me/reviews", split = "train")
-#' }
+#' hub_dataset("me/reviews")
 hub_upload_dataset <- function(df, repo_id, split = "train", private = FALSE,
                                commit_message = NULL, token = NULL, quiet = FALSE) {
   if (!is.data.frame(df) || ncol(df) == 0L || is.null(names(df)) || anyNA(names(df)) ||

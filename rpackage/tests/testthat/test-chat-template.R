@@ -161,3 +161,34 @@ test_that("text-generation on a conversation refuses what does not apply", {
   expect_error(pipeline("text-generation", fx$ids$gpt2)(chat_df, max_new_tokens = 2),
                class = "hfbridge_error_no_chat_template")
 })
+
+test_that("$chat_structured() with a schema written in R equals the constrained Python chat", {
+  local_hub()
+  local_one_torch_thread()
+  fx <- task_model_fixtures()
+  # R writes whole numbers as doubles (minItems = 2): JSON schema wants integers there.
+  schema <- list(
+    type = "array", minItems = 2, maxItems = 3,
+    items = list(type = "object", additionalProperties = FALSE, required = list("dish", "stars"),
+                 properties = list(dish = list(type = "string", enum = list("soup", "cake")),
+                                   stars = list(type = "integer", minimum = 1, maximum = 5))))
+  chat <- hf_chat(fx$ids$chat, max_tokens = 64)
+  rated <- chat$chat_structured("Rate the dishes.", schema = schema)
+  expect_s3_class(rated, "data.frame")
+  expect_named(rated, c("dish", "stars"))
+  expect_true(nrow(rated) %in% 2:3)
+  expect_true(all(rated$dish %in% c("soup", "cake")))
+  expect_true(all(rated$stars %in% 1:5))
+  # pybridge's chat from Python, with the schema written as Python writes it
+  py_schema <- reticulate::py_eval(paste0(
+    "{'type': 'array', 'minItems': 2, 'maxItems': 3, 'items': {'type': 'object', ",
+    "'additionalProperties': False, 'required': ['dish', 'stars'], 'properties': {",
+    "'dish': {'type': 'string', 'enum': ['soup', 'cake']}, ",
+    "'stars': {'type': 'integer', 'minimum': 1, 'maximum': 5}}}}"))
+  py_chat <- hfbridge:::pybridge_module("chat")$Chat(
+    list(list(local = TRUE, model = fx$ids$chat)), params = list(max_tokens = 64L),
+    env = hfbridge:::hf_env())
+  want <- py_chat$structured("Rate the dishes.", py_schema)$value
+  expect_identical(rated$dish, unlist(want$dish))
+  expect_identical(rated$stars, unlist(want$stars))
+})
