@@ -19,8 +19,10 @@ test: setup
 lint: setup
 	bash tools/lint.sh
 
+# The help pages (roxygen), then the pkgdown site into build/site (tools/build-site.sh).
 docs: setup
 	Rscript -e 'roxygen2::roxygenise("rpackage")'
+	bash tools/build-site.sh
 
 bench: setup
 	bash bench/run_all.sh

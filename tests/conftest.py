@@ -14,6 +14,9 @@
 - ``fault_server``: tests/fault_server.py (an OpenAI-compatible server that misbehaves on
   command) in a process of the session, reset before each test; ``.url``,
   ``.script(actions)``, ``.requests()``.
+- ``chromium_driver(profile_dir)``: a headless Chromium session (Debian's chromium and
+  chromium-driver through selenium, nothing downloaded) that keeps the console log; the caller
+  quits it (tests/test_apps.py, tests/test_site.py).
 
 The store is shared by the session: use repo ids unique to your test module.
 """
@@ -186,3 +189,38 @@ def _fault_server_process(tmp_path_factory):
 def fault_server(_fault_server_process) -> FaultServer:
     _fault_server_process.reset()
     return _fault_server_process
+
+
+# Headless Chromium: the machine's network is closed, so no background connections (each would
+# be refused, and logged); a fresh profile per session.
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1100",
+]
+
+
+def _chromium_driver(profile_dir):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ["SE_OFFLINE"] = "true"  # no Selenium Manager: Debian's chromedriver only
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile_dir}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+@pytest.fixture(scope="session")
+def chromium_driver():
+    """``chromium_driver(profile_dir)``: a headless Chromium WebDriver; the caller quits it."""
+    return _chromium_driver

@@ -52,17 +52,6 @@ IMAGE_QUERIES = {"a green triangle": 6, "a red square": 3}
 CHAT_SLOW = task_models.REPO_IDS["chat_slow"]
 CHAT_MAX_TOKENS = 48
 CHAT_SYSTEM = "You are a helpful assistant."  # the app's system prompt
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,1100",
-]
 
 
 def _free_port() -> int:
@@ -158,21 +147,13 @@ def server_app(demo_mirror, tmp_path_factory):
 
 
 @pytest.fixture
-def browser(tmp_path, monkeypatch):
-    """A factory of headless Chromium sessions (Debian's chromium and chromium-driver)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
+def browser(tmp_path, monkeypatch, chromium_driver):
+    """A factory of headless Chromium sessions (conftest's chromium_driver) open on the app."""
     monkeypatch.setenv("SE_OFFLINE", "true")
     drivers = []
 
     def _open(url):
-        options = webdriver.ChromeOptions()
-        options.binary_location = "/usr/bin/chromium"
-        for flag in CHROMIUM_FLAGS:
-            options.add_argument(flag)
-        options.add_argument(f"--user-data-dir={tmp_path / f'profile{len(drivers)}'}")
-        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        driver = chromium_driver(tmp_path / f"profile{len(drivers)}")
         drivers.append(driver)
         driver.get(url)
         _wait(

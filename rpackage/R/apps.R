@@ -27,16 +27,14 @@
 #'   `embed` (the embedding models), `workers` (how many run) and `seconds` (the time taken).
 #' @family apps
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' models <- hfbridge_preload(
 #'   pipeline = list(sentiment = "sentiment-analysis"),
 #'   embed = "sentence-transformers/all-MiniLM-L6-v2",
-#'   tokenizer = "sentence-transformers/all-MiniLM-L6-v2",
-#'   workers = 2
+#'   tokenizer = "sentence-transformers/all-MiniLM-L6-v2"
 #' )
 #' models$pipelines$sentiment("I love this.")
-#' }
+#' models$seconds
 hfbridge_preload <- function(pipeline = NULL, embed = NULL, tokenizer = NULL, workers = 0L,
                              quiet = TRUE) {
   started <- Sys.time()
@@ -75,14 +73,15 @@ hfbridge_preload <- function(pipeline = NULL, embed = NULL, tokenizer = NULL, wo
 #' @return A promise of `fun(...)`'s value.
 #' @family apps
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready(c("promises", "later", "callr"))
 #' library(promises)
 #' hfbridge_preload(embed = "sentence-transformers/all-MiniLM-L6-v2", workers = 1)
 #' p <- hfbridge_async(hfbridge::embed_text, c("a text", "another"),
 #'                     "sentence-transformers/all-MiniLM-L6-v2", quiet = TRUE)
 #' p %...>% dim() %...>% print()
-#' }
+#' # A Shiny app's event loop runs the promise; in a script, run the loop until it is done:
+#' while (!later::loop_empty()) later::run_now(0.1)
+#' hfbridge_workers_stop()
 hfbridge_async <- function(fun, ..., progress = NULL) {
   if (!is.function(fun)) {
     hfbridge_abort("invalid_argument", "`fun` must be a function, e.g. hfbridge::embed_text.",
@@ -181,12 +180,13 @@ hfbridge_workers_stop <- function() {
 #' @return What [shiny::runApp()] returns, when the app stops.
 #' @family apps
 #' @export
-#' @examples
-#' \dontrun{
-#' run_example_app()
-#' run_example_app(embed_model = "sentence-transformers/all-MiniLM-L6-v2", port = 7860)
-#' run_example_app(server = TRUE, chat_model = "Qwen/Qwen2.5-0.5B-Instruct")
-#' run_example_app(clip_model = "openai/clip-vit-base-patch32")
+#' @examplesIf hfbridge:::examples_ready()
+#' # The app runs until it is stopped: start it from an interactive session.
+#' if (interactive()) {
+#'   run_example_app()
+#'   run_example_app(embed_model = "sentence-transformers/all-MiniLM-L6-v2", port = 7860)
+#'   run_example_app(server = TRUE, chat_model = "hfbridge-tiny/chat")
+#'   run_example_app(clip_model = "hfbridge-tiny/clip")
 #' }
 run_example_app <- function(sentiment_model = NULL,
                             embed_model = "sentence-transformers/all-MiniLM-L6-v2",

@@ -44,14 +44,6 @@
 #' decode signals `hfbridge_error_invalid_file`; a missing ffmpeg
 #' `hfbridge_error_system_dependency` (field `program`); a model that cannot transcribe
 #' `hfbridge_error_unsupported`.
-#' @examples
-#' \dontrun{
-#' asr <- pipeline("automatic-speech-recognition", "openai/whisper-tiny")
-#' asr(c("interview.mp3", "memo.m4a"), language = "en")
-#' asr("interview.mp3", return_timestamps = TRUE, chunk_length_s = 30, batch_size = 4)
-#' x <- sin(2 * pi * 440 * seq(0, 2, by = 1 / 8000))
-#' asr(x, sampling_rate = 8000)
-#' }
 NULL
 
 audio_kind <- function(spec) identical(spec$kind, "automatic-speech-recognition")

@@ -25,12 +25,12 @@
 #'   and `warnings` and `incomplete` are described above.
 #' @family cache
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
+#' hub_download("gpt2", "config.json")
 #' scan <- hub_cache_scan()
+#' scan
 #' attr(scan, "warnings")
 #' attr(scan, "incomplete")
-#' }
 hub_cache_scan <- function() {
   res <- py_call("cache", "scan", env = hf_env())
   out <- columns_frame(res, c(
@@ -83,11 +83,11 @@ cache_scan_message <- function(warnings, incomplete) {
 #' @return The number of bytes freed, invisibly.
 #' @family cache
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
+#' hub_download("gpt2", "config.json")
+#' hub_download("bert-base-uncased", "config.json")
 #' hub_cache_delete("gpt2")
 #' hub_cache_delete("bert-base-uncased", revision = "main")
-#' }
 hub_cache_delete <- function(repo_id, revision = NULL, repo_type = "model") {
   hub_check_repo(repo_id, if (is.null(revision)) "main" else revision, repo_type)
   res <- py_call("cache", "delete", repo_id, revision = revision, repo_type = repo_type,

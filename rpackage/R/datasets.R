@@ -158,7 +158,8 @@ hub_dataset_chunks <- function(repo_id, split = "train", chunk_size = 10000L, ca
 #' @export
 #' @examplesIf hfbridge:::examples_ready()
 #' df <- data.frame(text = c("good", "bad"), label = factor(c("pos", "neg")))
-#' hub_upload_dataset(df, "me/reviews", split = "train")
+#' res <- hub_upload_dataset(df, "me/reviews", split = "train")
+#' res$commit_url
 #' hub_dataset("me/reviews")
 hub_upload_dataset <- function(df, repo_id, split = "train", private = FALSE,
                                commit_message = NULL, token = NULL, quiet = FALSE) {

@@ -54,18 +54,18 @@
 #'   of the second, and so on. With `file`, the result is returned invisibly.
 #' @family pipelines
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
+#' # A tiny stand-in pipeline: real steps and shapes, a noisy picture.
+#' png <- file.path(tempdir(), "lighthouse.png")
 #' img <- text_to_image("a watercolor painting of a lighthouse at sunset",
-#'                      "stable-diffusion-v1-5/stable-diffusion-v1-5",
-#'                      seed = 42, steps = 25, file = "lighthouse.png")
+#'                      "hfbridge-tiny/stable-diffusion",
+#'                      seed = 42, steps = 2, width = 64, height = 64, file = png)
+#' dim(img)
 #' plot(as.raster(img))
 #'
-#' imgs <- text_to_image(c("a red apple", "a green pear"),
-#'                       "stable-diffusion-v1-5/stable-diffusion-v1-5", seed = 1, steps = 20,
-#'                       width = 384, height = 384)
+#' imgs <- text_to_image(c("a red apple", "a green pear"), "hfbridge-tiny/stable-diffusion",
+#'                       seed = 1, steps = 2, width = 64, height = 64)
 #' for (x in imgs) plot(as.raster(x))
-#' }
 text_to_image <- function(prompt, model, seed = NULL, steps = 50L, width = NULL, height = NULL,
                           guidance_scale = 7.5, negative_prompt = NULL, n = 1L, file = NULL, ...,
                           revision = "main", device = "cpu", token = NULL, quiet = FALSE) {

@@ -7,10 +7,8 @@
 #'
 #' @return A list with the same facts, invisibly.
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' hfbridge_doctor()
-#' }
 hfbridge_doctor <- function() {
   reason <- choose_python()
   started <- tryCatch(start_python(), hfbridge_error = function(e) e)

@@ -51,16 +51,12 @@
 #'   also signals `hfbridge_warning_fastpath_quality`.
 #' @family pipelines
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' texts <- c(a = "The cat sat on the mat.", b = "A dog lay on the rug.")
 #' e <- embed_text(texts, "sentence-transformers/all-MiniLM-L6-v2", normalize = TRUE)
 #' dim(e)
 #' e %*% t(e)   # cosine similarities
-#'
-#' future::plan(future::multisession, workers = 2)
-#' e <- embed_text(texts, "sentence-transformers/all-MiniLM-L6-v2", parallel = TRUE)
-#' }
+#' # On future workers, in chunks: see ?hfbridge_parallel
 embed_text <- function(texts, model, pooling = c("mean", "cls", "max"), normalize = FALSE,
                        batch_size = 32, max_length = NULL, revision = "main", device = "cpu",
                        token = NULL, allow_pickle = FALSE, trust_remote_code = FALSE,
@@ -117,13 +113,11 @@ embed_text <- function(texts, model, pooling = c("mean", "cls", "max"), normaliz
 #'   matrix, or with several `layers` a tokens x hidden x layers array. Rownames are the tokens.
 #' @family pipelines
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' hs <- hidden_states("Deep learning is powerful.", "bert-base-uncased")
-#' dim(hs[[1]])   # tokens x 768
+#' dim(hs[[1]])   # tokens x hidden size
 #' hs <- hidden_states("Deep learning is powerful.", "bert-base-uncased", layers = c(0, -1))
-#' dim(hs[[1]])   # tokens x 768 x 2
-#' }
+#' dim(hs[[1]])   # tokens x hidden size x 2
 hidden_states <- function(texts, model, layers = -1, batch_size = 32, max_length = NULL,
                           revision = "main", device = "cpu", token = NULL, allow_pickle = FALSE,
                           trust_remote_code = FALSE, quiet = FALSE) {

@@ -35,14 +35,12 @@
 #'
 #' @name fastpath
 #' @family pipelines
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' texts <- c("The cat sat on the mat.", "A dog lay on the rug.")
 #' e <- embed_text(texts, "sentence-transformers/all-MiniLM-L6-v2", precision = "bf16")
 #' attr(e, "fastpath")$cosine_min
 #' clf <- pipeline("sentiment-analysis", backend = "onnx", precision = "int8")
 #' clf   # prints the measures
-#' }
 NULL
 
 fastpath_choice <- function(backend, precision) {

@@ -7,14 +7,36 @@
 # those errors) and `describe(...)` (the lines format() and print() show; private$status() tells
 # "(closed)"). R6 resolves `inherit = hfbridge_handle` when an object is made, so the subclasses'
 # files may sort before this one.
+
+#' The methods every hfbridge handle has
+#'
+#' A tokenizer ([tokenizer]), a safetensors handle ([safe_open()]) and a chat ([hf_chat()]) hold
+#' a live Python object. They share these methods. A closed handle, or one saved with
+#' [saveRDS()] and read in another R session, signals `hfbridge_error_invalid_argument` when it
+#' is used, saying why and what to do.
+#'
+#' @keywords internal
+#' @examplesIf hfbridge:::examples_ready()
+#' tok <- tokenizer_from_pretrained("gpt2")
+#' tok$is_closed()
+#' tok$close()
+#' tok
+#' try(tok$encode("Hello"))
 hfbridge_handle <- R6::R6Class(
   classname = "hfbridge_handle",
   cloneable = FALSE,
   public = list(
+    #' @description Wraps a Python object; the subclasses' constructors call it.
+    #' @param py The Python object.
     initialize = function(py) {
       private$py <- py
     },
+    #' @description Whether the handle was closed.
+    #' @return `TRUE` or `FALSE`.
     is_closed = function() private$closed,
+    #' @description Lets the Python object go (its `close()` runs, if it has one). Using the
+    #'   handle afterwards is an error; closing it again does nothing.
+    #' @return `NULL`, invisibly.
     close = function() {
       if (!private$closed) {
         py <- private$py
@@ -26,7 +48,13 @@ hfbridge_handle <- R6::R6Class(
       }
       invisible(NULL)
     },
+    #' @description The lines `print()` shows.
+    #' @param ... Passed on by `print()`.
+    #' @return A character vector.
     format = function(...) private$describe(...),
+    #' @description Prints the handle: its class, what it holds, and whether it is closed.
+    #' @param ... Passed to `format()`.
+    #' @return The handle, invisibly.
     print = function(...) {
       cat(self$format(...), sep = "\n")
       invisible(self)

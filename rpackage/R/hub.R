@@ -36,13 +36,14 @@
 #' @return The path of the file in the cache, as a string.
 #' @family hub
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
+#' # The examples run against a local demo Hub (see hub_mirror_demo()).
 #' config_path <- hub_download("gpt2", "config.json")
+#' readLines(config_path, n = 3)
 #' weights_path <- hub_download(repo_id = "gpt2", filename = "model.safetensors",
 #'                              revision = "main")
+#' file.size(weights_path)
 #' config_path <- hf_hub_download("distilbert-base-uncased", filename = "config.json")
-#' }
 hub_download <- function(repo_id, filename, revision = "main", repo_type = "model",
                          local_files_only = FALSE, force_download = FALSE, token = NULL,
                          quiet = FALSE) {
@@ -74,12 +75,10 @@ hf_hub_download <- hub_download
 #' @return The path of the snapshot folder, as a string.
 #' @family hub
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' folder <- hub_snapshot("sentence-transformers/all-MiniLM-L6-v2",
 #'                        allow_patterns = c("*.json", "*.txt"))
 #' list.files(folder, recursive = TRUE)
-#' }
 hub_snapshot <- function(repo_id, revision = "main", repo_type = "model", allow_patterns = NULL,
                          ignore_patterns = NULL, local_files_only = FALSE,
                          force_download = FALSE, token = NULL, quiet = FALSE) {
@@ -115,14 +114,12 @@ hub_snapshot <- function(repo_id, revision = "main", repo_type = "model", allow_
 #' @return A named character vector of local folders, named by repo id, in the order given.
 #' @family hub
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' paths <- hub_load(list(
 #'   "gpt2",
 #'   list(repo_id = "bert-base-uncased", allow_patterns = c("*.json", "*.txt"))
 #' ))
-#' paths[["bert-base-uncased"]]
-#' }
+#' list.files(paths[["bert-base-uncased"]])
 hub_load <- function(specs, token = NULL, quiet = FALSE) {
   check_no_na(specs, "specs")
   check_flags(quiet = quiet)
@@ -140,12 +137,10 @@ hub_load <- function(specs, token = NULL, quiet = FALSE) {
 #'   columns `path` and `size` (bytes).
 #' @family hub
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' info <- hub_repo_info("gpt2")
 #' info$sha
 #' info$files
-#' }
 hub_repo_info <- function(repo_id, revision = "main", repo_type = "model", token = NULL) {
   hub_check_repo(repo_id, revision, repo_type)
   hub_check_token(token)
@@ -161,10 +156,8 @@ hub_repo_info <- function(repo_id, revision = "main", repo_type = "model", token
 #' @return A character vector of the paths of the repository's files.
 #' @family hub
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' hub_list_files("gpt2")
-#' }
 hub_list_files <- function(repo_id, revision = "main", repo_type = "model", token = NULL) {
   hub_check_repo(repo_id, revision, repo_type)
   hub_check_token(token)
@@ -183,10 +176,9 @@ hub_list_files <- function(repo_id, revision = "main", repo_type = "model", toke
 #' @return `TRUE` or `FALSE`.
 #' @family hub
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' hub_file_exists("gpt2", "model.safetensors")
-#' }
+#' hub_file_exists("gpt2", "no-such-file.bin")
 hub_file_exists <- function(repo_id, filename, revision = "main", repo_type = "model",
                             token = NULL) {
   hub_check_repo(repo_id, revision, repo_type)

@@ -106,12 +106,14 @@ print.hfbridge_endpoint <- function(x, ...) {
 #' @return A data frame or a matrix, with attributes `endpoint`, `tries` and `latency_ms`.
 #' @seealso [hf_chat()], [hf_serve()], [hf_endpoint()]
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' srv <- hf_serve(c("feature-extraction" = "sentence-transformers/all-MiniLM-L6-v2"))
 #' m <- hf_inference("feature-extraction", c("a cat", "a dog"), endpoint = srv)
 #' dim(m)
 #' attr(m, "endpoint")
+#' hf_serve_stop(srv)
+#' # Not run here: Inference Providers need the internet and a Hugging Face token.
+#' \dontrun{
 #' hf_inference("text-classification", "I love it", provider = "auto",
 #'              model = "distilbert/distilbert-base-uncased-finetuned-sst-2-english")
 #' }

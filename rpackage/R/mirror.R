@@ -36,16 +36,18 @@
 #'   the `process` (a processx process).
 #' @seealso [hub_mirror_stop()], [hub_mirror_publish()], [hub_mirror_stats()].
 #' @export
-#' @examples
-#' \dontrun{
-#' store <- file.path(tempdir(), "hub")
-#' hub_mirror_publish(store, "me/tiny-model", "path/to/a/saved/model")
+#' @examplesIf hfbridge:::examples_ready()
+#' # A store with one model, copied from a folder (here a model from the demo Hub)
+#' store <- file.path(tempdir(), "my-hub")
+#' hub_mirror_publish(store, "me/tiny-model", hub_snapshot("gpt2"))
 #' mirror <- hub_mirror_start(store)
 #' mirror
+#' old <- Sys.getenv("HF_ENDPOINT")
 #' Sys.setenv(HF_ENDPOINT = mirror$url)
 #' path <- hub_download("me/tiny-model", "config.json")
+#' hub_mirror_stats(mirror)$total
+#' Sys.setenv(HF_ENDPOINT = old)
 #' hub_mirror_stop(mirror)
-#' }
 hub_mirror_start <- function(root, host = "127.0.0.1", port = 0L, timeout = 30,
                              log = tempfile("hfbridge-mirror-", fileext = ".log"),
                              python = service_python()) {
@@ -72,11 +74,11 @@ hub_mirror_start <- function(root, host = "127.0.0.1", port = 0L, timeout = 30,
 #' @param timeout Seconds to wait for a clean exit before the process is killed.
 #' @return `mirror`, invisibly.
 #' @export
-#' @examples
-#' \dontrun{
-#' mirror <- hub_mirror_start(file.path(tempdir(), "hub"))
+#' @examplesIf hfbridge:::examples_ready()
+#' mirror <- hub_mirror_start(file.path(tempdir(), "empty-hub"))
+#' mirror$process$is_alive()
 #' hub_mirror_stop(mirror)
-#' }
+#' mirror$process$is_alive()
 hub_mirror_stop <- function(mirror, timeout = 5) {
   mirror_check(mirror)
   service_stop(mirror$process, timeout)
@@ -144,34 +146,69 @@ restore_env <- function(previous) {
 # For help-page examples (`@examplesIf hfbridge:::examples_ready()`): TRUE when the Python side
 # is there, and then this session points at one demo mirror, started on first use. Examples run
 # as written where pybridge is installed, and are shown un-run where it is not (as on CRAN).
-# example_hub_done() puts the session's Hub settings back.
+# The mirror lets the example token (HF_TOKEN while examples run) write the repositories of the
+# user "me" (`me/...` models, datasets and spaces), so the publishing examples run as written.
+# example_hub_done() puts the session's Hub settings back; a task callback calls it once the
+# top-level call that ran the example (R CMD check's, or example()) is over, so an example needs
+# no visible clean-up line. A vignette keeps the settings for the whole knit (no callback while
+# knitr runs). `packages`: suggested packages the example needs (FALSE, shown un-run, when one
+# is missing).
 # With HFBRIDGE_EXAMPLES_REQUIRED=true (make test), a missing Python side is an error rather
 # than examples and vignettes quietly shown un-run.
-examples_ready <- function() {
-  if (!python_side_available()) {
-    if (identical(Sys.getenv("HFBRIDGE_EXAMPLES_REQUIRED"), "true")) {
-      stop("HFBRIDGE_EXAMPLES_REQUIRED is set but no Python with pybridge was found ",
-           "(RETICULATE_PYTHON is \"", Sys.getenv("RETICULATE_PYTHON"), "\").", call. = FALSE)
-    }
-    return(FALSE)
-  }
+examples_ready <- function(packages = character()) {
+  if (!all(vapply(packages, requireNamespace, logical(1), quietly = TRUE))) return(FALSE)
   demo <- .hfb$example_hub
   if (is.null(demo) || !demo$process$is_alive()) {
-    demo <- hub_mirror_demo(file.path(tempdir(), "hfbridge-example-store"), use = FALSE)
+    if (!python_side_available()) {
+      if (identical(Sys.getenv("HFBRIDGE_EXAMPLES_REQUIRED"), "true")) {
+        stop("HFBRIDGE_EXAMPLES_REQUIRED is set but no Python with pybridge was found ",
+             "(RETICULATE_PYTHON is \"", Sys.getenv("RETICULATE_PYTHON"), "\").", call. = FALSE)
+      }
+      return(FALSE)
+    }
+    store <- file.path(tempdir(), "hfbridge-example-store")
+    .hfb$unsupervised <- TRUE
+    demo <- tryCatch(hub_mirror_demo(store, use = FALSE), finally = .hfb$unsupervised <- NULL)
+    writeLines(example_mirror_json, file.path(store, "mirror.json"))
     .hfb$example_hub <- demo
   }
-  if (is.null(.hfb$example_env)) .hfb$example_env <- Sys.getenv(demo_env_names, unset = NA)
+  if (is.null(.hfb$example_env)) {
+    .hfb$example_env <- Sys.getenv(example_env_names, unset = NA)
+    .hfb$example_supervisor <- supervisor_open()
+  }
   home <- file.path(tempdir(), "hfbridge-example-home")
   dir.create(home, showWarnings = FALSE)
-  Sys.unsetenv(demo_env_names)
-  Sys.setenv(HF_ENDPOINT = demo$url, HF_HOME = home)
+  Sys.unsetenv(example_env_names)
+  Sys.setenv(HF_ENDPOINT = demo$url, HF_HOME = home, HF_TOKEN = example_token)
+  if (!isTRUE(getOption("knitr.in.progress")) &&
+      !"hfbridge-examples" %in% getTaskCallbackNames()) {
+    addTaskCallback(function(...) {
+      example_hub_done()
+      FALSE  # once
+    }, name = "hfbridge-examples")
+  }
   TRUE
 }
+
+example_token <- "hf_example_token_of_me"
+example_env_names <- c(demo_env_names, "HF_TOKEN")
+example_mirror_json <- sprintf(paste0(
+  '{"write": {"me/*": ["%1$s"], "datasets/me/*": ["%1$s"], "spaces/me/*": ["%1$s"]}, ',
+  '"users": {"me": ["%1$s"]}}'), example_token)
 
 example_hub_done <- function() {
   if (!is.null(.hfb$example_env)) restore_env(.hfb$example_env)
   .hfb$example_env <- NULL
+  # An example that started a server or a worker started processx's supervisor, whose open
+  # connections R CMD check refuses after each example: stop it if the example started it (the
+  # processes it supervised are the example's own, stopped by then).
+  if (isFALSE(.hfb$example_supervisor) && supervisor_open()) processx::supervisor_kill()
+  .hfb$example_supervisor <- NULL
   invisible()
+}
+
+supervisor_open <- function() {
+  any(grepl("supervisor_std", showConnections()[, "description"], fixed = TRUE))
 }
 
 # TRUE when a Python with pybridge can be found, without starting Python in this session.
@@ -240,12 +277,18 @@ hub_mirror_publish <- function(mirror, repo_id, folder, repo_type = "model") {
 #' @param reset Set the counts back to zero after reading them.
 #' @return A list with `total`, `by_method`, `by_path` and `by_status`.
 #' @export
-#' @examples
-#' \dontrun{
-#' mirror <- hub_mirror_start(file.path(tempdir(), "hub"))
-#' hub_mirror_stats(mirror)$total
+#' @examplesIf hfbridge:::examples_ready()
+#' store <- file.path(tempdir(), "stats-hub")
+#' hub_mirror_publish(store, "me/tiny-model", hub_snapshot("gpt2"))
+#' mirror <- hub_mirror_start(store)
+#' old <- Sys.getenv("HF_ENDPOINT")
+#' Sys.setenv(HF_ENDPOINT = mirror$url)
+#' hub_list_files("me/tiny-model")
+#' stats <- hub_mirror_stats(mirror)
+#' stats$total
+#' names(stats$by_path)
+#' Sys.setenv(HF_ENDPOINT = old)
 #' hub_mirror_stop(mirror)
-#' }
 hub_mirror_stats <- function(mirror, reset = FALSE) {
   mirror_check(mirror)
   if (!requireNamespace("jsonlite", quietly = TRUE)) {

@@ -43,16 +43,18 @@
 #'
 #' @name hfbridge_parallel
 #' @family pipelines
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready(c("future", "progressr"))
+#' texts <- rep(c("The cat sat on the mat.", "A dog ran in the park.", "Rain fell all day."), 4)
 #' future::plan(future::multisession, workers = 2)
 #' progressr::with_progress(
 #'   e <- embed_text(texts, "sentence-transformers/all-MiniLM-L6-v2", parallel = TRUE)
 #' )
-#' tryCatch(embed_text(texts, "sentence-transformers/all-MiniLM-L6-v2", chunk_size = 1000,
-#'                     retry = 2),
-#'          hfbridge_error_chunk_failed = function(e) e$positions)
-#' }
+#' dim(e)
+#' e <- tryCatch(embed_text(texts, "sentence-transformers/all-MiniLM-L6-v2", chunk_size = 6,
+#'                          retry = 2),
+#'               hfbridge_error_chunk_failed = function(e) e$positions)
+#' dim(e)
+#' future::plan(future::sequential)
 NULL
 
 # ---- entry points (called by the verbs) ----------------------------------------------------

@@ -157,30 +157,42 @@
 #'   chunk `retry` times (see [hfbridge_parallel]).
 #' @family pipelines
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
+#' # The demo Hub's models are tiny stand-ins: real shapes and labels, not real answers.
 #' classifier <- pipeline("sentiment-analysis")
 #' classifier(list("This course is excellent.", "The explanation was very confusing."))
 #'
-#' ner <- pipeline("ner", "dslim/bert-base-NER", aggregation_strategy = "simple")
+#' ner <- pipeline("ner", "hfbridge-tiny/bert-ner", aggregation_strategy = "simple")
 #' ents <- ner("Alice lives in Berlin.")
-#' substr("Alice lives in Berlin.", ents$start, ents$end)
+#' ents
 #'
 #' generator <- pipeline("text-generation", "gpt2")
-#' generator("Once upon a time", max_new_tokens = 20, do_sample = TRUE, seed = 42)
+#' generator("Once upon a time", max_new_tokens = 5, do_sample = TRUE, seed = 42)
 #'
-#' chat <- pipeline("text-generation", "Qwen/Qwen2.5-0.5B-Instruct")
+#' chat <- pipeline("text-generation", "hfbridge-tiny/chat")
 #' chat(data.frame(role = c("system", "user"),
-#'                 content = c("You are brief.", "What is R?")), seed = 1)
+#'                 content = c("You are brief.", "What is R?")), max_new_tokens = 5, seed = 1)
 #'
-#' qa <- pipeline("question-answering")
+#' qa <- pipeline("question-answering", "hfbridge-tiny/bert-qa")
 #' qa(question = "Where does Alice live?", context = "Alice lives in Berlin.")
 #'
-#' classify <- pipeline("image-classification", "google/vit-base-patch16-224")
-#' classify(c("cat.jpg", "https://example.org/dog.png"), top_k = 2)
-#' detect <- pipeline("object-detection", "facebook/detr-resnet-50")
-#' detect("street.jpg", threshold = 0.9)
-#' }
+#' images <- hub_snapshot("hfbridge-tiny/images", repo_type = "dataset",
+#'                        allow_patterns = "*_square.*")
+#' squares <- list.files(images, pattern = "square", full.names = TRUE)
+#' classify <- pipeline("image-classification", "hfbridge-tiny/vit-colours")
+#' classify(squares, top_k = 2)
+#' detect <- pipeline("object-detection", "hfbridge-tiny/detr")
+#' detect(squares[1], threshold = 0)
+#'
+#' # Speech recognition (see the section Speech recognition)
+#' asr <- pipeline("automatic-speech-recognition", "hfbridge-tiny/whisper")
+#' speech <- hub_snapshot("hfbridge-tiny/speech-markers", repo_type = "dataset",
+#'                        allow_patterns = c("speech.mp3", "speech.m4a"))
+#' asr(file.path(speech, c("speech.mp3", "speech.m4a")), language = "en", max_new_tokens = 5)
+#' asr(file.path(speech, "speech.mp3"), return_timestamps = TRUE, chunk_length_s = 30,
+#'     batch_size = 4, max_new_tokens = 5)
+#' x <- sin(2 * pi * 440 * seq(0, 2, by = 1 / 8000))
+#' asr(x, sampling_rate = 8000, max_new_tokens = 5)
 pipeline <- function(task, model = NULL, revision = "main", device = "cpu", batch_size = NULL,
                      ..., token = NULL, allow_pickle = FALSE, trust_remote_code = FALSE,
                      quiet = FALSE, backend = c("torch", "onnx"),
@@ -247,10 +259,8 @@ format.hfbridge_pipeline <- function(x, ...) {
 #' @return A character vector of task names, aliases included.
 #' @family pipelines
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' pipeline_tasks()
-#' }
 pipeline_tasks <- function() {
   as.character(unlist(py_call("pipeline", "supported_tasks")))
 }

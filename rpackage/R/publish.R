@@ -20,11 +20,13 @@
 #' @return A list with `repo_id`, `repo_type` and `url`.
 #' @family publish
 #' @export
-#' @examples
-#' \dontrun{
-#' hub_create_repo("me/tiny-gpt2", exist_ok = TRUE)
-#' hub_create_repo("me/my-app", repo_type = "space", space_sdk = "docker")
-#' }
+#' @examplesIf hfbridge:::examples_ready()
+#' # The demo Hub lets the examples' token (HF_TOKEN) write the repositories of "me".
+#' repo <- hub_create_repo("me/tiny-gpt2", exist_ok = TRUE)
+#' repo$url
+#' space <- hub_create_repo("me/my-app", repo_type = "space", space_sdk = "docker",
+#'                          exist_ok = TRUE)
+#' space$repo_type
 hub_create_repo <- function(repo_id, repo_type = "model", private = FALSE, exist_ok = FALSE,
                             space_sdk = NULL, token = NULL) {
   hub_check_repo(repo_id, "main", repo_type)
@@ -62,13 +64,21 @@ hub_create_repo <- function(repo_id, repo_type = "model", private = FALSE, exist
 #'   `repo_id` and `revision`.
 #' @family publish
 #' @export
-#' @examples
-#' \dontrun{
-#' res <- hub_upload_file("notes.txt", repo_id = "me/tiny-gpt2")
+#' @examplesIf hfbridge:::examples_ready()
+#' invisible(hub_create_repo("me/tiny-gpt2", exist_ok = TRUE))
+#' notes <- file.path(tempdir(), "notes.txt")
+#' writeLines("Trained on three sentences.", notes)
+#' res <- hub_upload_file(notes, repo_id = "me/tiny-gpt2")
 #' res$commit_oid
-#' hub_upload_folder("my-model", "me/tiny-gpt2", ignore_patterns = "*.tmp",
-#'                   delete_patterns = "*.safetensors", commit_message = "New weights")
-#' }
+#'
+#' model_dir <- file.path(tempdir(), "my-model")
+#' dir.create(model_dir, showWarnings = FALSE)
+#' writeLines('{"model_type": "gpt2"}', file.path(model_dir, "config.json"))
+#' writeLines("scratch", file.path(model_dir, "run.tmp"))
+#' res <- hub_upload_folder(model_dir, "me/tiny-gpt2", ignore_patterns = "*.tmp",
+#'                          delete_patterns = "*.safetensors", commit_message = "New weights")
+#' res$commit_url
+#' hub_list_files("me/tiny-gpt2")
 hub_upload_file <- function(path, path_in_repo = basename(path), repo_id, repo_type = "model",
                             revision = "main", commit_message = NULL, commit_description = NULL,
                             create_pr = FALSE, parent_commit = NULL, token = NULL,
@@ -129,12 +139,15 @@ hub_upload_folder <- function(folder, repo_id, allow_patterns = NULL, ignore_pat
 #'   and the `commit` it points to.
 #' @family publish
 #' @export
-#' @examples
-#' \dontrun{
-#' hub_delete_file("notes.txt", "me/tiny-gpt2")
-#' hub_create_branch("me/tiny-gpt2", "experiment")
-#' hub_create_tag("me/tiny-gpt2", "v1.0", tag_message = "First release")
-#' }
+#' @examplesIf hfbridge:::examples_ready()
+#' invisible(hub_create_repo("me/tiny-gpt2", exist_ok = TRUE))
+#' notes <- file.path(tempdir(), "notes.txt")
+#' writeLines("A file to delete.", notes)
+#' invisible(hub_upload_file(notes, repo_id = "me/tiny-gpt2", quiet = TRUE))
+#' hub_delete_file("notes.txt", "me/tiny-gpt2")$commit_oid
+#' str(hub_create_branch("me/tiny-gpt2", "experiment"))
+#' str(hub_create_tag("me/tiny-gpt2", "v1.0", tag_message = "First release"))
+#' hub_repo_info("me/tiny-gpt2", revision = "v1.0")$sha
 hub_delete_file <- function(path_in_repo, repo_id, repo_type = "model", revision = "main",
                             commit_message = NULL, create_pr = FALSE, parent_commit = NULL,
                             token = NULL) {
@@ -190,10 +203,8 @@ hub_create_tag <- function(repo_id, tag, revision = "main", tag_message = NULL,
 #'   `endpoint`.
 #' @family publish
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' hub_whoami()$name
-#' }
 hub_whoami <- function(token = NULL) {
   hub_check_token(token)
   publish_py("whoami", env = hf_env(), token = token)
@@ -238,16 +249,17 @@ hub_whoami <- function(token = NULL) {
 #' @return `hub_save_model()`: the paths written, invisibly.
 #' @family publish
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' weights <- safe_load_model("gpt2")
 #' weights[["h.0.attn.c_attn.weight"]][1, 1] <- 0
-#' config <- jsonlite::read_json(hub_download("gpt2", "config.json"))
-#' hub_save_model("my-gpt2", weights, config, tokenizer = tokenizer_from_pretrained("gpt2"),
+#' config <- hub_download("gpt2", "config.json")   # a list, or the path of a config.json
+#' dir <- file.path(tempdir(), "my-gpt2")
+#' hub_save_model(dir, weights, config, tokenizer = tokenizer_from_pretrained("gpt2"),
 #'                card = list(license = "mit", base_model = "gpt2",
 #'                            pipeline_tag = "text-generation"))
-#' hub_push_model("me/my-gpt2", weights, config, tokenizer = "gpt2")
-#' }
+#' list.files(dir)
+#' res <- hub_push_model("me/my-gpt2", weights, config, tokenizer = "gpt2", quiet = TRUE)
+#' hub_list_files("me/my-gpt2")
 hub_save_model <- function(dir, weights, config, tokenizer = NULL, card = NULL,
                            max_shard_size = "50GB", dtype = "float32", token = NULL) {
   check_string(dir, "dir")

@@ -197,6 +197,7 @@ pybridge_module <- function(name) {
 #' @return The path of the virtualenv's Python, invisibly.
 #' @export
 #' @examples
+#' # Not run here: these install Python packages from PyPI into a virtualenv.
 #' \dontrun{
 #' install_pybridge()                 # everything
 #' install_pybridge(models = FALSE)   # Hub, tokenizers and safetensors only: no torch

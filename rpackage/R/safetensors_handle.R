@@ -28,15 +28,14 @@
 #' @return A handle of class `hfbridge_safetensors`.
 #' @family safetensors
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' h <- safe_open(hub_download("gpt2", "model.safetensors"))
 #' h
-#' h$keys()
+#' head(h$keys())
 #' h$shape("wte.weight")
 #' first_rows <- h$get_slice("wte.weight", 1:10, )
+#' dim(first_rows)
 #' h$close()
-#' }
 safe_open <- function(path, ..., framework = "torch", device = "cpu") {
   st_check_dots(...)
   st_check_framework(framework, device)

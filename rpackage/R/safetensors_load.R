@@ -77,14 +77,12 @@
 #'   [safe_save_file()] to write.
 #' @family safetensors
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' path <- hub_download(repo_id = "gpt2", filename = "model.safetensors")
 #' weights <- safe_load_file(path)
 #' names(weights)[1:5]
 #' dim(weights[["wte.weight"]])
 #' attr(weights, "metadata")
-#' }
 safe_load_file <- function(path, tensors = NULL, ..., int64 = c("double", "error"),
                            layout = c("python", "reversed"), framework = "torch",
                            device = "cpu") {
@@ -117,12 +115,15 @@ safe_load_file <- function(path, tensors = NULL, ..., int64 = c("double", "error
 #'   `hfbridge_safetensors` when `lazy = TRUE`.
 #' @family safetensors
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' weights <- safe_load_model("gpt2")
-#' h <- safe_load_model("path/to/sharded-model", lazy = TRUE)
-#' h$shape("model.embed_tokens.weight")
-#' }
+#' length(weights)
+#' # A sharded copy, read lazily: tensors are read when asked for.
+#' sharded <- file.path(tempdir(), "sharded-gpt2")
+#' hub_save_model(sharded, weights, hub_download("gpt2", "config.json"), max_shard_size = 50000)
+#' list.files(sharded)
+#' h <- safe_load_model(sharded, lazy = TRUE)
+#' h$shape("wte.weight")
 safe_load_model <- function(path_or_repo_id, revision = "main", lazy = FALSE, tensors = NULL,
                             int64 = c("double", "error"), layout = c("python", "reversed"),
                             token = NULL) {

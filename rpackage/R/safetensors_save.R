@@ -40,13 +40,11 @@
 #' tensors, an unknown dtype or values out of range give `hfbridge_error_invalid_argument`.
 #' @family safetensors
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' path <- tempfile(fileext = ".safetensors")
 #' safe_save_file(list(w = matrix(rnorm(6), 2, 3), ids = 1:4), path,
 #'                metadata = c(format = "pt"), dtype = c(w = "float32"))
 #' safe_load_file(path)
-#' }
 safe_save_file <- function(tensors, path, metadata = NULL, dtype = NULL,
                            layout = c("python", "reversed")) {
   check_string(path, "path")
@@ -69,11 +67,10 @@ safe_save_file <- function(tensors, path, metadata = NULL, dtype = NULL,
 #'   `attr(, "metadata")`.
 #' @family safetensors
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' bytes <- safe_serialize(list(x = array(1:6, c(2, 3))))
+#' length(bytes)
 #' safe_deserialize(bytes)$x
-#' }
 safe_serialize <- function(tensors, metadata = NULL, dtype = NULL,
                            layout = c("python", "reversed")) {
   args <- st_save_args(tensors, metadata, dtype, layout)

@@ -32,7 +32,9 @@
 #'
 #' @param models The models, named by task: `c(chat = "org/chat-model",
 #'   "feature-extraction" = "sentence-transformers/all-MiniLM-L6-v2")`. A value is a Hub repo id
-#'   (optionally `"repo@revision"`) or a local folder. Tasks: `"chat"` or `"text-generation"`,
+#'   (optionally `"repo@revision"`) or a local folder, optionally followed by the fast path of
+#'   [embed_text()] as `"#backend-precision"`, for example
+#'   `"sentence-transformers/all-MiniLM-L6-v2#torch-bf16"`. Tasks: `"chat"` or `"text-generation"`,
 #'   `"feature-extraction"` (or `"embedding"`), `"text-classification"`, `"rerank"` (a
 #'   cross-encoder with one label).
 #' @param host The address to bind.
@@ -53,13 +55,12 @@
 #'   `name`, `task` and `revision`), `log`, `python` and the `process`.
 #' @seealso [hf_serve_stop()]
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' srv <- hf_serve(c("feature-extraction" = "sentence-transformers/all-MiniLM-L6-v2"))
 #' srv
 #' # any OpenAI or TEI client: POST srv$url/v1/embeddings, srv$url/embed
+#' dim(hf_inference("feature-extraction", c("a cat", "a dog"), endpoint = srv))
 #' hf_serve_stop(srv)
-#' }
 hf_serve <- function(models, host = "127.0.0.1", port = NULL, api_key = NULL, offline = FALSE,
                      continuous_batching = FALSE, max_tokens = 512L, max_inputs = 512L, max_body_bytes = 2 * 1024^2,
                      timeout = 300, log = tempfile("hfbridge-serve-", fileext = ".log"),
@@ -101,11 +102,11 @@ hf_serve <- function(models, host = "127.0.0.1", port = NULL, api_key = NULL, of
 #' @param timeout Seconds to wait for a clean exit before the process is killed.
 #' @return `server`, invisibly.
 #' @export
-#' @examples
-#' \dontrun{
-#' srv <- hf_serve(c("feature-extraction" = "sentence-transformers/all-MiniLM-L6-v2"))
+#' @examplesIf hfbridge:::examples_ready()
+#' srv <- hf_serve(c("text-classification" =
+#'                     "distilbert/distilbert-base-uncased-finetuned-sst-2-english"))
 #' hf_serve_stop(srv)
-#' }
+#' srv$process$is_alive()
 hf_serve_stop <- function(server, timeout = 5) {
   serve_check(server)
   service_stop(server$process, timeout)

@@ -31,9 +31,12 @@ service_start <- function(python, args, what, pattern, timeout, log, input = NUL
       "Set RETICULATE_PYTHON to a Python that has pybridge, or run install_pybridge()."
     )
   }
+  # processx's supervisor stops the child even if R is killed. The help examples' demo Hub
+  # (examples_ready()) is started without it: it lives across examples, which must not leave the
+  # supervisor's connections open; cleanup still stops it when R exits.
   process <- processx::process$new(
     "/usr/bin/env", c(library_path_setting(), python, args), stdout = "|", stderr = log,
-    stdin = if (!is.null(input)) "|", cleanup = TRUE, supervise = TRUE,
+    stdin = if (!is.null(input)) "|", cleanup = TRUE, supervise = !isTRUE(.hfb$unsupervised),
     env = c("current", PYTHONUNBUFFERED = "1")
   )
   if (!is.null(input)) {

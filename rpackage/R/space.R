@@ -30,10 +30,9 @@ space_port <- 7860L
 #' @family apps
 #' @export
 #' @examples
-#' \dontrun{
-#' space_scaffold("my-space", title = "Sentiment in R")
-#' list.files("my-space")
-#' }
+#' dir <- file.path(tempdir(), "my-space")
+#' space_scaffold(dir, title = "Sentiment in R", overwrite = TRUE)
+#' list.files(dir)
 space_scaffold <- function(dir, app = example_app_dir(), title = "hfbridge Shiny app",
                            emoji = "\U0001F917", color_from = "blue", color_to = "green",
                            source = NULL, overwrite = FALSE) {
@@ -74,11 +73,11 @@ space_scaffold <- function(dir, app = example_app_dir(), title = "hfbridge Shiny
 #' @return The commit, as [hub_upload_folder()] returns it, with `url`, the Space's address.
 #' @family apps
 #' @export
-#' @examples
-#' \dontrun{
-#' space_scaffold("my-space")
-#' hub_push_space("my-space", "me/my-r-shiny-app")
-#' }
+#' @examplesIf hfbridge:::examples_ready()
+#' dir <- file.path(tempdir(), "my-space")
+#' space_scaffold(dir, overwrite = TRUE)
+#' res <- hub_push_space(dir, "me/my-r-shiny-app", quiet = TRUE)
+#' res$url
 hub_push_space <- function(dir, repo_id, private = FALSE,
                            commit_message = "Upload the Shiny app", token = NULL,
                            quiet = FALSE) {

@@ -40,17 +40,15 @@
 #'   `$from_file()`.
 #' @importFrom R6 R6Class
 #' @export
-#' @examples
-#' \dontrun{
-#' tokenizer <- tokenizer$from_pretrained("gpt2")
-#' encoded <- tokenizer$encode("Hello, world!")
+#' @examplesIf hfbridge:::examples_ready()
+#' tok <- tokenizer$from_pretrained("gpt2")
+#' encoded <- tok$encode("Hello, world!")
 #' encoded$ids
-#' tokenizer$decode(encoded$ids)
-#' batch <- tokenizer$encode_batch(c("First sentence.", "Second sentence."))
+#' tok$decode(encoded$ids)
+#' batch <- tok$encode_batch(c("First sentence.", "Second sentence."))
 #' lapply(batch, function(x) x$ids)
-#' m <- tokenizer$encode_matrix(c("First sentence.", "Second sentence."), max_length = 8)
+#' m <- tok$encode_matrix(c("First sentence.", "Second sentence."), max_length = 8)
 #' m$ids
-#' }
 tokenizer <- R6::R6Class(
   classname = "hfbridge_tokenizer",
   inherit = hfbridge_handle,
@@ -393,15 +391,13 @@ tokenizer$from_file <- function(path) {
 #' @param path The path of a `tokenizer.json` file (or of a folder holding one).
 #' @return A tokenizer (see [tokenizer]).
 #' @export
-#' @examples
-#' \dontrun{
-#' tokenizer <- tokenizer_from_pretrained("bert-base-uncased")
-#' encoded <- tokenizer$encode("Deep learning is powerful.")
+#' @examplesIf hfbridge:::examples_ready()
+#' tok <- tokenizer_from_pretrained("bert-base-uncased")
+#' encoded <- tok$encode("Deep learning is powerful.")
 #' encoded$ids
 #' encoded$tokens
-#' tokenizer$save(file.path(tempdir(), "tokenizer.json"))
-#' tokenizer_from_file(file.path(tempdir(), "tokenizer.json"))
-#' }
+#' path <- tok$save(file.path(tempdir(), "tokenizer.json"))
+#' tokenizer_from_file(path)
 tokenizer_from_pretrained <- function(identifier, revision = "main", token = NULL,
                                       auth_token = NULL) {
   identifier <- check_string(identifier, "identifier")

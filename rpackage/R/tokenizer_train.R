@@ -21,13 +21,11 @@
 #' @param show_progress Whether to show the trainer's progress bar.
 #' @return A tokenizer (see [tokenizer]).
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' texts <- c("Deep learning is powerful.", "Hugging Face hosts models.", "Hello, world!")
 #' tok <- tokenizer_train(texts, type = "bpe", vocab_size = 300)
 #' tok$encode("Hello, models!")$tokens
-#' tok$save(file.path(tempdir(), "tokenizer.json"))
-#' }
+#' tok$save(file.path(tempdir(), "trained-tokenizer.json"))
 tokenizer_train <- function(texts = NULL, type = c("bpe", "wordpiece", "unigram"),
                             vocab_size = NULL, min_frequency = NULL, special_tokens = NULL,
                             files = NULL, show_progress = FALSE) {

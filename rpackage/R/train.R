@@ -62,25 +62,26 @@
 #'   run, `metrics` also holds the rows logged before the interruption.
 #' @family training
 #' @export
-#' @examples
-#' \dontrun{
+#' @examplesIf hfbridge:::examples_ready()
 #' reviews <- data.frame(
 #'   text = c("The food was excellent.", "The service was slow and disappointing.",
 #'            "A wonderful, friendly place.", "Cold food and a bad wait."),
 #'   label = factor(c("positive", "negative", "positive", "negative"))
 #' )
-#' fit <- fine_tune("distilbert-base-uncased", reviews, epochs = 3, output_dir = "my-model")
+#' fit <- fine_tune("distilbert-base-uncased", reviews, epochs = 1,
+#'                  output_dir = file.path(tempdir(), "my-model"))
 #' fit$metrics
 #' classifier <- pipeline("text-classification", fit$output_dir)
 #' classifier("What a wonderful meal.")
 #'
 #' # LoRA, merged into the weights
-#' fit <- fine_tune("distilbert-base-uncased", reviews, lora = list(r = 8, merge = TRUE))
+#' fit <- fine_tune("distilbert-base-uncased", reviews, epochs = 1,
+#'                  lora = list(r = 8, merge = TRUE))
 #'
 #' # A small GPT-2 continued on your own texts
-#' fit <- fine_tune("gpt2", c("First text.", "Second text."), task = "text-generation")
+#' fit <- fine_tune("gpt2", c("First text.", "Second text."), task = "text-generation",
+#'                  epochs = 1)
 #' pipeline("text-generation", fit$output_dir)("First", max_new_tokens = 5)
-#' }
 fine_tune <- function(model, train, eval = NULL, text = "text", label = "label",
                       task = "text-classification", epochs = 3, learning_rate = 2e-5,
                       batch_size = 16, output_dir = NULL, seed = 42, lora = NULL, ...,

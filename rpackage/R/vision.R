@@ -33,13 +33,13 @@
 #'   joint space (`projection_dim`); its rownames are `names(images)`, if any.
 #' @family pipelines
 #' @export
-#' @examples
-#' \dontrun{
-#' paths <- list.files("photos", pattern = "[.]jpe?g$", full.names = TRUE)
-#' img <- embed_image(paths, "openai/clip-vit-base-patch32", normalize = TRUE)
-#' txt <- embed_text("a dog on a beach", "openai/clip-vit-base-patch32", normalize = TRUE)
-#' paths[order(img %*% t(txt), decreasing = TRUE)][1:5]   # the best matches first
-#' }
+#' @examplesIf hfbridge:::examples_ready()
+#' folder <- hub_snapshot("hfbridge-tiny/images", repo_type = "dataset",
+#'                        allow_patterns = c("*.png", "*.jpg"), ignore_patterns = "broken/*")
+#' paths <- list.files(folder, pattern = "[.](png|jpe?g)$", full.names = TRUE)
+#' img <- embed_image(paths, "hfbridge-tiny/clip", normalize = TRUE)
+#' txt <- embed_text("a red square", "hfbridge-tiny/clip", normalize = TRUE)
+#' basename(paths)[order(img %*% t(txt), decreasing = TRUE)][1:3]   # the best matches first
 embed_image <- function(images, model, normalize = FALSE, batch_size = 32, revision = "main",
                         device = "cpu", token = NULL, allow_pickle = FALSE,
                         trust_remote_code = FALSE, quiet = FALSE, timeout = NULL) {

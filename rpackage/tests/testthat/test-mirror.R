@@ -88,3 +88,42 @@ test_that("the mirror's Python runs with the library path R inherited, not R's",
   expected <- unname(hfbridge:::child_python_env()["LD_LIBRARY_PATH"])
   if (is.na(expected)) expect_length(ld, 0) else expect_identical(ld, expected)
 })
+
+test_that("hub_mirror_demo() points the session at the demo Hub; hub_mirror_stop() restores it", {
+  names <- c("HF_ENDPOINT", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE")
+  withr::local_envvar(HF_ENDPOINT = "https://hub.example.org", HF_HOME = NA,
+                      HF_HUB_CACHE = "/nowhere/hub-cache", HUGGINGFACE_HUB_CACHE = NA,
+                      HF_HUB_OFFLINE = "1")
+  before <- Sys.getenv(names, unset = NA)
+  demo <- hub_mirror_demo(file.path(withr::local_tempdir(), "store"))
+  on.exit(if (demo$process$is_alive()) hub_mirror_stop(demo), add = TRUE)
+  expect_s3_class(demo, "hfbridge_mirror")
+  expect_identical(Sys.getenv("HF_ENDPOINT"), demo$url)
+  home <- Sys.getenv("HF_HOME")
+  expect_true(dir.exists(home))
+  expect_length(list.files(home, all.files = TRUE, no.. = TRUE), 0)  # a fresh cache
+  # the other ways to name the cache, or to go offline, are unset while the demo is in use
+  expect_true(all(is.na(Sys.getenv(c("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE"),
+                                   unset = NA))))
+  path <- hub_download("gpt2", "config.json", quiet = TRUE)
+  expect_true(startsWith(normalizePath(path), normalizePath(home)))
+  expect_identical(jsonlite::read_json(path)$model_type, "gpt2")
+  expect_true("tokenizer.json" %in% hub_list_files("hfbridge-tiny/chat"))
+  expect_identical(hub_mirror_stats(demo)$by_status[["200"]] > 0, TRUE)
+  hub_mirror_stop(demo)
+  expect_false(demo$process$is_alive())
+  expect_identical(Sys.getenv(names, unset = NA), before)  # set ones as they were, unset ones unset
+})
+
+test_that("hub_mirror_demo(use = FALSE) serves the demo store and leaves the environment alone", {
+  withr::local_envvar(HF_ENDPOINT = NA, HF_HOME = NA)
+  demo <- hub_mirror_demo(file.path(withr::local_tempdir(), "store"), use = FALSE)
+  on.exit(hub_mirror_stop(demo), add = TRUE)
+  expect_true(is.na(Sys.getenv("HF_ENDPOINT", unset = NA)))
+  expect_true(is.na(Sys.getenv("HF_HOME", unset = NA)))
+  got <- jsonlite::fromJSON(paste0(demo$url, "/api/models/gpt2"))
+  expect_identical(got$id, "gpt2")
+  expect_true(dir.exists(file.path(demo$root, "datasets", "imdb")))
+  hub_mirror_stop(demo)
+  expect_true(is.na(Sys.getenv("HF_ENDPOINT", unset = NA)))
+})
