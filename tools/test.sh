@@ -41,7 +41,17 @@ export HFBRIDGE_FIXTURES="$root/build/fixtures" TORCHINDUCTOR_CACHE_DIR="$root/b
 # not install. CONTRIBUTING.md explains the NOTEs that remain.
 rm -rf build/check && mkdir -p build/check build/empty-repo/src/contrib
 : > build/empty-repo/src/contrib/PACKAGES
-_R_CHECK_CRAN_INCOMING_REMOTE_=false _R_CHECK_SYSTEM_CLOCK_=false Rscript -e 'res <- rcmdcheck::rcmdcheck("rpackage", args = c("--as-cran", "--run-donttest", "--no-manual"), build_args = "--no-manual", check_dir = "build/check", repos = c(empty = paste0("file://", normalizePath("build/empty-repo"))), error_on = "warning"); print(res)'
+# The repository's path is made absolute here: rcmdcheck evaluates `repos` inside its check
+# folder. A check that stops early (R CMD check exiting non-zero) may list no ERROR: its exit
+# status fails the step too.
+_R_CHECK_CRAN_INCOMING_REMOTE_=false _R_CHECK_SYSTEM_CLOCK_=false \
+HFBRIDGE_EMPTY_REPO="file://$root/build/empty-repo" Rscript -e '
+res <- rcmdcheck::rcmdcheck("rpackage", args = c("--as-cran", "--run-donttest", "--no-manual"),
+                            build_args = "--no-manual", check_dir = "build/check",
+                            repos = c(empty = Sys.getenv("HFBRIDGE_EMPTY_REPO")),
+                            error_on = "warning")
+print(res)
+if (!identical(as.integer(res$status), 0L)) stop("R CMD check exited with status ", res$status)'
 
 echo "== Nix flake, evaluated offline against nix/stub-nixpkgs"
 bash tools/nix-check.sh
