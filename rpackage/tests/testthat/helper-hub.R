@@ -57,3 +57,10 @@ hub_test_python <- function(code, env = character()) {
 hub_mirror_requests <- function(reset = FALSE) {
   hub_mirror_stats(test_hub_mirror(), reset = reset)
 }
+
+# The requests about one repository since the last reset (the mirror is the whole run's, and a
+# process another test left behind may still ask it for something else).
+hub_mirror_repo_requests <- function(repo_id, reset = FALSE) {
+  paths <- hub_mirror_requests(reset = reset)$by_path
+  as.integer(sum(unlist(paths[grepl(repo_id, names(paths), fixed = TRUE)]), 0L))
+}

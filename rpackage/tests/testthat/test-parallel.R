@@ -89,22 +89,23 @@ test_that("workers load the pinned commit offline: no Hub request from them", {
   parallel_fixtures()
   commit <- hub_repo_info("rparallel/bert")$sha
   # What the leader alone asks, on a fresh cache: resolve "main", cache the model.
+  repo <- "rparallel/bert"
   hub_mirror_requests(reset = TRUE)
-  leader <- hfbridge:::parallel_pin("rparallel/bert", "main", FALSE, NULL)
-  leader_requests <- hub_mirror_requests(reset = TRUE)$total
+  leader <- hfbridge:::parallel_pin(repo, "main", FALSE, NULL)
+  leader_requests <- hub_mirror_repo_requests(repo, reset = TRUE)
   expect_identical(leader$revision, commit)
   expect_gt(leader_requests, 0)
   # Another fresh cache and fresh workers: the whole run asks exactly what the leader asks.
   withr::local_envvar(HF_HOME = withr::local_tempdir())
   local_plan(future::multisession, workers = 2)
-  got <- embed_text(parallel_texts, "rparallel/bert", batch_size = 4, parallel = TRUE,
-                    chunk_size = 5)
-  expect_identical(hub_mirror_requests(reset = TRUE)$total, leader_requests)
-  # New workers, and the commit already cached: no request at all, from anyone.
+  got <- embed_text(parallel_texts, repo, batch_size = 4, parallel = TRUE, chunk_size = 5)
+  expect_identical(hub_mirror_repo_requests(repo, reset = TRUE), leader_requests)
+  # New workers, and the commit already cached: no request about the model, from anyone.
   local_plan(future::multisession, workers = 2)
-  again <- embed_text(parallel_texts, "rparallel/bert", revision = commit, batch_size = 4,
-                      parallel = TRUE, chunk_size = 5)
-  expect_identical(hub_mirror_requests()$total, 0L)
+  again <- embed_text(parallel_texts, repo, revision = commit, batch_size = 4, parallel = TRUE,
+                      chunk_size = 5)
+  seen <- names(hub_mirror_requests()$by_path)
+  expect_identical(hub_mirror_repo_requests(repo), 0L, info = paste(seen, collapse = ", "))
   expect_identical(again, got)
 })
 
