@@ -41,7 +41,9 @@ test_that("an api_key guards the server and is kept out of the handle and its co
   srv <- hf_serve(c("feature-extraction" = minilm), api_key = key, timeout = 120)
   on.exit(hf_serve_stop(srv), add = TRUE)
   expect_identical(srv$models$task, "feature-extraction")  # read with the key
-  expect_error(suppressWarnings(readLines(url(paste0(srv$url, "/health")), warn = FALSE)))
+  without_key <- url(paste0(srv$url, "/health"))
+  expect_error(suppressWarnings(readLines(without_key, warn = FALSE)))  # 401
+  close(without_key)
   expect_false(any(grepl(key, srv$process$get_cmdline(), fixed = TRUE)))
   environ <- readBin(file.path("/proc", srv$process$get_pid(), "environ"), "raw", 1e6)
   expect_length(grepRaw(key, environ, fixed = TRUE), 0)
