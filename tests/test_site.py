@@ -29,17 +29,8 @@ pytestmark = [pytest.mark.r, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "build" / "site"
 SHOTS = ROOT / "build" / "site-screens"
-ARTICLES = [
-    "hfbridge",
-    "hub-and-cache",
-    "tokenizers-and-weights",
-    "pipelines-embeddings-training",
-    "chat-and-inference",
-    "datasets",
-    "publishing",
-    "shiny",
-    "scaling-out",
-]
+# Every vignette is an article (tests/test_vignettes.py checks that they are the nine).
+ARTICLES = sorted(p.stem for p in (ROOT / "rpackage" / "vignettes").glob("*.Rmd"))
 
 # What each page reports once loaded: its links, the ids it has (some made by its scripts, such
 # as the table of contents'), its images that did not load, what it fetched, whether Bootstrap's
