@@ -129,6 +129,7 @@ hfbridge_chat <- R6::R6Class(
   public = list(
     initialize = function(py) {
       super$initialize(py)
+      private$send_py <- py$send  # looked up once: each `$` on a Python object costs ~50 us
       # R6's clone() would share the Python chat, and its turns, between the two objects: this
       # one copies them. (R6 reserves the name, so it is replaced here rather than declared.)
       unlockBinding("clone", self)
@@ -206,6 +207,7 @@ hfbridge_chat <- R6::R6Class(
     },
     remedy = "Make it again with hf_chat().",
     tools = list(),
+    send_py = NULL,
     describe = function(...) {
       if (!private$usable()) return(sprintf("<hfbridge_chat>%s", private$status()))
       py <- private$py
@@ -233,7 +235,8 @@ hfbridge_chat <- R6::R6Class(
         type = "function",
         `function` = list(name = t$name, description = t$description,
                           parameters = chat_json_whole(t$parameters))))
-      call_python(private$live()$send, content, tools = if (length(tools)) tools)
+      private$live()
+      call_python(private$send_py, content, tools = if (length(tools)) tools)
     },
     run_tool = function(call) {
       tool <- private$tools[[call$name]]

@@ -1,0 +1,18 @@
+# The R side of bench/chat's local comparison: ROUNDS turns of a local hf_chat(FOLDER), each on
+# a new chat made before the clock starts (so every turn sends the same two messages as
+# anchor.py's generate() does). Prints each round's time in seconds, as JSON.
+# Usage: Rscript bench/chat/local.R FOLDER ROUNDS MAX_TOKENS
+library(hfbridge)
+args <- commandArgs(TRUE)
+folder <- args[[1]]
+rounds <- as.integer(args[[2]])
+new_chat <- function() hf_chat(folder, system_prompt = "Be brief.", max_tokens = as.integer(args[[3]]))
+question <- "The food was excellent."
+invisible(new_chat()$chat(question))  # loads the model once; later chats share it
+chats <- lapply(seq_len(rounds), function(i) new_chat())
+times <- vapply(chats, function(chat) {
+  started <- Sys.time()  # microseconds; system.time() counts whole milliseconds
+  chat$chat(question)
+  as.numeric(Sys.time() - started, units = "secs")
+}, 0)
+cat(jsonlite::toJSON(list(local = times), digits = NA), "\n")
