@@ -408,9 +408,8 @@ def test_image_search_shows_the_images_clip_ranks_first(app, browser):
     _tab(driver, "Image search")
     _wait(driver, f"return document.getElementById('images_note').innerText.includes('{CLIP}')")
     for query, k in IMAGE_QUERIES.items():
-        expected = sorted(_clip_similarities(query).items(), key=lambda kv: -kv[1])
-        similarities = [s for _, s in expected]
-        assert min(np.diff(similarities[::-1])) >= 0.03, expected  # a stable order
+        truth = _clip_similarities(query)
+        best = sorted(truth.values(), reverse=True)[:k]
         _type(driver, "images_query", query)
         _type(driver, "images_k", str(k))
         _click(driver, "images_run")
@@ -427,10 +426,13 @@ def test_image_search_shows_the_images_clip_ranks_first(app, browser):
             ".every(i => i.complete && i.naturalWidth === 96)",
         )
         hits = _image_hits(driver)
-        assert [h[0] for h in hits] == [
-            f"{i + 1}. {name}" for i, (name, _) in enumerate(expected[:k])
-        ]
-        assert [float(h[1]) for h in hits] == pytest.approx(similarities[:k], abs=1e-4)
+        # The k best pictures by transformers' CLIP, best first, each with its own similarity.
+        # The tiny CLIP is trained anew on each machine: two pictures it scores within 1e-4 of
+        # each other may come in either order, so the order is checked through the scores.
+        ranks, names = zip(*(h[0].split(" ", 1) for h in hits))
+        assert list(ranks) == [f"{i + 1}." for i in range(k)] and len(set(names)) == k
+        assert [float(h[1]) for h in hits] == pytest.approx(best, abs=1e-4)
+        assert [float(h[1]) for h in hits] == pytest.approx([truth[n] for n in names], abs=1e-4)
         assert all(h[3] == 96 for h in hits)
         _shot(driver, f"image-search-{query.replace(' ', '-')}.png")
     # the thumbnails are the bundled files, byte for byte

@@ -131,8 +131,15 @@ def test_text_classification_against_transformers(env, folders, backend, precisi
         precision=precision,
         batch_size=8,
     )
-    assert got["label"] == [w["label"] for w in want]
-    np.testing.assert_allclose(got["score"], [w["score"] for w in want], atol=atol)
+    # The tiny classifier is trained anew on each machine, and a neutral sentence may land near
+    # 0.5, where a lower precision can flip the label: a flip is allowed only there, at a tie
+    # within atol on both sides. Every other text keeps its label and its score within atol.
+    for w, label, score in zip(want, got["label"], got["score"]):
+        if label == w["label"]:
+            assert score == pytest.approx(w["score"], abs=atol), (w, score)
+        else:
+            assert max(score, w["score"]) <= 0.5 + atol, (w, label, score)
+    assert np.mean([g == w["label"] for g, w in zip(got["label"], want)]) >= 0.9
     quality = info["fastpath"]
     assert quality["backend"] == backend and quality["precision"] == precision
     assert 0.9 <= quality["agreement"] <= 1 and quality["labels"] == quality["texts"] == 200
