@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import logging
 import os
 import ssl
 import sys
@@ -357,7 +358,8 @@ def write(fn, s: Settings, ctx: dict, quiet: bool = True, exists=None):
 def call_state(s: Settings, quiet: bool):
     """huggingface_hub's constants that it reads from the environment once, at import, follow
     this call's settings while it runs (offline, timeouts, symlinks, Xet); quiet or
-    HF_HUB_DISABLE_PROGRESS_BARS hides the progress bars."""
+    HF_HUB_DISABLE_PROGRESS_BARS hides the progress bars. Quiet also hides huggingface_hub's own
+    log warnings (advice for its Python users, such as installing hf_xet for a large upload)."""
     constants = hf_module().constants
     note_hub(s)
     wanted = {
@@ -372,12 +374,17 @@ def call_state(s: Settings, quiet: bool):
     for name, value in wanted.items():
         setattr(constants, name, value)
     bars.HF_HUB_DISABLE_PROGRESS_BARS = True if quiet or s.progress_bars is False else None
+    logger = logging.getLogger("huggingface_hub")
+    saved_level = logger.level
+    if quiet:
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
         for name, value in saved.items():
             setattr(constants, name, value)
         bars.HF_HUB_DISABLE_PROGRESS_BARS = saved_bars
+        logger.setLevel(saved_level)
 
 
 def is_hf_host(endpoint: str) -> bool:

@@ -174,6 +174,9 @@ def test_hub_push_space_creates_a_docker_space_with_the_files(
     commit, url = res.stdout.split()[-2:]
     assert url == f"{mirror.url}/spaces/apptest/shiny-demo"
     assert WRITE not in res.stdout + res.stderr
+    # quiet: no bars, and none of huggingface_hub's advice on large uploads (the folder holds
+    # more than its 200 files)
+    assert "large folder" not in res.stderr, res.stderr[-2000:]
 
     monkeypatch.setattr(hh.constants, "HF_HUB_DISABLE_XET", True)
     api = hh.HfApi(endpoint=mirror.url, token=WRITE)
