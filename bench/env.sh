@@ -1,8 +1,4 @@
-# Sourced by every bench/*/run.sh: the repo root as the working directory, and the venv and R
-# library that `make setup` installs, unless RETICULATE_PYTHON and R_LIBS name others.
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
-export RETICULATE_PYTHON=${RETICULATE_PYTHON:-$root/.venv/bin/python}
-export R_LIBS=${R_LIBS:-$root/.rlib}
-export HF_HUB_DISABLE_TELEMETRY=1
+# Sourced by every bench/*/run.sh: tools/env.sh (the repo root as the working directory, the
+# venv and the R library), and $py, the venv's Python.
+source "$(dirname "${BASH_SOURCE[0]}")/../tools/env.sh"
 py=$RETICULATE_PYTHON

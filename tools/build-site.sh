@@ -19,12 +19,7 @@
 # inherited methods to `topic.html#method-<name>`, while roxygen 7.2 names the anchors
 # `method-<class>-<name>`; the links are rewritten to the anchors that exist.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-export RETICULATE_PYTHON=${RETICULATE_PYTHON:-$root/.venv/bin/python}
-export R_LIBS=${R_LIBS:-$root/.rlib}
-export HF_HUB_DISABLE_TELEMETRY=1
-export TZ=${TZ:-UTC}
+source "$(dirname "$0")/env.sh"
 site=build/site
 
 sources=$(find rpackage/DESCRIPTION rpackage/NAMESPACE rpackage/NEWS.md rpackage/_pkgdown.yml \

@@ -3,12 +3,7 @@
 # runs inside it, through Rscript and reticulate, against a mirror its helper starts), then
 # pytest. Called by `make test`.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
-export RETICULATE_PYTHON=${RETICULATE_PYTHON:-$root/.venv/bin/python}
-export R_LIBS=${R_LIBS:-$root/.rlib}
-export HF_HUB_DISABLE_TELEMETRY=1
-export TZ=${TZ:-UTC}  # R asks timedatectl otherwise, which warns on machines without systemd
+source "$(dirname "$0")/env.sh"
 export HFBRIDGE_REPO="$root"
 export HFBRIDGE_REQUIRE_REFERENCE=1  # the transformers 4 pipelines that tools/setup.sh installs
 
