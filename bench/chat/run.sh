@@ -5,4 +5,4 @@
 # Prints medians and ratios. Usage: bash bench/chat/run.sh [ROUNDS] [PROCESSES]
 set -euo pipefail
 source "$(dirname "$0")/../env.sh"
-Rscript bench/chat/bench.R "${1:-20}" "${2:-5}"
+Rscript bench/chat/bench.R "${1:-20}" "${2:-7}"
