@@ -63,9 +63,9 @@ anchor <- lapply(theirs, stats::median, na.rm = TRUE)
 hf_serve_stop(srv)
 
 local_medians <- vapply(seq_len(processes), function(i) {
-  ours <- run_json("Rscript", c("bench/chat/local.R", folder, rounds, max_tokens))
-  theirs <- run_anchor("local", folder, rounds, max_tokens)
-  c(stats::median(ours$local), stats::median(theirs$local))
+  r_side <- run_json("Rscript", c("bench/chat/local.R", folder, rounds, max_tokens))
+  py_side <- run_anchor("local", folder, rounds, max_tokens)
+  c(stats::median(r_side$local), stats::median(py_side$local))
 }, numeric(2))
 report <- function(name, ours, theirs, anchor_name, unit = "ms", scale = 1000) {
   cat(sprintf("result %s: hfbridge %.2f %s, %s %.2f %s, ratio %.2fx\n", name, ours * scale,
