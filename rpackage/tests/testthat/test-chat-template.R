@@ -172,7 +172,7 @@ test_that("$chat_structured() with a schema written in R equals the constrained 
     items = list(type = "object", additionalProperties = FALSE, required = list("dish", "stars"),
                  properties = list(dish = list(type = "string", enum = list("soup", "cake")),
                                    stars = list(type = "integer", minimum = 1, maximum = 5))))
-  chat <- hf_chat(fx$ids$chat, max_tokens = 64)
+  chat <- hf_chat(fx$ids$chat, max_tokens = 200)
   rated <- chat$chat_structured("Rate the dishes.", schema = schema)
   expect_s3_class(rated, "data.frame")
   expect_named(rated, c("dish", "stars"))
@@ -186,7 +186,7 @@ test_that("$chat_structured() with a schema written in R equals the constrained 
     "'dish': {'type': 'string', 'enum': ['soup', 'cake']}, ",
     "'stars': {'type': 'integer', 'minimum': 1, 'maximum': 5}}}}"))
   py_chat <- hfbridge:::pybridge_module("chat")$Chat(
-    list(list(local = TRUE, model = fx$ids$chat)), params = list(max_tokens = 64L),
+    list(list(local = TRUE, model = fx$ids$chat)), params = list(max_tokens = 200L),
     env = hfbridge:::hf_env())
   want <- py_chat$structured("Rate the dishes.", py_schema)$value
   expect_identical(rated$dish, unlist(want$dish))
