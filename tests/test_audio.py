@@ -122,7 +122,8 @@ def test_segments_match_transformers(hf_env, repo, files, reference):
     assert ours["start"].dtype == np.float64 and ours["segment"].dtype == np.int32
     for audio_id, path in enumerate(inputs, start=1):
         assert_segments(ours, segments(reference(path, return_timestamps=True)), audio_id)
-    assert len([a for a in ours["audio_id"] if a == 1]) > 2  # long-form: several windows
+    # long-form: several segments (how many is the tiny model's own matter)
+    assert len([a for a in ours["audio_id"] if a == 1]) > 1
     assert np.isnan(ours["end"]).any()  # an open last segment, as Whisper may leave one
 
 
@@ -201,12 +202,14 @@ def test_unreadable_audio_is_an_invalid_file(hf_env, repo, tmp_path):
     assert err.fields["path"] == str(bad) and err.fields["position"] == 1
 
 
-def test_audio_without_ffmpeg(hf_env, repo, files, monkeypatch, tmp_path):
+def test_audio_without_ffmpeg(hf_env, repo, files, reference, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     err = expect(errors.SystemDependencyError, repo, hf_env, [files["speech.wav"]])
     assert err.code == "system_dependency" and err.fields["program"] == "ffmpeg"
     assert "apt-get install ffmpeg" in str(err)
-    assert run(repo, hf_env, [np.zeros(RATE)], sampling_rate=RATE)["text"] == [""]
+    silence = np.zeros(RATE)  # an array needs no ffmpeg
+    want = reference({"raw": silence.astype(np.float32), "sampling_rate": RATE})["text"]
+    assert run(repo, hf_env, [silence], sampling_rate=RATE)["text"] == [want]
 
 
 @pytest.mark.parametrize(

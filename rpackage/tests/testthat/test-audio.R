@@ -62,7 +62,7 @@ test_that("return_timestamps gives audio.whisper's segments with transformers' t
   res <- asr(long, return_timestamps = TRUE, quiet = TRUE)
   expect_named(res, c("audio_id", "file", "segment", "from", "to", "start", "end", "text"))
   want <- py_segments(py_asr(fx$folder)(long, return_timestamps = TRUE))
-  expect_gt(nrow(want), 2L)
+  expect_gt(nrow(want), 1L)  # several segments (how many is the tiny model's own matter)
   expect_identical(res$segment, seq_len(nrow(want)))
   expect_identical(res$text, want$text)
   expect_identical(res$start, want$start)
