@@ -117,13 +117,14 @@ def test_logits_processor_reaches_generate(chat, ref):
 
 
 def test_stop_strings_end_the_reply_and_are_left_out(chat):
-    full = chat.reply(MESSAGES, max_new_tokens=40)["text"]
+    whole = chat.reply(MESSAGES, max_new_tokens=40)
+    full = whole["text"]
     words = full.split()
     assert len(words) >= 3, full
     stop = " " + words[2]  # a word inside the greedy reply (the tiny model's own words)
     out = chat.reply(MESSAGES, max_new_tokens=40, stop=[stop, "zzz"])
     assert out["text"] == full[: full.index(stop)] and out["finish_reason"] == "stop"
-    assert out["completion_tokens"] < chat.reply(MESSAGES, max_new_tokens=40)["completion_tokens"]
+    assert out["completion_tokens"] < whole["completion_tokens"]
 
 
 @pytest.mark.parametrize(

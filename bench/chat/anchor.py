@@ -2,8 +2,8 @@
 round's times (seconds).
 
 - ``server``: huggingface_hub's InferenceClient against a server (requests, then streams).
-  bench.R runs it before and after its own rounds and pools them, so that a server or machine
-  that speeds up or slows down over the run favours neither side.
+  bench.R runs it before, between and after its own blocks of rounds and pools them, so that a
+  server or machine that speeds up or slows down over the run favours neither side.
 - ``local``: transformers' generate() in this process (template, generate, decode). bench.R
   runs it in several processes, alternating with as many R processes of local.R.
 

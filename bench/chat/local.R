@@ -6,7 +6,8 @@ library(hfbridge)
 args <- commandArgs(TRUE)
 folder <- args[[1]]
 rounds <- as.integer(args[[2]])
-new_chat <- function() hf_chat(folder, system_prompt = "Be brief.", max_tokens = as.integer(args[[3]]))
+max_tokens <- as.integer(args[[3]])
+new_chat <- function() hf_chat(folder, system_prompt = "Be brief.", max_tokens = max_tokens)
 question <- "The food was excellent."
 invisible(new_chat()$chat(question))  # loads the model once; later chats share it
 chats <- lapply(seq_len(rounds), function(i) new_chat())
