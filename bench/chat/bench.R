@@ -2,7 +2,9 @@
 # hf_chat(model) against transformers' generate(); medians of ROUNDS, ratios ours / anchor.
 # A process's speed at this tiny model's scale varies from one process to the next (one in four
 # or five runs 10-25% slower, on either side), so the local comparison runs PROCESSES R processes
-# (local.R) alternating with as many Python ones, and takes the median of their medians.
+# (local.R) alternating with as many Python ones, and takes the median of their medians. A third
+# process per pair runs the Python side's generate() code inside R, to split the ratio into what
+# R's process costs that code and what hfbridge adds.
 # Usage: Rscript bench/chat/bench.R ROUNDS PROCESSES
 library(hfbridge)
 rounds <- as.integer(commandArgs(TRUE)[1])
@@ -62,11 +64,14 @@ for (block in seq_len(blocks + 1L)) {
 anchor <- lapply(theirs, stats::median, na.rm = TRUE)
 hf_serve_stop(srv)
 
+# Per process: hfbridge's turns in R, generate() in Python, and the same generate() code run
+# inside an R process (which parts R's process costs, and which hfbridge).
 local_medians <- vapply(seq_len(processes), function(i) {
   r_side <- run_json("Rscript", c("bench/chat/local.R", folder, rounds, max_tokens))
   py_side <- run_anchor("local", folder, rounds, max_tokens)
-  c(stats::median(r_side$local), stats::median(py_side$local))
-}, numeric(2))
+  in_r <- run_json("Rscript", c("bench/chat/local.R", folder, rounds, max_tokens, "generate"))
+  c(stats::median(r_side$local), stats::median(py_side$local), stats::median(in_r$local))
+}, numeric(3))
 report <- function(name, ours, theirs, anchor_name, unit = "ms", scale = 1000) {
   cat(sprintf("result %s: hfbridge %.2f %s, %s %.2f %s, ratio %.2fx\n", name, ours * scale,
               unit, anchor_name, theirs * scale, unit, ours / theirs))
@@ -80,3 +85,7 @@ report("local chat", stats::median(local_medians[1, ]), stats::median(local_medi
        "transformers generate()")
 cat(sprintf("local chat, per process pair: %s\n",
             paste(sprintf("%.2fx", local_medians[1, ] / local_medians[2, ]), collapse = " ")))
+local <- apply(local_medians, 1, stats::median)
+cat(sprintf(paste("local chat, split: generate() run inside R %.2f ms, so R's process %.2fx",
+                  "and hfbridge's own part %.2fx\n"),
+            local[3] * 1000, local[3] / local[2], local[1] / local[3]))
