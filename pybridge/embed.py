@@ -187,15 +187,8 @@ def load(
     precision="fp32",
 ) -> Encoder:
     exact = fastpath.is_exact(backend, precision)
-    key = (
-        "encoder" if exact else f"encoder ({backend} {precision})",
-        model,
-        revision or "main",
-        str(device),
-        bool(allow_pickle),
-        bool(trust_remote_code),
-        models.source(model, env),
-    )
+    kind = "encoder" if exact else f"encoder ({backend} {precision})"
+    key = models.cache_key(kind, model, revision, device, allow_pickle, trust_remote_code, env)
 
     def loader():
         transformers = models.import_transformers()

@@ -97,6 +97,21 @@ def cache_clear() -> int:
 # Folders and weights
 
 
+def cache_key(kind, model, revision, device, allow_pickle, trust_remote_code, env) -> tuple:
+    """A loaded model's key in the cache (:func:`cached`): what was loaded, from which revision
+    of which source, for which device, and what loading it allowed. :func:`cache_info` reads
+    the first four."""
+    return (
+        kind,
+        model,
+        revision or "main",
+        str(device),
+        bool(allow_pickle),
+        bool(trust_remote_code),
+        source(model, env),
+    )
+
+
 def source(model: str, env=None) -> str:
     """Where ``model`` comes from, part of its key in the model cache: its folder, or the Hub
     endpoint that serves the repo id (the same id on another endpoint is another model)."""

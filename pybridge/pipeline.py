@@ -314,15 +314,8 @@ def _entry(
     name, model, revision, device, allow_pickle, trust_remote_code, env, token, quiet, fast=None
 ):
     fast = fast or ("torch", "fp32")
-    key = (
-        "pipeline:" + name + ("" if fast == ("torch", "fp32") else " ({} {})".format(*fast)),
-        model,
-        revision or "main",
-        str(device),
-        bool(allow_pickle),
-        bool(trust_remote_code),
-        models.source(model, env),
-    )
+    kind = "pipeline:" + name + ("" if fast == ("torch", "fp32") else " ({} {})".format(*fast))
+    key = models.cache_key(kind, model, revision, device, allow_pickle, trust_remote_code, env)
 
     def loader():
         path = models.folder(model, revision, allow_pickle, env=env, token=token, quiet=quiet)

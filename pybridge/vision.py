@@ -339,14 +339,8 @@ def load_encoder(
     token=None,
     quiet=True,
 ) -> ImageEncoder:
-    key = (
-        "image-encoder",
-        model,
-        revision or "main",
-        str(device),
-        bool(allow_pickle),
-        bool(trust_remote_code),
-        models.source(model, env),
+    key = models.cache_key(
+        "image-encoder", model, revision, device, allow_pickle, trust_remote_code, env
     )
 
     def loader():
