@@ -53,6 +53,21 @@ PickleWeightsError = errors.PickleWeightsError
 # The cache
 
 
+def cache_key(kind, model, revision, device, allow_pickle, trust_remote_code, env) -> tuple:
+    """A loaded model's key in the cache (:func:`cached`): what was loaded, from which revision
+    of which source, for which device, and what loading it allowed. :func:`cache_info` reads
+    the first four."""
+    return (
+        kind,
+        model,
+        revision or "main",
+        str(device),
+        bool(allow_pickle),
+        bool(trust_remote_code),
+        source(model, env),
+    )
+
+
 def cached(key: tuple, loader):
     """The value cached under ``key``, made by ``loader()`` the first time."""
     with _lock:
@@ -95,21 +110,6 @@ def cache_clear() -> int:
 
 # ---------------------------------------------------------------------------------------------
 # Folders and weights
-
-
-def cache_key(kind, model, revision, device, allow_pickle, trust_remote_code, env) -> tuple:
-    """A loaded model's key in the cache (:func:`cached`): what was loaded, from which revision
-    of which source, for which device, and what loading it allowed. :func:`cache_info` reads
-    the first four."""
-    return (
-        kind,
-        model,
-        revision or "main",
-        str(device),
-        bool(allow_pickle),
-        bool(trust_remote_code),
-        source(model, env),
-    )
 
 
 def source(model: str, env=None) -> str:
