@@ -81,11 +81,10 @@ report("chat request (server)", mine$request, anchor$request, "InferenceClient.c
 report("time to first chunk", mine$first_chunk, anchor$first_chunk, "InferenceClient stream")
 report("chunks per second", mine$chunks_per_s, anchor$chunks_per_s, "InferenceClient stream",
        unit = "/s", scale = 1)
-report("local chat", stats::median(local_medians[1, ]), stats::median(local_medians[2, ]),
-       "transformers generate()")
+local <- apply(local_medians, 1, stats::median)  # hfbridge, Python, generate() inside R
+report("local chat", local[1], local[2], "transformers generate()")
 cat(sprintf("local chat, per process pair: %s\n",
             paste(sprintf("%.2fx", local_medians[1, ] / local_medians[2, ]), collapse = " ")))
-local <- apply(local_medians, 1, stats::median)
 cat(sprintf(paste("local chat, split: generate() run inside R %.2f ms, so R's process %.2fx",
                   "and hfbridge's own part %.2fx\n"),
             local[3] * 1000, local[3] / local[2], local[1] / local[3]))
