@@ -19,9 +19,10 @@ from typing import Iterator, List, Optional
 
 import numpy as np
 
-from . import errors, inference
+from . import errors, inference, structured
 
-PARAMS = ("max_tokens", "temperature", "top_p", "seed", "stop")
+PARAMS = ("max_tokens", "temperature", "top_p", "seed", "stop", "tool_choice")
+TOOL_CHOICES = ("auto", "none", "required")
 LOCAL_PARAMS = {"max_tokens": "max_new_tokens"}
 _local_models: dict = {}
 
@@ -46,10 +47,19 @@ class Local:
             )
         return _local_models[key]
 
-    def reply(self, messages, params, tools, response_format) -> dict:
-        if response_format is not None:
-            params = {**params, "logits_processor": _structured(self.engine(), response_format)}
-        return self.engine().reply(messages, tools=tools, **_local(params))
+    def reply(self, messages, params, tools, response_format, tool_choice=None) -> dict:
+        """A forced tool call (``tool_choice``) and a ``response_format`` are enforced while
+        generating, as hfbridge's server enforces them."""
+        engine = self.engine()
+        if tool_choice == "none":
+            tools = None
+        constraint = structured.from_openai(response_format, tools, tool_choice)
+        if constraint is not None:
+            if constraint.tools:
+                structured.check_tool_call_format(engine.tokenizer, engine.model)
+            processor = structured.logits_processor(engine.tokenizer, constraint)
+            params = {**params, "logits_processor": [processor]}
+        return engine.reply(messages, tools=tools, read_tool_calls=True, **_local(params))
 
     def stream(self, messages, params):
         return self.engine().stream(messages, **_local(params))
@@ -57,13 +67,6 @@ class Local:
 
 def _local(params: dict) -> dict:
     return {LOCAL_PARAMS.get(k, k): v for k, v in params.items() if v is not None}
-
-
-def _structured(engine, response_format):
-    from . import structured
-
-    constraint = structured.from_openai(response_format)
-    return [structured.logits_processor(engine.tokenizer, constraint)]
 
 
 class Remote:
@@ -78,11 +81,12 @@ class Remote:
     def client(self):
         return inference.client(self.ep, self.env, self.token)
 
-    def reply(self, messages, params, tools, response_format) -> dict:
+    def reply(self, messages, params, tools, response_format, tool_choice=None) -> dict:
         out = self.client().chat_completion(
             messages,
             model=self.ep.model,
             tools=tools,
+            tool_choice=tool_choice,
             response_format=response_format,
             **{k: v for k, v in params.items() if v is not None},
         )
@@ -166,12 +170,20 @@ class Chat:
         """Adds the user's message (or, with None, answers the tool results already added) and
         the reply; returns the reply with its record."""
         mark = len(self.turns)
+        p = {**self.params, **_params(params)}
+        # tool_choice is for the user's turn: the answer to the tool results is the model's
+        # own choice (a forced call would call the tools again and again).
+        tool_choice = p.pop("tool_choice", None)
+        if content is None:
+            tool_choice = None
+        tools = tools or None
+        if tool_choice is not None:
+            structured.forced_tools(tool_choice, structured.tool_parameters(tools))
         if content is not None:
             self.turns.append({"role": "user", "content": _text(content, "content")})
-        p = {**self.params, **_params(params)}
 
         def call(backend):
-            return backend.reply(self.messages(), p, tools or None, response_format)
+            return backend.reply(self.messages(), p, tools, response_format, tool_choice)
 
         try:
             answer = _run(self.backends, call, "chat")
@@ -193,7 +205,8 @@ class Chat:
             "type": "json_schema",
             "json_schema": {"name": "reply", "schema": schema, "strict": True},
         }
-        reply = self.send(content, response_format=response_format)
+        no_tools = {"tool_choice": None}  # no tools are offered: the answer is the schema's
+        reply = self.send(content, response_format=response_format, params=no_tools)
         try:
             value = json.loads(reply["text"])
         except ValueError:
@@ -212,6 +225,7 @@ class Chat:
     def stream(self, content, params=None) -> "Stream":
         self.turns.append({"role": "user", "content": _text(content, "content")})
         p = {**self.params, **_params(params)}
+        p.pop("tool_choice", None)  # a stream offers no tools
         return Stream(self, p)
 
     def messages(self) -> list:
@@ -481,4 +495,21 @@ def _params(params: Optional[dict]) -> dict:
         v = params.get(name)
         if v is not None and (not isinstance(v, (int, float)) or v < 0):
             raise errors.InvalidArgumentError(f"`{name}` must be >= 0.", argument=name)
+    if params.get("tool_choice") is not None:
+        params["tool_choice"] = _tool_choice(params["tool_choice"])
     return params
+
+
+def _tool_choice(value):
+    """OpenAI's ``tool_choice``; a string other than "auto", "none" and "required" names the
+    tool that must be called."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, str) and value and value not in TOOL_CHOICES:
+        return {"type": "function", "function": {"name": value}}
+    if isinstance(value, (str, dict)) and value:
+        return value
+    raise errors.InvalidArgumentError(
+        '`tool_choice` must be "auto", "none", "required" or the name of a tool.',
+        argument="tool_choice",
+    )

@@ -20,6 +20,7 @@ torch and transformers are imported when a model loads, never at import.
 from __future__ import annotations
 
 import threading
+import uuid
 
 import numpy as np
 
@@ -69,6 +70,7 @@ class LocalChat:
         stop=None,
         logits_processor=None,
         generate_kwargs=None,
+        read_tool_calls=False,
     ) -> dict:
         """The assistant's reply to ``messages``.
 
@@ -92,6 +94,10 @@ class LocalChat:
         "finish_reason": "stop" | "length"}``. ``text`` is the new tokens decoded without
         special tokens; ``completion_tokens`` counts every generated token, the end-of-turn
         token too; "length" when neither an end-of-turn token nor a stop string ended it.
+        With ``tools`` and ``read_tool_calls``, also ``"tool_calls"``: the calls the reply makes
+        (``{"id", "name", "arguments"}``, arguments as JSON text), read as transformers serve
+        reads them; when there are any, ``text`` is the reply without them and
+        ``finish_reason`` "tool_calls".
         """
         job = _Generation(
             self, messages, max_new_tokens, temperature, top_p, seed, tools, stop,
@@ -99,7 +105,7 @@ class LocalChat:
         )  # fmt: skip
         with self._lock:
             new = job.generate()
-        return job.result(new)
+        return job.result(new, read_tool_calls)
 
     def stream(
         self,
@@ -273,9 +279,9 @@ class _Generation:
             self.settings = chat._pipeline_defaults(self.settings)
         elif self.tokenizer.pad_token_id is not None:
             self.settings.setdefault("pad_token_id", self.tokenizer.pad_token_id)
-        messages, tools = tokenizer.chat_messages(messages), tokenizer.chat_tools(tools)
+        messages, self.tools = tokenizer.chat_messages(messages), tokenizer.chat_tools(tools)
         self.prompt = tokenizer.render_chat(
-            self.tokenizer, messages, tools, True, True, name=chat.name
+            self.tokenizer, messages, self.tools, True, True, name=chat.name
         )
 
     def generate(self, streamer=None, cancel=None) -> list:
@@ -304,19 +310,44 @@ class _Generation:
             raise errors.InvalidArgumentError(f"generate() refused: {exc}") from exc
         return out[0, len(self.prompt) :].tolist()
 
-    def result(self, new: list) -> dict:
+    def result(self, new: list, read_tool_calls=False) -> dict:
         text = self.tokenizer.decode(new, skip_special_tokens=True)
+        tools = read_tool_calls and self.tools
+        parsed = self._tool_calls(new, text) if tools else None
+        if parsed:
+            content, calls = parsed
+            return {**self._counts(new), "text": content, "finish_reason": "tool_calls",
+                    "tool_calls": calls}  # fmt: skip
         kept = _before_stop(text, self.stop, hold=False)
         if len(kept) < len(text):
             finish = "stop"
         else:
             finish = "stop" if new and new[-1] in self._eos() else "length"
-        return {
-            "text": kept,
-            "prompt_tokens": len(self.prompt),
-            "completion_tokens": len(new),
-            "finish_reason": finish,
-        }
+        out = {**self._counts(new), "text": kept, "finish_reason": finish}
+        return {**out, "tool_calls": []} if tools else out
+
+    def _counts(self, new: list) -> dict:
+        return {"prompt_tokens": len(self.prompt), "completion_tokens": len(new)}
+
+    def _tool_calls(self, new: list, text: str):
+        """(content, calls) when the reply calls tools, read back by transformers serve's own
+        response parser (the model's response template) as hfbridge's server reads them; else
+        None. A call the parser cannot read (cut short by max_new_tokens, say) stays text."""
+        from transformers.cli.serving.utils import parse_assistant_message
+
+        try:
+            content, _, calls = parse_assistant_message(
+                self.tokenizer, self.model, new, self.prompt, text, tools=self.tools
+            )
+        except ValueError:
+            return None
+        if not calls:
+            return None
+        calls = [
+            {"id": f"call_{uuid.uuid4().hex[:24]}", "name": c.name, "arguments": c.arguments}
+            for c in calls
+        ]
+        return content or "", calls
 
     def _eos(self) -> set:
         found = set()

@@ -180,6 +180,26 @@ def forced_tools(tool_choice, tools: Dict[str, dict]) -> Optional[list]:
     return [name] if name is not None else list(tools)
 
 
+def check_tool_call_format(tokenizer, model) -> None:
+    """A forced call is written as <tool_call>{"name", "arguments"}</tool_call>: only for models
+    whose response template (transformers serve's) reads tool calls back in that form."""
+    from transformers.cli.serving.utils import get_response_template
+
+    template = get_response_template(tokenizer, model) or {}
+    field = (template.get("fields") or {}).get("tool_calls") or {}
+    opener = field.get("open") or field.get("open_pattern") or ""
+    if not (
+        "<tool_call>" in opener
+        and field.get("close") == "</tool_call>"
+        and field.get("content") == "json"
+        and (field.get("transform") or {}).get("function") == "{content}"
+    ):
+        raise UnsupportedError(
+            "This model does not write tool calls as <tool_call>{json}</tool_call> (the Qwen and "
+            'Hermes form), so a tool call cannot be forced: use tool_choice "auto".'
+        )
+
+
 # ---- the logits processor ---------------------------------------------------------------------
 
 _TOKENIZERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -318,6 +318,58 @@ def test_tool_choice_none_sends_no_tools_and_auto_with_a_schema_allows_either(cl
     assert got == [(c.name, c.arguments) for c in calls or []]
 
 
+def test_a_local_chat_forces_and_reads_tool_calls_as_the_server_does(chat_folder, reference):
+    """pybridge.chat's local backend (R's hf_chat(model)): the same constrained greedy reply as
+    the reference, read back into the same calls; the answer to the tools' results is the
+    model's own, and a call cut short by max_tokens stays text."""
+    from pybridge import chat
+
+    named = {"type": "function", "function": {"name": "roll_dice"}}
+    cases = [
+        ("required", "required", [WEATHER]),
+        (named, named, [WEATHER, DICE]),
+        ("roll_dice", named, [WEATHER, DICE]),  # a tool's name, as R gives it
+    ]
+    for ours, theirs, tools in cases:
+        local = chat.Chat([{"local": True, "model": chat_folder}], params={"max_tokens": 128})
+        out = local.send(MESSAGES[0]["content"], tools=tools, params={"tool_choice": ours})
+        _, calls, n_out = reference(tools=tools, tool_choice=theirs)
+        assert [(c["name"], c["arguments"]) for c in out["tool_calls"]] == [
+            (c.name, c.arguments) for c in calls
+        ]
+        assert out["finish_reason"] == "tool_calls" and out["completion_tokens"] == n_out
+    call = out["tool_calls"][0]
+    local.add_tool_result(call["id"], call["name"], {"rolled": 4})
+    answer = local.send(None, tools=tools)
+    assert answer["tool_calls"] == [] and answer["finish_reason"] in ("stop", "length")
+    assert [t["role"] for t in local.turns] == ["user", "assistant", "tool", "assistant"]
+    cut = chat.Chat([{"local": True, "model": chat_folder}], params={"max_tokens": 24})
+    out = cut.send(MESSAGES[0]["content"], tools=[WEATHER], params={"tool_choice": "required"})
+    assert out["tool_calls"] == [] and out["finish_reason"] == "length"
+    assert out["text"].startswith("<tool_call>")
+
+
+def test_a_chat_refuses_a_tool_choice_that_cannot_apply(chat_folder, monkeypatch):
+    from pybridge import chat
+
+    local = chat.Chat([{"local": True, "model": chat_folder}], params={"max_tokens": 4})
+    for choice, says in [
+        ("required", "`tools` is empty"),
+        ("get_time", "not one of `tools`"),
+        (3, "`tool_choice` must be"),
+    ]:
+        tools = None if choice == "required" else [WEATHER]
+        with pytest.raises(InvalidArgumentError, match=says):
+            local.send("Hello", tools=tools, params={"tool_choice": choice})
+    # a model whose response template reads calls in another form (say, Mistral's [TOOL_CALLS])
+    tok = local.backends[0].engine().tokenizer
+    other = {"fields": {"tool_calls": {"open": "[TOOL_CALLS]", "content": "json"}}}
+    monkeypatch.setattr(tok, "response_template", other, raising=False)
+    with pytest.raises(UnsupportedError, match="cannot be forced"):
+        local.send("Hello", tools=[WEATHER], params={"tool_choice": "required"})
+    assert local.turns == []  # a refused turn leaves no trace
+
+
 # ---- ellmer -------------------------------------------------------------------------------------
 
 

@@ -100,36 +100,15 @@ class ConstrainedChat:
     async def handle_request(self, body: dict, request_id: str):
         _, model, processor = self.registry.generation_model(body["model"])
         tokenizer = getattr(processor, "tokenizer", processor)
-        if self.constraint.tools:
-            _check_tool_call_format(tokenizer, model)
         try:
+            if self.constraint.tools:
+                structured.check_tool_call_format(tokenizer, model)
             logits = structured.logits_processor(
                 tokenizer, self.constraint, model.generation_config.eos_token_id
             )
         except PybridgeError as e:
             raise ServeError(422, str(e)) from None
         return await sequential_handler(self.chat, logits).handle_request(body, request_id)
-
-
-def _check_tool_call_format(tokenizer, model) -> None:
-    """A forced call is written as <tool_call>{"name", "arguments"}</tool_call>: only for models
-    whose response template reads tool calls back in that form."""
-    from transformers.cli.serving.utils import get_response_template
-
-    template = get_response_template(tokenizer, model) or {}
-    field = (template.get("fields") or {}).get("tool_calls") or {}
-    opener = field.get("open") or field.get("open_pattern") or ""
-    if not (
-        "<tool_call>" in opener
-        and field.get("close") == "</tool_call>"
-        and field.get("content") == "json"
-        and (field.get("transform") or {}).get("function") == "{content}"
-    ):
-        raise ServeError(
-            422,
-            "This model does not write tool calls as <tool_call>{json}</tool_call> (the Qwen and "
-            'Hermes form), so a tool call cannot be forced: send tool_choice "auto".',
-        )
 
 
 class _Sequential:

@@ -13,10 +13,16 @@
 #'
 #' The object's methods:
 #' \describe{
-#'   \item{`$chat(...)`}{Sends the strings in `...` (pasted together) as the user's turn and
-#'     returns the reply, a string of class `hfbridge_reply` with the attributes `endpoint`,
-#'     `tries`, `latency_ms`, `tokens_in` and `tokens_out`. Registered tools are called when the
-#'     model asks, and their results are sent back, until the model replies with text.}
+#'   \item{`$chat(..., tool_choice = NULL)`}{Sends the strings in `...` (pasted together) as the
+#'     user's turn and returns the reply, a string of class `hfbridge_reply` with the attributes
+#'     `endpoint`, `tries`, `latency_ms`, `tokens_in` and `tokens_out`. Registered tools are
+#'     called when the model asks, and their results are sent back, until the model replies with
+#'     text. `tool_choice` (default: the chat's) is `"auto"` (the model decides), `"none"` (no
+#'     tools offered), `"required"` (the model must call one of the tools) or a tool's name (it
+#'     must call that one); it applies to the user's turn, and the answer to the tools' results
+#'     is always the model's choice. A local model's forced call is enforced while generating;
+#'     its calls are read back by the model's response template (Qwen's and Hermes'
+#'     `<tool_call>` form, among others), as transformers serve reads them.}
 #'   \item{`$stream(..., callback = NULL)`}{As `$chat()`, but calls `callback(chunk)` once per
 #'     chunk as it arrives (by default it writes the chunk to the console, and a newline at the
 #'     end), and returns the whole reply, invisibly. The chain is tried until the first chunk; after that, the stream stays with the
@@ -43,7 +49,7 @@
 #' @param provider An Inference Provider: `"auto"` or a name.
 #' @param system_prompt The system prompt.
 #' @param ... Default parameters of every request: `max_tokens`, `temperature`, `top_p`,
-#'   `seed`, `stop`.
+#'   `seed`, `stop`, `tool_choice`.
 #' @param endpoints A failover chain: a list of [hf_endpoint()]s, URLs and servers.
 #' @param api_key A key for `endpoint` or `provider` (the HF token goes only to Hugging Face
 #'   hosts, and is used for providers by default).
@@ -136,8 +142,8 @@ hfbridge_chat <- R6::R6Class(
       self$clone <- function(deep = FALSE) private$copy()
       lockBinding("clone", self)
     },
-    chat = function(...) {
-      private$converse(chat_content(...))
+    chat = function(..., tool_choice = NULL) {
+      private$converse(chat_content(...), tool_choice)
     },
     stream = function(..., callback = NULL) {
       console <- is.null(callback)
@@ -217,8 +223,8 @@ hfbridge_chat <- R6::R6Class(
         if (length(private$tools)) paste0("  tools: ", paste(names(private$tools),
                                                              collapse = ", ")))
     },
-    converse = function(content) {
-      res <- private$send(content)
+    converse = function(content, tool_choice = NULL) {
+      res <- private$send(content, tool_choice)
       rounds <- 0L
       while (length(res$tool_calls)) {
         rounds <- rounds + 1L
@@ -230,13 +236,14 @@ hfbridge_chat <- R6::R6Class(
       }
       chat_reply(res$text, res)
     },
-    send = function(content) {
+    send = function(content, tool_choice = NULL) {
       tools <- lapply(unname(private$tools), function(t) list(
         type = "function",
         `function` = list(name = t$name, description = t$description,
                           parameters = chat_json_whole(t$parameters))))
       private$live()
-      call_python(private$send_py, content, tools = if (length(tools)) tools)
+      call_python(private$send_py, content, tools = if (length(tools)) tools,
+                  params = if (!is.null(tool_choice)) list(tool_choice = tool_choice))
     },
     run_tool = function(call) {
       tool <- private$tools[[call$name]]
@@ -266,7 +273,7 @@ chat_content <- function(...) {
 chat_params <- function(params) {
   if (length(params) && (is.null(names(params)) || !all(nzchar(names(params))))) {
     hfbridge_abort("invalid_argument", paste(
-      "Chat parameters must be named: max_tokens, temperature, top_p, seed, stop."),
+      "Chat parameters must be named: max_tokens, temperature, top_p, seed, stop, tool_choice."),
       argument = "...")
   }
   for (name in intersect(names(params), c("max_tokens", "seed"))) {

@@ -192,3 +192,42 @@ test_that("$chat_structured() with a schema written in R equals the constrained 
   expect_identical(rated$dish, unlist(want$dish))
   expect_identical(rated$stars, unlist(want$stars))
 })
+
+test_that("a local model's tool call runs the R tool, forced by tool_choice as the server does", {
+  local_hub()
+  local_one_torch_thread()
+  fx <- task_model_fixtures()
+  asked <- character()
+  weather <- hf_tool(function(city) {
+    asked <<- c(asked, city)
+    paste("Sunny in", city)
+  }, "get_weather", "The weather in a city.",
+  list(type = "object", required = list("city"), additionalProperties = FALSE,
+       properties = list(city = list(type = "string", enum = list("Paris", "Oslo", "Lima")))))
+  chat <- hf_chat(fx$ids$chat, max_tokens = 128, tool_choice = "required")
+  chat$register_tool(weather)
+  reply <- chat$chat("Weather in Paris?")
+  expect_s3_class(reply, "hfbridge_reply")
+  expect_length(asked, 1L)
+  expect_true(asked %in% c("Paris", "Oslo", "Lima"))
+  turns <- chat$get_turns()
+  expect_identical(turns$role, c("user", "assistant", "tool", "assistant"))
+  expect_identical(turns$tool_calls[[2]], sprintf('get_weather({"city": "%s"})', asked))
+  expect_identical(turns$content[[3]], paste("Sunny in", asked))
+  expect_identical(turns$content[[4]], as.character(unclass(reply)))
+
+  # hfbridge's server, asked through InferenceClient with the tool named, calls it alike
+  srv <- hf_serve(c(chat = fx$ids$chat))
+  on.exit(hf_serve_stop(srv))
+  remote <- hf_chat(endpoint = srv, max_tokens = 128, temperature = 0)
+  remote$register_tool(weather)
+  remote$chat("Weather in Paris?", tool_choice = "get_weather")
+  expect_identical(asked[[2]], asked[[1]])
+  expect_identical(remote$get_turns()$tool_calls[[2]], turns$tool_calls[[2]])
+
+  expect_error(chat$chat("And Oslo?", tool_choice = "get_time"),
+               class = "hfbridge_error_invalid_argument")
+  expect_error(hf_chat(fx$ids$chat, tool_choice = "required")$chat("Hello"),
+               "`tools` is empty", class = "hfbridge_error_invalid_argument")
+  expect_identical(nrow(chat$get_turns()), 4L)  # a refused turn leaves the turns as they were
+})
