@@ -25,8 +25,8 @@
 #'     `<tool_call>` form, among others), as transformers serve reads them.}
 #'   \item{`$stream(..., callback = NULL)`}{As `$chat()`, but calls `callback(chunk)` once per
 #'     chunk as it arrives (by default it writes the chunk to the console, and a newline at the
-#'     end), and returns the whole reply, invisibly. The chain is tried until the first chunk; after that, the stream stays with the
-#'     endpoint that sent it.}
+#'     end), and returns the whole reply, invisibly. The chain is tried until the first chunk;
+#'     after that, the stream stays with the endpoint that sent it. A stream offers no tools.}
 #'   \item{`$chat_structured(..., schema)`}{Asks for a reply that follows the JSON schema
 #'     `schema` (an R list) through `response_format`, and returns it parsed: a data frame for an
 #'     array of objects, otherwise a list or a vector.}
