@@ -179,13 +179,8 @@ def _entry(model, revision, device, env, token, quiet):
         raise errors.InvalidArgumentError(
             "model must be a Hub repo id or a folder of a diffusers pipeline.", argument="model"
         )
-    key = (
-        "diffusion:text-to-image",
-        model,
-        revision or "main",
-        str(device),
-        models.source(model, env),
-    )
+    # diffusers pipelines load safetensors only and no remote code
+    key = models.cache_key("diffusion:text-to-image", model, revision, device, False, False, env)
 
     def loader():
         path = folder(model, revision, env=env, token=token, quiet=quiet)
