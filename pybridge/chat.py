@@ -55,9 +55,8 @@ class Local:
             tools = None
         constraint = structured.from_openai(response_format, tools, tool_choice)
         if constraint is not None:
-            if constraint.tools:
-                structured.check_tool_call_format(engine.tokenizer, engine.model)
-            processor = structured.logits_processor(engine.tokenizer, constraint)
+            tokenizer, model = engine.tokenizer, engine.model
+            processor = structured.model_logits_processor(tokenizer, model, constraint)
             params = {**params, "logits_processor": [processor]}
         return engine.reply(messages, tools=tools, read_tool_calls=True, **_local(params))
 

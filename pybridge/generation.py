@@ -312,8 +312,8 @@ class _Generation:
 
     def result(self, new: list, read_tool_calls=False) -> dict:
         text = self.tokenizer.decode(new, skip_special_tokens=True)
-        tools = read_tool_calls and self.tools
-        parsed = self._tool_calls(new, text) if tools else None
+        reading = read_tool_calls and self.tools
+        parsed = self._tool_calls(new, text) if reading else None
         if parsed:
             content, calls = parsed
             return {**self._counts(new), "text": content, "finish_reason": "tool_calls",
@@ -324,7 +324,7 @@ class _Generation:
         else:
             finish = "stop" if new and new[-1] in self._eos() else "length"
         out = {**self._counts(new), "text": kept, "finish_reason": finish}
-        return {**out, "tool_calls": []} if tools else out
+        return {**out, "tool_calls": []} if reading else out
 
     def _counts(self, new: list) -> dict:
         return {"prompt_tokens": len(self.prompt), "completion_tokens": len(new)}

@@ -180,7 +180,15 @@ def forced_tools(tool_choice, tools: Dict[str, dict]) -> Optional[list]:
     return [name] if name is not None else list(tools)
 
 
-def check_tool_call_format(tokenizer, model) -> None:
+def model_logits_processor(tokenizer, model, constraint: Constraint, eos_token_id=None):
+    """:func:`logits_processor` for ``model``, refused (UnsupportedError) when the constraint
+    allows a tool call that the model's response template would not read back."""
+    if constraint.tools:
+        _check_tool_call_format(tokenizer, model)
+    return logits_processor(tokenizer, constraint, eos_token_id)
+
+
+def _check_tool_call_format(tokenizer, model) -> None:
     """A forced call is written as <tool_call>{"name", "arguments"}</tool_call>: only for models
     whose response template (transformers serve's) reads tool calls back in that form."""
     from transformers.cli.serving.utils import get_response_template

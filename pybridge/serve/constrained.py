@@ -101,10 +101,8 @@ class ConstrainedChat:
         _, model, processor = self.registry.generation_model(body["model"])
         tokenizer = getattr(processor, "tokenizer", processor)
         try:
-            if self.constraint.tools:
-                structured.check_tool_call_format(tokenizer, model)
-            logits = structured.logits_processor(
-                tokenizer, self.constraint, model.generation_config.eos_token_id
+            logits = structured.model_logits_processor(
+                tokenizer, model, self.constraint, model.generation_config.eos_token_id
             )
         except PybridgeError as e:
             raise ServeError(422, str(e)) from None
