@@ -1,14 +1,16 @@
-"""The Python side of bench/chat, with the settings bench.R uses. Prints one JSON object of each
-round's times (seconds).
+"""The Python side of bench/chat, with the settings bench.R uses. A long-lived process: it loads
+what it needs, prints ``ready``, then runs one round per line read from stdin and prints that
+round's times (seconds) as one line of JSON. bench.R interleaves these rounds with its own, one
+by one, so that a machine or server whose pace drifts favours neither side.
 
-- ``server``: huggingface_hub's InferenceClient against a server (requests, then streams).
-  bench.R runs it before, between and after its own blocks of rounds and pools them, so that a
-  server or machine that speeds up or slows down over the run favours neither side.
-- ``local``: transformers' generate() in this process (template, generate, decode). bench.R
-  runs it in several processes, alternating with as many R processes of local.R.
+- ``server``: huggingface_hub's InferenceClient against a server; a round is ``request`` (one
+  chat_completion) or ``stream`` (one streamed chat_completion: the time to the first content
+  chunk, and content chunks per second after it).
+- ``local``: transformers' generate() in this process; a round is ``generate`` (template,
+  generate, decode).
 
-Usage: python anchor.py server URL MODEL ROUNDS MAX_TOKENS
-       python anchor.py local FOLDER ROUNDS MAX_TOKENS
+Usage: python anchor.py server URL MODEL MAX_TOKENS
+       python anchor.py local FOLDER MAX_TOKENS
 """
 
 from __future__ import annotations
@@ -17,52 +19,42 @@ import json
 import sys
 import time
 
-from huggingface_hub import InferenceClient
-
 QUESTION = "The food was excellent."
 SYSTEM = "Be brief."
-
-
-def timed(fn, rounds):
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return times
-
-
-def stream_times(client, model, messages, max_tokens, rounds):
-    """(times to the first content chunk, content chunks per second after it), per round."""
-    firsts, rates = [], []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        first, n = None, 0
-        for chunk in client.chat_completion(
-            messages, model=model, max_tokens=max_tokens, stream=True
-        ):
-            if chunk.choices and chunk.choices[0].delta.content:
-                n += 1
-                first = first or time.perf_counter() - t
-        total = time.perf_counter() - t
-        firsts.append(first)
-        rates.append((n - 1) / (total - first) if n > 1 else None)
-    return firsts, rates
-
-
 MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
 
 
-def server(url, model, rounds, max_tokens):
+def timed(fn):
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def server_rounds(url, model, max_tokens):
+    from huggingface_hub import InferenceClient
+
     client = InferenceClient(base_url=url)
-    request = timed(
-        lambda: client.chat_completion(MESSAGES, model=model, max_tokens=max_tokens), rounds
-    )
-    first, rate = stream_times(client, model, MESSAGES, max_tokens, rounds)
-    return {"request": request, "first_chunk": first, "chunks_per_s": rate}
+
+    def request():
+        client.chat_completion(MESSAGES, model=model, max_tokens=max_tokens)
+
+    def stream():
+        started = time.perf_counter()
+        first, n = None, 0
+        for chunk in client.chat_completion(
+            MESSAGES, model=model, max_tokens=max_tokens, stream=True
+        ):
+            if chunk.choices and chunk.choices[0].delta.content:
+                n += 1
+                first = first or time.perf_counter() - started
+        total = time.perf_counter() - started
+        return {"first_chunk": first, "chunks_per_s": (n - 1) / (total - first) if n > 1 else None}
+
+    request()  # the client's first call opens its connection
+    return {"request": lambda: {"request": timed(request)}, "stream": stream}
 
 
-def local(folder, rounds, max_tokens):
+def local_rounds(folder, max_tokens):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -78,13 +70,19 @@ def local(folder, rounds, max_tokens):
         tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
 
     generate()  # the first call pays for lazy set-up
-    return {"local": timed(generate, rounds)}
+    return {"generate": lambda: {"local": timed(generate)}}
+
+
+def serve(rounds):
+    """Run the round named on each line of stdin; answer each with its times on stdout."""
+    print("ready", flush=True)
+    for line in sys.stdin:
+        print(json.dumps(rounds[line.strip()]()), flush=True)
 
 
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "server":
-        result = server(args[0], args[1], int(args[2]), int(args[3]))
+        serve(server_rounds(args[0], args[1], int(args[2])))
     else:
-        result = local(args[0], int(args[1]), int(args[2]))
-    print(json.dumps(result))
+        serve(local_rounds(args[0], int(args[1])))
