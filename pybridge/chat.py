@@ -51,6 +51,18 @@ class Local:
         """A forced tool call (``tool_choice``) and a ``response_format`` are enforced while
         generating, as hfbridge's server enforces them."""
         engine = self.engine()
+        tools, settings = self._settings(engine, params, tools, response_format, tool_choice)
+        return engine.reply(messages, tools=tools, read_tool_calls=True, **settings)
+
+    def stream(self, messages, params, tools=None, tool_choice=None):
+        engine = self.engine()
+        tools, settings = self._settings(engine, params, tools, None, tool_choice)
+        return engine.stream(messages, tools=tools, read_tool_calls=True, **settings)
+
+    @staticmethod
+    def _settings(engine, params, tools, response_format, tool_choice) -> tuple:
+        """(tools, generate() settings), with the constraint of a forced tool call or a
+        response_format as a logits processor."""
         if tool_choice == "none":
             tools = None
         constraint = structured.from_openai(response_format, tools, tool_choice)
@@ -58,10 +70,7 @@ class Local:
             tokenizer, model = engine.tokenizer, engine.model
             processor = structured.model_logits_processor(tokenizer, model, constraint)
             params = {**params, "logits_processor": [processor]}
-        return engine.reply(messages, tools=tools, read_tool_calls=True, **_local(params))
-
-    def stream(self, messages, params):
-        return self.engine().stream(messages, **_local(params))
+        return tools, _local(params)
 
 
 def _local(params: dict) -> dict:
@@ -103,21 +112,27 @@ class Remote:
             "completion_tokens": usage.completion_tokens if usage else None,
         }
 
-    def stream(self, messages, params):
+    def stream(self, messages, params, tools=None, tool_choice=None):
         c = self.client()  # the stream dies if its client is collected: keep it in the iterator
         parts = c.chat_completion(
             messages,
             model=self.ep.model,
             stream=True,
             stream_options={"include_usage": True},
+            tools=tools,
+            tool_choice=tool_choice,
             **{k: v for k, v in params.items() if v is not None},
         )
         return _RemoteStream(c, parts)
 
 
 class _RemoteStream:
+    """The content chunks of a streamed reply; its usage and its tool calls (whose deltas are
+    joined by index, as OpenAI streams them) end up in ``result``."""
+
     def __init__(self, client, parts):
         self.client, self.parts, self.result = client, iter(parts), {}
+        self.calls: dict = {}
 
     def __iter__(self):
         return self
@@ -131,8 +146,19 @@ class _RemoteStream:
             for choice in chunk.choices or []:
                 if choice.finish_reason:
                     self.result["finish_reason"] = choice.finish_reason
+                if choice.delta and choice.delta.tool_calls:
+                    self._add_calls(choice.delta.tool_calls)
                 if choice.delta and choice.delta.content:
                     return choice.delta.content
+
+    def _add_calls(self, deltas) -> None:
+        for delta in deltas:
+            call = self.calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+            call["id"] = call["id"] or delta.id or ""
+            if delta.function:
+                call["name"] = call["name"] or delta.function.name or ""
+                call["arguments"] += _arguments(delta.function.arguments or "")
+        self.result["tool_calls"] = [self.calls[i] for i in sorted(self.calls)]
 
     def close(self):
         close = getattr(self.parts, "close", None)
@@ -169,17 +195,7 @@ class Chat:
         """Adds the user's message (or, with None, answers the tool results already added) and
         the reply; returns the reply with its record."""
         mark = len(self.turns)
-        p = {**self.params, **_params(params)}
-        # tool_choice is for the user's turn: the answer to the tool results is the model's
-        # own choice (a forced call would call the tools again and again).
-        tool_choice = p.pop("tool_choice", None)
-        if content is None:
-            tool_choice = None
-        tools = tools or None
-        if tool_choice is not None:
-            structured.forced_tools(tool_choice, structured.tool_parameters(tools))
-        if content is not None:
-            self.turns.append({"role": "user", "content": _text(content, "content")})
+        p, tools, tool_choice = self._ask(content, tools, params)
 
         def call(backend):
             return backend.reply(self.messages(), p, tools, response_format, tool_choice)
@@ -192,6 +208,21 @@ class Chat:
         reply = answer.value
         self.turns.append(_assistant(reply, answer))
         return {**reply, **_record(answer)}
+
+    def _ask(self, content, tools, params) -> tuple:
+        """(params, tools, tool_choice) of a reply, checked; the user's turn is added."""
+        p = {**self.params, **_params(params)}
+        # tool_choice is for the user's turn: the answer to the tool results is the model's
+        # own choice (a forced call would call the tools again and again).
+        tool_choice = p.pop("tool_choice", None)
+        if content is None:
+            tool_choice = None
+        tools = tools or None
+        if tool_choice is not None:
+            structured.forced_tools(tool_choice, structured.tool_parameters(tools))
+        if content is not None:
+            self.turns.append({"role": "user", "content": _text(content, "content")})
+        return p, tools, tool_choice
 
     def structured(self, content, schema) -> dict:
         """A reply that follows the JSON schema ``schema``, parsed: {"kind": "frame", "value":
@@ -221,11 +252,11 @@ class Chat:
         text = content if isinstance(content, str) else json.dumps(_plain(content))
         self.turns.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": text})
 
-    def stream(self, content, params=None) -> "Stream":
-        self.turns.append({"role": "user", "content": _text(content, "content")})
-        p = {**self.params, **_params(params)}
-        p.pop("tool_choice", None)  # a stream offers no tools
-        return Stream(self, p)
+    def stream(self, content=None, tools=None, params=None) -> "Stream":
+        """As :meth:`send`, streamed: the reply's text chunk by chunk; its tool calls are in
+        :meth:`Stream.record` once it has ended."""
+        p, tools, tool_choice = self._ask(content, tools, params)
+        return Stream(self, p, tools, tool_choice)
 
     def messages(self) -> list:
         """The turns as OpenAI messages, after the system prompt."""
@@ -268,8 +299,9 @@ class Stream:
     """One streamed reply. The chain is tried until a backend sends its first chunk; after that
     the stream stays with it, and a failure is an error (nothing is sent twice)."""
 
-    def __init__(self, chat: Chat, params: dict):
+    def __init__(self, chat: Chat, params: dict, tools=None, tool_choice=None):
         self.chat, self.params = chat, params
+        self.tools, self.tool_choice = tools, tool_choice
         self.parts: Optional[Iterator[str]] = None
         self.text: List[str] = []
         self.answer = None
@@ -300,7 +332,7 @@ class Stream:
         messages = self.chat.messages()
 
         def call(backend):
-            parts = backend.stream(messages, self.params)
+            parts = backend.stream(messages, self.params, self.tools, self.tool_choice)
             try:
                 first = next(parts)
             except StopIteration:
@@ -348,7 +380,7 @@ class Stream:
             return {}
         turn = self.chat.turns[-1] if self.done and self.chat.turns else {}
         tokens = {k: turn.get(k) for k in ("prompt_tokens", "completion_tokens")}
-        return {**_record(self.answer), **tokens}
+        return {**_record(self.answer), **tokens, "tool_calls": turn.get("tool_calls") or []}
 
 
 # ---- helpers -----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ torch and transformers are imported when a model loads, never at import.
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 
@@ -118,14 +119,18 @@ class LocalChat:
         stop=None,
         logits_processor=None,
         generate_kwargs=None,
+        read_tool_calls=False,
     ) -> "ChatStream":
         """The reply of :meth:`reply` (same arguments) as a :class:`ChatStream` of text chunks;
-        generation starts at once, in a thread. The arguments are checked before it starts."""
+        generation starts at once, in a thread. The arguments are checked before it starts.
+        With ``tools`` and ``read_tool_calls``, the chunks are the reply's content only: its
+        tool calls are read as they are generated, by transformers serve's streaming response
+        parser, and end up in ``result``."""
         job = _Generation(
             self, messages, max_new_tokens, temperature, top_p, seed, tools, stop,
             logits_processor, generate_kwargs,
         )  # fmt: skip
-        return ChatStream(job, self._lock)
+        return ChatStream(job, self._lock, read_tool_calls)
 
 
 class ChatStream:
@@ -140,13 +145,16 @@ class ChatStream:
     raised by ``generate()`` is raised by the iteration.
     """
 
-    def __init__(self, job, lock):
+    def __init__(self, job, lock, read_tool_calls=False):
         transformers = models.import_transformers()
         self.result = None
         self._done = False
         self._job, self._lock = job, lock
+        self._reads_calls = bool(read_tool_calls and job.tools)
+        self._parser = _response_parser(job) if self._reads_calls else None
+        skip = self._parser is None or _parser_skips_special(job)
         self._streamer = transformers.TextIteratorStreamer(
-            job.tokenizer, skip_prompt=True, skip_special_tokens=True
+            job.tokenizer, skip_prompt=True, skip_special_tokens=skip
         )
         self._cancel, self._outcome = _Cancel(), _Outcome()
         self._seen = self._sent = ""
@@ -172,10 +180,19 @@ class ChatStream:
                 if rest:
                     return rest
                 break
-            out = self._take(chunk)
+            out = self._take(self._content(chunk))
             if out:
                 return out
         raise StopIteration
+
+    def _content(self, chunk: str) -> str:
+        """The chunk's content: without the tool calls (and reasoning) the parser reads."""
+        if self._parser is None:
+            return chunk
+        from transformers.cli.serving.utils import ReasoningText, response_events_to_chunks
+
+        items = response_events_to_chunks(self._parser.feed(chunk))
+        return "".join(i for i in items if isinstance(i, str) and not isinstance(i, ReasoningText))
 
     def _take(self, chunk: str) -> str:
         self._seen += chunk
@@ -188,7 +205,7 @@ class ChatStream:
         self._done = True
         if self._outcome.error is not None:
             raise self._outcome.error
-        self.result = self._job.result(self._outcome.new)
+        self.result = self._job.result(self._outcome.new, self._reads_calls)
         text = self.result["text"]
         rest = text[len(self._sent) :] if text.startswith(self._sent) else ""
         self._sent = text
@@ -202,7 +219,7 @@ class ChatStream:
         self._thread.join()
         self._done = True
         if self._outcome.error is None and self._outcome.new is not None:
-            self.result = self._job.result(self._outcome.new)
+            self.result = self._job.result(self._outcome.new, self._reads_calls)
             if self._cancel.fired:
                 self.result["finish_reason"] = "cancelled"
 
@@ -217,6 +234,26 @@ class ChatStream:
             self.close()
         except Exception:  # noqa: BLE001, S110 - nothing to tell at collection
             pass
+
+
+def _response_parser(job):
+    """transformers serve's streaming parser of the model's replies (its response template), or
+    None for a model without one (its replies stream as plain text)."""
+    from transformers.cli.serving.utils import build_response_parser
+
+    return build_response_parser(job.tokenizer, job.model, job.prompt, tools=job.tools)
+
+
+def _parser_skips_special(job) -> bool:
+    """Whether the streamed text leaves out special tokens, as the reply's text does: unless a
+    special token marks a tool call (Gemma 4's <|tool_call>, say), which the parser must see.
+    (transformers serve's own streamer keeps every special token whenever it parses.)"""
+    from transformers.cli.serving.utils import get_response_template
+
+    template = get_response_template(job.tokenizer, job.model) or {}
+    field = (template.get("fields") or {}).get("tool_calls") or {}
+    marks = [re.sub(r"\\(.)", r"\1", v) for v in field.values() if isinstance(v, str)]
+    return not any(t in m for t in job.tokenizer.all_special_tokens for m in marks)
 
 
 class _Outcome:

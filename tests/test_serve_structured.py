@@ -349,6 +349,38 @@ def test_a_local_chat_forces_and_reads_tool_calls_as_the_server_does(chat_folder
     assert out["text"].startswith("<tool_call>")
 
 
+def test_a_streamed_chat_reads_tool_calls_locally_and_from_the_server(
+    chat_folder, served, reference
+):
+    """A stream offers the tools too: the local model's forced call, read by transformers
+    serve's streaming parser, is the constrained greedy reference's, and none of its text
+    reaches the chunks; the server streams its call as tool-call deltas, which come back
+    joined. The answer to the results streams as text."""
+    from pybridge import chat
+
+    named = {"type": "function", "function": {"name": "roll_dice"}}
+    content, expected, _ = reference(tools=[WEATHER, DICE], tool_choice=named)
+    local = chat.Chat([{"local": True, "model": chat_folder}], params={"max_tokens": 128})
+    remote = chat.Chat([{"url": served.url + "/v1"}], model=chat_folder, params={"max_tokens": 128})
+    for c in (local, remote):
+        stream = c.stream(
+            MESSAGES[0]["content"], tools=[WEATHER, DICE], params={"tool_choice": "roll_dice"}
+        )
+        chunks = list(iter(stream.next_chunk, None))
+        calls = stream.record()["tool_calls"]
+        assert [(x["name"], x["arguments"]) for x in calls] == [
+            (x.name, x.arguments) for x in expected
+        ]
+        assert calls[0]["id"] and "".join(chunks) == (content or "")
+        assert not any("tool_call" in chunk or "roll_dice" in chunk for chunk in chunks)
+        c.add_tool_result(calls[0]["id"], calls[0]["name"], {"rolled": 4})
+        answer = c.stream(None, tools=[WEATHER, DICE])
+        text = "".join(iter(answer.next_chunk, None))
+        assert answer.record()["tool_calls"] == [] and text == c.turns[-1]["content"]
+        assert [t["role"] for t in c.turns] == ["user", "assistant", "tool", "assistant"]
+        assert c.turns[1]["tool_calls"] == calls
+
+
 def test_a_chat_refuses_a_tool_choice_that_cannot_apply(chat_folder, monkeypatch):
     from pybridge import chat
 

@@ -23,10 +23,12 @@
 #'     is always the model's choice. A local model's forced call is enforced while generating;
 #'     its calls are read back by the model's response template (Qwen's and Hermes'
 #'     `<tool_call>` form, among others), as transformers serve reads them.}
-#'   \item{`$stream(..., callback = NULL)`}{As `$chat()`, but calls `callback(chunk)` once per
-#'     chunk as it arrives (by default it writes the chunk to the console, and a newline at the
-#'     end), and returns the whole reply, invisibly. The chain is tried until the first chunk;
-#'     after that, the stream stays with the endpoint that sent it. A stream offers no tools.}
+#'   \item{`$stream(..., callback = NULL, tool_choice = NULL)`}{As `$chat()`, but calls
+#'     `callback(chunk)` once per chunk of text as it arrives (by default it writes the chunk to
+#'     the console, and a newline at the end), and returns the reply, invisibly. The chain is
+#'     tried until the first chunk; after that, the stream stays with the endpoint that sent it.
+#'     Tool calls are read from the stream, not passed to `callback`; the registered tools are
+#'     run, and the answer to their results streams in turn.}
 #'   \item{`$chat_structured(..., schema)`}{Asks for a reply that follows the JSON schema
 #'     `schema` (an R list) through `response_format`, and returns it parsed: a data frame for an
 #'     array of objects, otherwise a list or a vector.}
@@ -145,27 +147,20 @@ hfbridge_chat <- R6::R6Class(
     chat = function(..., tool_choice = NULL) {
       private$converse(chat_content(...), tool_choice)
     },
-    stream = function(..., callback = NULL) {
+    stream = function(..., callback = NULL, tool_choice = NULL) {
       console <- is.null(callback)
       callback <- callback %||% function(chunk) cat(chunk)
       if (!is.function(callback)) {
         hfbridge_abort("invalid_argument", "`callback` must be a function of one chunk.",
                        argument = "callback")
       }
-      stream <- call_python(private$live()$stream, chat_content(...))
-      finished <- FALSE
-      on.exit(if (!finished) call_python(stream$close))
-      next_chunk <- stream$next_chunk  # looked up once: each `$` on a Python object costs
-      chunks <- character()
-      repeat {
-        chunk <- call_python(next_chunk)
-        if (is.null(chunk)) break
-        chunks[[length(chunks) + 1L]] <- chunk
-        callback(chunk)
+      stream_once <- function(content, tool_choice = NULL) {
+        private$stream_turn(content, tool_choice, callback)
       }
-      finished <- TRUE
+      res <- private$answer_tools(stream_once(chat_content(...), tool_choice),
+                                  function() stream_once(NULL))
       if (console) cat("\n")
-      invisible(chat_reply(paste(chunks, collapse = ""), call_python(stream$record)))
+      invisible(chat_reply(res$text, res))
     },
     chat_structured = function(..., schema) {
       if (missing(schema) || !is.list(schema)) {
@@ -224,7 +219,12 @@ hfbridge_chat <- R6::R6Class(
                                                              collapse = ", ")))
     },
     converse = function(content, tool_choice = NULL) {
-      res <- private$send(content, tool_choice)
+      res <- private$answer_tools(private$send(content, tool_choice),
+                                  function() private$send(NULL))
+      chat_reply(res$text, res)
+    },
+    # Runs the tools a reply calls and asks again (`again()`), until a reply calls none.
+    answer_tools = function(res, again) {
       rounds <- 0L
       while (length(res$tool_calls)) {
         rounds <- rounds + 1L
@@ -232,18 +232,38 @@ hfbridge_chat <- R6::R6Class(
           hfbridge_abort("unsupported", "The model kept calling tools (10 rounds); stopped.")
         }
         for (call in res$tool_calls) private$run_tool(call)
-        res <- private$send(NULL)
+        res <- again()
       }
-      chat_reply(res$text, res)
+      res
     },
     send = function(content, tool_choice = NULL) {
+      private$live()
+      call_python(private$send_py, content, tools = private$tool_specs(),
+                  params = chat_tool_choice(tool_choice))
+    },
+    # One streamed reply: each chunk to `callback`; returns the record, with the reply's text.
+    stream_turn = function(content, tool_choice, callback) {
+      stream <- call_python(private$live()$stream, content, tools = private$tool_specs(),
+                            params = chat_tool_choice(tool_choice))
+      finished <- FALSE
+      on.exit(if (!finished) call_python(stream$close))
+      next_chunk <- stream$next_chunk  # looked up once: each `$` on a Python object costs ~50 us
+      chunks <- character()
+      repeat {
+        chunk <- call_python(next_chunk)
+        if (is.null(chunk)) break
+        chunks[[length(chunks) + 1L]] <- chunk
+        callback(chunk)
+      }
+      finished <- TRUE
+      c(list(text = paste(chunks, collapse = "")), call_python(stream$record))
+    },
+    tool_specs = function() {
       tools <- lapply(unname(private$tools), function(t) list(
         type = "function",
         `function` = list(name = t$name, description = t$description,
                           parameters = chat_json_whole(t$parameters))))
-      private$live()
-      call_python(private$send_py, content, tools = if (length(tools)) tools,
-                  params = if (!is.null(tool_choice)) list(tool_choice = tool_choice))
+      if (length(tools)) tools
     },
     run_tool = function(call) {
       tool <- private$tools[[call$name]]
@@ -260,6 +280,10 @@ hfbridge_chat <- R6::R6Class(
 )
 
 chat_py <- function() pybridge_module("chat")
+
+chat_tool_choice <- function(tool_choice) {
+  if (!is.null(tool_choice)) list(tool_choice = tool_choice)
+}
 
 chat_content <- function(...) {
   parts <- c(...)

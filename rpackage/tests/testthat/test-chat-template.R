@@ -225,6 +225,23 @@ test_that("a local model's tool call runs the R tool, forced by tool_choice as t
   expect_identical(asked[[2]], asked[[1]])
   expect_identical(remote$get_turns()$tool_calls[[2]], turns$tool_calls[[2]])
 
+  # streamed, locally and from the server: the same call, and none of its text in the chunks
+  for (streamed in list(hf_chat(fx$ids$chat, max_tokens = 128), remote$clone())) {
+    streamed$register_tool(weather)
+    seen <- character()
+    reply <- streamed$stream("Weather in Paris?", tool_choice = "get_weather",
+                             callback = function(chunk) seen <<- c(seen, chunk))
+    expect_identical(asked[[length(asked)]], asked[[1]])
+    last <- streamed$get_turns()
+    n <- nrow(last)
+    expect_identical(last$role[n - 2:0], c("assistant", "tool", "assistant"))
+    expect_identical(last$tool_calls[[n - 2]], turns$tool_calls[[2]])
+    expect_identical(paste(seen, collapse = ""), as.character(unclass(reply)))
+    expect_identical(last$content[[n]], as.character(unclass(reply)))
+    expect_false(any(grepl("tool_call|get_weather", seen)))
+  }
+  expect_length(asked, 4L)
+
   expect_error(chat$chat("And Oslo?", tool_choice = "get_time"),
                class = "hfbridge_error_invalid_argument")
   expect_error(hf_chat(fx$ids$chat, tool_choice = "required")$chat("Hello"),

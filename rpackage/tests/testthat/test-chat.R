@@ -46,22 +46,31 @@ test_that("$stream() calls back once per chunk, and $clone() goes its own way", 
   expect_identical(nrow(twin$get_turns()), 4L)
 })
 
-test_that("an R function registered as a tool is called, and its result sent back", {
-  srv <- fault_server_start()
+# The fault server, scripted to call get_weather(city = "Paris") and then to answer, and a chat
+# with that R tool registered; `asked$city` is the city the tool was asked about.
+weather_on_fault_server <- function(env = parent.frame()) {
+  srv <- fault_server_start(env)
   fault_script(srv, list(
     list(kind = "tool_call", name = "get_weather", arguments = list(city = "Paris")),
     list(kind = "ok", text = "Sunny in Paris.")))
-  asked <- NULL
+  asked <- new.env()
   weather <- hf_tool(function(city) {
-    asked <<- city
+    asked$city <- city
     list(city = city, forecast = "sunny")
   }, "get_weather", "The weather in a city.",
   list(type = "object", properties = list(city = list(type = "string")),
        required = list("city")))
   chat <- hf_chat("fault-model", endpoint = fault_v1(srv))
   chat$register_tool(weather)
+  list(srv = srv, chat = chat, asked = asked)
+}
+
+test_that("an R function registered as a tool is called, and its result sent back", {
+  fx <- weather_on_fault_server()
+  srv <- fx$srv
+  chat <- fx$chat
   expect_identical(as.character(unclass(chat$chat("Weather in Paris?"))), "Sunny in Paris.")
-  expect_identical(asked, "Paris")
+  expect_identical(fx$asked$city, "Paris")
   posts <- chat_posts(srv)
   expect_identical(posts[[1]]$body$tools[[1]]$`function`$name, "get_weather")
   tool_turn <- posts[[2]]$body$messages[[3]]
@@ -69,6 +78,25 @@ test_that("an R function registered as a tool is called, and its result sent bac
   expect_identical(jsonlite::fromJSON(tool_turn$content),
                    list(city = "Paris", forecast = "sunny"))
   expect_identical(chat$get_turns()$role, c("user", "assistant", "tool", "assistant"))
+})
+
+test_that("a stream reads tool calls from their deltas, runs the R tool and streams the answer", {
+  fx <- weather_on_fault_server()
+  srv <- fx$srv
+  chat <- fx$chat
+  seen <- character()
+  reply <- chat$stream("Weather in Paris?", callback = function(chunk) seen <<- c(seen, chunk))
+  expect_identical(fx$asked$city, "Paris")  # its arguments came in 8-character deltas
+  expect_identical(seen, c("Sunny", " in", " Paris."))
+  expect_identical(as.character(unclass(reply)), "Sunny in Paris.")
+  posts <- chat_posts(srv)
+  expect_true(isTRUE(posts[[1]]$body$stream))
+  expect_identical(posts[[1]]$body$tools[[1]]$`function`$name, "get_weather")
+  expect_identical(jsonlite::fromJSON(posts[[2]]$body$messages[[3]]$content),
+                   list(city = "Paris", forecast = "sunny"))
+  turns <- chat$get_turns()
+  expect_identical(turns$role, c("user", "assistant", "tool", "assistant"))
+  expect_match(turns$tool_calls[[2]], "get_weather")
 })
 
 test_that("errors are classed, client errors never fail over, and the chain reports each", {
