@@ -25,7 +25,7 @@ import uuid
 
 import numpy as np
 
-from . import errors, models, pipeline, pipeline_args, tokenizer
+from . import errors, models, pipeline, pipeline_args, structured, tokenizer
 
 DEFAULT_MAX_NEW_TOKENS = 256  # as transformers' text-generation pipeline
 _TEMPERATURE = pipeline_args.Number(0)
@@ -248,10 +248,7 @@ def _parser_skips_special(job) -> bool:
     """Whether the streamed text leaves out special tokens, as the reply's text does: unless a
     special token marks a tool call (Gemma 4's <|tool_call>, say), which the parser must see.
     (transformers serve's own streamer keeps every special token whenever it parses.)"""
-    from transformers.cli.serving.utils import get_response_template
-
-    template = get_response_template(job.tokenizer, job.model) or {}
-    field = (template.get("fields") or {}).get("tool_calls") or {}
+    field = structured.tool_call_field(job.tokenizer, job.model)
     marks = [re.sub(r"\\(.)", r"\1", v) for v in field.values() if isinstance(v, str)]
     return not any(t in m for t in job.tokenizer.all_special_tokens for m in marks)
 

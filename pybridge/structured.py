@@ -188,13 +188,19 @@ def model_logits_processor(tokenizer, model, constraint: Constraint, eos_token_i
     return logits_processor(tokenizer, constraint, eos_token_id)
 
 
-def _check_tool_call_format(tokenizer, model) -> None:
-    """A forced call is written as <tool_call>{"name", "arguments"}</tool_call>: only for models
-    whose response template (transformers serve's) reads tool calls back in that form."""
+def tool_call_field(tokenizer, model) -> dict:
+    """How the model's response template (transformers serve's) reads tool calls back: its
+    ``tool_calls`` field (open, close, content, ...), or {} when it reads none."""
     from transformers.cli.serving.utils import get_response_template
 
     template = get_response_template(tokenizer, model) or {}
-    field = (template.get("fields") or {}).get("tool_calls") or {}
+    return (template.get("fields") or {}).get("tool_calls") or {}
+
+
+def _check_tool_call_format(tokenizer, model) -> None:
+    """A forced call is written as <tool_call>{"name", "arguments"}</tool_call>: only for models
+    whose response template reads tool calls back in that form."""
+    field = tool_call_field(tokenizer, model)
     opener = field.get("open") or field.get("open_pattern") or ""
     if not (
         "<tool_call>" in opener
