@@ -14,7 +14,13 @@ max_tokens <- as.integer(args[[2]])
 new_chat <- function() hf_chat(folder, system_prompt = "Be brief.", max_tokens = max_tokens)
 question <- "The food was excellent."
 invisible(new_chat()$chat(question))  # loads the model once; later chats share it
-anchor <- reticulate::import_from_path("anchor", "bench/chat")$local_rounds(folder, max_tokens)
+anchor <- NULL  # anchor.py's generate() rounds, loaded by the first "generate" only
+generate_round <- function() {
+  if (is.null(anchor)) {
+    anchor <<- reticulate::import_from_path("anchor", "bench/chat")$local_rounds(folder, max_tokens)
+  }
+  anchor$generate()
+}
 
 chat_round <- function() {
   chat <- new_chat()
@@ -22,7 +28,7 @@ chat_round <- function() {
   chat$chat(question)
   list(local = as.numeric(Sys.time() - started, units = "secs"))
 }
-rounds <- list(chat = chat_round, generate = anchor$generate)
+rounds <- list(chat = chat_round, generate = generate_round)
 stdin <- file("stdin", open = "r")
 cat("ready\n")
 repeat {
