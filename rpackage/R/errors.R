@@ -30,9 +30,9 @@ NULL
 
 hfbridge_abort <- function(code, message, ..., call = user_call()) {
   fields <- list(...)
-  fields <- fields[!vapply(fields, is.null, logical(1))]
+  fields <- lapply(fields[!vapply(fields, is.null, logical(1))], printable)
   cond <- structure(
-    c(list(message = redact(message), call = call), fields),
+    c(list(message = redact(printable(message)), call = call), fields),
     class = c(paste0("hfbridge_error_", code), "hfbridge_error", "error", "condition")
   )
   stop(cond)
@@ -49,18 +49,36 @@ user_call <- function() {
     if (identical(topenv(environment(sys.function(i))), ns)) {
       fn <- sys.call(i)[[1L]]
       named <- is.symbol(fn) || (is.call(fn) && as.character(fn[[1L]]) %in% c("$", "::", ":::"))
-      return(if (named) as.call(list(fn)) else NULL)
+      return(if (named) as.call(list(without_arguments(fn))) else NULL)
     }
   }
   NULL
 }
 
+# `hf_chat(token = "hf_...")$chat` becomes `hf_chat()$chat`: the arguments of a call that made the
+# object may hold a token, and a condition's call is printed and serialized with it.
+without_arguments <- function(fn) {
+  if (!is.call(fn)) return(fn)
+  head <- fn[[1L]]
+  if (is.symbol(head) && as.character(head) %in% c("$", "::", ":::", "@")) {
+    return(as.call(list(head, without_arguments(fn[[2L]]), fn[[3L]])))
+  }
+  as.call(list(without_arguments(head)))
+}
+
 hfbridge_warn <- function(code, message, ...) {
   cond <- structure(
-    c(list(message = message, call = NULL), list(...)),
+    c(list(message = redact(printable(message)), call = NULL), lapply(list(...), printable)),
     class = c(paste0("hfbridge_warning_", code), "hfbridge_warning", "warning", "condition")
   )
   warning(cond)
+}
+
+# Text that R can print and take substrings of: bytes that are not UTF-8 (a repo id given as
+# latin1 bytes, say) shown as "<ff>".
+printable <- function(x) {
+  if (!is.character(x) || all(validUTF8(x))) return(x)
+  iconv(x, "UTF-8", "UTF-8", sub = "byte")
 }
 
 # Belt and braces: pybridge already redacts, but an unexpected Python error might not.
