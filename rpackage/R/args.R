@@ -9,7 +9,30 @@ check_string <- function(x, arg, example = NULL, blank_ok = FALSE) {
     hfbridge_abort("invalid_argument", sprintf("`%s` must be one non-empty string%s, not %s.",
                                                arg, such_as, describe_value(x)), argument = arg)
   }
+  if (length(not_utf8(x))) {
+    hfbridge_abort("invalid_argument", sprintf("`%s` is not valid UTF-8: %s", arg, to_utf8_advice),
+                   argument = arg)
+  }
   enc2utf8(x)
+}
+
+to_utf8_advice <- "convert it to UTF-8 first, e.g. iconv(x, from = \"latin1\", to = \"UTF-8\")."
+
+# Positions of the strings of `x` that are bytes, or meant as UTF-8 but not valid UTF-8 (which
+# enc2utf8() would turn into "<e9>" escapes).
+not_utf8 <- function(x) {
+  if (!is.character(x)) return(integer())
+  encoding <- Encoding(x)
+  utf8 <- encoding == "UTF-8" | (encoding == "unknown" & isTRUE(l10n_info()[["UTF-8"]]))
+  which(encoding == "bytes" | (utf8 & !is.na(x) & !validUTF8(x)))
+}
+
+check_seconds <- function(x, arg) {
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x <= 0) {
+    hfbridge_abort("invalid_argument", sprintf("`%s` must be a positive number of seconds.", arg),
+                   argument = arg)
+  }
+  x
 }
 
 check_flag <- function(x, arg) {
@@ -88,14 +111,8 @@ check_text_values <- function(x, where, arg, unit) {
     refuse(na, "has NA", sprintf("drop %s or replace them with \"\".",
                                  if (unit == "row") "those rows" else "them"))
   }
-  convert <- "convert it to UTF-8 first, e.g. iconv(x, from = \"latin1\", to = \"UTF-8\")."
-  encoding <- Encoding(x)
-  bytes <- which(encoding == "bytes")
-  if (length(bytes)) refuse(bytes, "has strings marked as bytes", convert)
-  # enc2utf8() would turn invalid bytes into "<e9>" escapes: check the UTF-8 strings first.
-  utf8 <- encoding == "UTF-8" | (encoding == "unknown" & isTRUE(l10n_info()[["UTF-8"]]))
-  bad <- which(utf8 & !validUTF8(x))
-  if (length(bad)) refuse(bad, "is not valid UTF-8", convert)
+  bad <- not_utf8(x)
+  if (length(bad)) refuse(bad, "is not valid UTF-8", to_utf8_advice)
   enc2utf8(x)
 }
 

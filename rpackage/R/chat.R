@@ -291,7 +291,7 @@ chat_content <- function(...) {
     hfbridge_abort("invalid_argument", "Give the message as one or more strings.",
                    argument = "...")
   }
-  paste(enc2utf8(parts), collapse = "\n")
+  paste(check_texts(parts, "..."), collapse = "\n")
 }
 
 chat_params <- function(params) {

@@ -248,11 +248,11 @@ hub_check_patterns <- function(patterns, argument) {
   if (is.null(patterns)) return(NULL)
   if (!is.character(patterns) || length(patterns) == 0 || anyNA(patterns) ||
       !all(nzchar(patterns))) {
-    hub_invalid(argument, sprintf(
-      "`%s` must be NULL or a character vector of globs such as c(\"*.json\", \"*.txt\"), not %s.",
-      argument, describe_value(patterns)))
+    hub_invalid(argument, sprintf(paste(
+      "`%s` must be NULL or a character vector of globs such as c(\"*.json\", \"*.txt\"),",
+      "without NA or empty strings, not %s."), argument, describe_value(patterns)))
   }
-  as.list(patterns)
+  as.list(check_texts(patterns, argument))
 }
 
 hub_or <- function(x, default) if (is.null(x)) default else x

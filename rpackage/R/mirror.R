@@ -59,7 +59,7 @@ hub_mirror_start <- function(root, host = "127.0.0.1", port = 0L, timeout = 30,
   dir.create(root, recursive = TRUE, showWarnings = FALSE)
   args <- c("-m", "pybridge.mirror", "serve", "--root", root, "--host", host, "--port", port)
   ready <- "^hfbridge mirror serving .* at (http://\\S+)\\s*$"
-  started <- service_start(python, args, "mirror", ready, timeout, log)
+  started <- service_start(python, args, "mirror", ready, check_seconds(timeout, "timeout"), log)
   process <- started$process
   url <- started$url
   structure(
@@ -252,7 +252,7 @@ hub_mirror_publish <- function(mirror, repo_id, folder, repo_type = "model") {
                    sprintf("`repo_id` must be \"name\" or \"org/name\", not \"%s\".", repo_id),
                    repo_id = repo_id)
   }
-  if (!dir.exists(folder)) {
+  if (!dir.exists(check_string(folder, "folder"))) {
     hfbridge_abort("invalid_argument", sprintf("`folder` is not a folder: %s", folder),
                    path = folder)
   }

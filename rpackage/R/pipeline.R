@@ -372,6 +372,10 @@ pipeline_named_args <- function(args, task) {
                                                  describe_value(args[[name]])),
                      argument = name, task = task, value = "NA")
     }
+    if (length(not_utf8(unlist(args[[name]])))) {
+      hfbridge_abort("invalid_argument", sprintf("%s: `%s` is not valid UTF-8: %s", task, name,
+                                                 to_utf8_advice), argument = name, task = task)
+    }
   }
   lapply(args, function(x) if (is.character(x) && length(x) > 1L) as.list(x) else x)
 }

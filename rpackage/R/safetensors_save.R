@@ -116,6 +116,9 @@ st_check_tensors <- function(tensors) {
   if (is.null(nm) || anyNA(nm) || any(!nzchar(nm))) {
     hfbridge_abort("invalid_argument", "Every tensor needs a name: give a named list.")
   }
+  if (length(not_utf8(nm))) {
+    hfbridge_abort("invalid_argument", paste("Tensor names must be valid UTF-8:", to_utf8_advice))
+  }
   if (anyDuplicated(nm)) {
     hfbridge_abort("invalid_argument", sprintf("Tensor names must be unique; repeated: %s.",
                                                paste(unique(nm[duplicated(nm)]), collapse = ", ")))
@@ -154,7 +157,12 @@ st_check_metadata <- function(metadata) {
     hfbridge_abort("invalid_argument",
                    "`metadata` must be a named character vector with unique names and no NA.")
   }
-  as.list(unlist(metadata))
+  metadata <- unlist(metadata)
+  if (length(not_utf8(c(names(metadata), metadata)))) {
+    hfbridge_abort("invalid_argument", paste("`metadata` is not valid UTF-8:", to_utf8_advice),
+                   argument = "metadata")
+  }
+  as.list(metadata)
 }
 
 st_dtype_map <- function(dtype, tensor_names) {

@@ -561,6 +561,10 @@ tok_chat_message <- function(message, i) {
     hfbridge_abort("invalid_argument", sprintf("Message %d holds NA.", i),
                    argument = "messages", position = i)
   }
+  if (length(not_utf8(unlist(message)))) {
+    hfbridge_abort("invalid_argument", sprintf("Message %d is not valid UTF-8: %s", i,
+                                               to_utf8_advice), argument = "messages", position = i)
+  }
   message
 }
 

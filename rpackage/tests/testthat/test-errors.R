@@ -70,4 +70,28 @@ test_that("every error names the verb the user called, never its arguments", {
   })
   expect_match(printed, "hub_download()", fixed = TRUE)
   expect_false(grepl(secret, printed, fixed = TRUE))
+  # a method called on the object a call made: that call's arguments go too
+  chained <- tryCatch(hf_chat("x", endpoint = "http://127.0.0.1:9/v1", token = secret,
+                              api_key = secret)$chat("hi"), hfbridge_error = identity)
+  expect_identical(conditionCall(chained), quote(hf_chat()$chat()))
+  expect_length(grepRaw(secret, serialize(chained, NULL), fixed = TRUE), 0L)
+})
+
+test_that("text that is not UTF-8 is refused wherever it is given, and messages stay printable", {
+  bad <- rawToChar(as.raw(c(0x61, 0xff, 0xfe)))
+  invalid <- function(expr) expect_error(expr, class = "hfbridge_error_invalid_argument")
+  path <- tempfile(fileext = ".safetensors")
+  invalid(safe_save_file(list(a = 1), path, metadata = c(k = bad)))
+  invalid(safe_save_file(stats::setNames(list(1), bad), path))
+  invalid(hub_snapshot("gpt2", allow_patterns = bad))
+  invalid(hf_chat("hfbridge-tiny/chat", system_prompt = bad))
+  invalid(hf_chat("x", endpoint = "http://127.0.0.1:9/v1")$chat(bad))
+  invalid(hf_inference("text-classification", "fine", endpoint = "http://127.0.0.1:9",
+                       model = bad))
+  expect_error(hub_download(bad, "config.json"), class = "hfbridge_error_invalid_argument")
+  # a message or field that quotes such text shows its bytes, so that R can print it
+  err <- tryCatch(hfbridge_abort("invalid_argument", paste("Not a repo:", bad), repo_id = bad),
+                  hfbridge_error = identity)
+  expect_identical(conditionMessage(err), "Not a repo: a<ff><fe>")
+  expect_identical(err$repo_id, "a<ff><fe>")
 })
