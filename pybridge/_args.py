@@ -69,6 +69,7 @@ def repo_context(repo_id, revision, repo_type, filename=_NO_FILE, filename_argum
             **fields_of(ctx),
         )
     check_repo_type(ctx["repo_type"], **ctx)
+    check_revision(ctx)
     if filename is not _NO_FILE:
         check_repo_path(filename, filename_argument, ctx)
     return ctx
@@ -88,6 +89,19 @@ def check_repo_path(value, name, ctx) -> str:
             **fields_of(ctx),
         )
     return value
+
+
+def check_revision(ctx) -> None:
+    """A branch, tag or commit: no part of it may start with '.' (git's own rule for ref names),
+    which would otherwise reach the URL as '..' or '.' and name the repo's main branch."""
+    parts = ctx["revision"].split("/")
+    if any(part.startswith(".") or not part.strip() for part in parts):
+        raise errors.InvalidArgumentError(
+            f"revision '{ctx['revision']}' is not a branch, tag or commit: none of its parts may "
+            "be empty or start with '.'.",
+            argument="revision",
+            **fields_of(ctx),
+        )
 
 
 def check_patterns(value, name, ctx):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import functools
 import logging
 import os
@@ -534,10 +535,13 @@ def _read_error(exc, ctx: dict, s: Settings, offline: bool) -> errors.PybridgeEr
         )
     if isinstance(exc, e.HfHubHTTPError) and _status(exc) in (401, 403):
         return auth_error(where, s, ctx, _status(exc))
+    if isinstance(exc, ValueError) and exc.__cause__ is not None:
+        # "Force download failed due to the above error.": the failure is the one above
+        return _read_error(exc.__cause__, ctx, s, offline)
     cause = (exc.__cause__ or exc) if isinstance(exc, e.LocalEntryNotFoundError) else exc
     if isinstance(exc, e.LocalEntryNotFoundError) and cause is not None and cause is not exc:
         inner = _read_error(cause, ctx, s, offline)
-        if not isinstance(inner, errors.PybridgeError) or inner.code != "error":
+        if not isinstance(inner, errors.PythonError):
             return inner
     if _is_network(cause) or isinstance(exc, e.LocalEntryNotFoundError):
         via, proxy = _proxy_note(cause, s.endpoint)
@@ -550,7 +554,17 @@ def _read_error(exc, ctx: dict, s: Settings, offline: bool) -> errors.PybridgeEr
         )
     if isinstance(exc, e.HFValidationError) or isinstance(exc, ValueError):
         return errors.InvalidArgumentError(f"{where}: {exc}", **ctx)
-    return errors.PybridgeError(f"{where}: {type(exc).__name__}: {exc}", **ctx)
+    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+        return errors.InvalidArgumentError(
+            f"{where}: a name is too long for the cache's file system ({s.cache_dir}).", **ctx
+        )
+    return unforeseen(exc, where, **ctx)
+
+
+def unforeseen(exc, where: str, **fields) -> errors.PythonError:
+    """An exception no rule here foresaw, as the documented ``python`` error."""
+    kind = type(exc).__name__
+    return errors.PythonError(f"{where}: {kind}: {exc}", python_type=kind, **fields)
 
 
 def _chain(exc) -> list:
@@ -644,7 +658,7 @@ def translate_inference(exc, where: str, what: str, timeout: float, sent: str):
     refused connections wait INFERENCE_BACKOFF; 401, 403, 400, 404, 413 and 422 never retry.
     ``sent`` says which key went (never the key itself)."""
     import httpx2
-    from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+    from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, TextGenerationError
 
     tls = tls_error(exc, where, endpoint=where)
     if tls is not None:
@@ -657,9 +671,11 @@ def translate_inference(exc, where: str, what: str, timeout: float, sent: str):
         msg = f"Could not reach {where}{via} for {what} ({type(exc).__name__}: {exc})."
         err = errors.NetworkError(msg, endpoint=where, proxy=proxy and proxy[0])
         return err, INFERENCE_BACKOFF
+    if isinstance(exc, TextGenerationError):  # a TGI error body or stream event
+        return _generation_error(exc, where, what)
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if not isinstance(exc, HfHubHTTPError) or status is None:
-        return errors.PybridgeError(f"{where}: {type(exc).__name__}: {exc}", endpoint=where), None
+        return unforeseen(exc, where, endpoint=where), None
     detail = _server_message(exc.response)
     retry_after = _retry_after(exc.response)
     if status == 429:
@@ -679,7 +695,26 @@ def translate_inference(exc, where: str, what: str, timeout: float, sent: str):
     if status in INFERENCE_FATAL_STATUSES:
         msg = f"{where} refused the request as not valid ({status}): {detail}"
         return errors.ValidationError(msg, endpoint=where, status=status), None
-    return errors.PybridgeError(f"{where} failed ({status}): {detail}", endpoint=where), None
+    if status < 500:
+        advice = " Check the endpoint's URL." if status == 405 else ""
+        msg = f"{where} refused the request ({status}): {detail}{advice}"
+        return errors.ValidationError(msg, endpoint=where, status=status), None
+    msg = f"{where} failed on its side ({status}): {detail}"
+    return errors.NetworkError(msg, endpoint=where, status=status), None
+
+
+def _generation_error(exc, where: str, what: str):
+    """huggingface_hub's reading of a TGI error ("error_type" validation, overloaded, generation,
+    incomplete_generation): overloaded waits and retries, the others are the request's."""
+    from huggingface_hub.errors import OverloadedError
+
+    if isinstance(exc, OverloadedError):
+        msg = f"{where} is overloaded: {exc}"
+        return errors.OverloadedError(msg, endpoint=where, retry_after=INFERENCE_BACKOFF), (
+            INFERENCE_BACKOFF
+        )
+    msg = f"{where} could not answer {what} ({type(exc).__name__}): {exc}"
+    return errors.ValidationError(msg, endpoint=where), None
 
 
 def _server_message(response) -> str:

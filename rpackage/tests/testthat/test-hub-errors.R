@@ -82,6 +82,14 @@ test_that("unknown revisions and files are revision_not_found and entry_not_foun
   expect_s3_class(err, "hfbridge_error_revision_not_found")
   expect_identical(err$revision, "v9")
   expect_error(hub_snapshot(tiny, revision = "v9"), class = "hfbridge_error_revision_not_found")
+  # "." and ".." would reach the URL, where they name the main branch
+  for (revision in c(".", "..", "refs/../main", "a//b")) {
+    expect_error(hub_snapshot(tiny, revision = revision), class = "hfbridge_error_invalid_argument")
+    expect_error(hub_list_files(tiny, revision = revision),
+                 class = "hfbridge_error_invalid_argument")
+  }
+  expect_error(tokenizer_from_pretrained(tiny, revision = ".."),
+               class = "hfbridge_error_invalid_argument")
   err <- tryCatch(hub_download(tiny, "nope.bin"), error = function(e) e)
   expect_s3_class(err, "hfbridge_error_entry_not_found")
   expect_identical(err$filename, "nope.bin")
@@ -159,6 +167,9 @@ test_that("a 5xx on a download is retried, and a dead endpoint is network", {
                    readBin(file.path(src, "weights.bin"), "raw", 20000))
   withr::local_envvar(HF_ENDPOINT = "http://127.0.0.1:9")
   expect_error(hub_repo_info(tiny), class = "hfbridge_error_network")
+  # huggingface_hub's "Force download failed due to the above error" is that error
+  expect_error(hub_download(tiny, "weights.bin", force_download = TRUE, quiet = TRUE),
+               class = "hfbridge_error_network")
 })
 
 test_that("a connection closed mid-download is resumed", {
