@@ -40,6 +40,17 @@ class Endpoint:
     api_key: Optional[str] = dataclasses.field(default=None, repr=False)
     timeout: float = 120.0
     retries: int = 2
+    served: dict = dataclasses.field(default_factory=dict)  # an hfbridge server's: name -> task
+
+    def model_for(self, task: str) -> Optional[str]:
+        """The first model an hfbridge server serves for ``task`` (its root routes answer with
+        the first model it serves, whatever the task: a chat model for a classification)."""
+        from .serve.config import TASKS as SERVED_KINDS
+
+        kind = SERVED_KINDS.get(task)
+        return next(
+            (n for n, t in self.served.items() if kind and SERVED_KINDS.get(t) == kind), None
+        )
 
     @property
     def label(self) -> str:
@@ -75,6 +86,7 @@ def endpoint(spec: dict) -> Endpoint:
         api_key=key or None,
         timeout=float(spec.get("timeout") or 120.0),
         retries=int(spec.get("retries") if spec.get("retries") is not None else 2),
+        served=dict(spec.get("served") or {}),
     )
 
 
@@ -184,7 +196,7 @@ def infer(task: str, inputs, endpoints: list, model=None, args=None, env=None, t
     if task in MEDIA_TASKS:
         _check_files(texts)
     chain = [endpoint(e) for e in endpoints]
-    args = dict(args or {})
+    args = {k: _whole(k, v) for k, v in (args or {}).items()}
     # rows scaled to unit length here, as embed_text(normalize = TRUE), whatever the server does
     normalize = bool(args.pop("normalize", False)) and task == "feature-extraction"
     run = _RUNNERS[task]
@@ -195,8 +207,9 @@ def infer(task: str, inputs, endpoints: list, model=None, args=None, env=None, t
     )
 
     def call(ep):
-        c = client(ep, env, token, task_url=_task_url(ep, model))
-        m = None if ep.url else (model or ep.model)
+        chosen = model or ep.model or ep.model_for(task)
+        c = client(ep, env, token, task_url=_task_url(ep, chosen))
+        m = None if ep.url else chosen
         if len(items) == 1:
             return [run(c, items[0], m, args)]
         from concurrent.futures import ThreadPoolExecutor
@@ -235,6 +248,16 @@ def _media(path: str):
     import os
 
     return path if path.startswith(("http://", "https://")) else os.path.expanduser(path)
+
+
+# Parameters that servers take as integers only; R gives 4 as the double 4.
+WHOLE_ARGS = ("max_new_tokens", "top_k", "seed", "top_n_tokens", "truncate", "best_of")
+
+
+def _whole(name, value):
+    if name in WHOLE_ARGS and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _task_url(ep: Endpoint, model) -> Optional[str]:

@@ -19,10 +19,11 @@ when every model is loaded and the port listens it prints one line,
 ``hfbridge serve ready at http://HOST:PORT``. R's ``hf_serve()`` starts it that way.
 """
 
-from .config import READY_LINE, ModelSpec, ServeConfig, parse_args  # noqa: F401
+from .config import READY_LINE, ModelSpec, ServeConfig, failure_line, parse_args  # noqa: F401
 
 
 def main(argv=None) -> int:
+    import logging
     import sys
 
     config = parse_args(argv)
@@ -31,4 +32,14 @@ def main(argv=None) -> int:
     except ImportError as e:  # fastapi, uvicorn or openai: pybridge's serve extra
         print(f"ImportError: {e}. The server needs pip install 'pybridge[serve]'.", file=sys.stderr)
         return 3
-    return run(config)
+    try:
+        return run(config)
+    except Exception as e:  # noqa: BLE001 - said on stdout for R, and logged with its trace
+        from .. import errors
+
+        logging.getLogger(__name__).exception("The server could not start.")
+        if isinstance(e, errors.PybridgeError):
+            print(failure_line(e.code, e.message), flush=True)
+        else:
+            print(failure_line("python", errors.safe_text(f"{type(e).__name__}: {e}")), flush=True)
+        return 1

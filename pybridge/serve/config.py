@@ -10,6 +10,15 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 READY_LINE = "hfbridge serve ready at {url}"
+# A server that cannot start says why on one stdout line, which R's hf_serve() turns into the
+# error's class: the pybridge error code, then the message.
+FAILED_LINE = "hfbridge serve failed: {code} {message}"
+
+
+def failure_line(code: str, message: str) -> str:
+    return FAILED_LINE.format(code=code, message=" ".join(str(message).split()))
+
+
 # Task names as users write them -> the kind of model the server runs for them.
 TASKS = {
     "chat": "generation",
@@ -32,6 +41,12 @@ PRECISIONS = ("fp32", "bf16", "int8")
 
 class ConfigError(ValueError):
     pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        print(failure_line("invalid_argument", message), flush=True)
+        super().error(message)
 
 
 @dataclass
@@ -141,7 +156,7 @@ def _api_key(a) -> Optional[str]:
 
 
 def parse_args(argv=None) -> ServeConfig:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m pybridge.serve",
         description="Serve cached Hugging Face models over OpenAI, TGI and TEI routes.",
     )

@@ -46,7 +46,7 @@ hf_endpoint <- function(url = NULL, provider = NULL, model = NULL, api_key = NUL
     hfbridge_abort("invalid_argument", "A local endpoint needs a `model`.", argument = "model")
   }
   structure(list(url = url, provider = provider, model = model, api_key = api_key,
-                 api_key_env = api_key_env, timeout = serve_positive(timeout, "timeout"),
+                 api_key_env = api_key_env, timeout = check_seconds(timeout, "timeout"),
                  retries = check_count(retries, "retries"), local = local),
             class = "hfbridge_endpoint")
 }
@@ -194,8 +194,10 @@ endpoint_chain <- function(endpoint, provider, endpoints, model, api_key, timeou
 }
 
 endpoint_spec <- function(link, model) {
+  served <- NULL
   if (inherits(link, "hfbridge_server")) {
     key <- .hfb$server_keys[[link$id]]
+    served <- as.list(stats::setNames(link$models$task, link$models$name))
     link <- hf_endpoint(paste0(link$url, "/v1"), model = model, api_key = key)
   } else if (is.character(link) && length(link) == 1L) {
     link <- hf_endpoint(link, model = model)
@@ -215,5 +217,5 @@ endpoint_spec <- function(link, model) {
     }
   }
   list(url = link$url, provider = link$provider, model = link$model %||% model, api_key = key,
-       timeout = link$timeout, retries = link$retries, local = link$local)
+       timeout = link$timeout, retries = link$retries, local = link$local, served = served)
 }

@@ -81,7 +81,7 @@ hf_serve <- function(models, host = "127.0.0.1", port = NULL, api_key = NULL, of
             "--max-inputs", check_count(max_inputs, "max_inputs", 1L),
             "--max-body-bytes", format(check_count(max_body_bytes, "max_body_bytes", 1L),
                                        scientific = FALSE),
-            "--timeout", format(serve_positive(timeout, "timeout")),
+            "--timeout", format(check_seconds(timeout, "timeout")),
             if (offline) "--offline", if (continuous_batching) "--continuous-batching",
             if (!is.null(api_key)) "--api-key-stdin")
   started <- service_start(check_string(python, "python"), args, "server",
@@ -154,14 +154,6 @@ serve_model_specs <- function(models) {
 
 serve_is_loopback <- function(host) {
   host %in% c("localhost", "::1") || grepl("^127\\.", host)
-}
-
-serve_positive <- function(x, arg) {
-  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x <= 0) {
-    hfbridge_abort("invalid_argument", sprintf("`%s` must be a positive number of seconds.", arg),
-                   argument = arg)
-  }
-  x
 }
 
 serve_check <- function(server) {

@@ -69,6 +69,7 @@ wait_for_ready_line <- function(process, timeout, log, what, pattern) {
     lines <- process$read_output_lines()
     hit <- grep(pattern, lines, value = TRUE)
     if (length(hit)) return(sub(pattern, "\\1", hit[1]))
+    service_refused(lines, log, what)
     if (!process$is_alive()) service_died(process, log, what)
   }
   process$kill()
@@ -76,7 +77,18 @@ wait_for_ready_line <- function(process, timeout, log, what, pattern) {
                                     what, timeout, log), path = log)
 }
 
+# "hfbridge serve failed: CODE MESSAGE", the line a service prints when it cannot start.
+service_refused <- function(lines, log, what) {
+  failed <- "^hfbridge \\S+ failed: ([a-z_]+) (.*)$"
+  hit <- grep(failed, lines, value = TRUE)
+  if (!length(hit)) return(invisible())
+  hfbridge_abort(sub(failed, "\\1", hit[1]),
+                 sprintf("The %s could not start: %s (its log: %s)", what,
+                         sub(failed, "\\2", hit[1]), log), path = log)
+}
+
 service_died <- function(process, log, what) {
+  service_refused(process$read_all_output_lines(), log, what)
   lines <- if (file.exists(log)) utils::tail(readLines(log, warn = FALSE), 20) else character()
   text <- paste(lines, collapse = "\n")
   if (grepl("No module named|ModuleNotFoundError|ImportError", text)) {

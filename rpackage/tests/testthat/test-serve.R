@@ -66,11 +66,15 @@ test_that("bad arguments are classed errors before anything starts", {
   expect_error(hf_serve_stop(list()), class = "hfbridge_error_invalid_argument")
 })
 
-test_that("a model that cannot be served stops the start with a classed error and its log", {
+test_that("a server that cannot start says why, with the class of its cause and its log", {
   local_hub()
   err <- expect_error(hf_serve(c(chat = "nobody/nothing"), timeout = 120),
-                      class = "hfbridge_error_network")
-  expect_match(conditionMessage(err), "exited with status")
+                      class = "hfbridge_error_repo_not_found")
+  expect_match(conditionMessage(err), "could not start: Repository 'nobody/nothing'")
+  expect_true(file.exists(err$path))
+  err <- expect_error(hf_serve(c(bogus = "gpt2")), class = "hfbridge_error_invalid_argument")
+  expect_match(conditionMessage(err), "the task must be one of")
+  expect_no_match(conditionMessage(err), "Traceback|usage:")
 })
 
 test_that("hf_chat() and hf_inference() through the server equal InferenceClient and local runs", {
@@ -111,6 +115,14 @@ test_that("hf_chat() and hf_inference() through the server equal InferenceClient
   m <- hf_inference("feature-extraction", texts, endpoint = srv, model = minilm)
   local_m <- embed_text(texts, minilm, normalize = TRUE, quiet = TRUE)
   expect_equal(unname(m[, ]), unname(local_m), tolerance = 1e-5, ignore_attr = TRUE)
+  # without `model`, the server's model for the task (its first model is the chat one)
+  unnamed <- hf_inference("feature-extraction", texts, endpoint = srv)
+  expect_equal(unname(unnamed[, ]), unname(m[, ]), ignore_attr = TRUE)
+  # R's 4 is a double: sent as the whole number TGI's routes take
+  generated <- hf_inference("text-generation", question, endpoint = srv, max_new_tokens = 4)
+  tgi <- hub$InferenceClient(base_url = paste0(srv$url, "/models/", fx$ids$chat), api_key = key)
+  want <- tgi$text_generation(question, max_new_tokens = 4L)
+  expect_identical(generated$generated_text, want)
 })
 
 test_that("embed_text(endpoint =) sends the texts to a server and equals embed_text() here", {
