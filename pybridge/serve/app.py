@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from .config import READY_LINE, ServeConfig
 from .constrained import chat_handler
 from .guard import Guard, ServeError, install_error_handlers
-from .routes import Routes, check_max_tokens
+from .routes import SEED, Routes, check_fields, check_max_tokens
 
 log = logging.getLogger("pybridge.serve")
 
@@ -88,7 +88,7 @@ def build_app(config: ServeConfig, registry):
 
     @app.post("/v1/completions")
     async def completions(request: Request, body: NamedBody):
-        body = _chat_body(body, registry, config)
+        body = _chat_body(body, registry, config, tokens_field="max_tokens")
         return await _openai_answer(completion, body, request)
 
     @app.post("/v1/embeddings")
@@ -175,12 +175,12 @@ async def _warm_up(chat, registry):
 def _handlers(registry):
     if registry.manager is None:
         return None, None
-    from transformers.cli.serving.completion import CompletionHandler
-
     from .constrained import handler_class
 
     shared = {"model_manager": registry.manager, "generation_state": registry.generation_state}
-    return handler_class()(**shared), CompletionHandler(**shared)
+    for kind in ("chat", "completion"):
+        handler_class(kind).max_time = registry.config.timeout
+    return handler_class("chat")(**shared), handler_class("completion")(**shared)
 
 
 # Names a client sends for "the model this server runs": TGI's documented "tgi", and the
@@ -188,19 +188,71 @@ def _handlers(registry):
 DEFAULT_MODEL_NAMES = ("tgi", "dummy")
 
 
-def _chat_body(body: dict, registry, config) -> dict:
+def _chat_body(body: dict, registry, config, tokens_field="max_completion_tokens") -> dict:
+    """``body`` for transformers serve's handler: the served model, and the token limit checked
+    and put in the one field the handler reads (``tokens_field``: the chat handler reads
+    ``max_completion_tokens`` and refuses ``max_tokens``, the completion handler the reverse)."""
     body = dict(body)
     if not body.get("model") or body["model"] in DEFAULT_MODEL_NAMES:
         body["model"] = registry.get(None, "generation").name
     else:
         registry.get(body["model"], "generation")  # a served generation model, or 404
     name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
-    body["max_completion_tokens"] = check_max_tokens(body.get(name), config.max_tokens, name)
+    limit = check_max_tokens(body.get(name), config.max_tokens, name)
     body.pop("max_tokens", None)
-    messages = body.get("messages")
-    if "messages" in body and not (isinstance(messages, list) and messages):
-        raise ServeError(422, "`messages` must be a non-empty list of {role, content}.")
+    body.pop("max_completion_tokens", None)
+    body[tokens_field] = limit
+    check_fields(body, OPENAI_NUMBERS, ("stream", "logprobs"))
+    if body.get("n", 1) != 1:
+        raise ServeError(422, "`n` must be 1: this server answers with one choice.")
+    stop = body.get("stop")
+    if not (stop is None or isinstance(stop, str) or _strings(stop)):
+        raise ServeError(422, "`stop` must be a string or a list of strings.")
+    if body.get("logit_bias") is not None:
+        body["logit_bias"] = _logit_bias(body["logit_bias"])
+    if tokens_field == "max_tokens":  # a completion
+        if not isinstance(body.get("prompt"), str):
+            raise ServeError(422, "`prompt` must be a string.")
+    else:
+        _check_messages(body.get("messages"))
     return body
+
+
+OPENAI_NUMBERS = {
+    "temperature": (0, 2, False),
+    "top_p": (0, 1, False),
+    "frequency_penalty": (-2, 2, False),
+    "presence_penalty": (-2, 2, False),
+    "seed": SEED,
+}
+
+
+def _logit_bias(bias) -> dict:
+    """OpenAI's {"token id": bias from -100 to 100}, its biases as floats (transformers refuses
+    the integers that clients send)."""
+    ok = isinstance(bias, dict) and all(
+        isinstance(k, str) and k.isdigit() and isinstance(v, (int, float))
+        and not isinstance(v, bool) and -100 <= v <= 100
+        for k, v in bias.items()
+    )  # fmt: skip
+    if not ok:
+        raise ServeError(422, "`logit_bias` must map token ids to numbers from -100 to 100.")
+    return {k: float(v) for k, v in bias.items()}
+
+
+def _strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _check_messages(messages) -> None:
+    if not (isinstance(messages, list) and messages):
+        raise ServeError(422, "`messages` must be a non-empty list of {role, content}.")
+    for i, message in enumerate(messages):
+        if not (isinstance(message, dict) and isinstance(message.get("role"), str)):
+            raise ServeError(422, f"`messages[{i}]` must be an object with a `role` string.")
+        content = message.get("content")
+        if not (content is None or isinstance(content, (str, list))):
+            raise ServeError(422, f"`messages[{i}].content` must be a string or a list of parts.")
 
 
 async def _openai_answer(handler, body, request):

@@ -61,26 +61,34 @@ class SequentialChat:
         return await sequential_handler(self.chat, None).handle_request(body, request_id)
 
 
-def handler_class():
-    """transformers serve's ChatCompletionHandler, sampling as OpenAI's API does: a temperature
-    above 0 (or a top_p below 1) samples, whatever the model's generation config says
-    (transformers serve only ever turns sampling off, for temperature 0)."""
-    global _handler_class
-    if _handler_class is None:
-        from transformers.cli.serving.chat_completion import ChatCompletionHandler
+def handler_class(kind="chat"):
+    """transformers serve's handler of ``kind`` ("chat" or "completion"), sampling as OpenAI's API
+    does: a temperature above 0 (or a top_p below 1) samples, whatever the model's generation
+    config says (transformers serve only ever turns sampling off, for temperature 0). Its
+    ``max_time``, the server's timeout, stops a generation that runs longer, freeing the model's
+    inference thread (transformers serve has no limit of its own)."""
+    if kind not in _handler_classes:
+        if kind == "chat":
+            from transformers.cli.serving.chat_completion import ChatCompletionHandler as base
+        else:
+            from transformers.cli.serving.completion import CompletionHandler as base
 
-        class OpenAIChatHandler(ChatCompletionHandler):
+        class OpenAIHandler(base):
+            max_time = None
+
             def _build_generation_config(self, body, model_generation_config, use_cb=False):
                 config = super()._build_generation_config(body, model_generation_config, use_cb)
                 if (body.get("temperature") or 0) > 0 or body.get("top_p") not in (None, 1):
                     config.do_sample = True
+                if self.max_time is not None:
+                    config.max_time = self.max_time
                 return config
 
-        _handler_class = OpenAIChatHandler
-    return _handler_class
+        _handler_classes[kind] = OpenAIHandler
+    return _handler_classes[kind]
 
 
-_handler_class = None
+_handler_classes = {}
 
 
 def sequential_handler(chat, logits):

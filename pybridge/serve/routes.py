@@ -35,6 +35,42 @@ def check_max_tokens(value, limit: int, name: str) -> int:
     return value
 
 
+def check_fields(body: dict, numbers=None, flags=()) -> None:
+    """422 for a field of ``body`` that is given but is not what it must be: ``numbers`` maps a
+    name to (low, high or None, whole), ``flags`` are booleans. Checked here, a bad value is the
+    client's error; passed on, it made generate() fail (a 424)."""
+    for name, (low, high, whole) in (numbers or {}).items():
+        value = body.get(name)
+        if value is None:
+            continue
+        ok = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and (not whole or float(value).is_integer())
+            and value >= low
+            and (high is None or value <= high)
+        )
+        if not ok:
+            span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            kind = "a whole number" if whole else "a number"
+            raise ServeError(422, f"`{name}` must be {kind} {span}, not {value!r}.")
+    for name in flags:
+        if body.get(name) is not None and not isinstance(body[name], bool):
+            raise ServeError(422, f"`{name}` must be true or false, not {body[name]!r}.")
+
+
+SEED = (0, 2**64 - 1, True)
+TGI_NUMBERS = {
+    "temperature": (0, None, False),
+    "top_k": (0, None, True),
+    "top_p": (0, 1, False),
+    "repetition_penalty": (0, None, False),
+    "seed": SEED,
+}
+TGI_FLAGS = ("do_sample", "details", "return_full_text")
+
+
 class Routes:
     def __init__(self, registry, batchers, config):
         self.registry, self.batchers, self.config = registry, batchers, config
@@ -101,12 +137,18 @@ class Routes:
         params = body.get("parameters") or {}
         if not isinstance(params, dict):
             raise ServeError(422, "`parameters` must be an object.")
+        check_fields(params, TGI_NUMBERS, TGI_FLAGS)
         limit = self.config.max_tokens
         max_new = check_max_tokens(params.get("max_new_tokens", 100), limit, "max_new_tokens")
         return inputs, params, max_new
 
     def _generate_kwargs(self, params, max_new, tokenizer):
-        kwargs = {"max_new_tokens": max_new, "pad_token_id": tokenizer.pad_token_id}
+        # max_time: a generation stops at the server's timeout, and frees the model's lock
+        kwargs = {
+            "max_new_tokens": max_new,
+            "pad_token_id": tokenizer.pad_token_id,
+            "max_time": self.config.timeout,
+        }
         temperature = params.get("temperature")
         if params.get("do_sample") or (temperature is not None and temperature > 0):
             kwargs.update(do_sample=True, temperature=temperature or 1.0)
@@ -124,6 +166,10 @@ class Routes:
 
         encoded = tokenizer(inputs, return_tensors="pt")
         kwargs = self._generate_kwargs(params, max_new, tokenizer)
+        if streamer is not None:
+            from transformers import StoppingCriteriaList
+
+            kwargs["stopping_criteria"] = StoppingCriteriaList([streamer.stop])
         with self.locks[served.name], torch.inference_mode():
             if params.get("seed") is not None:
                 torch.manual_seed(int(params["seed"]))
@@ -165,6 +211,13 @@ class Routes:
         )
 
         async def events():
+            try:
+                async for event in stream():
+                    yield event
+            finally:  # the client left, or the stream ended: the generation stops
+                streamer.stop.event.set()
+
+        async def stream():
             worker.start()
             ids, held = [], None  # the last token waits: it goes out with generated_text
             loop = asyncio.get_running_loop()
@@ -222,6 +275,7 @@ class _TokenStreamer:
 
         self.queue: "queue.Queue" = queue.Queue()
         self.prompt_seen = False
+        self.stop = _stop_criterion()
 
     def put(self, value):
         if not self.prompt_seen:
@@ -232,6 +286,21 @@ class _TokenStreamer:
 
     def end(self):
         pass
+
+
+def _stop_criterion():
+    """A generate() stopping criterion that stops every sequence once its ``event`` is set."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class Stop(StoppingCriteria):
+        def __init__(self):
+            self.event = threading.Event()
+
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)
+
+    return Stop()
 
 
 def _token(tokenizer, token_id: int) -> dict:
