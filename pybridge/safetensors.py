@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import stat
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -327,10 +328,11 @@ class SafetensorsFile:
     It stays open until :meth:`close` or until it is garbage collected.
     """
 
-    def __init__(self, buffer, path: str, closer: Optional[Callable] = None):
+    def __init__(self, buffer, path: str, closer: Optional[Callable] = None, stat=None):
         self._buf = buffer
         self._closer = closer
         self.path = path
+        self._stat = stat  # of the mapped file, None for a buffer
         infos, metadata = parse_header(buffer, path)
         self._order = infos
         self._by_name = {t.name: t for t in infos}
@@ -366,6 +368,7 @@ class SafetensorsFile:
             raise InvalidArgumentError(
                 f"The safetensors handle on {self.path} is closed.", path=self.path
             )
+        self._check_unchanged()
         if t.dtype.storage is None:
             raise UnsupportedError(
                 f"Tensor '{t.name}' has dtype {t.dtype.code}, which hfbridge cannot convert to R.",
@@ -382,6 +385,25 @@ class SafetensorsFile:
             )
         src = np.frombuffer(self._buf, dtype=t.dtype.storage, count=t.size, offset=t.start)
         return _select(src.reshape(t.shape), index, t, self.path)
+
+    def _check_unchanged(self) -> None:
+        """A mapped file rewritten in place to another size (``cp``, ``file.copy(overwrite =
+        TRUE)``, a truncation) since it was opened is refused: reading a map past the file's new
+        end would kill the process (SIGBUS). A file replaced by a new one (a rename, as every
+        safetensors writer does) leaves the map on the old one, which stays readable; bytes
+        changed in place, at the same size, are read as they are now (the handle is lazy)."""
+        if self._stat is None:
+            return
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            return  # deleted: the map keeps the old file alive
+        was = self._stat
+        if (now.st_ino, now.st_dev) == (was.st_ino, was.st_dev) and now.st_size != was.st_size:
+            raise InvalidFileError(
+                f"{self.path} was changed on disk after it was opened. Open it again.",
+                path=self.path,
+            )
 
     def fill(self, name: str, dst, index=None, int64: str = "double", reversed=False) -> bool:
         """Writes tensor ``name`` (or the part picked by ``index``) into the R vector ``dst``.
@@ -578,14 +600,17 @@ def open_file(path) -> SafetensorsFile:
             f"{path} is a folder, not a safetensors file (safe_load_model() reads a model folder).",
             path=path,
         )
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe would block the read for ever
+        raise InvalidFileError(f"{path} is not a regular file.", path=path)
     _reference_check(path)
     try:
         with open(path, "rb") as handle:  # the map stays valid after the file is closed
             mm = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            opened = os.fstat(handle.fileno())
     except (OSError, ValueError) as e:
         raise InvalidFileError(f"Could not read {path}: {e}.", path=path) from None
     try:
-        return SafetensorsFile(mm, path, closer=_close_mmap)
+        return SafetensorsFile(mm, path, closer=_close_mmap, stat=opened)
     except PybridgeError:
         _close_mmap(mm)
         raise

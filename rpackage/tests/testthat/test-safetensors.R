@@ -233,6 +233,27 @@ test_that("invalid files are hfbridge_error_invalid_file, never a crash", {
   }
 })
 
+test_that("a file rewritten in place under a handle, or a pipe, is invalid_file, not a crash", {
+  dir <- withr::local_tempdir()
+  path <- file.path(dir, "m.safetensors")
+  safe_save_file(list(w = matrix(as.numeric(1:60000), 300)), path)
+  h <- safe_open(path)
+  small <- file.path(dir, "small.safetensors")
+  safe_save_file(list(w = 1), small)
+  file.copy(small, path, overwrite = TRUE)  # the same file, shorter: its map ends early
+  err <- st_expect_class(h$get_tensor("w"), "hfbridge_error_invalid_file")
+  expect_match(conditionMessage(err), "changed on disk")
+  expect_equal(safe_open(path)$get_tensor("w"), array(1, 1L))  # opened again: the new file
+  safe_save_file(list(w = 2), small)
+  renamed <- safe_open(small)
+  safe_save_file(list(w = 3), small)  # written anew and renamed: the handle keeps the old file
+  expect_equal(renamed$get_tensor("w"), array(2, 1L))
+  fifo <- file.path(dir, "pipe.safetensors")
+  skip_if_not(system2("mkfifo", fifo) == 0, "mkfifo is not available")
+  st_expect_class(safe_load_file(fifo), "hfbridge_error_invalid_file")
+  st_expect_class(safe_open(fifo), "hfbridge_error_invalid_file")
+})
+
 test_that("a NUL byte in a tensor name or metadata is unsupported, named, never a bare error", {
   st_py()
   dir <- withr::local_tempdir()
