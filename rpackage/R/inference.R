@@ -13,7 +13,9 @@
 #' Keys: the HF token (`HF_TOKEN` or the saved token) is sent only to Hugging Face hosts and to
 #' the Hub `HF_ENDPOINT` names. Any other endpoint gets `api_key`, or the variable `api_key_env`
 #' names (read when the chat is made, or at each [hf_inference()] call), or no key at all. Keys
-#' are never printed.
+#' are never printed, and never kept in the object: it holds an id of its `api_key`, which this R
+#' session keeps, so an endpoint saved with [saveRDS()] and read in another session needs its
+#' `api_key` again (`api_key_env` needs nothing).
 #'
 #' @param url The server's base URL, for example `"http://127.0.0.1:8000/v1"`.
 #' @param provider An Inference Provider: `"auto"`, or a name such as `"together"`.
@@ -45,7 +47,7 @@ hf_endpoint <- function(url = NULL, provider = NULL, model = NULL, api_key = NUL
   if (local && is.null(model)) {
     hfbridge_abort("invalid_argument", "A local endpoint needs a `model`.", argument = "model")
   }
-  structure(list(url = url, provider = provider, model = model, api_key = api_key,
+  structure(list(url = url, provider = provider, model = model, key_id = endpoint_key_id(api_key),
                  api_key_env = api_key_env, timeout = check_seconds(timeout, "timeout"),
                  retries = check_count(retries, "retries"), local = local),
             class = "hfbridge_endpoint")
@@ -54,7 +56,7 @@ hf_endpoint <- function(url = NULL, provider = NULL, model = NULL, api_key = NUL
 #' @export
 format.hfbridge_endpoint <- function(x, ...) {
   where <- if (isTRUE(x$local)) "local" else x$url %||% paste0("provider:", x$provider)
-  key <- if (!is.null(x$api_key)) "api_key (not shown)" else if (!is.null(x$api_key_env))
+  key <- if (!is.null(x$key_id)) "api_key (not shown)" else if (!is.null(x$api_key_env))
     paste0("$", x$api_key_env) else "none"
   sprintf("<hfbridge_endpoint> %s%s, key: %s, timeout %gs, retries %d", where,
           if (is.null(x$model)) "" else paste0(" model ", x$model), key, x$timeout, x$retries)
@@ -193,6 +195,29 @@ endpoint_chain <- function(endpoint, provider, endpoints, model, api_key, timeou
   list(endpoint_spec(link, model))
 }
 
+# An endpoint's api_key stays in this session, out of the object: print(), str() and saveRDS() of
+# an endpoint (or of a chat that holds one) never hold it. The object keeps an id.
+endpoint_key_id <- function(api_key) {
+  if (is.null(api_key)) return(NULL)
+  keys <- .hfb$endpoint_keys
+  known <- names(keys)[vapply(keys, identical, logical(1), api_key)]
+  if (length(known)) return(known[1])
+  id <- basename(tempfile("endpoint-key-"))
+  .hfb$endpoint_keys[[id]] <- api_key
+  id
+}
+
+endpoint_key <- function(link) {
+  if (is.null(link$key_id)) return(NULL)
+  key <- .hfb$endpoint_keys[[link$key_id]]
+  if (is.null(key)) {
+    hfbridge_abort("auth", paste(
+      "This endpoint's api_key was given in another R session, and keys are never saved with",
+      "an endpoint: make it again with api_key, or use api_key_env."), argument = "api_key")
+  }
+  key
+}
+
 endpoint_spec <- function(link, model) {
   served <- NULL
   if (inherits(link, "hfbridge_server")) {
@@ -207,7 +232,7 @@ endpoint_spec <- function(link, model) {
       "Each endpoint must be an hf_endpoint(), a URL, or a server from hf_serve()."),
       argument = "endpoints")
   }
-  key <- link$api_key
+  key <- endpoint_key(link)
   if (is.null(key) && !is.null(link$api_key_env)) {
     key <- Sys.getenv(link$api_key_env, unset = "")
     if (!nzchar(key)) {

@@ -62,3 +62,16 @@ test_that("embeddings, tokenizers, safetensors and hub results keep no token", {
   for (name in names(objects)) expect_no_secret(objects[[name]], name)
   expect_identical(objects$hub_file_exists, TRUE)
 })
+
+test_that("an endpoint, and a chat made with it, keep an id of the api_key, not the key", {
+  ep <- hf_endpoint("http://127.0.0.1:9/v1", model = "m", api_key = keep_secret)
+  shown <- utils::capture.output(print(ep), utils::str(unclass(ep)))
+  expect_false(any(grepl(keep_secret, shown, fixed = TRUE)))
+  expect_no_secret(ep, "hf_endpoint()")
+  expect_no_secret(hf_chat(endpoints = list(ep)), "hf_chat()")
+  expect_identical(hfbridge:::endpoint_spec(ep, NULL)$api_key, keep_secret)
+  # restored in a session that never saw the key: an auth error that says what to do
+  restored <- unserialize(serialize(ep, NULL))
+  restored$key_id <- "endpoint-key-from-another-session"
+  expect_error(hf_chat(endpoints = list(restored)), class = "hfbridge_error_auth")
+})
