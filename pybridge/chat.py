@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from typing import Iterator, List, Optional
 
@@ -22,6 +23,7 @@ import numpy as np
 from . import errors, inference, structured
 
 PARAMS = ("max_tokens", "temperature", "top_p", "seed", "stop", "tool_choice")
+SEED_MAX = 2**32 - 1  # numpy's, which transformers.set_seed() seeds
 TOOL_CHOICES = ("auto", "none", "required")
 LOCAL_PARAMS = {"max_tokens": "max_new_tokens"}
 _local_models: dict = {}
@@ -517,15 +519,21 @@ def _params(params: Optional[dict]) -> dict:
                 not isinstance(v, int)
                 or isinstance(v, bool)
                 or v < (1 if name == "max_tokens" else 0)
+                or (name == "seed" and v > SEED_MAX)
             ):
+                low, high = (1, "") if name == "max_tokens" else (0, f" to {SEED_MAX}")
                 raise errors.InvalidArgumentError(
-                    f"`{name}` must be a whole number.", argument=name
+                    f"`{name}` must be a whole number from {low}{high}.", argument=name
                 )
             params[name] = v
     for name in ("temperature", "top_p"):
         v = params.get(name)
-        if v is not None and (not isinstance(v, (int, float)) or v < 0):
-            raise errors.InvalidArgumentError(f"`{name}` must be >= 0.", argument=name)
+        if v is not None and (
+            not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < math.inf
+        ):
+            raise errors.InvalidArgumentError(
+                f"`{name}` must be a finite number >= 0.", argument=name
+            )
     if params.get("tool_choice") is not None:
         params["tool_choice"] = _tool_choice(params["tool_choice"])
     return params

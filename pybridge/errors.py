@@ -184,7 +184,7 @@ def _plain(value):
     if isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, (list, tuple)):
-        return [safe_text(v) for v in value]
+        return [v if isinstance(v, (bool, int, float)) else safe_text(v) for v in value]
     return safe_text(value)
 
 

@@ -241,6 +241,8 @@ def start(
             argument="candidate_labels",
             task=task,
         )
+    if name not in OWN:
+        check_lengths(name, pipe, items, args)
     seed = args.pop("seed", None)
     if seed is not None:
         models.import_transformers().set_seed(seed)
@@ -253,6 +255,66 @@ def start(
         feed = items if order is None else [items[i] for i in order]
         outputs = iter(pipe((x for x in feed), **args)) if items else iter(())
     return Job(name, pipe, items, outputs, args, order, task)
+
+
+# Tasks whose pipeline fails on a text longer than the model's positions (a tensor size error),
+# unless it truncates.
+UNTRUNCATED_FAIL = (
+    "text-classification",
+    "token-classification",
+    "fill-mask",
+    "feature-extraction",
+)
+
+
+def check_lengths(name, pipe, items, args) -> None:
+    """Texts the model cannot take are refused, naming them, before the model runs: longer than
+    its positions (without ``truncation``), or a prompt plus ``max_new_tokens`` past a GPT-2-like
+    model's ``n_positions`` (where generate() fails with an index error)."""
+    config = getattr(getattr(pipe, "model", None), "config", None)
+    if name == "text-generation":
+        limit = getattr(config, "n_positions", None)
+        room = args.get("max_new_tokens") or 0
+        advice = "Lower max_new_tokens, or shorten the prompts."
+    elif name in UNTRUNCATED_FAIL and not _truncates(args):
+        limit = _positions(pipe.tokenizer, config)
+        room = 0
+        advice = "Pass truncation = TRUE to cut them to the model's length, or split them."
+    else:
+        return
+    if not limit:
+        return
+    # a token covers at least one byte of UTF-8: only texts that could be too long are counted
+    maybe = [i for i, t in enumerate(items) if 4 * len(t) + 8 + room > limit]
+    counts = pipe.tokenizer([items[i] for i in maybe])["input_ids"] if maybe else []
+    over = [i + 1 for i, ids in zip(maybe, counts) if len(ids) + room > limit]
+    if over:
+        raise errors.InvalidArgumentError(
+            f"{name}: text {', '.join(map(str, over[:10]))}{' ...' if len(over) > 10 else ''} "
+            f"{'needs' if room else 'has'} more than the {limit} tokens this model takes. "
+            + advice,
+            argument="inputs",
+            texts=over,
+        )
+
+
+def _truncates(args) -> bool:
+    kwargs = args.get("tokenize_kwargs") or args.get("tokenizer_kwargs") or {}
+    return bool(args.get("truncation") or kwargs.get("truncation"))
+
+
+def _positions(tokenizer, config):
+    """The tokens a text may have: the model's positions, or the tokenizer's model_max_length
+    just below them (RoBERTa's 514 positions take 512 tokens). A smaller model_max_length alone
+    does not refuse a text: transformers only warns, and the model takes it."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    limit = limit if isinstance(limit, int) and 0 < limit < 10**6 else None
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int):
+        return limit
+    if limit is not None and positions - 2 <= limit < positions:
+        return limit
+    return positions
 
 
 def _check_args(task, name, args) -> dict:
@@ -274,6 +336,11 @@ def length_order(tokenizer, texts) -> list:
 class Job(jobs.PipelineJob):
     """One pipeline call over many inputs, consumed step by step; its units are inputs. The
     result is the columns (or stacked matrices for feature-extraction)."""
+
+    @property
+    def refused(self):
+        """transformers' refusals of an input (no mask token for fill-mask, say), as well."""
+        return (ValueError, models.import_transformers().pipelines.PipelineException)
 
     def __init__(self, name, pipe, items, outputs, args, order=None, task=None):
         super().__init__(task, items, outputs)

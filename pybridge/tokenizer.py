@@ -112,7 +112,10 @@ def save(tok: Tokenizer, path, pretty=True) -> str:
         raise errors.InvalidArgumentError(
             f"The folder '{parent}' does not exist: create it first.", path=path
         )
-    tok.save(path, pretty=bool(pretty))
+    try:
+        tok.save(path, pretty=bool(pretty))
+    except Exception as e:  # noqa: BLE001 - the tokenizers library raises a plain Exception
+        raise errors.InvalidArgumentError(f"Could not write {path}: {e}.", path=path) from None
     return path
 
 

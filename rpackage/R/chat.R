@@ -302,7 +302,8 @@ chat_params <- function(params) {
   }
   for (name in intersect(names(params), c("max_tokens", "seed"))) {
     if (is.numeric(params[[name]]) && length(params[[name]]) == 1L && !is.na(params[[name]]) &&
-        params[[name]] == round(params[[name]])) {
+        params[[name]] == round(params[[name]]) &&
+        abs(params[[name]]) <= .Machine$integer.max) {
       params[[name]] <- as.integer(params[[name]])
     }
   }

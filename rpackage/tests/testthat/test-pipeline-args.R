@@ -120,3 +120,22 @@ test_that("a call's argument replaces the default of the same name, as Python's 
   expect_identical(nrow(p(c("good", "bad"), top_k = 2)), 4L)
   expect_identical(nrow(p(c("good", "bad"), top_k = NULL)), 4L)  # NULL: every label
 })
+
+test_that("inputs the model cannot take are invalid_argument, naming them, before it runs", {
+  local_hub()
+  fx <- task_model_fixtures()
+  clf <- pipeline("sentiment-analysis", fx$ids$sentiment)
+  long <- strrep("good ", 2000)
+  err <- expect_error(clf(c("fine", long, "ok", long)), class = "hfbridge_error_invalid_argument")
+  expect_identical(err$texts, c(2L, 4L))
+  expect_match(conditionMessage(err), "truncation = TRUE")
+  expect_identical(nrow(clf(long, truncation = TRUE)), 1L)
+  expect_error(pipeline("fill-mask", fx$ids$fill_mask)("no mask here"),
+               class = "hfbridge_error_invalid_argument")
+  gen <- pipeline("text-generation", fx$ids$gpt2)
+  err <- expect_error(gen("Once upon", max_new_tokens = 1e6),
+                      class = "hfbridge_error_invalid_argument")
+  expect_match(conditionMessage(err), "max_new_tokens")
+  expect_error(tokenizer_from_pretrained(fx$ids$sentiment)$save("/proc/no/tok.json"),
+               class = "hfbridge_error_invalid_argument")
+})
