@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import uuid
 from typing import List, Optional
 
@@ -329,6 +330,12 @@ def delete(repo_id, revision=None, repo_type="model", env=None) -> dict:
         repo = next(
             (r for r in info.repos if r.repo_id == repo_id and r.repo_type == repo_type), None
         )
+    live = any(p["in_use"] for p in partial_downloads(folder))
+    if repo is None and revision is None and os.path.isdir(folder) and not live:
+        # not readable as a cached repo (a blob gone, say): its folder goes as it is
+        freed += _folder_size(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        return {"freed": freed, "commits": []}
     if repo is None and freed > 0 and revision is None:
         return {"freed": freed, "commits": []}
     if repo is None:
@@ -340,9 +347,39 @@ def delete(repo_id, revision=None, repo_type="model", env=None) -> dict:
         )
     commits = _select(repo, revision, ctx, s.cache_dir)
     strategy = info.delete_revisions(*commits)
+    if live and repo.repo_path in strategy.repos:
+        strategy = _keeping_folder(strategy, repo)
     freed += float(strategy.expected_freed_size)
     strategy.execute()
     return {"freed": freed, "commits": sorted(commits)}
+
+
+def _keeping_folder(strategy, repo):
+    """huggingface_hub's deletion of a whole repo folder, as the deletion of the files cached in
+    it (their snapshot links and blobs). The folders, the refs and the partial files stay for
+    the downloads that are running into the repo: each has resolved its commit and made its
+    snapshot folder already, and links its file there when it ends."""
+    from huggingface_hub import DeleteCacheStrategy
+
+    files = [f for r in repo.revisions for f in r.files]
+    return DeleteCacheStrategy(
+        expected_freed_size=strategy.expected_freed_size,
+        files=frozenset(f.file_path for f in files),
+        blobs=frozenset(f.blob_path for f in files),
+        refs=frozenset(),
+        repos=strategy.repos - {repo.repo_path},
+        snapshots=frozenset(),
+    )
+
+
+def _folder_size(folder: str) -> float:
+    return float(
+        sum(
+            os.lstat(os.path.join(root, name)).st_size
+            for root, _, names in os.walk(folder)
+            for name in names
+        )
+    )
 
 
 def _select(repo, revision, ctx, cache_dir):

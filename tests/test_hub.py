@@ -599,11 +599,11 @@ def test_cache_scan_lists_hfhub_caches_and_reports_what_it_cannot_read(hf_env, m
 # Partial downloads left by a killed process (blobs/<etag>.<8 hex>.incomplete)
 
 
-def _start_slow_download(hf_env, mirror, repo_id, filename):
-    """A download in another process, held up by the mirror before the body: returns the
-    process (which holds the blob's lock) and its new partial file."""
+def _start_slow_download(hf_env, mirror, repo_id, filename, seconds=120):
+    """A download in another process, held up by the mirror for ``seconds`` before the body:
+    returns the process (which holds the blob's lock) and its new partial file."""
     mirror.set_faults(
-        [{"path": f"{repo_id}/{filename}", "kind": "delay", "seconds": 120, "method": "GET"}]
+        [{"path": f"{repo_id}/{filename}", "kind": "delay", "seconds": seconds, "method": "GET"}]
     )
     blobs = Path(hf_env["HF_HOME"], "hub", cache.repo_folder_name(repo_id), "blobs")
     before = set(blobs.glob("*.incomplete"))
@@ -671,6 +671,29 @@ def test_a_repo_with_only_a_partial_file_can_be_deleted(hf_env, mirror, tiny):
     cache.delete(TINY, env=hf_env)
     assert not stale.exists()
     assert cache.scan(env=hf_env)["repo_id"] == []
+
+
+def test_deleting_a_repo_leaves_a_running_download_into_it_alone(hf_env, mirror, tiny):
+    hub.download(TINY, "config.json", env=hf_env)
+    proc, partial = _start_slow_download(hf_env, mirror, TINY, "weights.bin", seconds=5)
+    try:
+        assert cache.delete(TINY, env=hf_env)["freed"] > 0  # config.json's blob
+        assert partial.exists()
+        assert proc.wait(60) == 0  # the download ended well, its partial file kept
+    finally:
+        _killed(proc)
+    mirror.set_faults([])
+    cached = hub.download(TINY, "weights.bin", env=hf_env, local_files_only=True)
+    assert Path(cached).read_bytes() == (tiny / "weights.bin").read_bytes()
+    assert hfh.scan_cache_dir(Path(hf_env["HF_HOME"], "hub")).warnings == []
+
+
+def test_a_repo_folder_the_scan_cannot_read_can_still_be_deleted(hf_env, mirror, tiny):
+    path = Path(hub.download(TINY, "config.json", env=hf_env))
+    path.resolve().unlink()  # its blob gone: scan_cache_dir() warns and leaves the repo out
+    assert cache.scan(env=hf_env)["repo_id"] == []
+    assert cache.delete(TINY, env=hf_env)["freed"] >= 0
+    assert not Path(hf_env["HF_HOME"], "hub", cache.repo_folder_name(TINY)).exists()
 
 
 def test_heal_ref_touches_nothing_outside_refs(tmp_path):

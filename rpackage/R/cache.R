@@ -74,7 +74,10 @@ cache_scan_message <- function(warnings, incomplete) {
 #'
 #' Uses `huggingface_hub`'s `delete_revisions()`: files shared with a revision that is kept stay.
 #' Partial downloads of the repository that no live download holds (see [hub_cache_scan()]) are
-#' removed too.
+#' removed too. A download that is running into the repository (in another R session, say)
+#' ends well: its partial file, the repository's folders and refs stay, and only the files
+#' cached so far go. A repository folder that [hub_cache_scan()] cannot read (a blob deleted by
+#' hand) is deleted as it is.
 #'
 #' @param repo_id The repository id, as in the `repo_id` column of [hub_cache_scan()].
 #' @param revision `NULL` to delete every cached revision (the whole repository folder), or one
