@@ -251,7 +251,7 @@ def encode_matrix(
 
 def _encode(tok, batch, add_special_tokens, fast):
     method = tok.encode_batch_fast if fast else tok.encode_batch
-    return _refused(lambda: method(batch, add_special_tokens=bool(add_special_tokens)))
+    return _refused(tok, lambda: method(batch, add_special_tokens=bool(add_special_tokens)))
 
 
 def _batch(texts, pairs) -> list:
@@ -267,16 +267,23 @@ def _batch(texts, pairs) -> list:
     return list(zip(texts, pairs))
 
 
-def _refused(call):
-    """``call()``, with a refusal of the tokenizer as InvalidArgumentError."""
+def _refused(tok, call):
+    """``call()``, with a failure of the tokenizer as InvalidArgumentError when its truncation
+    has a stride (too long for max_length, the one input it panics on), else InvalidFileError:
+    its definition is broken (a post-processor naming a token the vocabulary lacks, say)."""
     try:
         return call()
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:  # a Rust panic (e.g. stride too long) is a BaseException
-        raise errors.InvalidArgumentError(
-            f"The tokenizer refused the input: {exc}. With truncation and a stride, the stride "
-            "must be shorter than what max_length leaves to each sequence."
+    except BaseException as exc:  # a Rust panic is a BaseException
+        if (tok.truncation or {}).get("stride"):
+            raise errors.InvalidArgumentError(
+                f"The tokenizer refused the input: {exc}. With truncation and a stride, the "
+                "stride must be shorter than what max_length leaves to each sequence."
+            ) from None
+        raise errors.InvalidFileError(
+            f"The tokenizer failed ({exc}): its definition (tokenizer.json) is broken, not the "
+            "input. Load it again from a good copy."
         ) from None
 
 

@@ -429,6 +429,25 @@ def test_padding_past_the_memory_limit_is_refused_before_allocating(folders):
         T.encode_matrix(tok, ["a"], max_padding_bytes=0)
 
 
+def test_a_tokenizer_file_that_fails_on_every_input_is_invalid_file(tmp_path):
+    """A post-processor naming a special token it does not define: the file loads, and the Rust
+    library panics on the first text. The file is at fault, not the text."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    vocab = {"hello": 0, "world": 1, "[UNK]": 2, "[SEP]": 3}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A [SEP]", special_tokens=[("[SEP]", 3)]
+    )
+    broken = json.loads(tok.to_str())
+    broken["post_processor"]["special_tokens"] = {}
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(broken))
+    with pytest.raises(errors.InvalidFileError, match="definition"):
+        encode(T.from_file(str(path)), ["hello world"])
+
+
 def test_argument_errors(folders, tmp_path):
     tok = T.from_pretrained(folders["bpe"])
     T.enable_truncation(tok, 3, stride=2)
