@@ -411,6 +411,32 @@ def test_bad_requests_get_the_error_shape(served, route, content, status):
     assert set(body) == {"error", "error_type"} and body["error"]
 
 
+def test_a_chunked_body_over_the_limit_is_413_and_a_small_one_is_served(served, folders):
+    def chunks(total):
+        head = b'{"input": "'
+        yield head
+        for _ in range(total // 10_000):
+            yield b"a" * 10_000
+        yield b'", "model": "' + folders["minilm"].encode() + b'"}'
+
+    headers = {"content-type": "application/json"}
+    big = httpx.post(served.url + "/v1/embeddings", content=chunks(300_000), headers=headers)
+    assert big.status_code == 413 and big.json()["error_type"], big.text
+    small = httpx.post(served.url + "/v1/embeddings", content=chunks(20_000), headers=headers)
+    assert small.status_code == 200 and len(small.json()["data"]) == 1
+
+
+def test_a_port_in_use_fails_the_start_with_a_network_line(served, folders):
+    port = served.url.rsplit(":", 1)[1]
+    out = subprocess.run(
+        [sys.executable, "-m", "pybridge.serve", "--model",
+         f"feature-extraction={folders['minilm']}", "--port", port],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert out.stdout.startswith("hfbridge serve failed: network Could not listen on"), out.stdout
+
+
 def test_a_client_that_leaves_mid_stream_and_fifty_at_once_leave_it_healthy(served, folders):
     with httpx.stream(
         "POST",

@@ -22,6 +22,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from .. import errors
 from .config import READY_LINE, ServeConfig
 from .constrained import chat_handler
 from .guard import Guard, ServeError, install_error_handlers
@@ -348,7 +349,15 @@ def run(config: ServeConfig) -> int:
     # Accepted connections inherit it: without, an answer's headers and body (two writes) wait
     # for the client's delayed ACK, 40 ms on every request.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((config.host, config.port))
+    try:
+        sock.bind((config.host, config.port))
+    except OSError as e:
+        raise errors.NetworkError(
+            f"Could not listen on {config.host}:{config.port} ({e.strerror}): pick another port, "
+            "or leave it out for a free one.",
+            host=config.host,
+            port=config.port,
+        ) from None
     sock.listen(2048)
     host, port = sock.getsockname()[:2]
     server = uvicorn.Server(

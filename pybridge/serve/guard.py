@@ -81,6 +81,12 @@ class Guard:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             return await send_error(send, 413, self._too_large())
+        if length is None and scope.get("method") in ("POST", "PUT", "PATCH"):
+            # chunked: read here, since FastAPI answers an error raised while it reads with 422
+            body = await self._whole_body(receive)
+            if body is None:
+                return await send_error(send, 413, self._too_large())
+            receive = _replay(body, receive)
         received = [0]
 
         async def limited_receive():
@@ -96,6 +102,21 @@ class Guard:
         except ServeError as err:
             await send_error(send, err.status, err.message, err.error_type, err.retry_after)
 
+    async def _whole_body(self, receive):
+        """A body sent without a Content-Length, read whole; None once it passes the limit."""
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
     def _authorized(self, scope) -> bool:
         given = b""
         for name, value in scope.get("headers") or []:
@@ -105,6 +126,19 @@ class Guard:
 
     def _too_large(self) -> str:
         return f"The request body is larger than the limit of {self.max_body} bytes."
+
+
+def _replay(body: bytes, receive):
+    """An ASGI receive that gives ``body`` in one message, then what ``receive`` gives."""
+    given = [False]
+
+    async def replay():
+        if given[0]:
+            return await receive()
+        given[0] = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 def install_error_handlers(app) -> None:
