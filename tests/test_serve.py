@@ -479,6 +479,23 @@ def test_a_generation_stops_at_the_server_timeout_and_frees_the_model(tmp_path):
         server.stop()
 
 
+def test_a_tgi_stream_whose_client_leaves_frees_the_model(tmp_path):
+    """Greedy from "Hi" the slow model never ends, so a stream of 4000 tokens would hold the
+    model's lock for minutes: once its client leaves, the next request is answered."""
+    slow = task_models.ensure(names=["chat_slow"])["chat_slow"]
+    args = ["--model", f"chat={slow}", "--max-tokens", "4096", "--timeout", "600"]
+    server = Server(args, {}, tmp_path / "stream.log")
+    try:
+        body = {"inputs": "Hi", "parameters": {"max_new_tokens": 4000}}
+        with httpx.stream("POST", server.url + "/generate_stream", json=body, timeout=60) as r:
+            next(r.iter_lines())  # one token, then the client goes
+        one = {"inputs": "Hi", "parameters": {"max_new_tokens": 1}}
+        after = httpx.post(server.url + "/generate", json=one, timeout=60)  # not minutes
+        assert after.status_code == 200, after.text
+    finally:
+        server.stop()
+
+
 def test_the_log_holds_no_prompt_and_no_authorization(served):
     body = {"messages": [{"role": "user", "content": "SECRETPROMPT"}], "max_tokens": 2}
     auth = {"Authorization": "Bearer hf_LogLeakCheck0123456789"}
