@@ -282,8 +282,8 @@ def _refused(tok, call):
                 "stride must be shorter than what max_length leaves to each sequence."
             ) from None
         raise errors.InvalidFileError(
-            f"The tokenizer failed ({exc}): its definition (tokenizer.json) is broken, not the "
-            "input. Load it again from a good copy."
+            f"The tokenizer failed ({exc}): its files (tokenizer.json, or the vocabulary it was "
+            "made from) are broken, not the input. Load it again from a good copy."
         ) from None
 
 
