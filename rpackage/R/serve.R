@@ -48,7 +48,8 @@
 #' @param max_tokens The most new tokens a request may ask for, and the default.
 #' @param max_inputs The most texts in one embedding or classification request.
 #' @param max_body_bytes The largest request body.
-#' @param timeout Seconds a request may take, and seconds to wait for the server to start.
+#' @param timeout Seconds a request may take (a generation stops then: chat answers with what it
+#'   generated, TGI's routes with 503), and seconds to wait for the server to start.
 #' @param log A file for the server's log; by default a temporary file.
 #' @param python The Python that runs the server, as for [hub_mirror_start()].
 #' @return An object of class `hfbridge_server`: a list with `url`, `models` (a data frame of
