@@ -284,8 +284,10 @@ def check_lengths(name, pipe, items, args) -> None:
         return
     if not limit:
         return
-    # a token covers at least one byte of UTF-8: only texts that could be too long are counted
-    maybe = [i for i, t in enumerate(items) if 4 * len(t) + 8 + room > limit]
+    # a token covers at least one byte of the text, bar the few special tokens around it: only
+    # texts that could be too long are tokenized
+    maybe = [i for i, t in enumerate(items) if len(t) + 8 + room > limit]
+    maybe = [i for i in maybe if len(items[i].encode("utf-8")) + 8 + room > limit]
     counts = pipe.tokenizer([items[i] for i in maybe])["input_ids"] if maybe else []
     over = [i + 1 for i, ids in zip(maybe, counts) if len(ids) + room > limit]
     if over:
