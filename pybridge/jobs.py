@@ -28,6 +28,7 @@ class Job:
     total = 0
     position = 0  # units done
     stopped = False
+    interrupted = False  # a step ended by KeyboardInterrupt (R's interrupt, sent into Python)
 
     @property
     def finished(self) -> bool:
@@ -111,9 +112,15 @@ class PipelineJob(Job):
 
 
 def step(job: Job, units=None, seconds=None) -> dict:
-    """``job.step()``, with R's numbers checked (3 arrives as 3.0)."""
+    """``job.step()``, with R's numbers checked (3 arrives as 3.0). A step ended by an interrupt
+    marks the job: reticulate may hand R that interrupt as another error (when R's own pending
+    interrupt fires while it converts it), and R then asks the job what happened."""
     units = None if units is None else _args.count(units, "units")
-    return job.step(units, None if seconds is None else float(seconds))
+    try:
+        return job.step(units, None if seconds is None else float(seconds))
+    except KeyboardInterrupt:
+        job.interrupted = True
+        raise
 
 
 def stop(job: Job) -> dict:

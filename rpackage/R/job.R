@@ -27,8 +27,13 @@ job_run <- function(job, label, quiet = FALSE, units = NULL, seconds = NULL, who
   }
   on.exit(if (!isTRUE(state$done)) try(py_call("jobs", "stop", job), silent = TRUE), add = TRUE)
   show()
+  stopped <- function() {
+    state <<- py_call("jobs", "stop", job)
+    if (!is.null(interrupted)) interrupted(state)
+  }
   withCallingHandlers(repeat {
-    state <- py_call("jobs", "step", job, units = units, seconds = seconds)
+    state <- job_step(job, units, seconds)
+    if (is.null(state)) break
     more <- is.null(each) || !isFALSE(each(state))
     show()
     if (!is.null(bar)) cli::cli_progress_update(id = bar, set = state$step)
@@ -37,10 +42,26 @@ job_run <- function(job, label, quiet = FALSE, units = NULL, seconds = NULL, who
       state <- py_call("jobs", "stop", job)
       break
     }
-  }, interrupt = function(e) {
-    state <<- py_call("jobs", "stop", job)
-    if (!is.null(interrupted)) interrupted(state)
-  })
+  }, interrupt = function(e) stopped())
+  if (is.null(state)) {  # an interrupt that reached R as another error
+    stopped()
+    signal_interrupt()
+  }
   if (!is.null(bar)) cli::cli_progress_done(id = bar)
   if (more) py_call("jobs", "result", job)
+}
+
+# One step of `job`; NULL when an interrupt ended it but reached R as another error: reticulate
+# turns Python's KeyboardInterrupt into an R interrupt, unless R's own pending interrupt fires
+# while it does, which gives an unrelated error ("No such namespace: reticulate").
+job_step <- function(job, units, seconds) {
+  tryCatch(py_call("jobs", "step", job, units = units, seconds = seconds),
+           hfbridge_error = function(e) if (isTRUE(job$interrupted)) NULL else stop(e))
+}
+
+# What an unhandled interrupt does: its handlers run, then R returns to the top level.
+signal_interrupt <- function() {
+  signalCondition(structure(list(message = "", call = NULL),
+                            class = c("interrupt", "condition")))
+  invokeRestart("abort")
 }

@@ -95,3 +95,27 @@ test_that("text that is not UTF-8 is refused wherever it is given, and messages 
   expect_identical(conditionMessage(err), "Not a repo: a<ff><fe>")
   expect_identical(err$repo_id, "a<ff><fe>")
 })
+
+test_that("an interrupt that reaches R as another error still stops the job as an interrupt", {
+  # reticulate turns Python's KeyboardInterrupt into an R interrupt, unless R's own pending
+  # interrupt fires meanwhile, which gives an unrelated error: the job says it was interrupted
+  main <- reticulate::py_run_string(paste(
+    "import pybridge.jobs as jobs",
+    "class Interrupted(jobs.Job):",
+    "    total = 10",
+    "    def advance(self, units, seconds):",
+    "        self.position += 1",
+    "        if self.position == 3:",
+    "            self.interrupted = True",
+    "            raise RuntimeError('No such namespace: reticulate')",
+    sep = "\n"))
+  job <- main$Interrupted()
+  err <- expect_error(
+    hfbridge:::job_run(job, "test", quiet = TRUE, units = 1, whole = FALSE,
+                       interrupted = function(state) {
+                         hfbridge:::hfbridge_abort("interrupted", "stopped", step = state$step)
+                       }),
+    class = "hfbridge_error_interrupted")
+  expect_identical(err$step, 3L)
+  expect_true(job$stopped)
+})
