@@ -222,7 +222,8 @@ endpoint_spec <- function(link, model) {
   served <- NULL
   if (inherits(link, "hfbridge_server")) {
     key <- .hfb$server_keys[[link$id]]
-    served <- as.list(stats::setNames(link$models$task, link$models$name))
+    listed <- link$models[!is.na(link$models$name), , drop = FALSE]
+    served <- as.list(stats::setNames(listed$task, listed$name))
     link <- hf_endpoint(paste0(link$url, "/v1"), model = model, api_key = key)
   } else if (is.character(link) && length(link) == 1L) {
     link <- hf_endpoint(link, model = model)
