@@ -105,6 +105,12 @@ class PipelineJob(Job):
             raise
         except self.refused as exc:
             raise errors.InvalidArgumentError(f"{self.task}: {exc}", task=self.task) from exc
+        except Exception as exc:
+            from .tokenizer import broken, is_library_error
+
+            if is_library_error(exc):
+                raise broken(exc) from None
+            raise
 
     def stop(self) -> dict:
         self.outputs = iter(())  # lets go of the pipeline's generator and what it holds

@@ -281,10 +281,21 @@ def _refused(tok, call):
                 f"The tokenizer refused the input: {exc}. With truncation and a stride, the "
                 "stride must be shorter than what max_length leaves to each sequence."
             ) from None
-        raise errors.InvalidFileError(
-            f"The tokenizer failed ({exc}): its files (tokenizer.json, or the vocabulary it was "
-            "made from) are broken, not the input. Load it again from a good copy."
-        ) from None
+        raise broken(exc) from None
+
+
+def broken(exc) -> errors.InvalidFileError:
+    """The tokenizers library's failure on any input (its errors are plain Exceptions, its
+    panics BaseExceptions) as the InvalidFileError it is: the tokenizer's files are broken."""
+    return errors.InvalidFileError(
+        f"The tokenizer failed ({exc}): its files (tokenizer.json, or the vocabulary it was made "
+        "from) are broken, not the input. Load it again from a good copy."
+    )
+
+
+def is_library_error(exc) -> bool:
+    """Whether ``exc`` is the tokenizers library's own (Rust) error: a plain Exception."""
+    return type(exc) is Exception or type(exc).__name__ == "PanicException"
 
 
 @contextlib.contextmanager

@@ -162,3 +162,22 @@ def test_bad_arguments():
     with pytest.raises(errors.InvalidArgumentError):
         E.hidden_states(["x"], MINILM, layers=[7])
     assert E.embed([], MINILM).shape == (0, 384)
+
+
+def test_a_vocabulary_that_fails_every_text_is_invalid_file(tmp_path):
+    """An empty WordPiece vocabulary (a truncated vocab.txt): the tokenizer loads, and fails on
+    every text. embed() and a pipeline say the model's files are broken, not that Python
+    failed."""
+    import shutil
+
+    from pybridge import pipeline
+    from pybridge.fixtures import models as model_fixtures
+
+    folder = tmp_path / "minilm"
+    shutil.copytree(model_fixtures.minilm_folder(), folder)
+    (folder / "tokenizer.json").unlink()
+    (folder / "vocab.txt").write_text("")
+    with pytest.raises(errors.InvalidFileError, match="tokenizer failed"):
+        E.embed(["hello world"], str(folder))
+    with pytest.raises(errors.InvalidFileError, match="tokenizer failed"):
+        pipeline.run("feature-extraction", ["hello world"], model=str(folder))
