@@ -28,8 +28,8 @@ import os
 import numpy as np
 
 from . import _args, errors, fastpath, jobs, models
-from . import tokenizer as tokenizer_module
 from .threads import run_parallel
+from .tokenizer import library_failures
 
 POOLINGS = ("mean", "cls", "max")
 
@@ -287,15 +287,6 @@ def plan_batches(lengths: np.ndarray, batch_size: int) -> list:
     return batches
 
 
-def _tokenized(tokenizer, texts, limit):
-    try:
-        return tokenizer(texts, truncation=limit is not None, max_length=limit, padding=False)
-    except Exception as exc:
-        if tokenizer_module.is_library_error(exc):
-            raise tokenizer_module.broken(exc) from None
-        raise
-
-
 class Job(jobs.Job):
     """Tokenized texts in length-sorted batches, and the results gathered so far. Its units are
     batches."""
@@ -304,7 +295,13 @@ class Job(jobs.Job):
         self.encoder, self.kind = encoder, kind
         self.pooling, self.normalize = pooling, normalize
         limit = max_length or encoder.max_length
-        enc = _tokenized(encoder.tokenizer, texts, limit) if texts else {"input_ids": []}
+        with library_failures():
+            tok = encoder.tokenizer
+            enc = (
+                tok(texts, truncation=limit is not None, max_length=limit, padding=False)
+                if texts
+                else {"input_ids": []}
+            )
         self.ids = enc["input_ids"]
         self.types = enc.get("token_type_ids") if "token_type_ids" in encoder.inputs else None
         self.tokens = [enc.tokens(i) for i in range(len(texts))] if kind == "hidden" else None

@@ -97,20 +97,17 @@ class PipelineJob(Job):
         return len(self.results)
 
     def advance(self, units, seconds) -> None:
+        from .tokenizer import library_failures
+
         left = self.total - self.position
         try:
-            for _ in range(left if units is None else min(units, left)):
-                self.results.append(next(self.outputs))
+            with library_failures():
+                for _ in range(left if units is None else min(units, left)):
+                    self.results.append(next(self.outputs))
         except errors.PybridgeError:
             raise
         except self.refused as exc:
             raise errors.InvalidArgumentError(f"{self.task}: {exc}", task=self.task) from exc
-        except Exception as exc:
-            from .tokenizer import broken, is_library_error
-
-            if is_library_error(exc):
-                raise broken(exc) from None
-            raise
 
     def stop(self) -> dict:
         self.outputs = iter(())  # lets go of the pipeline's generator and what it holds

@@ -285,17 +285,26 @@ def _refused(tok, call):
 
 
 def broken(exc) -> errors.InvalidFileError:
-    """The tokenizers library's failure on any input (its errors are plain Exceptions, its
-    panics BaseExceptions) as the InvalidFileError it is: the tokenizer's files are broken."""
+    """The tokenizers library's failure on any input as the InvalidFileError it is: the
+    tokenizer's files are broken."""
     return errors.InvalidFileError(
         f"The tokenizer failed ({exc}): its files (tokenizer.json, or the vocabulary it was made "
         "from) are broken, not the input. Load it again from a good copy."
     )
 
 
-def is_library_error(exc) -> bool:
-    """Whether ``exc`` is the tokenizers library's own (Rust) error: a plain Exception."""
-    return type(exc) is Exception or type(exc).__name__ == "PanicException"
+@contextlib.contextmanager
+def library_failures():
+    """The tokenizers library's own failures inside, as :func:`broken`: its errors are plain
+    Exceptions and its panics BaseExceptions; every other exception passes as it is."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        if type(exc) is Exception or type(exc).__name__ == "PanicException":
+            raise broken(exc) from None
+        raise
 
 
 @contextlib.contextmanager
