@@ -13,6 +13,8 @@ string can hold) are written as ``\\0``.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 
 _TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
@@ -174,6 +176,74 @@ class SystemDependencyError(PybridgeError, FileNotFoundError):
     code = "system_dependency"
 
 
+class StorageError(PybridgeError, OSError):
+    """Files could not be written where they must go: a full disk, a read-only file system, or
+    a cache folder (HF_HOME) that cannot be made. ``path`` is the file or folder, ``reason``
+    what the system said."""
+
+    code = "storage"
+
+
+_STORAGE_REASONS = {
+    errno.ENOSPC: "no space is left on its device",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "its file system is read-only",
+}
+_FOLDER_REASONS = {
+    errno.ENOTDIR: "a part of its path is a file, not a folder",
+    errno.ENOENT: "a part of its path does not exist and cannot be made",
+    errno.EACCES: "permission is denied",
+    errno.EPERM: "the operation is not permitted",
+}
+
+
+def storage_error(exc, folder=None, **fields):
+    """``exc`` (or an exception it was raised from) as a :class:`StorageError` when it is a
+    failure to write files, else None. Without ``folder``, only the errors that always mean
+    storage (a full disk, a quota, a read-only file system); with it, also a path inside
+    ``folder`` or on the way to it that cannot be made or written."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError):
+            path = exc.filename if isinstance(exc.filename, str) else None
+            reason = _STORAGE_REASONS.get(exc.errno)
+            if reason is None and path and folder and _related(path, folder):
+                reason = _FOLDER_REASONS.get(exc.errno)
+            if reason is not None:
+                return _storage(path, folder, reason, fields)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _related(path: str, folder: str) -> bool:
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    try:
+        return os.path.commonpath([path, folder]) in (path, folder)
+    except ValueError:
+        return False
+
+
+def _storage(path, folder, reason, fields) -> StorageError:
+    if folder:
+        return StorageError(
+            f"Cannot write to the cache folder {folder}: {reason}"
+            f"{f' ({path})' if path and path != folder else ''}. {_advice(reason)}point "
+            "HF_HOME (or HF_HUB_CACHE) at a folder that can be written.",
+            **{**fields, "path": folder, "reason": reason},
+        )
+    return StorageError(
+        f"Cannot write {path or 'a file'}: {reason}. {_advice(reason)}write elsewhere "
+        "(HF_HOME moves the cache).",
+        **{**fields, "path": path, "reason": reason},
+    )
+
+
+def _advice(reason) -> str:
+    full = reason in (_STORAGE_REASONS[errno.ENOSPC], _STORAGE_REASONS[errno.EDQUOT])
+    return "Free space there, or " if full else "Please "
+
+
 class PythonError(PybridgeError, RuntimeError):
     """An exception pybridge did not foresee, raised by a library it called."""
 
@@ -196,5 +266,8 @@ def call(function, *args, **kwargs):
     except PybridgeError:
         raise
     except Exception as exc:
+        storage = storage_error(exc)
+        if storage is not None:
+            raise storage from None
         kind = type(exc).__name__
         raise PythonError(f"Python raised {kind}: {exc}", python_type=kind) from None

@@ -558,6 +558,9 @@ def _read_error(exc, ctx: dict, s: Settings, offline: bool) -> errors.PybridgeEr
         return errors.InvalidArgumentError(
             f"{where}: a name is too long for the cache's file system ({s.cache_dir}).", **ctx
         )
+    storage = errors.storage_error(exc, s.cache_dir, **ctx)
+    if storage is not None:
+        return storage
     return unforeseen(exc, where, **ctx)
 
 

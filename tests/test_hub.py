@@ -709,3 +709,54 @@ def test_heal_ref_touches_nothing_outside_refs(tmp_path):
     assert cache.heal_ref(str(repo), "main") == commit
     assert (repo / "refs" / "main").read_text() == commit
     assert sorted(os.listdir(repo / "refs")) == ["main"]  # no temporary file left
+
+
+# A cache that cannot be written
+
+
+def test_a_cache_folder_that_cannot_be_made_is_a_storage_error(hf_env, mirror, tiny, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env = {**hf_env, "HF_HOME": str(blocker / "hf")}
+    for verb in (
+        lambda: hub.download(TINY, "config.json", env=env),
+        lambda: hub.snapshot(TINY, env=env),
+    ):
+        with pytest.raises(errors.StorageError) as raised:
+            verb()
+        err = raised.value
+        assert err.code == "storage" and err.fields["path"] == str(blocker / "hf" / "hub")
+        assert err.fields["repo_id"] == TINY and "not a folder" in err.message
+        assert "HF_HOME" in err.message
+    assert blocker.read_text() == "not a folder"
+
+
+@contextlib.contextmanager
+def _small_disk(folder: Path, size: str):
+    """A tmpfs of ``size`` mounted on ``folder``; skips where mounting is not permitted."""
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("mounting a small tmpfs is not permitted here")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_is_a_storage_error_and_keeps_no_partial_file(hf_env, mirror, tmp_path, publish):
+    folder = tmp_path / "big-src"
+    folder.mkdir()
+    (folder / "big.bin").write_bytes(os.urandom(256 * 1024))
+    publish("hubtest/big", folder)
+    with _small_disk(tmp_path / "disk", "128k") as disk:
+        env = {**hf_env, "HF_HOME": str(disk)}
+        with pytest.raises(errors.StorageError) as raised:
+            hub.download("hubtest/big", "big.bin", env=env)
+        assert raised.value.fields["reason"] == "no space is left on its device"
+        assert "Free space" in raised.value.message
+        left = [p.name for p in disk.rglob("*") if p.is_file() and p.parent.name == "blobs"]
+        assert left == []  # neither a blob nor a partial file

@@ -16,8 +16,10 @@
 #' allocated: a padded token matrix, a tensor read into R; the fields `bytes`, the memory it
 #' needs, and `limit`, the memory free or allowed),
 #' `no_chat_template` (a conversation given to a tokenizer or model whose folder has no chat
-#' template), and `python` for an unexpected Python failure (with the field
-#' `python_type`). No message ever contains a token.
+#' template), `storage` (files that cannot be written: a full disk, a read-only file system, or
+#' a cache folder, `HF_HOME`, that cannot be made; fields `path` and `reason`), and `python` for
+#' an unexpected Python failure (with the field `python_type`). No message ever contains a
+#' token.
 #'
 #' @name hfbridge_errors
 #' @examples

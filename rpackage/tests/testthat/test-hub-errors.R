@@ -144,6 +144,22 @@ test_that("offline without a cached copy is offline_not_cached", {
                class = "hfbridge_error_invalid_argument")
 })
 
+test_that("a cache folder that cannot be made is storage, and says what to do", {
+  local_hub()
+  hub_test_repo(tiny)
+  blocker <- tempfile("not-a-folder-")
+  writeLines("a file", blocker)
+  withr::defer(unlink(blocker))
+  withr::local_envvar(HF_HOME = file.path(blocker, "hf"))
+  err <- tryCatch(hub_download(tiny, "config.json"), error = function(e) e)
+  expect_s3_class(err, "hfbridge_error_storage")
+  expect_identical(err$path, file.path(blocker, "hf", "hub"))
+  expect_identical(err$repo_id, tiny)
+  expect_match(conditionMessage(err), "not a folder.*HF_HOME")
+  expect_error(tokenizer_from_pretrained(tiny), class = "hfbridge_error_storage")
+  expect_identical(readLines(blocker), "a file")
+})
+
 test_that("a Hub that keeps failing is network, after retries", {
   local_hub()
   hub_test_repo(tiny)
