@@ -197,6 +197,9 @@ _FOLDER_REASONS = {
 }
 
 
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how Rust's std::io::Error ends
+
+
 def storage_error(exc, folder=None, **fields):
     """``exc`` (or an exception it was raised from) as a :class:`StorageError` when it is a
     failure to write files, else None. Without ``folder``, only the errors that always mean
@@ -205,6 +208,11 @@ def storage_error(exc, folder=None, **fields):
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
+        rust = _RUST_OS_ERROR.search(str(exc))  # safetensors and tokenizers raise text
+        if rust and not isinstance(exc, OSError):
+            reason = _STORAGE_REASONS.get(int(rust.group(1)))
+            if reason is not None:
+                return _storage(None, folder, reason, fields)
         if isinstance(exc, OSError):
             path = exc.filename if isinstance(exc.filename, str) else None
             reason = _STORAGE_REASONS.get(exc.errno)
@@ -232,11 +240,19 @@ def _storage(path, folder, reason, fields) -> StorageError:
             "HF_HOME (or HF_HUB_CACHE) at a folder that can be written.",
             **{**fields, "path": folder, "reason": reason},
         )
+    path = fields.pop("path", None) or path  # the file the caller was writing, if it says
     return StorageError(
         f"Cannot write {path or 'a file'}: {reason}. {_advice(reason)}write elsewhere "
         "(HF_HOME moves the cache).",
         **{**fields, "path": path, "reason": reason},
     )
+
+
+def write_failure(exc, message, path) -> PybridgeError:
+    """A failure to write the file ``path`` the caller named: ``storage`` for a full disk or a
+    read-only file system, else ``invalid_argument`` with ``message``."""
+    storage = storage_error(exc, path=path)
+    return storage if storage is not None else InvalidArgumentError(message, path=path)
 
 
 def _advice(reason) -> str:

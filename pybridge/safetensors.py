@@ -31,7 +31,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import safetensors as _st  # the Hugging Face library, not this module
 
-from . import memory
+from . import errors, memory
 from .errors import (
     EntryNotFoundError,
     InvalidArgumentError,
@@ -934,6 +934,15 @@ def save_file(tensors, path, metadata=None, dtypes=None, default_dtype=None, rev
         raise InvalidArgumentError(f"The folder {folder} does not exist.", path=path)
     if os.path.isdir(path):
         raise InvalidArgumentError(f"{path} is a folder.", path=path)
+    if os.path.exists(path) and not os.path.isfile(path):
+        # replacing it would swap a device or a pipe (/dev/null, say) for a regular file
+        raise InvalidArgumentError(
+            f"{path} exists and is not a regular file (a device, a pipe or a socket); "
+            "safetensors files are written to regular files.",
+            path=path,
+        )
+    given, path = path, os.path.realpath(path)  # a link is followed, as safetensors does
+    folder = os.path.dirname(path)
     specs, keep = _specs(tensors, dtypes, default_dtype, reversed)
     metadata = _check_metadata(metadata)
     try:
@@ -942,7 +951,7 @@ def save_file(tensors, path, metadata=None, dtypes=None, default_dtype=None, rev
         )
         os.close(fd)
     except OSError as e:
-        raise InvalidArgumentError(f"Cannot write into {folder}: {e}.", path=path) from None
+        raise errors.write_failure(e, f"Cannot write into {folder}: {e}.", path) from None
     try:
         if specs:
             _st.serialize_file(specs, tmp, metadata=metadata)
@@ -953,13 +962,13 @@ def save_file(tensors, path, metadata=None, dtypes=None, default_dtype=None, rev
         os.replace(tmp, path)
     except Exception as e:
         _remove(tmp)
-        raise InvalidArgumentError(f"Could not write {path}: {e}.", path=path) from None
+        raise errors.write_failure(e, f"Could not write {path}: {e}.", path) from None
     except BaseException:
         _remove(tmp)
         raise
     finally:
         del keep
-    return path
+    return given
 
 
 def _default_mode() -> int:

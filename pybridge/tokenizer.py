@@ -115,7 +115,7 @@ def save(tok: Tokenizer, path, pretty=True) -> str:
     try:
         tok.save(path, pretty=bool(pretty))
     except Exception as e:  # noqa: BLE001 - the tokenizers library raises a plain Exception
-        raise errors.InvalidArgumentError(f"Could not write {path}: {e}.", path=path) from None
+        raise errors.write_failure(e, f"Could not write {path}: {e}.", path) from None
     return path
 
 

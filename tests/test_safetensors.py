@@ -746,3 +746,36 @@ def test_the_documented_dtype_table_lists_every_dtype():
     for code, r_type, readable in zip(table["dtype"], table["r_type"], table["readable"]):
         row = next(line for line in docs.splitlines() if f"`{code}`" in line and "#' |" in line)
         assert (r_type in row) if readable else ("unsupported" in row), code
+
+
+def test_save_refuses_a_device_or_a_pipe_and_follows_a_link(tmp_path):
+    x = {"x": fortran(values(np.float64, (2, 3)))}
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(errors.InvalidArgumentError, match="not a regular file"):
+        S.save_file(x, str(pipe))
+    assert pipe.is_fifo()  # still a pipe, not replaced by a regular file
+    assert os.listdir(tmp_path) == ["pipe"]  # and no temporary file left
+    target = tmp_path / "real.safetensors"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(target)
+    assert S.save_file(x, str(link)) == str(link)
+    assert link.is_symlink() and same(np_load_file(str(target))["x"], x["x"])
+
+
+def test_save_to_a_full_disk_is_a_storage_error_and_leaves_nothing(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]).returncode:
+        pytest.skip("mounting a small tmpfs is not permitted here")
+    try:
+        with pytest.raises(errors.StorageError) as raised:
+            S.save_file({"x": fortran(values(np.float64, (200, 100)))}, str(disk / "x.st"))
+        assert raised.value.fields == {
+            "path": str(disk / "x.st"),
+            "reason": "no space is left on its device",
+        }
+        assert os.listdir(disk) == []
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -375,6 +375,12 @@ test_that("bad arguments to safe_save_file are invalid_argument, and the old fil
   expect_identical(list.files(dir, all.files = TRUE, no.. = TRUE), "w.safetensors")
   st_expect_class(safe_save_file(list(a = 1), file.path(dir, "no", "such.safetensors")),
                   "hfbridge_error_invalid_argument")
+  pipe <- file.path(dir, "pipe")
+  system2("mkfifo", pipe)
+  st_expect_class(safe_save_file(list(a = 1), pipe), "hfbridge_error_invalid_argument")
+  expect_identical(system2("test", c("-p", shQuote(pipe))), 0L)  # still a pipe, not replaced
+  expect_identical(sort(list.files(dir, all.files = TRUE, no.. = TRUE)),
+                   c("pipe", "w.safetensors"))
 })
 
 test_that("R -> file -> Python -> file -> R gives identical values", {
