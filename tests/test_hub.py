@@ -747,7 +747,7 @@ def _small_disk(folder: Path, size: str):
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-def test_a_full_disk_is_a_storage_error_and_keeps_no_partial_file(hf_env, mirror, tmp_path, publish):
+def test_a_full_disk_is_a_storage_error_and_keeps_no_partial_file(hf_env, tmp_path, publish):
     folder = tmp_path / "big-src"
     folder.mkdir()
     (folder / "big.bin").write_bytes(os.urandom(256 * 1024))
