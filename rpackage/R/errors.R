@@ -87,7 +87,8 @@ printable <- function(x) {
 redact <- function(text) {
   for (name in c("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")) {
     secret <- Sys.getenv(name)
-    if (nchar(secret) >= 4) text <- gsub(secret, "***", text, fixed = TRUE)
+    # a secret that is not UTF-8 never reached Python (hf_env() refuses it), nor a message
+    if (validUTF8(secret) && nchar(secret) >= 4) text <- gsub(secret, "***", text, fixed = TRUE)
   }
   gsub("hf_[A-Za-z0-9]{8,}", "hf_***", text)
 }

@@ -240,6 +240,9 @@ hub_check_token <- function(token) {
   if (!is.character(token) || length(token) != 1 || is.na(token) || !nzchar(token)) {
     hub_invalid("token", "`token` must be NULL or one non-empty string.")
   }
+  if (length(not_utf8(token)) || !validUTF8(token)) {
+    hub_invalid("token", "`token` is not valid UTF-8 text, which no token is (it is not shown).")
+  }
   invisible(NULL)
 }
 

@@ -236,6 +236,7 @@ endpoint_spec <- function(link, model) {
   key <- endpoint_key(link)
   if (is.null(key) && !is.null(link$api_key_env)) {
     key <- Sys.getenv(link$api_key_env, unset = "")
+    check_env_utf8(structure(key, names = link$api_key_env))
     if (!nzchar(key)) {
       hfbridge_abort("auth", sprintf("The variable %s, which holds the key of %s, is not set.",
                                      link$api_key_env, link$url %||% link$provider),

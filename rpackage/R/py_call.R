@@ -7,8 +7,37 @@
 # last Python error is cleared first: a failure in R's conversion of the result then finds
 # none, and is never described with an earlier call's message.
 call_python <- function(f, ...) {
+  refuse_not_utf8(list(...))
   reticulate::py_last_error(NULL)
   tryCatch(py_function("errors", "call")(f, ...), error = rethrow_python_error)
+}
+
+# The net under the verbs' own checks: text that is not UTF-8 (bytes, or a string marked UTF-8
+# that is not, as Sys.getenv() can return) makes reticulate 1.28 crash R as it converts it. No
+# copy is made: only the strings, and the names of the lists given, are looked at (about 40 us
+# for a hub call's arguments).
+refuse_not_utf8 <- function(args) {
+  bad_text <- function(x) length(not_utf8(x)) > 0L
+  for (i in seq_along(args)) {
+    arg <- args[[i]]
+    bad <- if (is.character(arg)) {
+      bad_text(arg)
+    } else if (is.list(arg) && length(arg)) {
+      bad_text(names(arg)) || any(rapply(arg, bad_text, classes = "character", how = "unlist"))
+    } else {
+      FALSE
+    }
+    if (bad) not_utf8_argument(names(args)[i])
+  }
+  invisible()
+}
+
+not_utf8_argument <- function(name) {
+  named <- !is.null(name) && nzchar(name)
+  hfbridge_abort("invalid_argument", sprintf(
+    "The %s holds text that is not valid UTF-8: %s",
+    if (named) sprintf("argument `%s`", name) else "input", to_utf8_advice),
+    argument = if (named) name)
 }
 
 # Calls pybridge.<module>.<fun>(...) and maps any failure to a classed condition.

@@ -17,5 +17,19 @@ hf_env_names <- c(
 hf_env <- function() {
   values <- Sys.getenv(hf_env_names, unset = NA_character_)
   keep <- !is.na(values) & (nzchar(values) | grepl("^[a-z]+_proxy$", names(values)))
-  as.list(values[keep])
+  values <- values[keep]
+  check_env_utf8(values)
+  as.list(values)
+}
+
+# A variable whose value is not UTF-8 (latin1 bytes, say) cannot reach Python: reticulate would
+# crash converting it. Its value is never shown: it may be a token.
+check_env_utf8 <- function(values) {
+  bad <- names(values)[!validUTF8(values)]
+  if (length(bad)) {
+    hfbridge_abort("invalid_argument", sprintf(paste(
+      "The environment variable %s is not valid UTF-8 text (its value is not shown). Set it",
+      "again with UTF-8 text, e.g. Sys.setenv(%s = iconv(value, \"latin1\", \"UTF-8\"))."),
+      bad[1], bad[1]), argument = bad[1])
+  }
 }

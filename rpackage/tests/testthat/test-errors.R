@@ -96,6 +96,25 @@ test_that("text that is not UTF-8 is refused wherever it is given, and messages 
   expect_identical(err$repo_id, "a<ff><fe>")
 })
 
+test_that("text marked UTF-8 that is not, from an argument or a variable, never reaches Python", {
+  # reticulate 1.28 crashes R converting such a string; Sys.getenv() returns one
+  marked <- rawToChar(as.raw(c(0x68, 0x66, 0x5f, 0xfe)))
+  Encoding(marked) <- "UTF-8"
+  out <- callr::r(function(marked) {
+    library(hfbridge)
+    class_of <- function(expr) tryCatch({expr; "no error"}, error = function(e) class(e)[1])
+    c(arg = class_of(hfbridge:::call_python(reticulate::import_builtins()$len, list(a = marked))),
+      name = class_of(hfbridge:::call_python(reticulate::import_builtins()$len,
+                                            stats::setNames(list(1), marked))),
+      token = class_of(hub_whoami(token = marked)),
+      env = {
+        Sys.setenv(HF_TOKEN = marked)
+        class_of(hub_download("gpt2", "config.json"))
+      })
+  }, list(marked))
+  expect_identical(unname(out), rep("hfbridge_error_invalid_argument", 4))
+})
+
 test_that("an interrupt that reaches R as another error still stops the job as an interrupt", {
   # reticulate turns Python's KeyboardInterrupt into an R interrupt, unless R's own pending
   # interrupt fires meanwhile, which gives an unrelated error: the job says it was interrupted
