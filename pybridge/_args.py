@@ -75,16 +75,28 @@ def repo_context(repo_id, revision, repo_type, filename=_NO_FILE, filename_argum
     return ctx
 
 
-def check_repo_path(value, name, ctx) -> str:
-    """A path inside a repo: a non-empty string, without '..' or a leading '/'."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_repo_path(value, name, ctx, file=True) -> str:
+    """A path inside a repo: a non-empty string, without '..', a leading '/' or a control
+    character (a line break, say); a ``file`` path does not end in '/' either."""
     if not _is_text(value):
         raise errors.InvalidArgumentError(
             f"{name} must be a non-empty string.", argument=name, **fields_of(ctx)
         )
     parts = value.replace("\\", "/").split("/")
-    if value.startswith("/") or ".." in parts:
+    if value.startswith("/") or ".." in parts or (file and value.endswith("/")):
         raise errors.InvalidArgumentError(
-            f"{name} '{value}' must be a path inside the repo, without '..' or a leading '/'.",
+            f"{name} '{value}' must be a path inside the repo, without '..' or a leading '/'"
+            f"{', and a file name after the last /' if file else ''}.",
+            argument=name,
+            **fields_of(ctx),
+        )
+    if _CONTROL.search(value):
+        raise errors.InvalidArgumentError(
+            f"{name} {value!r} holds a control character (a line break, a tab...), which no "
+            "file name in a repo may hold.",
             argument=name,
             **fields_of(ctx),
         )

@@ -18,6 +18,7 @@ import os
 import re
 
 _TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
+_URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)\?[^\s'\"]+")
 _secrets: set[str] = set()
 
 
@@ -30,6 +31,7 @@ def register_secret(value: str | None) -> None:
 def redact(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
+    text = _URL_QUERY.sub(r"\1?***", text)  # pre-signed storage URLs carry their key there
     return _TOKEN_PATTERN.sub("hf_***", text)
 
 

@@ -343,16 +343,17 @@ def run(call, s: Settings, ctx: dict, offline: bool, quiet: bool):
     raise AssertionError("unreachable")
 
 
-def write(fn, s: Settings, ctx: dict, quiet: bool = True, exists=None):
+def write(fn, s: Settings, ctx: dict, quiet: bool = True, exists=None, commit=False):
     """Runs one write, once, with Xet as the endpoint allows; ``exists`` is ("branch", name) or
-    ("tag", name) for the calls whose 409 means that name is taken."""
+    ("tag", name) for the calls whose 409 means that name is taken; ``commit`` for the calls
+    that commit to ``ctx["revision"]``, which must be a branch."""
     with call_state(s, quiet), _xet_for(s.endpoint):
         try:
             return fn()
         except errors.PybridgeError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is translated
-            raise translate(exc, ctx, s, write=True, exists=exists) from None
+            raise translate(exc, ctx, s, write=True, exists=exists, commit=commit) from None
 
 
 @contextlib.contextmanager
@@ -437,7 +438,13 @@ def _is_network(exc) -> bool:
 
 
 def translate(
-    exc: BaseException, ctx: dict, s: Settings, offline: bool = False, write=False, exists=None
+    exc: BaseException,
+    ctx: dict,
+    s: Settings,
+    offline: bool = False,
+    write=False,
+    exists=None,
+    commit=False,
 ) -> errors.PybridgeError:
     """A huggingface_hub (or httpx) exception as a pybridge error with the call's context.
 
@@ -446,13 +453,35 @@ def translate(
     if write:
         while isinstance(exc, RuntimeError) and exc.__cause__ is not None:
             exc = exc.__cause__
-        err = _write_status_error(_status(exc), ctx, s, exists)
+        err = _write_status_error(exc, ctx, s, exists) or _unreadable_upload(exc, ctx)
         if err is not None:
             return err
+        if commit and isinstance(exc, hf_module().errors.RevisionNotFoundError):
+            return errors.RevisionNotFoundError(
+                f"'{ctx['revision']}' is not a branch of repo '{ctx['repo_id']}', and commits "
+                "go to a branch (a tag or a commit cannot take them). Create the branch with "
+                "hub_create_branch(), or pass create_pr = TRUE.",
+                **fields_of(ctx),
+            )
     return _read_error(exc, ctx, s, offline)
 
 
-def _write_status_error(status, ctx, s: Settings, exists) -> Optional[errors.PybridgeError]:
+def _unreadable_upload(exc, ctx) -> Optional[errors.PybridgeError]:
+    """A file of the upload that could not be read: it vanished or changed meanwhile."""
+    path = getattr(exc, "filename", None)
+    if not isinstance(exc, OSError) or not isinstance(path, str) or _status(exc) is not None:
+        return None  # not a local file's failure (HfHubHTTPError is an OSError too)
+    if errors.storage_error(exc) is not None:
+        return None
+    return errors.InvalidArgumentError(
+        f"{path} could not be read while it was uploaded "
+        f"({exc.strerror or exc}): was it moved or changed meanwhile? Nothing was committed.",
+        **{**fields_of(ctx), "path": path},
+    )
+
+
+def _write_status_error(exc, ctx, s: Settings, exists) -> Optional[errors.PybridgeError]:
+    status = _status(exc)
     where = describe_place(ctx) if ctx.get("repo_id") else s.endpoint
     if status == 409 and exists:
         kind, name = exists
@@ -476,6 +505,12 @@ def _write_status_error(status, ctx, s: Settings, exists) -> Optional[errors.Pyb
         )
     if status in (401, 403):
         return auth_error(where, s, ctx, status, write=True)
+    if status in (400, 422):  # a name the Hub does not take, a file that changed on the way
+        return errors.InvalidArgumentError(
+            f"The Hub refused the request for {where} ({status}): "
+            f"{_server_message(exc.response).rstrip('.')}. Nothing was changed.",
+            **fields_of(ctx),
+        )
     return None
 
 

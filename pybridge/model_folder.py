@@ -55,6 +55,7 @@ def save_model(
     folder = os.path.abspath(os.path.expanduser(str(folder)))
     config = _check_config(config)
     max_shard_size = _check_shard_size(max_shard_size)
+    _check_weights_dtype(default_dtype)
     if isinstance(weights, (list, tuple)) and not weights:
         weights = {}
     if not isinstance(weights, dict) or not weights:
@@ -79,6 +80,18 @@ def save_model(
     return written
 
 
+def _check_weights_dtype(dtype) -> None:
+    """A model's weights are floats: an integer ``dtype`` for all of them would be ignored for
+    the double arrays (saved as float64), so it is refused. Integer tensors take theirs by name."""
+    if dtype is not None and st.is_float_dtype(dtype) is False:
+        raise errors.InvalidArgumentError(
+            f"dtype '{dtype}' is not a float type: a model's weights are stored as float32, "
+            "float16, bfloat16 or float64. To store an integer tensor as an integer type, name "
+            'it: dtype = c(position_ids = "int64").',
+            argument="dtype",
+        )
+
+
 def _check_shard_size(value):
     """An int of bytes (R gives a double), or a size such as "5GB"."""
     if isinstance(value, float) and value.is_integer() and value > 0:
@@ -96,8 +109,14 @@ def _check_shard_size(value):
 
 def _check_config(config) -> dict:
     if isinstance(config, str) and os.path.isfile(os.path.expanduser(config)):
-        with open(os.path.expanduser(config), encoding="utf-8") as fh:
-            config = json.load(fh)
+        path = os.path.expanduser(config)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                config = json.load(fh)
+        except (ValueError, OSError) as e:  # UnicodeDecodeError and JSONDecodeError included
+            raise errors.InvalidArgumentError(
+                f"config {path} is not a JSON file ({e}).", argument="config", path=path
+            ) from None
     if not isinstance(config, dict) or not config:
         raise errors.InvalidArgumentError(
             "config must be a named list (what config.json holds) or the path of a config.json.",

@@ -89,6 +89,7 @@ def upload_file(
         s,
         ctx,
         quiet,
+        commit=True,
     )
     return _commit(info, ctx)
 
@@ -115,7 +116,7 @@ def upload_folder(
     ctx = _args.repo_context(repo_id, revision, repo_type)
     folder = _local(folder, "folder", ctx, folder=True)
     if path_in_repo:
-        _args.check_repo_path(path_in_repo, "path_in_repo", ctx)
+        _args.check_repo_path(path_in_repo, "path_in_repo", ctx, file=False)
     allow = _args.check_patterns(allow_patterns, "allow_patterns", ctx)
     ignore = _args.check_patterns(ignore_patterns, "ignore_patterns", ctx)
     delete = _args.check_patterns(delete_patterns, "delete_patterns", ctx)
@@ -139,6 +140,7 @@ def upload_folder(
         s,
         ctx,
         quiet,
+        commit=True,
     )
     return _commit(info, ctx)
 
@@ -172,6 +174,7 @@ def delete_file(
         ),
         s,
         ctx,
+        commit=True,
     )
     return _commit(info, ctx)
 

@@ -763,6 +763,11 @@ def _target_name(asked, name) -> str:
     return target
 
 
+def is_float_dtype(asked) -> bool:
+    """Whether a dtype name (or alias) is a float type; an unknown name is refused."""
+    return _family(_target_name(asked, None)) == "f"
+
+
 def _family(target: str) -> str:
     return "b" if target == "bool" else ("f" if target.startswith(("float", "bfloat")) else "i")
 

@@ -167,6 +167,7 @@ def resolve(env: Optional[Mapping[str, str]] = None, token: Optional[str] = None
     offline = _is_true(_clean(env, "HF_HUB_OFFLINE") or _clean(env, "TRANSFORMERS_OFFLINE"))
     found, source = _resolve_token(env, hf_home, token)
     register_secret(found)
+    _check_token(found, source)
     bars = _clean(env, "HF_HUB_DISABLE_PROGRESS_BARS")
     return Settings(
         cache_dir,
@@ -221,6 +222,21 @@ def _register_credentials(url: str) -> None:
         return
     for secret in (userinfo, password, urllib.parse.unquote(password)):
         register_secret(secret)
+
+
+_TOKEN_CHARACTERS = re.compile(r"[\x21-\x7e]+")
+
+
+def _check_token(token, source) -> None:
+    """A token goes into an HTTP header, which holds printable ASCII only: a token with a
+    space, a line break or other text inside is a pasting slip, and would fail as a protocol
+    error (or, with a line break, add a header)."""
+    if token and not _TOKEN_CHARACTERS.fullmatch(token):
+        raise InvalidArgumentError(
+            f"The token (from {source}) holds a space, a line break or a character that is not "
+            "printable ASCII, which no token has. Copy it again from your Hub settings.",
+            argument="token" if source == "argument" else source,
+        )
 
 
 def _resolve_token(env, hf_home, explicit):

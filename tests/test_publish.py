@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import subprocess
+import threading
 import urllib.parse
 from pathlib import Path
 
@@ -348,6 +349,16 @@ def test_publish_errors_are_classed_and_never_show_the_token(
         publish.upload_file(__file__, "a.py", "ptest/never-created", env=env)
     with pytest.raises(errors.InvalidArgumentError):
         publish.create_repo("ptest/app2", repo_type="space", env=env)
+    for name in ("a b", "refs/heads/x"):  # names the Hub refuses (400)
+        with pytest.raises(errors.InvalidArgumentError, match="refused"):
+            publish.create_branch("ptest/e1", name, env=env)
+    for path in ("x\ny.txt", "x\x01y.txt", "dir/"):
+        with pytest.raises(errors.InvalidArgumentError) as err:
+            publish.upload_file(__file__, path, "ptest/e1", env=env)
+        assert err.value.fields["argument"] == "path_in_repo"
+    publish.create_tag("ptest/e1", "v1", env=env)
+    with pytest.raises(errors.RevisionNotFoundError, match="not a branch"):
+        publish.upload_file(__file__, "d.py", "ptest/e1", revision="v1", env=env)
     log = Path(mirror.log_path).read_text()
     assert WRITE not in log and READ not in log
 
@@ -375,6 +386,23 @@ def test_a_cut_upload_is_a_network_error_and_commits_nothing(
     assert "w.safetensors" not in hh.HfApi(endpoint=mirror.url).list_repo_files("ptest/cut2")
     repo = mirror_root / "models" / "ptest" / "cut2"
     assert list((repo / "lfs" / "tmp").iterdir()) == []
+
+
+def test_a_file_changed_during_its_upload_is_refused_and_commits_nothing(
+    mirror, writable, hf_env, tmp_path
+):
+    env = {**hf_env, "HF_TOKEN": WRITE}
+    publish.create_repo("ptest/changed", env=env)
+    head = hh.HfApi(endpoint=mirror.url).repo_info("ptest/changed").sha
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(2_000_000))
+    batch = "/ptest/changed.git/info/lfs/objects/batch"
+    mirror.set_faults([{"path": batch, "kind": "delay", "seconds": 3}])
+    threading.Timer(1.0, lambda: big.write_bytes(os.urandom(1_000_000))).start()
+    with pytest.raises(errors.InvalidArgumentError) as err:
+        publish.upload_file(str(big), "big.bin", "ptest/changed", env=env)
+    assert "?key=" not in err.value.message and WRITE not in err.value.message
+    assert hh.HfApi(endpoint=mirror.url).repo_info("ptest/changed").sha == head
 
 
 # ---- save_model / push_model against transformers --------------------------------------------
@@ -478,6 +506,11 @@ def test_save_model_refuses_bad_input_and_leaves_the_folder_as_it_was(gpt2, tmp_
         model_folder.save_model(str(out), {"w": np.array(["a"])}, gpt2["config"])
     with pytest.raises(errors.InvalidArgumentError):
         model_folder.save_model(str(out), gpt2["weights"], gpt2["config"], card={"licence": "mit"})
+    with pytest.raises(errors.InvalidArgumentError, match="not a float type"):
+        model_folder.save_model(str(out), gpt2["weights"], gpt2["config"], default_dtype="int8")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(errors.InvalidArgumentError, match="not a JSON file"):
+        model_folder.save_model(str(out), gpt2["weights"], str(tmp_path / "bad.json"))
     assert [p.name for p in out.iterdir()] == ["modeling_custom.py"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 

@@ -24,6 +24,19 @@ def test_token_order_and_redaction(tmp_path):
     assert err.code == "auth" and isinstance(err, PermissionError)
 
 
+@pytest.mark.parametrize("bad", ["hf_abc\nX-Evil: 1", "hf_abc def", "hf_abc\x00", "hf_abcé"])
+def test_a_token_with_a_space_a_line_break_or_non_ascii_is_refused_unseen(tmp_path, bad):
+    for env, token, source in [
+        ({"HF_HOME": str(tmp_path)}, bad, "token"),
+        ({"HF_HOME": str(tmp_path), "HF_TOKEN": bad}, None, "HF_TOKEN"),
+    ]:
+        with pytest.raises(errors.InvalidArgumentError) as raised:
+            settings.resolve(env, token=token)
+        assert raised.value.fields == {"argument": source}
+        assert "hf_abc" not in raised.value.message
+    assert settings.resolve({"HF_HOME": str(tmp_path)}, token=" hf_abc\r\n").token == "hf_abc"
+
+
 def test_offline_and_endpoint():
     s = settings.resolve({"HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9/"})
     assert s.offline and s.endpoint == "http://127.0.0.1:9"

@@ -92,6 +92,22 @@ test_that("failures are classed, and a failed write leaves the store as it was",
                class = "hfbridge_error_invalid_argument")
   hub_create_branch("rpub/errs", "dev")
   expect_error(hub_create_branch("rpub/errs", "dev"), class = "hfbridge_error_ref_exists")
+  err <- tryCatch(hub_create_branch("rpub/errs", "a b"), error = identity)
+  expect_s3_class(err, "hfbridge_error_invalid_argument")  # the Hub's 400, with its reason
+  expect_match(conditionMessage(err), "refused")
+  for (bad in c("x\ny.txt", "dir/")) {
+    expect_error(hub_upload_file(file.path(src, "notes.txt"), bad, "rpub/errs"),
+                 class = "hfbridge_error_invalid_argument")
+  }
+  hub_create_tag("rpub/errs", "v1")
+  expect_error(hub_upload_file(file.path(src, "notes.txt"), "t.txt", "rpub/errs",
+                               revision = "v1"),
+               class = "hfbridge_error_revision_not_found", regexp = "not a branch")
+  for (token in c("hf_abc\nX-Evil: 1", "hf_abc def")) {
+    err <- tryCatch(hub_whoami(token = token), error = identity)
+    expect_s3_class(err, "hfbridge_error_invalid_argument")
+    expect_false(grepl("hf_abc", conditionMessage(err), fixed = TRUE))
+  }
   expect_error(hub_upload_file(file.path(src, "notes.txt"), "x", "rpub/errs",
                                parent_commit = "nothex"), class = "hfbridge_error_invalid_argument")
   head <- hub_repo_info("rpub/errs")$sha
