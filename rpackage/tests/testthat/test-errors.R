@@ -102,7 +102,12 @@ test_that("text marked UTF-8 that is not, from an argument or a variable, never 
   Encoding(marked) <- "UTF-8"
   out <- callr::r(function(marked) {
     library(hfbridge)
-    class_of <- function(expr) tryCatch({expr; "no error"}, error = function(e) class(e)[1])
+    class_of <- function(expr) {
+      tryCatch({
+        force(expr)
+        "no error"
+      }, error = function(e) class(e)[1])
+    }
     c(arg = class_of(hfbridge:::call_python(reticulate::import_builtins()$len, list(a = marked))),
       name = class_of(hfbridge:::call_python(reticulate::import_builtins()$len,
                                             stats::setNames(list(1), marked))),
