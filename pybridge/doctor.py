@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import sys
 
+from . import errors
 from . import settings as _settings
 from .models import MODEL_STACK
 
@@ -36,7 +37,7 @@ def report(env=None) -> dict:
         "packages": list(PACKAGES),
         "versions": [_version(name) for name in PACKAGES],
         "cache_dir": s.cache_dir,
-        "endpoint": s.endpoint,
+        "endpoint": errors.redact(s.endpoint),  # never a password written in the URL
         "offline": s.offline,
         "token_set": s.token is not None,
         "token_source": s.token_source,

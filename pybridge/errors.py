@@ -14,6 +14,7 @@ string can hold) are written as ``\\0``.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 
@@ -33,6 +34,28 @@ def redact(text: str) -> str:
         text = text.replace(secret, "***")
     text = _URL_QUERY.sub(r"\1?***", text)  # pre-signed storage URLs carry their key there
     return _TOKEN_PATTERN.sub("hf_***", text)
+
+
+class _RedactingFilter(logging.Filter):
+    """Log lines pass through :func:`redact` too: a library's retry line quotes the URL it
+    requested, password included."""
+
+    def filter(self, record) -> bool:
+        message = record.getMessage()
+        safe = redact(message)
+        if safe != message:
+            record.msg, record.args = safe, None
+        return True
+
+
+_REDACTING = _RedactingFilter()
+
+
+def redact_logs(logger_name: str) -> None:
+    """Every handler of the logger ``logger_name``, and Python's last-resort handler, redacts."""
+    for handler in [*logging.getLogger(logger_name).handlers, logging.lastResort]:
+        if handler is not None and _REDACTING not in handler.filters:
+            handler.addFilter(_REDACTING)
 
 
 def safe_text(value) -> str:

@@ -75,6 +75,7 @@ def hf_module():
         import huggingface_hub.utils.tqdm
 
         huggingface_hub.set_client_factory(_client_factory)
+        errors.redact_logs("huggingface_hub")
         _hf = huggingface_hub
     return _hf
 

@@ -26,7 +26,7 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from . import errors, hub_call
-from .settings import resolve
+from .settings import register_url_credentials, resolve
 
 BACKOFF = hub_call.INFERENCE_BACKOFF  # seconds before the second try; doubles after
 MAX_WAIT = 30.0  # a Retry-After longer than this moves on to the next endpoint at once
@@ -55,7 +55,7 @@ class Endpoint:
     @property
     def label(self) -> str:
         if self.url:
-            return self.url
+            return errors.redact(self.url)  # a password in the URL is never shown
         return f"provider:{self.provider}" + (f" ({self.model})" if self.model else "")
 
     def sends_hf_token(self) -> bool:
@@ -79,6 +79,8 @@ def endpoint(spec: dict) -> Endpoint:
         )
     key = spec.get("api_key")
     errors.register_secret(key)
+    if url is not None:
+        register_url_credentials(url)
     return Endpoint(
         url=url.rstrip("/") if url else None,
         provider=provider,

@@ -163,6 +163,8 @@ def resolve(env: Optional[Mapping[str, str]] = None, token: Optional[str] = None
         env,
     )
     endpoint = (_clean(env, "HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    if "@" in endpoint:
+        register_url_credentials(endpoint)
     # As huggingface_hub: HF_HUB_OFFLINE when set (even to "0"), else TRANSFORMERS_OFFLINE.
     offline = _is_true(_clean(env, "HF_HUB_OFFLINE") or _clean(env, "TRANSFORMERS_OFFLINE"))
     found, source = _resolve_token(env, hf_home, token)
@@ -198,7 +200,7 @@ def _network(values: tuple) -> Network:
         if found is not None:
             value, name = found
             url = value if "://" in value else f"http://{value}"  # as httpx2 reads a bare host
-            _register_credentials(url)
+            register_url_credentials(url)
             proxies.append((scheme, url, name))
     no_proxy = _proxy_variable(env, "no")
     ca = next(((_clean(env, n), n) for n in CA_NAMES if _clean(env, n)), (None, None))
@@ -214,8 +216,9 @@ def _proxy_variable(env: Mapping[str, str], scheme: str):
     return None
 
 
-def _register_credentials(url: str) -> None:
-    """A proxy's user:password and password (as written and decoded) never reach a message."""
+def register_url_credentials(url: str) -> None:
+    """A URL's user:password and password (as written and decoded) never reach a message: a
+    proxy's, an endpoint's, HF_ENDPOINT's."""
     userinfo = url.partition("://")[2].rpartition("@")[0]
     password = userinfo.partition(":")[2]
     if not password:

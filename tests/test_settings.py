@@ -1,6 +1,7 @@
 """pybridge.settings: the variables of one call, resolved as huggingface_hub resolves them."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -115,3 +116,19 @@ def test_a_bad_timeout_names_the_variable():
     with pytest.raises(errors.InvalidArgumentError) as info:
         settings.resolve({"HF_HUB_ETAG_TIMEOUT": "soon"})
     assert "HF_HUB_ETAG_TIMEOUT" in str(info.value)
+
+
+def test_a_password_in_hf_endpoint_reaches_no_message_log_or_report(tmp_path, caplog):
+    from pybridge import doctor, hub
+
+    env = {"HF_HOME": str(tmp_path), "HF_ENDPOINT": "http://alice:Pa55wordXYZ@127.0.0.1:9"}
+    with pytest.raises(errors.NetworkError) as raised:
+        hub.repo_info("gpt2", env=env)
+    assert "Pa55word" not in str(raised.value) + json.dumps(raised.value.fields)
+    assert "http://***@127.0.0.1:9" in str(raised.value)
+    assert doctor.report(env)["endpoint"] == "http://***@127.0.0.1:9"
+    # huggingface_hub's retry lines quote the URL; its handler redacts them
+    logging.getLogger("huggingface_hub.utils._http").warning(
+        "thrown while requesting HEAD %s/gpt2", env["HF_ENDPOINT"]
+    )
+    assert caplog.messages[-1] == "thrown while requesting HEAD http://***@127.0.0.1:9/gpt2"

@@ -17,7 +17,8 @@
 #' session keeps, so an endpoint saved with [saveRDS()] and read in another session needs its
 #' `api_key` again (`api_key_env` needs nothing).
 #'
-#' @param url The server's base URL, for example `"http://127.0.0.1:8000/v1"`.
+#' @param url The server's base URL, for example `"http://127.0.0.1:8000/v1"`. A
+#'   `user:password@` in it is kept as a key is: shown as `***`, never saved with the object.
 #' @param provider An Inference Provider: `"auto"`, or a name such as `"together"`.
 #' @param model The model to ask for (a Hub repo id, or the name the server serves).
 #' @param api_key A key for this endpoint.
@@ -47,7 +48,10 @@ hf_endpoint <- function(url = NULL, provider = NULL, model = NULL, api_key = NUL
   if (local && is.null(model)) {
     hfbridge_abort("invalid_argument", "A local endpoint needs a `model`.", argument = "model")
   }
-  structure(list(url = url, provider = provider, model = model, key_id = endpoint_key_id(api_key),
+  credentials <- !is.null(url) && grepl(url_credentials, url)
+  structure(list(url = if (credentials) sub(url_credentials, "\\1***@", url) else url,
+                 url_id = if (credentials) endpoint_key_id(url),
+                 provider = provider, model = model, key_id = endpoint_key_id(api_key),
                  api_key_env = api_key_env, timeout = check_seconds(timeout, "timeout"),
                  retries = check_count(retries, "retries"), local = local),
             class = "hfbridge_endpoint")
@@ -207,6 +211,20 @@ endpoint_key_id <- function(api_key) {
   id
 }
 
+# A URL's user:password (http://user:pw@host/...), kept, as keys are, out of the object.
+url_credentials <- "^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@"
+
+endpoint_url <- function(link) {
+  if (is.null(link$url_id)) return(link$url)
+  url <- .hfb$endpoint_keys[[link$url_id]]
+  if (is.null(url)) {
+    hfbridge_abort("auth", paste(
+      "This endpoint's URL holds a password given in another R session, and passwords are",
+      "never saved with an endpoint: make it again with the URL."), argument = "url")
+  }
+  url
+}
+
 endpoint_key <- function(link) {
   if (is.null(link$key_id)) return(NULL)
   key <- .hfb$endpoint_keys[[link$key_id]]
@@ -243,6 +261,7 @@ endpoint_spec <- function(link, model) {
                      argument = "api_key_env")
     }
   }
-  list(url = link$url, provider = link$provider, model = link$model %||% model, api_key = key,
+  list(url = endpoint_url(link), provider = link$provider, model = link$model %||% model,
+       api_key = key,
        timeout = link$timeout, retries = link$retries, local = link$local, served = served)
 }

@@ -75,3 +75,29 @@ test_that("an endpoint, and a chat made with it, keep an id of the api_key, not 
   restored$key_id <- "endpoint-key-from-another-session"
   expect_error(hf_chat(endpoints = list(restored)), class = "hfbridge_error_auth")
 })
+
+test_that("a password in an endpoint's URL or in HF_ENDPOINT is never shown or kept", {
+  password <- "urlPa55wordXYZ"
+  ep <- hf_endpoint(sprintf("http://erin:%s@127.0.0.1:9/v1", password), model = "m",
+                    retries = 0L, timeout = 2)
+  chat <- hf_chat(endpoints = list(ep))
+  err <- tryCatch(chat$chat("hi"), error = identity)
+  expect_s3_class(err, "hfbridge_error")
+  shown <- c(utils::capture.output(print(ep), utils::str(unclass(ep)), print(chat)),
+             conditionMessage(err), unlist(err[setdiff(names(err), "call")]))
+  expect_false(any(grepl(password, shown, fixed = TRUE)))
+  expect_true(any(grepl("http://***@127.0.0.1:9", shown, fixed = TRUE)))
+  for (object in list(ep, chat)) {
+    expect_false(length(grepRaw(password, serialize(object, NULL), fixed = TRUE)) > 0L)
+  }
+  expect_identical(hfbridge:::endpoint_spec(ep, NULL)$url,
+                   sprintf("http://erin:%s@127.0.0.1:9/v1", password))
+  url <- local_hub()
+  withr::local_envvar(HF_ENDPOINT = sub("://", sprintf("://alice:%s@", password), url))
+  err <- tryCatch(hub_download("nobody/nothing", "config.json"), error = identity)
+  expect_s3_class(err, "hfbridge_error_repo_not_found")  # its message names the endpoint
+  doctor <- utils::capture.output(report <- hfbridge_doctor())
+  shown <- c(conditionMessage(err), unlist(err[setdiff(names(err), "call")]), doctor,
+             unlist(report))
+  expect_false(any(grepl(password, shown, fixed = TRUE)))
+})
