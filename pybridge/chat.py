@@ -193,9 +193,17 @@ class Chat:
 
     # ---- asking ------------------------------------------------------------------------------
 
-    def send(self, content=None, tools=None, response_format=None, params=None) -> dict:
+    def follow(self, env) -> None:
+        """The variables of this call (R's ``hf_env()``: proxies, CAs, the Hub, the token) for
+        every backend from now on: they are read at each call, not once at the chat's making."""
+        for backend in self.backends:
+            backend.env = env
+
+    def send(self, content=None, tools=None, response_format=None, params=None, env=None) -> dict:
         """Adds the user's message (or, with None, answers the tool results already added) and
         the reply; returns the reply with its record."""
+        if env is not None:
+            self.follow(env)
         mark = len(self.turns)
         p, tools, tool_choice = self._ask(content, tools, params)
 
@@ -226,7 +234,7 @@ class Chat:
             self.turns.append({"role": "user", "content": _text(content, "content")})
         return p, tools, tool_choice
 
-    def structured(self, content, schema) -> dict:
+    def structured(self, content, schema, env=None) -> dict:
         """A reply that follows the JSON schema ``schema``, parsed: {"kind": "frame", "value":
         columns} for an array of flat objects with the same keys, else {"kind": "value"}."""
         if not isinstance(schema, dict):
@@ -238,7 +246,7 @@ class Chat:
             "json_schema": {"name": "reply", "schema": schema, "strict": True},
         }
         no_tools = {"tool_choice": None}  # no tools are offered: the answer is the schema's
-        reply = self.send(content, response_format=response_format, params=no_tools)
+        reply = self.send(content, response_format=response_format, params=no_tools, env=env)
         try:
             value = json.loads(reply["text"])
         except ValueError:
@@ -254,9 +262,11 @@ class Chat:
         text = content if isinstance(content, str) else json.dumps(_plain(content))
         self.turns.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": text})
 
-    def stream(self, content=None, tools=None, params=None) -> "Stream":
+    def stream(self, content=None, tools=None, params=None, env=None) -> "Stream":
         """As :meth:`send`, streamed: the reply's text chunk by chunk; its tool calls are in
         :meth:`Stream.record` once it has ended."""
+        if env is not None:
+            self.follow(env)
         p, tools, tool_choice = self._ask(content, tools, params)
         return Stream(self, p, tools, tool_choice)
 

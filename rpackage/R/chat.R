@@ -79,7 +79,8 @@ hf_chat <- function(model = NULL, endpoint = NULL, provider = NULL, system_promp
                           local_ok = !is.null(model))
   py <- py_call("chat", "Chat", chain, model = model, system_prompt = system_prompt,
                 params = chat_params(list(...)), env = hf_env(), token = token)
-  hfbridge_chat$new(py)
+  servers <- Filter(function(x) inherits(x, "hfbridge_server"), c(list(endpoint), endpoints))
+  hfbridge_chat$new(py, servers)
 }
 
 #' A tool a chat model may call
@@ -135,8 +136,11 @@ hfbridge_chat <- R6::R6Class(
   inherit = hfbridge_handle,
   cloneable = TRUE,
   public = list(
-    initialize = function(py) {
+    # `servers`: the hf_serve() servers of the chain, kept as long as the chat is, since a
+    # server whose handle is collected stops.
+    initialize = function(py, servers = list()) {
       super$initialize(py)
+      private$servers <- servers
       private$send_py <- py$send  # looked up once: each `$` on a Python object costs ~50 us
       # R6's clone() would share the Python chat, and its turns, between the two objects: this
       # one copies them. (R6 reserves the name, so it is replaced here rather than declared.)
@@ -167,7 +171,8 @@ hfbridge_chat <- R6::R6Class(
         hfbridge_abort("invalid_argument", "`schema` must be a JSON schema as an R list.",
                        argument = "schema")
       }
-      res <- call_python(private$live()$structured, chat_content(...), chat_json_whole(schema))
+      res <- call_python(private$live()$structured, chat_content(...), chat_json_whole(schema),
+                         env = hf_env())
       if (identical(res$kind, "frame")) {
         cols <- lapply(res$value, function(col) unlist(lapply(col, function(v) v %||% NA)))
         return(as.data.frame(cols, stringsAsFactors = FALSE))
@@ -202,12 +207,13 @@ hfbridge_chat <- R6::R6Class(
   private = list(
     noun = "chat",
     copy = function() {
-      twin <- hfbridge_chat$new(call_python(private$live()$clone))
+      twin <- hfbridge_chat$new(call_python(private$live()$clone), private$servers)
       for (tool in private$tools) twin$register_tool(tool)
       twin
     },
     remedy = "Make it again with hf_chat().",
     tools = list(),
+    servers = list(),
     send_py = NULL,
     describe = function(...) {
       if (!private$usable()) return(sprintf("<hfbridge_chat>%s", private$status()))
@@ -239,12 +245,12 @@ hfbridge_chat <- R6::R6Class(
     send = function(content, tool_choice = NULL) {
       private$live()
       call_python(private$send_py, content, tools = private$tool_specs(),
-                  params = chat_tool_choice(tool_choice))
+                  params = chat_tool_choice(tool_choice), env = hf_env())
     },
     # One streamed reply: each chunk to `callback`; returns the record, with the reply's text.
     stream_turn = function(content, tool_choice, callback) {
       stream <- call_python(private$live()$stream, content, tools = private$tool_specs(),
-                            params = chat_tool_choice(tool_choice))
+                            params = chat_tool_choice(tool_choice), env = hf_env())
       finished <- FALSE
       on.exit(if (!finished) call_python(stream$close))
       next_chunk <- stream$next_chunk  # looked up once: each `$` on a Python object costs ~50 us

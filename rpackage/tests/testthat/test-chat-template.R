@@ -217,9 +217,15 @@ test_that("a local model's tool call runs the R tool, forced by tool_choice as t
   expect_identical(turns$content[[4]], as.character(unclass(reply)))
 
   # hfbridge's server, asked through InferenceClient with the tool named, calls it alike
-  srv <- hf_serve(c(chat = fx$ids$chat))
-  on.exit(hf_serve_stop(srv))
-  remote <- hf_chat(endpoint = srv, max_tokens = 128, temperature = 0)
+  remote <- local({
+    srv <- hf_serve(c(chat = fx$ids$chat))
+    hf_chat(endpoint = srv, max_tokens = 128, temperature = 0)
+  })
+  invisible(gc())  # the chat keeps its server running: no other handle of it is left
+  on.exit({
+    rm(remote, streamed)
+    invisible(gc())  # the last handles go: processx stops the server
+  })
   remote$register_tool(weather)
   remote$chat("Weather in Paris?", tool_choice = "get_weather")
   expect_identical(asked[[2]], asked[[1]])

@@ -102,12 +102,18 @@ test_that("hf_inference() and hf_chat() go through the proxy too", {
   }
   direct <- generate()
   expect_length(proxy_requests(proxy), 0L)
+  made_before <- hf_chat("fault-model", endpoint = paste0(srv$url, "/v1"))
   Sys.setenv(http_proxy = proxy$url)
   expect_identical(generate(), direct)
   reply <- hf_chat("fault-model", endpoint = paste0(srv$url, "/v1"))$chat("hi")
   expect_identical(as.character(unclass(reply)), "hello from the fault server")
+  # a chat made before the proxy was set follows it too: the variables are read at each call
+  expect_identical(as.character(unclass(made_before$chat("hi"))), "hello from the fault server")
   expect_identical(proxy_requests(proxy),
-                   paste("POST", paste0(srv$url, c("/", "/v1/chat/completions"))))
+                   paste("POST", paste0(srv$url, c("/", rep("/v1/chat/completions", 2)))))
+  Sys.unsetenv("http_proxy")
+  made_before$chat("hi again")
+  expect_length(proxy_requests(proxy), 3L)
 })
 
 test_that("pip in install_pybridge() sees the proxy set in R", {
