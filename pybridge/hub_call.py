@@ -43,7 +43,7 @@ from typing import Dict, Optional, Tuple
 
 from . import errors
 from ._args import fields_of
-from .settings import Network, Settings, proxy_label, resolve
+from .settings import Network, Settings, check_url, proxy_label, resolve
 
 RETRIES = 3
 BACKOFF = (0.5, 1.0)
@@ -149,6 +149,7 @@ def _proxy_mounts(net: Network, verify) -> dict:
             continue
         url, variable = route
         try:
+            check_url(url)  # httpx2 takes "http://[bad" and fails at each request
             mounts[pattern] = httpx2.HTTPTransport(verify=verify, trust_env=False, proxy=url)
         except (ValueError, ImportError, httpx2.InvalidURL) as exc:
             raise errors.InvalidArgumentError(

@@ -142,10 +142,13 @@ def _timeout(env: Mapping[str, str], name: str) -> int:
     try:
         seconds = int(value)
     except ValueError:
+        seconds = -1
+    if seconds < 0:
         raise InvalidArgumentError(
-            f"{name} must be a whole number of seconds, not '{value}'. Fix or unset it.",
+            f"{name} must be a whole number of seconds (0 for the default), not '{value}'. Fix "
+            "or unset it.",
             argument=name,
-        ) from None
+        )
     return seconds or DEFAULT_TIMEOUT
 
 
@@ -165,6 +168,7 @@ def resolve(env: Optional[Mapping[str, str]] = None, token: Optional[str] = None
     endpoint = (_clean(env, "HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
     if "@" in endpoint:
         register_url_credentials(endpoint)
+    _check_endpoint(endpoint)
     # As huggingface_hub: HF_HUB_OFFLINE when set (even to "0"), else TRANSFORMERS_OFFLINE.
     offline = _is_true(_clean(env, "HF_HUB_OFFLINE") or _clean(env, "TRANSFORMERS_OFFLINE"))
     found, source = _resolve_token(env, hf_home, token)
@@ -187,6 +191,30 @@ def resolve(env: Optional[Mapping[str, str]] = None, token: Optional[str] = None
         },
         network=_network(tuple(env.get(name) for name in NETWORK_NAMES)),
     )
+
+
+def check_url(url: str) -> None:
+    """ValueError unless ``url`` parses with a host (and a port that is a number, if any)."""
+    parts = urllib.parse.urlsplit(url)
+    parts.port  # noqa: B018 - reading it raises for a port that is not a number
+    if not parts.hostname:
+        raise ValueError(f"no host in '{url}'")
+
+
+@functools.lru_cache(maxsize=16)
+def _check_endpoint(endpoint: str) -> None:
+    """HF_ENDPOINT as an http(s) URL with a host; checked once per value."""
+    try:
+        check_url(endpoint)
+        ok = urllib.parse.urlsplit(endpoint).scheme in ("http", "https")
+    except ValueError:
+        ok = False
+    if not ok:
+        raise InvalidArgumentError(
+            f"HF_ENDPOINT must be an http(s) URL such as https://huggingface.co or "
+            f"http://127.0.0.1:8080, not '{endpoint}'. Fix or unset it.",
+            argument="HF_ENDPOINT",
+        )
 
 
 @functools.lru_cache(maxsize=16)

@@ -112,10 +112,11 @@ def test_variables_resolve_as_huggingface_hub_does(case, tmp_path, monkeypatch):
     assert s.token == "hf_tokenFromTheFile0123" and s.token_source == "token file"
 
 
-def test_a_bad_timeout_names_the_variable():
+@pytest.mark.parametrize("value", ["soon", "-1", "1.5"])
+def test_a_bad_timeout_names_the_variable(value):
     with pytest.raises(errors.InvalidArgumentError) as info:
-        settings.resolve({"HF_HUB_ETAG_TIMEOUT": "soon"})
-    assert "HF_HUB_ETAG_TIMEOUT" in str(info.value)
+        settings.resolve({"HF_HUB_DOWNLOAD_TIMEOUT": value})
+    assert info.value.fields == {"argument": "HF_HUB_DOWNLOAD_TIMEOUT"}
 
 
 def test_a_password_in_hf_endpoint_reaches_no_message_log_or_report(tmp_path, caplog):
