@@ -241,6 +241,7 @@ def _read_card(repo: _Repo):
     """The README's YAML as datasets reads it: configs and dataset_info."""
     if "README.md" not in repo.paths:
         return
+    import yaml
     from datasets.info import DatasetInfosDict
     from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCardData
@@ -250,7 +251,7 @@ def _read_card(repo: _Repo):
         card = DatasetCardData(**(metadata_load(repo.download("README.md")) or {}))
         repo.metadata_configs = MetadataConfigs.from_dataset_card_data(card)
         repo.dataset_infos = DatasetInfosDict.from_dataset_card_data(card)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, yaml.YAMLError) as exc:
         raise errors.InvalidFileError(
             f"The README.md of dataset '{repo.repo_id}' has YAML that datasets cannot read: {exc}",
             **repo.ctx(filename="README.md"),
@@ -275,7 +276,7 @@ def _configs(repo: _Repo) -> dict:
             out[name] = {
                 str(split): _resolve_all(repo, pats, base) for split, pats in patterns.items()
             }
-    elif repo.paths and all(_CONVERT_FILE.match(p) for p in _data_paths(repo)):
+    elif _data_paths(repo) and all(_CONVERT_FILE.match(p) for p in _data_paths(repo)):
         for p in _data_paths(repo):
             config, split = _CONVERT_FILE.match(p).groups()
             out.setdefault(config, {}).setdefault(split, []).append(p)
@@ -472,13 +473,16 @@ class _Reader:
 
     def batches(self, chunk_size, n_max=None):
         """Tables of at most chunk_size rows (None: one per file or row-group run), at most
-        n_max rows in all."""
-        remaining = n_max
+        n_max rows in all; each with the first one's columns."""
+        remaining, first = n_max, None
         for path in self.files:  # n_max = 0 still reads the first file's schema
             local = self.local(path)  # the hub's errors pass as they are
             tables = self._file_tables(path, local, chunk_size, remaining)
             for table in _readable(tables, self.repo, path, self.format):
                 table = self._finish(table, path)
+                if first is None:
+                    first = table.schema
+                self._check_schema(first, table.schema, path)
                 if remaining is not None:
                     table = table.slice(0, remaining)
                     remaining -= table.num_rows
@@ -515,6 +519,22 @@ class _Reader:
         else:
             for start in range(0, max(table.num_rows, 1), chunk_size):
                 yield table.slice(start, chunk_size)
+
+    def _check_schema(self, first, schema, path):
+        """A split is one table: a file whose columns (names or types) differ from the first
+        file's cannot join it, whole or in chunks."""
+        if schema.equals(first, check_metadata=False):
+            return
+        raise errors.InvalidFileError(
+            f"'{path}' of dataset '{self.repo.repo_id}' (config '{self.config}', split "
+            f"'{self.split}') has the columns {_describe_schema(schema)}, where the split's first "
+            f"file has {_describe_schema(first)}: the files of a split must have the same columns "
+            "and types.",
+            format=self.format,
+            split=self.split,
+            config=self.config,
+            **self.repo.ctx(filename=path),
+        )
 
     def _columns_in(self, available, path):
         if self.columns is None:
@@ -583,6 +603,10 @@ def _readable(tables, repo, path, fmt):
         raise _unreadable(repo, path, fmt, exc) from None
 
 
+def _describe_schema(schema) -> str:
+    return ", ".join(f"{field.name} ({field.type})" for field in schema) or "none"
+
+
 def _check_values(table):
     """Arrow's full check of every column. Parquet can hold a string that is not UTF-8, which
     arrow reads as it is; in R such a string fails in each later use (``nchar()``, regular
@@ -641,6 +665,10 @@ def _read_text_file(path, fmt):
             data = json.load(f)
         if isinstance(data, dict):
             data = next((v for v in data.values() if isinstance(v, list)), [data])
+        if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+            raise ValueError(
+                "a JSON document must be a list of objects (rows), or an object that holds one"
+            ) from None
         return pa.Table.from_pylist(data)
 
 

@@ -311,3 +311,75 @@ def test_upload_round_trip_is_read_by_datasets(repos, mirror_config, tmp_path):
     assert table.column("ids").to_pylist() == [[0.5, 1.5], [], [2.5]]
     back = D.read("pyup/round", env=repos, quiet=True)
     assert_equal_to_datasets(back, table, features)
+
+
+def dataset_folder(tmp_path, name, files):
+    """A dataset repo's folder of ``{path: text or arrow table}`` (tables written as parquet)."""
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / name
+    for path, content in files.items():
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, pa.Table):
+            pq.write_table(content, target)
+        else:
+            target.write_text(content)
+    return folder
+
+
+def test_a_json_file_that_is_no_table_is_an_invalid_file(publish, hf_env, tmp_path):
+    publish("pyds/json_scalar", dataset_folder(tmp_path, "j", {"train.json": "42"}), "dataset")
+    for call in (D.read, D.open_chunks):
+        with pytest.raises(errors.InvalidFileError) as err:
+            reader = call("pyds/json_scalar", env=hf_env, quiet=True)
+            jobs.step(reader)
+        assert err.value.fields["filename"] == "train.json"
+        assert "cannot be read as json" in str(err.value)
+
+
+def test_shards_with_different_columns_are_an_invalid_file_whole_and_in_chunks(
+    publish, hf_env, tmp_path
+):
+    files = {
+        "data/train-00000-of-00002.parquet": pa.table({"a": [1, 2]}),
+        "data/train-00001-of-00002.parquet": pa.table({"b": ["x"]}),
+        "data/test-00000-of-00002.parquet": pa.table({"a": [1, 2]}),
+        "data/test-00001-of-00002.parquet": pa.table({"a": ["x"]}),  # same name, other type
+    }
+    publish("pyds/schemas", dataset_folder(tmp_path, "s", files), "dataset")
+    for split in ("train", "test"):
+        second = f"data/{split}-00001-of-00002.parquet"
+        with pytest.raises(errors.InvalidFileError) as err:
+            D.read("pyds/schemas", split=split, env=hf_env, quiet=True)
+        assert err.value.fields["filename"] == second
+        assert "columns" in str(err.value)
+        for chunk_size in (1, 3):  # a chunk within the first shard, or across both
+            reader = D.open_chunks(
+                "pyds/schemas", split=split, chunk_size=chunk_size, env=hf_env, quiet=True
+            )
+            with pytest.raises(errors.InvalidFileError) as err:
+                while not jobs.step(reader)["done"]:
+                    pass
+            assert err.value.fields["filename"] == second
+    assert D.read("pyds/schemas", columns=["a"], n_max=2, env=hf_env)["num_rows"] == 2
+
+
+def test_a_readme_whose_yaml_does_not_parse_is_an_invalid_file(publish, hf_env, tmp_path):
+    card = "---\nconfigs:\n- config_name: x\n  data_files: [nope/*.csv\n---\n# A card\n"
+    files = {"README.md": card, "train.csv": "a\n1\n"}
+    publish("pyds/bad_yaml", dataset_folder(tmp_path, "y", files), "dataset")
+    for call in (D.read, D.info, D.open_chunks):
+        with pytest.raises(errors.InvalidFileError) as err:
+            call("pyds/bad_yaml", env=hf_env)
+        assert err.value.fields["filename"] == "README.md"
+        assert "YAML" in str(err.value)
+
+
+def test_a_repo_of_only_a_readme_has_no_data_files(publish, hf_env, tmp_path):
+    files = {"README.md": "---\nlicense: mit\n---\n# Nothing yet\n"}
+    publish("pyds/readme_only", dataset_folder(tmp_path, "r", files), "dataset")
+    for call in (D.read, D.info, D.open_chunks):
+        with pytest.raises(errors.EntryNotFoundError) as err:
+            call("pyds/readme_only", env=hf_env)
+        assert "has no data files that datasets recognises" in str(err.value)

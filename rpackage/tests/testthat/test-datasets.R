@@ -347,3 +347,51 @@ test_that("hub_upload_dataset() round trip: equal in R, same features in dataset
   expect_error(hub_upload_dataset(data.frame(z = 1i), "rdsup/round", token = datasets_write),
                class = "hfbridge_error_invalid_argument")
 })
+
+test_that("files that cannot be read are invalid_file with the filename, whole and in chunks", {
+  local_hub()
+  each_call <- function(repo_id, filename, split = "train", info = FALSE) {
+    calls <- list(
+      whole = function() hub_dataset(repo_id, split = split, quiet = TRUE),
+      chunks = function() {
+        hub_dataset_chunks(repo_id, split = split, chunk_size = 1,
+                           callback = function(chunk, i) NULL, progress = FALSE)
+      })
+    if (info) calls$info <- function() hub_dataset_info(repo_id)
+    for (call in names(calls)) {
+      err <- tryCatch(calls[[call]](), error = identity)
+      expect_s3_class(err, "hfbridge_error_invalid_file")
+      expect_identical(err$filename, filename, label = paste(repo_id, call))
+    }
+  }
+  scalar <- withr::local_tempdir()
+  writeLines("42", file.path(scalar, "train.json"))
+  publish_repo("rds/json_scalar", scalar, repo_type = "dataset")
+  each_call("rds/json_scalar", "train.json")
+  shards <- withr::local_tempdir()
+  dir.create(file.path(shards, "data"))
+  pq <- reticulate::import("pyarrow.parquet")
+  pa <- reticulate::import("pyarrow")
+  pq$write_table(pa$table(list(a = 1:2)), file.path(shards, "data/train-00000-of-00002.parquet"))
+  pq$write_table(pa$table(list(b = c("x", "y"))),
+                 file.path(shards, "data/train-00001-of-00002.parquet"))
+  publish_repo("rds/schemas", shards, repo_type = "dataset")
+  each_call("rds/schemas", "data/train-00001-of-00002.parquet")
+  yaml <- withr::local_tempdir()
+  writeLines(c("---", "configs:", "- config_name: x", "  data_files: [nope/*.csv", "---"),
+             file.path(yaml, "README.md"))
+  writeLines(c("a", "1"), file.path(yaml, "train.csv"))
+  publish_repo("rds/bad_yaml", yaml, repo_type = "dataset")
+  each_call("rds/bad_yaml", "README.md", info = TRUE)
+})
+
+test_that("a dataset repo of only a README has no data files: entry_not_found", {
+  local_hub()
+  folder <- withr::local_tempdir()
+  writeLines(c("---", "license: mit", "---", "# Nothing yet"), file.path(folder, "README.md"))
+  publish_repo("rds/readme_only", folder, repo_type = "dataset")
+  err <- tryCatch(hub_dataset("rds/readme_only", quiet = TRUE), error = identity)
+  expect_s3_class(err, "hfbridge_error_entry_not_found")
+  expect_match(conditionMessage(err), "has no data files that datasets recognises")
+  expect_error(hub_dataset_info("rds/readme_only"), class = "hfbridge_error_entry_not_found")
+})
