@@ -96,17 +96,17 @@ check_texts <- function(x, arg) {
   x
 }
 
-# The texts `x` as UTF-8, refusing NA, strings marked as bytes and invalid UTF-8. `where` starts
-# the message ("`texts`"), `unit` names what is counted ("position", "row"): the error's field
-# is its plural.
-check_text_values <- function(x, where, arg, unit) {
+# The texts `x` as UTF-8, refusing NA (unless na_ok), strings marked as bytes and invalid UTF-8.
+# `where` starts the message ("`texts`"), `unit` names what is counted ("position", "row"): the
+# error's field is its plural. `...`: more fields of the error.
+check_text_values <- function(x, where, arg, unit, na_ok = FALSE, ...) {
   refuse <- function(found, problem, advice) {
-    fields <- stats::setNames(list(arg, found), c("argument", paste0(unit, "s")))
+    fields <- c(stats::setNames(list(arg, found), c("argument", paste0(unit, "s"))), list(...))
     message <- sprintf("%s %s at %s%s %s: %s", where, problem, unit,
                        if (length(found) > 1L) "s" else "", format_positions(found), advice)
     do.call(hfbridge_abort, c(list("invalid_argument", message), fields))
   }
-  na <- which(is.na(x))
+  na <- if (na_ok) integer() else which(is.na(x))
   if (length(na)) {
     refuse(na, "has NA", sprintf("drop %s or replace them with \"\".",
                                  if (unit == "row") "those rows" else "them"))

@@ -123,14 +123,24 @@ dataset_list <- function(spec) {
 
 # ---- a data frame to Python columns -------------------------------------------------------------
 
-dataset_spec <- function(x, name) {
+# A column of `df` (or the values of its lists, `unit` "value") as pybridge.columns decodes it.
+# Text that is not UTF-8 (strings, factor levels) is refused here: reticulate would send it on as
+# "<ff>" escapes.
+dataset_spec <- function(x, name, unit = "row") {
+  if (is.data.frame(x) || !is.null(dim(x))) {
+    hfbridge_abort("invalid_argument", sprintf(paste0(
+      "Column '%s' of `df` is a %s; a column holds one value per row: make its columns ",
+      "columns of `df`, or make it a list column of one vector per row."), name,
+      if (is.data.frame(x)) "data frame" else if (is.matrix(x)) "matrix" else "array"),
+      argument = "df", column = name)
+  }
   na <- if (is.list(x)) vapply(x, is.null, logical(1)) else is.na(x)
   na <- if (any(na)) as.array(na) else NULL
   if (is.factor(x)) {
     codes <- as.integer(x) - 1L
     codes[is.na(codes)] <- 0L
     return(list(kind = "factor", values = as.array(codes), na = na,
-                levels = as.list(levels(x))))
+                levels = as.list(dataset_text(levels(x), name, "level"))))
   }
   if (inherits(x, "POSIXct")) {
     tz <- attr(x, "tzone")
@@ -150,7 +160,10 @@ dataset_spec <- function(x, name) {
              "character, factor, Date, POSIXct and lists of these."), name, class(x)[1]),
       argument = "df", column = name)
   }
-  if (kind == "string") return(list(kind = kind, values = as.list(dataset_fill(x, "")), na = na))
+  if (kind == "string") {
+    x <- dataset_text(x, name, unit)
+    return(list(kind = kind, values = as.list(dataset_fill(x, "")), na = na))
+  }
   fill <- switch(kind, integer = 0L, double = 0, logical = FALSE)
   list(kind = kind, values = as.array(dataset_fill(as.vector(x), fill)), na = na)
 }
@@ -160,10 +173,35 @@ dataset_fill <- function(x, value) {
   x
 }
 
+# The strings of a column as UTF-8, NA kept; `unit` says where they are in the column.
+dataset_text <- function(x, name, unit) {
+  part <- switch(unit, row = "", level = " (its levels)", value = " (the values of its lists)")
+  check_text_values(x, sprintf("Column '%s' of `df`%s", name, part), "df", unit, na_ok = TRUE,
+                    column = name)
+}
+
 dataset_list_spec <- function(x, name, na) {
+  dataset_check_list_type(x, name)
   lengths <- lengths(x)
   flat <- do.call(c, unname(x[lengths > 0L]))
   if (is.null(flat)) flat <- integer()
   list(kind = "list", offsets = as.array(c(0L, cumsum(as.integer(lengths)))), na = na,
-       child = dataset_spec(flat, name))
+       child = dataset_spec(flat, name, "value"))
+}
+
+# A list column holds one type: c() would turn list(1, "a") into c("1", "a"). Integer and double
+# mix (as double, losing nothing); an empty vector or NA alone fits any type.
+dataset_check_list_type <- function(x, name) {
+  type_of <- function(v) {
+    if (!length(v) || (is.logical(v) && all(is.na(v)))) return(NULL)
+    if (!is.null(attr(v, "class"))) return(class(v)[1L])
+    if (is.numeric(v)) "numeric" else typeof(v)
+  }
+  types <- unique(unlist(lapply(x, type_of)))
+  if (length(types) > 1L) {
+    hfbridge_abort("invalid_argument", sprintf(paste0(
+      "Column '%s' of `df` is a list of %s; a list column holds one type: convert its ",
+      "vectors first, e.g. lapply(df[[\"%s\"]], as.character)."), name,
+      paste(types, collapse = " and "), name), argument = "df", column = name, types = types)
+  }
 }

@@ -145,7 +145,10 @@ hub_dataset_chunks <- function(repo_id, split = "train", chunk_size = 10000L, ca
 #' `datasets.load_dataset()` reads it with the same features.
 #'
 #' Columns may be integer, double, logical, character, factor, Date, POSIXct (stored in UTC when
-#' it has no time zone), or lists of such vectors (one type per column).
+#' it has no time zone), or lists of such vectors (one type per column; integer and double mix,
+#' as double). Matrix, array and data frame columns are refused, and so is text that is not
+#' UTF-8, in names, strings and factor levels (`hfbridge_error_invalid_argument`, naming the
+#' column).
 #'
 #' @param df A data frame.
 #' @param repo_id The dataset's repository id, `"org/name"`.
@@ -172,6 +175,7 @@ hub_upload_dataset <- function(df, repo_id, split = "train", private = FALSE,
   dataset_check_common(repo_id, split, NULL, "main", token)
   if (!is.null(commit_message)) check_string(commit_message, "commit_message")
   check_flags(private = private, quiet = quiet)
+  names(df) <- check_text_values(names(df), "A column name of `df`", "df", "column")
   columns <- list(names = as.list(names(df)),
                   columns = unname(Map(dataset_spec, df, names(df))))
   res <- dataset_py("upload", columns, repo_id, split = split, private = private,

@@ -348,6 +348,58 @@ test_that("hub_upload_dataset() round trip: equal in R, same features in dataset
                class = "hfbridge_error_invalid_argument")
 })
 
+test_that("hub_upload_dataset() refuses text that is not UTF-8, naming the column, in R", {
+  bad <- function(df, column, field = "rows", where = 1L) {
+    err <- tryCatch(hub_upload_dataset(df, "rdsup/refused"), error = identity)
+    expect_s3_class(err, "hfbridge_error_invalid_argument")
+    expect_identical(err$column, column)
+    expect_identical(err[[field]], where)
+    expect_match(conditionMessage(err), sprintf("Column '%s' of `df`.*not valid UTF-8", column))
+  }
+  bad(data.frame(a = "ok", b = c("caf\xe9")), "b")
+  bad(data.frame(a = c("fine", "\xff\xfe")), "a", where = 2L)
+  bad(data.frame(f = factor(c("x", "caf\xe9"), levels = c("x", "caf\xe9"))), "f", "levels", 2L)
+  lists <- data.frame(id = 1:2)
+  lists$tags <- list(c("a", "b"), c("c", "\xff"))
+  bad(lists, "tags", "values", 4L)
+  named <- data.frame(a = 1, b = 2)
+  names(named)[2] <- "\xff"
+  err <- tryCatch(hub_upload_dataset(named, "rdsup/refused"), error = identity)
+  expect_s3_class(err, "hfbridge_error_invalid_argument")
+  expect_identical(err$columns, 2L)
+  expect_match(conditionMessage(err), "A column name of `df` is not valid UTF-8 at column 2")
+})
+
+test_that("hub_upload_dataset() refuses matrix, array and data frame columns, in R", {
+  for (kind in c("matrix", "array", "data frame")) {
+    df <- data.frame(a = 1:2)
+    df$m <- switch(kind, matrix = matrix(1:4, 2), array = array(1:8, c(2, 2, 2)),
+                   "data frame" = data.frame(x = 1:2, y = 3:4))
+    err <- tryCatch(hub_upload_dataset(df, "rdsup/refused"), error = identity)
+    expect_s3_class(err, "hfbridge_error_invalid_argument")
+    expect_identical(err$column, "m")
+    expect_match(conditionMessage(err), sprintf("Column 'm' of `df` is a %s", kind))
+  }
+})
+
+test_that("a list column of mixed types is refused; integer with double and NA are one type", {
+  local_hub()
+  mirror_config(list(write = list("datasets/rdsup/*" = list(datasets_write))))
+  err <- tryCatch(hub_upload_dataset(data.frame(a = I(list(1, "a"))), "rdsup/mixed",
+                                     token = datasets_write), error = identity)
+  expect_s3_class(err, "hfbridge_error_invalid_argument")
+  expect_identical(err$column, "a")
+  expect_identical(err$types, c("numeric", "character"))
+  err <- tryCatch(hub_upload_dataset(data.frame(d = I(list(Sys.Date(), factor("x")))),
+                                     "rdsup/mixed", token = datasets_write), error = identity)
+  expect_identical(err$types, c("Date", "factor"))
+  df <- data.frame(id = 1:4)
+  df$x <- list(1:2, c(0.5, 2), NA, integer())
+  hub_upload_dataset(df, "rdsup/numbers", token = datasets_write, quiet = TRUE)
+  back <- hub_dataset("rdsup/numbers", quiet = TRUE)
+  expect_identical(back$x, list(c(1, 2), c(0.5, 2), NA_real_, numeric()))
+})
+
 test_that("files that cannot be read are invalid_file with the filename, whole and in chunks", {
   local_hub()
   each_call <- function(repo_id, filename, split = "train", info = FALSE) {
