@@ -140,6 +140,17 @@ check_count <- function(x, arg, minimum = 0L) {
   as.integer(x)
 }
 
+# A most-rows limit: a whole number >= 0, or Inf for none. NULL for no limit: Inf, or a whole
+# number beyond R's integer range (no data frame holds that many rows).
+check_limit <- function(x, arg) {
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x < 0 ||
+      (is.finite(x) && x != floor(x))) {
+    hfbridge_abort("invalid_argument", sprintf("`%s` must be a whole number >= 0 or Inf, not %s.",
+                                               arg, describe_value(x)), argument = arg)
+  }
+  if (x > .Machine$integer.max) NULL else as.integer(x)
+}
+
 check_optional_count <- function(x, arg) {
   if (is.null(x)) NULL else check_count(x, arg, 1L)
 }

@@ -40,7 +40,7 @@
 #' @param revision A branch, tag or commit, or `"refs/convert/parquet"` for the Hub's parquet
 #'   export.
 #' @param columns `NULL` for every column, or the names of the columns to read.
-#' @param n_max The most rows to read.
+#' @param n_max The most rows to read: `Inf` (or any number beyond R's integer range) for all.
 #' @param ... Not used; must be empty.
 #' @param token A Hub token for private or gated datasets. By default `HF_TOKEN` or the token
 #'   file.
@@ -57,16 +57,10 @@ hub_dataset <- function(repo_id, split = "train", config = NULL, revision = "mai
   dataset_check_dots(...)
   dataset_check_common(repo_id, split, config, revision, token)
   columns <- dataset_check_columns(columns)
-  if (!is.numeric(n_max) || length(n_max) != 1L || is.na(n_max) || n_max < 0 ||
-      (is.finite(n_max) && n_max != floor(n_max))) {
-    hfbridge_abort("invalid_argument", sprintf(
-      "`n_max` must be a whole number >= 0 or Inf, not %s.", describe_value(n_max)),
-      argument = "n_max")
-  }
+  n_max <- check_limit(n_max, "n_max")
   check_flags(quiet = quiet)
   res <- dataset_py("read", repo_id, split = split, config = config, revision = revision,
-                    columns = columns, n_max = if (is.finite(n_max)) as.integer(n_max) else NULL,
-                    env = hf_env(), token = token, quiet = quiet)
+                    columns = columns, n_max = n_max, env = hf_env(), token = token, quiet = quiet)
   dataset_frame(res)
 }
 

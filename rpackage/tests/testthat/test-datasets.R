@@ -400,6 +400,18 @@ test_that("a list column of mixed types is refused; integer with double and NA a
   expect_identical(back$x, list(c(1, 2), c(0.5, 2), NA_real_, numeric()))
 })
 
+test_that("n_max beyond R's integer range reads every row, as Inf does", {
+  local_hub()
+  datasets_repos()
+  full <- hub_dataset("rds/csv", quiet = TRUE)
+  expect_no_warning(all <- hub_dataset("rds/csv", n_max = 1e12, quiet = TRUE))
+  expect_identical(all, full)
+  expect_identical(hub_dataset("rds/csv", n_max = 2^31, quiet = TRUE), full)
+  expect_identical(nrow(hub_dataset("rds/csv", n_max = 2^31 - 1, quiet = TRUE)), nrow(full))
+  expect_error(hub_dataset("rds/csv", n_max = 1e12 + 0.5),
+               class = "hfbridge_error_invalid_argument")
+})
+
 test_that("files that cannot be read are invalid_file with the filename, whole and in chunks", {
   local_hub()
   each_call <- function(repo_id, filename, split = "train", info = FALSE) {
