@@ -114,17 +114,20 @@ parallel_pipeline <- function(spec, inputs, args, quiet, chunk_size, retry) {
 }
 
 parallel_encode <- function(tok, method, args, chunk_size, retry, quiet = FALSE) {
+  # The worker's own method checks the texts and its padding limit again.
+  rest <- args[setdiff(names(args), c("texts", "pairs", "max_padding_bytes"))]
+  chunks <- parallel_chunks(length(args$texts), chunk_size)
+  if (!length(chunks)) {  # no texts: one process's empty result (list(), 0 x 0 matrices)
+    return(do.call(tok[[method]], c(list(args$texts, args$pairs), rest)))
+  }
   json <- tempfile(fileext = ".json")
   on.exit(unlink(json))
   tok$save(json, pretty = FALSE)
-  # The worker's own method checks the texts and its padding limit again.
-  own <- c("texts", "pairs", "max_padding_bytes")
-  job <- list(method = method, args = args[setdiff(names(args), own)],
+  job <- list(method = method, args = rest,
               tokenizer = paste(readLines(json, encoding = "UTF-8", warn = FALSE),
                                 collapse = "\n"),
               key = unname(tools::md5sum(json)),
               worker = parallel_worker_setup(offline = FALSE, torch = FALSE))
-  chunks <- parallel_chunks(length(args$texts), chunk_size)
   inputs <- lapply(chunks, function(i) list(texts = args$texts[i], pairs = args$pairs[i]))
   parts <- parallel_run(parallel_encode_chunk, job, inputs, chunks, retry, quiet)
   if (method == "encode_ids") return(parallel_pad_ids(do.call(c, parts), tok$padding))

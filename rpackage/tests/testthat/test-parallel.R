@@ -174,6 +174,12 @@ test_that("chunks of question answering, feature extraction and padded encodings
   expect_identical(tok$encode_ids(short, chunk_size = 1), tok$encode_ids(short))
   expect_identical(tok$encode_matrix(short, pairs = c("p", "q", "r"), chunk_size = 1),
                    tok$encode_matrix(short, pairs = c("p", "q", "r")))
+  # No texts, no chunks: still one process's result (list(), 0 x 0 matrices), with no warning.
+  expect_no_warning(ids <- tok$encode_ids(character(0), chunk_size = 5))
+  expect_identical(ids, tok$encode_ids(character(0)))
+  expect_no_warning(empty <- tok$encode_matrix(character(0), chunk_size = 5))
+  expect_identical(empty, tok$encode_matrix(character(0)))
+  expect_identical(dim(empty$ids), c(0L, 0L))
 })
 
 test_that("an error inside a chunk names the chunk; arguments are checked before any chunk", {
