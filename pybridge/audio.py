@@ -226,7 +226,9 @@ _OUTPUT = ["-ac", "1", "-f", "f32le", "pipe:1"]  # mono 32-bit floats, as ffmpeg
 def decode(path: str, sampling_rate: int, position=None) -> np.ndarray:
     """The audio file at ``path`` as mono float32 samples at ``sampling_rate``."""
     cmd = [ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error"]
-    cmd += ["-i", os.path.expanduser(path), "-vn", "-ar", str(sampling_rate)] + _OUTPUT
+    # "file:" makes a name such as "take2:final.wav" or "pipe:0" a file, not ffmpeg's protocol
+    source = "file:" + os.path.abspath(os.path.expanduser(path))
+    cmd += ["-i", source, "-vn", "-ar", str(sampling_rate)] + _OUTPUT
     samples, exit_code, why = _run(cmd)
     if exit_code != 0 or samples.size == 0:
         raise errors.InvalidFileError(

@@ -12,6 +12,7 @@ decode a long m4a through a pipe at all; those cases are compared on the samples
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import wave
 
@@ -94,6 +95,16 @@ def test_decoding_equals_transformers_ffmpeg_read(files):
         piped = ffmpeg_read(handle.read(), RATE)
     ours = audio.decode(files["speech.mp3"], RATE)
     assert ours.shape == (8 * RATE,) and piped.shape[0] > ours.shape[0]
+
+
+def test_a_relative_name_with_a_colon_is_a_file_not_an_ffmpeg_protocol(
+    files, tmp_path, monkeypatch
+):
+    want = audio.decode(files["speech.wav"], RATE)
+    monkeypatch.chdir(tmp_path)
+    for name in ("2024-01-01T10:30:00.wav", "take2:final.wav", "pipe:0"):
+        shutil.copy(files["speech.wav"], tmp_path / name)
+        np.testing.assert_array_equal(audio.decode(name, RATE), want)
 
 
 def test_a_long_m4a_decodes_where_transformers_pipe_fails(files, tmp_path):
