@@ -363,13 +363,22 @@ def _files(files, count) -> list:
         raise errors.InvalidArgumentError(
             f"Give one file per image: {count} image(s), {len(files)} file(s).", argument="file"
         )
-    for path in files:
+    for path in files:  # checked now: a bad path found after the denoising loses its images
         parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
+        problem = (
+            "is not a .png file name"
+            if not path.lower().endswith(".png")
+            else "is a folder, a device or a pipe, not a file"
+            if os.path.exists(path) and not os.path.isfile(path)
+            else "is in a folder that does not exist: create it first"
+            if not os.path.isdir(parent)
+            else "is in a folder that cannot be written"
+            if not os.access(parent, os.W_OK)
+            else None
+        )
+        if problem:
             raise errors.InvalidArgumentError(
-                f"The folder of '{path}' does not exist: create it first.",
-                argument="file",
-                path=path,
+                f"file '{path}' {problem}.", argument="file", path=path
             )
     return [os.path.abspath(path) for path in files]
 

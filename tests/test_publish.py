@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -389,18 +390,37 @@ def test_a_cut_upload_is_a_network_error_and_commits_nothing(
 
 
 def test_a_file_changed_during_its_upload_is_refused_and_commits_nothing(
-    mirror, writable, hf_env, tmp_path
+    mirror, mirror_config, hf_env, tmp_path
 ):
     env = {**hf_env, "HF_TOKEN": WRITE}
+    batch = "/ptest/changed.git/info/lfs/objects/batch"
+    # the faults go in mirror.json: the mirror reads it again when it changes, and its faults
+    # then replace those set in-process
+    mirror_config(
+        {
+            "write": {"ptest/*": [WRITE]},
+            "faults": [{"path": batch, "kind": "delay", "seconds": 3}],
+        }
+    )
     publish.create_repo("ptest/changed", env=env)
     head = hh.HfApi(endpoint=mirror.url).repo_info("ptest/changed").sha
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(2_000_000))
-    batch = "/ptest/changed.git/info/lfs/objects/batch"
-    mirror.set_faults([{"path": batch, "kind": "delay", "seconds": 3}])
-    threading.Timer(1.0, lambda: big.write_bytes(os.urandom(1_000_000))).start()
+    mirror.reset_stats()
+
+    def change_once_hashed():  # the hash is taken before the first request of the commit
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if any("preupload" in p for p in mirror.stats()["by_path"]):
+                big.write_bytes(os.urandom(1_000_000))
+                return
+            time.sleep(0.05)
+
+    changer = threading.Thread(target=change_once_hashed)
+    changer.start()
     with pytest.raises(errors.InvalidArgumentError) as err:
         publish.upload_file(str(big), "big.bin", "ptest/changed", env=env)
+    changer.join()
     assert "?key=" not in err.value.message and WRITE not in err.value.message
     assert hh.HfApi(endpoint=mirror.url).repo_info("ptest/changed").sha == head
 

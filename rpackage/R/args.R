@@ -134,10 +134,22 @@ check_choice <- function(x, allowed, arg) {
 
 check_count <- function(x, arg, minimum = 0L) {
   if (!is.numeric(x) || length(x) != 1L || is.na(x) || x != round(x) || x < minimum || x >= 2^31) {
-    hfbridge_abort("invalid_argument", sprintf("`%s` must be a whole number >= %d, not %s.", arg,
-                                               minimum, describe_value(x)), argument = arg)
+    hfbridge_abort("invalid_argument", sprintf("`%s` must be a whole number from %d to %d, not %s.",
+                                               arg, minimum, .Machine$integer.max,
+                                               describe_value(x)), argument = arg)
   }
   as.integer(x)
+}
+
+# A random seed: a whole number from 0 to 2^32 - 1 (numpy's range); an integer where R's
+# integers reach, a double above.
+check_seed <- function(x, arg = "seed") {
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x != round(x) || x < 0 || x > 2^32 - 1) {
+    hfbridge_abort("invalid_argument", sprintf(
+      "`%s` must be a whole number from 0 to 4294967295 (2^32 - 1), not %s.", arg,
+      describe_value(x)), argument = arg)
+  }
+  if (x <= .Machine$integer.max) as.integer(x) else as.numeric(x)
 }
 
 # A most-rows limit: a whole number >= 0, or Inf for none. NULL for no limit: Inf, or a whole

@@ -74,7 +74,7 @@ text_to_image <- function(prompt, model, seed = NULL, steps = 50L, width = NULL,
   if (!is.null(negative_prompt)) negative_prompt <- as.list(check_texts(negative_prompt,
                                                                         "negative_prompt"))
   if (!is.null(file)) file <- as.list(path.expand(check_texts(file, "file")))
-  if (!is.null(seed)) seed <- check_count(seed, "seed")
+  if (!is.null(seed)) seed <- check_seed(seed)
   quiet <- check_flag(quiet, "quiet")
   hub_check_token(token)
   job <- py_call("diffusion", "start", as.list(prompt), model, seed = seed,

@@ -103,6 +103,15 @@ test_that("bad input is a classed error", {
                class = "hfbridge_error_invalid_argument")
   expect_error(text_to_image("a cat", fx$folder, file = c("a.png", "b.png")),
                class = "hfbridge_error_invalid_argument")
+  for (bad in list(tempdir(), file.path(tempdir(), "x.jpg"))) {  # refused before any step
+    expect_error(text_to_image("a cat", fx$folder, steps = 1, file = bad), "file",
+                 class = "hfbridge_error_invalid_argument")
+  }
+  expect_error(text_to_image("a cat", fx$folder, seed = 2^32), "4294967295",
+               class = "hfbridge_error_invalid_argument")
+  big_seed <- text_to_image("a cat", fx$folder, seed = 2^31, steps = 1, width = 32, height = 32,
+                            quiet = TRUE)
+  expect_identical(attr(big_seed, "seed"), 2^31)
   expect_error(text_to_image("a cat", fx$folder, no_such = 1),
                "no_such", class = "hfbridge_error_invalid_argument")
   gpt2 <- hfbridge:::pybridge_module("fixtures.models")$ensure(names = list("gpt2"))$gpt2
