@@ -81,7 +81,7 @@ hub_mirror_start <- function(root, host = "127.0.0.1", port = 0L, timeout = 30,
 #' mirror$process$is_alive()
 hub_mirror_stop <- function(mirror, timeout = 5) {
   mirror_check(mirror)
-  service_stop(mirror$process, timeout)
+  service_stop(mirror$process, timeout, "mirror")
   if (!is.null(mirror$previous_env)) restore_env(mirror$previous_env)
   invisible(mirror)
 }
@@ -295,17 +295,21 @@ hub_mirror_stats <- function(mirror, reset = FALSE) {
     hfbridge_abort("unsupported", "hub_mirror_stats() needs the jsonlite package.")
   }
   query <- if (isTRUE(reset)) "?reset=true" else ""
-  jsonlite::fromJSON(paste0(mirror$url, "/_mirror/stats", query), simplifyVector = FALSE)
+  tryCatch(
+    suppressWarnings(jsonlite::fromJSON(paste0(mirror$url, "/_mirror/stats", query),
+                                        simplifyVector = FALSE)),
+    error = function(e) {
+      hfbridge_abort("network", sprintf("The mirror at %s does not answer (%s): is it stopped?",
+                                        mirror$url, service_status(mirror$process)))
+    })
 }
 
 #' @export
 print.hfbridge_mirror <- function(x, ...) {
-  alive <- x$process$is_alive()
   cat("<hfbridge_mirror>\n")
   cat("  url:    ", x$url, "\n", sep = "")
   cat("  root:   ", x$root, "\n", sep = "")
-  cat("  status: ", if (alive) sprintf("running (pid %d)", x$process$get_pid()) else "stopped",
-      "\n", sep = "")
+  cat("  status: ", service_status(x$process), "\n", sep = "")
   cat("  log:    ", x$log, "\n", sep = "")
   invisible(x)
 }

@@ -110,22 +110,22 @@ hf_serve <- function(models, host = "127.0.0.1", port = NULL, api_key = NULL, of
 #' srv$process$is_alive()
 hf_serve_stop <- function(server, timeout = 5) {
   serve_check(server)
-  service_stop(server$process, timeout)
+  service_stop(server$process, timeout, "server")
   .hfb$server_keys[[server$id]] <- NULL
   invisible(server)
 }
 
 #' @export
 format.hfbridge_server <- function(x, ...) {
-  alive <- x$process$is_alive()
   models <- if (NROW(x$models)) {
     sprintf("    %-20s %s%s", x$models$task, x$models$name,
             ifelse(is.na(x$models$revision), "", paste0(" @ ", substr(x$models$revision, 1, 12))))
   }
   c("<hfbridge_server>",
     paste0("  url:    ", x$url),
-    paste0("  status: ", if (alive) sprintf("running (pid %d)", x$process$get_pid()) else "stopped"),
-    paste0("  key:    ", if (is.null(.hfb$server_keys[[x$id]])) "none" else "required (not shown)"),
+    paste0("  status: ", service_status(x$process)),
+    paste0("  key:    ", if (!is.null(.hfb$server_keys[[x$id]])) "required (not shown)"
+           else if (service_restored(x$process)) "unknown here" else "none"),
     "  models:", models,
     paste0("  log:    ", x$log))
 }

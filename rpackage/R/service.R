@@ -53,13 +53,30 @@ library_path_setting <- function() {
   if (is.na(inherited)) c("-u", variable) else paste0(variable, "=", inherited)
 }
 
-service_stop <- function(process, timeout) {
+# Stops a server or mirror this session started. One read back with readRDS() holds no live
+# process: the session that started it owns it, and stopping it from here would silently do
+# nothing.
+service_stop <- function(process, timeout, what) {
+  if (service_restored(process)) {
+    hfbridge_abort("invalid_argument", sprintf(paste(
+      "This %s was started by another R session (it was read back with readRDS()): only that",
+      "session can stop it, and it stops when that session ends."), what), argument = what)
+  }
   if (process$is_alive()) {
     process$signal(tools::SIGTERM)
     process$wait(as.integer(timeout * 1000))
     if (process$is_alive()) process$kill()
   }
   invisible(process)
+}
+
+# A process handle read back with readRDS(): processx keeps no pid for it.
+service_restored <- function(process) is.na(process$get_pid())
+
+# The status line of a server or mirror handle.
+service_status <- function(process) {
+  if (service_restored(process)) return("started by another R session (unknown here)")
+  if (process$is_alive()) sprintf("running (pid %d)", process$get_pid()) else "stopped"
 }
 
 wait_for_ready_line <- function(process, timeout, log, what, pattern) {

@@ -26,8 +26,21 @@ test_that("the print method shows the url, the root and the state", {
   expect_match(out[1], "<hfbridge_mirror>", fixed = TRUE)
   expect_true(any(grepl(mirror$url, out, fixed = TRUE)))
   expect_true(any(grepl("running (pid", out, fixed = TRUE)))
+  # read back in another session: it says so, and refuses to "stop" what it does not own
+  rds <- tempfile(fileext = ".rds")
+  saveRDS(mirror, rds)
+  other <- callr::r(function(rds) {
+    library(hfbridge)
+    m <- readRDS(rds)
+    c(print = paste(utils::capture.output(print(m)), collapse = "\n"),
+      stop = tryCatch(hub_mirror_stop(m), error = function(e) class(e)[1]))
+  }, list(rds))
+  expect_match(other[["print"]], "started by another R session")
+  expect_identical(other[["stop"]], "hfbridge_error_invalid_argument")
+  expect_true(mirror$process$is_alive())
   hub_mirror_stop(mirror)
   expect_true(any(grepl("stopped", capture.output(print(mirror)), fixed = TRUE)))
+  expect_error(hub_mirror_stats(mirror), "does not answer", class = "hfbridge_error_network")
 })
 
 test_that("a Python without pybridge or a missing Python gives classed errors", {

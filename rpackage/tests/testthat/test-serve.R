@@ -53,6 +53,19 @@ test_that("an api_key guards the server and is kept out of the handle and its co
   }
   expect_false(any(grepl(key, format(srv), fixed = TRUE)))
   expect_true(any(grepl("required (not shown)", format(srv), fixed = TRUE)))
+  # read back in another session: no claim about its state or key, and no silent "stop"
+  rds <- tempfile(fileext = ".rds")
+  saveRDS(srv, rds)
+  other <- callr::r(function(rds) {
+    library(hfbridge)
+    s <- readRDS(rds)
+    c(format = paste(format(s), collapse = "\n"),
+      stop = tryCatch(hf_serve_stop(s), error = function(e) class(e)[1]))
+  }, list(rds))
+  expect_match(other[["format"]], "started by another R session")
+  expect_match(other[["format"]], "key: +unknown here")
+  expect_identical(other[["stop"]], "hfbridge_error_invalid_argument")
+  expect_true(srv$process$is_alive())
 })
 
 test_that("bad arguments are classed errors before anything starts", {
