@@ -19,7 +19,7 @@ import os
 import re
 
 _TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
-_URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)\?[^\s'\"]+")
+_URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)\?[^\s'\")>]+")
 _secrets: set[str] = set()
 
 

@@ -52,3 +52,11 @@ def test_call_passes_results_and_pybridge_errors_through():
     assert errors.call(lambda a, b=1: a + b, 2, b=3) == 5
     with pytest.raises(errors.InvalidArgumentError):
         errors.call(lambda: (_ for _ in ()).throw(errors.InvalidArgumentError("no")))
+
+
+def test_a_url_query_never_reaches_a_message():
+    # pre-signed storage URLs (an LFS upload's) carry their key in the query
+    err = errors.InvalidArgumentError(
+        "400 for url 'http://127.0.0.1:1/lfs/upload/abc?key=uPX8VXFa&x=1' (see https://h/a?b=c)"
+    )
+    assert str(err) == "400 for url 'http://127.0.0.1:1/lfs/upload/abc?***' (see https://h/a?***)"
