@@ -195,8 +195,7 @@ def infer(task: str, inputs, endpoints: list, model=None, args=None, env=None, t
         raise errors.InvalidArgumentError(
             "`inputs` must be a non-empty character vector.", argument="inputs"
         )
-    if task in MEDIA_TASKS:
-        _check_files(texts)
+    sent = _media_inputs(task, texts) if task in MEDIA_TASKS else texts
     chain = [endpoint(e) for e in endpoints]
     args = {k: _whole(k, v) for k, v in (args or {}).items()}
     # rows scaled to unit length here, as embed_text(normalize = TRUE), whatever the server does
@@ -205,7 +204,7 @@ def infer(task: str, inputs, endpoints: list, model=None, args=None, env=None, t
     items = (
         [texts[i : i + EMBED_CHUNK] for i in range(0, len(texts), EMBED_CHUNK)]
         if task == "feature-extraction"
-        else texts
+        else sent
     )
 
     def call(ep):
@@ -230,26 +229,27 @@ def infer(task: str, inputs, endpoints: list, model=None, args=None, env=None, t
     return out, record
 
 
-def _check_files(paths) -> None:
-    """Each input of an image or audio task is a URL or a file that exists."""
+def _media_inputs(task, paths) -> list:
+    """What is sent for each input of an image or audio task. An image is read and checked
+    here, from its file or its URL, as the local pipeline reads it: a URL that fails is that
+    URL's network error (not the endpoint's, which the chain would then leave), and a file or
+    page that is not an image is invalid_file. Audio files go as paths, audio URLs as bytes."""
     import os
 
-    for i, path in enumerate(paths, start=1):
-        if not path.startswith(("http://", "https://")) and not os.path.isfile(
-            os.path.expanduser(path)
-        ):
-            raise errors.InvalidArgumentError(
-                f"Input {i}, '{path}', is not a file or an http(s) URL.",
-                argument="inputs",
-                path=path,
-                position=i,
-            )
+    from . import vision
 
-
-def _media(path: str):
-    import os
-
-    return path if path.startswith(("http://", "https://")) else os.path.expanduser(path)
+    if task == "automatic-speech-recognition":
+        for i, path in enumerate(paths, start=1):
+            if not vision.is_url(path) and not os.path.isfile(os.path.expanduser(path)):
+                raise errors.InvalidArgumentError(
+                    f"Input {i}, '{path}', is not a file or an http(s) URL.",
+                    argument="inputs",
+                    path=path,
+                    position=i,
+                )
+        return [vision.download(p) if vision.is_url(p) else os.path.expanduser(p) for p in paths]
+    vision.check_images(paths)
+    return [vision.image_bytes(p, i) for i, p in enumerate(paths, start=1)]
 
 
 # Parameters that servers take as integers only; R gives 4 as the double 4.
@@ -307,7 +307,7 @@ def _zero_shot(c, text, model, args):
 
 
 def _image_labels(c, path, model, args):
-    res = c.image_classification(_media(path), model=model, **args)
+    res = c.image_classification(path, model=model, **args)
     return sorted(res, key=lambda r: -r.score)
 
 
@@ -319,20 +319,20 @@ def _image_zero_shot(c, path, model, args):
             argument="candidate_labels",
         )
     rest = {k: v for k, v in args.items() if k != "candidate_labels"}
-    res = c.zero_shot_image_classification(_media(path), list(labels), model=model, **rest)
+    res = c.zero_shot_image_classification(path, list(labels), model=model, **rest)
     return sorted(res, key=lambda r: -r.score)
 
 
 def _detect(c, path, model, args):
-    return c.object_detection(_media(path), model=model, **args)
+    return c.object_detection(path, model=model, **args)
 
 
 def _caption(c, path, model, args):
-    return [c.image_to_text(_media(path), model=model, **args)]
+    return [c.image_to_text(path, model=model, **args)]
 
 
 def _transcribe(c, path, model, args):
-    return [c.automatic_speech_recognition(_media(path), model=model, **args)]
+    return [c.automatic_speech_recognition(path, model=model, **args)]
 
 
 _RUNNERS = {

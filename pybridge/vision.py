@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 
 import numpy as np
 
@@ -113,15 +114,17 @@ def _check_file(item: str, name: str, position: int) -> None:
 
 
 def _unreadable(item, exc, position=None) -> errors.InvalidFileError:
+    why = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "the downloaded bytes", str(exc))
     return errors.InvalidFileError(
-        f"'{item}' is not an image that Pillow can read ({type(exc).__name__}: {exc}).",
+        f"'{item}' is not an image that Pillow can read ({type(exc).__name__}: {why}).",
         path=item,
         position=position,
     )
 
 
-def open_image(item: str, timeout=None):
-    """The image at a path or URL as transformers' ``load_image`` gives it: upright, RGB."""
+def open_image(item: str, timeout=None, position=None):
+    """The image at a path or URL as transformers' ``load_image`` gives it: upright, RGB.
+    ``position`` (1-based) goes into the error of an image that cannot be read."""
     from PIL import Image
     from transformers.image_utils import load_image
 
@@ -129,7 +132,23 @@ def open_image(item: str, timeout=None):
     try:
         return load_image(Image.open(source))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise _unreadable(item, exc) from None
+        raise _unreadable(item, exc, position) from None
+
+
+def image_bytes(item: str, position=None, timeout=None) -> bytes:
+    """The bytes of the image at a path or URL, once Pillow has read them as an image."""
+    from PIL import Image
+
+    if is_url(item):
+        data = download(item, timeout)
+    else:
+        with open(os.path.expanduser(item), "rb") as handle:
+            data = handle.read()
+    try:
+        Image.open(io.BytesIO(data)).load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise _unreadable(item, exc, position) from None
+    return data
 
 
 def download(url: str, timeout=None) -> bytes:
@@ -197,9 +216,12 @@ def start(task, name, pipe, items, args, batch_size=None) -> "Job":
     prompt = args.pop("prompt", "")
     if name == "image-to-text":
         args = _generate_args(args)
-        feed = ({"images": open_image(x, timeout), "text": prompt} for x in items)
+        feed = (
+            {"images": open_image(x, timeout, i), "text": prompt}
+            for i, x in enumerate(items, start=1)
+        )
     else:
-        feed = (open_image(x, timeout) for x in items)
+        feed = (open_image(x, timeout, i) for i, x in enumerate(items, start=1))
     outputs = iter(pipe(feed, **args)) if items else iter(())
     return Job(name, task, items, outputs)
 
@@ -397,7 +419,7 @@ class ImageJob(jobs.Job):
 
     def _run_batch(self, rows):
         torch = models.import_torch()
-        images = [open_image(self.items[r], self.timeout) for r in rows]
+        images = [open_image(self.items[r], self.timeout, int(r) + 1) for r in rows]
         pixels = self.encoder.processor(images=images, return_tensors="pt")["pixel_values"]
         pixels = pixels.to(self.encoder.model.device)
         out = embed.projected(self.encoder.model.get_image_features(pixel_values=pixels))

@@ -274,8 +274,10 @@ def test_bad_task_and_inputs_are_classed():
 
 
 def test_image_and_audio_tasks_read_inference_client_shapes(fault_server, tmp_path):
+    from PIL import Image
+
     image, audio = tmp_path / "a.png", tmp_path / "a.wav"
-    image.write_bytes(b"\x89PNG not really")
+    Image.new("RGB", (4, 3), (200, 10, 10)).save(image)
     audio.write_bytes(b"RIFF not really")
     fault_server.script(
         [
@@ -302,5 +304,34 @@ def test_image_and_audio_tasks_read_inference_client_shapes(fault_server, tmp_pa
     assert (list(cols["audio_id"]), cols["text"]) == ([1], ["hello world"])
     sent = [r for r in fault_server.requests() if r["method"] == "POST"]
     assert len(sent) == 4 and sent[0]["body"] is None  # the file's bytes, not JSON
-    with pytest.raises(errors.InvalidArgumentError, match="not a file"):
+    with pytest.raises(errors.InvalidArgumentError, match="does not exist"):
         inference.infer("image-classification", [str(tmp_path / "missing.png")], url)
+
+
+def test_image_inputs_are_read_and_checked_here_as_the_local_pipeline_reads_them(
+    fault_server, mirror, publish, tmp_path
+):
+    """A page or file that is not an image is invalid_file, and an image URL that fails is
+    that URL's network error: none reaches the endpoint, whose chain would blame itself."""
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("RGB", (4, 3), (10, 200, 10)).save(folder / "green.png")
+    (folder / "page.png").write_text("<html>not an image</html>")
+    publish("remote/images", folder, repo_type="dataset")
+    base = f"{mirror.url}/datasets/remote/images/resolve/main"
+    fault_server.script([{"kind": "ok", "json": [{"label": "green", "score": 1.0}]}])
+    url = [link(fault_server.url)]
+    cols, _ = inference.infer("image-classification", [f"{base}/green.png"], url)
+    assert cols["label"] == ["green"]
+    with pytest.raises(errors.InvalidFileError) as err:
+        inference.infer("image-classification", [f"{base}/page.png"], url)
+    assert err.value.fields["position"] == 1
+    with pytest.raises(errors.InvalidFileError):
+        inference.infer("image-classification", [str(folder / "page.png")], url)
+    with pytest.raises(errors.NetworkError) as err:
+        inference.infer("image-classification", [f"{base}/missing.png"], url)
+    assert err.value.fields["url"] == f"{base}/missing.png"
+    posts = [r for r in fault_server.requests() if r["method"] == "POST"]
+    assert len(posts) == 1  # only the good image reached the endpoint

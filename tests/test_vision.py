@@ -242,6 +242,18 @@ def test_bad_images_are_classed_errors_before_the_model_loads(hf_env, hub, folde
     assert models.cache_info()["kind"] == []  # refused before any model loaded
 
 
+def test_an_image_whose_body_cannot_be_read_names_its_position(hf_env, hub, images, tmp_path):
+    with open(images[0], "rb") as handle:
+        head = handle.read()
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(head[: len(head) // 2])  # its header reads, its pixels do not
+    for run, model in ((P.run, "vit"), (vision.embed_images, "clip")):
+        args = ("image-classification",) if run is P.run else ()
+        with pytest.raises(errors.InvalidFileError) as err:
+            run(*args, [images[0], images[1], str(truncated)], hub[model], env=hf_env)
+        assert err.value.fields == {"path": str(truncated), "position": 3}
+
+
 def test_models_and_arguments_that_do_not_fit(hf_env, hub, images):
     with pytest.raises(errors.UnsupportedError, match="cannot be used for the task"):
         P.load("object-detection", hub["blip"], env=hf_env)
