@@ -293,7 +293,8 @@ def _seed(value):
 def _extra(pipe, args) -> dict:
     """The other arguments of the pipeline's call (eta, guidance_rescale, clip_skip, ...)."""
     args = dict(args or {})
-    known = set(inspect.signature(type(pipe).__call__).parameters) - {"self", "kwargs"}
+    params = inspect.signature(type(pipe).__call__).parameters
+    known = set(params) - {"self", "kwargs"}
     own = sorted(set(args) & set(OWN_ARGS))
     unknown = sorted(set(args) - known - set(OWN_ARGS))
     if own or unknown:
@@ -306,7 +307,16 @@ def _extra(pipe, args) -> dict:
             f"{', '.join(sorted(known - set(OWN_ARGS)))}.",
             argument=name,
         )
-    return args
+    return {name: _typed(params[name], value) for name, value in args.items()}
+
+
+def _typed(param, value):
+    """R gives 2 as 2.0: a whole double for an argument the pipeline types as int (clip_skip)
+    becomes an int."""
+    hint = str(param.annotation)
+    if isinstance(value, float) and value.is_integer() and "int" in hint and "float" not in hint:
+        return int(value)
+    return value
 
 
 # ---------------------------------------------------------------------------------------------

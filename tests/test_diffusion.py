@@ -240,3 +240,8 @@ def test_the_demo_store_publishes_the_fixture(tmp_path):
     names = [name for _root, _dirs, files in os.walk(store) for name in files]
     assert "diffusion_pytorch_model.safetensors" in names
     assert not [name for name in names if name.endswith((".bin", ".pt", ".ckpt"))]
+
+
+def test_a_whole_double_for_an_int_argument_becomes_an_int(folder):
+    job = D.start(model=folder, prompt="a cat", steps=1, args={"clip_skip": 1.0, "eta": 1.0})
+    assert type(job.call["clip_skip"]) is int and type(job.call["eta"]) is float
