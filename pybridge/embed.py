@@ -212,9 +212,23 @@ def load(
                 raise models.load_error(
                     exc, model, "embeddings", ["any model with a tokenizer that AutoModel loads"]
                 ) from exc
+        _check_reads_text(net, model)
         return Encoder(tok, net.to(dev).eval(), _default_max_length(path, tok, net.config))
 
     return models.cached(key, loader)
+
+
+def _check_reads_text(net, model) -> None:
+    """A model whose input is not token ids (Whisper's audio features, ViT's pixels) cannot
+    embed text; a dual encoder (CLIP) embeds it with its text half."""
+    if net.main_input_name != "input_ids" and not is_dual_encoder(net):
+        raise errors.UnsupportedError(
+            f"'{model}' ({type(net).__name__}) reads {net.main_input_name}, not text: it cannot "
+            "embed texts. Use a text encoder (a BERT-like or sentence-transformers model), or a "
+            "CLIP-like model for text and images.",
+            task="feature-extraction",
+            model=model,
+        )
 
 
 def _fast_encoder(path, dev, backend, precision, trust_remote_code, env) -> Encoder:

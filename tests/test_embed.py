@@ -181,3 +181,11 @@ def test_a_vocabulary_that_fails_every_text_is_invalid_file(tmp_path):
         E.embed(["hello world"], str(folder))
     with pytest.raises(errors.InvalidFileError, match="tokenizer failed"):
         pipeline.run("feature-extraction", ["hello world"], model=str(folder))
+
+
+def test_a_model_that_does_not_read_text_is_unsupported():
+    from pybridge.fixtures import audio_models
+
+    whisper = audio_models.ensure(names=["whisper"])["whisper"]
+    with pytest.raises(errors.UnsupportedError, match="reads input_features, not text"):
+        E.embed(["hello"], whisper)
