@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 
-from . import _args, errors, jobs, models
+from . import _args, errors, jobs, memory, models
 
 DEFAULT_STEPS = 50  # diffusers' default num_inference_steps
 MULTIPLE = 8  # the VAEs of Stable Diffusion work on 8 x 8 pixel blocks
@@ -361,10 +361,29 @@ def start(
     if files is not None:
         files = _files(files, len(prompts) * n)
     pipe = _entry(model, revision, device, env, token, quiet)
+    _check_memory(pipe, call, len(prompts) * n)
     call.update(_extra(pipe, args))
     if seed is not None:
         call["generator"] = models.import_torch().Generator("cpu").manual_seed(seed)
     return Job(pipe, call, [p for p in prompts for _ in range(n)], files)
+
+
+# Bytes per pixel of an image at the least: the VAE decoder's last blocks (128 float32
+# channels at full size) and the float64 RGB result that R receives.
+BYTES_PER_PIXEL = 128 * 4 + 3 * 8
+
+
+def _check_memory(pipe, call, images) -> None:
+    """Images that cannot fit are refused before the first step, not after the denoising."""
+    height, width = default_size(pipe)
+    height, width = call["height"] or height, call["width"] or width
+    memory.check(
+        images * height * width * BYTES_PER_PIXEL,
+        f"text_to_image() of {images} image(s) of {width} x {height}",
+        "Ask for smaller images (width, height) or fewer (n).",
+        width=width,
+        height=height,
+    )
 
 
 def _files(files, count) -> list:

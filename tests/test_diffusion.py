@@ -245,3 +245,9 @@ def test_the_demo_store_publishes_the_fixture(tmp_path):
 def test_a_whole_double_for_an_int_argument_becomes_an_int(folder):
     job = D.start(model=folder, prompt="a cat", steps=1, args={"clip_skip": 1.0, "eta": 1.0})
     assert type(job.call["clip_skip"]) is int and type(job.call["eta"]) is float
+
+
+def test_images_that_cannot_fit_are_refused_before_the_first_step(folder):
+    with pytest.raises(errors.MemoryLimitError) as err:
+        D.start(model=folder, prompt="a cat", steps=1, width=800_000, height=800_000)
+    assert err.value.fields["width"] == 800_000 and err.value.fields["bytes"] > 1e14

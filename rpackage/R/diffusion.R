@@ -30,7 +30,7 @@
 #'
 #' @param prompt A character vector: the text of each image.
 #' @param model A Hub repo id or a local folder of a diffusers text-to-image pipeline.
-#' @param seed `NULL` or a whole number: the seed of the random generator, for images that can
+#' @param seed `NULL` or a whole number from 0 to 2^32 - 1: the seed of the random generator, for images that can
 #'   be made again.
 #' @param steps The number of denoising steps (diffusers' `num_inference_steps`).
 #' @param width,height The image's size in pixels, multiples of 8. `NULL` uses the model's own
@@ -41,7 +41,10 @@
 #'   or one per prompt.
 #' @param n The number of images per prompt.
 #' @param file `NULL`, or the PNG file of each image (one path per image, in the order of the
-#'   result). They are written by Python's PIL exactly as diffusers' images save in Python.
+#'   result). They are written by Python's PIL exactly as diffusers' images save in Python. A
+#'   name that does not end in `.png`, a folder, or a folder that cannot be written is refused
+#'   before the model runs, as are images too large for the memory free
+#'   (`hfbridge_error_memory`).
 #' @param ... Other arguments of the pipeline's call, such as `eta` or `clip_skip`.
 #' @param revision A branch, tag or commit of the model repository.
 #' @param device `"cpu"`, or `"cuda"`, `"cuda:1"`, `"mps"` where torch has them.
