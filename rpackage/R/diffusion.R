@@ -30,8 +30,8 @@
 #'
 #' @param prompt A character vector: the text of each image.
 #' @param model A Hub repo id or a local folder of a diffusers text-to-image pipeline.
-#' @param seed `NULL` or a whole number from 0 to 2^32 - 1: the seed of the random generator, for images that can
-#'   be made again.
+#' @param seed `NULL` or a whole number from 0 to 2^32 - 1: the seed of the random generator,
+#'   for images that can be made again.
 #' @param steps The number of denoising steps (diffusers' `num_inference_steps`).
 #' @param width,height The image's size in pixels, multiples of 8. `NULL` uses the model's own
 #'   size (512 x 512 for Stable Diffusion 1.5).
