@@ -178,8 +178,8 @@ def _save_weights(folder, weights, max_shard_size, dtypes, default_dtype, revers
 
 
 def _save_tokenizer(folder, tokenizer, config, env, token):
-    """The tokenizer files transformers' save_pretrained writes (tokenizer.json,
-    tokenizer_config.json, special_tokens_map.json...)."""
+    """The tokenizer files transformers' save_pretrained writes (tokenizer.json and
+    tokenizer_config.json)."""
     from .models import quiet_transformers
 
     with quiet_transformers():
@@ -195,6 +195,14 @@ def _save_tokenizer(folder, tokenizer, config, env, token):
                 raise errors.InvalidFileError(
                     f"No tokenizer could be loaded from '{tokenizer}': {exc}", argument="tokenizer"
                 ) from None
+            if len(tok.get_vocab()) <= len(set(tok.all_special_tokens)):
+                # transformers 5 builds an empty tokenizer from a config.json alone
+                raise errors.InvalidFileError(
+                    f"'{tokenizer}' holds no tokenizer files (tokenizer.json, vocab.txt, "
+                    "vocab.json and merges.txt, or a sentencepiece model): only an empty "
+                    "vocabulary could be made from it.",
+                    argument="tokenizer",
+                )
         elif type(tokenizer).__name__ == "Tokenizer":
             tok = transformers.PreTrainedTokenizerFast(
                 tokenizer_object=tokenizer, **_special_tokens(tokenizer, config)

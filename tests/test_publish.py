@@ -490,6 +490,13 @@ def test_save_model_refuses_bad_input_and_leaves_the_folder_as_it_was(gpt2, tmp_
         model_folder.save_model(str(out), gpt2["weights"], gpt2["config"], card={"licence": "mit"})
     with pytest.raises(errors.InvalidArgumentError, match="not a float type"):
         model_folder.save_model(str(out), gpt2["weights"], gpt2["config"], default_dtype="int8")
+    no_tokenizer = tmp_path / "config-only"
+    no_tokenizer.mkdir()
+    (no_tokenizer / "config.json").write_text('{"model_type": "gpt2"}')
+    with pytest.raises(errors.InvalidFileError, match="no tokenizer files"):
+        model_folder.save_model(
+            str(out), gpt2["weights"], gpt2["config"], tokenizer=str(no_tokenizer)
+        )
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(errors.InvalidArgumentError, match="not a JSON file"):
         model_folder.save_model(str(out), gpt2["weights"], str(tmp_path / "bad.json"))

@@ -219,10 +219,10 @@ hub_whoami <- function(token = NULL) {
 #'   \item the weights as safetensors: `model.safetensors`, or shards
 #'     `model-00001-of-0000N.safetensors` with `model.safetensors.index.json` when they are
 #'     larger than `max_shard_size`, split as transformers splits them;
-#'   \item the tokenizer files (`tokenizer.json`, `tokenizer_config.json`,
-#'     `special_tokens_map.json`) from an hfbridge tokenizer, or copied from a repo id or folder
-#'     through transformers; the config's `bos_token_id`, `eos_token_id`, ... name its special
-#'     tokens;
+#'   \item the tokenizer files (`tokenizer.json`, `tokenizer_config.json`) from an hfbridge
+#'     tokenizer, or copied from a repo id or folder through transformers (one that holds no
+#'     tokenizer files is `hfbridge_error_invalid_file`); the config's `bos_token_id`,
+#'     `eos_token_id`, ... name its special tokens;
 #'   \item `README.md`, a model card whose YAML metadata holds `library_name` (default
 #'     `"transformers"`), `license`, `tags`, `pipeline_tag`, `base_model` and the other fields
 #'     of `card`, with `card$description` as its text. `card` may also be the whole README text.
