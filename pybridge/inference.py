@@ -127,6 +127,9 @@ def run_chain(endpoints: List[Endpoint], call: Callable, what: str) -> Answer:
             try:
                 value = call(ep)
                 return Answer(value, ep.label, tries, (time.monotonic() - started) * 1000)
+            except errors.UnsupportedError as exc:  # this endpoint cannot: the next may
+                err = exc
+                break
             except errors.PybridgeError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure is classified
@@ -209,6 +212,16 @@ def infer(task: str, inputs, endpoints: list, model=None, args=None, env=None, t
 
     def call(ep):
         chosen = model or ep.model or ep.model_for(task)
+        if ep.served and chosen is None:  # its root would answer with another task's model
+            raise errors.UnsupportedError(
+                f"The hfbridge server at {ep.label} serves no model for {task}; it serves "
+                + ", ".join(f"{name} ({kind})" for name, kind in ep.served.items())
+                + '. Start one with hf_serve(c("'
+                + task
+                + '" = REPO)).',
+                task=task,
+                endpoint=ep.label,
+            )
         c = client(ep, env, token, task_url=_task_url(ep, chosen))
         m = None if ep.url else chosen
         if len(items) == 1:

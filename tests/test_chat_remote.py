@@ -335,3 +335,23 @@ def test_image_inputs_are_read_and_checked_here_as_the_local_pipeline_reads_them
     assert err.value.fields["url"] == f"{base}/missing.png"
     posts = [r for r in fault_server.requests() if r["method"] == "POST"]
     assert len(posts) == 1  # only the good image reached the endpoint
+
+
+def test_an_hfbridge_server_without_a_model_for_the_task_is_left_for_the_next(
+    fault_server, tmp_path
+):
+    """Its root answers with the first model it serves, whatever the task: a task it does not
+    serve is unsupported there, and the chain moves on."""
+    from PIL import Image
+
+    image = tmp_path / "a.png"
+    Image.new("RGB", (4, 3)).save(image)
+    server = link(fault_server.url + "/v1", served={"minilm": "feature-extraction"})
+    with pytest.raises(errors.UnsupportedError, match="serves no model for image-classification"):
+        inference.infer("image-classification", [str(image)], [server])
+    assert fault_server.requests() == []
+    fault_server.script([{"kind": "ok", "json": [{"label": "cat", "score": 1.0}]}])
+    cols, record = inference.infer(
+        "image-classification", [str(image)], [server, link(fault_server.url)]
+    )
+    assert cols["label"] == ["cat"] and record["endpoint"] == fault_server.url
