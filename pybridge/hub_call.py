@@ -669,8 +669,7 @@ def fetch(url: str, timeout: float, what: str) -> bytes:
     import httpx2
 
     try:
-        response = hf_module().get_session().get(url, timeout=timeout, follow_redirects=True)
-        response.raise_for_status()
+        return _body_within(url, timeout)
     except httpx2.HTTPStatusError as exc:
         status = exc.response.status_code
         raise errors.NetworkError(
@@ -682,7 +681,23 @@ def fetch(url: str, timeout: float, what: str) -> bytes:
         raise errors.NetworkError(
             f"Could not download {what} {url} ({type(exc).__name__}: {exc}).", url=url
         ) from None
-    return response.content
+
+
+def _body_within(url: str, timeout: float) -> bytes:
+    """The body of ``url`` in ``timeout`` seconds in all: httpx2's timeout bounds each read,
+    so a server that sends a byte now and then would hold the call for ever."""
+    import httpx2
+
+    deadline = time.monotonic() + timeout
+    session = hf_module().get_session()
+    with session.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
+        response.raise_for_status()
+        chunks = []
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise httpx2.ReadTimeout(f"the body took longer than {timeout:g} s")
+    return b"".join(chunks)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ Control routes (never scripted, never recorded):
   the next one, ``{"kind": "ok"}`` once the queue is empty;
 - ``GET /_requests``: ``[{"method", "path", "headers", "body"}]`` of every API request since the
   last reset, in order (header names lowercased, the body parsed JSON or null);
-- ``POST /_reset`` clears the queue and the record.
+- ``POST /_reset`` clears the queue and the record;
+- ``GET /_drip?every=S&count=N``: N bytes, one every S seconds (a URL slower than its timeout,
+  whose every read still comes in time).
 
 API routes, all recorded: ``POST /v1/chat/completions`` (and ``/chat/completions``; SSE when the
 body has ``"stream": true``), ``POST /v1/completions``, ``POST /v1/embeddings``, ``POST /`` (TGI
@@ -341,6 +343,17 @@ def build_app(script: Script | None = None) -> FastAPI:
     app.post("/v1/completions")(route(completion))
     app.post("/v1/embeddings")(route(embeddings))
     app.post("/")(route(generated))
+
+    @app.get("/_drip")
+    async def drip(every: float = 0.25, count: int = 40):
+        """``count`` bytes, one every ``every`` seconds: a download that never times out a read."""
+
+        async def body():
+            for _ in range(count):
+                yield b"x"
+                await asyncio.sleep(every)
+
+        return StreamingResponse(body(), media_type="image/png")
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"])
     async def elsewhere(request: Request):

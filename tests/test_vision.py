@@ -165,6 +165,12 @@ def test_url_failures_are_network_errors(hf_env, hub, urls):
         P.run("image-classification", ["http://127.0.0.1:9/x.png"], hub["vit"], env=hf_env)
 
 
+def test_an_image_url_timeout_bounds_the_whole_download(fault_server):
+    # each byte comes within the timeout, the whole body (10 s) does not
+    with pytest.raises(errors.NetworkError, match="ReadTimeout"):
+        vision.download(f"{fault_server.url}/_drip?every=0.25&count=40", timeout=1.5)
+
+
 def clip_reference(folder):
     model = transformers.CLIPModel.from_pretrained(folder).eval()
     return model, transformers.CLIPProcessor.from_pretrained(folder)
