@@ -572,6 +572,12 @@ def _read_error(exc, ctx: dict, s: Settings, offline: bool) -> errors.PybridgeEr
         )
     if isinstance(exc, e.HfHubHTTPError) and _status(exc) in (401, 403):
         return auth_error(where, s, ctx, _status(exc))
+    if isinstance(exc, e.HfHubHTTPError) and _status(exc) == 404:  # a 404 without the Hub's code
+        return errors.RepoNotFoundError(
+            f"{s.endpoint} answered 404 for {where}: the repository is not there, or "
+            "HF_ENDPOINT is not a Hub. Check the repo id, repo_type and HF_ENDPOINT.",
+            **ctx,
+        )
     if isinstance(exc, ValueError) and exc.__cause__ is not None:
         # "Force download failed due to the above error.": the failure is the one above
         return _read_error(exc.__cause__, ctx, s, offline)
