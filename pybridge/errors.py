@@ -69,13 +69,23 @@ class PybridgeError(Exception):
     code = "error"
 
     def __init__(self, message: str, **fields):
-        message = safe_text(message)
+        message = _shortened(safe_text(message))
         super().__init__(message)
         self.message = message
         self.fields = {k: _plain(v) for k, v in fields.items() if v is not None}
 
     def __str__(self) -> str:
         return self.message
+
+
+MAX_MESSAGE = 4000  # characters: a message quoting a 10^6-character argument stays readable
+
+
+def _shortened(message: str) -> str:
+    if len(message) <= MAX_MESSAGE:
+        return message
+    cut = len(message) - MAX_MESSAGE
+    return f"{message[: MAX_MESSAGE - 500]} [... {cut} characters ...] {message[-500:]}"
 
 
 class RepoNotFoundError(PybridgeError, FileNotFoundError):
@@ -310,5 +320,10 @@ def call(function, *args, **kwargs):
         storage = storage_error(exc)
         if storage is not None:
             raise storage from None
+        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+            raise InvalidArgumentError(
+                f"A file name is too long for its file system: {safe_text(exc.filename)}.",
+                path=exc.filename if isinstance(exc.filename, str) else None,
+            ) from None
         kind = type(exc).__name__
         raise PythonError(f"Python raised {kind}: {exc}", python_type=kind) from None

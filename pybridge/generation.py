@@ -330,6 +330,12 @@ class _Generation:
             kwargs["stopping_criteria"] = transformers.StoppingCriteriaList([cancel.criterion()])
         if streamer is not None:
             kwargs["streamer"] = streamer
+        models.check_attention_memory(
+            self.model.config,
+            len(self.prompt) + int(self.settings.get("max_new_tokens") or 0),
+            f"A prompt of {len(self.prompt)} tokens",
+            "Shorten the conversation or the message.",
+        )
         ids = torch.tensor([self.prompt], dtype=torch.long, device=self.model.device)
         if self.seed is not None:
             transformers.set_seed(self.seed)

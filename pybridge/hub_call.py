@@ -597,6 +597,12 @@ def _read_error(exc, ctx: dict, s: Settings, offline: bool) -> errors.PybridgeEr
         )
     if isinstance(exc, e.HFValidationError) or isinstance(exc, ValueError):
         return errors.InvalidArgumentError(f"{where}: {exc}", **ctx)
+    if type(exc).__name__ == "InvalidURL" or _status(exc) == 431:  # a name or token too long
+        return errors.InvalidArgumentError(
+            f"{where}: the request cannot be made ({type(exc).__name__}: {exc}); is a name, "
+            "the revision or the token far too long?",
+            **ctx,
+        )
     if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
         return errors.InvalidArgumentError(
             f"{where}: a name is too long for the cache's file system ({s.cache_dir}).", **ctx

@@ -346,3 +346,14 @@ def set_threads(n) -> int:
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     return before
+
+
+def check_attention_memory(config, tokens: int, subject: str, advice: str) -> None:
+    """A model's attention scores for ``tokens`` tokens (heads x n x n floats, a few at once)
+    must fit in memory: a model with relative or rotary positions takes any length, and a
+    50,000-token text had the OOM killer end the R session instead of an error."""
+    from . import memory
+
+    heads = getattr(config, "num_heads", None) or getattr(config, "num_attention_heads", None)
+    heads = heads if isinstance(heads, int) and heads > 0 else 16
+    memory.check(heads * tokens * tokens * 4 * 3, subject, advice, argument="inputs")

@@ -241,7 +241,7 @@ def start(
             argument="candidate_labels",
             task=task,
         )
-    if name not in OWN:
+    if name != "question-answering":  # its inputs are pairs, which it splits itself
         check_lengths(name, pipe, items, args)
     seed = args.pop("seed", None)
     if seed is not None:
@@ -269,9 +269,15 @@ UNTRUNCATED_FAIL = (
 
 def check_lengths(name, pipe, items, args) -> None:
     """Texts the model cannot take are refused, naming them, before the model runs: longer than
-    its positions (without ``truncation``), or a prompt plus ``max_new_tokens`` past a GPT-2-like
-    model's ``n_positions`` (where generate() fails with an index error)."""
+    its positions (without ``truncation``), a prompt plus ``max_new_tokens`` past a GPT-2-like
+    model's ``n_positions`` (where generate() fails with an index error), or, for a
+    sequence-to-sequence model with relative positions (T5), a text whose attention alone would
+    not fit in memory."""
     config = getattr(getattr(pipe, "model", None), "config", None)
+    if name.startswith(OWN[1:]) and not _truncates(args):
+        return _check_attention_memory(name, pipe, items, config)
+    if name == "text-generation" and getattr(config, "n_positions", None) is None:
+        return _check_attention_memory(name, pipe, items, config)
     if name == "text-generation":
         limit = getattr(config, "n_positions", None)
         room = args.get("max_new_tokens") or 0
@@ -284,12 +290,7 @@ def check_lengths(name, pipe, items, args) -> None:
         return
     if not limit:
         return
-    # a token covers at least one byte of the text, bar the few special tokens around it: only
-    # texts that could be too long are tokenized
-    maybe = [i for i, t in enumerate(items) if len(t) + 8 + room > limit]
-    maybe = [i for i in maybe if len(items[i].encode("utf-8")) + 8 + room > limit]
-    counts = pipe.tokenizer([items[i] for i in maybe])["input_ids"] if maybe else []
-    over = [i + 1 for i, ids in zip(maybe, counts) if len(ids) + room > limit]
+    over = [i + 1 for i, n in _over(pipe.tokenizer, items, limit - room)]
     if over:
         raise errors.InvalidArgumentError(
             f"{name}: text {', '.join(map(str, over[:10]))}{' ...' if len(over) > 10 else ''} "
@@ -298,6 +299,49 @@ def check_lengths(name, pipe, items, args) -> None:
             argument="inputs",
             texts=over,
         )
+
+
+def _over(tokenizer, items, limit) -> list:
+    """(position, tokens) of the texts with more than ``limit`` tokens. A token covers at least
+    one byte of the text, bar the few special tokens around it: only texts that could be too
+    long are tokenized, and first only their start (BPE's time grows with the square of a
+    word's length, so a 10^6-character word would take minutes); a start already too long
+    settles it, and the whole text's tokens are then estimated from it."""
+    found = []
+    for i, text in enumerate(items):
+        if len(text) + 8 <= limit or len(text.encode("utf-8")) + 8 <= limit:
+            continue
+        start = text[: (limit + 8) * PREFIX_CHARS_PER_TOKEN]
+        n = len(tokenizer(start)["input_ids"])
+        if n <= limit and len(start) < len(text):
+            n = len(tokenizer(text)["input_ids"])
+        elif len(start) < len(text):
+            n = n * len(text) // len(start)
+        if n > limit:
+            found.append((i, n))
+    return found
+
+
+PREFIX_CHARS_PER_TOKEN = 32  # more than any vocabulary's tokens hold, bar unknown words
+
+
+def _check_attention_memory(name, pipe, items, config) -> None:
+    """The attention of the longest text must fit in memory: T5 (and a rotary model) takes any
+    length, and 50,000 tokens had the OOM killer end R."""
+    room = getattr(pipe.tokenizer, "model_max_length", None)
+    room = room if isinstance(room, int) and 0 < room < 10**6 else 512
+    long = _over(pipe.tokenizer, items, room)
+    if not long:
+        return
+    position, tokens = max(long, key=lambda found: found[1])
+    models.check_attention_memory(
+        config,
+        tokens,
+        f"{name} of text {position + 1} ({tokens} tokens)",
+        "Shorten the prompts."
+        if name == "text-generation"
+        else "Pass truncation = TRUE to cut the texts to the model's length, or split them.",
+    )
 
 
 def _truncates(args) -> bool:

@@ -29,7 +29,7 @@ class Spec:
 
 
 class Whole(Spec):
-    def __init__(self, low=1, high=None, none=False):
+    def __init__(self, low=1, high=2**31 - 1, none=False):  # by default, what a C int takes
         self.low, self.high, self.none = low, high, none
         upper = f" and <= {high}" if high is not None else ""
         self.describe = f"a whole number >= {low}{upper}" + (", or NULL" if none else "")
@@ -208,6 +208,10 @@ class Options(Spec):
 # The table
 
 COUNT = Whole(1)
+# generation lengths and copies: beyond these, the buffers alone exceed any memory (a typo such
+# as num_return_sequences = 2^31 had the OOM killer end the R session)
+TOKENS = Whole(1, 2**20)
+COPIES = Whole(1, 1024)
 TRUNCATION = Either(Flag(), Choice("longest_first", "only_first", "only_second", "do_not_truncate"))
 TOKENIZER_OPTIONS = Options(
     truncation=TRUNCATION,
@@ -220,14 +224,14 @@ SEED = Whole(0, 2**32 - 1)
 
 # generate() settings (transformers.GenerationConfig), with the ranges of its logits processors.
 GENERATE = {
-    "max_new_tokens": COUNT,
-    "max_length": COUNT,
-    "min_length": Whole(0),
-    "min_new_tokens": Whole(0),
+    "max_new_tokens": TOKENS,
+    "max_length": TOKENS,
+    "min_length": Whole(0, 2**20),
+    "min_new_tokens": Whole(0, 2**20),
     "do_sample": Flag(),
-    "num_beams": COUNT,
-    "num_beam_groups": COUNT,
-    "num_return_sequences": COUNT,
+    "num_beams": COPIES,
+    "num_beam_groups": COPIES,
+    "num_return_sequences": COPIES,
     "early_stopping": Either(Flag(), Choice("never")),
     "temperature": Number(0, open=("low",)),
     "top_k": Whole(0),

@@ -134,7 +134,7 @@ def start(
     plan = Plan(
         task,
         _texts(train_texts, "train"),
-        _args.positive(epochs, "epochs"),
+        _epochs(epochs),
         _args.positive(learning_rate, "learning_rate"),
         _args.count(batch_size, "batch_size"),
         _args.count(seed, "seed", minimum=0),
@@ -199,6 +199,18 @@ class Plan:
             self.eval_labels = [classes.index(x) for x in eval_labels]
         self.classes = list(classes)
         self.labels = [self.classes.index(x) for x in labels]
+
+
+MAX_EPOCHS = 10_000  # beyond, a typo (1e308, 2^31) that would train for ever
+
+
+def _epochs(value) -> float:
+    value = _args.positive(value, "epochs")
+    if value > MAX_EPOCHS:
+        raise errors.InvalidArgumentError(
+            f"epochs must be at most {MAX_EPOCHS}, not {value!r}.", argument="epochs"
+        )
+    return value
 
 
 def _texts(texts, argument) -> list:

@@ -60,3 +60,14 @@ def test_a_url_query_never_reaches_a_message():
         "400 for url 'http://127.0.0.1:1/lfs/upload/abc?key=uPX8VXFa&x=1' (see https://h/a?b=c)"
     )
     assert str(err) == "400 for url 'http://127.0.0.1:1/lfs/upload/abc?***' (see https://h/a?***)"
+
+
+def test_a_message_quoting_a_huge_argument_is_shortened_and_keeps_both_ends():
+    err = errors.InvalidArgumentError("start " + "x" * 10**6 + " end")
+    assert len(str(err)) < errors.MAX_MESSAGE + 100
+    assert str(err).startswith("start x") and str(err).endswith("x end")
+
+
+def test_a_file_name_too_long_is_an_invalid_argument(tmp_path):
+    with pytest.raises(errors.InvalidArgumentError, match="too long"):
+        errors.call(open, str(tmp_path / ("x" * 300)), "w")

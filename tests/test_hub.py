@@ -760,3 +760,10 @@ def test_a_full_disk_is_a_storage_error_and_keeps_no_partial_file(hf_env, tmp_pa
         assert "Free space" in raised.value.message
         left = [p.name for p in disk.rglob("*") if p.is_file() and p.parent.name == "blobs"]
         assert left == []  # neither a blob nor a partial file
+
+
+def test_a_name_too_long_for_a_url_is_an_invalid_argument(hf_env, mirror, tiny):
+    for kwargs in ({"filename": "a" * 10**5}, {"filename": "config.json", "revision": "r" * 10**5}):
+        with pytest.raises(errors.InvalidArgumentError) as raised:
+            hub.download(TINY, env=hf_env, **kwargs)
+        assert len(str(raised.value)) < errors.MAX_MESSAGE + 100

@@ -614,3 +614,19 @@ def test_seq2seq_beams_equal_transformers4(hf_env, hub_models, transformers4):
     want = transformers4[10]
     assert list(ours["text_id"]) == [1, 1, 2, 2]
     assert ours["generated_text"] == [w["summary_text"] for per_text in want for w in per_text]
+
+
+def test_a_text_whose_attention_cannot_fit_is_a_memory_error_not_an_oom_kill(folders):
+    """T5's relative positions and a rotary chat model take any length; a long text made
+    attention scores that had the OOM killer end R (summarization), or ran for ever (chat)."""
+    from pybridge import chat
+
+    long_words, one_word = "a " * 500_000, "a" * 1_000_000  # 10^12 scores and more
+    with pytest.raises(errors.MemoryLimitError, match="truncation = TRUE"):
+        P.run("summarization", [long_words], folders["t5"])
+    with pytest.raises(errors.MemoryLimitError, match="Shorten the prompts"):
+        P.run("text-generation", [one_word], folders["chat"], args={"max_new_tokens": 2})
+    local = chat.Chat([{"local": True, "model": folders["chat"]}], model=folders["chat"])
+    with pytest.raises(errors.MemoryLimitError):
+        local.send(one_word)
+    assert local.turns == []  # the refused turn is not kept

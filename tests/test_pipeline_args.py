@@ -37,13 +37,13 @@ TASKS = {
 }
 
 GENERATE_BAD = {
-    "max_new_tokens": ["x", 0, -1, 2.5],
-    "num_beams": ["x", 0],
+    "max_new_tokens": ["x", 0, -1, 2.5, 2**31, 1e308],
+    "num_beams": ["x", 0, 2**31],
     "do_sample": ["yes", 1],
     "temperature": ["hot", 0, -0.5, math.inf],
-    "top_k": ["x", -1, 2.5],
+    "top_k": ["x", -1, 2.5, 1e308],
     "top_p": ["x", 1.5, -0.1],
-    "num_return_sequences": ["x", 0],
+    "num_return_sequences": ["x", 0, 2**31],
     "seed": ["x", -1, 2**32],
     "max_length": [0],
     "min_length": [-1],
@@ -79,7 +79,7 @@ BAD = {
         "question": [1, ""],
         "context": [1, ""],
         "top_k": ["x", 0, -1],
-        "max_answer_len": ["x", 0],
+        "max_answer_len": ["x", 0, 1e308],
         "doc_stride": ["x", 0],
         "max_seq_len": ["x", -5],
         "max_question_len": ["x", 0],

@@ -87,6 +87,7 @@ def test_metrics_are_accuracy_and_macro_f1():
         ({"args": {"output_dir": "x"}}, "output_dir"),
         ({"args": {"hub_token": "hf_abcdefghijkl"}}, "hub_token"),
         ({"epochs": 0}, "epochs"),
+        ({"epochs": 2.0**31}, "epochs"),
         ({"learning_rate": -1.0}, "learning_rate"),
         ({"batch_size": 0}, "batch_size"),
         ({"lora": {"rank": 4}}, "lora"),

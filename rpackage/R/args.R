@@ -52,6 +52,10 @@ check_flags <- function(...) {
 
 # reticulate would pass an NA on as True or "NA": refuse it anywhere inside x (nested lists too).
 check_no_na <- function(x, arg) {
+  if (!is.null(x) && !is.vector(x) && !is.factor(x) && !is.array(x)) {
+    hfbridge_abort("invalid_argument", sprintf("`%s` must be a value or a list of values, not %s.",
+                                               arg, describe_value(x)), argument = arg)
+  }
   if (anyNA(unlist(x, use.names = FALSE))) {
     hfbridge_abort("invalid_argument", sprintf("`%s` must not hold NA.", arg), argument = arg)
   }
@@ -78,6 +82,8 @@ describe_value <- function(x) {
   if (length(x) != 1) return(sprintf("a %s vector of length %d", class(x)[1], length(x)))
   if (is.na(x)) return("NA")
   if (!is.character(x)) return(sprintf("the %s %s", class(x)[1], format(x)))
+  if (length(not_utf8(x))) return("text that is not valid UTF-8")
+  if (nchar(x) > 60L) return(sprintf("a string of %d characters", nchar(x)))
   sprintf("\"%s\"", x)
 }
 

@@ -121,7 +121,8 @@ hub_dataset_chunks <- function(repo_id, split = "train", chunk_size = 10000L, ca
   dataset_check_common(repo_id, split, config, revision, token)
   columns <- dataset_check_columns(columns)
   dataset_check_chunking(chunk_size, callback)
-  check_flags(progress = progress, quiet = quiet)
+  check_flag(quiet, "quiet")  # before `progress`, whose default reads it
+  check_flags(progress = progress)
   reader <- dataset_chunk_reader$new(dataset_py(
     "open_chunks", repo_id, split = split, config = config, revision = revision,
     columns = columns, chunk_size = as.integer(chunk_size), env = hf_env(), token = token,
@@ -230,7 +231,10 @@ dataset_check_common <- function(repo_id, split, config, revision, token) {
 
 dataset_check_chunking <- function(chunk_size, callback) {
   check_count(chunk_size, "chunk_size", 1L)
-  if (!is.function(callback)) {
+  takes_two <- is.function(callback) &&
+    (length(formals(callback)) >= 2L || "..." %in% names(formals(callback)) ||
+       is.primitive(callback))
+  if (!takes_two) {
     hfbridge_abort("invalid_argument", "`callback` must be a function(chunk, index).",
                    argument = "callback")
   }

@@ -367,6 +367,12 @@ pipeline_named_args <- function(args, task) {
       argument = "...", task = task)
   }
   for (name in names(args)) {
+    value <- args[[name]]
+    if (!is.null(value) && !is.vector(value) && !is.factor(value) && !is.array(value)) {
+      hfbridge_abort("invalid_argument", sprintf(
+        "%s: `%s` must be a value or a list of values, not %s.", task, name,
+        describe_value(value)), argument = name, task = task)
+    }
     if (anyNA(args[[name]], recursive = TRUE)) {
       hfbridge_abort("invalid_argument", sprintf("%s: `%s` must not be NA, got %s.", task, name,
                                                  describe_value(args[[name]])),

@@ -571,6 +571,11 @@ tok_chat_message <- function(message, i) {
 # NULL, JSON text (a string; a class such as jsonlite's "json" is dropped), or a list.
 tok_chat_tools <- function(tools) {
   if (is.null(tools)) return(NULL)
+  if (!is.list(tools) && !is.character(tools)) {
+    hfbridge_abort("invalid_argument", sprintf(
+      "tools must be a list of tool schemas (or their JSON text), not %s.", describe_value(tools)),
+      argument = "tools")
+  }
   if (anyNA(tools, recursive = TRUE)) {
     hfbridge_abort("invalid_argument", "tools must not hold NA.", argument = "tools")
   }
