@@ -143,3 +143,20 @@ test_that("an interrupt that reaches R as another error still stops the job as a
   expect_identical(err$step, 3L)
   expect_true(job$stopped)
 })
+
+test_that("odd values where flags, counts or values belong are invalid_argument, not base errors", {
+  bytes <- "caf\xc3\xa9"
+  Encoding(bytes) <- "bytes"
+  invalid <- function(expr) expect_error(expr, class = "hfbridge_error_invalid_argument")
+  invalid(hub_download("gpt2", "config.json", quiet = bytes))
+  invalid(hub_download("gpt2", "config.json", force_download = strrep("x", 1e6)))
+  err <- tryCatch(hub_download("gpt2", strrep("y", 1e5), quiet = 2), error = identity)
+  expect_lt(nchar(conditionMessage(err)), 500)
+  invalid(hub_load(function(x) x))
+  invalid(hub_load(new.env()))
+  gpt2 <- hfbridge:::pybridge_module("fixtures.models")$ensure(names = list("gpt2"))$gpt2
+  tok <- tokenizer_from_file(file.path(gpt2, "tokenizer.json"))
+  invalid(tok$apply_chat_template(list(list(role = "user", content = "hi")), tools = sum))
+  invalid(hub_dataset_chunks("imdb", callback = function(chunk) FALSE, chunk_size = 10))
+  invalid(hub_dataset_chunks("imdb", callback = function(chunk, i) FALSE, quiet = "yes"))
+})
