@@ -52,9 +52,10 @@ hub_mirror_start <- function(root, host = "127.0.0.1", port = 0L, timeout = 30,
                              log = tempfile("hfbridge-mirror-", fileext = ".log"),
                              python = service_python()) {
   check_string(root, "root")
-  check_string(host, "host")
+  check_host(host)
   port <- check_port(port)
   check_string(python, "python")
+  log <- check_log(log)
   root <- normalizePath(root, mustWork = FALSE)
   dir.create(root, recursive = TRUE, showWarnings = FALSE)
   args <- c("-m", "pybridge.mirror", "serve", "--root", root, "--host", host, "--port", port)
@@ -315,7 +316,7 @@ print.hfbridge_mirror <- function(x, ...) {
 }
 
 mirror_check <- function(mirror) {
-  if (!inherits(mirror, "hfbridge_mirror")) {
+  if (!inherits(mirror, "hfbridge_mirror") || !inherits(mirror$process, "process")) {
     hfbridge_abort("invalid_argument", "`mirror` must come from hub_mirror_start().")
   }
 }

@@ -67,7 +67,7 @@ hf_serve <- function(models, host = "127.0.0.1", port = NULL, api_key = NULL, of
                      timeout = 300, log = tempfile("hfbridge-serve-", fileext = ".log"),
                      python = service_python()) {
   specs <- serve_model_specs(models)
-  check_string(host, "host")
+  check_host(host)
   port <- if (is.null(port)) 0L else check_port(port)
   if (!is.null(api_key)) check_string(api_key, "api_key")
   if (is.null(api_key) && !serve_is_loopback(host)) {
@@ -77,6 +77,7 @@ hf_serve <- function(models, host = "127.0.0.1", port = NULL, api_key = NULL, of
   }
   check_flag(offline, "offline")
   check_flag(continuous_batching, "continuous_batching")
+  log <- check_log(log)
   args <- c("-m", "pybridge.serve", rbind("--model", specs), "--host", host, "--port", port,
             "--max-tokens", check_count(max_tokens, "max_tokens", 1L),
             "--max-inputs", check_count(max_inputs, "max_inputs", 1L),
@@ -158,7 +159,7 @@ serve_is_loopback <- function(host) {
 }
 
 serve_check <- function(server) {
-  if (!inherits(server, "hfbridge_server")) {
+  if (!inherits(server, "hfbridge_server") || !inherits(server$process, "process")) {
     hfbridge_abort("invalid_argument", "`server` must come from hf_serve().", argument = "server")
   }
 }

@@ -118,6 +118,29 @@ service_died <- function(process, log, what) {
                                     what, process$get_exit_status(), text), path = log)
 }
 
+# A host name or address to listen on: letters, digits, '.', '-', ':' (IPv6), at most 253.
+check_host <- function(host) {
+  check_string(host, "host")
+  if (!grepl("^[A-Za-z0-9.:_-]{1,253}$", host)) {
+    hfbridge_abort("invalid_argument", sprintf(
+      "`host` must be a host name or address such as \"127.0.0.1\", not %s.",
+      describe_value(host)), argument = "host")
+  }
+  host
+}
+
+# The log file of a server: a path in a folder that exists.
+check_log <- function(log) {
+  check_string(log, "log")
+  log <- path.expand(log)
+  if (dir.exists(log) || !dir.exists(dirname(log))) {
+    hfbridge_abort("invalid_argument", sprintf(
+      "`log` must be a file in a folder that exists, not %s.", describe_value(log)),
+      argument = "log")
+  }
+  log
+}
+
 check_port <- function(port) {
   ok <- is.numeric(port) && length(port) == 1 && !is.na(port) && port == round(port) &&
     port >= 0 && port <= 65535

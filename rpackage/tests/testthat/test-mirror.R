@@ -66,6 +66,16 @@ test_that("arguments are checked before anything starts", {
   expect_error(hub_mirror_start(1), class = "hfbridge_error_invalid_argument")
   expect_error(hub_mirror_start("x", port = -1), class = "hfbridge_error_invalid_argument")
   expect_error(hub_mirror_stop("x"), class = "hfbridge_error_invalid_argument")
+  expect_error(hub_mirror_stop(structure(list(), class = "hfbridge_mirror")),
+               class = "hfbridge_error_invalid_argument")
+  for (log in list(NA, "", tempdir(), file.path(tempdir(), "no", "such", "x.log"))) {
+    expect_error(hub_mirror_start(withr::local_tempdir(), log = log),
+                 class = "hfbridge_error_invalid_argument")
+  }
+  for (host in list("a\nb", strrep("a", 1e4), "")) {
+    expect_error(hub_mirror_start(withr::local_tempdir(), host = host),
+                 class = "hfbridge_error_invalid_argument")
+  }
   expect_error(hub_mirror_publish(tempdir(), "a/b/c", tempdir()),
                class = "hfbridge_error_invalid_argument")
 })
