@@ -75,6 +75,9 @@ hf_chat <- function(model = NULL, endpoint = NULL, provider = NULL, system_promp
                     endpoints = NULL, api_key = NULL, timeout = 120, token = NULL) {
   if (!is.null(model)) check_string(model, "model")
   if (!is.null(system_prompt)) check_string(system_prompt, "system_prompt")
+  if (!is.null(api_key)) check_string(api_key, "api_key")
+  hub_check_token(token)
+  check_seconds(timeout, "timeout")
   chain <- endpoint_chain(endpoint, provider, endpoints, model, api_key, timeout,
                           local_ok = !is.null(model))
   py <- py_call("chat", "Chat", chain, model = model, system_prompt = system_prompt,

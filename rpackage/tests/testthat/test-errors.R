@@ -159,4 +159,7 @@ test_that("odd values where flags, counts or values belong are invalid_argument,
   invalid(tok$apply_chat_template(list(list(role = "user", content = "hi")), tools = sum))
   invalid(hub_dataset_chunks("imdb", callback = function(chunk) FALSE, chunk_size = 10))
   invalid(hub_dataset_chunks("imdb", callback = function(chunk, i) FALSE, quiet = "yes"))
+  invalid(hf_chat("m", endpoint = "http://127.0.0.1:9/v1", timeout = TRUE))
+  invalid(hf_chat("m", endpoint = "http://127.0.0.1:9/v1", api_key = list()))
+  invalid(hf_chat("m", endpoint = "http://127.0.0.1:9/v1", token = sum))
 })
