@@ -202,6 +202,8 @@ run_example_app <- function(sentiment_model = NULL,
   if (!is.null(server)) check_flag(server, "server")
   if (!is.null(chat_model)) check_string(chat_model, "chat_model")
   if (!is.null(clip_model)) check_string(clip_model, "clip_model")
+  check_host(host)
+  if (!is.null(port)) check_port(port)
   apps_need(c("shiny", "promises", "later", "callr"))
   old <- options(hfbridge.app.sentiment_model = sentiment_model,
                  hfbridge.app.embed_model = embed_model, hfbridge.app.tokenizer = tokenizer,

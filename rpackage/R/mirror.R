@@ -248,7 +248,8 @@ hub_mirror_publish <- function(mirror, repo_id, folder, repo_type = "model") {
   check_string(repo_id, "repo_id")
   repo_type <- check_repo_type(check_string(repo_type, "repo_type", "\"model\""))
   parts <- strsplit(repo_id, "/", fixed = TRUE)[[1]]
-  if (!length(parts) %in% 1:2 || any(!nzchar(parts)) || any(parts %in% c(".", ".."))) {
+  if (!length(parts) %in% 1:2 || any(!nzchar(parts)) || any(parts %in% c(".", "..")) ||
+      !grepl("^[A-Za-z0-9._/-]+$", repo_id)) {  # the characters the Hub takes in an id
     hfbridge_abort("invalid_argument",
                    sprintf("`repo_id` must be \"name\" or \"org/name\", not \"%s\".", repo_id),
                    repo_id = repo_id)

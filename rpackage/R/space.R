@@ -50,7 +50,11 @@ space_scaffold <- function(dir, app = example_app_dir(), title = "hfbridge Shiny
       "%s is not empty: choose a new folder or pass overwrite = TRUE.", dir), argument = "dir",
       path = dir)
   }
-  dir.create(dir, recursive = TRUE, showWarnings = FALSE)
+  if (!dir.create(dir, recursive = TRUE, showWarnings = FALSE) && !dir.exists(dir)) {
+    hfbridge_abort("invalid_argument", sprintf(
+      "The folder %s cannot be made (a name too long, a file in the way, no permission).",
+      describe_value(dir)), argument = "dir")
+  }
   space_copy(app, file.path(dir, "app"))
   space_copy_sources(source, file.path(dir, "hfbridge"))
   writeLines(space_dockerfile(space_python_pins(file.path(dir, "hfbridge", "pyproject.toml"))),

@@ -162,4 +162,8 @@ test_that("odd values where flags, counts or values belong are invalid_argument,
   invalid(hf_chat("m", endpoint = "http://127.0.0.1:9/v1", timeout = TRUE))
   invalid(hf_chat("m", endpoint = "http://127.0.0.1:9/v1", api_key = list()))
   invalid(hf_chat("m", endpoint = "http://127.0.0.1:9/v1", token = sum))
+  invalid(run_example_app(host = c("a", "b")))
+  invalid(run_example_app(host = NA))
+  invalid(hub_mirror_publish(tempdir(), "a\nb", tempdir()))
+  invalid(space_scaffold(file.path(tempdir(), strrep("d", 300))))
 })
