@@ -77,6 +77,8 @@ def endpoint(spec: dict) -> Endpoint:
             f"An endpoint URL must start with http:// or https://, not '{url}'.",
             argument="endpoint",
         )
+    if provider is not None:
+        _check_provider(provider)
     key = spec.get("api_key")
     errors.register_secret(key)
     if url is not None:
@@ -90,6 +92,18 @@ def endpoint(spec: dict) -> Endpoint:
         retries=int(spec.get("retries") if spec.get("retries") is not None else 2),
         served=dict(spec.get("served") or {}),
     )
+
+
+def _check_provider(provider) -> None:
+    from huggingface_hub.inference._providers import PROVIDERS
+
+    known = sorted(PROVIDERS)
+    if provider != "auto" and provider not in known:
+        raise errors.InvalidArgumentError(
+            f"'{provider}' is not an Inference Provider huggingface_hub knows: use \"auto\" or "
+            f"one of {', '.join(known)}.",
+            argument="provider",
+        )
 
 
 def client(ep: Endpoint, env=None, token=None, task_url: Optional[str] = None):

@@ -271,6 +271,10 @@ def test_bad_task_and_inputs_are_classed():
         inference.endpoint({"url": "ftp://x"})
     with pytest.raises(errors.InvalidArgumentError):
         inference.endpoint({"url": "http://x", "provider": "auto"})
+    for provider in ("é", "a\nb", "../../etc/passwd"):
+        with pytest.raises(errors.InvalidArgumentError, match="together"):
+            inference.endpoint({"provider": provider})
+    assert inference.endpoint({"provider": "together"}).provider == "together"
 
 
 def test_image_and_audio_tasks_read_inference_client_shapes(fault_server, tmp_path):
