@@ -215,25 +215,24 @@ endpoint_key_id <- function(api_key) {
 url_credentials <- "^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@"
 
 endpoint_url <- function(link) {
-  if (is.null(link$url_id)) return(link$url)
-  url <- .hfb$endpoint_keys[[link$url_id]]
-  if (is.null(url)) {
-    hfbridge_abort("auth", paste(
-      "This endpoint's URL holds a password given in another R session, and passwords are",
-      "never saved with an endpoint: make it again with the URL."), argument = "url")
-  }
-  url
+  endpoint_secret(link$url_id, paste(
+    "This endpoint's URL holds a password given in another R session, and passwords are never",
+    "saved with an endpoint: make it again with the URL."), "url") %||% link$url
 }
 
 endpoint_key <- function(link) {
-  if (is.null(link$key_id)) return(NULL)
-  key <- .hfb$endpoint_keys[[link$key_id]]
-  if (is.null(key)) {
-    hfbridge_abort("auth", paste(
-      "This endpoint's api_key was given in another R session, and keys are never saved with",
-      "an endpoint: make it again with api_key, or use api_key_env."), argument = "api_key")
-  }
-  key
+  endpoint_secret(link$key_id, paste(
+    "This endpoint's api_key was given in another R session, and keys are never saved with an",
+    "endpoint: make it again with api_key, or use api_key_env."), "api_key")
+}
+
+# The secret kept under `id` in this session (NULL for no id); `missing` says what to do when
+# the id comes from another session.
+endpoint_secret <- function(id, missing, argument) {
+  if (is.null(id)) return(NULL)
+  value <- .hfb$endpoint_keys[[id]]
+  if (is.null(value)) hfbridge_abort("auth", missing, argument = argument)
+  value
 }
 
 endpoint_spec <- function(link, model) {
