@@ -13,8 +13,9 @@
 #' `ref_exists` (creating a repository, branch or tag that exists, without `exist_ok = TRUE`),
 #' `stale_parent` (a commit whose parent is no longer the head of its branch), `memory` (a
 #' result whose size is known beforehand and that cannot fit in memory, refused before it is
-#' allocated: a padded token matrix, a tensor read into R; the fields `bytes`, the memory it
-#' needs, and `limit`, the memory free or allowed),
+#' allocated: a padded token matrix, a tensor read into R, images, a text so long that the
+#' model's attention cannot fit; the fields `bytes`, the memory it needs, and `limit`, the memory
+#' free or allowed),
 #' `no_chat_template` (a conversation given to a tokenizer or model whose folder has no chat
 #' template), `storage` (files that cannot be written: a full disk, a read-only file system, or
 #' a cache folder, `HF_HOME`, that cannot be made; fields `path` and `reason`), and `python` for
