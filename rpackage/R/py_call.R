@@ -7,19 +7,24 @@
 # last Python error is cleared first: a failure in R's conversion of the result then finds
 # none, and is never described with an earlier call's message.
 call_python <- function(f, ...) {
-  refuse_not_utf8(list(...))
+  check_python_args(list(...))
   reticulate::py_last_error(NULL)
   tryCatch(py_function("errors", "call")(f, ...), error = rethrow_python_error)
 }
 
-# The net under the verbs' own checks: text that is not UTF-8 (bytes, or a string marked UTF-8
-# that is not, as Sys.getenv() can return) makes reticulate 1.28 crash R as it converts it. No
-# copy is made: only the strings, and the names of the lists given, are looked at (about 40 us
-# for a hub call's arguments).
-refuse_not_utf8 <- function(args) {
+# The net under the verbs' own checks, on what reticulate would get wrong:
+# - text that is not UTF-8 (bytes, or a string marked UTF-8 that is not, as Sys.getenv() can
+#   return) makes reticulate 1.28 crash R as it converts it;
+# - an R function, environment or expression cannot be sent, and reticulate's message then
+#   blames the result.
+# No copy is made: only the strings, the names of the lists given and the elements of short
+# lists are looked at (about 50 us for a hub call's arguments).
+check_python_args <- function(args) {
   bad_text <- function(x) length(not_utf8(x)) > 0L
   for (i in seq_along(args)) {
     arg <- args[[i]]
+    odd <- if (is.list(arg) && length(arg) < 1000L) Find(not_a_value, arg)
+    if (not_a_value(arg) || !is.null(odd)) not_a_value_argument(names(args)[i], odd %||% arg)
     bad <- if (is.character(arg)) {
       bad_text(arg)
     } else if (is.list(arg) && length(arg)) {
@@ -30,6 +35,21 @@ refuse_not_utf8 <- function(args) {
     if (bad) not_utf8_argument(names(args)[i])
   }
   invisible()
+}
+
+# An R function, environment or expression, which reticulate cannot send (its message then
+# blamed the result); Python objects are environments too, and pass.
+not_a_value <- function(x) {
+  is.function(x) || is.language(x) ||
+    (is.environment(x) && !inherits(x, "python.builtin.object"))
+}
+
+not_a_value_argument <- function(name, value) {
+  named <- !is.null(name) && nzchar(name)
+  hfbridge_abort("invalid_argument", sprintf(
+    "The %s holds %s, where a value (text, numbers, a list) belongs.",
+    if (named) sprintf("argument `%s`", name) else "input", describe_value(value)),
+    argument = if (named) name)
 }
 
 not_utf8_argument <- function(name) {

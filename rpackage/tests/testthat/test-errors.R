@@ -166,4 +166,8 @@ test_that("odd values where flags, counts or values belong are invalid_argument,
   invalid(run_example_app(host = NA))
   invalid(hub_mirror_publish(tempdir(), "a\nb", tempdir()))
   invalid(space_scaffold(file.path(tempdir(), strrep("d", 300))))
+  err <- tryCatch(tok$apply_chat_template(new.env()), error = identity)
+  expect_s3_class(err, "hfbridge_error_invalid_argument")
+  expect_match(conditionMessage(err), "where a value")
+  invalid(hfbridge:::call_python(reticulate::import_builtins()$len, list(1, sum)))
 })
