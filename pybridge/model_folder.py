@@ -280,15 +280,57 @@ def _save_card(folder, card, config):
 
 
 def _move_in(scratch, folder) -> list:
-    """Move the scratch files into ``folder``; weight files of an earlier save that this one does
-    not replace are removed, as save_pretrained does."""
-    os.makedirs(folder, exist_ok=True)
+    """``scratch`` becomes ``folder`` whole, in one atomic exchange of the two folders, so a
+    killed save leaves the old model or the new one, never a mix. The files of ``folder`` this
+    save does not write come along (hard links), but for the weight files of an earlier save,
+    which are dropped as save_pretrained drops them. The new files' paths, sorted."""
     new = set(os.listdir(scratch))
-    if WEIGHTS_NAME in new or WEIGHTS_INDEX_NAME in new:
-        for name in os.listdir(folder):
-            stale = _SHARD_FILE.match(name) or name in (WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
-            if stale and name not in new and os.path.isfile(os.path.join(folder, name)):
-                os.remove(os.path.join(folder, name))
-    for name in sorted(new):
-        os.replace(os.path.join(scratch, name), os.path.join(folder, name))
-    return sorted(os.path.join(folder, name) for name in new)
+    written = sorted(os.path.join(folder, name) for name in new)
+    if not os.path.isdir(folder):
+        os.rename(scratch, folder)
+        return written
+    replaces_weights = WEIGHTS_NAME in new or WEIGHTS_INDEX_NAME in new
+    for name in os.listdir(folder):
+        stale = _SHARD_FILE.match(name) or name in (WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
+        if name not in new and not (replaces_weights and stale):
+            _keep(os.path.join(folder, name), os.path.join(scratch, name))
+    if not _exchange(scratch, folder):  # no renameat2: two renames, a brief gap between them
+        old = tempfile.mkdtemp(
+            prefix=f".{os.path.basename(folder)}-old-", dir=os.path.dirname(folder)
+        )
+        os.rename(folder, os.path.join(old, "model"))
+        os.rename(scratch, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    return written  # the caller removes scratch, which now holds the old folder
+
+
+def _keep(source, target) -> None:
+    """A file or folder of the old model, into the new one: hard links, else copies."""
+
+    def link(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    if os.path.islink(source):
+        os.symlink(os.readlink(source), target)
+    elif os.path.isdir(source):
+        shutil.copytree(source, target, symlinks=True, copy_function=link)
+    else:
+        link(source, target)
+
+
+def _exchange(a, b) -> bool:
+    """Swaps two folders atomically (Linux renameat2 with RENAME_EXCHANGE); False where the
+    system or its file system has no such call."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0

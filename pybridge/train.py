@@ -279,11 +279,17 @@ def _output_dir(output_dir, resume) -> str:
 
 
 def _last_checkpoint(path):
+    """The newest complete checkpoint. transformers writes a checkpoint in place, its
+    trainer_state.json last: one without it is a save that a killed process left half done."""
     folder = os.path.join(path, CHECKPOINTS)
     if not os.path.isdir(folder):
         return None
     found = [
-        n for n in os.listdir(folder) if n.startswith("checkpoint-") and n.split("-")[-1].isdigit()
+        n
+        for n in os.listdir(folder)
+        if n.startswith("checkpoint-")
+        and n.split("-")[-1].isdigit()
+        and os.path.isfile(os.path.join(folder, n, "trainer_state.json"))
     ]
     if not found:
         return None

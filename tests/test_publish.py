@@ -472,10 +472,29 @@ def test_shards_and_index_as_transformers_writes_them(gpt2, tmp_path):
     loaded = transformers.AutoModelForCausalLM.from_pretrained(ours)
     for name, value in model.state_dict().items():
         assert np.array_equal(loaded.state_dict()[name].numpy(), value.numpy()), name
-    # saving again unsharded removes the old shards, as save_pretrained does
+    # saving again unsharded removes the old shards, as save_pretrained does, and keeps the
+    # user's own files; the new folder replaces the old one in one exchange, so a killed save
+    # leaves one or the other (the old one's inode is gone, its files linked into the new one)
+    (ours / "modeling_custom.py").write_text("# mine\n")
+    (ours / "notes").mkdir()
+    (ours / "notes" / "a.txt").write_text("kept")
+    before = ours.stat().st_ino
     model_folder.save_model(str(ours), weights, gpt2["config"])
     assert not list(ours.glob("model-*.safetensors"))
     assert not (ours / "model.safetensors.index.json").exists()
+    assert (ours / "modeling_custom.py").read_text() == "# mine\n"
+    assert (ours / "notes" / "a.txt").read_text() == "kept"
+    assert ours.stat().st_ino != before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_two_folders_are_exchanged_in_one_step(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "from-a").write_text("")
+    assert model_folder._exchange(str(tmp_path / "a"), str(tmp_path / "b"))
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["from-a"]
+    assert list((tmp_path / "a").iterdir()) == []
 
 
 def test_save_model_refuses_bad_input_and_leaves_the_folder_as_it_was(gpt2, tmp_path):

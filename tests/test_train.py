@@ -145,3 +145,14 @@ def test_lora_on_an_architecture_peft_has_no_default_for_adapts_every_linear_lay
         pass
     out = jobs.result(job)
     assert 0 < out["trainable"] < out["parameters"] / 10
+
+
+def test_resume_skips_a_checkpoint_a_killed_save_left_half_written(tmp_path):
+    folder = tmp_path / train.CHECKPOINTS
+    for step, files in ((5, ["config.json", "trainer_state.json"]), (10, ["config.json"])):
+        (folder / f"checkpoint-{step}").mkdir(parents=True)
+        for name in files:
+            (folder / f"checkpoint-{step}" / name).write_text("{}")
+    assert train._last_checkpoint(str(tmp_path)) == str(folder / "checkpoint-5")
+    (folder / "checkpoint-5" / "trainer_state.json").unlink()
+    assert train._last_checkpoint(str(tmp_path)) is None
