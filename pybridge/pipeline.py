@@ -307,6 +307,8 @@ def _over(tokenizer, items, limit) -> list:
     long are tokenized, and first only their start (BPE's time grows with the square of a
     word's length, so a 10^6-character word would take minutes); a start already too long
     settles it, and the whole text's tokens are then estimated from it."""
+    if limit < 1:  # max_new_tokens alone fills the model's positions
+        return [(i, len(text)) for i, text in enumerate(items)]
     found = []
     for i, text in enumerate(items):
         if len(text) + 8 <= limit or len(text.encode("utf-8")) + 8 <= limit:
