@@ -80,11 +80,13 @@ print.hfbridge_endpoint <- function(x, ...) {
 #' `generated_text`), text-classification (`text_id`, `text`, `label`, `score`; the best label
 #' unless `top_k` says otherwise), token-classification (`text_id`, `entity_group`, `score`,
 #' `word`, `start`, `end`) and zero-shot-classification (`text_id`, `label`, `score`), and an
-#' n x d matrix for feature-extraction. Image and audio tasks take file paths or URLs (a file is
-#' sent as its bytes): image-classification and zero-shot-image-classification (`image`,
-#' `label`, `score`), object-detection (and `xmin`, `ymin`, `xmax`, `ymax` in pixels),
-#' image-to-text (`image`, `generated_text`) and automatic-speech-recognition (`audio_id`,
-#' `file`, `text`).
+#' n x d matrix for feature-extraction. Image and audio tasks take file paths or URLs, sent as
+#' their bytes: image-classification and zero-shot-image-classification (`image`, `label`,
+#' `score`), object-detection (and `xmin`, `ymin`, `xmax`, `ymax` in pixels), image-to-text
+#' (`image`, `generated_text`) and automatic-speech-recognition (`audio_id`, `file`, `text`). An
+#' image is read here first, from its file or URL, as [pipeline()] reads it: one that is not an
+#' image is `hfbridge_error_invalid_file`, and a URL that fails is a `network` error naming that
+#' URL, before any endpoint is asked.
 #'
 #' Requests run 8 at a time (feature-extraction sends 64 texts a request), so a server that
 #' batches (hfbridge's, TEI, vLLM) answers them together. With `endpoints`, the chain is tried
