@@ -309,19 +309,27 @@ def _over(tokenizer, items, limit) -> list:
     settles it, and the whole text's tokens are then estimated from it."""
     if limit < 1:  # max_new_tokens alone fills the model's positions
         return [(i, len(text)) for i, text in enumerate(items)]
-    found = []
-    for i, text in enumerate(items):
-        if len(text) + 8 <= limit or len(text.encode("utf-8")) + 8 <= limit:
-            continue
-        start = text[: (limit + 8) * PREFIX_CHARS_PER_TOKEN]
-        n = len(tokenizer(start)["input_ids"])
-        if n <= limit and len(start) < len(text):
-            n = len(tokenizer(text)["input_ids"])
-        elif len(start) < len(text):
-            n = n * len(text) // len(start)
-        if n > limit:
-            found.append((i, n))
-    return found
+    maybe = [
+        i
+        for i, text in enumerate(items)
+        if len(text) + 8 > limit and len(text.encode("utf-8")) + 8 > limit
+    ]
+    width = (limit + 8) * PREFIX_CHARS_PER_TOKEN
+    counts = dict(zip(maybe, _token_counts(tokenizer, [items[i][:width] for i in maybe])))
+    cut = [i for i in maybe if len(items[i]) > width]
+    for i in cut:
+        if counts[i] > limit:
+            counts[i] = counts[i] * len(items[i]) // width
+    whole = [i for i in cut if counts[i] <= limit]
+    counts.update(zip(whole, _token_counts(tokenizer, [items[i] for i in whole])))
+    return [(i, counts[i]) for i in maybe if counts[i] > limit]
+
+
+def _token_counts(tokenizer, texts) -> list:
+    if not texts:
+        return []
+    with models.quiet_transformers():  # not its warning that these texts are too long
+        return [len(ids) for ids in tokenizer(texts)["input_ids"]]
 
 
 PREFIX_CHARS_PER_TOKEN = 32  # more than any vocabulary's tokens hold, bar unknown words

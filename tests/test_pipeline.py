@@ -10,7 +10,9 @@ the model's own logits and ``generate()``, and with transformers 4's pipelines, 
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -630,3 +632,29 @@ def test_a_text_whose_attention_cannot_fit_is_a_memory_error_not_an_oom_kill(fol
     with pytest.raises(errors.MemoryLimitError):
         local.send(one_word)
     assert local.turns == []  # the refused turn is not kept
+
+
+def test_length_check_counts_long_texts_in_one_batch_and_quietly(folders):
+    """The check names exactly the texts over the limit (counted in batches: the start of each
+    long text, then whole texts whose start fits), without transformers' own warning."""
+    tok = transformers.AutoTokenizer.from_pretrained(folders["sentiment"])
+    limit = tok.model_max_length = 40
+    width = (limit + 8) * P.PREFIX_CHARS_PER_TOKEN
+    items = [
+        "short",
+        "word " * 20,  # 2 tokens a word, and 2 special tokens: over
+        "word " * 15,  # fits, though longer than the limit in characters
+        "x" * (width + 100),  # one unknown word longer than the start: [UNK], fits
+        "word " * (width // 5 + 50),  # over in its start already: estimated from it
+    ]
+    logged = io.StringIO()
+    handler = logging.StreamHandler(logged)
+    transformers.logging.add_handler(handler)
+    try:
+        found = dict(P._over(tok, items, limit))
+    finally:
+        transformers.logging.remove_handler(handler)
+    assert sorted(found) == [1, 4]
+    assert found[1] == len(tok(items[1])["input_ids"])
+    assert found[4] >= len(tok(items[4])["input_ids"]) * 0.9
+    assert "Token indices sequence length" not in logged.getvalue()
