@@ -48,7 +48,7 @@ import warnings
 
 import numpy as np
 
-from . import errors, models, settings
+from . import errors, models, settings, staging
 
 BACKENDS = ("torch", "onnx")
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -207,15 +207,16 @@ def read_quality(where):
 
 
 def store(where, write) -> None:
-    """``write(tmp)`` fills a temporary folder, then it becomes ``where`` in one rename; when
-    another process got there first, its conversion is kept."""
+    """``write(tmp)`` fills a staging folder, then it becomes ``where`` in one rename. When
+    another process got there first, its conversion is kept (it may be in use); a folder
+    without a quality record of this FORMAT (an older one, or one cut short) is replaced."""
     os.makedirs(os.path.dirname(where), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".converting-", dir=os.path.dirname(where))
+    tmp = staging.folder(os.path.dirname(where), "converting")
     try:
         write(tmp)
-        if read_quality(where) is not None:  # another process's, which may be in use
+        if _placed(tmp, where):
             return
-        shutil.rmtree(where, ignore_errors=True)  # an older FORMAT, or a broken one
+        shutil.rmtree(where, ignore_errors=True)  # an older FORMAT, or one cut short
         try:
             os.rename(tmp, where)
         except OSError:
@@ -223,6 +224,17 @@ def store(where, write) -> None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _placed(tmp, where) -> bool:
+    """True once ``where`` holds a conversion: another process's, or ``tmp`` renamed to it."""
+    if read_quality(where) is not None:
+        return True
+    try:
+        os.rename(tmp, where)
+        return True
+    except OSError:
+        return read_quality(where) is not None
 
 
 # ---------------------------------------------------------------------------------------------

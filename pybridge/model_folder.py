@@ -13,11 +13,10 @@ import json
 import os
 import re
 import shutil
-import tempfile
 
 import numpy as np
 
-from . import errors
+from . import errors, staging
 from . import safetensors as st
 
 WEIGHTS_NAME = "model.safetensors"
@@ -67,7 +66,7 @@ def save_model(
         raise errors.InvalidArgumentError(f"The folder {parent} does not exist.", path=folder)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise errors.InvalidArgumentError(f"{folder} is a file, not a folder.", path=folder)
-    scratch = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}-save-", dir=parent)
+    scratch = staging.folder(parent, f"{os.path.basename(folder)}-save")
     try:
         _write_json(os.path.join(scratch, "config.json"), config)
         _save_weights(scratch, weights, max_shard_size, dtypes, default_dtype, reversed)
@@ -295,9 +294,7 @@ def _move_in(scratch, folder) -> list:
         if name not in new and not (replaces_weights and stale):
             _keep(os.path.join(folder, name), os.path.join(scratch, name))
     if not _exchange(scratch, folder):  # no renameat2: two renames, a brief gap between them
-        old = tempfile.mkdtemp(
-            prefix=f".{os.path.basename(folder)}-old-", dir=os.path.dirname(folder)
-        )
+        old = staging.folder(os.path.dirname(folder), f"{os.path.basename(folder)}-old")
         os.rename(folder, os.path.join(old, "model"))
         os.rename(scratch, folder)
         shutil.rmtree(old, ignore_errors=True)

@@ -22,16 +22,16 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import shutil
 import stat
 import struct
-import tempfile
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import safetensors as _st  # the Hugging Face library, not this module
 
-from . import errors, memory
+from . import errors, memory, staging
 from .errors import (
     EntryNotFoundError,
     InvalidArgumentError,
@@ -950,13 +950,11 @@ def save_file(tensors, path, metadata=None, dtypes=None, default_dtype=None, rev
     folder = os.path.dirname(path)
     specs, keep = _specs(tensors, dtypes, default_dtype, reversed)
     metadata = _check_metadata(metadata)
-    try:
-        fd, tmp = tempfile.mkstemp(
-            dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
-        )
-        os.close(fd)
+    try:  # a folder, not a file: safetensors writes its own temporary file beside the target
+        work = staging.folder(folder, os.path.basename(path))
     except OSError as e:
         raise errors.write_failure(e, f"Cannot write into {folder}: {e}.", path) from None
+    tmp = os.path.join(work, os.path.basename(path))
     try:
         if specs:
             _st.serialize_file(specs, tmp, metadata=metadata)
@@ -966,12 +964,9 @@ def save_file(tensors, path, metadata=None, dtypes=None, default_dtype=None, rev
         os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except Exception as e:
-        _remove(tmp)
         raise errors.write_failure(e, f"Could not write {path}: {e}.", path) from None
-    except BaseException:
-        _remove(tmp)
-        raise
     finally:
+        shutil.rmtree(work, ignore_errors=True)
         del keep
     return given
 
@@ -980,10 +975,3 @@ def _default_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
