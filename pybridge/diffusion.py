@@ -362,6 +362,7 @@ def start(
         files = _files(files, len(prompts) * n)
     pipe = _entry(model, revision, device, env, token, quiet)
     _check_memory(pipe, call, len(prompts) * n)
+    _check_steps(pipe, call["num_inference_steps"])
     call.update(_extra(pipe, args))
     if seed is not None:
         call["generator"] = models.import_torch().Generator("cpu").manual_seed(seed)
@@ -414,14 +415,36 @@ def _files(files, count) -> list:
 
 def total_steps(pipe, steps) -> int:
     """How many denoising steps the scheduler will take (PNDM takes one more than asked)."""
+    timesteps = _timesteps(pipe, steps)
+    return steps if timesteps is None else len(timesteps)
+
+
+def _check_steps(pipe, steps) -> None:
+    """The scheduler's timesteps must exist in its training schedule: DDIM with steps_offset 1
+    accepts 1000 steps of 1000 and then fails on index 1000, after the text encoder ran."""
+    timesteps, trained = _timesteps(pipe, steps), pipe.scheduler.config.get("num_train_timesteps")
+    if timesteps is not None and trained and len(timesteps) and int(max(timesteps)) >= trained:
+        raise errors.InvalidArgumentError(
+            f"steps = {steps} is more than this model's scheduler can take "
+            f"({type(pipe.scheduler).__name__}, trained on {trained} timesteps): ask for fewer.",
+            argument="steps",
+        )
+
+
+def _timesteps(pipe, steps):
+    """The timesteps the scheduler would take for ``steps``, or None where it cannot tell."""
     import copy
 
     try:
         scheduler = copy.deepcopy(pipe.scheduler)
         scheduler.set_timesteps(steps)
-        return len(scheduler.timesteps)
-    except Exception:  # noqa: BLE001 - schedulers that need more (sigmas, mu): count as asked
-        return steps
+        return scheduler.timesteps
+    except ValueError as e:
+        if "num_inference_steps" in str(e):  # more steps than it was trained on
+            raise errors.InvalidArgumentError(f"steps: {e}", argument="steps") from None
+        return None
+    except Exception:  # noqa: BLE001 - schedulers that need more (sigmas, mu): cannot tell
+        return None
 
 
 class Job(jobs.Job):

@@ -166,6 +166,8 @@ def test_only_the_pipeline_files_are_downloaded(mirror, folder, hf_env, tmp_path
         (dict(prompt=[]), "prompt"),
         (dict(negative_prompt=["a", "b", "c"]), "negative_prompt"),
         (dict(steps=0), "steps"),
+        (dict(steps=1000), "steps"),  # DDIM with steps_offset 1: timestep 1000 of 1000
+        (dict(steps=1001), "steps"),
         (dict(seed=-1), "seed"),
         (dict(guidance_scale=float("nan")), "guidance_scale"),
         (dict(n=0), "n"),
