@@ -20,7 +20,7 @@ def folder(parent: str, label: str) -> str:
 
 
 def clear_abandoned(parent: str, label: str) -> None:
-    """Removes the staging folders of ``label`` in ``parent`` whose process, on this host, is gone."""
+    """Removes the staging folders of ``label`` in ``parent`` whose process (here) is gone."""
     try:
         names = os.listdir(parent)
     except OSError:
