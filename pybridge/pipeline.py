@@ -285,7 +285,9 @@ def check_lengths(name, pipe, items, args) -> None:
     elif name in UNTRUNCATED_FAIL and not _truncates(args):
         limit = _positions(pipe.tokenizer, config)
         room = 0
-        advice = "Pass truncation = TRUE to cut them to the model's length, or split them."
+        if name == "token-classification" and _cuts_itself(pipe.tokenizer, limit):
+            return
+        advice = TRUNCATE_ADVICE.get(name, TRUNCATE_ADVICE[None])
     else:
         return
     if not limit:
@@ -352,6 +354,22 @@ def _check_attention_memory(name, pipe, items, config) -> None:
         if name == "text-generation"
         else "Pass truncation = TRUE to cut the texts to the model's length, or split them.",
     )
+
+
+TRUNCATE_ADVICE = {
+    "fill-mask": "Pass tokenizer_kwargs = list(truncation = TRUE) to cut them to the model's "
+    "length, or split them.",
+    "token-classification": "Split them: this model's tokenizer has no model_max_length to "
+    "cut them at.",
+    None: "Pass truncation = TRUE to cut them to the model's length, or split them.",
+}
+
+
+def _cuts_itself(tokenizer, limit) -> bool:
+    """transformers' token-classification pipeline cuts a text at the tokenizer's
+    model_max_length (or windows it with ``stride``): fine where that length fits the model."""
+    length = getattr(tokenizer, "model_max_length", None)
+    return isinstance(length, int) and bool(limit) and 0 < length <= limit
 
 
 def _truncates(args) -> bool:

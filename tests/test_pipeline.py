@@ -146,6 +146,34 @@ def test_token_classification_matches_transformers(hf_env, hub_models, folders, 
         assert TEXTS[i - 1][s - 1 : e] == TEXTS[i - 1][r["start"] : r["end"]]
 
 
+@pytest.mark.parametrize("args", [{}, {"stride": 16, "aggregation_strategy": "simple"}])
+def test_token_classification_of_a_long_text_matches_transformers(hf_env, folders, args):
+    """transformers cuts a text at the tokenizer's model_max_length, or windows it with
+    stride: a text longer than the model's positions is not refused."""
+    long = ["good " * 300]
+    ours = P.run("ner", long, folders["ner"], args=args, env=hf_env)
+    want = reference("token-classification", folders["ner"])(long, **args)[0]
+    key = "entity_group" if args else "entity"
+    assert len(want) > 0 and ours[key] == [r[key] for r in want]
+    assert list(ours["start"]) == [r["start"] + 1 for r in want]
+    np.testing.assert_allclose(ours["score"], [r["score"] for r in want], atol=TOL)
+
+
+def test_a_long_text_is_refused_with_the_argument_that_cuts_it(hf_env, folders):
+    long = ["[MASK] " + "good " * 300]
+    with pytest.raises(errors.InvalidArgumentError, match="tokenizer_kwargs") as err:
+        P.run("fill-mask", long, folders["fill_mask"], env=hf_env)
+    assert err.value.fields["texts"] == [1]
+    cut = P.run(
+        "fill-mask",
+        long,
+        folders["fill_mask"],
+        env=hf_env,
+        args={"tokenizer_kwargs": {"truncation": True}},
+    )
+    assert len(cut["token_str"]) > 0
+
+
 def test_fill_mask_matches_transformers(hf_env, hub_models, folders):
     texts = ["Paris is the [MASK] of France.", "The cat sat on the [MASK]."]
     ours = P.run("fill-mask", texts, hub_models["fill_mask"], args={"top_k": 3.0}, env=hf_env)

@@ -90,6 +90,12 @@
 #' `NA`, signals `hfbridge_error_invalid_argument` with the fields `argument`, `task` and
 #' `value`, when the pipeline is created (for the defaults in `...`) or called.
 #'
+#' A text with more tokens than the model takes is refused before the model runs
+#' (`hfbridge_error_invalid_argument`, whose field `texts` holds the positions), unless the
+#' task is asked to cut it: `truncation = TRUE` (fill-mask: `tokenizer_kwargs = list(truncation
+#' = TRUE)`). Token classification cuts it at the tokenizer's length itself, or windows it with
+#' `stride`, as transformers does.
+#'
 #' `text_id` is the position of the text in the input. `start` and `end` are 1-based and
 #' inclusive character positions, so `substr(text, start, end)` is the matched text. Token ids
 #' are 0-based, as the model sees them. For text generation, `seed` makes sampling reproducible:
