@@ -268,18 +268,26 @@ def _batch(texts, pairs) -> list:
 
 
 def _refused(tok, call):
-    """``call()``, with a failure of the tokenizer as InvalidArgumentError when its truncation
-    has a stride (too long for max_length, the one input it panics on), else InvalidFileError:
-    its definition is broken (a post-processor naming a token the vocabulary lacks, say)."""
+    """``call()``, with a failure of the tokenizer's truncation as InvalidArgumentError (a stride
+    too long for max_length, the one input it panics on, or a sequence too short for the
+    strategy's max_length), else InvalidFileError: its definition is broken (a post-processor
+    naming a token the vocabulary lacks, say)."""
     try:
         return call()
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # a Rust panic is a BaseException
-        if (tok.truncation or {}).get("stride"):
+        truncation = tok.truncation or {}
+        if truncation.get("stride"):
             raise errors.InvalidArgumentError(
                 f"The tokenizer refused the input: {exc}. With truncation and a stride, the "
                 "stride must be shorter than what max_length leaves to each sequence."
+            ) from None
+        if truncation and "Truncation error" in str(exc):
+            raise errors.InvalidArgumentError(
+                f"The tokenizer refused the input: {exc}. Truncation with strategy "
+                f"'{truncation.get('strategy')}' and max_length {truncation.get('max_length')} "
+                "cannot cut this input that short: raise max_length or pick another strategy."
             ) from None
         raise broken(exc) from None
 

@@ -453,6 +453,9 @@ def test_argument_errors(folders, tmp_path):
     T.enable_truncation(tok, 3, stride=2)
     with pytest.raises(errors.InvalidArgumentError, match="stride"):
         encode(tok, ["a b c d e f g h"], ["i j k l m n o p"])
+    T.enable_truncation(tok, 3, strategy="only_second")  # the pair alone cannot fit in 3
+    with pytest.raises(errors.InvalidArgumentError, match="only_second"):
+        encode(tok, ["a b c d e f g h"], ["i"])
     T.no_truncation(tok)
     with pytest.raises(errors.InvalidArgumentError, match="positions 2"):
         encode(tok, ["a", None])
