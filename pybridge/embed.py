@@ -301,6 +301,33 @@ def plan_batches(lengths: np.ndarray, batch_size: int) -> list:
     return batches
 
 
+def _check_max_length(encoder, max_length) -> None:
+    """A max_length past the model's positions would reach torch as a tensor size error."""
+    config = getattr(encoder.text, "config", None)
+    if max_length is None or not isinstance(getattr(config, "max_position_embeddings", None), int):
+        return
+    limit = models.token_limit(encoder.tokenizer, config)
+    if limit and max_length > limit:
+        raise errors.InvalidArgumentError(
+            f"max_length = {max_length} is more than the {limit} tokens this model takes: "
+            f"use at most {limit}.",
+            argument="max_length",
+        )
+
+
+def _check_tokens(lengths) -> None:
+    """An empty text on a model that adds no special tokens (GPT-2) has nothing to pool."""
+    empty = [int(i) + 1 for i in np.flatnonzero(lengths == 0)]
+    if empty:
+        raise errors.InvalidArgumentError(
+            f"text {', '.join(map(str, empty[:10]))}{' ...' if len(empty) > 10 else ''} has no "
+            "tokens for this model (it is empty, and the model adds no special tokens): drop "
+            "it, or give it some text.",
+            argument="texts",
+            texts=empty,
+        )
+
+
 class Job(jobs.Job):
     """Tokenized texts in length-sorted batches, and the results gathered so far. Its units are
     batches."""
@@ -308,6 +335,7 @@ class Job(jobs.Job):
     def __init__(self, encoder, texts, kind, pooling, normalize, layers, batch_size, max_length):
         self.encoder, self.kind = encoder, kind
         self.pooling, self.normalize = pooling, normalize
+        _check_max_length(encoder, max_length)
         limit = max_length or encoder.max_length
         with library_failures():
             tok = encoder.tokenizer
@@ -320,6 +348,7 @@ class Job(jobs.Job):
         self.types = enc.get("token_type_ids") if "token_type_ids" in encoder.inputs else None
         self.tokens = [enc.tokens(i) for i in range(len(texts))] if kind == "hidden" else None
         lengths = np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+        _check_tokens(lengths)
         self.lengths = lengths
         self.batches = plan_batches(lengths, batch_size)
         self.layers = self._layers(layers) if kind == "hidden" else None

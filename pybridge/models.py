@@ -348,6 +348,20 @@ def set_threads(n) -> int:
     return before
 
 
+def token_limit(tokenizer, config):
+    """The tokens a text may have: the model's positions, or the tokenizer's model_max_length
+    just below them (RoBERTa's 514 positions take 512 tokens). A smaller model_max_length alone
+    does not refuse a text: transformers only warns, and the model takes it."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    limit = limit if isinstance(limit, int) and 0 < limit < 10**6 else None
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int):
+        return limit
+    if limit is not None and positions - 2 <= limit < positions:
+        return limit
+    return positions
+
+
 def check_attention_memory(config, tokens: int, subject: str, advice: str) -> None:
     """A model's attention scores for ``tokens`` tokens (heads x n x n floats, a few at once)
     must fit in memory: a model with relative or rotary positions takes any length, and a

@@ -283,7 +283,7 @@ def check_lengths(name, pipe, items, args) -> None:
         room = args.get("max_new_tokens") or 0
         advice = "Lower max_new_tokens, or shorten the prompts."
     elif name in UNTRUNCATED_FAIL and not _truncates(args):
-        limit = _positions(pipe.tokenizer, config)
+        limit = models.token_limit(pipe.tokenizer, config)
         room = 0
         if name == "token-classification" and _cuts_itself(pipe.tokenizer, limit):
             return
@@ -375,20 +375,6 @@ def _cuts_itself(tokenizer, limit) -> bool:
 def _truncates(args) -> bool:
     kwargs = args.get("tokenize_kwargs") or args.get("tokenizer_kwargs") or {}
     return bool(args.get("truncation") or kwargs.get("truncation"))
-
-
-def _positions(tokenizer, config):
-    """The tokens a text may have: the model's positions, or the tokenizer's model_max_length
-    just below them (RoBERTa's 514 positions take 512 tokens). A smaller model_max_length alone
-    does not refuse a text: transformers only warns, and the model takes it."""
-    limit = getattr(tokenizer, "model_max_length", None)
-    limit = limit if isinstance(limit, int) and 0 < limit < 10**6 else None
-    positions = getattr(config, "max_position_embeddings", None)
-    if not isinstance(positions, int):
-        return limit
-    if limit is not None and positions - 2 <= limit < positions:
-        return limit
-    return positions
 
 
 def _check_args(task, name, args) -> dict:

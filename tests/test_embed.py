@@ -36,7 +36,7 @@ def one_thread(one_torch_thread):
 
 @pytest.fixture(scope="module")
 def folders():
-    return tm.ensure(names=["bert"])
+    return tm.ensure(names=["bert", "gpt2"])
 
 
 def st_model(pooling: str, normalize: bool):
@@ -162,6 +162,25 @@ def test_bad_arguments():
     with pytest.raises(errors.InvalidArgumentError):
         E.hidden_states(["x"], MINILM, layers=[7])
     assert E.embed([], MINILM).shape == (0, 384)
+
+
+def test_max_length_past_the_positions_is_refused_not_a_torch_error(folders):
+    with pytest.raises(errors.InvalidArgumentError, match="more than the 512 tokens") as err:
+        E.embed(["good " * 700], MINILM, max_length=1000)
+    assert err.value.fields["argument"] == "max_length"
+    with pytest.raises(errors.InvalidArgumentError, match="max_length"):
+        E.hidden_states(["good " * 700], MINILM, max_length=1000)
+    full = E.embed(["good " * 700], MINILM, max_length=512)
+    assert full.shape == (1, 384)
+
+
+def test_an_empty_text_without_special_tokens_is_named(folders):
+    """GPT-2 adds no special tokens: an empty text has none to pool, and the others are not
+    lost to a reshape error."""
+    with pytest.raises(errors.InvalidArgumentError, match="text 2 has no tokens") as err:
+        E.embed(["Hello world", "", "Deep learning"], folders["gpt2"])
+    assert err.value.fields["texts"] == [2]
+    assert E.embed(["Hello world", "Deep learning"], folders["gpt2"]).shape[0] == 2
 
 
 def test_a_vocabulary_that_fails_every_text_is_invalid_file(tmp_path):

@@ -26,7 +26,9 @@
 #' @param batch_size Texts per forward pass.
 #' @param max_length Longest input in tokens; longer texts are truncated. `NULL` takes the
 #'   model's `sentence_bert_config.json` (`max_seq_length`) if it has one, else the limit of its
-#'   tokenizer and position embeddings.
+#'   tokenizer and position embeddings. More than its position embeddings take is
+#'   `hfbridge_error_invalid_argument`, as is an empty text on a model that adds no special
+#'   tokens (GPT-2): it has no tokens to pool.
 #' @param token A Hub token for private or gated models; by default `HF_TOKEN` or the token
 #'   file. Never printed.
 #' @param parallel If `TRUE`, run in chunks on the workers of the active [future::plan()]
