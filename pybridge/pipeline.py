@@ -540,17 +540,22 @@ def _token_classification(job):
 
 
 def _fill_mask(job):
-    ids, token_id, token_str, score, sequence = [], [], [], [], []
+    """One row per candidate token of each mask; ``mask`` says which mask of the text (a text
+    with several gets a list of candidates per mask)."""
+    ids, mask, token_id, token_str, score, sequence = [], [], [], [], [], []
     for i, res in enumerate(job.results):
         per_mask = res if res and isinstance(res[0], list) else [res]
-        for r in (r for mask in per_mask for r in mask):
-            ids.append(i + 1)
-            token_id.append(r["token"])
-            token_str.append(str(r["token_str"]))
-            score.append(r["score"])
-            sequence.append(str(r["sequence"]))
+        for m, candidates in enumerate(per_mask):
+            for r in candidates:
+                ids.append(i + 1)
+                mask.append(m + 1)
+                token_id.append(r["token"])
+                token_str.append(str(r["token_str"]))
+                score.append(r["score"])
+                sequence.append(str(r["sequence"]))
     return {
         "text_id": _ids(ids),
+        "mask": _ids(mask),
         "token_id": _ids(token_id),
         "token_str": token_str,
         "score": _floats(score),

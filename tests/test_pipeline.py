@@ -186,6 +186,15 @@ def test_fill_mask_matches_transformers(hf_env, hub_models, folders):
     np.testing.assert_allclose(ours["score"], [r["score"] for _, r in flat], atol=TOL)
     one = P.run("fill-mask", texts[:1], hub_models["fill_mask"], env=hf_env)
     assert list(one["text_id"]) == [1] * 5 and one["token_str"][0] == flat[0][1]["token_str"]
+    assert list(one["mask"]) == [1] * 5
+
+
+def test_fill_mask_of_several_masks_says_which_mask(hf_env, hub_models, folders):
+    text = "The [MASK] sat on the [MASK]."
+    ours = P.run("fill-mask", [text], hub_models["fill_mask"], args={"top_k": 2}, env=hf_env)
+    want = reference("fill-mask", folders["fill_mask"])(text, top_k=2)
+    assert list(ours["mask"]) == [m + 1 for m, per in enumerate(want) for _ in per]
+    assert ours["token_str"] == [r["token_str"] for per in want for r in per]
 
 
 @pytest.mark.parametrize(

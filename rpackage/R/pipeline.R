@@ -25,7 +25,8 @@
 #'   - arguments: `question`, `context`, `top_k`, `max_answer_len`, `doc_stride`, `max_seq_len`,
 #'     `max_question_len`, `handle_impossible_answer`, `align_to_words`
 #' * `"fill-mask"`
-#'   - columns: `text_id`, `token_id`, `token_str`, `score`, `sequence`
+#'   - columns: `text_id`, `mask` (which mask of the text, for a text with several),
+#'     `token_id`, `token_str`, `score`, `sequence`
 #'   - arguments: `top_k`, `targets`, `tokenizer_kwargs`
 #' * `"summarization"`, `"translation"`, `"text2text-generation"`
 #'   - columns: `text_id`, `generated_text`

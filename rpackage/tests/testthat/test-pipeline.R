@@ -113,7 +113,8 @@ test_that("fill-mask: 0-based token ids and scores as Python", {
   fx <- task_model_fixtures()
   masked <- c("Paris is the [MASK] of France.", "The cat sat on the [MASK].")
   res <- pipeline("fill-mask", fx$ids$fill_mask)(masked, top_k = 3)
-  expect_named(res, c("text_id", "token_id", "token_str", "score", "sequence"))
+  expect_named(res, c("text_id", "mask", "token_id", "token_str", "score", "sequence"))
+  expect_identical(res$mask, rep(1L, 6))
   flat <- unlist(py_pipeline("fill-mask", fx$folders$fill_mask)(as.list(masked), top_k = 3L),
                  recursive = FALSE)
   expect_identical(res$token_id, vapply(flat, function(r) as.integer(r$token), 0L))
