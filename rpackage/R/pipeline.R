@@ -330,7 +330,9 @@ pipeline_call <- function(spec, inputs, args, quiet) {
                  backend = spec$backend, precision = spec$precision)
   res <- job_run(job, sprintf("Running %s", spec$task), quiet,
                  units = if (audio_kind(spec)) 1L else pipeline_step_size(spec$batch_size))
-  if (identical(spec$kind, "feature-extraction")) return(pipeline_matrices(res))
+  if (identical(spec$kind, "feature-extraction")) {
+    return(stats::setNames(pipeline_matrices(res), names(inputs)))
+  }
   if (audio_kind(spec)) return(audio_frame(res))
   pipeline_frame(res)
 }

@@ -206,6 +206,9 @@ test_that("feature-extraction gives token x hidden matrices equal to Python's", 
     expect_equal(unname(res[[i]]), want[1, , ], tolerance = 1e-5)
     expect_identical(rownames(res[[i]])[1], "[CLS]")
   }
+  named <- pipeline("feature-extraction", fx$ids$bert)(c(a = texts[1], b = texts[2]))
+  expect_named(named, c("a", "b"))
+  expect_identical(unname(named), res)
 })
 
 test_that("unknown tasks and unusable models are classed 'unsupported' errors", {
