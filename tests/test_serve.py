@@ -506,6 +506,54 @@ def test_the_log_holds_no_prompt_and_no_authorization(served):
     assert "SECRETPROMPT" not in log and "LogLeakCheck" not in log
 
 
+def test_a_bad_text_among_concurrent_embedding_requests_fails_alone(served, folders, st_model):
+    """A lone surrogate is valid JSON and no text: it is refused by itself (422), and the good
+    requests queued with it are answered."""
+    good_texts = [f"good text number {i} " * 20 for i in range(10)]
+
+    def good(text):
+        return post(served, "/embed", {"inputs": [text] * 20, "model": folders["minilm"]})
+
+    def bad():
+        content = b'{"inputs": ["\\ud800"]}'
+        headers = {"content-type": "application/json"}
+        return httpx.post(served.url + "/embed", content=content, headers=headers, timeout=60)
+
+    with concurrent.futures.ThreadPoolExecutor(11) as pool:
+        goods = [pool.submit(good, t) for t in good_texts[:5]]
+        refused = pool.submit(bad)
+        goods += [pool.submit(good, t) for t in good_texts[5:]]
+        answers = [g.result() for g in goods]
+    assert [a.status_code for a in answers] == [200] * 10, [a.text for a in answers]
+    for text, answer in zip(good_texts, answers):
+        np.testing.assert_allclose(answer.json()[0], st_model.encode([text])[0], atol=1e-5)
+    assert refused.result().status_code == 422, refused.result().text
+    assert "surrogate" in refused.result().json()["error"]
+
+
+def test_a_batch_that_fails_is_run_again_request_by_request():
+    """The batcher's own behaviour, with a runner that cannot take one text: only the request
+    that holds it fails."""
+    import asyncio
+
+    from pybridge.serve.batching import Batcher
+
+    def run(texts):
+        if "poison" in texts:
+            raise ValueError("cannot embed that")
+        return [len(t) for t in texts]
+
+    batcher = Batcher(run, max_texts=100, max_queue=100, name="test")
+
+    async def all_at_once():
+        requests = [["a", "bb"], ["poison"], ["ccc"]]
+        return await asyncio.gather(*(batcher.submit(r) for r in requests), return_exceptions=True)
+
+    first, failed, last = asyncio.run(all_at_once())
+    assert first == [1, 2] and last == [3]
+    assert isinstance(failed, ValueError)
+
+
 # ---- security and start-up ----------------------------------------------------------------------
 
 

@@ -2,7 +2,9 @@
 
 Each model has one worker thread. A request puts its texts in the queue and waits; the worker
 takes whatever has queued up (whole requests, up to ``max_batch_texts`` texts), runs the model
-once on all of them (in its own length-sorted batches), and hands each request its rows. Under
+once on all of them (in its own length-sorted batches), and hands each request its rows. When
+that run fails, each request runs again alone, so that one request the model cannot take fails
+by itself rather than taking the others down with it. Under
 load, eight clients sending 250 texts each are served by nearly the forward passes one client
 with 2,000 texts would get. A queue longer than ``max_queue`` texts refuses new work (429)
 instead of growing without bound.
@@ -62,11 +64,20 @@ class Batcher:
                 continue
             try:
                 rows = self.run([t for texts, _ in live for t in texts])
-            except Exception as exc:  # noqa: BLE001 - each waiting request gets the failure
-                for _, f in live:
-                    f.set_exception(exc)
+            except Exception as exc:  # noqa: BLE001 - handed to the requests, or found alone
+                if len(live) == 1:
+                    live[0][1].set_exception(exc)
+                else:
+                    for texts, f in live:
+                        self._run_alone(texts, f)
                 continue
             start = 0
             for texts, f in live:
                 f.set_result(rows[start : start + len(texts)])
                 start += len(texts)
+
+    def _run_alone(self, texts, future) -> None:
+        try:
+            future.set_result(self.run(texts))
+        except Exception as exc:  # noqa: BLE001 - this request's own failure
+            future.set_exception(exc)

@@ -22,7 +22,21 @@ def check_texts(value: Any, limit: int, name="input") -> List[str]:
         raise ServeError(422, f"`{name}` must be a string or a non-empty list of strings.")
     if len(texts) > limit:
         raise ServeError(413, f"`{name}` has {len(texts)} texts; the limit is {limit}.")
+    for i, text in enumerate(texts):
+        check_unicode(text, f"{name}[{i}]" if isinstance(value, list) else name)
     return texts
+
+
+def check_unicode(text: str, name: str) -> None:
+    """422 for a text that JSON may carry but a tokenizer cannot read: a lone surrogate
+    (``"\\ud800"``) is valid JSON and no Unicode text. Batched with other requests, it would
+    make the whole batch fail."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ServeError(
+            422, f"`{name}` is not valid Unicode: it holds a lone surrogate at {e.start}."
+        ) from None
 
 
 def check_max_tokens(value, limit: int, name: str) -> int:
@@ -116,6 +130,7 @@ class Routes:
         query = body.get("query")
         if not isinstance(query, str) or not query:
             raise ServeError(422, "`query` must be a non-empty string.")
+        check_unicode(query, "query")
         texts = check_texts(body.get("texts"), self.config.max_inputs, "texts")
         pairs = [(query, t) for t in texts]
         _, logits = await self._batched("rerank", pairs, body.get("model"))
@@ -134,6 +149,7 @@ class Routes:
         inputs = body.get("inputs")
         if not isinstance(inputs, str) or not inputs:
             raise ServeError(422, "`inputs` must be a non-empty string.")
+        check_unicode(inputs, "inputs")
         params = body.get("parameters") or {}
         if not isinstance(params, dict):
             raise ServeError(422, "`parameters` must be an object.")
