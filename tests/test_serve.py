@@ -554,6 +554,27 @@ def test_a_batch_that_fails_is_run_again_request_by_request():
     assert isinstance(failed, ValueError)
 
 
+def test_a_model_failure_is_answered_on_a_connection_that_stays_open(served, folders):
+    """A prompt longer than gpt2's positions makes generate() fail (424); the answer comes
+    from the route, so the keep-alive connection serves the next request and the log has no
+    traceback (which would quote the prompt)."""
+    import http.client
+
+    host, port = served.url.split("//")[1].rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    headers = {"content-type": "application/json"}
+    body = {"inputs": "LONGPROMPT " * 3000, "parameters": {"max_new_tokens": 2}}
+    conn.request("POST", f"/models/{folders['gpt2']}/generate", json.dumps(body), headers)
+    failed = conn.getresponse()
+    assert failed.status == 424 and json.loads(failed.read())["error_type"] == "generation"
+    conn.request("GET", "/health")  # the same connection
+    assert conn.getresponse().status == 200
+    conn.close()
+    time.sleep(0.2)
+    log = served.read_log()
+    assert "Traceback" not in log and "LONGPROMPT" not in log
+
+
 # ---- security and start-up ----------------------------------------------------------------------
 
 

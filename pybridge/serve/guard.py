@@ -142,7 +142,8 @@ def _replay(body: bytes, receive):
 
 
 def install_error_handlers(app) -> None:
-    """FastAPI's and Starlette's own errors, and ours, in the one shape."""
+    """FastAPI's and Starlette's own errors, and ours, in the one shape; any other failure of a
+    route is the model's (424), answered by the route itself (:func:`_answering_route_class`)."""
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException
@@ -178,7 +179,43 @@ def install_error_handlers(app) -> None:
     async def _overloaded(request, exc):
         return reply(429, f"The server is overloaded: {exc} Try again shortly.", retry_after=1)
 
-    @app.exception_handler(Exception)
-    async def _failed(request, exc):
-        log.warning("request failed: %s", type(exc).__name__)
-        return reply(424, f"The model failed: {type(exc).__name__}: {exc}", "generation")
+    app.router.route_class = _answering_route_class(app)
+
+
+def model_failed(exc: Exception):
+    """The 424 of a failure of the model (or of the code around it), logged by its type alone:
+    its message may quote the request."""
+    from fastapi.responses import JSONResponse
+
+    log.warning("request failed: %s", type(exc).__name__)
+    message = f"The model failed: {type(exc).__name__}: {exc}"
+    return JSONResponse(error_body(424, message, "generation"), 424)
+
+
+def _answering_route_class(app):
+    """FastAPI's APIRoute, answering a failure that no exception handler takes with a 424 itself.
+    Left to an ``Exception`` handler, Starlette's ServerErrorMiddleware answers and then raises
+    again: uvicorn logs the traceback (with the request's text in it) and closes the keep-alive
+    connection, so the client's next request on it fails."""
+    from fastapi.routing import APIRoute
+
+    class AnsweringRoute(APIRoute):
+        def get_route_handler(self):
+            handler = super().get_route_handler()
+
+            async def answered(request):
+                try:
+                    return await handler(request)
+                except Exception as exc:
+                    handled = tuple(
+                        k
+                        for k in app.exception_handlers
+                        if isinstance(k, type) and k is not Exception
+                    )
+                    if isinstance(exc, handled):
+                        raise
+                    return model_failed(exc)
+
+            return answered
+
+    return AnsweringRoute
