@@ -269,6 +269,24 @@ def test_inference_client_text_generation_equals_generate(served, folders):
     assert full.json()["generated_text"] == "The cat" + expected
 
 
+def test_tgi_routes_default_to_the_server_max_tokens(served, folders):
+    """The server's max_tokens (48 here) is the most new tokens a request may ask for, and the
+    default: a TGI request that names none is served, not refused for TGI's default of 100."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folders["gpt2"])
+    model = AutoModelForCausalLM.from_pretrained(folders["gpt2"])
+    ids = tok("The cat", return_tensors="pt")["input_ids"]
+    ref = model.generate(ids, max_new_tokens=48, do_sample=False, pad_token_id=tok.pad_token_id)
+    expected = tok.decode(ref[0, ids.shape[1] :], skip_special_tokens=True)
+    body = {"inputs": "The cat", "model": folders["gpt2"]}
+    for route in ("/generate", "/"):
+        answer = post(served, route, body)
+        assert answer.status_code == 200, answer.text
+        got = answer.json()
+        assert (got[0] if route == "/" else got)["generated_text"] == expected
+
+
 def test_inference_client_feature_extraction_and_classification(served, folders, st_model):
     from huggingface_hub import InferenceClient
     from transformers import pipeline

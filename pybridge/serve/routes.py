@@ -154,8 +154,10 @@ class Routes:
         if not isinstance(params, dict):
             raise ServeError(422, "`parameters` must be an object.")
         check_fields(params, TGI_NUMBERS, TGI_FLAGS)
-        limit = self.config.max_tokens
-        max_new = check_max_tokens(params.get("max_new_tokens", 100), limit, "max_new_tokens")
+        # the server's max_tokens is the default too, as on the OpenAI routes (TGI's is 100)
+        max_new = check_max_tokens(
+            params.get("max_new_tokens"), self.config.max_tokens, "max_new_tokens"
+        )
         return inputs, params, max_new
 
     def _generate_kwargs(self, params, max_new, tokenizer):
