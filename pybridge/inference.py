@@ -215,8 +215,13 @@ def infer(task: str, inputs, endpoints: list, model=None, args=None, env=None, t
     sent = _media_inputs(task, texts) if task in MEDIA_TASKS else texts
     chain = [endpoint(e) for e in endpoints]
     args = {k: _whole(k, v) for k, v in (args or {}).items()}
-    # rows scaled to unit length here, as embed_text(normalize = TRUE), whatever the server does
-    normalize = bool(args.pop("normalize", False)) and task == "feature-extraction"
+    # feature-extraction's normalize goes to the server (TEI's: FALSE gives the raw pooled rows,
+    # as embed_text(normalize = FALSE) here), and TRUE scales the rows here too, whatever the
+    # server does
+    normalize = args.pop("normalize", None)
+    if task == "feature-extraction" and normalize is not None:
+        args["normalize"] = bool(normalize)
+    normalize = bool(normalize) and task == "feature-extraction"
     run = _RUNNERS[task]
     items = (
         [texts[i : i + EMBED_CHUNK] for i in range(0, len(texts), EMBED_CHUNK)]

@@ -59,10 +59,22 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def folders():
+def folders(tmp_path_factory):
     built = task_models.ensure(names=["chat", "gpt2", "sentiment", "reranker"])
-    built["minilm"] = model_fixtures.minilm_folder()
+    built["minilm"] = _with_prompts(model_fixtures.minilm_folder(), tmp_path_factory)
     return built
+
+
+def _with_prompts(folder, tmp_path_factory) -> str:
+    """all-MiniLM-L6-v2 with a sentence-transformers prompt named "query" (its files linked)."""
+    out = tmp_path_factory.mktemp("minilm-prompts")
+    for entry in Path(folder).iterdir():
+        if entry.name != "config_sentence_transformers.json":
+            (out / entry.name).symlink_to(entry)
+    config = json.loads((Path(folder) / "config_sentence_transformers.json").read_text())
+    config["prompts"] = {"query": "query: "}
+    (out / "config_sentence_transformers.json").write_text(json.dumps(config))
+    return str(out)
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +218,59 @@ def test_openai_embeddings_equal_sentence_transformers(served, st_model, folders
     got = np.array([d.embedding for d in out.data])
     np.testing.assert_allclose(got, st_model.encode(texts), atol=1e-5)
     assert [d.index for d in out.data] == [0, 1, 2]
+
+
+def test_embedding_options_are_those_of_tei_and_openai(served, st_model, folders):
+    """normalize, dimensions, truncate and prompt_name on /embed; dimensions and the base64
+    encoding (what OpenAI's client asks for by default) on /v1/embeddings, and usage counted in
+    the tokenizer's tokens. Each against sentence-transformers."""
+    import torch
+    from openai import OpenAI
+    from sentence_transformers import SentenceTransformer
+
+    texts = ["A cat sat on the mat.", "Deep learning is powerful."]
+    assert type(st_model[-1]).__name__ == "Normalize"
+    raw = SentenceTransformer(modules=list(st_model)[:-1], device="cpu").encode(texts)
+
+    def embed(**options):
+        answer = post(served, "/embed", {"inputs": texts, "model": folders["minilm"], **options})
+        assert answer.status_code == 200, answer.text
+        return np.asarray(answer.json())
+
+    def unit(m):
+        return torch.nn.functional.normalize(torch.tensor(m), dim=1).numpy()
+
+    np.testing.assert_allclose(embed(normalize=False), raw, atol=1e-5)
+    np.testing.assert_allclose(embed(normalize=True), st_model.encode(texts), atol=1e-5)
+    np.testing.assert_allclose(embed(dimensions=8), unit(raw[:, :8]), atol=1e-5)
+    np.testing.assert_allclose(embed(dimensions=8, normalize=False), raw[:, :8], atol=1e-5)
+    np.testing.assert_allclose(
+        embed(prompt_name="query"), st_model.encode(texts, prompt_name="query"), atol=1e-5
+    )
+    long = {"inputs": ["word " * 400], "model": folders["minilm"]}
+    assert post(served, "/embed", long).status_code == 200  # cut at the model's length
+    refused = post(served, "/embed", {**long, "truncate": False})
+    assert refused.status_code == 413 and "tokens" in refused.json()["error"]
+    for bad in (
+        {"normalize": "no"},
+        {"truncate": 0},
+        {"dimensions": 0},
+        {"dimensions": 10_000},
+        {"prompt_name": "passage"},
+        {"truncation_direction": "left"},
+    ):
+        answer = post(served, "/embed", {"inputs": texts, "model": folders["minilm"], **bad})
+        assert answer.status_code == 422, (bad, answer.text)
+
+    client = OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
+    out = client.embeddings.create(model=folders["minilm"], input=texts)  # asks for base64
+    np.testing.assert_allclose([d.embedding for d in out.data], st_model.encode(texts), atol=1e-5)
+    tokens = sum(len(ids) for ids in st_model.tokenizer(texts)["input_ids"])
+    assert out.usage.prompt_tokens == out.usage.total_tokens == tokens
+    cut = client.embeddings.create(model=folders["minilm"], input=texts, dimensions=16)
+    np.testing.assert_allclose([d.embedding for d in cut.data], unit(raw[:, :16]), atol=1e-5)
+    bad = post(served, "/v1/embeddings", {"input": texts, "encoding_format": "hex"})
+    assert bad.status_code == 422, bad.text
 
 
 def test_models_lists_each_served_model_with_its_task_and_pinned_commit(served):

@@ -307,7 +307,8 @@ def _runner(served):
     if served.kind == "embedding":
         from .. import embed
 
-        pooling = served.pooling()
+        # normalised, if at all, per request (serve.embedding.finish): a batch mixes requests
+        pooling = {**served.pooling(), "normalize": False}
         fast = served.spec.fast()
         return lambda texts: embed.embed(texts, served.folder, **pooling, **fast).tolist()
     from .. import pipeline

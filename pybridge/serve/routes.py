@@ -13,6 +13,7 @@ import math
 import threading
 from typing import Any, List
 
+from . import embedding
 from .guard import ServeError
 
 
@@ -106,18 +107,30 @@ class Routes:
         served = self.registry.get(model, kind)
         return served, await self._timed(self.batchers[served.name].submit(items))
 
+    async def _embeddings(self, texts, model, options, name):
+        """The served embedding model and its rows for ``texts``, with the request's options."""
+        served = self.registry.get(model, "embedding")
+        texts = embedding.prompted(served, texts, options.prompt_name)
+        if not options.truncate:
+            embedding.check_lengths(served, texts, name)
+        _, rows = await self._batched("embedding", texts, served.name)
+        return served, texts, embedding.finish(served, rows, options)
+
     async def openai_embeddings(self, body: dict):
         texts = check_texts(body.get("input"), self.config.max_inputs)
-        served, rows = await self._batched("embedding", texts, body.get("model"))
+        options = embedding.openai_options(body)
+        served, texts, rows = await self._embeddings(texts, body.get("model"), options, "input")
         data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)]
-        tokens = sum(len(t.split()) for t in texts)
+        limit = embedding.encoder(served).max_length or math.inf
+        tokens = sum(min(n, limit) for n in embedding.token_counts(served, texts))
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return {"object": "list", "data": data, "model": served.name, "usage": usage}
 
     async def tei_embed(self, body: dict):
         texts = check_texts(body.get("inputs"), self.config.max_inputs, "inputs")
-        _, rows = await self._batched("embedding", texts, body.get("model"))
-        return rows  # lists of floats already (the runner's tolist())
+        options = embedding.tei_options(body)
+        _, _, rows = await self._embeddings(texts, body.get("model"), options, "inputs")
+        return rows
 
     async def tei_predict(self, body: dict):
         texts = check_texts(body.get("inputs"), self.config.max_inputs, "inputs")

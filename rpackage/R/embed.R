@@ -37,9 +37,11 @@
 #'   chunks per worker.
 #' @param endpoint A server from [hf_serve()] (or the URL of a TEI-compatible one) that serves
 #'   `model`: the texts are sent to it, 64 a request and 8 requests at a time, instead of
-#'   loading the model here; the server's pooling and normalisation apply (those of the
-#'   model's sentence-transformers files), and `normalize = TRUE` scales the rows here. Future workers can each send their
-#'   chunks to one server this way (give them `srv$url`) rather than each loading the model.
+#'   loading the model here; the server's pooling applies (that of the model's
+#'   sentence-transformers files), and `normalize` is sent to it (TEI's `normalize`), so the
+#'   rows equal those made here: `FALSE` gives the raw pooled rows, `TRUE` unit ones. Future
+#'   workers can each send their chunks to one server this way (give them `srv$url`) rather
+#'   than each loading the model.
 #' @param retry How many times a failed chunk runs again before
 #'   `hfbridge_error_chunk_failed`.
 #' @param backend,precision `"torch"` and `"fp32"` (the defaults) are exact; `precision = "bf16"`

@@ -148,4 +148,9 @@ test_that("embed_text(endpoint =) sends the texts to a server and equals embed_t
   served <- embed_text(texts, minilm, normalize = TRUE, endpoint = srv$url)
   expect_identical(dimnames(served), list(names(texts), NULL))
   expect_true(isTRUE(all.equal(served, local, tolerance = 1e-5, check.attributes = FALSE)))
+  # normalize = FALSE: the server's raw pooled rows, not its model's unit ones
+  raw_local <- embed_text(texts, minilm, normalize = FALSE, quiet = TRUE)
+  raw_served <- embed_text(texts, minilm, normalize = FALSE, endpoint = srv$url)
+  expect_gt(max(abs(rowSums(raw_local^2) - 1)), 0.1)
+  expect_true(isTRUE(all.equal(raw_served, raw_local, tolerance = 1e-5, check.attributes = FALSE)))
 })
