@@ -274,6 +274,32 @@ def test_tool_choice_required_answers_a_parsed_tool_call(client, reference):
     assert out.usage.completion_tokens == n_out
 
 
+def test_a_forced_tool_call_that_max_tokens_cuts_ends_with_length(client, reference):
+    """As a response_format answer cut short: the text so far and finish_reason "length", not a
+    424 from transformers' parser, which refuses the unfinished call."""
+    _, calls, n_out = reference(tools=[WEATHER], tool_choice="required")
+    assert calls  # the whole budget gives a parsed call
+    for stream in (False, True):
+        out = client.chat.completions.create(
+            model="tgi",
+            messages=MESSAGES,
+            tools=[WEATHER],
+            tool_choice="required",
+            temperature=0,
+            max_tokens=n_out // 2,
+            stream=stream,
+        )
+        if stream:
+            chunks = [c for c in out if c.choices]
+            assert not any(c.choices[0].delta.tool_calls for c in chunks)
+            assert chunks[-1].choices[0].finish_reason == "length"
+            continue
+        choice = out.choices[0]
+        assert choice.finish_reason == "length" and choice.message.tool_calls is None
+        assert choice.message.content.startswith("<tool_call>")
+        assert out.usage.completion_tokens == n_out // 2
+
+
 def test_a_named_tool_choice_calls_that_tool_streaming_too(client, reference):
     named = {"type": "function", "function": {"name": "roll_dice"}}
     tools = [WEATHER, DICE]

@@ -26,7 +26,7 @@ from .. import errors
 from .config import READY_LINE, ServeConfig
 from .constrained import chat_handler
 from .guard import Guard, ServeError, install_error_handlers
-from .routes import SEED, Routes, check_fields, check_max_tokens
+from .routes import SEED, Routes, check_fields, check_max_tokens, check_unicode
 
 log = logging.getLogger("pybridge.serve")
 
@@ -35,6 +35,8 @@ def _named(request: Request, body: dict) -> dict:
     """The JSON body, with the model of a /models/<name>/ base URL when it names none."""
     if not isinstance(body, dict):
         raise ServeError(422, "The request body must be a JSON object.")
+    if body.get("model") is not None and not isinstance(body["model"], str):
+        raise ServeError(422, "`model` must be a string: the name of a served model.")
     model = request.scope.get("model")
     return {**body, "model": model} if model and not body.get("model") else body
 
@@ -209,11 +211,20 @@ def _chat_body(body: dict, registry, config, tokens_field="max_completion_tokens
     stop = body.get("stop")
     if not (stop is None or isinstance(stop, str) or _strings(stop)):
         raise ServeError(422, "`stop` must be a string or a list of strings.")
+    options = body.get("stream_options")
+    if not (options is None or isinstance(options, dict)):
+        raise ServeError(
+            422, '`stream_options` must be an object, such as {"include_usage": true}.'
+        )
+    if options:
+        check_fields(options, flags=("include_usage",))
     if body.get("logit_bias") is not None:
-        body["logit_bias"] = _logit_bias(body["logit_bias"])
+        _, model, _ = registry.generation_model(body["model"])
+        body["logit_bias"] = _logit_bias(body["logit_bias"], model.get_output_embeddings())
     if tokens_field == "max_tokens":  # a completion
-        if not isinstance(body.get("prompt"), str):
-            raise ServeError(422, "`prompt` must be a string.")
+        if not (isinstance(body.get("prompt"), str) and body["prompt"]):
+            raise ServeError(422, "`prompt` must be a non-empty string.")
+        check_unicode(body["prompt"], "prompt")
     else:
         _check_messages(body.get("messages"))
     return body
@@ -228,9 +239,11 @@ OPENAI_NUMBERS = {
 }
 
 
-def _logit_bias(bias) -> dict:
+def _logit_bias(bias, output) -> dict:
     """OpenAI's {"token id": bias from -100 to 100}, its biases as floats (transformers refuses
-    the integers that clients send)."""
+    the integers that clients send); ``output`` is the model's output layer, whose rows are the
+    token ids there are."""
+    vocab = output.weight.shape[0] if output is not None else float("inf")
     ok = isinstance(bias, dict) and all(
         isinstance(k, str) and k.isdigit() and isinstance(v, (int, float))
         and not isinstance(v, bool) and -100 <= v <= 100
@@ -238,6 +251,12 @@ def _logit_bias(bias) -> dict:
     )  # fmt: skip
     if not ok:
         raise ServeError(422, "`logit_bias` must map token ids to numbers from -100 to 100.")
+    unknown = [k for k in bias if int(k) >= vocab]
+    if unknown:
+        raise ServeError(
+            422, f"`logit_bias` names token ids the model does not have ({', '.join(unknown)}): "
+            f"its vocabulary has {vocab}.",
+        )  # fmt: skip
     return {k: float(v) for k, v in bias.items()}
 
 
@@ -254,6 +273,42 @@ def _check_messages(messages) -> None:
         content = message.get("content")
         if not (content is None or isinstance(content, (str, list))):
             raise ServeError(422, f"`messages[{i}].content` must be a string or a list of parts.")
+        if isinstance(content, str):
+            check_unicode(content, f"messages[{i}].content")
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            _check_part(part, f"messages[{i}].content[{j}]")
+        if message.get("tool_calls") is not None:
+            _check_tool_calls(message["tool_calls"], f"messages[{i}].tool_calls")
+
+
+def _check_part(part, name) -> None:
+    """A content part: ``{"type": ..., ...}``, a text part's ``text`` a string."""
+    if not (isinstance(part, dict) and isinstance(part.get("type"), str)):
+        raise ServeError(422, f"`{name}` must be an object with a `type` string.")
+    if part["type"] == "text":
+        if not isinstance(part.get("text"), str):
+            raise ServeError(422, f"`{name}.text` must be a string.")
+        check_unicode(part["text"], f"{name}.text")
+
+
+def _check_tool_calls(calls, name) -> None:
+    """An assistant's earlier tool calls: ``[{"function": {"name", "arguments"}}]``, the
+    arguments a JSON object in a string (transformers' chat templates parse them)."""
+    if not isinstance(calls, list):
+        raise ServeError(422, f"`{name}` must be a list of tool calls.")
+    for k, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not (isinstance(function, dict) and isinstance(function.get("name"), str)):
+            raise ServeError(422, f'`{name}[{k}]` must be {{"function": {{"name", "arguments"}}}}.')
+        arguments = function.get("arguments")
+        try:
+            parsed = json.loads(arguments) if isinstance(arguments, str) else None
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise ServeError(
+                422, f"`{name}[{k}].function.arguments` must be a JSON object, as a string."
+            )
 
 
 async def _openai_answer(handler, body, request):

@@ -84,11 +84,66 @@ def handler_class(kind="chat"):
                     config.max_time = self.max_time
                 return config
 
+        if kind == "chat":
+
+            class OpenAIHandler(OpenAIHandler):  # noqa: F811 - the chat one, with its own end
+                async def _non_streaming(self, request_id, model, processor, model_id, inputs,
+                                         gen_config, gen_manager, tools=None):  # fmt: skip
+                    recorded = _Recorded(gen_manager)
+                    try:
+                        return await super()._non_streaming(
+                            request_id, model, processor, model_id, inputs, gen_config,
+                            gen_manager=recorded, tools=tools,
+                        )  # fmt: skip
+                    except ValueError:
+                        if not recorded.hit(gen_config.max_new_tokens):
+                            raise
+                        return self._cut_short(request_id, model_id, recorded.result)
+
+                def _cut_short(self, request_id, model_id, result):
+                    """A tool call that max_tokens ended: transformers' parser refuses the
+                    unfinished call; the answer is its text, cut short, with finish_reason
+                    "length", as a response_format answer cut short is."""
+                    from fastapi.responses import JSONResponse
+                    from openai.types.completion_usage import CompletionUsage
+
+                    content, input_len, ids = result
+                    usage = CompletionUsage(
+                        prompt_tokens=input_len,
+                        completion_tokens=len(ids),
+                        total_tokens=input_len + len(ids),
+                    )
+                    answer = self._build_completion(
+                        request_id, content, model_id, finish_reason="length", usage=usage
+                    )
+                    return JSONResponse(answer, media_type="application/json")
+
         _handler_classes[kind] = OpenAIHandler
     return _handler_classes[kind]
 
 
 _handler_classes = {}
+
+
+class _Recorded:
+    """A generation manager that keeps what its generate_non_streaming() returned."""
+
+    def __init__(self, manager):
+        self.manager, self.result = manager, None
+
+    async def generate_non_streaming(self, *args, **kwargs):
+        self.result = await self.manager.generate_non_streaming(*args, **kwargs)
+        return self.result
+
+    def hit(self, max_new_tokens) -> bool:
+        return (
+            self.result is not None
+            and max_new_tokens is not None
+            and (len(self.result[2]) >= max_new_tokens)
+        )
+
+    def __getattr__(self, name):
+        return getattr(self.manager, name)
 
 
 def sequential_handler(chat, logits):

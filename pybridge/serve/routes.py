@@ -52,8 +52,9 @@ def check_max_tokens(value, limit: int, name: str) -> int:
 
 def check_fields(body: dict, numbers=None, flags=()) -> None:
     """422 for a field of ``body`` that is given but is not what it must be: ``numbers`` maps a
-    name to (low, high or None, whole), ``flags`` are booleans. Checked here, a bad value is the
-    client's error; passed on, it made generate() fail (a 424)."""
+    name to (low, high or None, whole), a low of :data:`ABOVE_0` meaning above 0; ``flags`` are
+    booleans. Checked here, a bad value is the client's error; passed on, it made generate()
+    fail (a 424)."""
     for name, (low, high, whole) in (numbers or {}).items():
         value = body.get(name)
         if value is None:
@@ -63,11 +64,12 @@ def check_fields(body: dict, numbers=None, flags=()) -> None:
             and not isinstance(value, bool)
             and math.isfinite(value)
             and (not whole or float(value).is_integer())
-            and value >= low
+            and (value > 0 if low is ABOVE_0 else value >= low)
             and (high is None or value <= high)
         )
         if not ok:
             span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            span = "above 0" if low is ABOVE_0 else span
             kind = "a whole number" if whole else "a number"
             raise ServeError(422, f"`{name}` must be {kind} {span}, not {value!r}.")
     for name in flags:
@@ -75,12 +77,13 @@ def check_fields(body: dict, numbers=None, flags=()) -> None:
             raise ServeError(422, f"`{name}` must be true or false, not {body[name]!r}.")
 
 
+ABOVE_0 = "above 0"  # a low bound that 0 itself does not meet
 SEED = (0, 2**64 - 1, True)
 TGI_NUMBERS = {
     "temperature": (0, None, False),
     "top_k": (0, None, True),
     "top_p": (0, 1, False),
-    "repetition_penalty": (0, None, False),
+    "repetition_penalty": (ABOVE_0, None, False),  # generate() divides by it
     "seed": SEED,
 }
 TGI_FLAGS = ("do_sample", "details", "return_full_text")
