@@ -371,6 +371,26 @@ def test_inference_client_feature_extraction_and_classification(served, folders,
     np.testing.assert_allclose([o.score for o in out], [r["score"] for r in ref], atol=1e-5)
 
 
+def test_inference_client_sentence_similarity_equals_sentence_transformers(
+    served, folders, st_model
+):
+    from huggingface_hub import InferenceClient
+
+    source, others = "The weather is lovely today.", ["It is sunny.", "Deep learning is powerful."]
+    want = st_model.similarity(st_model.encode([source]), st_model.encode(others))[0].tolist()
+    client = InferenceClient(base_url=f"{served.url}/models/{folders['minilm']}", api_key="x")
+    np.testing.assert_allclose(client.sentence_similarity(source, others), want, atol=1e-5)
+    # at the root without a model: the embedding model, not the first served (chat) one
+    root = InferenceClient(base_url=served.url, api_key="x")
+    np.testing.assert_allclose(root.sentence_similarity(source, others), want, atol=1e-5)
+    body = {"inputs": {"source_sentence": source, "sentences": others}}
+    np.testing.assert_allclose(post(served, "/similarity", body).json(), want, atol=1e-5)
+    wrong = post(served, f"/models/{CHAT}/", body)
+    assert wrong.status_code == 404 and f"'{CHAT}' runs chat" in wrong.json()["error"]
+    bad = post(served, "/similarity", {"inputs": {"source_sentence": source}})
+    assert bad.status_code == 422 and "sentences" in bad.json()["error"]
+
+
 # ---- TEI, TGI and plain HTTP -------------------------------------------------------------------
 
 

@@ -257,6 +257,25 @@ def test_malformed_constraints_get_422_in_the_error_shape(served, extra, says):
     assert says in body["error"]
 
 
+@pytest.mark.parametrize(
+    "route, body",
+    [
+        ("/embed", {"inputs": "hello"}),
+        ("/v1/embeddings", {"input": "hello"}),
+        ("/predict", {"inputs": "hello"}),
+        ("/rerank", {"query": "q", "texts": ["a"]}),
+        ("/", {"inputs": {"source_sentence": "a", "sentences": ["b"]}}),
+    ],
+)
+def test_a_task_no_served_model_runs_is_a_404_naming_the_served_ones(
+    served, chat_folder, route, body
+):
+    r = httpx.post(served.url + route, json=body, timeout=60)
+    assert r.status_code == 404, r.text
+    assert r.json()["error_type"] == "not_found"
+    assert f"{chat_folder} (chat)" in r.json()["error"]
+
+
 # ---- tools --------------------------------------------------------------------------------------
 
 

@@ -119,11 +119,19 @@ def build_app(config: ServeConfig, registry):
     async def generate_stream(body: NamedBody):
         return StreamingResponse(routes.generate_stream(body), media_type="text/event-stream")
 
+    @app.post("/similarity")
+    async def similarity(body: NamedBody):
+        return await routes.sentence_similarity(body)
+
     @app.post("/")
     async def root(body: NamedBody):
         """TGI's and TEI's root route, for the model the body (or a /models/<name>/ base URL)
-        names, else the first served one."""
-        served = registry.get(body.get("model"))
+        names, else the first served one; the Inference API's sentence-similarity body
+        (``inputs`` an object) is for an embedding model."""
+        similarity = isinstance(body.get("inputs"), dict)
+        served = registry.get(body.get("model"), "embedding" if similarity else None)
+        if similarity:
+            return await routes.sentence_similarity({**body, "model": served.name})
         if served.kind == "generation":
             if body.get("stream"):
                 stream = routes.generate_stream(body)

@@ -16,13 +16,25 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from .. import hub
-from .config import ModelSpec, ServeConfig
+from .config import TASKS, ModelSpec, ServeConfig
 
 log = logging.getLogger("pybridge.serve")
 
 
 class NotServed(LookupError):
-    def __init__(self, name, served):
+    """404 for a model that is not served, or not for the task asked: ``served`` lists the
+    served models as "name (task)", ``kind`` is the kind the task needs."""
+
+    def __init__(self, name, served, kind=None, task=None):
+        if kind is not None:
+            tasks = " or ".join(t for t, k in TASKS.items() if k == kind)
+            which = f"'{name}' runs {task}, not {tasks}" if name else f"no {tasks} model is served"
+            super().__init__(
+                f"Here {which}; the server serves {', '.join(served)}. "
+                "Name one of those, or start a server with a model for the task "
+                "(--model TASK=REPO)."
+            )
+            return
         super().__init__(
             f"The model '{name}' is not served here; GET /v1/models lists the served ones: "
             f"{', '.join(served)}."
@@ -118,14 +130,17 @@ class Registry:
 
     def get(self, name: Optional[str], kind: Optional[str] = None) -> Served:
         """The model a request names, or without a name the first of that kind."""
+        listed = [f"{m.name} ({m.spec.task})" for m in self.models.values()]
         if name is None:
             candidates = self.of_kind(kind) if kind else list(self.models.values())
             if candidates:
                 return candidates[0]
-            raise NotServed(f"(any {kind} model)", list(self.models))
+            raise NotServed(None, listed, kind)
         served = self.models.get(name)
-        if served is None or (kind and served.kind != kind):
+        if served is None:
             raise NotServed(name, [m for m, s in self.models.items() if not kind or s.kind == kind])
+        if kind and served.kind != kind:
+            raise NotServed(name, listed, kind, served.spec.task)
         return served
 
     def load(self) -> None:

@@ -135,6 +135,20 @@ class Routes:
         _, _, rows = await self._embeddings(texts, body.get("model"), options, "inputs")
         return rows
 
+    async def sentence_similarity(self, body: dict):
+        """The Inference API's sentence-similarity: ``{"inputs": {"source_sentence",
+        "sentences"}}`` -> the cosine similarity of the source with each sentence."""
+        inputs = body.get("inputs")
+        source = inputs.get("source_sentence") if isinstance(inputs, dict) else None
+        if not isinstance(source, str) or not source:
+            raise ServeError(422, "`inputs.source_sentence` must be a non-empty string.")
+        check_unicode(source, "inputs.source_sentence")
+        limit = self.config.max_inputs - 1
+        sentences = check_texts(inputs.get("sentences"), limit, "inputs.sentences")
+        options = embedding.EmbedOptions(normalize=True)
+        _, _, rows = await self._embeddings([source, *sentences], body.get("model"), options, "")
+        return embedding.cosine_similarities(rows)
+
     async def tei_predict(self, body: dict):
         texts = check_texts(body.get("inputs"), self.config.max_inputs, "inputs")
         _, rows = await self._batched("classification", texts, body.get("model"))
