@@ -188,6 +188,23 @@ def test_openai_stream_joins_to_the_same_reply_and_ends_with_done(served, chat_r
     assert not any('"usage"' in e for e in events)  # usage only when asked for
 
 
+def test_openai_stop_sequences_are_left_out_of_the_answer(served, chat_reference):
+    """As OpenAI's API: the answer ends before the stop sequence, streamed or not."""
+    from openai import OpenAI
+
+    whole, _, _ = chat_reference(MESSAGES, 16)
+    stop = whole[5:8]
+    expected = whole[: whole.find(stop)]
+    client = OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
+    ask = {"model": CHAT, "messages": MESSAGES, "max_tokens": 16, "temperature": 0}
+    out = client.chat.completions.create(**ask, stop=[stop, "never-met"])
+    assert out.choices[0].message.content == expected
+    assert out.choices[0].finish_reason == "stop"
+    chunks = [c for c in client.chat.completions.create(**ask, stop=stop, stream=True) if c.choices]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == expected
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
 def test_openai_completion_equals_transformers_generate(served, folders):
     """/v1/completions: a plain prompt, no chat template; the limit in either field."""
     import torch
@@ -591,6 +608,14 @@ def test_a_generation_stops_at_the_server_timeout_and_frees_the_model(tmp_path):
         body = {"messages": MESSAGES, "max_tokens": 4000, "temperature": 0, "logit_bias": never_end}
         answer = post(server, "/v1/chat/completions", body).json()
         assert 0 < answer["usage"]["completion_tokens"] < 4000
+        assert answer["choices"][0]["finish_reason"] == "length"  # not a natural "stop"
+        with httpx.stream(
+            "POST", server.url + "/v1/chat/completions", json={**body, "stream": True}, timeout=60
+        ) as r:
+            events = [json.loads(e[6:]) for e in r.iter_lines() if e.startswith("data: {")]
+        assert [c["choices"][0].get("finish_reason") for c in events if c["choices"]][
+            -1
+        ] == "length"
         params = {"max_new_tokens": 4000}  # greedy from "Hi": this model never ends it
         timed_out = post(server, "/generate", {"inputs": "Hi", "parameters": params})
         assert timed_out.status_code == 503 and timed_out.json()["error_type"] == "timeout"

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from .. import errors
 from .config import READY_LINE, ServeConfig
 from .constrained import chat_handler
+from .finish import Finish
 from .guard import Guard, ServeError, install_error_handlers
 from .routes import SEED, Routes, check_fields, check_max_tokens, check_unicode
 
@@ -87,12 +88,12 @@ def build_app(config: ServeConfig, registry):
     async def chat_completions(request: Request, body: NamedBody):
         body = _chat_body(body, registry, config)
         handler, body = chat_handler(chat, body, registry)  # response_format, tool_choice
-        return await _openai_answer(handler, body, request)
+        return await _openai_answer(handler, body, request, config.timeout)
 
     @app.post("/v1/completions")
     async def completions(request: Request, body: NamedBody):
         body = _chat_body(body, registry, config, tokens_field="max_tokens")
-        return await _openai_answer(completion, body, request)
+        return await _openai_answer(completion, body, request, config.timeout)
 
     @app.post("/v1/embeddings")
     async def embeddings(body: NamedBody):
@@ -319,31 +320,37 @@ def _check_tool_calls(calls, name) -> None:
             )
 
 
-async def _openai_answer(handler, body, request):
+async def _openai_answer(handler, body, request, timeout):
     if handler is None:
         raise ServeError(404, "No generation model is served here.", "not_found")
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     name = body["model"]
+    finish = Finish(body.get("stop"), timeout)
     response = await handler.handle_request(body, request.headers.get("x-request-id") or _rid())
     if body.get("stream"):
-        stream = _openai_stream(response.body_iterator, include_usage, name)
+        stream = _openai_stream(response.body_iterator, include_usage, name, finish)
         return StreamingResponse(stream, media_type="text/event-stream")
     answer = json.loads(response.body)
     answer["model"] = name  # transformers names its folder@revision; clients sent the served name
+    for choice in answer.get("choices") or []:
+        text = choice.get("message") or choice  # a chat's message, or a completion's choice
+        field = "content" if "message" in choice else "text"
+        text[field] = finish.whole(text.get(field))
+        choice["finish_reason"] = finish.reason(choice.get("finish_reason"))
     return JSONResponse(answer, response.status_code)
 
 
-async def _openai_stream(parts, include_usage: bool, name: str):
+async def _openai_stream(parts, include_usage: bool, name: str, finish: Finish):
     try:
         async for part in parts:
             text = part.decode() if isinstance(part, bytes) else part
-            yield "".join(_openai_events(text, include_usage, name))
+            yield "".join(_openai_events(text, include_usage, name, finish))
         yield "data: [DONE]\n\n"
     finally:
         await parts.aclose()  # a client that left stops the generation (GeneratorExit inside)
 
 
-def _openai_events(text: str, include_usage: bool, name: str):
+def _openai_events(text: str, include_usage: bool, name: str, finish: Finish):
     for event in text.split("\n\n"):
         if not event.strip():
             continue
@@ -353,11 +360,27 @@ def _openai_events(text: str, include_usage: bool, name: str):
         chunk = json.loads(event[len("data: ") :])
         if "model" in chunk:
             chunk["model"] = name
+        for choice in chunk.get("choices") or []:
+            _finish_chunk(choice, finish)
         usage = chunk.pop("usage", None)
         yield f"data: {json.dumps(chunk)}\n\n"
         if usage and include_usage:
             last = {k: chunk.get(k) for k in ("id", "object", "created", "model")}
             yield f"data: {json.dumps({**last, 'choices': [], 'usage': usage})}\n\n"
+
+
+def _finish_chunk(choice: dict, finish: Finish) -> None:
+    """A streamed choice with its stop sequences left out; the text held back goes out with the
+    last chunk, whose finish_reason says whether the timeout ended the generation."""
+    delta = choice.get("delta") if "delta" in choice else choice  # a chat's, or a completion's
+    field = "content" if "delta" in choice else "text"
+    if isinstance(delta, dict) and isinstance(delta.get(field), str):
+        delta[field] = finish.feed(delta[field])
+    if choice.get("finish_reason") is not None:
+        held = finish.flush()
+        if held and isinstance(delta, dict):
+            delta[field] = (delta.get(field) or "") + held
+        choice["finish_reason"] = finish.reason(choice["finish_reason"])
 
 
 def _rid() -> str:
