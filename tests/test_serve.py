@@ -205,6 +205,21 @@ def test_openai_stop_sequences_are_left_out_of_the_answer(served, chat_reference
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
+def test_openai_models_retrieve_answers_the_model_and_logprobs_are_refused(served):
+    from openai import OpenAI, UnprocessableEntityError
+
+    client = OpenAI(base_url=served.url + "/v1", api_key="unused", max_retries=0)
+    model = client.models.retrieve(CHAT)
+    listed = {m.id: m for m in client.models.list()}
+    assert model == listed[CHAT] and model.task == "chat"
+    assert httpx.get(served.url + "/v1/models/nope/none").status_code == 404
+    with pytest.raises(UnprocessableEntityError) as refused:
+        client.chat.completions.create(
+            model=CHAT, messages=MESSAGES, max_tokens=2, logprobs=True, top_logprobs=2
+        )
+    assert "logprobs" in refused.value.response.json()["error"]
+
+
 def test_openai_completion_equals_transformers_generate(served, folders):
     """/v1/completions: a plain prompt, no chat template; the limit in either field."""
     import torch

@@ -80,6 +80,10 @@ def build_app(config: ServeConfig, registry):
     def models():
         return {"object": "list", "data": [m.card() for m in registry.models.values()]}
 
+    @app.get("/v1/models/{name:path}")
+    def model(name: str):
+        return registry.get(name).card()
+
     @app.get("/info")
     def info():
         return routes.info()
@@ -214,7 +218,9 @@ def _chat_body(body: dict, registry, config, tokens_field="max_completion_tokens
     body.pop("max_tokens", None)
     body.pop("max_completion_tokens", None)
     body[tokens_field] = limit
-    check_fields(body, OPENAI_NUMBERS, ("stream", "logprobs"))
+    if body.get("logprobs") not in (None, False) or body.get("top_logprobs") is not None:
+        raise ServeError(422, "`logprobs` is not supported by this server: leave it out.")
+    check_fields(body, OPENAI_NUMBERS, ("stream",))
     if body.get("n", 1) != 1:
         raise ServeError(422, "`n` must be 1: this server answers with one choice.")
     stop = body.get("stop")
