@@ -258,6 +258,20 @@ def check_chunk_size(chunk_size):
     return count(chunk_size, "chunk_size", minimum=1)
 
 
+def check_config_name(config):
+    """A config to write (None: ``default``): a name that is also its folder, and not ``data``,
+    the folder of the default config (push_to_hub refuses it too)."""
+    if config is None:
+        return "default"
+    if not isinstance(config, str) or not re.match(r"^\w[\w.-]*$", config) or config == "data":
+        raise errors.InvalidArgumentError(
+            "config must be a name of letters, digits, '_', '-' and '.' (such as 'en'), and not "
+            "'data'.",
+            argument="config",
+        )
+    return config
+
+
 def check_split_name(split):
     if not isinstance(split, str) or not re.match(r"^\w+(\.\w+)*$", split):
         raise errors.InvalidArgumentError(

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from typing import Optional
 
 import numpy as np
@@ -150,34 +149,27 @@ def upload(
     columns,
     repo_id,
     split="train",
+    config=None,
     private=False,
     commit_message=None,
     quiet=False,
     env=None,
     token=None,
 ) -> dict:
-    """Write the columns as ``data/<split>-00000-of-00001.parquet`` (the layout ``push_to_hub``
-    uses) and push it in one commit, creating the dataset repo if needed."""
-    from . import publish
+    """Push the columns as one split, as ``push_to_hub`` does (:mod:`pybridge.dataset_upload`)."""
+    from . import dataset_upload
 
-    _args.check_split_name(split)
-    with tempfile.TemporaryDirectory(prefix="hfbridge-upload-") as tmp:
-        path = os.path.join(tmp, f"{split}-00000-of-00001.parquet")
-        write(columns, path, split)
-        publish.create_repo(
-            repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True, env=env, token=token
-        )
-        res = publish.upload_file(
-            path,
-            f"data/{split}-00000-of-00001.parquet",
-            repo_id,
-            repo_type=REPO_TYPE,
-            commit_message=commit_message or f"Upload the {split} split with hfbridge",
-            quiet=quiet,
-            env=env,
-            token=token,
-        )
-    return res
+    return dataset_upload.upload(
+        columns,
+        repo_id,
+        split=split,
+        config=config,
+        private=private,
+        commit_message=commit_message,
+        quiet=quiet,
+        env=env,
+        token=token,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def upload_file(
         quiet,
         commit=True,
     )
-    return _commit(info, ctx)
+    return commit_result(info, ctx)
 
 
 def upload_folder(
@@ -142,7 +142,7 @@ def upload_folder(
         quiet,
         commit=True,
     )
-    return _commit(info, ctx)
+    return commit_result(info, ctx)
 
 
 def delete_file(
@@ -176,7 +176,7 @@ def delete_file(
         ctx,
         commit=True,
     )
-    return _commit(info, ctx)
+    return commit_result(info, ctx)
 
 
 def create_branch(
@@ -312,7 +312,8 @@ def push_model(
 # Helpers
 
 
-def _commit(info, ctx) -> dict:
+def commit_result(info, ctx) -> dict:
+    """A commit as the verbs return it."""
     return {
         "commit_oid": str(info.oid),
         "commit_url": str(info.commit_url),

@@ -313,6 +313,124 @@ def test_upload_round_trip_is_read_by_datasets(repos, mirror_config, tmp_path):
     assert_equal_to_datasets(back, table, features)
 
 
+def push_with_datasets(hf_env, tmp_path, code):
+    """Python code run in a child process with ``datasets``, ``HfApi`` as ``api`` and the mirror
+    (datasets reads HF_ENDPOINT at import)."""
+    env = {
+        **os.environ,
+        **hf_env,
+        "HF_TOKEN": WRITE_TOKEN,
+        "HF_DATASETS_CACHE": str(tmp_path / "ds-cache"),
+        "HF_HUB_DISABLE_XET": "1",
+    }
+    prelude = "import datasets\nfrom huggingface_hub import HfApi\napi = HfApi()\n"
+    subprocess.run([sys.executable, "-c", prelude + code], env=env, check=True, capture_output=True)
+
+
+def text_label_columns(texts, labels):
+    return {
+        "names": ["text", "label"],
+        "columns": [
+            {"kind": "string", "values": texts, "na": None},
+            {"kind": "integer", "values": np.array(labels, dtype=np.int32), "na": None},
+        ],
+    }
+
+
+TEXT_LABEL = (
+    "features = datasets.Features({'text': datasets.Value('string'), "
+    "'label': datasets.Value('int32')})\n"
+)
+
+
+def test_upload_replaces_a_split_pushed_by_datasets(repos, mirror_config, tmp_path):
+    """The train split of a datasets push (2 shards, a test split, a card with text) replaced:
+    its shards go, the README's dataset_info and configs follow, the rest stays."""
+    mirror_config({"write": {"datasets/pyup/*": [WRITE_TOKEN]}})
+    push_with_datasets(
+        repos,
+        tmp_path,
+        TEXT_LABEL + "datasets.DatasetDict({\n"
+        "  'train': datasets.Dataset.from_dict({'text': ['a'] * 2000, 'label': [0] * 2000},"
+        " features=features),\n"
+        "  'test': datasets.Dataset.from_dict({'text': ['t'] * 3, 'label': [1] * 3},"
+        " features=features),\n"
+        "}).push_to_hub('pyup/pushed', max_shard_size='10KB')\n"
+        "card = open(api.hf_hub_download('pyup/pushed', 'README.md', repo_type='dataset')).read()\n"
+        "api.upload_file(path_or_fileobj=(card + '\\n# Reviews\\nWritten by hand.\\n').encode(),"
+        " path_in_repo='README.md', repo_id='pyup/pushed', repo_type='dataset')\n",
+    )
+    before = D._open_repo("pyup/pushed", "main", repos, None, True).paths
+    assert len([f for f in before if f.startswith("data/train")]) == 2
+    D.upload(text_label_columns(["x", "y"], [1, 2]), "pyup/pushed", env=repos, token=WRITE_TOKEN)
+
+    files = D._open_repo("pyup/pushed", "main", repos, None, True).paths
+    assert [f for f in files if f.startswith("data/train")] == ["data/train-00000-of-00001.parquet"]
+    table, features = load_with_datasets(repos, tmp_path, "pyup/pushed", None, "train")
+    assert table.column("text").to_pylist() == ["x", "y"]
+    assert_equal_to_datasets(D.read("pyup/pushed", env=repos, quiet=True), table, features)
+    test, _ = load_with_datasets(repos, tmp_path, "pyup/pushed", None, "test")
+    assert test.num_rows == 3
+    info = D.info("pyup/pushed", env=repos)
+    assert dict(zip(info["splits"]["split"], info["splits"]["num_rows"])) == {
+        "train": 2.0,
+        "test": 3.0,
+    }
+    readme = open(D._open_repo("pyup/pushed", "main", repos, None, True).download("README.md"))
+    assert readme.read().endswith("# Reviews\nWritten by hand.\n")
+
+
+def test_upload_with_other_columns_replaces_the_only_split(repos, mirror_config, tmp_path):
+    """The README's features become the new ones (push_to_hub itself would keep the old)."""
+    mirror_config({"write": {"datasets/pyup/*": [WRITE_TOKEN]}})
+    push_with_datasets(
+        repos,
+        tmp_path,
+        "datasets.Dataset.from_dict({'text': ['a'] * 2000, 'label': [0] * 2000})"
+        ".push_to_hub('pyup/reshaped', max_shard_size='20KB')\n",
+    )
+    other = {
+        "names": ["score"],
+        "columns": [{"kind": "double", "values": np.array([0.5, 1.5]), "na": None}],
+    }
+    D.upload(other, "pyup/reshaped", env=repos, token=WRITE_TOKEN)
+    table, features = load_with_datasets(repos, tmp_path, "pyup/reshaped", None, "train")
+    assert features == {"score": {"dtype": "float64", "_type": "Value"}}
+    assert_equal_to_datasets(D.read("pyup/reshaped", env=repos, quiet=True), table, features)
+
+
+def test_upload_to_a_config_pushed_with_config_name(repos, mirror_config, tmp_path):
+    mirror_config({"write": {"datasets/pyup/*": [WRITE_TOKEN]}})
+    push_with_datasets(
+        repos,
+        tmp_path,
+        TEXT_LABEL + "datasets.Dataset.from_dict({'text': ['a', 'b'], 'label': [0, 1]},"
+        " features=features).push_to_hub('pyup/configured', config_name='reviews')\n",
+    )
+    columns = text_label_columns(["new"], [5])
+    D.upload(columns, "pyup/configured", config="reviews", env=repos, token=WRITE_TOKEN)
+    table, features = load_with_datasets(repos, tmp_path, "pyup/configured", "reviews", "train")
+    assert table.column("text").to_pylist() == ["new"]
+    back = D.read("pyup/configured", config="reviews", env=repos, quiet=True)
+    assert_equal_to_datasets(back, table, features)
+
+
+def test_upload_whose_features_differ_from_the_other_splits_is_refused(
+    repos, mirror_config, tmp_path
+):
+    mirror_config({"write": {"datasets/pyup/*": [WRITE_TOKEN]}})
+    D.upload(text_label_columns(["a"], [1]), "pyup/twosplits", env=repos, token=WRITE_TOKEN)
+    columns = text_label_columns(["b"], [2])
+    D.upload(columns, "pyup/twosplits", split="test", env=repos, token=WRITE_TOKEN)
+    other = {"names": ["text"], "columns": [{"kind": "string", "values": ["c"], "na": None}]}
+    with pytest.raises(errors.InvalidArgumentError) as err:
+        D.upload(other, "pyup/twosplits", split="test", env=repos, token=WRITE_TOKEN)
+    assert err.value.fields["argument"] == "df"
+    assert D.info("pyup/twosplits", env=repos)["splits"]["split"] == ["train", "test"]
+    with pytest.raises(errors.InvalidArgumentError):
+        D.upload(other, "pyup/twosplits", config="data", env=repos, token=WRITE_TOKEN)
+
+
 def dataset_folder(tmp_path, name, files):
     """A dataset repo's folder of ``{path: text or arrow table}`` (tables written as parquet)."""
     import pyarrow.parquet as pq

@@ -133,11 +133,20 @@ hub_dataset_chunks <- function(repo_id, split = "train", chunk_size = 10000L, ca
 
 #' Upload a data frame to the Hub as a dataset split
 #'
-#' Writes `df` as one parquet file, `data/<split>-00000-of-00001.parquet` (the layout
-#' `push_to_hub` uses), with the features recorded as `datasets` records them (a factor becomes a
-#' `ClassLabel` with its levels as names), and pushes it in one commit with [hub_upload_file()],
-#' creating the dataset repository if needed. [hub_dataset()] reads it back equal, and Python's
+#' Pushes `df` as one split, in one commit, as `datasets`' `push_to_hub()` pushes a split: it
+#' writes `df` as one parquet file, `data/<split>-00000-of-00001.parquet` (`<config>/...` for a
+#' config other than `"default"`), with the features recorded as `datasets` records them (a
+#' factor becomes a `ClassLabel` with its levels as names); it deletes the split's earlier files
+#' there (all its `<split>-*` shards); and it updates the README's YAML with `datasets`' own code:
+#' the config's `dataset_info` (features, rows and bytes of the split) and its `configs:`
+#' `data_files`, keeping the other splits, the other configs and the card's text. The dataset
+#' repository is created if needed. [hub_dataset()] reads the split back equal, and Python's
 #' `datasets.load_dataset()` reads it with the same features.
+#'
+#' The splits of a config share their features: columns that differ from those of the config's
+#' other splits are refused (`hfbridge_error_invalid_argument`), as `push_to_hub()` refuses them;
+#' a split that is the config's only one may change its columns. A commit made by someone else
+#' while the upload runs is `hfbridge_error_stale_parent`: nothing is written.
 #'
 #' Columns may be integer, double, logical, character, factor, Date, POSIXct (stored in UTC when
 #' it has no time zone), or lists of such vectors (one type per column; integer and double mix,
@@ -148,6 +157,8 @@ hub_dataset_chunks <- function(repo_id, split = "train", chunk_size = 10000L, ca
 #' @param df A data frame.
 #' @param repo_id The dataset's repository id, `"org/name"`.
 #' @param split The split name.
+#' @param config The config to write (`push_to_hub()`'s `config_name`); `NULL` is `"default"`,
+#'   whose files are under `data/`.
 #' @param private Create the repository as private (if it does not exist).
 #' @param commit_message The commit message.
 #' @inheritParams hub_dataset
@@ -159,7 +170,7 @@ hub_dataset_chunks <- function(repo_id, split = "train", chunk_size = 10000L, ca
 #' res <- hub_upload_dataset(df, "me/reviews", split = "train")
 #' res$commit_url
 #' hub_dataset("me/reviews")
-hub_upload_dataset <- function(df, repo_id, split = "train", private = FALSE,
+hub_upload_dataset <- function(df, repo_id, split = "train", config = NULL, private = FALSE,
                                commit_message = NULL, token = NULL, quiet = FALSE) {
   if (!is.data.frame(df) || ncol(df) == 0L || is.null(names(df)) || anyNA(names(df)) ||
       !all(nzchar(names(df))) || anyDuplicated(names(df))) {
@@ -167,13 +178,14 @@ hub_upload_dataset <- function(df, repo_id, split = "train", private = FALSE,
       "`df` must be a data frame with at least one column, and unique, non-empty names."),
       argument = "df")
   }
-  dataset_check_common(repo_id, split, NULL, "main", token)
+  dataset_check_common(repo_id, split, config, "main", token)
   if (!is.null(commit_message)) check_string(commit_message, "commit_message")
   check_flags(private = private, quiet = quiet)
   names(df) <- check_text_values(names(df), "A column name of `df`", "df", "column")
   columns <- list(names = as.list(names(df)),
                   columns = unname(Map(dataset_spec, df, names(df))))
-  res <- dataset_py("upload", columns, repo_id, split = split, private = private,
+  res <- dataset_py("upload", columns, repo_id, split = split, config = config,
+                    private = private,
                     commit_message = commit_message, quiet = quiet, env = hf_env(),
                     token = token)
   publish_commit(res)

@@ -348,6 +348,47 @@ test_that("hub_upload_dataset() round trip: equal in R, same features in dataset
                class = "hfbridge_error_invalid_argument")
 })
 
+# Dataset.push_to_hub() in a child Python, the token able to write; `code` makes `ds`.
+datasets_push <- function(code, push_args) {
+  hub_test_python(paste0(paste(
+    "import datasets", code, sprintf("ds.push_to_hub(%s)", push_args), sep = "\n"), "\n"),
+    env = c(HF_ENDPOINT = Sys.getenv("HF_ENDPOINT"), HF_HOME = tempfile("py-home-"),
+            HF_HUB_DISABLE_XET = "1", HF_TOKEN = datasets_write))
+}
+
+test_that("hub_upload_dataset() replaces a split pushed by datasets, as push_to_hub does", {
+  local_hub()
+  mirror_config(list(write = list("datasets/rdsup/*" = list(datasets_write))))
+  datasets_push(paste(
+    "f = datasets.Features({'text': datasets.Value('string'), 'label': datasets.Value('int32')})",
+    "d = lambda t, n: datasets.Dataset.from_dict({'text': [t] * n, 'label': [0] * n}, features=f)",
+    "ds = datasets.DatasetDict({'train': d('a', 2000), 'test': d('t', 3)})", sep = "\n"),
+    "'rdsup/pushed', max_shard_size = '10KB'")
+  expect_length(grep("^data/train-", hub_list_files("rdsup/pushed", repo_type = "dataset")), 2L)
+  df <- data.frame(text = c("x", "y"), label = 1:2)
+  hub_upload_dataset(df, "rdsup/pushed", token = datasets_write, quiet = TRUE)
+  files <- hub_list_files("rdsup/pushed", repo_type = "dataset")
+  expect_identical(grep("^data/train-", files, value = TRUE), "data/train-00000-of-00001.parquet")
+  back <- hub_dataset("rdsup/pushed", quiet = TRUE)
+  expect_identical(back, df)
+  expect_equal_to_datasets(back, datasets_reference("rdsup/pushed", "train", "-"))
+  expect_length(datasets_reference("rdsup/pushed", "test", "-")$columns$text$values, 3L)
+  splits <- hub_dataset_info("rdsup/pushed")$splits
+  expect_identical(setNames(splits$num_rows, splits$split), c(train = 2, test = 3))
+  # Other columns are refused while another split has the old ones.
+  err <- tryCatch(hub_upload_dataset(data.frame(score = 0.5), "rdsup/pushed",
+                                     token = datasets_write), error = identity)
+  expect_s3_class(err, "hfbridge_error_invalid_argument")
+  # A config pushed with config_name is written where datasets and hub_dataset() read it.
+  datasets_push("ds = datasets.Dataset.from_dict({'text': ['a', 'b']})",
+                "'rdsup/configured', config_name = 'reviews'")
+  hub_upload_dataset(data.frame(score = c(0.5, 2)), "rdsup/configured", config = "reviews",
+                     token = datasets_write, quiet = TRUE)
+  back <- hub_dataset("rdsup/configured", config = "reviews", quiet = TRUE)
+  expect_identical(back, data.frame(score = c(0.5, 2)))
+  expect_equal_to_datasets(back, datasets_reference("rdsup/configured", "train", "reviews"))
+})
+
 test_that("hub_upload_dataset() refuses text that is not UTF-8, naming the column, in R", {
   bad <- function(df, column, field = "rows", where = 1L) {
     err <- tryCatch(hub_upload_dataset(df, "rdsup/refused"), error = identity)
