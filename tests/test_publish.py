@@ -229,10 +229,36 @@ def test_branches_tags_deletions_and_pull_requests(mirror, writable, api, tmp_pa
 def test_plain_folder_repo_becomes_git_on_its_first_write(
     mirror, mirror_root, writable, api, publish, tmp_path
 ):
-    folder = publish("ptest/plain", _folder(tmp_path / "plain", {"a.txt": "a"}))
-    api.upload_file(path_or_fileobj=b"b", path_in_repo="b.txt", repo_id="ptest/plain")
+    files = {"a.txt": "a", "sub/z.bin": b"\x00\xff", "sub-x/c.txt": "c", "sub.txt": "s"}
+    folder = publish("ptest/plain", _folder(tmp_path / "plain", files))
+    (Path(folder) / ".gitignore").write_text("*.txt\n")  # served, so imported too
+    served = api.repo_info("ptest/plain").sha
+    # The head the mirror reported is the parent of the first write, and stays readable.
+    new = api.upload_file(
+        path_or_fileobj=b"b", path_in_repo="b.txt", repo_id="ptest/plain", parent_commit=served
+    )
     assert (Path(folder) / ".git").is_dir()
-    assert sorted(api.list_repo_files("ptest/plain")) == ["a.txt", "b.txt"]
+    assert _git(Path(folder), "rev-parse", f"{new.oid}^") == served
+    assert sorted(api.list_repo_files("ptest/plain")) == sorted([*files, ".gitignore", "b.txt"])
+    assert sorted(api.list_repo_files("ptest/plain", revision=served)) == sorted(
+        [*files, ".gitignore"]
+    )
+    pinned = api.hf_hub_download(
+        "ptest/plain", "sub/z.bin", revision=served, cache_dir=tmp_path / "fresh-cache"
+    )
+    assert Path(pinned).read_bytes() == b"\x00\xff"
+
+
+def test_a_branch_or_tag_is_a_first_write_of_a_plain_folder_too(
+    mirror, writable, api, publish, tmp_path
+):
+    publish("ptest/plainref", _folder(tmp_path / "plainref", {"a.txt": "a"}))
+    served = api.repo_info("ptest/plainref").sha
+    api.create_branch("ptest/plainref", branch="dev")
+    api.create_tag("ptest/plainref", tag="v1")
+    refs = api.list_repo_refs("ptest/plainref")
+    assert {b.name: b.target_commit for b in refs.branches} == {"main": served, "dev": served}
+    assert [t.target_commit for t in refs.tags] == [served]
 
 
 def test_an_upload_cut_mid_body_leaves_nothing_in_the_store(

@@ -7,7 +7,8 @@ by its commit hash:
   as huggingface.co does, and records the Space ``sdk`` and ``private`` in
   ``<git dir>/hfbridge-repo.json``. It is built under a hidden name and renamed, so a running
   mirror never sees half of it. A plain folder published with :func:`~pybridge.mirror.store.
-  publish_folder` becomes a git repository (one commit of its files) on its first write.
+  publish_folder` becomes a git repository on its first write (a commit, branch or tag): one
+  commit of its files whose hash is the one the folder was served with (:func:`ensure_git`).
 - LFS objects are stored as git-lfs does, ``<git dir>/lfs/objects/ab/cd/<sha256>``. An upload is
   streamed into ``<git dir>/lfs/tmp/`` and renamed only once its size and sha256 match, so a cut
   upload leaves nothing behind.
@@ -38,7 +39,9 @@ from .store import (
     StoreError,
     _git_env,
     check_relative,
+    folder_files,
     git_dir,
+    import_commit,
     is_git_repo,
     lfs_object_path,
     lfs_pointer,
@@ -165,23 +168,42 @@ def create_repo(
 
 
 def ensure_git(path: str) -> None:
-    """Make a plain folder repository a git repository: one commit of its files on main."""
+    """Make a plain folder repository a git repository: one commit on main of the files it
+    serves, whose hash is the one it was served with (:func:`~pybridge.mirror.store.
+    import_commit`), so that a pinned revision and a ``parentCommit`` stay valid."""
     if is_git_repo(path):
         return
+    files = [rel for rel, _, _ in folder_files(path)]
     _git(path, "init", "-q", "-b", "main")
-    _git(path, "add", "-A")
-    _git(
+    blobs = _write_blobs(path, files)
+    entries = "".join(f"100644 {blobs[rel]}\t{rel}\x00" for rel in files)
+    _git(path, "update-index", "-z", "--add", "--index-info", input=_fs_bytes(entries))
+    tree = _git(path, "write-tree").stdout.decode().strip()
+    made = _git(path, "hash-object", "-t", "commit", "-w", "--stdin", input=import_commit(tree))
+    _git(path, "update-ref", "refs/heads/main", made.stdout.decode().strip(), ZERO_OID)
+
+
+def _write_blobs(path: str, files: List[str]) -> Dict[str, str]:
+    """The files' contents as git blobs, unfiltered (as the folder serves them); their ids."""
+    listed = [rel for rel in files if "\n" not in rel]
+    out = _git(
         path,
-        "-c",
-        "user.name=hfbridge mirror",
-        "-c",
-        "user.email=mirror@hfbridge.invalid",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "Import folder",
+        "hash-object",
+        "-w",
+        "--no-filters",
+        "--stdin-paths",
+        input=_fs_bytes("".join(f"{rel}\n" for rel in listed)),
     )
+    blobs = dict(zip(listed, out.stdout.decode().split()))
+    for rel in files:
+        if rel not in blobs:  # a name with a newline cannot be given on a line
+            one = _git(path, "hash-object", "-w", "--no-filters", "--", rel)
+            blobs[rel] = one.stdout.decode().strip()
+    return blobs
+
+
+def _fs_bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
 # ---- LFS objects --------------------------------------------------------------------------------
@@ -260,6 +282,8 @@ def create_branch(path: str, branch: str, start: str) -> str:
     ref = f"refs/heads/{branch}"
     if not _safe_ref(ref) or branch.startswith("refs/"):
         raise StoreError("BadRequest", f"Invalid branch name {branch!r}.", status=400)
+    with repo_lock(path):
+        ensure_git(path)
     commit = commit_of(path, start)
     if commit is None:
         raise StoreError("RevisionNotFound", f"Invalid rev id: {start}")
@@ -274,6 +298,8 @@ def create_tag(path: str, tag: str, revision: str, message: Optional[str]) -> st
     ok = subprocess.run(["git", "check-ref-format", ref], capture_output=True).returncode == 0
     if not ok or tag.startswith("-"):
         raise StoreError("BadRequest", f"Invalid tag name {tag!r}.", status=400)
+    with repo_lock(path):
+        ensure_git(path)
     commit = commit_of(path, revision)
     if commit is None:
         raise StoreError("RevisionNotFound", f"Invalid rev id: {revision}")

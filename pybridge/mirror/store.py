@@ -3,10 +3,11 @@
 Layout: ``ROOT/models/<org>/<name>/`` or ``ROOT/models/<name>/`` (ids without an org, like
 ``gpt2``), ``ROOT/datasets/...`` and ``ROOT/spaces/...``.
 
-- A plain folder has one revision, ``main``, whose commit is a 40-hex sha1 derived from the
-  files' paths and git blob ids. It is stable across restarts and changes when a file changes.
-  The per-file hashes are cached keyed by (path, size, mtime), so a request costs a ``stat`` per
-  file, not a read.
+- A plain folder has one revision, ``main``, whose commit is the hash of the git commit the
+  folder becomes on its first write (:func:`import_commit`: its files as regular files, a fixed
+  author, date and message), so the hash clients pinned before that write stays the commit's
+  after it. It is stable across restarts and changes when a file changes. The per-file hashes
+  are cached keyed by (path, size, mtime), so a request costs a ``stat`` per file, not a read.
 - A git repository (a work tree with ``.git`` or a bare repository) serves every branch, tag and
   commit as a revision, read with the ``git`` command (rev-parse, ls-tree, cat-file).
 
@@ -176,8 +177,86 @@ class Repo:
         raise NotImplementedError
 
 
+# The author, committer and message of the commit a plain folder becomes (see import_commit).
+IMPORT_AUTHOR = "hfbridge mirror <mirror@hfbridge.invalid> 0 +0000"
+IMPORT_MESSAGE = "Import folder\n"
+
+
+def folder_files(path: str) -> List[tuple]:
+    """``(path in repo, size, mtime_ns)`` of the regular files a plain folder serves, sorted:
+    ``.git`` and symlinks that lead out of it left aside."""
+    root = os.path.realpath(path)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in _SKIP_DIRS and _inside(root, os.path.join(dirpath, d))
+        )
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            if not _inside(root, full):
+                continue
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                rel = os.path.relpath(full, path).replace(os.sep, "/")
+                found.append((rel, st.st_size, st.st_mtime_ns))
+    found.sort()
+    return found
+
+
+def _inside(root: str, full: str) -> bool:
+    """False for a symlink that leads out of the repository."""
+    if not os.path.islink(full):
+        return True
+    real = os.path.realpath(full)
+    return real == root or real.startswith(root + os.sep)
+
+
+def _git_object(kind: str, body: bytes) -> str:
+    return hashlib.sha1(b"%s %d\x00" % (kind.encode(), len(body)) + body).hexdigest()
+
+
+def tree_id(blobs: Dict[str, str]) -> str:
+    """The git tree of ``{path: blob id}``, every file a regular file (mode 100644), as
+    ``git write-tree`` hashes it: entries sorted by name, a folder's name compared with a '/'."""
+    root: dict = {}
+    for path, blob in blobs.items():
+        *folders, name = path.split("/")
+        node = root
+        for folder in folders:
+            node = node.setdefault(folder, {})
+        node[name] = blob
+
+    def hash_tree(node: dict) -> str:
+        entries = []
+        for name, value in node.items():
+            raw = name.encode("utf-8", "surrogateescape")
+            if isinstance(value, dict):
+                entries.append((raw + b"/", b"40000 " + raw, hash_tree(value)))
+            else:
+                entries.append((raw, b"100644 " + raw, value))
+        body = b"".join(head + b"\x00" + bytes.fromhex(oid) for _, head, oid in sorted(entries))
+        return _git_object("tree", body)
+
+    return hash_tree(root)
+
+
+def import_commit(tree: str) -> bytes:
+    """The commit object a plain folder becomes: no parent, a fixed author, committer, date (the
+    epoch) and message, so that its hash follows from the files alone."""
+    return (
+        f"tree {tree}\nauthor {IMPORT_AUTHOR}\ncommitter {IMPORT_AUTHOR}\n\n{IMPORT_MESSAGE}"
+    ).encode("utf-8")
+
+
+def import_commit_id(blobs: Dict[str, str]) -> str:
+    return _git_object("commit", import_commit(tree_id(blobs)))
+
+
 class FolderRepo(Repo):
-    """A plain folder: revision ``main`` (or its commit hash), content-derived commit."""
+    """A plain folder: revision ``main`` (or its commit hash), the commit of its import."""
 
     def __init__(self, repo_type, repo_id, path):
         super().__init__(repo_type, repo_id, path)
@@ -186,35 +265,7 @@ class FolderRepo(Repo):
         self._last: Optional[tuple] = None  # (stat key, Snapshot)
 
     def _walk(self) -> List[tuple]:
-        root = os.path.realpath(self.path)
-        found = []
-        for dirpath, dirnames, filenames in os.walk(self.path, followlinks=False):
-            dirnames[:] = sorted(
-                d
-                for d in dirnames
-                if d not in _SKIP_DIRS and self._inside(root, os.path.join(dirpath, d))
-            )
-            for name in filenames:
-                full = os.path.join(dirpath, name)
-                if not self._inside(root, full):
-                    continue
-                try:
-                    st = os.stat(full)
-                except OSError:
-                    continue
-                if stat.S_ISREG(st.st_mode):
-                    rel = os.path.relpath(full, self.path).replace(os.sep, "/")
-                    found.append((rel, st.st_size, st.st_mtime_ns))
-        found.sort()
-        return found
-
-    @staticmethod
-    def _inside(root: str, full: str) -> bool:
-        """False for a symlink that leads out of the repository."""
-        if not os.path.islink(full):
-            return True
-        real = os.path.realpath(full)
-        return real == root or real.startswith(root + os.sep)
+        return folder_files(self.path)
 
     def _entry(self, rel: str, size: int, mtime: int) -> Entry:
         key = (size, mtime)
@@ -233,11 +284,9 @@ class FolderRepo(Repo):
                 snap = self._last[1]
             else:
                 files = {rel: self._entry(rel, size, mtime) for rel, size, mtime in listing}
-                digest = hashlib.sha1(b"hfbridge-mirror folder v1\n")
-                for rel in sorted(files):
-                    digest.update(f"{rel}\x00{files[rel].blob_id}\n".encode("utf-8"))
+                commit = import_commit_id({rel: e.blob_id for rel, e in files.items()})
                 newest = max((m for _, _, m in listing), default=0) / 1e9
-                snap = Snapshot(digest.hexdigest(), files, newest)
+                snap = Snapshot(commit, files, newest)
                 self._last = (listing, snap)
                 live = set(files)
                 self._hashes = {k: v for k, v in self._hashes.items() if k in live}
@@ -250,7 +299,7 @@ class FolderRepo(Repo):
     def open(self, snapshot, entry, offset=0):
         full = os.path.join(self.path, entry.path)
         root = os.path.realpath(self.path)
-        if not self._inside(root, full):
+        if not _inside(root, full):
             raise StoreError(
                 "EntryNotFound", f"{entry.path} does not exist.", commit=snapshot.commit
             )
