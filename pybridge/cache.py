@@ -80,7 +80,7 @@ def cached_snapshot(cache_dir, ctx: dict):
     folder = repo_cache_folder(cache_dir, ctx["repo_id"], ctx["repo_type"])
     revision = ctx["revision"]
     sha = revision if _args.COMMIT_SHA.match(revision) else heal_ref(folder, revision)
-    snapshot = os.path.join(folder, "snapshots", sha or "-")
+    snapshot = snapshot_folder(cache_dir, ctx, sha or "-")
     if not sha or not os.path.isdir(snapshot):
         return None
     paths = []
@@ -88,6 +88,12 @@ def cached_snapshot(cache_dir, ctx: dict):
         for name in names:
             paths.append(os.path.relpath(os.path.join(root, name), snapshot).replace(os.sep, "/"))
     return sha, sorted(paths)
+
+
+def snapshot_folder(cache_dir, ctx: dict, commit: str) -> str:
+    """The folder of a commit's files in huggingface_hub's cache."""
+    folder = repo_cache_folder(cache_dir, ctx["repo_id"], ctx["repo_type"])
+    return os.path.join(folder, "snapshots", commit)
 
 
 def write_ref(cache_dir, ctx: dict, commit: str) -> None:

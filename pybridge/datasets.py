@@ -82,6 +82,12 @@ def info(repo_id, revision="main", env=None, token=None) -> dict:
         known = repo.dataset_infos.get(name)
         seen_features = None
         for split, paths in splits.items():
+            if (
+                not paths
+            ):  # no files: online, a pattern that matches none (skipped as read skips it)
+                if repo.offline:
+                    raise _split_not_cached(repo, name, split, splits)
+                continue
             known_split = (known.splits or {}).get(split) if known is not None else None
             rows = _parquet_rows(repo, paths) if known_split is None else known_split.num_examples
             size = sum(repo.sizes.get(p) or 0 for p in paths)
@@ -202,8 +208,7 @@ def _open_repo(repo_id, revision, env, token, quiet) -> _Repo:
     s = resolve(env, token)
     ctx = _args.repo_context(repo_id, revision, REPO_TYPE)
     if s.offline:
-        sha, paths = _cached_listing(s, ctx)
-        sizes = {}
+        sha, paths, sizes = _cached_listing(s, ctx)
     else:
         listed = hub.repo_info(
             repo_id, revision=revision, repo_type=REPO_TYPE, env=env, token=token
@@ -217,7 +222,8 @@ def _open_repo(repo_id, revision, env, token, quiet) -> _Repo:
 
 
 def _cached_listing(s, ctx):
-    """The commit and files of a cached revision, from huggingface_hub's cache folder."""
+    """The commit, files and their sizes of a cached revision, from huggingface_hub's cache
+    folder."""
     found = cache.cached_snapshot(s.cache_dir, ctx)
     if found is None:
         raise errors.OfflineNotCachedError(
@@ -226,7 +232,16 @@ def _cached_listing(s, ctx):
             "point HF_HOME / HF_HUB_CACHE at a cache that has it.",
             **ctx,
         )
-    return found
+    sha, paths = found
+    snapshot = cache.snapshot_folder(s.cache_dir, ctx, sha)
+    return sha, paths, {p: _file_size(os.path.join(snapshot, p)) for p in paths}
+
+
+def _file_size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:  # a link whose blob is gone
+        return None
 
 
 def _read_card(repo: _Repo):
@@ -411,6 +426,19 @@ def _split_files(repo, config, split):
             **repo.ctx(),
         )
     return config, splits[split]
+
+
+def _split_not_cached(repo, config, split, splits):
+    cached = [name for name, paths in splits.items() if paths]
+    return errors.OfflineNotCachedError(
+        f"Split '{split}' of dataset '{repo.repo_id}' (config '{config}') is not in the cache, and "
+        f"the call is offline (HF_HUB_OFFLINE); cached: {', '.join(cached) or 'none'}. Read it "
+        "once online first.",
+        split=split,
+        splits=cached,
+        config=config,
+        **repo.ctx(),
+    )
 
 
 def _format_of(paths, repo, config, split) -> str:

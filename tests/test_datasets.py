@@ -282,6 +282,21 @@ def test_info_counts_rows_and_features(repos):
     assert levels["label"] == "neg|pos|neutral"
 
 
+def test_info_offline_needs_every_split_cached_and_then_equals_online(repos):
+    offline = {**repos, "HF_HUB_OFFLINE": "1"}
+    D.read("pyds/configs", config="first", split="train", env=repos, quiet=True)
+    with pytest.raises(errors.OfflineNotCachedError) as err:
+        D.info("pyds/configs", env=offline)
+    assert err.value.fields["split"] == "validation" and err.value.fields["splits"] == ["train"]
+    for config, split in [("first", "validation"), ("second", "train"), ("second", "validation")]:
+        D.read("pyds/configs", config=config, split=split, env=repos, quiet=True)
+    online, cached = D.info("pyds/configs", env=repos), D.info("pyds/configs", env=offline)
+    assert not np.isnan(cached["splits"]["num_bytes"]).any()
+    for key in ("num_rows", "num_bytes", "num_files"):
+        assert list(cached["splits"][key]) == list(online["splits"][key]), key
+    assert cached["features"] == online["features"]
+
+
 def test_upload_round_trip_is_read_by_datasets(repos, mirror_config, tmp_path):
     import numpy as np
 

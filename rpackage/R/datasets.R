@@ -71,6 +71,9 @@ hub_dataset <- function(repo_id, split = "train", config = NULL, revision = "mai
 #' the dataset card's `dataset_info`, or from the parquet files' footers; they are `NA` for csv
 #' and json files, which are counted only by reading them.
 #'
+#' Offline (`HF_HUB_OFFLINE=1`) it answers from the cache, as online, once every split has been
+#' read; a split none of whose files is cached is `hfbridge_error_offline_not_cached`, naming it.
+#'
 #' @inheritParams hub_dataset
 #' @return A list with `repo_id`, `sha` (the commit), `default_config`, `splits` (a data frame:
 #'   `config`, `split`, `num_rows`, `num_bytes`, `num_files`, `format`) and `features` (a data

@@ -285,6 +285,22 @@ test_that("offline after a first read: the same data frame, no request", {
   expect_error(hub_dataset("rds/sharded", "train"), class = "hfbridge_error_offline_not_cached")
 })
 
+test_that("hub_dataset_info() offline: offline_not_cached for a split not read, then as online", {
+  local_hub()
+  datasets_repos()
+  hub_dataset("rds/configs", config = "first", n_max = 5, quiet = TRUE)
+  err <- withr::with_envvar(c(HF_HUB_OFFLINE = "1"), tryCatch(hub_dataset_info("rds/configs"),
+                                                               error = identity))
+  expect_s3_class(err, "hfbridge_error_offline_not_cached")
+  expect_identical(err$split, "validation")
+  for (split in c("validation", "train")) {
+    for (config in c("first", "second")) hub_dataset("rds/configs", split, config, quiet = TRUE)
+  }
+  online <- hub_dataset_info("rds/configs")
+  withr::local_envvar(HF_HUB_OFFLINE = "1")
+  expect_identical(hub_dataset_info("rds/configs")$splits, online$splits)
+})
+
 test_that("hub_dataset_info() gives configs, splits, rows, bytes and features", {
   local_hub()
   datasets_repos()
