@@ -226,6 +226,49 @@ def test_branches_tags_deletions_and_pull_requests(mirror, writable, api, tmp_pa
     assert "pr.txt" not in api.list_repo_files("ptest/refs")
 
 
+def test_refs_with_pull_requests_and_the_commit_history_as_huggingface_hub_reads_them(
+    mirror, mirror_root, writable, api, publish, tmp_path
+):
+    api.create_repo("ptest/history")
+    first = api.upload_file(
+        path_or_fileobj=b"1",
+        path_in_repo="a.txt",
+        repo_id="ptest/history",
+        commit_message="First file",
+        commit_description="Why it is there.",
+    )
+    pr = api.upload_file(
+        path_or_fileobj=b"2", path_in_repo="b.txt", repo_id="ptest/history", create_pr=True
+    )
+    refs = api.list_repo_refs("ptest/history", include_pull_requests=True)
+    assert [(p.name, p.ref, p.target_commit) for p in refs.pull_requests] == [
+        ("pr/1", "refs/pr/1", pr.oid)
+    ]
+    assert api.list_repo_refs("ptest/history").pull_requests is None
+
+    repo = mirror_root / "models" / "ptest" / "history"
+    commits = api.list_repo_commits("ptest/history")
+    assert [c.commit_id for c in commits] == _git(repo, "rev-list", "main").split()
+    assert commits[0].commit_id == first.oid
+    assert (commits[0].title, commits[0].message) == ("First file", "Why it is there.")
+    assert commits[0].authors == ["ptester"]  # the account of the token (mirror.json users)
+    assert commits[0].created_at.timestamp() == int(_git(repo, "show", "-s", "--format=%ct"))
+    assert (commits[-1].title, commits[-1].message) == ("initial commit", "")
+    on_pr = api.list_repo_commits("ptest/history", revision="refs/pr/1")
+    assert [c.commit_id for c in on_pr] == [pr.oid, first.oid, commits[-1].commit_id]
+    with pytest.raises(hh.errors.RevisionNotFoundError):
+        api.list_repo_commits("ptest/history", revision="nope")
+
+    publish("ptest/plainlog", _folder(tmp_path / "plainlog", {"a.txt": "a"}))
+    before = api.list_repo_commits("ptest/plainlog")
+    assert [c.commit_id for c in before] == [api.repo_info("ptest/plainlog").sha]
+    api.create_tag("ptest/plainlog", tag="v1")  # the import: the same commit, now in git
+    after = api.list_repo_commits("ptest/plainlog")
+    assert [(c.commit_id, c.title, c.created_at) for c in after] == [
+        (c.commit_id, c.title, c.created_at) for c in before
+    ]
+
+
 def test_plain_folder_repo_becomes_git_on_its_first_write(
     mirror, mirror_root, writable, api, publish, tmp_path
 ):

@@ -331,8 +331,10 @@ def commit(
     message: str,
     parent_commit: Optional[str] = None,
     create_pr: bool = False,
+    author: Optional[str] = None,
 ) -> CommitResult:
-    """Commit ``ops`` on the branch ``revision`` (or a new ``refs/pr/N`` from it)."""
+    """Commit ``ops`` on the branch ``revision`` (or a new ``refs/pr/N`` from it); ``author``
+    is the account of the token that wrote it (the committer is the mirror)."""
     with repo_lock(path):
         ensure_git(path)
         found = resolve_ref(path, revision)
@@ -356,7 +358,7 @@ def commit(
         if create_pr:
             ref, pr_num = next_pr_ref(path)
             head = ZERO_OID
-        oid = _write_commit(path, ref, base, ops, message, expect=head)
+        oid = _write_commit(path, ref, base, ops, message, expect=head, author=author)
     return CommitResult(oid, ref, pr_num)
 
 
@@ -394,13 +396,16 @@ def _write_commit(
     ops: List[Operation],
     message: str,
     expect: Optional[str] = None,
+    author: Optional[str] = None,
 ) -> str:
     """One commit through ``git fast-import`` on a scratch ref, then ``ref`` moved from
     ``expect`` (compare-and-swap; a new ref when ``expect`` is None or zeros)."""
     scratch = f"refs/hfbridge-tmp/{uuid.uuid4().hex}"
     msg = message.encode("utf-8")
+    now = int(time.time())
+    by = f"author {_ident(author)} {now} +0000\n" if author else ""
     parts = [
-        f"commit {scratch}\nmark :1\ncommitter {COMMITTER} {int(time.time())} +0000\n".encode(),
+        f"commit {scratch}\nmark :1\n{by}committer {COMMITTER} {now} +0000\n".encode(),
         b"data %d\n" % len(msg),
         msg,
         b"\n",
@@ -439,6 +444,12 @@ def _write_commit(
             status=412,
         )
     return oid
+
+
+def _ident(user: str) -> str:
+    """A git identity for an account name of mirror.json."""
+    name = re.sub(r"[<>\x00-\x1f]", "", user).strip() or "hfbridge"
+    return f"{name} <{re.sub(r'[^A-Za-z0-9._-]', '_', name)}@users.hfbridge.invalid>"
 
 
 def file_oid(repo, revision: str, path: str, lfs: bool) -> Optional[str]:

@@ -21,7 +21,7 @@ from .store import Entry, Snapshot, Store, StoreError, check_relative, read_meta
 from .writes import WRITE_ACTIONS, UploadKeys, WriteRoutes, repo_key, split_lfs
 
 PREFIXES = {folder: repo_type for repo_type, folder in REPO_FOLDERS.items()}
-API_ACTIONS = ("revision", "tree", "refs", "paths-info") + WRITE_ACTIONS
+API_ACTIONS = ("revision", "tree", "refs", "commits", "paths-info") + WRITE_ACTIONS
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _TRUE = ("true", "1", "yes")
 
@@ -411,7 +411,9 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
             path = "/".join(urllib.parse.unquote(s) for s in rest[2:])
             return self._tree(repo, revision, path, query)
         if action == "refs" and len(rest) == 1 and self.command == "GET":
-            return self._send_json(200, repo.refs())
+            return self._send_json(200, repo.refs(include_prs=_flag(query, "include_prs")))
+        if action == "commits" and len(rest) >= 2 and self.command == "GET":
+            return self._commits(repo, urllib.parse.unquote("/".join(rest[1:])))
         if action == "paths-info" and len(rest) == 2 and self.command == "POST":
             return self._paths_info(repo, urllib.parse.unquote(rest[1]))
         if action in WRITE_ACTIONS and self.command == "POST":
@@ -445,6 +447,26 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
         if read_meta(repo.path).get("private"):
             info["private"] = True
         self._send_json(200, info)
+
+    def _commits(self, repo, revision):
+        """The commits of a revision, newest first, as the Hub lists them (one page)."""
+        try:
+            listed = repo.commits(revision)
+        except StoreError as err:
+            raise from_store(err) from None
+        self._send_json(
+            200,
+            [
+                {
+                    "id": c["id"],
+                    "title": c["title"],
+                    "message": c["message"],
+                    "authors": [{"user": c["author"]}],
+                    "date": _iso(c["time"]),
+                }
+                for c in listed
+            ],
+        )
 
     def _tree(self, repo, revision, path, query):
         snap = self._snapshot(repo, revision)

@@ -173,7 +173,14 @@ class Repo:
     def open(self, snapshot: Snapshot, entry: Entry, offset: int = 0) -> Iterator[bytes]:
         raise NotImplementedError
 
-    def refs(self) -> dict:
+    def refs(self, include_prs: bool = False) -> dict:
+        """Branches, tags and converts as the Hub's /refs lists them (with ``pullRequests``
+        when asked)."""
+        raise NotImplementedError
+
+    def commits(self, revision: str) -> List[dict]:
+        """The commits reachable from ``revision``, newest first: ``{id, title, message,
+        author, time}``; StoreError RevisionNotFound for an unknown revision."""
         raise NotImplementedError
 
 
@@ -306,13 +313,20 @@ class FolderRepo(Repo):
         fh = open(full, "rb")
         return _file_chunks(fh, offset)
 
-    def refs(self):
+    def refs(self, include_prs=False):
         snap = self.snapshot("main")
-        return {
+        out = {
             "branches": [{"name": "main", "ref": "refs/heads/main", "targetCommit": snap.commit}],
             "tags": [],
             "converts": [],
         }
+        return {**out, "pullRequests": []} if include_prs else out
+
+    def commits(self, revision):
+        snap = self.snapshot(revision)
+        author = IMPORT_AUTHOR.split(" <")[0]
+        title = IMPORT_MESSAGE.strip()
+        return [{"id": snap.commit, "title": title, "message": "", "author": author, "time": 0.0}]
 
 
 def _file_chunks(fh, offset):
@@ -446,25 +460,51 @@ class GitRepo(Repo):
             return _file_chunks(fh, offset)
         return self._cat(entry.blob_id, offset)
 
-    def refs(self):
+    def refs(self, include_prs=False):
+        kinds = {**_REF_KINDS, **(_PR_REFS if include_prs else {})}
         out = self._git(
             "for-each-ref",
             "--format=%(refname)%00%(objectname)%00%(*objectname)",
-            *_REF_KINDS,
+            *kinds,
         ).stdout.decode()
-        out_refs = {kind: [] for kind in _REF_KINDS.values()}
+        out_refs = {kind: [] for kind in kinds.values()}
         for line in out.splitlines():
             ref, obj, peeled = line.split("\x00")
-            prefix = next(p for p in _REF_KINDS if ref.startswith(p + "/"))
-            out_refs[_REF_KINDS[prefix]].append(
-                {"name": ref[len(prefix) + 1 :], "ref": ref, "targetCommit": peeled or obj}
+            prefix = next(p for p in kinds if ref.startswith(p + "/"))
+            name = ref[len("refs/") :] if prefix in _PR_REFS else ref[len(prefix) + 1 :]
+            out_refs[kinds[prefix]].append(
+                {"name": name, "ref": ref, "targetCommit": peeled or obj}
             )
         return out_refs
 
+    def commits(self, revision):
+        commit = self._rev_parse(revision)
+        if commit is None:
+            raise StoreError(
+                "RevisionNotFound", f"Revision {revision!r} not found in {self.repo_id}."
+            )
+        out = self._git("log", "-z", "--format=%H%x00%an%x00%ct%x00%B", commit).stdout
+        fields = out.decode("utf-8", "replace").split("\x00")
+        listed = []
+        for i in range(0, len(fields) - 3, 4):
+            oid, author, when, text = fields[i : i + 4]
+            title, _, message = text.strip("\n").partition("\n")
+            listed.append(
+                {
+                    "id": oid.strip(),
+                    "title": title,
+                    "message": message.strip("\n"),
+                    "author": author,
+                    "time": float(when),
+                }
+            )
+        return listed
+
 
 # The refs that /api/{type}s/{id}/refs lists, by prefix: refs/convert/parquet is the Hub's
-# parquet export of a dataset.
+# parquet export of a dataset. Pull requests (refs/pr/N, named pr/N) only with include_prs.
 _REF_KINDS = {"refs/heads": "branches", "refs/tags": "tags", "refs/convert": "converts"}
+_PR_REFS = {"refs/pr": "pullRequests"}
 
 
 def _git_env():

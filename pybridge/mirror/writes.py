@@ -241,12 +241,13 @@ class WriteRoutes:
 
     # ---- /api/{type}s/{id}/{action} -------------------------------------------------------------
     def _api_write(self, repo, action: str, rest: List[str], query) -> None:
-        self._check_write(repo.repo_type, repo.repo_id)
+        token = self._check_write(repo.repo_type, repo.repo_id)
         if action == "preupload" and len(rest) >= 2:
             return self._preupload(repo, urllib.parse.unquote("/".join(rest[1:])))
         if action == "commit" and len(rest) >= 2:
             create_pr = any(v in ("1", "true", "True") for v in query.get("create_pr", []))
-            return self._commit(repo, urllib.parse.unquote("/".join(rest[1:])), create_pr)
+            author = self.server.config.user_of(token)
+            return self._commit(repo, urllib.parse.unquote("/".join(rest[1:])), create_pr, author)
         if action == "branch" and len(rest) >= 2:
             body = self._json_body()
             branch = urllib.parse.unquote("/".join(rest[1:]))
@@ -287,7 +288,7 @@ class WriteRoutes:
             )
         self._send_json(200, {"files": out, "commitOid": None})
 
-    def _commit(self, repo, revision, create_pr):
+    def _commit(self, repo, revision, create_pr, author):
         header, ops = None, []
         buffer = b""
         for chunk in self._body_chunks():
@@ -309,6 +310,7 @@ class WriteRoutes:
             message,
             parent_commit=header.get("parentCommit"),
             create_pr=create_pr,
+            author=author,
         )
         prefix = f"{self._base_url()}/{repo_path(repo.repo_type, repo.repo_id)}"
         pr_url = f"{prefix}/discussions/{result.pr_num}" if result.pr_num else None
