@@ -164,7 +164,14 @@ dataset_spec <- function(x, name, unit = "row") {
     x <- dataset_text(x, name, unit)
     return(list(kind = kind, values = as.list(dataset_fill(x, "")), na = na))
   }
-  fill <- switch(kind, integer = 0L, double = 0, logical = FALSE)
+  if (kind == "double") {
+    # NaN is a value (a float NaN in parquet, as pandas and numpy write it); only NA is missing.
+    missing <- is.na(x) & !is.nan(x)
+    x[missing] <- 0
+    return(list(kind = kind, values = as.array(as.vector(x)),
+                na = if (any(missing)) as.array(missing) else NULL))
+  }
+  fill <- switch(kind, integer = 0L, logical = FALSE)
   list(kind = kind, values = as.array(dataset_fill(as.vector(x), fill)), na = na)
 }
 

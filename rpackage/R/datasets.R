@@ -153,7 +153,8 @@ hub_dataset_chunks <- function(repo_id, split = "train", chunk_size = 10000L, ca
 #'
 #' Columns may be integer, double, logical, character, factor, Date, POSIXct (stored in UTC when
 #' it has no time zone), or lists of such vectors (one type per column; integer and double mix,
-#' as double). Matrix, array and data frame columns are refused, and so is text that is not
+#' as double). `NA` is written as a null and `NaN` as a float NaN, so both read back as they
+#' were. Matrix, array and data frame columns are refused, and so is text that is not
 #' UTF-8, in names, strings and factor levels (`hfbridge_error_invalid_argument`, naming the
 #' column).
 #'

@@ -346,7 +346,9 @@ test_that("hub_upload_dataset() round trip: equal in R, same features in dataset
                                                                       repo_type = "dataset"))
   back <- hub_dataset("rdsup/round", quiet = TRUE)
   expect_identical(back, df)
+  expect_identical(is.nan(back$x), c(FALSE, TRUE, FALSE))  # NaN stays NaN, NA stays NA
   ref <- datasets_reference("rdsup/round", "train", "-")
+  expect_identical(ref$columns$x$values[2:3], list("NaN", NULL))
   expect_identical(ref$columns$label$type, "ClassLabel")
   expect_identical(unlist(ref$columns$label$names), c("neg", "pos"))
   expect_identical(ref$columns$ids$type, "List")
