@@ -177,6 +177,20 @@ def test_repo_info_list_files_file_exists(mirror, tiny_repo):
     assert api.repo_exists(tiny_repo) and not api.repo_exists("mtest/does-not-exist")
 
 
+def test_repo_info_has_the_readme_metadata_as_card_data(mirror, publish, tmp_path):
+    card = "---\nlicense: mit\ntags:\n- hfbridge\nreleased: 2024-01-02\n---\n# A card\n"
+    for repo_type in ("model", "dataset"):
+        publish("mtest/carded", _write(tmp_path / repo_type, {"README.md": card}), repo_type)
+    api = hh.HfApi(endpoint=mirror.url)
+    model = api.model_info("mtest/carded")
+    assert model.card_data.license == "mit" and model.card_data.tags == ["hfbridge"]
+    dataset = api.dataset_info("mtest/carded")
+    assert dataset.card_data.license == "mit"
+    assert dataset.card_data.to_dict()["released"] == "2024-01-02"
+    publish("mtest/uncarded", _write(tmp_path / "plain", {"README.md": "# No YAML\n"}))
+    assert api.model_info("mtest/uncarded").card_data is None
+
+
 def test_tree_listing_paths_and_expand(mirror, tiny_repo):
     api = hh.HfApi(endpoint=mirror.url)
     top = {(type(e).__name__, e.path) for e in api.list_repo_tree(tiny_repo)}

@@ -440,6 +440,9 @@ class Handler(WriteRoutes, BaseHTTPRequestHandler):
             "likes": 0,
             "siblings": siblings,
         }
+        card_data = _card_data(repo, snap)
+        if card_data is not None:
+            info["cardData"] = card_data
         if repo.repo_type == "model":
             info["modelId"] = repo.repo_id
         if repo.repo_type == "space":
@@ -519,6 +522,30 @@ class _Answered(Exception):
 
 def _header_safe(text: str) -> str:
     return text.encode("ascii", "replace").decode("ascii").replace("\r", " ").replace("\n", " ")
+
+
+CARD_MAX = 1 << 20  # a README larger than this is not read for its metadata
+# huggingface_hub.repocard.REGEX_YAML_BLOCK: the YAML block at the top of a card.
+_YAML_BLOCK = re.compile(r"^(\s*---[\r\n]+)([\S\s]*?)([\r\n]+---(\r\n|\n|$))")
+
+
+def _card_data(repo, snap: Snapshot) -> Optional[dict]:
+    """The README's YAML metadata, which the Hub gives as ``cardData`` (huggingface_hub makes
+    ``card_data`` of it); None without a README or YAML, or with YAML that is no mapping."""
+    import yaml
+
+    entry = snap.files.get("README.md")
+    if entry is None or entry.size > CARD_MAX:
+        return None
+    text = b"".join(repo.open(snap, entry)).decode("utf-8", "replace")
+    match = _YAML_BLOCK.search(text)
+    if match is None:
+        return None
+    try:
+        data = yaml.safe_load(match.group(2))
+    except yaml.YAMLError:
+        return None
+    return json.loads(json.dumps(data, default=str)) if isinstance(data, dict) else None
 
 
 def _flag(query, name) -> bool:
