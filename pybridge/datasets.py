@@ -36,6 +36,7 @@ import numpy as np
 
 from . import _args, cache, errors, hub, jobs
 from .columns import decode_table, encode_table, feature_levels, feature_type
+from .dataset_upload import upload  # noqa: F401 - R calls datasets.upload (push_to_hub's way)
 from .settings import resolve
 
 REPO_TYPE = "dataset"
@@ -149,33 +150,6 @@ def write(columns, path, split="train") -> dict:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     pq.write_table(table, path)
     return {"path": path, "num_rows": table.num_rows, "split": split}
-
-
-def upload(
-    columns,
-    repo_id,
-    split="train",
-    config=None,
-    private=False,
-    commit_message=None,
-    quiet=False,
-    env=None,
-    token=None,
-) -> dict:
-    """Push the columns as one split, as ``push_to_hub`` does (:mod:`pybridge.dataset_upload`)."""
-    from . import dataset_upload
-
-    return dataset_upload.upload(
-        columns,
-        repo_id,
-        split=split,
-        config=config,
-        private=private,
-        commit_message=commit_message,
-        quiet=quiet,
-        env=env,
-        token=token,
-    )
 
 
 # ---------------------------------------------------------------------------------------------
