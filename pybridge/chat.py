@@ -26,11 +26,12 @@ PARAMS = ("max_tokens", "temperature", "top_p", "seed", "stop", "tool_choice")
 SEED_MAX = 2**32 - 1  # numpy's, which transformers.set_seed() seeds
 TOOL_CHOICES = ("auto", "none", "required")
 LOCAL_PARAMS = {"max_tokens": "max_new_tokens"}
-_local_models: dict = {}
 
 
 class Local:
-    """A Hub model (or folder) run in this process; loaded on first use, once per folder."""
+    """A Hub model (or folder) run in this process. Its model lives in pipeline()'s cache
+    (:mod:`pybridge.models`), not in the chat: pipeline_cache_info() lists it and
+    pipeline_cache_clear() frees it (the next turn loads it again)."""
 
     retries = 0
 
@@ -39,15 +40,10 @@ class Local:
         self.label = f"local:{model}"
 
     def engine(self):
-        """transformers' model, loaded once per repo and revision (pipeline()'s cache)."""
+        """transformers' model, from pipeline()'s cache (loaded into it the first time)."""
         from .generation import LocalChat
 
-        key = (self.model, self.revision)
-        if key not in _local_models:
-            _local_models[key] = LocalChat(
-                self.model, self.revision, env=self.env, token=self.token
-            )
-        return _local_models[key]
+        return LocalChat(self.model, self.revision, env=self.env, token=self.token)
 
     def reply(self, messages, params, tools, response_format, tool_choice=None) -> dict:
         """A forced tool call (``tool_choice``) and a ``response_format`` are enforced while

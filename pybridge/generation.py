@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid
+import weakref
 
 import numpy as np
 
@@ -30,13 +31,17 @@ from . import errors, models, pipeline, pipeline_args, structured, tokenizer
 DEFAULT_MAX_NEW_TOKENS = 256  # as transformers' text-generation pipeline
 _TEMPERATURE = pipeline_args.Number(0)
 _TOP_P = pipeline_args.Number(0, 1, open=("low",))
+# One lock per loaded model (a LocalChat is made for each call; the model is the cache's).
+_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
 
 
 class LocalChat:
     """One causal LM and its tokenizer answering conversations.
 
     ``model`` is a Hub repo id or a local folder; the other arguments are those of
-    :func:`pybridge.pipeline.load`. One generation runs at a time per LocalChat (a seeded reply
+    :func:`pybridge.pipeline.load`. A LocalChat is cheap: the model is the cache's, and one
+    generation runs at a time per loaded model, whichever LocalChat runs it (a seeded reply
     then does not depend on other calls).
     """
 
@@ -58,7 +63,7 @@ class LocalChat:
         self.model, self.tokenizer = pipe.model, pipe.tokenizer
         # transformers' pipeline's own defaults, for temperature=None (see reply())
         self._pipeline_defaults = getattr(pipe, "_prepare_generate_kwargs", dict)
-        self._lock = threading.Lock()
+        self._lock = _model_lock(self.model)
 
     def reply(
         self,
@@ -131,6 +136,11 @@ class LocalChat:
             logits_processor, generate_kwargs,
         )  # fmt: skip
         return ChatStream(job, self._lock, read_tool_calls)
+
+
+def _model_lock(model) -> threading.Lock:
+    with _LOCKS_LOCK:
+        return _LOCKS.setdefault(model, threading.Lock())
 
 
 class ChatStream:

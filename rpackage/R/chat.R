@@ -6,7 +6,8 @@
 #'
 #' `hf_chat()` returns a chat object modelled on ellmer's `Chat`. With `model` alone, the Hub
 #' model runs in this R session through transformers (its chat template, greedy unless
-#' `temperature` is set); `provider` uses HF Inference Providers through huggingface_hub's
+#' `temperature` is set; the model is loaded once per session, as [pipeline()]'s are: see
+#' [pipeline_cache_info()]); `provider` uses HF Inference Providers through huggingface_hub's
 #' `InferenceClient`; `endpoint` is any OpenAI-compatible server (TGI, vLLM, `transformers
 #' serve`, llama.cpp, Ollama) or a server from [hf_serve()]; `endpoints` is a failover chain of
 #' these (see [hf_endpoint()]).

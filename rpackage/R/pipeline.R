@@ -272,11 +272,13 @@ pipeline_tasks <- function() {
   as.character(unlist(py_call("pipeline", "supported_tasks")))
 }
 
-#' The models loaded by pipeline(), embed_text() and hidden_states()
+#' The models loaded by pipeline(), embed_text(), hidden_states() and hf_chat()
 #'
 #' Loaded models stay in memory for the R session, so that calling [pipeline()] or [embed_text()]
-#' again with the same model, revision, task and device reuses them. `pipeline_cache_info()`
-#' lists them; `pipeline_cache_clear()` frees them (the next call loads them again).
+#' again with the same model, revision, task and device reuses them. A model that [hf_chat()]
+#' runs here is the `"pipeline:text-generation"` one, shared with `pipeline("text-generation")`.
+#' `pipeline_cache_info()` lists them; `pipeline_cache_clear()` frees them (the next call, or
+#' the chat's next turn, loads them again).
 #'
 #' @return `pipeline_cache_info()`: a data frame with the columns `kind` (the pipeline task, or
 #'   `"encoder"` for embeddings; a fast model adds its backend and precision, as in
@@ -458,7 +460,7 @@ pipeline_matrices <- function(res) {
 
 # Whether Python has loaded any model (without starting Python).
 pipeline_python_loaded <- function() {
-  # diffusion: text_to_image(); vision: embed_image() (issue 24)
-  any(c("pipeline", "embed", "models", "generation", "diffusion", "vision") %in%
+  # diffusion: text_to_image(); vision: embed_image() (issue 24); chat: hf_chat(model)
+  any(c("pipeline", "embed", "models", "generation", "diffusion", "vision", "chat") %in%
         names(.hfb$modules))
 }

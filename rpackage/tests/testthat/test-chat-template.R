@@ -254,3 +254,22 @@ test_that("a local model's tool call runs the R tool, forced by tool_choice as t
                "`tools` is empty", class = "hfbridge_error_invalid_argument")
   expect_identical(nrow(chat$get_turns()), 4L)  # a refused turn leaves the turns as they were
 })
+
+test_that("a local chat's model is listed by pipeline_cache_info() and freed by its clear", {
+  fx <- task_model_fixtures()
+  # a fresh session, where hf_chat() is the first to load a model
+  out <- callr::r(function(folder) {
+    library(hfbridge)
+    chat <- hf_chat(folder, max_tokens = 2)
+    chat$chat("Hi")
+    listed <- pipeline_cache_info()
+    freed <- pipeline_cache_clear()
+    list(listed = listed, freed = freed, again = nchar(chat$chat("Again")) >= 0,
+         relisted = nrow(pipeline_cache_info()))
+  }, list(fx$folders$chat))
+  expect_identical(out$listed$kind, "pipeline:text-generation")
+  expect_identical(out$listed$model, fx$folders$chat)
+  expect_identical(out$freed, 1L)
+  expect_true(out$again)
+  expect_identical(out$relisted, 1L)
+})
