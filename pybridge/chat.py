@@ -242,10 +242,12 @@ class Chat:
             "json_schema": {"name": "reply", "schema": schema, "strict": True},
         }
         no_tools = {"tool_choice": None}  # no tools are offered: the answer is the schema's
+        mark = len(self.turns)
         reply = self.send(content, response_format=response_format, params=no_tools, env=env)
         try:
             value = json.loads(reply["text"])
         except ValueError:
+            del self.turns[mark:]  # a failed request leaves the turns as they were
             raise errors.ValidationError(
                 f"The reply from {reply['endpoint']} is not JSON (finish reason "
                 f"{reply.get('finish_reason')}): {reply['text'][:200]!r}. Raise max_tokens if "

@@ -9,7 +9,7 @@ import weakref
 
 import pytest
 
-from pybridge import chat, models
+from pybridge import chat, errors, models
 from pybridge.fixtures import task_models
 
 transformers = pytest.importorskip("transformers")
@@ -44,3 +44,17 @@ def test_the_chat_model_is_in_the_model_cache_and_freed_with_it(chat_folder):
     assert loaded() is None  # nothing else holds the model
     assert talk.send("Again")["text"] is not None
     assert models.cache_info()["model"] == [chat_folder]
+
+
+def test_a_structured_reply_cut_short_leaves_the_turns_as_they_were(chat_folder):
+    talk = local_chat(chat_folder, max_tokens=3)
+    talk.send("Hi")
+    before = talk.turn_columns()["content"]
+    schema = {
+        "type": "object",
+        "properties": {"stars": {"type": "integer"}},
+        "required": ["stars"],
+    }
+    with pytest.raises(errors.ValidationError, match="not JSON"):
+        talk.structured("Rate the food from 1 to 5.", schema)
+    assert talk.turn_columns()["content"] == before

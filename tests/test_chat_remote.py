@@ -180,6 +180,7 @@ def test_structured_reply_is_parsed_and_tables_become_columns(fault_server):
     assert fmt == {"type": "json_object", "value": schema}
     with pytest.raises(errors.ValidationError, match="not JSON"):
         c.structured("again", schema)
+    assert c.turn_columns()["content"] == ["list two", rows]  # the failed turn is not kept
 
 
 # ---- keys: the HF token goes only to Hugging Face hosts ---------------------------------------

@@ -65,6 +65,16 @@ weather_on_fault_server <- function(env = parent.frame()) {
   list(srv = srv, chat = chat, asked = asked)
 }
 
+test_that("a $chat_structured() reply that is not JSON leaves the turns as they were", {
+  srv <- fault_server_start()
+  fault_script(srv, list(list(kind = "ok", text = "fine"), list(kind = "ok", text = "not json")))
+  chat <- hf_chat("fault-model", endpoint = fault_v1(srv))
+  chat$chat("Hello")
+  expect_error(chat$chat_structured("Rate it.", schema = list(type = "object")), "not JSON",
+               class = "hfbridge_error_validation")
+  expect_identical(chat$get_turns()$content, c("Hello", "fine"))
+})
+
 test_that("an R function registered as a tool is called, and its result sent back", {
   fx <- weather_on_fault_server()
   srv <- fx$srv
