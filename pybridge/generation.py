@@ -327,6 +327,30 @@ class _Generation:
         self.prompt = tokenizer.render_chat(
             self.tokenizer, messages, self.tools, True, True, name=chat.name
         )
+        self._check_positions(messages)
+
+    def _check_positions(self, messages) -> None:
+        """A GPT-2-like model takes a prompt and its new tokens only within its positions
+        (generate() would fail with an index error): a conversation past them is refused,
+        naming its longest message, as pipeline() refuses a text."""
+        limit = pipeline.generation_positions(self.model.config)
+        room = int(self.settings.get("max_new_tokens") or 0)
+        if limit is None or len(self.prompt) + room <= limit:
+            return
+        counts = pipeline.token_counts(self.tokenizer, [m.get("content") or "" for m in messages])
+        longest = max(range(len(counts)), key=counts.__getitem__)
+        subject = (
+            f"the conversation ({len(self.prompt)} tokens in its chat template, and "
+            f"max_new_tokens = {room}; its longest message is message {longest + 1}, "
+            f"{messages[longest]['role']}, of {counts[longest]} tokens)"
+        )
+        advice = (
+            "Ask for fewer new tokens (max_tokens in a chat, max_new_tokens in a pipeline), or "
+            "shorten the conversation."
+        )
+        raise pipeline.too_long(
+            "chat", subject, limit, room, advice, argument="messages", position=longest + 1
+        )
 
     def generate(self, streamer=None, cancel=None) -> list:
         """The new token ids (generate() with the prompt, settings and seed)."""

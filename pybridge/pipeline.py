@@ -276,10 +276,10 @@ def check_lengths(name, pipe, items, args) -> None:
     config = getattr(getattr(pipe, "model", None), "config", None)
     if name.startswith(OWN[1:]) and not _truncates(args):
         return _check_attention_memory(name, pipe, items, config)
-    if name == "text-generation" and getattr(config, "n_positions", None) is None:
+    if name == "text-generation" and generation_positions(config) is None:
         return _check_attention_memory(name, pipe, items, config)
     if name == "text-generation":
-        limit = getattr(config, "n_positions", None)
+        limit = generation_positions(config)
         room = args.get("max_new_tokens") or 0
         advice = "Lower max_new_tokens, or shorten the prompts."
     elif name in UNTRUNCATED_FAIL and not _truncates(args):
@@ -294,13 +294,25 @@ def check_lengths(name, pipe, items, args) -> None:
         return
     over = [i + 1 for i, n in _over(pipe.tokenizer, items, limit - room)]
     if over:
-        raise errors.InvalidArgumentError(
-            f"{name}: text {', '.join(map(str, over[:10]))}{' ...' if len(over) > 10 else ''} "
-            f"{'needs' if room else 'has'} more than the {limit} tokens this model takes. "
-            + advice,
-            argument="inputs",
-            texts=over,
-        )
+        texts = f"text {', '.join(map(str, over[:10]))}{' ...' if len(over) > 10 else ''}"
+        raise too_long(name, texts, limit, room, advice, argument="inputs", texts=over)
+
+
+def generation_positions(config):
+    """The tokens a GPT-2-like model generates over (its ``n_positions``), prompt and new tokens
+    together, past which generate() fails with an index error; None for a model without such a
+    table (rotary or relative positions: only :func:`_check_attention_memory` bounds those)."""
+    limit = getattr(config, "n_positions", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
+def too_long(name, subject, limit, room, advice, **fields) -> errors.InvalidArgumentError:
+    """The refusal of ``subject`` (a text, a conversation) that the model cannot take."""
+    return errors.InvalidArgumentError(
+        f"{name}: {subject} {'needs' if room else 'has'} more than the {limit} tokens this "
+        "model takes. " + advice,
+        **fields,
+    )
 
 
 def _over(tokenizer, items, limit) -> list:
@@ -317,17 +329,17 @@ def _over(tokenizer, items, limit) -> list:
         if len(text) + 8 > limit and len(text.encode("utf-8")) + 8 > limit
     ]
     width = (limit + 8) * PREFIX_CHARS_PER_TOKEN
-    counts = dict(zip(maybe, _token_counts(tokenizer, [items[i][:width] for i in maybe])))
+    counts = dict(zip(maybe, token_counts(tokenizer, [items[i][:width] for i in maybe])))
     cut = [i for i in maybe if len(items[i]) > width]
     for i in cut:
         if counts[i] > limit:
             counts[i] = counts[i] * len(items[i]) // width
     whole = [i for i in cut if counts[i] <= limit]
-    counts.update(zip(whole, _token_counts(tokenizer, [items[i] for i in whole])))
+    counts.update(zip(whole, token_counts(tokenizer, [items[i] for i in whole])))
     return [(i, counts[i]) for i in maybe if counts[i] > limit]
 
 
-def _token_counts(tokenizer, texts) -> list:
+def token_counts(tokenizer, texts) -> list:
     if not texts:
         return []
     with models.quiet_transformers():  # not its warning that these texts are too long

@@ -5,11 +5,12 @@ fixture (hfbridge-tiny/chat) and the GPT-2 fixture given a chat template, throug
 from __future__ import annotations
 
 import gc
+import shutil
 import weakref
 
 import pytest
 
-from pybridge import chat, errors, models
+from pybridge import chat, errors, generation, models
 from pybridge.fixtures import task_models
 
 transformers = pytest.importorskip("transformers")
@@ -23,6 +24,18 @@ def folders():
 @pytest.fixture
 def chat_folder(folders, one_torch_thread):
     return folders["chat"]
+
+
+@pytest.fixture(scope="module")
+def gpt2_chat_folder(folders, tmp_path_factory):
+    """The GPT-2 fixture (128 positions, learned) with a plain chat template."""
+    folder = tmp_path_factory.mktemp("gpt2chat") / "gpt2chat"
+    shutil.copytree(folders["gpt2"], folder)
+    (folder / "chat_template.jinja").write_text(
+        "{%- for m in messages %}{{ m.role + ': ' + m.content + '\\n' }}{%- endfor %}"
+        "{%- if add_generation_prompt %}{{ 'assistant:' }}{%- endif %}"
+    )
+    return str(folder)
 
 
 def local_chat(folder, **params) -> chat.Chat:
@@ -58,3 +71,37 @@ def test_a_structured_reply_cut_short_leaves_the_turns_as_they_were(chat_folder)
     with pytest.raises(errors.ValidationError, match="not JSON"):
         talk.structured("Rate the food from 1 to 5.", schema)
     assert talk.turn_columns()["content"] == before
+
+
+def test_a_conversation_past_gpt2s_positions_is_refused_as_a_text_is(gpt2_chat_folder):
+    """generate() on a GPT-2 prompt past n_positions fails with "index out of range in self":
+    a chat turn, a stream and pipeline()'s conversation are refused before, naming the longest
+    message, and the refused turn is not kept."""
+    positions = transformers.AutoConfig.from_pretrained(gpt2_chat_folder).n_positions
+    talk = local_chat(gpt2_chat_folder, max_tokens=20)
+    talk.send("Hello")
+    kept = talk.turn_columns()["content"]
+    long = "word " * positions
+    with pytest.raises(errors.InvalidArgumentError, match="longest message is message 3, user"):
+        talk.send(long)
+    stream = talk.stream(long)
+    with pytest.raises(errors.InvalidArgumentError, match=f"more than the {positions} tokens"):
+        stream.next_chunk()
+    assert talk.turn_columns()["content"] == kept
+    messages = [{"role": "system", "content": long}, {"role": "user", "content": "Hi"}]
+    with pytest.raises(errors.InvalidArgumentError, match="message 1, system") as refused:
+        generation.pipeline_reply("text-generation", messages, gpt2_chat_folder, args={})
+    assert refused.value.fields["position"] == 1
+    # a prompt that fits with its new tokens still runs; one token more does not
+    short = [{"role": "user", "content": "Hi"}]
+    tok = transformers.AutoTokenizer.from_pretrained(gpt2_chat_folder)
+    prompt = len(tok.apply_chat_template(short, add_generation_prompt=True, return_dict=True)[
+        "input_ids"
+    ])  # fmt: skip
+    room = positions - prompt
+    fits = {"max_new_tokens": room, "min_new_tokens": room, "do_sample": False}
+    out = generation.pipeline_reply("text-generation", short, gpt2_chat_folder, args=fits)
+    assert out["completion_tokens"][0] == room  # every position is used
+    over = {**fits, "max_new_tokens": room + 1}
+    with pytest.raises(errors.InvalidArgumentError, match="max_new_tokens = "):
+        generation.pipeline_reply("text-generation", short, gpt2_chat_folder, args=over)

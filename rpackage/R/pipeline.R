@@ -110,7 +110,10 @@
 #' model's chat template (see the tokenizer's `$apply_chat_template()`) and answered as
 #' transformers' pipeline answers a chat: its defaults sample (temperature 0.7, up to 256 new
 #' tokens) unless the model's generation config or the call says otherwise; `do_sample = FALSE`
-#' is greedy. A model without a chat template signals `hfbridge_error_no_chat_template`.
+#' is greedy. A model without a chat template signals `hfbridge_error_no_chat_template`. On a
+#' model with learned positions (GPT-2's `n_positions`), a text or a conversation whose tokens
+#' and `max_new_tokens` need more positions than it has signals `hfbridge_error_invalid_argument`
+#' before generating, naming the text (or the conversation's longest message).
 #'
 #' Without `model`, the task's default model is used, as in transformers (for sentiment analysis
 #' `"distilbert/distilbert-base-uncased-finetuned-sst-2-english"`), downloaded from the configured

@@ -273,3 +273,24 @@ test_that("a local chat's model is listed by pipeline_cache_info() and freed by 
   expect_true(out$again)
   expect_identical(out$relisted, 1L)
 })
+
+test_that("a conversation past GPT-2's positions is refused, in a chat and a pipeline", {
+  fx <- task_model_fixtures()
+  folder <- file.path(withr::local_tempdir(), "gpt2chat")
+  dir.create(folder)
+  file.copy(list.files(fx$folders$gpt2, full.names = TRUE), folder)
+  writeLines(paste0("{%- for m in messages %}{{ m.role + ': ' + m.content + '\\n' }}",
+                    "{%- endfor %}{%- if add_generation_prompt %}{{ 'assistant:' }}{%- endif %}"),
+             file.path(folder, "chat_template.jinja"))
+  long <- strrep("word ", 150)  # GPT-2's fixture has 128 positions
+  chat <- hf_chat(folder, max_tokens = 20)
+  chat$chat("Hello")
+  expect_error(chat$chat(long), "longest message is message 3, user",
+               class = "hfbridge_error_invalid_argument")
+  expect_error(chat$stream(long), "more than the 128 tokens",
+               class = "hfbridge_error_invalid_argument")
+  expect_identical(nrow(chat$get_turns()), 2L)
+  gen <- pipeline("text-generation", folder)
+  expect_error(gen(data.frame(role = "user", content = long), max_new_tokens = 5),
+               "message 1, user", class = "hfbridge_error_invalid_argument")
+})
