@@ -25,7 +25,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from . import errors, hub_call
+from . import errors, hub_call, inference_args
 from .settings import register_url_credentials, resolve
 
 BACKOFF = hub_call.INFERENCE_BACKOFF  # seconds before the second try; doubles after
@@ -212,16 +212,14 @@ def infer(task: str, inputs, endpoints: list, model=None, args=None, env=None, t
         raise errors.InvalidArgumentError(
             "`inputs` must be a non-empty character vector.", argument="inputs"
         )
-    sent = _media_inputs(task, texts) if task in MEDIA_TASKS else texts
-    chain = [endpoint(e) for e in endpoints]
     args = {k: _whole(k, v) for k, v in (args or {}).items()}
     # feature-extraction's normalize goes to the server (TEI's: FALSE gives the raw pooled rows,
     # as embed_text(normalize = FALSE) here), and TRUE scales the rows here too, whatever the
-    # server does
-    normalize = args.pop("normalize", None)
-    if task == "feature-extraction" and normalize is not None:
-        args["normalize"] = bool(normalize)
-    normalize = bool(normalize) and task == "feature-extraction"
+    # server does; other tasks have no normalize (remote_args refuses it)
+    normalize = task == "feature-extraction" and bool(args.get("normalize", False))
+    args = inference_args.remote_args(task, args)
+    sent = _media_inputs(task, texts) if task in MEDIA_TASKS else texts
+    chain = [endpoint(e) for e in endpoints]
     run = _RUNNERS[task]
     items = (
         [texts[i : i + EMBED_CHUNK] for i in range(0, len(texts), EMBED_CHUNK)]

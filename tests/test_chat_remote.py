@@ -263,6 +263,36 @@ def test_task_verbs_read_the_shapes_of_tgi_and_tei(fault_server):
     assert bodies[3]["parameters"]["candidate_labels"] == ["sport", "food"]
 
 
+def test_pipeline_arguments_take_inference_client_names_or_are_refused_before_a_request(
+    fault_server,
+):
+    """The local pipeline()'s arguments reach InferenceClient under its names (stop_sequence is
+    stop, truncation is truncate); those no remote API honours, and unknown ones, are refused
+    before anything is sent, instead of InferenceClient's TypeError."""
+    fault_server.script(
+        [{"kind": "ok", "json": [{"generated_text": "th"}]}, {"kind": "ok", "json": [[0.5, 1.0]]}]
+    )
+    url = [link(fault_server.url)]
+    args = {"stop_sequence": "e", "num_return_sequences": 1.0, "max_new_tokens": 5.0}
+    cols, _ = inference.infer("text-generation", ["Once"], url, args=args)
+    assert cols["generated_text"] == ["th"]
+    inference.infer("feature-extraction", ["a"], url, args={"truncation": True})
+    sent = [r["body"] for r in fault_server.requests()]
+    assert sent[0]["parameters"] == {"stop": ["e"], "max_new_tokens": 5}
+    assert sent[1]["truncate"] is True
+    refused = [
+        ("text-generation", {"num_return_sequences": 2.0}, errors.UnsupportedError, "one text"),
+        ("text-generation", {"num_beams": 2}, errors.UnsupportedError, "no parameter for"),
+        ("text-generation", {"stream": True}, errors.InvalidArgumentError, "no argument"),
+        ("text-classification", {"normalize": True}, errors.InvalidArgumentError, "normalize"),
+        ("image-to-text", {"max_new_tokens": 3}, errors.UnsupportedError, "image_to_text"),
+    ]
+    for task, args, error, match in refused:
+        with pytest.raises(error, match=match):
+            inference.infer(task, ["input.png"], url, args=args)
+    assert len(fault_server.requests()) == 2  # nothing more was sent
+
+
 def test_bad_task_and_inputs_are_classed():
     with pytest.raises(errors.UnsupportedError):
         inference.infer("summarization", ["x"], [link(REFUSED)])

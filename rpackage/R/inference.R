@@ -104,8 +104,13 @@ print.hfbridge_endpoint <- function(x, ...) {
 #'   default model of the server when `NULL`).
 #' @param endpoint A URL, or a server from [hf_serve()].
 #' @param provider An Inference Provider (`"auto"` or a name).
-#' @param ... Task parameters, as `InferenceClient` takes them (`max_new_tokens`, `top_k`,
-#'   `candidate_labels`, ...).
+#' @param ... Task parameters, as the task's `InferenceClient` method takes them
+#'   (`max_new_tokens`, `stop`, `top_k`, `candidate_labels`, ...). [pipeline()]'s names are
+#'   taken where `InferenceClient` names the parameter otherwise: `stop_sequence` is `stop`, and
+#'   feature-extraction's `truncation` is `truncate`. A pipeline() argument no endpoint can
+#'   honour (`num_return_sequences` above 1: the API returns one text per prompt; `num_beams`)
+#'   signals `hfbridge_error_unsupported`, and any other name `hfbridge_error_invalid_argument`,
+#'   before any request.
 #' @param endpoints A failover chain: a list of [hf_endpoint()]s, URLs and servers.
 #' @param api_key A key for `endpoint` (never the HF token, which goes to Hugging Face hosts
 #'   only).

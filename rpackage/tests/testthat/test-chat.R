@@ -175,3 +175,20 @@ test_that("hf_inference() returns the local pipelines' shapes, with the record",
   expect_error(hf_inference("text-generation", "x", endpoint = srv$url, provider = "auto"),
                class = "hfbridge_error_invalid_argument")
 })
+
+test_that("hf_inference() takes pipeline()'s text-generation arguments, or says why not", {
+  srv <- fault_server_start()
+  fault_script(srv, list(list(kind = "ok", json = list(list(generated_text = "th")))))
+  out <- hf_inference("text-generation", "Once", endpoint = srv$url, stop_sequence = "e",
+                      max_new_tokens = 5)
+  expect_identical(out$generated_text, "th")
+  params <- fault_requests(srv)[[1]]$body$parameters
+  expect_identical(params$stop, list("e"))
+  expect_identical(params$max_new_tokens, 5L)
+  expect_error(hf_inference("text-generation", "Once", endpoint = srv$url,
+                            num_return_sequences = 2), "one text per prompt",
+               class = "hfbridge_error_unsupported")
+  expect_error(hf_inference("text-generation", "Once", endpoint = srv$url, foo = 1),
+               "no argument `foo`", class = "hfbridge_error_invalid_argument")
+  expect_length(fault_requests(srv), 1L)
+})
