@@ -257,8 +257,30 @@ class Chat:
         return _structured_value(value)
 
     def add_tool_result(self, call_id: str, name: str, content) -> None:
-        text = content if isinstance(content, str) else json.dumps(_plain(content))
+        """The result of a tool call, sent back as JSON (a string as it is): R hands over its
+        values as JSON's (hfbridge's chat_tool_value()); what JSON cannot hold is refused."""
+        try:
+            text = (
+                content
+                if isinstance(content, str)
+                else json.dumps(_plain(content), allow_nan=False)
+            )
+        except (TypeError, ValueError) as exc:
+            raise errors.InvalidArgumentError(
+                f"The result of the tool '{name}' cannot be sent to the model as JSON ({exc}). "
+                "Return text, numbers, logicals, lists or data frames.",
+                argument="tool",
+                tool=name,
+            ) from None
         self.turns.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": text})
+
+    def turn_count(self) -> int:
+        return len(self.turns)
+
+    def rollback(self, count: int) -> None:
+        """Forgets the turns after the first ``count``: a request whose tool rounds failed
+        leaves the turns as they were."""
+        del self.turns[int(count) :]
 
     def stream(self, content=None, tools=None, params=None, env=None) -> "Stream":
         """As :meth:`send`, streamed: the reply's text chunk by chunk; its tool calls are in

@@ -166,6 +166,19 @@ def test_tool_calls_come_back_and_their_results_are_sent(fault_server):
     }
 
 
+def test_a_tool_result_json_cannot_hold_is_refused_and_a_failed_request_rolls_back():
+    c = a_chat(link(REFUSED))
+    c.turns.append({"role": "user", "content": "Weather?"})
+    for bad in (float("nan"), {"when": object()}, [1j]):
+        with pytest.raises(errors.InvalidArgumentError, match="'get_weather' cannot be sent"):
+            c.add_tool_result("call_1", "get_weather", bad)
+    assert c.turn_count() == 1
+    c.add_tool_result("call_1", "get_weather", [{"day": 1, "sky": None}])
+    assert c.turns[-1]["content"] == '[{"day": 1, "sky": null}]'
+    c.rollback(1)
+    assert c.turn_count() == 1
+
+
 def test_structured_reply_is_parsed_and_tables_become_columns(fault_server):
     rows = '[{"name": "a", "n": 1}, {"name": "b", "n": 2}]'
     fault_server.script([{"kind": "ok", "text": rows}, {"kind": "ok", "text": "not json"}])

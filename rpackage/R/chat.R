@@ -91,7 +91,13 @@ hf_chat <- function(model = NULL, endpoint = NULL, provider = NULL, system_promp
 #'
 #' Wraps an R function for `chat$register_tool()` (see [hf_chat()]). When the model asks for the
 #' tool, the function is called with the arguments the model gave, by name, and its result is
-#' sent back to the model as JSON.
+#' sent back to the model: a string as it is, anything else as JSON. A data frame becomes an
+#' array of its rows (one object per row), a factor its labels, dates and times text, `NA`,
+#' `NaN`, `Inf` and `NULL` null; a single unnamed value is itself, a longer vector an array (an
+#' object when it has names), a matrix an array of its rows, and a list an array (an object when
+#' it has names). A result that JSON cannot hold (a function, an environment, complex numbers)
+#' signals `hfbridge_error_invalid_argument`, and the request leaves the chat's turns as they
+#' were. An error in the function is sent to the model as the text `"Error: <message>"`.
 #'
 #' @param fun The R function.
 #' @param name The tool's name, as the model sees it.
@@ -165,8 +171,10 @@ hfbridge_chat <- R6::R6Class(
       stream_once <- function(content, tool_choice = NULL) {
         private$stream_turn(content, tool_choice, callback)
       }
-      res <- private$answer_tools(stream_once(chat_content(...), tool_choice),
-                                  function() stream_once(NULL))
+      content <- chat_content(...)
+      res <- private$whole_request(function() {
+        private$answer_tools(stream_once(content, tool_choice), function() stream_once(NULL))
+      })
       if (console) cat("\n")
       invisible(chat_reply(res$text, res))
     },
@@ -229,9 +237,22 @@ hfbridge_chat <- R6::R6Class(
                                                              collapse = ", ")))
     },
     converse = function(content, tool_choice = NULL) {
-      res <- private$answer_tools(private$send(content, tool_choice),
-                                  function() private$send(NULL))
+      force(content)
+      res <- private$whole_request(function() {
+        private$answer_tools(private$send(content, tool_choice), function() private$send(NULL))
+      })
       chat_reply(res$text, res)
+    },
+    # A request and its tool rounds: if any step fails (a tool's result that is not JSON, the
+    # answer to the results), the turns are left as they were before the request.
+    whole_request = function(ask) {
+      py <- private$live()
+      before <- call_python(py$turn_count)
+      done <- FALSE
+      on.exit(if (!done) call_python(py$rollback, before))
+      res <- ask()
+      done <- TRUE
+      res
     },
     # Runs the tools a reply calls and asks again (`again()`), until a reply calls none.
     answer_tools = function(res, again) {
@@ -284,7 +305,8 @@ hfbridge_chat <- R6::R6Class(
         tryCatch(do.call(tool$fun, args),
                  error = function(e) paste("Error:", conditionMessage(e)))
       }
-      call_python(private$live()$add_tool_result, call$id, call$name, result)
+      call_python(private$live()$add_tool_result, call$id, call$name,
+                  chat_tool_value(result, call$name))
     }
   )
 )
@@ -332,6 +354,43 @@ chat_json_whole <- function(x) {
     storage.mode(x) <- "integer"
   }
   x
+}
+
+# A tool's result as the JSON a user expects, in the values reticulate hands to Python as
+# JSON's: a data frame as its rows (one object each), a factor as its labels, dates and times as
+# text, NA, NaN, Inf and NULL as null; a single unnamed value as itself, a longer vector as an
+# array (an object when named), a matrix as its rows, a list as an array (an object when named).
+chat_tool_value <- function(x, tool) {
+  if (is.null(x)) return(NULL)
+  if (is.data.frame(x)) {
+    return(lapply(seq_len(nrow(x)), function(i) {
+      lapply(x, function(col) chat_tool_value(if (is.list(col)) col[[i]] else unname(col[i]),
+                                              tool))
+    }))
+  }
+  if (is.factor(x) || inherits(x, c("Date", "POSIXt"))) {
+    x <- stats::setNames(as.character(x), names(x))
+  }
+  if (is.matrix(x) && is.atomic(x)) {
+    return(lapply(seq_len(nrow(x)), function(i) lapply(unname(x[i, ]), chat_json_scalar)))
+  }
+  if (is.list(x)) {
+    out <- lapply(x, chat_tool_value, tool)
+    return(if (is.null(names(x))) unname(out) else out)
+  }
+  if (is.atomic(x) && !is.complex(x) && !is.raw(x)) {
+    values <- lapply(unclass(x), chat_json_scalar)
+    return(if (length(x) == 1L && is.null(names(x))) values[[1L]] else values)
+  }
+  hfbridge_abort("invalid_argument", sprintf(paste(
+    "The result of the tool '%s' cannot be sent to the model as JSON (%s). Return text,",
+    "numbers, logicals, lists or data frames."), tool, class(x)[[1L]]), argument = "tool")
+}
+
+# One value of a vector; a whole double goes as an integer (20, not 20.0), as in a schema.
+chat_json_scalar <- function(v) {
+  if (is.na(v) || (is.double(v) && !is.finite(v))) return(NULL)
+  if (is.double(v) && v == trunc(v) && abs(v) <= .Machine$integer.max) as.integer(v) else v
 }
 
 # The reply with its record (pybridge.chat's reply, or a stream's record()).

@@ -90,6 +90,27 @@ test_that("an R function registered as a tool is called, and its result sent bac
   expect_identical(chat$get_turns()$role, c("user", "assistant", "tool", "assistant"))
 })
 
+test_that("a tool's data frame goes as its rows; a result JSON cannot hold rolls the turns back", {
+  srv <- fault_server_start()
+  call_weather <- list(kind = "tool_call", name = "get_weather",
+                       arguments = list(city = "Paris"))
+  fault_script(srv, list(call_weather, list(kind = "ok", text = "Rain tomorrow."), call_weather))
+  result <- data.frame(day = 1:2, sky = factor(c("sun", "rain")),
+                       date = as.Date(c("2024-05-01", NA)), mm = c(0, 2.5))
+  chat <- hf_chat("fault-model", endpoint = fault_v1(srv))
+  chat$register_tool(hf_tool(function(city) result, "get_weather", "The weather."))
+  chat$chat("Weather in Paris?")
+  sent <- chat_posts(srv)[[2]]$body$messages[[3]]$content
+  expect_identical(sent, paste0('[{"day": 1, "sky": "sun", "date": "2024-05-01", "mm": 0}, ',
+                                '{"day": 2, "sky": "rain", "date": null, "mm": 2.5}]'))
+  expect_identical(jsonlite::fromJSON(sent)$sky, c("sun", "rain"))
+  before <- chat$get_turns()
+  result <- function() "a function is no JSON"
+  expect_error(chat$chat("And tomorrow?"), "cannot be sent to the model as JSON",
+               class = "hfbridge_error_invalid_argument")
+  expect_identical(chat$get_turns(), before)  # no dangling tool call
+})
+
 test_that("a stream reads tool calls from their deltas, runs the R tool and streams the answer", {
   fx <- weather_on_fault_server()
   srv <- fx$srv
