@@ -105,13 +105,34 @@ class LocalChat:
         reads them; when there are any, ``text`` is the reply without them and
         ``finish_reason`` "tool_calls".
         """
+        return self.replies(
+            messages, max_new_tokens, temperature, top_p, seed, tools, stop, logits_processor,
+            generate_kwargs, read_tool_calls,
+        )[0]  # fmt: skip
+
+    def replies(
+        self,
+        messages,
+        max_new_tokens=DEFAULT_MAX_NEW_TOKENS,
+        temperature=0.0,
+        top_p=1.0,
+        seed=None,
+        tools=None,
+        stop=None,
+        logits_processor=None,
+        generate_kwargs=None,
+        read_tool_calls=False,
+    ) -> list:
+        """The replies of :meth:`reply` (same arguments): one per sequence, several when
+        ``generate_kwargs`` has ``num_return_sequences``, generated together by one generate()
+        call, as transformers' pipeline does (a seed then gives its replies)."""
         job = _Generation(
             self, messages, max_new_tokens, temperature, top_p, seed, tools, stop,
             logits_processor, generate_kwargs,
         )  # fmt: skip
         with self._lock:
-            new = job.generate()
-        return job.result(new, read_tool_calls)
+            rows = job.generate()
+        return [job.result(new, read_tool_calls) for new in rows]
 
     def stream(
         self,
@@ -273,7 +294,7 @@ class _Outcome:
 def _generate_in_thread(job, lock, streamer, cancel, outcome) -> None:
     try:
         with lock:
-            outcome.new = job.generate(streamer, cancel)
+            outcome.new = job.generate(streamer, cancel)[0]  # a streamer takes one sequence
     except BaseException as exc:  # noqa: BLE001 - raised again by the iteration
         outcome.error = exc
         streamer.end()
@@ -353,7 +374,8 @@ class _Generation:
         )
 
     def generate(self, streamer=None, cancel=None) -> list:
-        """The new token ids (generate() with the prompt, settings and seed)."""
+        """The new token ids of each sequence (generate() with the prompt, settings and seed):
+        one, unless num_return_sequences asks for more."""
         torch, transformers = models.import_torch(), models.import_transformers()
         kwargs = dict(self.settings)
         if self.stop:
@@ -382,7 +404,20 @@ class _Generation:
                 )
         except ValueError as exc:  # generate()'s way to refuse settings that do not fit
             raise errors.InvalidArgumentError(f"generate() refused: {exc}") from exc
-        return out[0, len(self.prompt) :].tolist()
+        rows = [row[len(self.prompt) :].tolist() for row in out]
+        return rows if len(rows) == 1 else [self._unpadded(new) for new in rows]
+
+    def _unpadded(self, new: list) -> list:
+        """One of several sequences without the padding generate() puts after its end, once it
+        ends before the others: up to its first end-of-turn token, without trailing pad tokens
+        (after a stop string)."""
+        eos = self._eos()
+        end = next((i + 1 for i, t in enumerate(new) if t in eos), len(new))
+        new = new[:end]
+        pad = self.settings.get("pad_token_id", self.tokenizer.pad_token_id)
+        while new and pad is not None and new[-1] == pad and pad not in eos:
+            new.pop()
+        return new
 
     def result(self, new: list, read_tool_calls=False) -> dict:
         text = self.tokenizer.decode(new, skip_special_tokens=True)
@@ -530,14 +565,16 @@ def pipeline_reply(
     env=None,
     token=None,
 ) -> dict:
-    """The reply to one conversation as one row of columns: ``generated_text``,
-    ``finish_reason``, ``prompt_tokens`` and ``completion_tokens`` (int32).
+    """The reply to one conversation as one row of columns (a row per sequence with
+    ``num_return_sequences``): ``generated_text``, ``finish_reason``, ``prompt_tokens`` and
+    ``completion_tokens`` (int32).
 
     ``args`` are the text-generation task's, checked against :data:`pipeline_args.CHAT`, and
     settled as transformers' text-generation pipeline settles them: the call's, then the model's
     generation config, then the pipeline's defaults (up to 256 new tokens, sampling at
     temperature 0.7; ``do_sample = FALSE`` is greedy). ``seed`` makes sampling reproducible;
     ``stop_sequence`` ends the reply (left out of the text); ``tools`` reach the template.
+    ``return_full_text`` may only be FALSE: the reply is the new message.
     """
     name = pipeline.canonical(task)
     if name != "text-generation":
@@ -547,11 +584,20 @@ def pipeline_reply(
         )
     args = pipeline_args.check(task, name, dict(args or {}), pipeline_args.CHAT)
     args.pop("batch_size", None)
+    if args.pop("return_full_text", False):
+        raise pipeline_args.refusal(
+            task,
+            "return_full_text",
+            True,
+            "FALSE for a conversation: the reply is the new message (transformers' "
+            "return_full_text = FALSE); the conversation is what you gave, to which you can "
+            "add it",
+        )
     chat = LocalChat(
         model or pipeline.default_model(name),
         revision, device, allow_pickle, trust_remote_code, env, token,
     )  # fmt: skip
-    out = chat.reply(
+    outs = chat.replies(
         messages,
         max_new_tokens=args.pop("max_new_tokens", None),
         temperature=None,
@@ -562,6 +608,11 @@ def pipeline_reply(
         generate_kwargs=args,
     )
     counts = {
-        k: np.asarray([out[k]], dtype=np.int32) for k in ("prompt_tokens", "completion_tokens")
+        k: np.asarray([o[k] for o in outs], dtype=np.int32)
+        for k in ("prompt_tokens", "completion_tokens")
     }
-    return {"generated_text": [out["text"]], "finish_reason": [out["finish_reason"]], **counts}
+    return {
+        "generated_text": [o["text"] for o in outs],
+        "finish_reason": [o["finish_reason"] for o in outs],
+        **counts,
+    }

@@ -315,14 +315,16 @@ TASKS = {
 }
 # Every task: the texts a forward pass takes at once (pipeline()'s batch_size, per call).
 COMMON = {"batch_size": COUNT}
-# text-generation called on messages (pybridge.generation.pipeline_reply): one reply, so the
-# generate() settings but num_return_sequences, the seed, a stop text and tools for the template;
-# the arguments about a prompt's text do not apply.
+# text-generation called on messages (pybridge.generation.pipeline_reply): the generate()
+# settings (num_return_sequences gives a row per reply), the seed, a stop text, tools for the
+# template and return_full_text (FALSE only: the reply is the new message); the arguments about
+# a prompt's text do not apply.
 CHAT = {
-    **{k: v for k, v in GENERATE.items() if k != "num_return_sequences"},
+    **GENERATE,
     "seed": SEED,
     "stop_sequence": Text(),
     "tools": Tools(),
+    "return_full_text": Flag(),
 }
 
 

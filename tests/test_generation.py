@@ -226,6 +226,30 @@ def test_pipeline_reply_equals_transformers_pipeline(folder, one_torch_thread):
     assert out["completion_tokens"].tolist() == [greedy["completion_tokens"]]
 
 
+def test_pipeline_reply_with_several_sequences_equals_transformers_pipeline(folder, ref):
+    """num_return_sequences gives a row per reply, as transformers' pipeline gives one per
+    sequence (one generate() call: the same seed gives the same replies), each counted up to its
+    own end; return_full_text = FALSE is the reply, as here."""
+    pipe = transformers.pipeline("text-generation", model=folder)
+    args = {"max_new_tokens": 12, "num_return_sequences": 3, "seed": 8}
+    transformers.set_seed(8)
+    want = pipe(MESSAGES, max_new_tokens=12, num_return_sequences=3, return_full_text=False)
+    out = generation.pipeline_reply(
+        "text-generation", MESSAGES, folder, args={**args, "return_full_text": False}
+    )
+    assert out["generated_text"] == [w["generated_text"] for w in want]
+    tok = ref[0]
+    for text, n, finish in zip(
+        out["generated_text"], out["completion_tokens"].tolist(), out["finish_reason"]
+    ):
+        assert n == len(tok(text, add_special_tokens=False)["input_ids"]) + (finish == "stop")
+    assert set(out["finish_reason"]) <= {"stop", "length"}
+    with pytest.raises(errors.InvalidArgumentError, match="return_full_text must be FALSE"):
+        generation.pipeline_reply(
+            "text-generation", MESSAGES, folder, args={"return_full_text": True}
+        )
+
+
 def test_pipeline_reply_refuses_prompt_arguments(folder):
     with pytest.raises(errors.InvalidArgumentError, match="has no argument 'prefix'"):
         generation.pipeline_reply("text-generation", MESSAGES, folder, args={"prefix": "x"})

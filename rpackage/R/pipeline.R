@@ -110,7 +110,10 @@
 #' model's chat template (see the tokenizer's `$apply_chat_template()`) and answered as
 #' transformers' pipeline answers a chat: its defaults sample (temperature 0.7, up to 256 new
 #' tokens) unless the model's generation config or the call says otherwise; `do_sample = FALSE`
-#' is greedy. A model without a chat template signals `hfbridge_error_no_chat_template`. On a
+#' is greedy. The result has a row per reply (`num_return_sequences` asks for several):
+#' `generated_text` (the new message, as transformers' `return_full_text = FALSE`; `TRUE` is
+#' refused), `finish_reason`, `prompt_tokens` and `completion_tokens`. A model without a chat
+#' template signals `hfbridge_error_no_chat_template`. On a
 #' model with learned positions (GPT-2's `n_positions`), a text or a conversation whose tokens
 #' and `max_new_tokens` need more positions than it has signals `hfbridge_error_invalid_argument`
 #' before generating, naming the text (or the conversation's longest message).
@@ -349,7 +352,7 @@ pipeline_is_chat <- function(spec, inputs, args) {
        (is.list(inputs) && length(inputs) > 0L && all(vapply(inputs, is.list, TRUE))))
 }
 
-# One reply to one conversation, through pybridge.generation (LocalChat), as one row.
+# The reply to one conversation (a row per sequence), through pybridge.generation (LocalChat).
 pipeline_chat <- function(spec, inputs, args, parallel) {
   if (!is.null(args$messages) && !is.null(inputs)) {
     hfbridge_abort("invalid_argument",

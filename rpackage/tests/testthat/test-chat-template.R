@@ -147,6 +147,23 @@ test_that("text-generation on a conversation equals transformers' pipeline", {
                c("text_id", "prompt", "generated_text"))
 })
 
+test_that("text-generation on a conversation gives a row per sequence, as transformers", {
+  local_hub()
+  local_one_torch_thread()
+  fx <- task_model_fixtures()
+  gen <- pipeline("text-generation", fx$ids$chat, max_new_tokens = 12)
+  res <- gen(chat_df, num_return_sequences = 2, return_full_text = FALSE, seed = 3)
+  transformers <- reticulate::import("transformers")
+  ref <- transformers$pipeline("text-generation", model = fx$folders$chat)
+  transformers$set_seed(3L)
+  want <- ref(chat_list, max_new_tokens = 12L, num_return_sequences = 2L,
+              return_full_text = FALSE)
+  expect_identical(res$generated_text, vapply(want, `[[`, "", "generated_text"))
+  expect_identical(nrow(res), 2L)
+  expect_error(gen(chat_df, return_full_text = TRUE), "return_full_text must be FALSE",
+               class = "hfbridge_error_invalid_argument")
+})
+
 test_that("text-generation on a conversation refuses what does not apply", {
   local_hub()
   fx <- task_model_fixtures()
