@@ -566,7 +566,23 @@ def _params(params: Optional[dict]) -> dict:
             )
     if params.get("tool_choice") is not None:
         params["tool_choice"] = _tool_choice(params["tool_choice"])
+    if params.get("stop") is not None:
+        params["stop"] = _stop(params["stop"])
     return params
+
+
+def _stop(value):
+    """OpenAI's ``stop``: a non-empty string, or a list of them."""
+    items = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(items, (list, tuple))
+        or not items
+        or not all(isinstance(s, str) and s for s in items)
+    ):
+        raise errors.InvalidArgumentError(
+            "`stop` must be a non-empty string or a vector of them.", argument="stop"
+        )
+    return value if isinstance(value, str) else list(items)
 
 
 def _tool_choice(value):

@@ -166,6 +166,13 @@ def test_tool_calls_come_back_and_their_results_are_sent(fault_server):
     }
 
 
+def test_stop_must_be_non_empty_strings():
+    for stop in ("", [], ["x", ""], [1]):
+        with pytest.raises(errors.InvalidArgumentError, match="`stop` must"):
+            a_chat(link(REFUSED), params={"stop": stop})
+    assert a_chat(link(REFUSED), params={"stop": ("x", "y")}).params["stop"] == ["x", "y"]
+
+
 def test_a_tool_result_json_cannot_hold_is_refused_and_a_failed_request_rolls_back():
     c = a_chat(link(REFUSED))
     c.turns.append({"role": "user", "content": "Weather?"})

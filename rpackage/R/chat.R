@@ -52,7 +52,8 @@
 #' @param provider An Inference Provider: `"auto"` or a name.
 #' @param system_prompt The system prompt.
 #' @param ... Default parameters of every request: `max_tokens`, `temperature`, `top_p`,
-#'   `seed`, `stop`, `tool_choice`.
+#'   `seed`, `stop` (a non-empty string or a vector of them, which end the reply), `tool_choice`.
+#'   `NA` is refused.
 #' @param endpoints A failover chain: a list of [hf_endpoint()]s, URLs and servers.
 #' @param api_key A key for `endpoint` or `provider` (the HF token goes only to Hugging Face
 #'   hosts, and is used for providers by default).
@@ -314,7 +315,20 @@ hfbridge_chat <- R6::R6Class(
 chat_py <- function() pybridge_module("chat")
 
 chat_tool_choice <- function(tool_choice) {
-  if (!is.null(tool_choice)) list(tool_choice = tool_choice)
+  if (!is.null(tool_choice)) chat_no_na(list(tool_choice = tool_choice))
+}
+
+# reticulate turns a logical NA into True and a character NA into "NA" (a stop string, a tool's
+# name): NA is refused here.
+chat_no_na <- function(params) {
+  for (name in names(params)) {
+    value <- params[[name]]
+    if (is.atomic(value) && anyNA(value)) {
+      hfbridge_abort("invalid_argument", sprintf("`%s` must not be NA.", name),
+                     argument = name)
+    }
+  }
+  params
 }
 
 chat_content <- function(...) {
@@ -339,7 +353,7 @@ chat_params <- function(params) {
       params[[name]] <- as.integer(params[[name]])
     }
   }
-  params
+  chat_no_na(params)
 }
 
 # A JSON schema written in R holds doubles: `minItems = 2` would reach Python as 2.0, which

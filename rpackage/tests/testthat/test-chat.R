@@ -65,6 +65,21 @@ weather_on_fault_server <- function(env = parent.frame()) {
   list(srv = srv, chat = chat, asked = asked)
 }
 
+test_that("NA and empty stop strings are refused, a vector of them is sent", {
+  srv <- fault_server_start()
+  fault_script(srv, list(list(kind = "ok", text = "fine")))
+  for (stop in list(NA_character_, "", c("x", NA), character(0))) {
+    expect_error(hf_chat("fault-model", endpoint = fault_v1(srv), stop = stop),
+                 "`stop` must", class = "hfbridge_error_invalid_argument")
+  }
+  chat <- hf_chat("fault-model", endpoint = fault_v1(srv), stop = c("x", "y"))
+  expect_error(chat$chat("Hi", tool_choice = NA_character_), "`tool_choice` must not be NA",
+               class = "hfbridge_error_invalid_argument")
+  chat$chat("Hi")
+  expect_identical(chat_posts(srv)[[1]]$body$stop, list("x", "y"))
+  expect_identical(nrow(chat$get_turns()), 2L)
+})
+
 test_that("a $chat_structured() reply that is not JSON leaves the turns as they were", {
   srv <- fault_server_start()
   fault_script(srv, list(list(kind = "ok", text = "fine"), list(kind = "ok", text = "not json")))
