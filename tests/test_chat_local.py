@@ -105,3 +105,15 @@ def test_a_conversation_past_gpt2s_positions_is_refused_as_a_text_is(gpt2_chat_f
     over = {**fits, "max_new_tokens": room + 1}
     with pytest.raises(errors.InvalidArgumentError, match="max_new_tokens = "):
         generation.pipeline_reply("text-generation", short, gpt2_chat_folder, args=over)
+
+
+def test_a_rotary_model_runs_past_its_trained_positions_as_in_transformers(chat_folder):
+    """Documented choice: rotary positions take any length (transformers only warns), so a
+    conversation past max_position_embeddings is answered; the memory guard alone bounds it
+    (test_pipeline.py's test_a_text_whose_attention_cannot_fit...)."""
+    config = transformers.AutoConfig.from_pretrained(chat_folder)
+    assert getattr(config, "n_positions", None) is None
+    talk = local_chat(chat_folder, max_tokens=2)
+    reply = talk.send("word " * config.max_position_embeddings)
+    assert reply["prompt_tokens"] > config.max_position_embeddings
+    assert 1 <= reply["completion_tokens"] <= 2

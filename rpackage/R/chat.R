@@ -39,6 +39,13 @@
 #'   \item{`$get_tokens()`}{A data frame of the tokens of each reply: `input`, `output`.}
 #'   \item{`$clone()`}{A copy with the same turns, which then goes its own way.}
 #' }
+#' A local model with learned positions (GPT-2's `n_positions`) refuses a conversation that,
+#' with `max_tokens`, needs more than it has (`hfbridge_error_invalid_argument`, naming the
+#' longest message); one with rotary positions (Llama, Qwen) runs past its
+#' `max_position_embeddings`, as in transformers (which warns), though its answers may degrade
+#' there, and refuses only a conversation whose attention could not fit in memory
+#' (`hfbridge_error_memory`).
+#'
 #' A failed request leaves the turns as they were. Errors are classed: `hfbridge_error_rate_limit`
 #' (field `retry_after`), `hfbridge_error_overloaded`, `hfbridge_error_validation`,
 #' `hfbridge_error_context_length`, `hfbridge_error_auth`, `hfbridge_error_network`, and
