@@ -366,6 +366,32 @@ def test_inference_client_text_generation_equals_generate(served, folders):
     assert full.json()["generated_text"] == "The cat" + expected
 
 
+def test_tgi_stop_sequences_end_the_generation_as_generate_does(served, folders):
+    """TGI's parameters.stop (InferenceClient's stop): generation ends after the token that
+    completes one, which the text keeps, with finish_reason stop_sequence."""
+    from huggingface_hub import InferenceClient
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folders["gpt2"])
+    model = AutoModelForCausalLM.from_pretrained(folders["gpt2"])
+    ids = tok("The cat", return_tensors="pt")["input_ids"]
+    greedy = dict(do_sample=False, pad_token_id=tok.pad_token_id, max_new_tokens=16)
+    whole = tok.decode(model.generate(ids, **greedy)[0, ids.shape[1] :], skip_special_tokens=True)
+    stop = whole[len(whole) // 2 : len(whole) // 2 + 2]
+    ref = model.generate(ids, stop_strings=[stop], tokenizer=tok, **greedy)
+    expected = tok.decode(ref[0, ids.shape[1] :], skip_special_tokens=True)
+    assert stop in expected and len(expected) < len(whole)
+    client = InferenceClient(base_url=f"{served.url}/models/{folders['gpt2']}", api_key="unused")
+    out = client.text_generation("The cat", max_new_tokens=16, stop=[stop], details=True)
+    assert out.generated_text == expected and out.details.finish_reason == "stop_sequence"
+    events = list(client.text_generation("The cat", max_new_tokens=16, stop=[stop], stream=True,
+                                         details=True))  # fmt: skip
+    assert events[-1].generated_text == expected
+    assert events[-1].details.finish_reason == "stop_sequence"
+    bad = post(served, "/generate", {"inputs": "Hi", "parameters": {"stop": [""]}})
+    assert bad.status_code == 422
+
+
 def test_tgi_routes_default_to_the_server_max_tokens(served, folders):
     """The server's max_tokens (48 here) is the most new tokens a request may ask for, and the
     default: a TGI request that names none is served, not refused for TGI's default of 100."""

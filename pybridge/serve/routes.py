@@ -184,6 +184,11 @@ class Routes:
         if not isinstance(params, dict):
             raise ServeError(422, "`parameters` must be an object.")
         check_fields(params, TGI_NUMBERS, TGI_FLAGS)
+        stop = params.get("stop")
+        if stop is not None and not (
+            isinstance(stop, list) and all(isinstance(s, str) and s for s in stop)
+        ):
+            raise ServeError(422, "`stop` must be a list of non-empty strings.")
         # the server's max_tokens is the default too, as on the OpenAI routes (TGI's is 100)
         max_new = check_max_tokens(
             params.get("max_new_tokens"), self.config.max_tokens, "max_new_tokens"
@@ -207,6 +212,8 @@ class Routes:
             kwargs["do_sample"] = False
         if params.get("repetition_penalty") is not None:
             kwargs["repetition_penalty"] = float(params["repetition_penalty"])
+        if params.get("stop"):  # TGI's stop sequences: generation ends after one, which it keeps
+            kwargs.update(stop_strings=list(params["stop"]), tokenizer=tokenizer)
         return kwargs
 
     def _run_generate(self, served, model, tokenizer, inputs, params, max_new, streamer=None):
@@ -234,8 +241,7 @@ class Routes:
         text = tokenizer.decode(new, skip_special_tokens=True)
         if params.get("return_full_text"):
             text = inputs + text
-        eos = tokenizer.eos_token_id
-        reason = "eos_token" if new and new[-1] == eos else "length"
+        reason = _tgi_reason(tokenizer, new, params)
         out = {"generated_text": text}
         if params.get("details"):
             out["details"] = {
@@ -283,7 +289,7 @@ class Routes:
                 ids.append(item)
                 held = item
             text = tokenizer.decode(ids, skip_special_tokens=True)
-            reason = "eos_token" if ids and ids[-1] == tokenizer.eos_token_id else "length"
+            reason = _tgi_reason(tokenizer, ids, params)
             details = {"finish_reason": reason, "generated_tokens": len(ids), "seed": None}
             last = _token(tokenizer, held) if held is not None else None
             yield _sse({"token": last, "generated_text": text, "details": details})
@@ -334,6 +340,17 @@ class _TokenStreamer:
 
     def end(self):
         pass
+
+
+def _tgi_reason(tokenizer, new, params) -> str:
+    """TGI's finish_reason: the end-of-sequence token, a stop sequence (generation ends at the
+    token that completes the first one, which may run past it), or the length."""
+    if new and new[-1] == tokenizer.eos_token_id:
+        return "eos_token"
+    text = tokenizer.decode(new, skip_special_tokens=True)
+    if any(s in text for s in params.get("stop") or []):
+        return "stop_sequence"
+    return "length"
 
 
 def _stop_criterion():
