@@ -39,8 +39,19 @@ def _imports(path: Path, name: str) -> set:
 
 
 def import_graph() -> dict:
+    """Each module's imports of other pybridge modules. Its own packages are left out: Python
+    runs them before the module (``from . import x`` in a package's module names the package,
+    which is no new dependency)."""
     paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
-    return {name: _imports(path, name) & set(paths) - {name} for name, path in paths.items()}
+    return {
+        name: _imports(path, name) & set(paths) - {name} - _ancestors(name)
+        for name, path in paths.items()
+    }
+
+
+def _ancestors(name: str) -> set:
+    parts = name.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
 
 
 def cycles(graph: dict) -> list:
