@@ -23,6 +23,7 @@ from pybridge import columns as C
 from pybridge import datasets as D
 from pybridge import errors, jobs
 from pybridge.fixtures import datasets as fixture_datasets
+from pybridge.fixtures import demo
 
 WRITE_TOKEN = "hf_pyDatasetsWriteToken012345"
 
@@ -163,6 +164,22 @@ def test_read_equals_load_dataset(repos, tmp_path, name, config, split):
     repo_id = f"pyds/{name}"
     table, features = load_with_datasets(repos, tmp_path, repo_id, config, split)
     res = D.read(repo_id, split=split, config=config, env=repos, quiet=True)
+    assert_equal_to_datasets(res, table, features)
+
+
+@pytest.mark.parametrize("legacy", list(demo.DEMO_DATASET_IDS))
+def test_demo_datasets_load_in_datasets_under_their_namespaced_id(
+    publish, hf_env, tmp_path, legacy
+):
+    """datasets 5 refuses an id without a namespace ("imdb"); the demo serves each dataset
+    under the Hub's namespaced id too, the same files."""
+    namespaced = demo.DEMO_DATASET_IDS[legacy]
+    built = demo.build_demo_store(tmp_path / "store", [legacy, namespaced])
+    for repo_id, folder in built.items():
+        publish(repo_id, folder, repo_type="dataset")
+    config = "en" if legacy == "c4" else None
+    table, features = load_with_datasets(hf_env, tmp_path, namespaced, config, "train")
+    res = D.read(legacy, split="train", config=config, env=hf_env, quiet=True)
     assert_equal_to_datasets(res, table, features)
 
 

@@ -95,8 +95,9 @@ hub_mirror_stop <- function(mirror, timeout = 5) {
 #' the documentation uses: `gpt2`, `bert-base-uncased`, `distilbert-base-uncased`,
 #' `distilbert/distilbert-base-uncased-finetuned-sst-2-english` (the default sentiment model), a
 #' tiny model for every pipeline task under `hfbridge-tiny/`, a chat model
-#' (`hfbridge-tiny/chat`), and the datasets `imdb` and `c4` (small samples). The stand-ins give
-#' the real models' tokens and shapes, not their answers.
+#' (`hfbridge-tiny/chat`), and the datasets `imdb` and `c4` (small samples; also as
+#' `stanfordnlp/imdb` and `allenai/c4`). The stand-ins give the real models' tokens and shapes,
+#' not their answers.
 #'
 #' With `use = TRUE`, `HF_ENDPOINT` points at the mirror and `HF_HOME` at a fresh temporary
 #' folder, so the stand-ins never enter your own cache. [hub_mirror_stop()] puts both back.
