@@ -61,11 +61,16 @@ class LocalChat:
         )
         self.name = model
         self.model, self.tokenizer = pipe.model, pipe.tokenizer
-        # transformers' pipeline's own defaults, for temperature=None (see reply())
+        # transformers' pipeline's own defaults, for temperature=None (see replies())
         self._pipeline_defaults = getattr(pipe, "_prepare_generate_kwargs", dict)
         self._lock = _model_lock(self.model)
 
-    def reply(
+    def reply(self, messages, **settings) -> dict:
+        """The assistant's reply to ``messages``: the first of :meth:`replies`, which takes the
+        same settings."""
+        return self.replies(messages, **settings)[0]
+
+    def replies(
         self,
         messages,
         max_new_tokens=DEFAULT_MAX_NEW_TOKENS,
@@ -77,8 +82,10 @@ class LocalChat:
         logits_processor=None,
         generate_kwargs=None,
         read_tool_calls=False,
-    ) -> dict:
-        """The assistant's reply to ``messages``.
+    ) -> list:
+        """The assistant's replies to ``messages``: one per sequence, several when
+        ``generate_kwargs`` has ``num_return_sequences``, generated together by one generate()
+        call, as transformers' pipeline does (a seed then gives its replies).
 
         - ``messages``: a list of dicts with ``role`` and ``content``
           (:func:`pybridge.tokenizer.chat_messages`);
@@ -96,7 +103,7 @@ class LocalChat:
         - ``generate_kwargs``: other ``generate()`` settings (top_k, repetition_penalty,
           do_sample, ...), checked as pipeline()'s are; they win over the settings above.
 
-        Returns ``{"text": str, "prompt_tokens": int, "completion_tokens": int,
+        Each reply is ``{"text": str, "prompt_tokens": int, "completion_tokens": int,
         "finish_reason": "stop" | "length"}``. ``text`` is the new tokens decoded without
         special tokens; ``completion_tokens`` counts every generated token, the end-of-turn
         token too; "length" when neither an end-of-turn token nor a stop string ended it.
@@ -105,27 +112,6 @@ class LocalChat:
         reads them; when there are any, ``text`` is the reply without them and
         ``finish_reason`` "tool_calls".
         """
-        return self.replies(
-            messages, max_new_tokens, temperature, top_p, seed, tools, stop, logits_processor,
-            generate_kwargs, read_tool_calls,
-        )[0]  # fmt: skip
-
-    def replies(
-        self,
-        messages,
-        max_new_tokens=DEFAULT_MAX_NEW_TOKENS,
-        temperature=0.0,
-        top_p=1.0,
-        seed=None,
-        tools=None,
-        stop=None,
-        logits_processor=None,
-        generate_kwargs=None,
-        read_tool_calls=False,
-    ) -> list:
-        """The replies of :meth:`reply` (same arguments): one per sequence, several when
-        ``generate_kwargs`` has ``num_return_sequences``, generated together by one generate()
-        call, as transformers' pipeline does (a seed then gives its replies)."""
         job = _Generation(
             self, messages, max_new_tokens, temperature, top_p, seed, tools, stop,
             logits_processor, generate_kwargs,

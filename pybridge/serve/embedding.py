@@ -104,8 +104,9 @@ def prompted(served, texts: List[str], prompt_name: Optional[str]) -> List[str]:
 
 def token_counts(served, texts: List[str]) -> List[int]:
     """The tokens the model reads of each text: its tokenizer's, special tokens included."""
-    tokenizer = encoder(served).tokenizer
-    return [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]]
+    from .. import pipeline
+
+    return pipeline.token_counts(encoder(served).tokenizer, texts)
 
 
 def check_lengths(served, texts: List[str], name: str) -> None:
